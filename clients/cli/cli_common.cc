@@ -1,0 +1,107 @@
+// Shared pieces of attnres-cli commands (see cli_common.h).
+#include "cli_common.h"
+
+#include <chrono>
+#include <iostream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace attnres::cli {
+
+std::shared_ptr<grpc::Channel> MakeChannel(const CliState& state) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);
+  return grpc::CreateCustomChannel(state.target, grpc::InsecureChannelCredentials(), args);
+}
+
+std::unique_ptr<v1::AttnRes::Stub> MakeStub(const CliState& state) {
+  return v1::AttnRes::NewStub(MakeChannel(state));
+}
+
+void ConfigureContext(const CliState& state, grpc::ClientContext* context) {
+  if (state.timeout_s > 0) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::microseconds(static_cast<int64_t>(state.timeout_s * 1e6)));
+  }
+}
+
+const char* StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+int PrintRpcError(const grpc::Status& status) {
+  std::cout.flush();
+  std::cerr << "error: " << StatusCodeName(status.error_code()) << ": " << status.error_message()
+            << std::endl;
+  return kExitRpcError;
+}
+
+int PrintUsageError(const std::string& message) {
+  std::cerr << "error: " << message << std::endl;
+  return kExitUsage;
+}
+
+nlohmann::json ProtoToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  options.always_print_enums_as_ints = false;
+  std::string text;
+  if (!google::protobuf::util::MessageToJsonString(message, &text, options).ok()) {
+    return nlohmann::json::object();
+  }
+  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
+  ids->clear();
+  for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(piece), &id)) return false;
+    ids->push_back(id);
+  }
+  return true;
+}
+
+}  // namespace attnres::cli

@@ -1,0 +1,134 @@
+"""Client: generate, generate_stream, tokenize, detokenize and info over gRPC.
+
+Keyword arguments map one-to-one onto GenerateRequest / SamplingParams fields; leaving one out
+leaves the field unset (the server then applies generation_config.json defaults).
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Iterator, List, Optional, Sequence
+
+import grpc
+
+_PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_proto")
+if not os.path.isdir(os.path.join(_PROTO_DIR, "attnres")):
+    raise ImportError(
+        "attnres_client stubs are missing: run clients/python/generate_stubs.sh first")
+if _PROTO_DIR not in sys.path:
+    sys.path.insert(0, _PROTO_DIR)
+
+from attnres.v1 import attnres_pb2, attnres_pb2_grpc  # noqa: E402
+
+_SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "seed", "repetition_penalty",
+                    "presence_penalty", "frequency_penalty")
+_REQUEST_FIELDS = ("request_id", "max_tokens", "ignore_eos", "logprobs", "prompt_logprobs",
+                   "return_mix_weights", "add_special_tokens", "skip_special_tokens")
+
+
+@dataclass
+class GenerateResult:
+    text: str
+    token_ids: List[int]
+    finish_reason: str          # "LENGTH", "STOP" or "CANCELLED"
+    stop_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    request_id: str
+    response: object = field(repr=False, default=None)  # the GenerateResponse message
+
+
+@dataclass
+class StreamChunk:
+    text: str
+    token_ids: List[int]
+    finish_reason: Optional[str]   # set on the last chunk only
+    message: object = field(repr=False, default=None)  # the GenerateStreamResponse
+
+
+def _finish_name(value: int) -> Optional[str]:
+    if value == attnres_pb2.FINISH_REASON_UNSPECIFIED:
+        return None
+    return attnres_pb2.FinishReason.Name(value).replace("FINISH_REASON_", "")
+
+
+class Client:
+    """A connection to one attnres-server. Usable as a context manager."""
+
+    def __init__(self, target: str = "127.0.0.1:50051", timeout: Optional[float] = None):
+        self._channel = grpc.insecure_channel(target)
+        self._stub = attnres_pb2_grpc.AttnResStub(self._channel)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @staticmethod
+    def build_request(prompt=None, *, prompt_ids: Optional[Sequence[int]] = None,
+                      stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
+                      **kwargs) -> "attnres_pb2.GenerateRequest":
+        """A GenerateRequest from a text prompt or prompt_ids and keyword fields."""
+        if (prompt is None) == (prompt_ids is None):
+            raise ValueError("give exactly one of prompt and prompt_ids")
+        request = attnres_pb2.GenerateRequest()
+        if prompt is not None:
+            request.prompt.text = prompt
+        else:
+            request.prompt.token_ids.ids.extend(prompt_ids)
+        request.stop.extend(stop)
+        request.stop_token_ids.extend(stop_token_ids)
+        for name, value in kwargs.items():
+            if value is None:
+                continue
+            if name in _SAMPLING_FIELDS:
+                setattr(request.sampling, name, value)
+            elif name in _REQUEST_FIELDS:
+                setattr(request, name, value)
+            else:
+                raise TypeError(f"unknown generate option: {name}")
+        return request
+
+    def generate(self, prompt=None, **kwargs) -> GenerateResult:
+        """The whole completion. Raises grpc.RpcError on failure."""
+        timeout = kwargs.pop("timeout", self._timeout)
+        response = self._stub.Generate(self.build_request(prompt, **kwargs), timeout=timeout)
+        return GenerateResult(
+            text=response.text, token_ids=list(response.token_ids),
+            finish_reason=_finish_name(response.finish_reason) or "",
+            stop_reason=response.stop_reason, prompt_tokens=response.usage.prompt_tokens,
+            completion_tokens=response.usage.completion_tokens,
+            request_id=response.request_id, response=response)
+
+    def generate_stream(self, prompt=None, **kwargs) -> Iterator[StreamChunk]:
+        """Yields chunks as the server produces them. Closing the iterator cancels the call."""
+        timeout = kwargs.pop("timeout", self._timeout)
+        call = self._stub.GenerateStream(self.build_request(prompt, **kwargs), timeout=timeout)
+        try:
+            for message in call:
+                yield StreamChunk(text=message.text, token_ids=list(message.token_ids),
+                                  finish_reason=_finish_name(message.finish_reason),
+                                  message=message)
+        finally:
+            call.cancel()  # no-op once the stream has ended
+
+    def tokenize(self, text: str, add_special_tokens: Optional[bool] = None) -> List[int]:
+        request = attnres_pb2.TokenizeRequest(text=text)
+        if add_special_tokens is not None:
+            request.add_special_tokens = add_special_tokens
+        return list(self._stub.Tokenize(request, timeout=self._timeout).token_ids)
+
+    def detokenize(self, token_ids: Sequence[int],
+                   skip_special_tokens: Optional[bool] = None) -> str:
+        request = attnres_pb2.DetokenizeRequest(token_ids=list(token_ids))
+        if skip_special_tokens is not None:
+            request.skip_special_tokens = skip_special_tokens
+        return self._stub.Detokenize(request, timeout=self._timeout).text
+
+    def info(self) -> "attnres_pb2.ModelInfo":
+        return self._stub.GetModelInfo(attnres_pb2.GetModelInfoRequest(), timeout=self._timeout)

@@ -1,0 +1,136 @@
+// CPU sampler.
+#include "models/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <unordered_map>
+
+namespace attnres {
+namespace {
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+double LogSumExp(std::span<const float> x) {
+  const float mx = *std::max_element(x.begin(), x.end());
+  double sum = 0.0;
+  for (float v : x) sum += std::exp(static_cast<double>(v) - mx);
+  return mx + std::log(sum);
+}
+
+}  // namespace
+
+double SampleUniform(uint64_t seed, uint64_t index) {
+  const uint64_t bits = SplitMix64(SplitMix64(seed) ^ (index * 0xD1B54A32D192ED03ull));
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+void ApplyPenalties(const SamplingParams& p, std::span<const int32_t> history, int prompt_len,
+                    std::span<float> logits) {
+  if (!p.has_penalties()) return;
+  std::unordered_map<int32_t, int> output_counts;
+  std::vector<bool> seen(logits.size(), false);
+  for (size_t i = 0; i < history.size(); ++i) {
+    const int32_t id = history[i];
+    if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;
+    seen[id] = true;
+    if (static_cast<int>(i) >= prompt_len) ++output_counts[id];
+  }
+  if (p.repetition_penalty != 1.0f) {
+    for (size_t id = 0; id < logits.size(); ++id) {
+      if (!seen[id]) continue;
+      float& l = logits[id];
+      l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;
+    }
+  }
+  for (const auto& [id, count] : output_counts) {
+    logits[id] -= p.frequency_penalty * count + p.presence_penalty;
+  }
+}
+
+int32_t SampleToken(const SamplingParams& p, uint64_t index, std::span<const float> logits) {
+  const int V = static_cast<int>(logits.size());
+  if (p.greedy()) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  // Candidates sorted by probability (descending; ties by id) when any truncation is on.
+  const bool truncate = (p.top_k > 0 && p.top_k < V) || p.top_p < 1.0f || p.min_p > 0.0f;
+  std::vector<int32_t> ids(V);
+  std::iota(ids.begin(), ids.end(), 0);
+  auto better = [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
+  int n = V;
+  if (truncate) {
+    if (p.top_k > 0 && p.top_k < V) {
+      n = p.top_k;
+      std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
+    } else {
+      std::sort(ids.begin(), ids.end(), better);
+    }
+  }
+  const double inv_t = 1.0 / p.temperature;
+  const double mx = logits[truncate ? ids[0] : static_cast<int32_t>(
+                                                   std::max_element(logits.begin(), logits.end()) -
+                                                   logits.begin())];
+  std::vector<double> prob(n);
+  double total = 0.0;
+  for (int k = 0; k < n; ++k) total += (prob[k] = std::exp((logits[ids[k]] - mx) * inv_t));
+  if (truncate) {
+    // min-p relative to the top token, then the nucleus over what is left.
+    int keep = n;
+    if (p.min_p > 0.0f) {
+      const double floor = p.min_p * prob[0];
+      keep = 1;
+      while (keep < n && prob[keep] >= floor) ++keep;
+    }
+    if (p.top_p < 1.0f) {
+      double kept_total = 0.0;
+      for (int k = 0; k < keep; ++k) kept_total += prob[k];
+      double cum = 0.0;
+      int k = 0;
+      while (k < keep) {
+        cum += prob[k++];
+        if (cum >= p.top_p * kept_total) break;
+      }
+      keep = k;
+    }
+    n = keep;
+    total = 0.0;
+    for (int k = 0; k < n; ++k) total += prob[k];
+  }
+  const double target = SampleUniform(p.seed, index) * total;
+  double cum = 0.0;
+  for (int k = 0; k < n; ++k) {
+    cum += prob[k];
+    if (target < cum) return ids[k];
+  }
+  return ids[n - 1];  // rounding at the very end of the distribution
+}
+
+TokenLogprob ComputeLogprob(std::span<const float> logits, int32_t token, int top_n) {
+  TokenLogprob out;
+  const double lse = LogSumExp(logits);
+  out.token_id = token;
+  out.logprob = static_cast<float>(logits[token] - lse);
+  if (top_n > 0) {
+    const int V = static_cast<int>(logits.size());
+    const int n = std::min(top_n, V);
+    std::vector<int32_t> ids(V);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    for (int k = 0; k < n; ++k) {
+      out.top.emplace_back(ids[k], static_cast<float>(logits[ids[k]] - lse));
+    }
+  }
+  return out;
+}
+
+}  // namespace attnres

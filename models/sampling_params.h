@@ -1,0 +1,33 @@
+// Per-request sampling parameters and the logprob record the sampler produces. Plain data shared
+// by the sampler (models/) and the engine (server/engine); ranges are validated at the API edge.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace attnres {
+
+struct SamplingParams {
+  float temperature = 1.0f;         // 0: greedy
+  int top_k = 0;                    // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off
+  uint64_t seed = 0;
+  float repetition_penalty = 1.0f;  // 1: off; applies to prompt and generated tokens
+  float presence_penalty = 0.0f;    // applies to generated tokens
+  float frequency_penalty = 0.0f;   // applies to generated tokens
+
+  bool greedy() const { return temperature == 0.0f; }
+  bool has_penalties() const {
+    return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f;
+  }
+};
+
+struct TokenLogprob {
+  int32_t token_id = 0;
+  float logprob = 0.0f;                          // natural log, of the unmodified distribution
+  std::vector<std::pair<int32_t, float>> top;    // (id, logprob), most likely first
+};
+
+}  // namespace attnres

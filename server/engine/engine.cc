@@ -1,0 +1,336 @@
+// EngineImpl: one engine thread running schedule -> execute -> update -> emit. Submit() only
+// validates against the model's limits and queues; everything else happens on the thread.
+#include "server/engine/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/container/flat_hash_set.h"
+#include "models/model_runner.h"
+#include "server/engine/block_manager.h"
+#include "server/engine/scheduler.h"
+#include "spdlog/spdlog.h"
+
+namespace attnres {
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+Sequence::Sequence(GenerationRequest req, std::shared_ptr<RequestSink> s,
+                   std::shared_ptr<RequestHandle> h, const Tokenizer& tokenizer)
+    : request(std::move(req)),
+      sink(std::move(s)),
+      handle(std::move(h)),
+      decoder(tokenizer, request.output.skip_special_tokens),
+      stop(request.stop.stop_strings),
+      arrival_time(absl::Now()) {
+  tokens = request.prompt_ids;
+  prompt_len = static_cast<int>(tokens.size());
+}
+
+namespace {
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(EngineConfig config, std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer)
+      : config_(std::move(config)),
+        runner_(std::move(runner)),
+        tokenizer_(tokenizer),
+        blocks_(runner_->kv_num_pages(), runner_->kv_page_size()),
+        scheduler_(config_, &blocks_) {
+    for (int32_t id : runner_->config().eos_token_ids) eos_.insert(id);
+    for (int32_t id : config_.extra_eos_token_ids) eos_.insert(id);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~EngineImpl() override { Shutdown(); }
+
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(
+      GenerationRequest request, std::shared_ptr<RequestSink> sink) override;
+  void Drain() override;
+  void Shutdown() override;
+  bool healthy() const override { return healthy_.load(); }
+  const ModelConfig& model_config() const override { return runner_->config(); }
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  const EngineConfig& config() const override { return config_; }
+  std::string device_name() const override { return runner_->device_name(); }
+  std::string compute_dtype() const override { return runner_->compute_dtype(); }
+
+ private:
+  absl::Status Validate(const GenerationRequest& r) const;
+  void Loop();
+  void SweepCancelled();
+  void Step();
+  void ProcessSample(Sequence* s, const SequenceStepOutput& out);
+  void ProcessPromptLogprobs(Sequence* s, int start, const SequenceStepOutput& out);
+  void Finish(Sequence* s, FinishReason reason, std::string stop_reason, absl::Status status);
+  void FailAll(const absl::Status& status);
+
+  const EngineConfig config_;
+  std::unique_ptr<ModelRunner> runner_;
+  const Tokenizer* tokenizer_;
+  absl::flat_hash_set<int32_t> eos_;
+  BlockManager blocks_;
+  Scheduler scheduler_;                 // engine thread only
+  std::vector<Sequence*> finished_;     // this step's, removed after emitting
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;          // new work or stop
+  std::condition_variable idle_cv_;     // engine became idle
+  std::deque<std::unique_ptr<Sequence>> inbox_;
+  bool draining_ = false;
+  bool stop_ = false;
+  bool idle_ = true;
+  uint64_t next_order_ = 0;
+  std::atomic<bool> healthy_{true};
+  std::atomic<int> num_waiting_{0};    // scheduler's waiting count, for Submit's bound
+  std::thread thread_;
+};
+
+absl::Status EngineImpl::Validate(const GenerationRequest& r) const {
+  const int V = runner_->config().vocab_size;
+  const int prompt_len = static_cast<int>(r.prompt_ids.size());
+  if (prompt_len == 0) return absl::InvalidArgumentError("prompt: must not be empty");
+  for (int i = 0; i < prompt_len; ++i) {
+    if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= V) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt.token_ids[", i, "]: ", r.prompt_ids[i],
+                                                     " is outside [0, vocab_size=", V, ")"));
+    }
+  }
+  if (r.stop.max_tokens < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tokens: must be >= 1, got ", r.stop.max_tokens));
+  }
+  const int64_t total = int64_t{prompt_len} + r.stop.max_tokens;
+  if (total > config_.max_model_len) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens: prompt (", prompt_len, " tokens) + max_tokens (", r.stop.max_tokens,
+        ") must be <= max_model_len (", config_.max_model_len, ")"));
+  }
+  if (blocks_.PagesFor(total) > blocks_.num_pages()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens: prompt + max_tokens (", total, " tokens) needs ", blocks_.PagesFor(total),
+        " KV pages but the whole cache has ", blocks_.num_pages()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
+    GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+  if (auto st = Validate(request); !st.ok()) return st;
+  auto handle = std::make_shared<RequestHandle>();
+  auto seq = std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (draining_ || stop_) return absl::UnavailableError("server is shutting down");
+  if (!healthy_) return absl::UnavailableError("engine failed; see server logs");
+  if (static_cast<int>(inbox_.size()) + num_waiting_.load() >= config_.max_queued_requests) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "queue is full (", config_.max_queued_requests, " waiting requests); retry later"));
+  }
+  seq->arrival_order = next_order_++;
+  inbox_.push_back(std::move(seq));
+  idle_ = false;
+  cv_.notify_one();
+  return handle;
+}
+
+
+void EngineImpl::Loop() {
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (inbox_.empty() && scheduler_.idle()) {
+        idle_ = true;  // Drain() waits for this
+        idle_cv_.notify_all();
+        if (stop_) return;
+        cv_.wait(lock);
+      }
+      while (!inbox_.empty()) {
+        scheduler_.AddWaiting(std::move(inbox_.front()));
+        inbox_.pop_front();
+      }
+    }
+    SweepCancelled();
+    if (!scheduler_.idle()) Step();
+    num_waiting_.store(scheduler_.num_waiting());
+  }
+}
+
+void EngineImpl::SweepCancelled() {
+  const absl::Time now = absl::Now();
+  for (Sequence* s : scheduler_.All()) {
+    if (s->handle->cancelled()) {
+      Finish(s, FinishReason::kCancelled, "", absl::OkStatus());
+    } else if (now > s->request.deadline) {
+      Finish(s, FinishReason::kCancelled, "",
+             absl::DeadlineExceededError("deadline exceeded while generating"));
+    }
+  }
+  for (Sequence* s : finished_) scheduler_.Remove(s);
+  finished_.clear();
+}
+
+void EngineImpl::Step() {
+  ScheduleResult schedule = scheduler_.Schedule();
+  if (schedule.seqs.empty()) return;
+  const StepBatch batch = BuildStepBatch(schedule, blocks_.page_size());
+  absl::StatusOr<StepOutput> out = runner_->Execute(batch);
+  if (!out.ok()) {
+    FailAll(out.status());
+    return;
+  }
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < schedule.seqs.size(); ++i) {
+    Sequence* s = schedule.seqs[i].seq;
+    if (s->first_scheduled_time == absl::InfinitePast()) s->first_scheduled_time = now;
+    const int start = s->num_computed;
+    s->num_computed += schedule.seqs[i].num_tokens;
+    if (batch.seqs[i].prompt_logprobs >= 0) ProcessPromptLogprobs(s, start, out->seqs[i]);
+    if (schedule.seqs[i].sample) ProcessSample(s, out->seqs[i]);
+  }
+  // Emit what each sequence produced this step (finished ones already sent their last delta).
+  for (const ScheduledSeq& ss : schedule.seqs) {
+    Sequence* s = ss.seq;
+    if (std::find(finished_.begin(), finished_.end(), s) != finished_.end()) continue;
+    GenerationDelta& d = s->pending;
+    if (d.token_ids.empty() && d.prompt_logprobs.empty()) continue;
+    s->sink->OnDelta(std::move(d));
+    d = GenerationDelta();
+  }
+  for (Sequence* s : finished_) scheduler_.Remove(s);
+  finished_.clear();
+}
+
+void EngineImpl::ProcessPromptLogprobs(Sequence* s, int start, const SequenceStepOutput& out) {
+  for (size_t k = 0; k < out.prompt_logprobs.size(); ++k) {
+    const int pos = start + static_cast<int>(k) + 1;
+    if (pos >= s->prompt_len) break;
+    if (pos <= s->prompt_logprobs_sent) continue;
+    s->pending.prompt_logprobs.push_back(out.prompt_logprobs[k]);
+    s->prompt_logprobs_sent = pos;
+  }
+}
+
+void EngineImpl::ProcessSample(Sequence* s, const SequenceStepOutput& out) {
+  const GenerationRequest& r = s->request;
+  const int32_t token = out.token_id;
+  s->tokens.push_back(token);
+  if (s->first_token_time == absl::InfinitePast()) s->first_token_time = absl::Now();
+  GenerationDelta& d = s->pending;
+  d.token_ids.push_back(token);
+  if (r.output.logprobs >= 0) d.logprobs.push_back(out.logprob);
+  if (r.output.return_mix_weights && !out.mix_weights.empty()) {
+    d.mix_weights.push_back(out.mix_weights);
+  }
+  if (!r.stop.ignore_eos && eos_.contains(token)) {
+    Finish(s, FinishReason::kStop, "", absl::OkStatus());
+    return;
+  }
+  if (s->stop.Append(s->decoder.Push(token))) {
+    Finish(s, FinishReason::kStop, s->stop.matched(), absl::OkStatus());
+    return;
+  }
+  if (std::find(r.stop.stop_token_ids.begin(), r.stop.stop_token_ids.end(), token) !=
+      r.stop.stop_token_ids.end()) {
+    Finish(s, FinishReason::kStop, absl::StrCat("token:", token), absl::OkStatus());
+    return;
+  }
+  if (s->num_generated() >= r.stop.max_tokens ||
+      static_cast<int>(s->tokens.size()) >= config_.max_model_len) {
+    Finish(s, FinishReason::kLength, "", absl::OkStatus());
+    return;
+  }
+  d.text += s->stop.TakeReady(/*flush=*/false);
+}
+
+void EngineImpl::Finish(Sequence* s, FinishReason reason, std::string stop_reason,
+                        absl::Status status) {
+  GenerationDelta& d = s->pending;
+  // Unless a stop string already cut the text, the bytes the decoder still holds may complete
+  // (or hit) a stop string.
+  if (s->stop.matched().empty() && s->stop.Append(s->decoder.Flush())) {
+    reason = FinishReason::kStop;
+    stop_reason = s->stop.matched();
+  }
+  d.text += s->stop.TakeReady(/*flush=*/true);
+  d.finished = true;
+  d.finish_reason = reason;
+  d.stop_reason = std::move(stop_reason);
+  d.status = std::move(status);
+  d.usage.prompt_tokens = s->prompt_len;
+  d.usage.completion_tokens = s->num_generated();
+  const absl::Time now = absl::Now();
+  spdlog::info(
+      "request_id={} finish={} prompt_tokens={} completion_tokens={} preemptions={} "
+      "queue_ms={:.1f} ttft_ms={:.1f} e2e_ms={:.1f}{}",
+      s->request.request_id, FinishReasonName(reason), s->prompt_len, s->num_generated(),
+      s->num_preemptions,
+      s->first_scheduled_time == absl::InfinitePast()
+          ? absl::ToDoubleMilliseconds(now - s->arrival_time)
+          : absl::ToDoubleMilliseconds(s->first_scheduled_time - s->arrival_time),
+      s->first_token_time == absl::InfinitePast()
+          ? -1.0
+          : absl::ToDoubleMilliseconds(s->first_token_time - s->arrival_time),
+      absl::ToDoubleMilliseconds(now - s->arrival_time),
+      d.status.ok() ? "" : absl::StrCat(" status=\"", d.status.ToString(), "\""));
+  s->sink->OnDelta(std::move(d));
+  s->pending = GenerationDelta();
+  finished_.push_back(s);
+}
+
+void EngineImpl::FailAll(const absl::Status& status) {
+  spdlog::error("model runner failed: {}; failing all requests", status.ToString());
+  healthy_ = false;
+  const absl::Status internal = absl::InternalError(absl::StrCat("model execution failed: ",
+                                                                 status.message()));
+  for (Sequence* s : scheduler_.All()) Finish(s, FinishReason::kNone, "", internal);
+  for (Sequence* s : finished_) scheduler_.Remove(s);
+  finished_.clear();
+}
+
+void EngineImpl::Drain() {
+  std::unique_lock<std::mutex> lock(mu_);
+  draining_ = true;
+  idle_cv_.wait(lock, [&] { return idle_ && inbox_.empty(); });
+}
+
+void EngineImpl::Shutdown() {
+  Drain();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config,
+                                                       std::unique_ptr<ModelRunner> runner,
+                                                       const Tokenizer* tokenizer) {
+  const ModelConfig& mc = runner->config();
+  if (config.max_model_len <= 0 || config.max_model_len > mc.max_position_embeddings) {
+    config.max_model_len = mc.max_position_embeddings;
+  }
+  if (config.max_num_seqs < 1 || config.max_num_batched_tokens < 1 ||
+      config.max_queued_requests < 1) {
+    return absl::InvalidArgumentError(
+        "max_num_seqs, max_num_batched_tokens and max_queued_requests must be >= 1");
+  }
+  config.kv_page_size = runner->kv_page_size();
+  return std::unique_ptr<Engine>(
+      new EngineImpl(std::move(config), std::move(runner), tokenizer));
+}
+
+}  // namespace attnres

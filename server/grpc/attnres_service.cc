@@ -1,0 +1,92 @@
+// AttnResService (see attnres_service.h): the ServingContext and the three small unary RPCs.
+#include "server/grpc/attnres_service.h"
+
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "server/grpc/generate_reactor.h"
+#include "server/grpc/generate_stream_reactor.h"
+#include "server/grpc/proto_convert.h"
+#include "server/grpc/request_validation.h"
+#include "server/grpc/status_mapping.h"
+
+namespace attnres {
+namespace {
+
+ServingContext MakeContext(Engine* engine, ServiceOptions options) {
+  ServingContext ctx;
+  ctx.engine = engine;
+  ctx.tokenizer = &engine->tokenizer();
+  const ModelConfig& model = engine->model_config();
+  const EngineConfig& config = engine->config();
+  ctx.limits.vocab_size = model.vocab_size;
+  ctx.limits.max_model_len =
+      config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
+  ctx.default_max_tokens = config.default_max_tokens > 0 ? config.default_max_tokens : 4096;
+  ctx.mix_layout = MixLayout::For(model);
+  ctx.model_info = BuildModelInfo(*engine, options, ctx.limits.max_model_len);
+  ctx.max_stream_buffer_bytes = options.max_stream_buffer_bytes;
+  ctx.defaults = std::move(options.generation_config);
+  return ctx;
+}
+
+}  // namespace
+
+AttnResService::AttnResService(Engine* engine, ServiceOptions options)
+    : ctx_(MakeContext(engine, std::move(options))) {}
+
+grpc::ServerUnaryReactor* AttnResService::Generate(grpc::CallbackServerContext* context,
+                                                   const v1::GenerateRequest* request,
+                                                   v1::GenerateResponse* response) {
+  return StartGenerate(ctx_, context, request, response);
+}
+
+grpc::ServerWriteReactor<v1::GenerateStreamResponse>* AttnResService::GenerateStream(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  return StartGenerateStream(ctx_, context, request);
+}
+
+grpc::ServerUnaryReactor* AttnResService::Tokenize(grpc::CallbackServerContext* context,
+                                                   const v1::TokenizeRequest* request,
+                                                   v1::TokenizeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = ValidateTokenizeRequest(*request);
+  if (status.ok()) {
+    const bool add_special =
+        request->has_add_special_tokens() ? request->add_special_tokens() : true;
+    const std::vector<int32_t> ids = ctx_.tokenizer->Encode(request->text(), add_special);
+    response->mutable_token_ids()->Add(ids.begin(), ids.end());
+    for (int32_t id : ids) {
+      response->add_tokens(ctx_.tokenizer->Decode(std::span<const int32_t>(&id, 1), false));
+    }
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AttnResService::Detokenize(grpc::CallbackServerContext* context,
+                                                     const v1::DetokenizeRequest* request,
+                                                     v1::DetokenizeResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = ValidateDetokenizeRequest(*request, ctx_.limits);
+  if (status.ok()) {
+    const std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
+    const bool skip = request->has_skip_special_tokens() ? request->skip_special_tokens() : true;
+    response->set_text(ctx_.tokenizer->Decode(ids, skip));
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AttnResService::GetModelInfo(grpc::CallbackServerContext* context,
+                                                       const v1::GetModelInfoRequest* request,
+                                                       v1::ModelInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  *response = ctx_.model_info;
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace attnres

@@ -1,0 +1,34 @@
+// Proto <-> native conversion for the API: GenerateRequest -> GenerationRequest (tokenizing the
+// prompt and applying generation_config.json defaults to unset fields), GenerationDelta ->
+// response messages, and the static ModelInfo. No range checks here (request_validation.h).
+#pragma once
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "attnres/v1/attnres.pb.h"
+#include "server/engine/request.h"
+#include "server/grpc/serving_context.h"
+
+namespace attnres {
+
+// `request` must have passed ValidateGenerateRequest. Tokenizes a text prompt, checks the prompt
+// length, fills defaults, assigns a request id and a seed when unset.
+absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest& request,
+                                                      const ServingContext& ctx,
+                                                      absl::Time deadline);
+
+v1::FinishReason ToProto(FinishReason reason);
+
+// Appends one delta's output (text, token ids, logprobs, mix weights, prompt logprobs) to a
+// response; when the delta is final, also sets finish_reason, stop_reason and usage. Returns an
+// estimate of the bytes appended (for stream buffer bounds).
+size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
+                  v1::GenerateResponse* response);
+size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
+                  v1::GenerateStreamResponse* response);
+
+// The static part of GetModelInfo, built once at startup.
+v1::ModelInfo BuildModelInfo(const Engine& engine, const ServiceOptions& options,
+                             int max_model_len);
+
+}  // namespace attnres

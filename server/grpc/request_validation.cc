@@ -1,0 +1,150 @@
+// Request range checks (see request_validation.h). Comparisons are written so that NaN fails.
+#include "server/grpc/request_validation.h"
+
+#include <string>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace attnres {
+namespace {
+
+absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
+
+// Checks lo <= value <= hi (lo < value when !lo_inclusive); NaN is out of range.
+absl::Status CheckFloat(std::string_view field, float value, float lo, float hi,
+                        bool lo_inclusive = true) {
+  const bool above_lo = lo_inclusive ? value >= lo : value > lo;
+  if (above_lo && value <= hi) return absl::OkStatus();
+  return Invalid(absl::StrFormat("%s must be in %c%g, %g], got %g", field, lo_inclusive ? '[' : '(',
+                                 lo, hi, value));
+}
+
+absl::Status CheckInt(std::string_view field, int64_t value, int64_t lo, int64_t hi) {
+  if (value >= lo && value <= hi) return absl::OkStatus();
+  return Invalid(absl::StrFormat("%s must be in [%d, %d], got %d", field, lo, hi, value));
+}
+
+absl::Status CheckTokenIds(std::string_view field,
+                           const google::protobuf::RepeatedField<int32_t>& ids,
+                           int32_t vocab_size) {
+  for (int i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size) {
+      return Invalid(absl::StrFormat("%s[%d] must be in [0, vocab_size=%d), got %d", field, i,
+                                     vocab_size, ids[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePrompt(const v1::GenerateRequest& request, const ValidationLimits& limits) {
+  if (!request.has_prompt())
+    return Invalid("prompt is required (set prompt.text or prompt.token_ids)");
+  const v1::Prompt& prompt = request.prompt();
+  switch (prompt.kind_case()) {
+    case v1::Prompt::kText:
+      if (prompt.text().empty()) return Invalid("prompt.text must not be empty");
+      return absl::OkStatus();
+    case v1::Prompt::kTokenIds:
+      if (prompt.token_ids().ids().empty()) {
+        return Invalid("prompt.token_ids.ids must not be empty");
+      }
+      return CheckTokenIds("prompt.token_ids.ids", prompt.token_ids().ids(), limits.vocab_size);
+    default:
+      return Invalid("prompt must set exactly one of text or token_ids");
+  }
+}
+
+absl::Status ValidateSampling(const v1::SamplingParams& s, const ValidationLimits& limits) {
+  absl::Status status;
+  if (s.has_temperature()) {
+    status.Update(CheckFloat("sampling.temperature", s.temperature(), 0.0f, kMaxTemperature));
+  }
+  status.Update(CheckInt("sampling.top_k", s.top_k(), 0, limits.vocab_size));
+  if (s.has_top_p()) status.Update(CheckFloat("sampling.top_p", s.top_p(), 0.0f, 1.0f, false));
+  status.Update(CheckFloat("sampling.min_p", s.min_p(), 0.0f, 1.0f));
+  if (s.has_repetition_penalty()) {
+    status.Update(CheckFloat("sampling.repetition_penalty", s.repetition_penalty(), 0.0f,
+                             kMaxRepetitionPenalty, false));
+  }
+  status.Update(CheckFloat("sampling.presence_penalty", s.presence_penalty(),
+                           -kMaxAbsPresenceFrequencyPenalty, kMaxAbsPresenceFrequencyPenalty));
+  status.Update(CheckFloat("sampling.frequency_penalty", s.frequency_penalty(),
+                           -kMaxAbsPresenceFrequencyPenalty, kMaxAbsPresenceFrequencyPenalty));
+  return status;  // the first failure
+}
+
+absl::Status ValidateStops(const v1::GenerateRequest& request, const ValidationLimits& limits) {
+  if (request.stop_size() > kMaxStopStrings) {
+    return Invalid(absl::StrFormat("stop must have at most %d strings, got %d", kMaxStopStrings,
+                                   request.stop_size()));
+  }
+  for (int i = 0; i < request.stop_size(); ++i) {
+    const size_t n = request.stop(i).size();
+    if (n < 1 || n > static_cast<size_t>(kMaxStopStringBytes)) {
+      return Invalid(absl::StrFormat("stop[%d] must be 1 to %d bytes long, got %d", i,
+                                     kMaxStopStringBytes, n));
+    }
+  }
+  if (request.stop_token_ids_size() > kMaxStopTokenIds) {
+    return Invalid(absl::StrFormat("stop_token_ids must have at most %d ids, got %d",
+                                   kMaxStopTokenIds, request.stop_token_ids_size()));
+  }
+  return CheckTokenIds("stop_token_ids", request.stop_token_ids(), limits.vocab_size);
+}
+
+}  // namespace
+
+absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
+                                     const ValidationLimits& limits) {
+  if (request.request_id().size() > static_cast<size_t>(kMaxRequestIdBytes)) {
+    return Invalid(absl::StrFormat("request_id must be at most %d bytes, got %d",
+                                   kMaxRequestIdBytes, request.request_id().size()));
+  }
+  absl::Status status = ValidatePrompt(request, limits);
+  if (!status.ok()) return status;
+  if (request.has_max_tokens() && request.max_tokens() < 1) {
+    return Invalid(absl::StrFormat("max_tokens must be >= 1, got %d", request.max_tokens()));
+  }
+  status = ValidateSampling(request.sampling(), limits);
+  if (!status.ok()) return status;
+  status = ValidateStops(request, limits);
+  if (!status.ok()) return status;
+  if (request.has_logprobs()) {
+    status = CheckInt("logprobs", request.logprobs(), 0, kMaxLogprobs);
+    if (!status.ok()) return status;
+  }
+  if (request.has_prompt_logprobs()) {
+    status = CheckInt("prompt_logprobs", request.prompt_logprobs(), 0, kMaxLogprobs);
+  }
+  return status;
+}
+
+absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
+                                  const ValidationLimits& limits) {
+  if (prompt_len < 1) return Invalid("prompt must not tokenize to zero tokens");
+  if (prompt_len >= limits.max_model_len) {
+    return Invalid(absl::StrFormat(
+        "prompt has %d tokens; it must be shorter than max_model_len=%d to leave room for output",
+        prompt_len, limits.max_model_len));
+  }
+  const int room = limits.max_model_len - prompt_len;
+  if (max_tokens.has_value() && *max_tokens > room) {
+    return Invalid(absl::StrFormat(
+        "max_tokens must be in [1, max_model_len - prompt length = %d - %d = %d], got %d",
+        limits.max_model_len, prompt_len, room, *max_tokens));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTokenizeRequest(const v1::TokenizeRequest& request) {
+  return absl::OkStatus();  // any UTF-8 text (invalid bytes become U+FFFD), empty included
+}
+
+absl::Status ValidateDetokenizeRequest(const v1::DetokenizeRequest& request,
+                                       const ValidationLimits& limits) {
+  return CheckTokenIds("token_ids", request.token_ids(), limits.vocab_size);
+}
+
+}  // namespace attnres

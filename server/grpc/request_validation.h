@@ -1,0 +1,41 @@
+// Range checks of incoming requests at the API edge, one rule per proto comment. Errors are
+// INVALID_ARGUMENT naming the field and the rule ("sampling.top_p must be in (0, 1], got 1.5").
+// Checks that need the tokenized prompt (its length against max_model_len) are separate.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "attnres/v1/attnres.pb.h"
+
+namespace attnres {
+
+// API limits that are not model facts; ServingLimits reports the first two.
+inline constexpr int kMaxStopStrings = 16;
+inline constexpr int kMaxLogprobs = 20;
+inline constexpr int kMaxStopStringBytes = 256;
+inline constexpr int kMaxStopTokenIds = 64;
+inline constexpr int kMaxRequestIdBytes = 256;
+inline constexpr float kMaxTemperature = 100.0f;
+inline constexpr float kMaxRepetitionPenalty = 10.0f;
+inline constexpr float kMaxAbsPresenceFrequencyPenalty = 2.0f;
+
+struct ValidationLimits {
+  int32_t vocab_size = 0;
+  int max_model_len = 0;
+};
+
+// Everything checkable before tokenization.
+absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
+                                     const ValidationLimits& limits);
+// After tokenization: the prompt leaves room for at least one token, and max_tokens (if set)
+// fits in what remains of max_model_len.
+absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
+                                  const ValidationLimits& limits);
+
+absl::Status ValidateTokenizeRequest(const v1::TokenizeRequest& request);
+absl::Status ValidateDetokenizeRequest(const v1::DetokenizeRequest& request,
+                                       const ValidationLimits& limits);
+
+}  // namespace attnres

@@ -1,0 +1,41 @@
+// ServingContext: the read-only facts every reactor needs (the engine, the tokenizer, limits,
+// generation_config.json defaults, the AttnRes mix layout and the static ModelInfo), built once
+// by AttnResService. Holds no per-request state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "attnres/v1/attnres.pb.h"
+#include "models/generation_config.h"
+#include "models/model_config.h"
+#include "models/tokenizer.h"
+#include "server/engine/engine.h"
+#include "server/grpc/request_validation.h"
+
+namespace attnres {
+
+// What main.cc knows that the Engine interface does not expose.
+struct ServiceOptions {
+  std::string model_name;      // the model directory's name
+  int64_t num_parameters = 0;  // from the runner, before it moves into the engine
+  int64_t kv_num_pages = 0;    // idem
+  GenerationConfig generation_config;
+  // A stream whose client reads slower than the model writes is coalesced into one pending
+  // message; past this many bytes the request is cancelled with RESOURCE_EXHAUSTED.
+  size_t max_stream_buffer_bytes = size_t{32} << 20;
+};
+
+struct ServingContext {
+  Engine* engine = nullptr;  // not owned
+  const Tokenizer* tokenizer = nullptr;
+  ValidationLimits limits;        // vocab_size, effective max_model_len
+  GenerationConfig defaults;      // generation_config.json
+  int default_max_tokens = 4096;  // max_tokens when neither request nor defaults set it
+  MixLayout mix_layout;
+  v1::ModelInfo model_info;
+  size_t max_stream_buffer_bytes = size_t{32} << 20;
+};
+
+}  // namespace attnres

@@ -1,0 +1,213 @@
+// attnres-server: flags -> EngineConfig/RunnerOptions -> model, tokenizer, engine -> gRPC server.
+// Owns process concerns only: flag parsing, logging setup, signals, exit codes. Prints one line
+// "listening on HOST:PORT" on stdout once serving (tests and scripts wait for it).
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "models/generation_config.h"
+#include "models/model_config.h"
+#include "models/model_runner.h"
+#include "models/tokenizer.h"
+#include "server/engine/engine.h"
+#include "server/engine/engine_config.h"
+#include "server/grpc/attnres_service.h"
+#include "server/grpc/grpc_server.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace attnres {
+namespace {
+
+struct ServerFlags {
+  std::filesystem::path model_dir;
+  GrpcServerOptions grpc;
+  std::string device = "auto";
+  EngineConfig engine;
+  std::string log_level = "info";
+  double shutdown_grace_s = 30.0;
+};
+
+void AddFlags(CLI::App& app, ServerFlags& f) {
+  app.add_option("--model", f.model_dir,
+                 "Model directory (config.json, *.safetensors, "
+                 "tokenizer.json)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--host", f.grpc.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", f.grpc.port, "Port to listen on (0: pick a free one)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--device", f.device, "Where the model runs")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--max-num-seqs", f.engine.max_num_seqs, "Sequences per engine step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-num-batched-tokens", f.engine.max_num_batched_tokens,
+                 "Tokens per engine step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-queued-requests", f.engine.max_queued_requests,
+                 "Waiting requests beyond which new ones get RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--kv-page-size", f.engine.kv_page_size, "Tokens per KV cache page")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--kv-cache-bytes", f.engine.kv_cache_bytes,
+                 "KV cache size in bytes (0: CPU 1 GiB, GPU a fraction of free memory)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-model-len", f.engine.max_model_len,
+                 "Prompt + output tokens per request (0: max_position_embeddings)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--shutdown-grace", f.shutdown_grace_s,
+                 "Seconds streams get to flush after the engine drained on SIGTERM")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error, critical, off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+}
+
+DeviceKind ToDeviceKind(const std::string& device) {
+  if (device == "cpu") return DeviceKind::kCpu;
+  if (device == "cuda") return DeviceKind::kCuda;
+  return DeviceKind::kAuto;
+}
+
+RunnerOptions ToRunnerOptions(const ServerFlags& f) {
+  RunnerOptions options;
+  options.device = ToDeviceKind(f.device);
+  options.kv_page_size = f.engine.kv_page_size;
+  options.kv_cache_bytes = f.engine.kv_cache_bytes;
+  options.kv_cache_memory_fraction = f.engine.kv_cache_memory_fraction;
+  options.max_num_seqs = f.engine.max_num_seqs;
+  options.max_num_batched_tokens = f.engine.max_num_batched_tokens;
+  return options;
+}
+
+// Everything that must stay alive while serving, in destruction-safe order.
+struct Serving {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<AttnResService> service;
+  std::unique_ptr<GrpcServer> server;
+};
+
+absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
+  Serving s;
+  absl::StatusOr<ModelConfig> config = LoadModelConfig(f.model_dir);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      Tokenizer::FromFile(f.model_dir / "tokenizer.json");
+  if (!tokenizer.ok()) return tokenizer.status();
+  s.tokenizer = *std::move(tokenizer);
+  absl::StatusOr<GenerationConfig> generation = LoadGenerationConfig(f.model_dir);
+  if (!generation.ok()) return generation.status();
+
+  spdlog::info("loading {} ({}, {} layers, residual {}) on {}", f.model_dir.string(),
+               config->architecture, config->num_layers, ResidualModeName(config->residual_mode),
+               f.device);
+  absl::StatusOr<std::unique_ptr<ModelRunner>> runner =
+      CreateModelRunner(f.model_dir, ToRunnerOptions(f));
+  if (!runner.ok()) return runner.status();
+  ServiceOptions options;
+  options.model_name = std::filesystem::absolute(f.model_dir).lexically_normal().filename();
+  if (options.model_name.empty()) {
+    options.model_name = std::filesystem::absolute(f.model_dir).parent_path().filename();
+  }
+  options.num_parameters = (*runner)->num_parameters();
+  options.kv_num_pages = (*runner)->kv_num_pages();
+  options.generation_config = *std::move(generation);
+
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(f.engine, *std::move(runner), s.tokenizer.get());
+  if (!engine.ok()) return engine.status();
+  s.engine = *std::move(engine);
+  spdlog::info("model on {} ({}), {} parameters, {} KV pages of {} tokens", s.engine->device_name(),
+               s.engine->compute_dtype(), options.num_parameters, options.kv_num_pages,
+               f.engine.kv_page_size);
+  s.service = std::make_unique<AttnResService>(s.engine.get(), std::move(options));
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(f.grpc, s.service.get());
+  if (!server.ok()) {
+    s.engine->Shutdown();
+    return server.status();
+  }
+  s.server = *std::move(server);
+  return s;
+}
+
+// Waits for SIGTERM/SIGINT (blocked in every thread, see main), flipping health to NOT_SERVING
+// if the engine becomes unhealthy meanwhile. Returns the signal.
+int WaitForSignal(const sigset_t& signals, Serving& s) {
+  bool healthy = true;
+  const timespec tick = {1, 0};
+  while (true) {
+    const int sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig > 0) return sig;
+    if (healthy && !s.engine->healthy()) {
+      healthy = false;
+      spdlog::error("engine is unhealthy (fatal runner error); health -> NOT_SERVING");
+      s.server->SetServing(false);
+    }
+  }
+}
+
+int Run(int argc, char** argv) {
+  CLI::App app{"attnres-server: gRPC inference server for Attention-Residual language models"};
+  ServerFlags flags;
+  AddFlags(app, flags);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  auto logger = spdlog::stderr_color_mt("attnres");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(flags.log_level));
+
+  // Block the shutdown signals before any thread starts so that only WaitForSignal sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<Serving> serving = LoadAndServe(flags);
+  if (!serving.ok()) {
+    spdlog::error("{}", serving.status().ToString());
+    std::cerr << "error: " << serving.status().ToString() << std::endl;
+    return 1;
+  }
+  std::cout << "listening on " << serving->server->address() << std::endl;
+  spdlog::info("serving {} on {}", serving->service->context().model_info.model_name(),
+               serving->server->address());
+
+  const int sig = WaitForSignal(signals, *serving);
+  spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  serving->server->DrainAndShutdown(serving->engine.get(), absl::Seconds(flags.shutdown_grace_s));
+  serving->engine->Shutdown();
+  spdlog::info("bye");
+  return 0;
+}
+
+}  // namespace
+}  // namespace attnres
+
+int main(int argc, char** argv) { return attnres::Run(argc, argv); }

@@ -1,0 +1,154 @@
+// End-to-end tests of attnres-cli against the real attnres-server: every command, --json
+// output that parses, streaming output equal to unary output, and error reporting
+// ("error: CODE: message" on stderr, exit 1; usage errors exit 2).
+#include <string>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "server_fixture.h"
+
+namespace attnres::e2e {
+namespace {
+
+class CliE2eTest : public SharedServerTest {
+ protected:
+  CommandResult Cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {EnvPath("ATTNRES_CLI"), "--target", server().target()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+  static nlohmann::json Json(const CommandResult& r) {
+    return nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  }
+};
+
+TEST_F(CliE2eTest, Health) {
+  CommandResult r = Cli({"health"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+}
+
+TEST_F(CliE2eTest, InfoHumanAndJson) {
+  CommandResult human = Cli({"info"});
+  EXPECT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("block"), std::string::npos) << human.out;
+  CommandResult r = Cli({"info", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json info = Json(r);
+  ASSERT_FALSE(info.is_discarded()) << r.out;
+  EXPECT_EQ(info["device"], "cpu");
+  EXPECT_EQ(info["attn_res"]["mode"], "block");
+  EXPECT_EQ(info["attn_res"]["num_mixes"].get<int>(), 2 * info["num_layers"].get<int>() + 1);
+}
+
+TEST_F(CliE2eTest, TokenizeThenDetokenize) {
+  CommandResult tok = Cli({"tokenize", "--text", "Hello there", "--no-special", "--json"});
+  ASSERT_EQ(tok.exit_code, 0) << tok.err;
+  nlohmann::json ids = Json(tok);
+  ASSERT_FALSE(ids.is_discarded()) << tok.out;
+  std::string list;
+  for (const auto& id : ids["token_ids"]) list += (list.empty() ? "" : ",") + id.dump();
+  ASSERT_FALSE(list.empty());
+  CommandResult plain = Cli({"tokenize", "--text", "Hello there", "--no-special"});
+  EXPECT_EQ(plain.out, list + "\n");
+  CommandResult detok = Cli({"detokenize", "--ids", list});
+  EXPECT_EQ(detok.exit_code, 0) << detok.err;
+  EXPECT_EQ(detok.out, "Hello there\n");
+}
+
+TEST_F(CliE2eTest, GenerateJsonStreamAndPlainAgree) {
+  const std::vector<std::string> args = {"generate", "--prompt",      "Once", "--max-tokens",
+                                         "16",       "--temperature", "0",    "--ignore-eos"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return Cli(a);
+  };
+  CommandResult json = with({"--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  nlohmann::json j = Json(json);
+  ASSERT_FALSE(j.is_discarded()) << json.out;
+  EXPECT_EQ(j["token_ids"].size(), 16u);
+  EXPECT_EQ(j["finish_reason"], "FINISH_REASON_LENGTH");
+  EXPECT_EQ(j["usage"]["completion_tokens"], 16);
+  const std::string text = j["text"];
+
+  CommandResult plain = with({});
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out, text + "\n");
+  CommandResult stream = with({"--stream"});
+  EXPECT_EQ(stream.exit_code, 0) << stream.err;
+  EXPECT_EQ(stream.out, text + "\n");
+  CommandResult stream_json = with({"--stream", "--json"});
+  ASSERT_EQ(stream_json.exit_code, 0) << stream_json.err;
+  nlohmann::json sj = Json(stream_json);
+  ASSERT_FALSE(sj.is_discarded()) << stream_json.out;
+  EXPECT_EQ(sj["text"], text);
+  EXPECT_EQ(sj["token_ids"], j["token_ids"]);
+  EXPECT_GE(sj["num_chunks"].get<int>(), 1);
+}
+
+TEST_F(CliE2eTest, GenerateOptionsReachTheServer) {
+  CommandResult r = Cli({"generate",
+                         "--prompt",
+                         "Hi",
+                         "--max-tokens",
+                         "4",
+                         "--seed",
+                         "9",
+                         "--top-k",
+                         "5",
+                         "--top-p",
+                         "0.9",
+                         "--min-p",
+                         "0.01",
+                         "--stop",
+                         "zz",
+                         "--stop",
+                         "qq",
+                         "--repetition-penalty",
+                         "1.1",
+                         "--presence-penalty",
+                         "0.1",
+                         "--frequency-penalty",
+                         "0.1",
+                         "--logprobs",
+                         "2",
+                         "--mix-weights",
+                         "--ignore-eos",
+                         "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = Json(r);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["logprobs"].size(), j["token_ids"].size());
+  EXPECT_EQ(j["mix_weights"].size(), j["token_ids"].size());
+  EXPECT_EQ(j["logprobs"][0]["top"].size(), 2u);
+}
+
+TEST_F(CliE2eTest, ServerErrorsAreReportedWithTheCode) {
+  CommandResult r = Cli({"generate", "--prompt", "hi", "--top-p", "1.5"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "error: INVALID_ARGUMENT: sampling.top_p must be in (0, 1], got 1.5\n");
+  CommandResult deadline = Cli(
+      {"generate", "--prompt", "hi", "--temperature", "0", "--ignore-eos", "--timeout", "0.02"});
+  EXPECT_EQ(deadline.exit_code, 1);
+  EXPECT_EQ(deadline.err.rfind("error: DEADLINE_EXCEEDED: ", 0), 0u) << deadline.err;
+}
+
+TEST_F(CliE2eTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(Cli({"generate"}).exit_code, 2);  // no prompt
+  EXPECT_EQ(Cli({"generate", "--prompt", "a", "--prompt-ids", "1"}).exit_code, 2);
+  EXPECT_EQ(Cli({"detokenize", "--ids", "1,x"}).exit_code, 2);
+  EXPECT_EQ(Cli({"frobnicate"}).exit_code, 2);
+  EXPECT_EQ(Cli({}).exit_code, 2);
+}
+
+TEST_F(CliE2eTest, UnreachableServerIsUnavailable) {
+  CommandResult r =
+      RunCommand({EnvPath("ATTNRES_CLI"), "--target", "127.0.0.1:1", "--timeout", "5", "health"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("error: UNAVAILABLE: ", 0), 0u) << r.err;
+}
+
+}  // namespace
+}  // namespace attnres::e2e

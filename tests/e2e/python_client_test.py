@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Smoke test of clients/python (attnres_client) against the real attnres-server.
+
+Starts the server on a free port (--port 0) with ATTNRES_SERVER / ATTNRES_E2E_MODEL_DIR (set by
+ctest), checks info, tokenize/detokenize, generate, generate_stream and an INVALID_ARGUMENT.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+from attnres_client import Client
+
+
+def start_server():
+    log = tempfile.NamedTemporaryFile(prefix="attnres-py-e2e-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [os.environ["ATTNRES_SERVER"], "--model", os.environ["ATTNRES_E2E_MODEL_DIR"],
+         "--port", "0", "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with open(log.name) as f:
+            m = re.search(r"listening on (\S+)\n", f.read())
+        if m:
+            return proc, m.group(1), log.name
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start:\n" + open(log.name).read())
+
+
+def main() -> int:
+    proc, target, log = start_server()
+    try:
+        with Client(target, timeout=60) as client:
+            info = client.info()
+            assert info.attn_res.enabled and info.vocab_size > 0, info
+            ids = client.tokenize("Hello python", add_special_tokens=False)
+            assert client.detokenize(ids) == "Hello python"
+            r = client.generate("Hello", max_tokens=8, temperature=0.0, ignore_eos=True)
+            assert len(r.token_ids) == 8 and r.finish_reason == "LENGTH", r
+            chunks = list(client.generate_stream("Hello", max_tokens=8, temperature=0.0,
+                                                 ignore_eos=True))
+            assert "".join(c.text for c in chunks) == r.text
+            assert sum((c.token_ids for c in chunks), []) == r.token_ids
+            assert chunks[-1].finish_reason == "LENGTH"
+            try:
+                client.generate("Hello", top_p=1.5)
+                raise AssertionError("top_p=1.5 was accepted")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+                assert "sampling.top_p" in e.details(), e.details()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        print("python client smoke test passed")
+        return 0
+    except Exception:
+        print(open(log).read()[-4000:], file=sys.stderr)
+        raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+// The engine end to end on the real CPU runner: determinism, continuous batching equal to one-at-
+// a-time runs (also under preemption), stop criteria, cancellation, limits.
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "models/model_runner.h"
+#include "server/engine/engine.h"
+#include "tests/test_models.h"
+
+namespace attnres {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CollectingSink : public RequestSink {
+ public:
+  void OnDelta(GenerationDelta d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    text_ += d.text;
+    tokens_.insert(tokens_.end(), d.token_ids.begin(), d.token_ids.end());
+    ++num_deltas_;
+    if (d.finished) {
+      final_ = d;
+      done_ = true;
+      cv_.notify_all();
+    }
+  }
+  GenerationDelta Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+    return final_;
+  }
+  std::string text() { std::lock_guard<std::mutex> l(mu_); return text_; }
+  std::vector<int32_t> tokens() { std::lock_guard<std::mutex> l(mu_); return tokens_; }
+  int num_deltas() { std::lock_guard<std::mutex> l(mu_); return num_deltas_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text_;
+  std::vector<int32_t> tokens_;
+  int num_deltas_ = 0;
+  bool done_ = false;
+  GenerationDelta final_;
+};
+
+struct Result {
+  std::string text;
+  std::vector<int32_t> tokens;
+  FinishReason reason;
+  std::string stop_reason;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUpEngine(int64_t kv_bytes = 0, int max_seqs = 64) {
+    static const std::filesystem::path dir = [] {
+      RandomModelOptions o;
+      o.seed = 3;
+      return testing::MakeModel("engine_model", *RandomModelPreset("tiny-block"), o);
+    }();
+    auto tok = Tokenizer::FromFile(dir / "tokenizer.json");
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    tokenizer_ = std::move(*tok);
+    RunnerOptions ro;
+    ro.kv_page_size = 4;
+    ro.kv_cache_bytes = kv_bytes;
+    auto runner = CreateModelRunner(dir, ro);
+    ASSERT_TRUE(runner.ok()) << runner.status();
+    EngineConfig ec;
+    ec.max_num_seqs = max_seqs;
+    ec.max_num_batched_tokens = 64;
+    auto engine = Engine::Create(ec, std::move(*runner), tokenizer_.get());
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = std::move(*engine);
+  }
+
+  GenerationRequest Request(const std::string& prompt, int max_tokens, float temperature = 0,
+                            uint64_t seed = 0) {
+    GenerationRequest r;
+    r.request_id = prompt.substr(0, 8);
+    r.prompt_ids = tokenizer_->Encode(prompt, true);
+    r.stop.max_tokens = max_tokens;
+    r.stop.ignore_eos = true;
+    r.sampling.temperature = temperature;
+    r.sampling.seed = seed;
+    return r;
+  }
+
+  Result Run(GenerationRequest r) {
+    auto sink = std::make_shared<CollectingSink>();
+    auto h = engine_->Submit(std::move(r), sink);
+    EXPECT_TRUE(h.ok()) << h.status();
+    GenerationDelta d = sink->Wait();
+    return {sink->text(), sink->tokens(), d.finish_reason, d.stop_reason};
+  }
+
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, GreedyIsDeterministicAndTextIsTheDecodedTokens) {
+  SetUpEngine();
+  Result a = Run(Request("Once upon a time", 24));
+  Result b = Run(Request("Once upon a time", 24));
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_EQ(a.tokens.size(), 24u);
+  EXPECT_EQ(a.reason, FinishReason::kLength);
+  EXPECT_EQ(a.text, tokenizer_->Decode(a.tokens, true));
+}
+
+TEST_F(EngineTest, ConcurrentBatchesEqualSoloRunsEvenWithPreemption) {
+  for (int64_t kv_bytes : {int64_t{0}, int64_t{40} * 2 * 5 * 4 * 32 * 4}) {
+    // Second pass: a pool of 40 pages of 4 tokens (5 layers, kv_dim 32, fp32) cannot hold all
+    // 12 sequences at once, so the newest are preempted and recomputed.
+    SetUpEngine(kv_bytes);
+    std::vector<GenerationRequest> reqs;
+    for (int i = 0; i < 12; ++i) {
+      reqs.push_back(Request(std::string(1 + i * 3, 'a' + i) + " story", 10 + i * 2,
+                             i % 2 ? 0.8f : 0.0f, 100 + i));
+      if (i % 3 == 0) reqs.back().sampling.repetition_penalty = 1.3f;
+    }
+    std::vector<Result> solo;
+    for (const auto& r : reqs) solo.push_back(Run(r));
+    std::vector<std::shared_ptr<CollectingSink>> sinks;
+    for (const auto& r : reqs) {
+      sinks.push_back(std::make_shared<CollectingSink>());
+      ASSERT_TRUE(engine_->Submit(r, sinks.back()).ok());
+    }
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      sinks[i]->Wait();
+      EXPECT_EQ(sinks[i]->tokens(), solo[i].tokens) << "request " << i << " kv=" << kv_bytes;
+      EXPECT_EQ(sinks[i]->text(), solo[i].text) << "request " << i;
+    }
+  }
+}
+
+TEST_F(EngineTest, SeedsReproduceAndDiffer) {
+  SetUpEngine();
+  Result a = Run(Request("The dog", 20, 1.0f, 7));
+  Result b = Run(Request("The dog", 20, 1.0f, 7));
+  Result c = Run(Request("The dog", 20, 1.0f, 8));
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_NE(a.tokens, c.tokens);
+}
+
+TEST_F(EngineTest, StopStringCutsTextAndStopTokenEnds) {
+  SetUpEngine();
+  Result full = Run(Request("Hello", 30));
+  // Use a piece of the greedy text as a stop string.
+  ASSERT_GE(full.text.size(), 12u);
+  const std::string stop = full.text.substr(6, 3);
+  GenerationRequest r = Request("Hello", 30);
+  r.stop.stop_strings = {stop};
+  Result cut = Run(r);
+  EXPECT_EQ(cut.reason, FinishReason::kStop);
+  EXPECT_EQ(cut.stop_reason, stop);
+  EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
+
+  GenerationRequest t = Request("Hello", 30);
+  t.stop.stop_token_ids = {full.tokens[4]};
+  Result tok = Run(t);
+  EXPECT_EQ(tok.reason, FinishReason::kStop);
+  const size_t first = std::find(full.tokens.begin(), full.tokens.end(), full.tokens[4]) -
+                       full.tokens.begin();
+  EXPECT_EQ(tok.tokens.size(), first + 1);
+}
+
+TEST_F(EngineTest, CancelEndsARequestAndOthersContinue) {
+  SetUpEngine();
+  auto sink = std::make_shared<CollectingSink>();
+  auto h = engine_->Submit(Request("long", 400), sink);
+  ASSERT_TRUE(h.ok());
+  while (sink->num_deltas() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  (*h)->Cancel();
+  GenerationDelta d = sink->Wait();
+  EXPECT_EQ(d.finish_reason, FinishReason::kCancelled);
+  EXPECT_LT(sink->tokens().size(), 400u);
+  EXPECT_EQ(Run(Request("after", 5)).tokens.size(), 5u);
+}
+
+TEST_F(EngineTest, DeadlineEndsWithDeadlineExceeded) {
+  SetUpEngine();
+  GenerationRequest r = Request("slow", 400);
+  r.deadline = absl::Now() + absl::Milliseconds(30);
+  auto sink = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine_->Submit(r, sink).ok());
+  GenerationDelta d = sink->Wait();
+  EXPECT_EQ(d.finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(d.status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(EngineTest, RequestsThatCanNeverFitAreInvalid) {
+  SetUpEngine(int64_t{10} * 2 * 5 * 4 * 32 * 4);  // 10 pages of 4 tokens
+  auto sink = std::make_shared<CollectingSink>();
+  auto r = engine_->Submit(Request("x", 100), sink);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("KV pages"));
+  GenerationRequest big = Request("x", 10);
+  big.prompt_ids.assign(600, 1);
+  r = engine_->Submit(big, sink);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("max_model_len (512)"));
+  GenerationRequest bad = Request("x", 10);
+  bad.prompt_ids[0] = 300;
+  r = engine_->Submit(bad, sink);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("prompt.token_ids[0]"));
+}
+
+TEST_F(EngineTest, MixWeightsAndLogprobsPerToken) {
+  SetUpEngine();
+  GenerationRequest r = Request("mix", 3);
+  r.output.return_mix_weights = true;
+  r.output.logprobs = 2;
+  r.output.prompt_logprobs = 1;
+  auto sink = std::make_shared<CollectingSink>();
+  std::vector<GenerationDelta> deltas;
+  struct Keep : RequestSink {
+    std::vector<GenerationDelta>* out;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    void OnDelta(GenerationDelta d) override {
+      std::lock_guard<std::mutex> l(mu);
+      done = d.finished;
+      out->push_back(std::move(d));
+      cv.notify_all();
+    }
+  };
+  auto keep = std::make_shared<Keep>();
+  keep->out = &deltas;
+  const int prompt_len = static_cast<int>(r.prompt_ids.size());
+  ASSERT_TRUE(engine_->Submit(r, keep).ok());
+  {
+    std::unique_lock<std::mutex> l(keep->mu);
+    keep->cv.wait(l, [&] { return keep->done; });
+  }
+  int tokens = 0, mixes = 0, logprobs = 0, prompt_lp = 0;
+  for (const auto& d : deltas) {
+    tokens += d.token_ids.size();
+    mixes += d.mix_weights.size();
+    logprobs += d.logprobs.size();
+    prompt_lp += d.prompt_logprobs.size();
+    for (const auto& w : d.mix_weights) {
+      EXPECT_EQ(static_cast<int>(w.size()), MixLayout::For(engine_->model_config()).total_weights());
+    }
+    for (const auto& lp : d.logprobs) {
+      EXPECT_LE(lp.logprob, 0.0f);
+      EXPECT_EQ(lp.top.size(), 2u);
+    }
+  }
+  EXPECT_EQ(tokens, 3);
+  EXPECT_EQ(mixes, 3);
+  EXPECT_EQ(logprobs, 3);
+  EXPECT_EQ(prompt_lp, prompt_len - 1);
+}
+
+}  // namespace
+}  // namespace attnres

@@ -1,0 +1,111 @@
+// Sampler: greedy, seeded reproducibility, distribution, truncation rules, penalties, logprobs.
+#include <cmath>
+#include <map>
+
+#include "gtest/gtest.h"
+#include "models/sampler.h"
+
+namespace attnres {
+namespace {
+
+SamplingParams Params(float t) {
+  SamplingParams p;
+  p.temperature = t;
+  p.seed = 42;
+  return p;
+}
+
+TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
+  const std::vector<float> l = {0.5f, 2.0f, 2.0f, -1.0f};
+  EXPECT_EQ(SampleToken(Params(0), 0, l), 1);
+}
+
+TEST(Sampler, SameSeedAndIndexSameToken) {
+  std::vector<float> l(50);
+  for (int i = 0; i < 50; ++i) l[i] = std::sin(i * 1.3f);
+  for (uint64_t idx = 0; idx < 20; ++idx) {
+    EXPECT_EQ(SampleToken(Params(1), idx, l), SampleToken(Params(1), idx, l));
+  }
+  int differ = 0;
+  SamplingParams other = Params(1);
+  other.seed = 43;
+  for (uint64_t idx = 0; idx < 50; ++idx) {
+    differ += SampleToken(Params(1), idx, l) != SampleToken(other, idx, l);
+  }
+  EXPECT_GT(differ, 10);
+}
+
+TEST(Sampler, FrequenciesFollowTheSoftmax) {
+  const std::vector<float> l = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  std::map<int, int> count;
+  const int n = 40000;
+  for (int i = 0; i < n; ++i) ++count[SampleToken(Params(1), i, l)];
+  EXPECT_NEAR(count[0] / double(n), 0.5, 0.01);
+  EXPECT_NEAR(count[1] / double(n), 0.3, 0.01);
+  EXPECT_NEAR(count[2] / double(n), 0.15, 0.01);
+  EXPECT_NEAR(count[3] / double(n), 0.05, 0.006);
+  // Temperature 0.5 squares the odds.
+  std::map<int, int> cold;
+  for (int i = 0; i < n; ++i) ++cold[SampleToken(Params(0.5f), i, l)];
+  const double z = 0.25 + 0.09 + 0.0225 + 0.0025;
+  EXPECT_NEAR(cold[0] / double(n), 0.25 / z, 0.01);
+}
+
+TEST(Sampler, TruncationRules) {
+  const std::vector<float> l = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  SamplingParams p = Params(1);
+  p.top_k = 2;
+  for (int i = 0; i < 2000; ++i) EXPECT_LT(SampleToken(p, i, l), 2);
+  p = Params(1);
+  p.top_p = 0.79f;  // 0.5 + 0.3 reaches it: keep two
+  for (int i = 0; i < 2000; ++i) EXPECT_LT(SampleToken(p, i, l), 2);
+  p.top_p = 0.2f;  // the top token alone
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(SampleToken(p, i, l), 0);
+  p = Params(1);
+  p.min_p = 0.25f;  // keep p >= 0.125: three tokens
+  std::map<int, int> c;
+  for (int i = 0; i < 4000; ++i) ++c[SampleToken(p, i, l)];
+  EXPECT_EQ(c.count(3), 0u);
+  EXPECT_GT(c[2], 0);
+}
+
+TEST(Sampler, Penalties) {
+  std::vector<float> l = {2.0f, -2.0f, 1.0f, 1.0f};
+  SamplingParams p = Params(1);
+  p.repetition_penalty = 2.0f;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  const std::vector<int32_t> history = {0, 1, 2, 2};  // prompt {0, 1}, generated {2, 2}
+  ApplyPenalties(p, history, 2, l);
+  EXPECT_FLOAT_EQ(l[0], 1.0f);    // repetition only (prompt)
+  EXPECT_FLOAT_EQ(l[1], -4.0f);   // negative: multiplied
+  EXPECT_FLOAT_EQ(l[2], 0.5f - 0.5f - 0.5f);  // 1/2, then presence, then 2 * frequency
+  EXPECT_FLOAT_EQ(l[3], 1.0f);    // unseen
+}
+
+TEST(Sampler, LogprobsNormalisedAndSorted) {
+  const std::vector<float> l = {1.0f, 3.0f, 2.0f, 3.0f, -5.0f};
+  TokenLogprob lp = ComputeLogprob(l, 2, 3);
+  double z = 0;
+  for (float x : l) z += std::exp(x);
+  EXPECT_NEAR(lp.logprob, 2.0 - std::log(z), 1e-6);
+  ASSERT_EQ(lp.top.size(), 3u);
+  EXPECT_EQ(lp.top[0].first, 1);
+  EXPECT_EQ(lp.top[1].first, 3);
+  EXPECT_EQ(lp.top[2].first, 2);
+  EXPECT_GE(lp.top[0].second, lp.top[1].second);
+}
+
+TEST(Sampler, UniformIsInUnitInterval) {
+  double sum = 0;
+  for (uint64_t i = 0; i < 10000; ++i) {
+    const double u = SampleUniform(7, i);
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+  }
+  EXPECT_NEAR(sum / 10000, 0.5, 0.01);
+}
+
+}  // namespace
+}  // namespace attnres
