@@ -1,6 +1,7 @@
-// attnres-server: flags -> EngineConfig/RunnerOptions -> model, tokenizer, engine -> gRPC server.
-// Owns process concerns only: flag parsing, logging setup, signals, exit codes. Prints one line
-// "listening on HOST:PORT" on stdout once serving (tests and scripts wait for it).
+// attnres-server: flags -> EngineConfig/RunnerOptions -> model, tokenizer, engine -> gRPC server
+// (+ Prometheus /metrics). Owns process concerns only: flag parsing, logging setup, signals, exit
+// codes. Prints one line "listening on HOST:PORT" on stdout once serving (tests and scripts wait
+// for it).
 #include <pthread.h>
 #include <signal.h>
 
@@ -25,6 +26,7 @@
 #include "server/engine/engine_config.h"
 #include "server/grpc/attnres_service.h"
 #include "server/grpc/grpc_server.h"
+#include "server/metrics/prometheus_metrics.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -38,6 +40,7 @@ struct ServerFlags {
   EngineConfig engine;
   std::string log_level = "info";
   double shutdown_grace_s = 30.0;
+  int metrics_port = 0;  // 0: no metrics endpoint
 };
 
 void AddFlags(CLI::App& app, ServerFlags& f) {
@@ -75,6 +78,12 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
                  "Prompt + output tokens per request (0: max_position_embeddings)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
+               "Do not share KV pages of identical prompt prefixes between requests");
+  app.add_option("--metrics-port", f.metrics_port,
+                 "Serve Prometheus metrics at http://HOST:PORT/metrics (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
   app.add_option("--shutdown-grace", f.shutdown_grace_s,
                  "Seconds streams get to flush after the engine drained on SIGTERM")
       ->capture_default_str()
@@ -104,6 +113,7 @@ RunnerOptions ToRunnerOptions(const ServerFlags& f) {
 // Everything that must stay alive while serving, in destruction-safe order.
 struct Serving {
   std::unique_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<PrometheusMetrics> metrics;  // null without --metrics-port
   std::unique_ptr<Engine> engine;
   std::unique_ptr<AttnResService> service;
   std::unique_ptr<GrpcServer> server;
@@ -131,17 +141,24 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
   if (options.model_name.empty()) {
     options.model_name = std::filesystem::absolute(f.model_dir).parent_path().filename();
   }
-  options.num_parameters = (*runner)->num_parameters();
-  options.kv_num_pages = (*runner)->kv_num_pages();
+  EngineConfig engine_config = f.engine;
+  // generation_config.json's EOS ids end generation like config.json's (empty stop_reason).
+  engine_config.extra_eos_token_ids = generation->eos_token_ids;
   options.generation_config = *std::move(generation);
 
+  if (f.metrics_port > 0) {
+    s.metrics = std::make_shared<PrometheusMetrics>();
+    if (absl::Status st = s.metrics->Serve(f.grpc.host, f.metrics_port); !st.ok()) return st;
+    spdlog::info("metrics on http://{}:{}/metrics", f.grpc.host, s.metrics->port());
+  }
   absl::StatusOr<std::unique_ptr<Engine>> engine =
-      Engine::Create(f.engine, *std::move(runner), s.tokenizer.get());
+      Engine::Create(engine_config, *std::move(runner), s.tokenizer.get(), s.metrics);
   if (!engine.ok()) return engine.status();
   s.engine = *std::move(engine);
-  spdlog::info("model on {} ({}), {} parameters, {} KV pages of {} tokens", s.engine->device_name(),
-               s.engine->compute_dtype(), options.num_parameters, options.kv_num_pages,
-               f.engine.kv_page_size);
+  spdlog::info("model on {} ({}), {} parameters, {} KV pages of {} tokens, prefix caching {}",
+               s.engine->device_name(), s.engine->compute_dtype(), s.engine->num_parameters(),
+               s.engine->kv_num_pages(), s.engine->config().kv_page_size,
+               s.engine->config().enable_prefix_caching ? "on" : "off");
   s.service = std::make_unique<AttnResService>(s.engine.get(), std::move(options));
   absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(f.grpc, s.service.get());
   if (!server.ok()) {
@@ -196,7 +213,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::cout << "listening on " << serving->server->address() << std::endl;
-  spdlog::info("serving {} on {}", serving->service->context().model_info.model_name(),
+  spdlog::info("serving {} on {}", serving->service->context().model_name,
                serving->server->address());
 
   const int sig = WaitForSignal(signals, *serving);

@@ -1,5 +1,6 @@
 // EngineImpl: one engine thread running schedule -> execute -> update -> emit. Submit() only
 // validates against the model's limits and queues; everything else happens on the thread.
+// Statistics go to an optional EngineObserver; the per-request log line is written here.
 #include "server/engine/engine.h"
 
 #include <algorithm>
@@ -43,14 +44,17 @@ namespace {
 
 class EngineImpl final : public Engine {
  public:
-  EngineImpl(EngineConfig config, std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer)
+  EngineImpl(EngineConfig config, std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
+             std::shared_ptr<EngineObserver> observer)
       : config_(std::move(config)),
         runner_(std::move(runner)),
         tokenizer_(tokenizer),
-        blocks_(runner_->kv_num_pages(), runner_->kv_page_size()),
+        observer_(observer != nullptr ? std::move(observer) : std::make_shared<EngineObserver>()),
+        blocks_(runner_->kv_num_pages(), runner_->kv_page_size(), config_.enable_prefix_caching),
         scheduler_(config_, &blocks_) {
     for (int32_t id : runner_->config().eos_token_ids) eos_.insert(id);
     for (int32_t id : config_.extra_eos_token_ids) eos_.insert(id);
+    PublishState();  // gauges start at the idle values (pool size included)
     thread_ = std::thread([this] { Loop(); });
   }
   ~EngineImpl() override { Shutdown(); }
@@ -63,22 +67,29 @@ class EngineImpl final : public Engine {
   const ModelConfig& model_config() const override { return runner_->config(); }
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
   const EngineConfig& config() const override { return config_; }
+  int64_t kv_num_pages() const override { return blocks_.num_pages(); }
+  int64_t num_parameters() const override { return runner_->num_parameters(); }
+  absl::Duration retry_after() const override;
   std::string device_name() const override { return runner_->device_name(); }
   std::string compute_dtype() const override { return runner_->compute_dtype(); }
 
  private:
   absl::Status Validate(const GenerationRequest& r) const;
+  absl::Status Admit(std::unique_ptr<Sequence> seq);
   void Loop();
+  void PublishState();
   void SweepCancelled();
   void Step();
   void ProcessSample(Sequence* s, const SequenceStepOutput& out);
   void ProcessPromptLogprobs(Sequence* s, int start, const SequenceStepOutput& out);
   void Finish(Sequence* s, FinishReason reason, std::string stop_reason, absl::Status status);
+  void Report(const Sequence& s, const GenerationDelta& d);  // observer + log line
   void FailAll(const absl::Status& status);
 
   const EngineConfig config_;
   std::unique_ptr<ModelRunner> runner_;
   const Tokenizer* tokenizer_;
+  const std::shared_ptr<EngineObserver> observer_;  // never null (a no-op one by default)
   absl::flat_hash_set<int32_t> eos_;
   BlockManager blocks_;
   Scheduler scheduler_;                 // engine thread only
@@ -94,6 +105,8 @@ class EngineImpl final : public Engine {
   uint64_t next_order_ = 0;
   std::atomic<bool> healthy_{true};
   std::atomic<int> num_waiting_{0};    // scheduler's waiting count, for Submit's bound
+  std::atomic<int64_t> completion_interval_us_{0};  // EWMA between finishes (engine thread)
+  absl::Time last_finish_time_ = absl::InfinitePast();  // engine thread only
   std::thread thread_;
 };
 
@@ -127,21 +140,40 @@ absl::Status EngineImpl::Validate(const GenerationRequest& r) const {
 
 absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
     GenerationRequest request, std::shared_ptr<RequestSink> sink) {
-  if (auto st = Validate(request); !st.ok()) return st;
+  absl::Status status = Validate(request);
   auto handle = std::make_shared<RequestHandle>();
-  auto seq = std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_);
+  if (status.ok()) {
+    status = Admit(
+        std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_));
+  }
+  if (!status.ok()) {
+    observer_->OnRejected(status.code());
+    return status;
+  }
+  return handle;
+}
+
+absl::Status EngineImpl::Admit(std::unique_ptr<Sequence> seq) {
   std::lock_guard<std::mutex> lock(mu_);
   if (draining_ || stop_) return absl::UnavailableError("server is shutting down");
   if (!healthy_) return absl::UnavailableError("engine failed; see server logs");
   if (static_cast<int>(inbox_.size()) + num_waiting_.load() >= config_.max_queued_requests) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "queue is full (", config_.max_queued_requests, " waiting requests); retry later"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("queue is full (", config_.max_queued_requests,
+                     " waiting requests); retry after ",
+                     absl::ToInt64Milliseconds(retry_after()), " ms"));
   }
   seq->arrival_order = next_order_++;
   inbox_.push_back(std::move(seq));
   idle_ = false;
   cv_.notify_one();
-  return handle;
+  return absl::OkStatus();
+}
+
+absl::Duration EngineImpl::retry_after() const {
+  const int64_t us = completion_interval_us_.load(std::memory_order_relaxed);
+  if (us <= 0) return absl::Seconds(1);  // nothing finished yet: no better guess
+  return std::clamp(absl::Microseconds(us), absl::Milliseconds(10), absl::Seconds(30));
 }
 
 
@@ -163,7 +195,21 @@ void EngineImpl::Loop() {
     SweepCancelled();
     if (!scheduler_.idle()) Step();
     num_waiting_.store(scheduler_.num_waiting());
+    PublishState();
   }
+}
+
+void EngineImpl::PublishState() {
+  EngineState state;
+  state.num_running = scheduler_.num_running();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    state.num_waiting = scheduler_.num_waiting() + static_cast<int>(inbox_.size());
+  }
+  state.kv_pages_used = blocks_.num_used();
+  state.kv_pages_total = blocks_.num_pages();
+  state.kv_pages_cached = blocks_.num_cached();
+  observer_->OnState(state);
 }
 
 void EngineImpl::SweepCancelled() {
@@ -173,7 +219,9 @@ void EngineImpl::SweepCancelled() {
       Finish(s, FinishReason::kCancelled, "", absl::OkStatus());
     } else if (now > s->request.deadline) {
       Finish(s, FinishReason::kCancelled, "",
-             absl::DeadlineExceededError("deadline exceeded while generating"));
+             absl::DeadlineExceededError(s->first_scheduled_time == absl::InfinitePast()
+                                             ? "deadline exceeded while queued"
+                                             : "deadline exceeded while generating"));
     }
   }
   for (Sequence* s : finished_) scheduler_.Remove(s);
@@ -181,6 +229,7 @@ void EngineImpl::SweepCancelled() {
 }
 
 void EngineImpl::Step() {
+  const absl::Time start = absl::Now();
   ScheduleResult schedule = scheduler_.Schedule();
   if (schedule.seqs.empty()) return;
   const StepBatch batch = BuildStepBatch(schedule, blocks_.page_size());
@@ -193,9 +242,10 @@ void EngineImpl::Step() {
   for (size_t i = 0; i < schedule.seqs.size(); ++i) {
     Sequence* s = schedule.seqs[i].seq;
     if (s->first_scheduled_time == absl::InfinitePast()) s->first_scheduled_time = now;
-    const int start = s->num_computed;
+    const int first = s->num_computed;
     s->num_computed += schedule.seqs[i].num_tokens;
-    if (batch.seqs[i].prompt_logprobs >= 0) ProcessPromptLogprobs(s, start, out->seqs[i]);
+    scheduler_.OnComputed(s);
+    if (batch.seqs[i].prompt_logprobs >= 0) ProcessPromptLogprobs(s, first, out->seqs[i]);
     if (schedule.seqs[i].sample) ProcessSample(s, out->seqs[i]);
   }
   // Emit what each sequence produced this step (finished ones already sent their last delta).
@@ -209,6 +259,17 @@ void EngineImpl::Step() {
   }
   for (Sequence* s : finished_) scheduler_.Remove(s);
   finished_.clear();
+
+  StepStats stats;
+  stats.num_seqs = static_cast<int>(schedule.seqs.size());
+  stats.num_tokens = schedule.num_tokens;
+  stats.num_prefill_tokens = schedule.num_prefill_tokens;
+  for (const ScheduledSeq& ss : schedule.seqs) stats.num_generated_tokens += ss.sample ? 1 : 0;
+  stats.num_preempted = static_cast<int>(schedule.preempted.size());
+  stats.prefix_query_tokens = schedule.prefix_query_tokens;
+  stats.prefix_hit_tokens = schedule.prefix_hit_tokens;
+  stats.duration_s = absl::ToDoubleSeconds(absl::Now() - start);
+  observer_->OnStep(stats);
 }
 
 void EngineImpl::ProcessPromptLogprobs(Sequence* s, int start, const SequenceStepOutput& out) {
@@ -225,7 +286,14 @@ void EngineImpl::ProcessSample(Sequence* s, const SequenceStepOutput& out) {
   const GenerationRequest& r = s->request;
   const int32_t token = out.token_id;
   s->tokens.push_back(token);
-  if (s->first_token_time == absl::InfinitePast()) s->first_token_time = absl::Now();
+  const absl::Time now = absl::Now();
+  if (s->first_token_time == absl::InfinitePast()) {
+    s->first_token_time = now;
+    observer_->OnFirstToken(absl::ToDoubleSeconds(now - s->arrival_time));
+  } else {
+    observer_->OnInterTokenLatency(absl::ToDoubleSeconds(now - s->last_token_time));
+  }
+  s->last_token_time = now;
   GenerationDelta& d = s->pending;
   d.token_ids.push_back(token);
   if (r.output.logprobs >= 0) d.logprobs.push_back(out.logprob);
@@ -269,23 +337,47 @@ void EngineImpl::Finish(Sequence* s, FinishReason reason, std::string stop_reaso
   d.status = std::move(status);
   d.usage.prompt_tokens = s->prompt_len;
   d.usage.completion_tokens = s->num_generated();
-  const absl::Time now = absl::Now();
-  spdlog::info(
-      "request_id={} finish={} prompt_tokens={} completion_tokens={} preemptions={} "
-      "queue_ms={:.1f} ttft_ms={:.1f} e2e_ms={:.1f}{}",
-      s->request.request_id, FinishReasonName(reason), s->prompt_len, s->num_generated(),
-      s->num_preemptions,
-      s->first_scheduled_time == absl::InfinitePast()
-          ? absl::ToDoubleMilliseconds(now - s->arrival_time)
-          : absl::ToDoubleMilliseconds(s->first_scheduled_time - s->arrival_time),
-      s->first_token_time == absl::InfinitePast()
-          ? -1.0
-          : absl::ToDoubleMilliseconds(s->first_token_time - s->arrival_time),
-      absl::ToDoubleMilliseconds(now - s->arrival_time),
-      d.status.ok() ? "" : absl::StrCat(" status=\"", d.status.ToString(), "\""));
+  d.usage.cached_prompt_tokens = s->num_cached_tokens;
+  Report(*s, d);
   s->sink->OnDelta(std::move(d));
   s->pending = GenerationDelta();
   finished_.push_back(s);
+}
+
+void EngineImpl::Report(const Sequence& s, const GenerationDelta& d) {
+  const absl::Time now = absl::Now();
+  RequestStats r;
+  r.finish_reason = d.finish_reason;
+  r.code = d.status.code();
+  r.prompt_tokens = s.prompt_len;
+  r.completion_tokens = s.num_generated();
+  r.cached_prompt_tokens = s.num_cached_tokens;
+  r.num_preemptions = s.num_preemptions;
+  auto since_arrival = [&](absl::Time t) {
+    return t == absl::InfinitePast() ? -1.0 : absl::ToDoubleSeconds(t - s.arrival_time);
+  };
+  r.queue_s = since_arrival(s.first_scheduled_time);
+  r.ttft_s = since_arrival(s.first_token_time);
+  r.e2e_s = since_arrival(now);
+  observer_->OnRequestFinished(r);
+
+  // The completion interval (for retry_after) as an EWMA with weight 1/8 on the newest.
+  if (last_finish_time_ != absl::InfinitePast()) {
+    const int64_t us = absl::ToInt64Microseconds(now - last_finish_time_);
+    const int64_t old = completion_interval_us_.load(std::memory_order_relaxed);
+    completion_interval_us_.store(old == 0 ? us : old + (us - old) / 8,
+                                  std::memory_order_relaxed);
+  }
+  last_finish_time_ = now;
+
+  spdlog::info(
+      "request_id={} finish={} prompt_tokens={} cached_prompt_tokens={} completion_tokens={} "
+      "preemptions={} queue_ms={:.1f} ttft_ms={:.1f} e2e_ms={:.1f} tpot_ms={:.2f}{}",
+      s.request.request_id, FinishReasonName(d.finish_reason), r.prompt_tokens,
+      r.cached_prompt_tokens, r.completion_tokens, r.num_preemptions,
+      1e3 * (r.queue_s >= 0 ? r.queue_s : r.e2e_s), 1e3 * r.ttft_s, 1e3 * r.e2e_s,
+      r.completion_tokens > 1 ? 1e3 * (r.e2e_s - r.ttft_s) / (r.completion_tokens - 1) : 0.0,
+      d.status.ok() ? "" : absl::StrCat(" status=\"", d.status.ToString(), "\""));
 }
 
 void EngineImpl::FailAll(const absl::Status& status) {
@@ -318,7 +410,8 @@ void EngineImpl::Shutdown() {
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config,
                                                        std::unique_ptr<ModelRunner> runner,
-                                                       const Tokenizer* tokenizer) {
+                                                       const Tokenizer* tokenizer,
+                                                       std::shared_ptr<EngineObserver> observer) {
   const ModelConfig& mc = runner->config();
   if (config.max_model_len <= 0 || config.max_model_len > mc.max_position_embeddings) {
     config.max_model_len = mc.max_position_embeddings;
@@ -330,7 +423,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(EngineConfig config,
   }
   config.kv_page_size = runner->kv_page_size();
   return std::unique_ptr<Engine>(
-      new EngineImpl(std::move(config), std::move(runner), tokenizer));
+      new EngineImpl(std::move(config), std::move(runner), tokenizer, std::move(observer)));
 }
 
 }  // namespace attnres

@@ -22,11 +22,10 @@ ServingContext MakeContext(Engine* engine, ServiceOptions options) {
   const ModelConfig& model = engine->model_config();
   const EngineConfig& config = engine->config();
   ctx.limits.vocab_size = model.vocab_size;
-  ctx.limits.max_model_len =
-      config.max_model_len > 0 ? config.max_model_len : model.max_position_embeddings;
+  ctx.limits.max_model_len = config.max_model_len;  // resolved by Engine::Create
   ctx.default_max_tokens = config.default_max_tokens > 0 ? config.default_max_tokens : 4096;
   ctx.mix_layout = MixLayout::For(model);
-  ctx.model_info = BuildModelInfo(*engine, options, ctx.limits.max_model_len);
+  ctx.model_name = std::move(options.model_name);
   ctx.max_stream_buffer_bytes = options.max_stream_buffer_bytes;
   ctx.defaults = std::move(options.generation_config);
   return ctx;
@@ -84,7 +83,7 @@ grpc::ServerUnaryReactor* AttnResService::GetModelInfo(grpc::CallbackServerConte
                                                        const v1::GetModelInfoRequest* request,
                                                        v1::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  *response = ctx_.model_info;
+  *response = BuildModelInfo(*ctx_.engine, ctx_.model_name);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -2,6 +2,7 @@
 #include "server/grpc/call_common.h"
 
 #include <chrono>
+#include <string>
 
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/request_validation.h"
@@ -23,6 +24,13 @@ absl::StatusOr<GenerationRequest> PrepareGeneration(const ServingContext& ctx,
   absl::Status status = ValidateGenerateRequest(request, ctx.limits);
   if (!status.ok()) return status;
   return ToGenerationRequest(request, ctx, RpcDeadline(*context));
+}
+
+void AddRetryHint(const ServingContext& ctx, const absl::Status& refusal,
+                  grpc::CallbackServerContext* context) {
+  if (refusal.code() != absl::StatusCode::kResourceExhausted) return;
+  context->AddTrailingMetadata(kRetryAfterMsKey,
+                               std::to_string(absl::ToInt64Milliseconds(ctx.engine->retry_after())));
 }
 
 absl::Status FinalStatus(const GenerationDelta& last, bool client_cancelled, absl::Time deadline) {

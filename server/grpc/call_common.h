@@ -1,5 +1,6 @@
 // Helpers shared by the generation reactors: request preparation (validate, convert, read the
-// gRPC deadline) and the final status of a request from its last delta. Internal to server/grpc.
+// gRPC deadline), the retry hint of a refused request, and the final status of a request from
+// its last delta. Internal to server/grpc.
 #pragma once
 
 #include <string>
@@ -18,6 +19,13 @@ namespace attnres {
 absl::StatusOr<GenerationRequest> PrepareGeneration(const ServingContext& ctx,
                                                     grpc::CallbackServerContext* context,
                                                     const v1::GenerateRequest& request);
+
+// Metadata key of the retry hint: milliseconds a client refused with RESOURCE_EXHAUSTED (queue
+// full) should wait before retrying. Trailing metadata; the status message repeats it.
+inline constexpr char kRetryAfterMsKey[] = "retry-after-ms";
+// For a submission the engine refused with RESOURCE_EXHAUSTED, adds kRetryAfterMsKey.
+void AddRetryHint(const ServingContext& ctx, const absl::Status& refusal,
+                  grpc::CallbackServerContext* context);
 
 // The RPC status for a request whose final delta is `last`: the engine's error if any; for a
 // cancelled request, CANCELLED when the client went away, DEADLINE_EXCEEDED when its deadline

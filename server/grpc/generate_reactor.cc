@@ -84,6 +84,7 @@ class GenerateReactor : public grpc::ServerUnaryReactor {
         ctx.engine->Submit(*std::move(native), sink_);
     if (!handle.ok()) {
       sink_.reset();
+      AddRetryHint(ctx, handle.status(), context);
       Finish(ToGrpcStatus(handle.status()));
       return;
     }

@@ -161,6 +161,7 @@ class GenerateStreamReactor : public StreamReactor {
         ctx.engine->Submit(*std::move(native), sink_);
     if (!handle.ok()) {
       sink_.reset();
+      AddRetryHint(ctx, handle.status(), context);
       Finish(ToGrpcStatus(handle.status()));
       return;
     }

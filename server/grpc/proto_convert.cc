@@ -132,17 +132,8 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest&
   out.stop.max_tokens = std::max(1, std::min(out.stop.max_tokens, room));
   out.stop.stop_strings.assign(request.stop().begin(), request.stop().end());
   out.stop.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
+  // generation_config.json's EOS ids are the engine's (EngineConfig::extra_eos_token_ids).
   out.stop.ignore_eos = request.ignore_eos();
-  if (!request.ignore_eos()) {
-    // generation_config.json's extra EOS ids act as stop tokens (config.json's are the engine's).
-    const auto& model_eos = ctx.engine->model_config().eos_token_ids;
-    for (int32_t id : ctx.defaults.eos_token_ids) {
-      const bool known = std::find(model_eos.begin(), model_eos.end(), id) != model_eos.end() ||
-                         std::find(out.stop.stop_token_ids.begin(), out.stop.stop_token_ids.end(),
-                                   id) != out.stop.stop_token_ids.end();
-      if (!known && id >= 0 && id < ctx.limits.vocab_size) out.stop.stop_token_ids.push_back(id);
-    }
-  }
   out.output.logprobs = request.has_logprobs() ? request.logprobs() : -1;
   out.output.prompt_logprobs = request.has_prompt_logprobs() ? request.prompt_logprobs() : -1;
   out.output.return_mix_weights =
@@ -177,16 +168,15 @@ size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
   return MergeDeltaImpl(delta, ctx, response);
 }
 
-v1::ModelInfo BuildModelInfo(const Engine& engine, const ServiceOptions& options,
-                             int max_model_len) {
+v1::ModelInfo BuildModelInfo(const Engine& engine, const std::string& model_name) {
   const ModelConfig& m = engine.model_config();
   const EngineConfig& e = engine.config();
   v1::ModelInfo info;
-  info.set_model_name(options.model_name);
+  info.set_model_name(model_name);
   info.set_architecture(m.architecture);
   info.set_device(engine.device_name());
   info.set_dtype(engine.compute_dtype());
-  info.set_num_parameters(options.num_parameters);
+  info.set_num_parameters(engine.num_parameters());
   info.set_vocab_size(m.vocab_size);
   info.set_hidden_size(m.hidden_size);
   info.set_intermediate_size(m.intermediate_size);
@@ -196,6 +186,11 @@ v1::ModelInfo BuildModelInfo(const Engine& engine, const ServiceOptions& options
   info.set_head_dim(m.head_dim);
   info.set_max_position_embeddings(m.max_position_embeddings);
   info.mutable_eos_token_ids()->Add(m.eos_token_ids.begin(), m.eos_token_ids.end());
+  for (int32_t id : e.extra_eos_token_ids) {  // generation_config.json's, when new
+    if (std::find(m.eos_token_ids.begin(), m.eos_token_ids.end(), id) == m.eos_token_ids.end()) {
+      info.add_eos_token_ids(id);
+    }
+  }
   info.set_bos_token_id(m.bos_token_id);
 
   v1::AttnResInfo* attn_res = info.mutable_attn_res();
@@ -208,12 +203,12 @@ v1::ModelInfo BuildModelInfo(const Engine& engine, const ServiceOptions& options
   attn_res->mutable_sources_per_mix()->Add(layout.num_sources.begin(), layout.num_sources.end());
 
   v1::ServingLimits* limits = info.mutable_limits();
-  limits->set_max_model_len(max_model_len);
+  limits->set_max_model_len(e.max_model_len);
   limits->set_max_num_seqs(e.max_num_seqs);
   limits->set_max_num_batched_tokens(e.max_num_batched_tokens);
   limits->set_max_queued_requests(e.max_queued_requests);
   limits->set_kv_page_size(e.kv_page_size);
-  limits->set_kv_num_pages(options.kv_num_pages);
+  limits->set_kv_num_pages(engine.kv_num_pages());
   limits->set_max_stop_strings(kMaxStopStrings);
   limits->set_max_logprobs(kMaxLogprobs);
   return info;

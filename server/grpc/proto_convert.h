@@ -1,7 +1,10 @@
 // Proto <-> native conversion for the API: GenerateRequest -> GenerationRequest (tokenizing the
 // prompt and applying generation_config.json defaults to unset fields), GenerationDelta ->
-// response messages, and the static ModelInfo. No range checks here (request_validation.h).
+// response messages, and ModelInfo (read live from the engine). No range checks here
+// (request_validation.h).
 #pragma once
+
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -27,8 +30,7 @@ size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
 size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
                   v1::GenerateStreamResponse* response);
 
-// The static part of GetModelInfo, built once at startup.
-v1::ModelInfo BuildModelInfo(const Engine& engine, const ServiceOptions& options,
-                             int max_model_len);
+// GetModelInfo: the model's shape and the engine's effective limits.
+v1::ModelInfo BuildModelInfo(const Engine& engine, const std::string& model_name);
 
 }  // namespace attnres

@@ -1,6 +1,6 @@
 // ServingContext: the read-only facts every reactor needs (the engine, the tokenizer, limits,
-// generation_config.json defaults, the AttnRes mix layout and the static ModelInfo), built once
-// by AttnResService. Holds no per-request state.
+// generation_config.json defaults, the AttnRes mix layout, the model's name), built once by
+// AttnResService. Holds no per-request state; live limits come from the engine itself.
 #pragma once
 
 #include <cstddef>
@@ -19,8 +19,7 @@ namespace attnres {
 // What main.cc knows that the Engine interface does not expose.
 struct ServiceOptions {
   std::string model_name;      // the model directory's name
-  int64_t num_parameters = 0;  // from the runner, before it moves into the engine
-  int64_t kv_num_pages = 0;    // idem
+  // Sampling defaults for unset request fields (its EOS ids go to EngineConfig instead).
   GenerationConfig generation_config;
   // A stream whose client reads slower than the model writes is coalesced into one pending
   // message; past this many bytes the request is cancelled with RESOURCE_EXHAUSTED.
@@ -34,7 +33,7 @@ struct ServingContext {
   GenerationConfig defaults;      // generation_config.json
   int default_max_tokens = 4096;  // max_tokens when neither request nor defaults set it
   MixLayout mix_layout;
-  v1::ModelInfo model_info;
+  std::string model_name;
   size_t max_stream_buffer_bytes = size_t{32} << 20;
 };
 
