@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "models/attn_res_mix.h"
 #include "models/cpu_ops.h"
+#include "models/parallel/communicator.h"
 #include "models/rope.h"
 
 namespace attnres {
@@ -42,9 +44,10 @@ struct CpuForward::Workspace {
   std::vector<float>* mix_weights = nullptr;  // [rows, total_weights]
 };
 
-CpuForward::CpuForward(const ModelConfig& config, const CpuWeights& weights)
+CpuForward::CpuForward(const ModelConfig& config, const CpuWeights& weights, Communicator* comm)
     : config_(config),
       weights_(weights),
+      comm_(comm),
       layout_(MixLayout::For(config)),
       inv_freq_(RopeInverseFrequencies(config)) {}
 
@@ -143,23 +146,39 @@ void CpuForward::Mlp(int layer, Workspace& ws) {
 
 namespace {
 
-// h[t] = mix(bank[0..count) [t] + prefix[t]) for the rows in `rows` (all rows when null).
-void MixRows(const std::vector<float>& bank, int count, const std::vector<float>& prefix,
-             const float* u, int T, int d, double eps, const std::vector<int>* rows,
-             float* h, std::vector<int>& record_row, int weight_offset, int total_weights,
-             std::vector<float>* mix_weights) {
-  std::vector<const float*> src(count + 1);
-  const int n = rows ? static_cast<int>(rows->size()) : T;
-  for (int k = 0; k < n; ++k) {
-    const int t = rows ? (*rows)[k] : k;
-    for (int j = 0; j < count; ++j) src[j] = &bank[(static_cast<size_t>(j) * T + t) * d];
-    src[count] = &prefix[static_cast<size_t>(t) * d];
-    float* alpha = nullptr;
-    if (mix_weights && record_row[t] >= 0) {
-      alpha = mix_weights->data() + static_cast<size_t>(record_row[t]) * total_weights +
-              weight_offset;
+// The AttnRes mix for local rows: out[k] = mix(bank[0..count)[k] + [prefix[k]]) for k in `rows`
+// (local indices); out row k (index_out_by_row) or i (the i-th of `rows`). bank is
+// [slots, stride, d], prefix [stride, d]. Weights of recorded rows (record_row[row0 + k] >= 0)
+// go to mix_weights at weight_offset.
+struct MixArgs {
+  const std::vector<float>* bank;
+  int count;
+  const std::vector<float>* prefix;
+  int stride;
+  int d;
+  double eps;
+  int row0;
+  const std::vector<int>* record_row;
+  std::vector<float>* mix_weights;
+  int total_weights;
+};
+
+void MixRows(const MixArgs& a, const float* u, const std::vector<int>& rows, int weight_offset,
+             float* out, bool index_out_by_row) {
+  std::vector<const float*> src(a.count + 1);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int k = rows[i];
+    for (int j = 0; j < a.count; ++j) {
+      src[j] = &(*a.bank)[(static_cast<size_t>(j) * a.stride + k) * a.d];
     }
-    AttnResMix(src.data(), count + 1, u, d, eps, h + static_cast<size_t>(rows ? k : t) * d, alpha);
+    src[a.count] = &(*a.prefix)[static_cast<size_t>(k) * a.d];
+    float* alpha = nullptr;
+    const int rec = (*a.record_row)[a.row0 + k];
+    if (a.mix_weights && rec >= 0) {
+      alpha = a.mix_weights->data() + static_cast<size_t>(rec) * a.total_weights + weight_offset;
+    }
+    const size_t o = index_out_by_row ? static_cast<size_t>(k) : i;
+    AttnResMix(src.data(), a.count + 1, u, a.d, a.eps, out + o * a.d, alpha);
   }
 }
 
@@ -170,19 +189,31 @@ absl::Status CpuForward::Run(const StepBatch& b, const std::vector<int>& logit_r
   const ModelConfig& c = config_;
   const int T = b.num_tokens(), d = c.hidden_size, V = c.vocab_size;
   const bool attn_res = c.attn_res();
+  // Sequence sharding (tensor parallel, long inputs; the paper's form): each rank keeps the
+  // residual stream, the bank and the mixes of its own slice of the tokens, all-gathers the
+  // normed sublayer inputs and reduce-scatters the sublayer outputs, so the bank memory is
+  // divided by the world size. Otherwise every rank holds every row and all-reduces.
+  const int world = comm_ ? comm_->world_size() : 1;
+  const bool seq_shard = world > 1 && T >= seq_shard_min_tokens_;
+  const int stride = seq_shard ? (T + world - 1) / world : T;  // local rows, padded
+  const int row0 = seq_shard ? comm_->rank() * stride : 0;
+  const int R = std::clamp(T - row0, 0, stride);                // this rank's real rows
+  const size_t t_pad = static_cast<size_t>(seq_shard ? world * stride : T);
   Workspace ws;
   ws.T = T;
-  ws.prefix.resize(static_cast<size_t>(T) * d);
+  ws.prefix.resize(static_cast<size_t>(stride) * d);
   ws.h.resize(ws.prefix.size());
-  ws.xn.resize(ws.prefix.size());
-  ws.out.resize(ws.prefix.size());
+  ws.bank.resize(static_cast<size_t>(layout_.num_bank_slots) * stride * d);
+  ws.xn.resize(t_pad * d);      // gathered sublayer input (all rows)
+  ws.out.resize(t_pad * d);     // sublayer output partial sums; rows >= T stay zero
+  std::vector<float> xn_local(seq_shard ? ws.prefix.size() : 0);
+  std::vector<float> out_local(seq_shard ? ws.prefix.size() : 0);
   ws.q.resize(static_cast<size_t>(T) * c.q_dim());
   ws.att.resize(ws.q.size());
   ws.k.resize(static_cast<size_t>(T) * c.kv_dim());
   ws.v.resize(ws.k.size());
   ws.gate.resize(static_cast<size_t>(T) * c.intermediate_size);
   ws.up.resize(ws.gate.size());
-  ws.bank.resize(static_cast<size_t>(layout_.num_bank_slots) * T * d);
   ws.record_row.assign(T, -1);
   for (size_t k = 0; k < logit_rows.size(); ++k) ws.record_row[logit_rows[k]] = static_cast<int>(k);
   out->mix_weights.clear();
@@ -190,12 +221,18 @@ absl::Status CpuForward::Run(const StepBatch& b, const std::vector<int>& logit_r
     out->mix_weights.assign(logit_rows.size() * layout_.total_weights(), 0.0f);
     ws.mix_weights = &out->mix_weights;
   }
+  std::vector<int> local_rows(R);
+  std::iota(local_rows.begin(), local_rows.end(), 0);
+  const MixArgs mix{&ws.bank, 0, &ws.prefix, stride, d, c.rms_norm_eps, row0, &ws.record_row,
+                    ws.mix_weights, layout_.total_weights()};
 
   for (int t = 0; t < T; ++t) {
     const int id = b.token_ids[t];
     if (id < 0 || id >= V) return absl::InternalError(absl::StrCat("token id ", id, " out of range"));
-    std::memcpy(&ws.prefix[static_cast<size_t>(t) * d], &weights_.embed[static_cast<size_t>(id) * d],
-                sizeof(float) * d);
+  }
+  for (int k = 0; k < R; ++k) {
+    std::memcpy(&ws.prefix[static_cast<size_t>(k) * d],
+                &weights_.embed[static_cast<size_t>(b.token_ids[row0 + k]) * d], sizeof(float) * d);
   }
 
   for (int s = 0; s < 2 * c.num_layers; ++s) {
@@ -203,63 +240,106 @@ absl::Status CpuForward::Run(const StepBatch& b, const std::vector<int>& logit_r
     const bool is_attn = s % 2 == 0;
     const CpuLayerWeights& L = weights_.layers[layer];
     const std::vector<float>& gamma = is_attn ? L.input_norm : L.post_norm;
+    float* xn = seq_shard ? xn_local.data() : ws.xn.data();
     if (attn_res) {
       // Sublayer input: mix of bank + [prefix] (the prefix alone while the bank is empty).
       if (ws.bank_count == 0) {
-        ws.h = ws.prefix;
-        if (ws.mix_weights) {
-          for (int t = 0; t < T; ++t) {
-            if (ws.record_row[t] >= 0) {
-              (*ws.mix_weights)[static_cast<size_t>(ws.record_row[t]) * layout_.total_weights() +
-                                layout_.weight_offset[s]] = 1.0f;
-            }
+        std::copy(ws.prefix.begin(), ws.prefix.end(), ws.h.begin());
+        for (int k = 0; k < R && ws.mix_weights; ++k) {
+          if (ws.record_row[row0 + k] >= 0) {
+            (*ws.mix_weights)[static_cast<size_t>(ws.record_row[row0 + k]) *
+                                  layout_.total_weights() + layout_.weight_offset[s]] = 1.0f;
           }
         }
       } else {
-        const std::vector<float>& u = is_attn ? L.attn_res_u : L.mlp_res_u;
-        MixRows(ws.bank, ws.bank_count, ws.prefix, u.data(), T, d, c.rms_norm_eps, nullptr,
-                ws.h.data(), ws.record_row, layout_.weight_offset[s], layout_.total_weights(),
-                ws.mix_weights);
+        MixArgs m = mix;
+        m.count = ws.bank_count;
+        MixRows(m, (is_attn ? L.attn_res_u : L.mlp_res_u).data(), local_rows,
+                layout_.weight_offset[s], ws.h.data(), /*index_out_by_row=*/true);
       }
       if (layout_.snapshot_before[s]) {
-        std::memcpy(&ws.bank[static_cast<size_t>(ws.bank_count) * T * d], ws.prefix.data(),
-                    sizeof(float) * T * d);
+        std::copy(ws.prefix.begin(), ws.prefix.end(),
+                  ws.bank.begin() + static_cast<size_t>(ws.bank_count) * stride * d);
         ++ws.bank_count;
         ws.prefix_empty = true;
       }
-      RmsNorm(ws.h.data(), gamma.data(), T, d, c.rms_norm_eps, ws.xn.data());
+      RmsNorm(ws.h.data(), gamma.data(), R, d, c.rms_norm_eps, xn);
     } else {
-      RmsNorm(ws.prefix.data(), gamma.data(), T, d, c.rms_norm_eps, ws.xn.data());
+      RmsNorm(ws.prefix.data(), gamma.data(), R, d, c.rms_norm_eps, xn);
     }
+    if (seq_shard) comm_->AllGather(xn, xn_local.size(), ws.xn.data());
     if (is_attn) {
       if (auto st = Attention(layer, b, cache, ws); !st.ok()) return st;
     } else {
       Mlp(layer, ws);
     }
+    // Sum the row-parallel partial outputs: this rank's rows only, or every row.
+    const float* delta = ws.out.data();
+    if (seq_shard) {
+      comm_->ReduceScatterSum(ws.out.data(), out_local.size(), out_local.data());
+      delta = out_local.data();
+    } else if (comm_) {
+      comm_->AllReduceSum(ws.out.data(), static_cast<size_t>(T) * d);
+    }
+    const size_t n = static_cast<size_t>(R) * d;
     if (ws.prefix_empty) {
-      ws.prefix.swap(ws.out);
+      std::copy_n(delta, n, ws.prefix.begin());
       ws.prefix_empty = false;
     } else {
-      for (size_t i = 0; i < ws.prefix.size(); ++i) ws.prefix[i] += ws.out[i];
+      for (size_t i = 0; i < n; ++i) ws.prefix[i] += delta[i];
     }
   }
 
-  // Final mix (AttnRes), norm and head, for the requested rows only.
-  const int R = static_cast<int>(logit_rows.size());
-  std::vector<float> final_h(static_cast<size_t>(R) * d);
-  if (attn_res) {
-    MixRows(ws.bank, ws.bank_count, ws.prefix, weights_.output_res_u.data(), T, d,
-            c.rms_norm_eps, &logit_rows, final_h.data(), ws.record_row,
-            layout_.weight_offset[2 * c.num_layers], layout_.total_weights(), ws.mix_weights);
-  } else {
-    for (int k = 0; k < R; ++k) {
-      std::memcpy(&final_h[static_cast<size_t>(k) * d],
-                  &ws.prefix[static_cast<size_t>(logit_rows[k]) * d], sizeof(float) * d);
+  // Final mix (AttnRes), norm and head, for the requested rows only. Under sequence sharding
+  // each row is computed by the rank that owns it and summed into place on every rank.
+  const int num_rows = static_cast<int>(logit_rows.size());
+  std::vector<float> final_h(static_cast<size_t>(num_rows) * d, 0.0f);
+  std::vector<int> owned;  // local indices of requested rows this rank owns
+  std::vector<int> slot;   // their index in logit_rows
+  for (int i = 0; i < num_rows; ++i) {
+    const int k = logit_rows[i] - row0;
+    if (k >= 0 && k < R) {
+      owned.push_back(k);
+      slot.push_back(i);
     }
   }
-  RmsNorm(final_h.data(), weights_.final_norm.data(), R, d, c.rms_norm_eps, final_h.data());
-  out->logits.resize(static_cast<size_t>(R) * V);
-  MatMulWt(final_h.data(), weights_.head().data(), R, d, V, out->logits.data());
+  if (attn_res) {
+    MixArgs m = mix;
+    m.count = ws.bank_count;
+    std::vector<float> mixed(owned.size() * d);
+    MixRows(m, weights_.output_res_u.data(), owned, layout_.weight_offset[2 * c.num_layers],
+            mixed.data(), /*index_out_by_row=*/false);
+    for (size_t i = 0; i < owned.size(); ++i) {
+      std::copy_n(&mixed[i * d], d, &final_h[static_cast<size_t>(slot[i]) * d]);
+    }
+  } else {
+    for (size_t i = 0; i < owned.size(); ++i) {
+      std::copy_n(&ws.prefix[static_cast<size_t>(owned[i]) * d], d,
+                  &final_h[static_cast<size_t>(slot[i]) * d]);
+    }
+  }
+  if (seq_shard) {
+    comm_->AllReduceSum(final_h.data(), final_h.size());
+    if (ws.mix_weights) comm_->AllReduceSum(ws.mix_weights->data(), ws.mix_weights->size());
+  }
+  RmsNorm(final_h.data(), weights_.final_norm.data(), num_rows, d, c.rms_norm_eps, final_h.data());
+  // The head may be this rank's vocabulary slice: gather [world][rows][V_local] into [rows][V].
+  const int v_local = static_cast<int>(weights_.head().size() / d);
+  std::vector<float> local(static_cast<size_t>(num_rows) * v_local);
+  MatMulWt(final_h.data(), weights_.head().data(), num_rows, d, v_local, local.data());
+  if (!comm_) {
+    out->logits = std::move(local);
+    return absl::OkStatus();
+  }
+  std::vector<float> gathered(local.size() * world);
+  comm_->AllGather(local.data(), local.size(), gathered.data());
+  out->logits.resize(static_cast<size_t>(num_rows) * V);
+  for (int k = 0; k < world; ++k) {
+    for (int r = 0; r < num_rows; ++r) {
+      std::copy_n(&gathered[(static_cast<size_t>(k) * num_rows + r) * v_local], v_local,
+                  &out->logits[static_cast<size_t>(r) * V + k * v_local]);
+    }
+  }
   return absl::OkStatus();
 }
 

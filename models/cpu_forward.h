@@ -39,9 +39,14 @@ struct CpuForwardOutput {
   std::vector<float> mix_weights;  // [logit_rows.size(), MixLayout::total_weights()] when asked
 };
 
+class Communicator;
+
 class CpuForward {
  public:
-  CpuForward(const ModelConfig& config, const CpuWeights& weights);
+  // Single device: config and weights of the whole model. Tensor parallel: this rank's config
+  // and weight slices (models/parallel/tensor_parallel.h) and its communicator; the o_proj and
+  // down_proj partial sums are all-reduced and the vocab-sliced logits all-gathered.
+  CpuForward(const ModelConfig& config, const CpuWeights& weights, Communicator* comm = nullptr);
 
   // Runs the batch; writes the new tokens' K/V into their pages; computes logits (and, when
   // want_mix_weights, the depth-attention weights) for the token rows in logit_rows.
@@ -49,6 +54,8 @@ class CpuForward {
                    bool want_mix_weights, CpuKvCache& cache, CpuForwardOutput* out);
 
   const MixLayout& mix_layout() const { return layout_; }
+  // Tensor parallel: steps of at least this many tokens use the sequence-sharded residual stream.
+  void set_sequence_shard_min_tokens(int n) { seq_shard_min_tokens_ = n; }
 
  private:
   struct Workspace;
@@ -57,8 +64,10 @@ class CpuForward {
 
   const ModelConfig& config_;
   const CpuWeights& weights_;
+  Communicator* comm_;  // null on a single device
   MixLayout layout_;
   std::vector<double> inv_freq_;  // [head_dim / 2]
+  int seq_shard_min_tokens_ = 256;
 };
 
 }  // namespace attnres

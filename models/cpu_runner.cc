@@ -2,9 +2,12 @@
 #include "models/cpu_runner.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "models/cpu_forward.h"
+#include "models/parallel/communicator.h"
+#include "models/parallel/tensor_parallel.h"
 #include "models/safetensors.h"
 #include "models/sampler.h"
 
@@ -13,30 +16,68 @@ namespace {
 
 constexpr int64_t kDefaultCpuKvBytes = 512ll << 20;
 
+// One tensor-parallel rank: its config (local shapes), weight slices, forward pass and KV pages.
+// A single-device runner is one rank with the whole model and no communicator.
+struct CpuRank {
+  CpuRank(const ModelConfig& local_config, CpuWeights w, std::unique_ptr<Communicator> c,
+          int64_t num_pages, int page_size)
+      : config(local_config),
+        weights(std::move(w)),
+        comm(std::move(c)),
+        forward(config, weights, comm.get()),
+        cache(config, num_pages, page_size) {}
+  ModelConfig config;
+  CpuWeights weights;
+  std::unique_ptr<Communicator> comm;
+  CpuForward forward;
+  CpuKvCache cache;
+};
+
 class CpuRunner final : public ModelRunner {
  public:
-  CpuRunner(ModelConfig config, CpuWeights weights, int64_t num_pages, int page_size)
-      : config_(std::move(config)),
-        weights_(std::move(weights)),
-        forward_(config_, weights_),
-        cache_(config_, num_pages, page_size) {}
+  CpuRunner(ModelConfig config, std::vector<std::unique_ptr<CpuRank>> ranks, int64_t params)
+      : config_(std::move(config)), ranks_(std::move(ranks)), num_parameters_(params) {}
 
   const ModelConfig& config() const override { return config_; }
-  const MixLayout& mix_layout() const override { return forward_.mix_layout(); }
-  int kv_page_size() const override { return cache_.page_size(); }
-  int64_t kv_num_pages() const override { return cache_.num_pages(); }
-  int64_t num_parameters() const override { return weights_.num_parameters; }
-  std::string device_name() const override { return "cpu"; }
+  const MixLayout& mix_layout() const override { return ranks_[0]->forward.mix_layout(); }
+  int kv_page_size() const override { return ranks_[0]->cache.page_size(); }
+  int64_t kv_num_pages() const override { return ranks_[0]->cache.num_pages(); }
+  int64_t num_parameters() const override { return num_parameters_; }
+  std::string device_name() const override {
+    return ranks_.size() == 1 ? "cpu" : absl::StrCat("cpu (tensor parallel ", ranks_.size(), ")");
+  }
   std::string compute_dtype() const override { return "float32"; }
 
   absl::StatusOr<StepOutput> Execute(const StepBatch& batch) override;
 
  private:
+  // Runs the forward pass on every rank (ranks > 0 on their own threads); rank 0's output holds
+  // the gathered logits.
+  absl::Status Forward(const StepBatch& b, const std::vector<int>& rows, bool want_mix,
+                       CpuForwardOutput* out);
+
   ModelConfig config_;
-  CpuWeights weights_;
-  CpuForward forward_;
-  CpuKvCache cache_;
+  std::vector<std::unique_ptr<CpuRank>> ranks_;
+  int64_t num_parameters_;
 };
+
+absl::Status CpuRunner::Forward(const StepBatch& b, const std::vector<int>& rows, bool want_mix,
+                                CpuForwardOutput* out) {
+  std::vector<absl::Status> status(ranks_.size());
+  std::vector<CpuForwardOutput> others(ranks_.size());
+  std::vector<std::thread> threads;
+  for (size_t r = 1; r < ranks_.size(); ++r) {
+    threads.emplace_back([&, r] {
+      status[r] = ranks_[r]->forward.Run(b, rows, want_mix, ranks_[r]->cache, &others[r]);
+    });
+  }
+  status[0] = ranks_[0]->forward.Run(b, rows, want_mix, ranks_[0]->cache, out);
+  for (auto& t : threads) t.join();
+  for (const auto& st : status) {
+    if (!st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<StepOutput> CpuRunner::Execute(const StepBatch& b) {
   // Rows that need logits: every row of a sequence asking for prompt logprobs, else the last row
@@ -57,10 +98,10 @@ absl::StatusOr<StepOutput> CpuRunner::Execute(const StepBatch& b) {
     want_mix |= e.sample && e.return_mix_weights;
   }
   CpuForwardOutput fwd;
-  if (auto st = forward_.Run(b, rows, want_mix, cache_, &fwd); !st.ok()) return st;
+  if (auto st = Forward(b, rows, want_mix, &fwd); !st.ok()) return st;
 
   const int V = config_.vocab_size;
-  const int W = forward_.mix_layout().total_weights();
+  const int W = mix_layout().total_weights();
   StepOutput out;
   out.seqs.resize(b.num_seqs());
   std::vector<float> work(V);
@@ -118,8 +159,27 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> CreateCpuRunner(const std::filesyst
         "kv_cache_bytes=", bytes, " holds no KV page of ",
         CpuKvCache::BytesPerPage(*config, options.kv_page_size), " bytes"));
   }
-  return std::make_unique<CpuRunner>(std::move(*config), std::move(*weights), num_pages,
-                                     options.kv_page_size);
+  const int world = options.tensor_parallel;
+  if (world < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor_parallel must be >= 1, got ", world));
+  }
+  std::vector<std::unique_ptr<CpuRank>> ranks;
+  if (world == 1) {
+    ranks.push_back(std::make_unique<CpuRank>(*config, std::move(*weights), nullptr, num_pages,
+                                              options.kv_page_size));
+  } else {
+    // Each rank holds 1/world of the KV heads, so the same bytes give the same page count.
+    auto comms = CreateThreadCommunicators(world);
+    for (int r = 0; r < world; ++r) {
+      auto plan = PlanTensorParallel(*config, world, r);
+      if (!plan.ok()) return plan.status();
+      ranks.push_back(std::make_unique<CpuRank>(plan->local, ShardCpuWeights(*weights, *config, *plan),
+                                                std::move(comms[r]), num_pages,
+                                                options.kv_page_size));
+    }
+  }
+  const int64_t params = ranks[0]->weights.num_parameters;
+  return std::make_unique<CpuRunner>(std::move(*config), std::move(ranks), params);
 }
 
 }  // namespace attnres

@@ -72,6 +72,7 @@ struct RunnerOptions {
   double kv_cache_memory_fraction = 0.85; // GPU: of free memory after weights
   int max_num_seqs = 64;                  // sizes per-step buffers
   int max_num_batched_tokens = 2048;
+  int tensor_parallel = 1;                // ranks each layer is split across (1: no split)
 };
 
 class ModelRunner {

@@ -43,7 +43,8 @@ LoadedCpuModel LoadCpuModel(const std::filesystem::path& dir) {
 
 std::vector<std::vector<float>> AllLogits(const LoadedCpuModel& model,
                                           const std::vector<int32_t>& ids, std::vector<int> chunks,
-                                          int page_size, std::vector<float>* mix_weights) {
+                                          int page_size, std::vector<float>* mix_weights,
+                                          Communicator* comm, int seq_shard_min_tokens) {
   const int n = static_cast<int>(ids.size());
   if (chunks.empty()) chunks = {n};
   const int num_pages = (n + page_size - 1) / page_size;
@@ -52,7 +53,8 @@ std::vector<std::vector<float>> AllLogits(const LoadedCpuModel& model,
   std::iota(pages.begin(), pages.end(), 3);
   std::shuffle(pages.begin(), pages.end(), std::mt19937(1234));
   CpuKvCache cache(model.config, num_pages + 3, page_size);
-  CpuForward forward(model.config, model.weights);
+  CpuForward forward(model.config, model.weights, comm);
+  forward.set_sequence_shard_min_tokens(seq_shard_min_tokens);
   std::vector<std::vector<float>> logits;
   int start = 0;
   for (int chunk : chunks) {

@@ -31,7 +31,9 @@ LoadedCpuModel LoadCpuModel(const std::filesystem::path& dir);
 std::vector<std::vector<float>> AllLogits(const LoadedCpuModel& model,
                                           const std::vector<int32_t>& ids,
                                           std::vector<int> chunks = {}, int page_size = 4,
-                                          std::vector<float>* mix_weights = nullptr);
+                                          std::vector<float>* mix_weights = nullptr,
+                                          Communicator* comm = nullptr,
+                                          int seq_shard_min_tokens = 256);
 
 // Relative L2 distance ||a - b|| / ||b||.
 double RelL2(const std::vector<float>& a, const std::vector<float>& b);
