@@ -1,6 +1,8 @@
 // The engine end to end on the real CPU runner: determinism, continuous batching equal to one-at-
-// a-time runs (also under preemption), stop criteria, cancellation, limits.
+// a-time runs (also under preemption), prefix cache hits, stop criteria and finish reasons,
+// cancellation, deadlines, the queue bound, and what the observer sees.
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -52,11 +54,43 @@ struct Result {
   std::vector<int32_t> tokens;
   FinishReason reason;
   std::string stop_reason;
+  Usage usage;
+};
+
+// Records what the engine reports (thread-safe, as the interface requires).
+class RecordingObserver : public EngineObserver {
+ public:
+  void OnStep(const StepStats& s) override {
+    std::lock_guard<std::mutex> l(mu);
+    ++steps;
+    prefix_hits += s.prefix_hit_tokens;
+    generated += s.num_generated_tokens;
+  }
+  void OnState(const EngineState& s) override {
+    std::lock_guard<std::mutex> l(mu);
+    last_state = s;
+  }
+  void OnFirstToken(double) override { std::lock_guard<std::mutex> l(mu); ++first_tokens; }
+  void OnRequestFinished(const RequestStats& r) override {
+    std::lock_guard<std::mutex> l(mu);
+    finished.push_back(r);
+  }
+  void OnRejected(absl::StatusCode code) override {
+    std::lock_guard<std::mutex> l(mu);
+    rejected.push_back(code);
+  }
+  std::mutex mu;
+  int steps = 0, prefix_hits = 0, generated = 0, first_tokens = 0;
+  EngineState last_state;
+  std::vector<RequestStats> finished;
+  std::vector<absl::StatusCode> rejected;
 };
 
 class EngineTest : public ::testing::Test {
  protected:
-  void SetUpEngine(int64_t kv_bytes = 0, int max_seqs = 64) {
+  void SetUpEngine(int64_t kv_bytes = 0, int max_seqs = 64,
+                   const std::function<void(EngineConfig&)>& tweak = nullptr,
+                   std::shared_ptr<EngineObserver> observer = nullptr) {
     static const std::filesystem::path dir = [] {
       RandomModelOptions o;
       o.seed = 3;
@@ -73,7 +107,8 @@ class EngineTest : public ::testing::Test {
     EngineConfig ec;
     ec.max_num_seqs = max_seqs;
     ec.max_num_batched_tokens = 64;
-    auto engine = Engine::Create(ec, std::move(*runner), tokenizer_.get());
+    if (tweak) tweak(ec);
+    auto engine = Engine::Create(ec, std::move(*runner), tokenizer_.get(), std::move(observer));
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = std::move(*engine);
   }
@@ -95,7 +130,7 @@ class EngineTest : public ::testing::Test {
     auto h = engine_->Submit(std::move(r), sink);
     EXPECT_TRUE(h.ok()) << h.status();
     GenerationDelta d = sink->Wait();
-    return {sink->text(), sink->tokens(), d.finish_reason, d.stop_reason};
+    return {sink->text(), sink->tokens(), d.finish_reason, d.stop_reason, d.usage};
   }
 
   std::unique_ptr<Tokenizer> tokenizer_;
@@ -256,6 +291,89 @@ TEST_F(EngineTest, MixWeightsAndLogprobsPerToken) {
   EXPECT_EQ(mixes, 3);
   EXPECT_EQ(logprobs, 3);
   EXPECT_EQ(prompt_lp, prompt_len - 1);
+}
+
+TEST_F(EngineTest, PrefixCacheHitsAreReportedAndLeaveOutputsUnchanged) {
+  const std::string prompt = "Once upon a time there was a little dog who liked to run";
+  std::vector<Result> runs;
+  for (bool enabled : {false, true}) {
+    auto observer = std::make_shared<RecordingObserver>();
+    SetUpEngine(0, 64, [&](EngineConfig& c) { c.enable_prefix_caching = enabled; }, observer);
+    const int prompt_len = static_cast<int>(Request(prompt, 1).prompt_ids.size());
+    ASSERT_GT(prompt_len, 9);
+    Result first = Run(Request(prompt, 12));
+    Result second = Run(Request(prompt, 12));
+    EXPECT_EQ(first.usage.cached_prompt_tokens, 0);
+    // Page size 4: every full page but the one holding the last prompt token.
+    EXPECT_EQ(second.usage.cached_prompt_tokens, enabled ? (prompt_len - 1) / 4 * 4 : 0);
+    EXPECT_EQ(first.tokens, second.tokens);
+    runs.push_back(second);
+    engine_->Shutdown();
+    std::lock_guard<std::mutex> l(observer->mu);
+    EXPECT_EQ(observer->prefix_hits, second.usage.cached_prompt_tokens);
+    EXPECT_EQ(observer->last_state.kv_pages_used, 0);
+    EXPECT_EQ(observer->last_state.kv_pages_cached > 0, enabled);
+    ASSERT_EQ(observer->finished.size(), 2u);
+    EXPECT_EQ(observer->finished[1].cached_prompt_tokens, second.usage.cached_prompt_tokens);
+    EXPECT_EQ(observer->first_tokens, 2);
+    EXPECT_EQ(observer->generated, 24);
+  }
+  EXPECT_EQ(runs[0].tokens, runs[1].tokens);
+}
+
+TEST_F(EngineTest, GenerationConfigEosIdsEndLikeEosWithEmptyStopReason) {
+  SetUpEngine();
+  const Result full = Run(Request("Hello", 30));
+  const int32_t extra = full.tokens[5];
+  SetUpEngine(0, 64, [&](EngineConfig& c) { c.extra_eos_token_ids = {extra}; });
+  GenerationRequest r = Request("Hello", 30);
+  r.stop.ignore_eos = false;
+  const Result cut = Run(r);
+  EXPECT_EQ(cut.reason, FinishReason::kStop);
+  EXPECT_EQ(cut.stop_reason, "");
+  ASSERT_FALSE(cut.tokens.empty());
+  const auto& model_eos = engine_->model_config().eos_token_ids;
+  const int32_t last = cut.tokens.back();
+  EXPECT_TRUE(last == extra ||
+              std::find(model_eos.begin(), model_eos.end(), last) != model_eos.end());
+  EXPECT_LE(cut.tokens.size(), 6u);
+  // ignore_eos keeps generating past it.
+  EXPECT_EQ(Run(Request("Hello", 30)).tokens.size(), 30u);
+}
+
+TEST_F(EngineTest, QueueBoundRefusesWithARetryHintAndQueuedDeadlinesExpire) {
+  auto observer = std::make_shared<RecordingObserver>();
+  SetUpEngine(0, /*max_seqs=*/1, [](EngineConfig& c) { c.max_queued_requests = 2; }, observer);
+  auto running = std::make_shared<CollectingSink>();
+  auto h = engine_->Submit(Request("long", 400), running);
+  ASSERT_TRUE(h.ok());
+  while (running->num_deltas() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // One seq slot is taken: two wait, the third is refused.
+  GenerationRequest expiring = Request("queued", 5);
+  expiring.deadline = absl::Now() + absl::Milliseconds(20);
+  auto queued1 = std::make_shared<CollectingSink>(), queued2 = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine_->Submit(expiring, queued1).ok());
+  ASSERT_TRUE(engine_->Submit(Request("queued too", 5), queued2).ok());
+  auto refused = engine_->Submit(Request("one too many", 5), std::make_shared<CollectingSink>());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("retry after"));
+  EXPECT_GE(engine_->retry_after(), absl::Milliseconds(10));
+  // The queued request's deadline passes while it waits behind the long one.
+  GenerationDelta d = queued1->Wait();
+  EXPECT_EQ(d.status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(d.status.message()), HasSubstr("queued"));
+  EXPECT_TRUE(queued1->tokens().empty());
+  (*h)->Cancel();
+  EXPECT_EQ(running->Wait().finish_reason, FinishReason::kCancelled);
+  EXPECT_EQ(queued2->Wait().finish_reason, FinishReason::kLength);
+  engine_->Shutdown();
+  std::lock_guard<std::mutex> l(observer->mu);
+  EXPECT_EQ(observer->rejected, std::vector<absl::StatusCode>{absl::StatusCode::kResourceExhausted});
+  EXPECT_EQ(observer->finished.size(), 3u);
+  EXPECT_EQ(observer->last_state.num_running, 0);
+  EXPECT_EQ(observer->last_state.num_waiting, 0);
+  EXPECT_EQ(observer->last_state.kv_pages_used, 0);
 }
 
 }  // namespace

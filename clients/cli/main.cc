@@ -14,6 +14,7 @@ constexpr AddCommandsFn kCommandGroups[] = {
     AddInfoCommands,
     AddTokenizeCommands,
     AddGenerateCommands,
+    AddBenchCommands,
 };
 
 int Run(int argc, char** argv) {

@@ -83,8 +83,8 @@ int BlockManager::MatchPrefix(std::span<const int32_t> tokens, int max_pages,
     auto it = cached_.find(h);
     if (it == cached_.end()) break;
     PageMeta& m = meta_[it->second];
-    if (m.parent_hash != hash || !std::equal(page_tokens.begin(), page_tokens.end(),
-                                             m.tokens.begin(), m.tokens.end())) {
+    if (m.parent_hash != hash ||
+        !std::equal(page_tokens.begin(), page_tokens.end(), m.tokens.begin(), m.tokens.end())) {
       break;  // a hash collision: treat as a miss
     }
     if (m.refs++ == 0) lru_.erase(m.lru_it);
@@ -100,8 +100,8 @@ int BlockManager::MatchPrefix(std::span<const int32_t> tokens, int max_pages,
 void BlockManager::Publish(std::span<const int32_t> tokens, const std::vector<int32_t>& pages,
                            PrefixCursor* cursor) {
   if (!prefix_cache_) return;
-  const int full = std::min<int>(static_cast<int>(pages.size()),
-                                 static_cast<int>(tokens.size()) / page_size_);
+  const int full =
+      std::min<int>(static_cast<int>(pages.size()), static_cast<int>(tokens.size()) / page_size_);
   for (int i = cursor->num_pages; i < full; ++i) {
     const auto page_tokens = tokens.subspan(static_cast<size_t>(i) * page_size_, page_size_);
     const uint64_t h = PageHash(cursor->hash, page_tokens);

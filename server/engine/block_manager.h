@@ -57,7 +57,7 @@ class BlockManager {
  private:
   struct PageMeta {
     int refs = 0;
-    bool cached = false;                  // in cached_ under `hash`
+    bool cached = false;  // in cached_ under `hash`
     uint64_t hash = 0;
     uint64_t parent_hash = 0;             // the chain hash before this page (collision check)
     std::vector<int32_t> tokens;          // [page_size] when cached (collision check)
@@ -70,10 +70,10 @@ class BlockManager {
   int64_t num_pages_;
   int page_size_;
   bool prefix_cache_;
-  std::vector<PageMeta> meta_;                         // [num_pages]
-  std::vector<int32_t> free_;                          // stack of uncached free page ids
-  std::list<int32_t> lru_;                             // cached, unreferenced; front = oldest
-  absl::flat_hash_map<uint64_t, int32_t> cached_;      // chain hash -> page
+  std::vector<PageMeta> meta_;                     // [num_pages]
+  std::vector<int32_t> free_;                      // stack of uncached free page ids
+  std::list<int32_t> lru_;                         // cached, unreferenced; front = oldest
+  absl::flat_hash_map<uint64_t, int32_t> cached_;  // chain hash -> page
 };
 
 }  // namespace attnres

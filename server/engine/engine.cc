@@ -9,8 +9,8 @@
 #include <mutex>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "models/model_runner.h"
 #include "server/engine/block_manager.h"
 #include "server/engine/scheduler.h"
@@ -20,10 +20,14 @@ namespace attnres {
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kNone: return "none";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kNone:
+      return "none";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -59,8 +63,8 @@ class EngineImpl final : public Engine {
   }
   ~EngineImpl() override { Shutdown(); }
 
-  absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(
-      GenerationRequest request, std::shared_ptr<RequestSink> sink) override;
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(GenerationRequest request,
+                                                        std::shared_ptr<RequestSink> sink) override;
   void Drain() override;
   void Shutdown() override;
   bool healthy() const override { return healthy_.load(); }
@@ -92,19 +96,19 @@ class EngineImpl final : public Engine {
   const std::shared_ptr<EngineObserver> observer_;  // never null (a no-op one by default)
   absl::flat_hash_set<int32_t> eos_;
   BlockManager blocks_;
-  Scheduler scheduler_;                 // engine thread only
-  std::vector<Sequence*> finished_;     // this step's, removed after emitting
+  Scheduler scheduler_;              // engine thread only
+  std::vector<Sequence*> finished_;  // this step's, removed after emitting
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;          // new work or stop
-  std::condition_variable idle_cv_;     // engine became idle
+  std::condition_variable cv_;       // new work or stop
+  std::condition_variable idle_cv_;  // engine became idle
   std::deque<std::unique_ptr<Sequence>> inbox_;
   bool draining_ = false;
   bool stop_ = false;
   bool idle_ = true;
   uint64_t next_order_ = 0;
   std::atomic<bool> healthy_{true};
-  std::atomic<int> num_waiting_{0};    // scheduler's waiting count, for Submit's bound
+  std::atomic<int> num_waiting_{0};                 // scheduler's waiting count, for Submit's bound
   std::atomic<int64_t> completion_interval_us_{0};  // EWMA between finishes (engine thread)
   absl::Time last_finish_time_ = absl::InfinitePast();  // engine thread only
   std::thread thread_;
@@ -143,8 +147,8 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
   absl::Status status = Validate(request);
   auto handle = std::make_shared<RequestHandle>();
   if (status.ok()) {
-    status = Admit(
-        std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_));
+    status =
+        Admit(std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_));
   }
   if (!status.ok()) {
     observer_->OnRejected(status.code());
@@ -158,10 +162,9 @@ absl::Status EngineImpl::Admit(std::unique_ptr<Sequence> seq) {
   if (draining_ || stop_) return absl::UnavailableError("server is shutting down");
   if (!healthy_) return absl::UnavailableError("engine failed; see server logs");
   if (static_cast<int>(inbox_.size()) + num_waiting_.load() >= config_.max_queued_requests) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("queue is full (", config_.max_queued_requests,
-                     " waiting requests); retry after ",
-                     absl::ToInt64Milliseconds(retry_after()), " ms"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "queue is full (", config_.max_queued_requests, " waiting requests); retry after ",
+        absl::ToInt64Milliseconds(retry_after()), " ms"));
   }
   seq->arrival_order = next_order_++;
   inbox_.push_back(std::move(seq));
@@ -175,7 +178,6 @@ absl::Duration EngineImpl::retry_after() const {
   if (us <= 0) return absl::Seconds(1);  // nothing finished yet: no better guess
   return std::clamp(absl::Microseconds(us), absl::Milliseconds(10), absl::Seconds(30));
 }
-
 
 void EngineImpl::Loop() {
   while (true) {
@@ -191,6 +193,8 @@ void EngineImpl::Loop() {
         scheduler_.AddWaiting(std::move(inbox_.front()));
         inbox_.pop_front();
       }
+      // Under the lock, so Submit's bound never misses requests moved out of the inbox.
+      num_waiting_.store(scheduler_.num_waiting());
     }
     SweepCancelled();
     if (!scheduler_.idle()) Step();
@@ -232,16 +236,17 @@ void EngineImpl::Step() {
   const absl::Time start = absl::Now();
   ScheduleResult schedule = scheduler_.Schedule();
   if (schedule.seqs.empty()) return;
+  for (const ScheduledSeq& ss : schedule.seqs) {
+    if (ss.seq->first_scheduled_time == absl::InfinitePast()) ss.seq->first_scheduled_time = start;
+  }
   const StepBatch batch = BuildStepBatch(schedule, blocks_.page_size());
   absl::StatusOr<StepOutput> out = runner_->Execute(batch);
   if (!out.ok()) {
     FailAll(out.status());
     return;
   }
-  const absl::Time now = absl::Now();
   for (size_t i = 0; i < schedule.seqs.size(); ++i) {
     Sequence* s = schedule.seqs[i].seq;
-    if (s->first_scheduled_time == absl::InfinitePast()) s->first_scheduled_time = now;
     const int first = s->num_computed;
     s->num_computed += schedule.seqs[i].num_tokens;
     scheduler_.OnComputed(s);
@@ -365,8 +370,7 @@ void EngineImpl::Report(const Sequence& s, const GenerationDelta& d) {
   if (last_finish_time_ != absl::InfinitePast()) {
     const int64_t us = absl::ToInt64Microseconds(now - last_finish_time_);
     const int64_t old = completion_interval_us_.load(std::memory_order_relaxed);
-    completion_interval_us_.store(old == 0 ? us : old + (us - old) / 8,
-                                  std::memory_order_relaxed);
+    completion_interval_us_.store(old == 0 ? us : old + (us - old) / 8, std::memory_order_relaxed);
   }
   last_finish_time_ = now;
 
@@ -383,8 +387,8 @@ void EngineImpl::Report(const Sequence& s, const GenerationDelta& d) {
 void EngineImpl::FailAll(const absl::Status& status) {
   spdlog::error("model runner failed: {}; failing all requests", status.ToString());
   healthy_ = false;
-  const absl::Status internal = absl::InternalError(absl::StrCat("model execution failed: ",
-                                                                 status.message()));
+  const absl::Status internal =
+      absl::InternalError(absl::StrCat("model execution failed: ", status.message()));
   for (Sequence* s : scheduler_.All()) Finish(s, FinishReason::kNone, "", internal);
   for (Sequence* s : finished_) scheduler_.Remove(s);
   finished_.clear();

@@ -43,12 +43,12 @@ class Engine {
   virtual const Tokenizer& tokenizer() const = 0;
   // The effective limits: max_model_len resolved against the model, kv_page_size the runner's.
   virtual const EngineConfig& config() const = 0;
-  virtual int64_t kv_num_pages() const = 0;       // size of the KV pool, in pages
+  virtual int64_t kv_num_pages() const = 0;  // size of the KV pool, in pages
   virtual int64_t num_parameters() const = 0;
   // How long a client refused with RESOURCE_EXHAUSTED should wait: the recent interval between
   // request completions (each frees a queue slot), clamped to [10 ms, 30 s].
   virtual absl::Duration retry_after() const = 0;
-  virtual std::string device_name() const = 0;   // "cpu" or "cuda:0 (NVIDIA H200)"
+  virtual std::string device_name() const = 0;    // "cpu" or "cuda:0 (NVIDIA H200)"
   virtual std::string compute_dtype() const = 0;  // "float32" or "bfloat16"
 };
 

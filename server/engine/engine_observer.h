@@ -26,10 +26,10 @@ struct StepStats {
 // cancelled requests), so gauges return to idle values.
 struct EngineState {
   int num_running = 0;
-  int num_waiting = 0;           // in the scheduler's queue plus not yet picked up
-  int64_t kv_pages_used = 0;     // referenced by a sequence (free cached pages not counted)
+  int num_waiting = 0;        // in the scheduler's queue plus not yet picked up
+  int64_t kv_pages_used = 0;  // referenced by a sequence (free cached pages not counted)
   int64_t kv_pages_total = 0;
-  int64_t kv_pages_cached = 0;   // published in the prefix cache (referenced or not)
+  int64_t kv_pages_cached = 0;  // published in the prefix cache (referenced or not)
 };
 
 // One finished request (any reason, also failures).
@@ -40,9 +40,9 @@ struct RequestStats {
   int completion_tokens = 0;
   int cached_prompt_tokens = 0;
   int num_preemptions = 0;
-  double queue_s = -1;           // arrival -> first scheduled; -1 if never scheduled
-  double ttft_s = -1;            // arrival -> first token; -1 if none
-  double e2e_s = 0;              // arrival -> finish
+  double queue_s = -1;  // arrival -> first scheduled; -1 if never scheduled
+  double ttft_s = -1;   // arrival -> first token; -1 if none
+  double e2e_s = 0;     // arrival -> finish
 };
 
 // Calls come from the engine thread, except OnRejected (the submitting thread):

@@ -102,8 +102,8 @@ void Scheduler::OnComputed(Sequence* seq) {
 
 std::unique_ptr<Sequence> Scheduler::Remove(Sequence* seq) {
   std::unique_ptr<Sequence> out;
-  auto it = std::find_if(running_.begin(), running_.end(),
-                         [&](const auto& p) { return p.get() == seq; });
+  auto it =
+      std::find_if(running_.begin(), running_.end(), [&](const auto& p) { return p.get() == seq; });
   if (it != running_.end()) {
     out = std::move(*it);
     running_.erase(it);
@@ -131,8 +131,7 @@ StepBatch BuildStepBatch(const ScheduleResult& schedule, int page_size) {
     }
     b.query_indptr.push_back(static_cast<int32_t>(b.token_ids.size()));
     const int num_pages = (end + page_size - 1) / page_size;
-    b.kv_page_indices.insert(b.kv_page_indices.end(), s.pages.begin(),
-                             s.pages.begin() + num_pages);
+    b.kv_page_indices.insert(b.kv_page_indices.end(), s.pages.begin(), s.pages.begin() + num_pages);
     b.kv_page_indptr.push_back(static_cast<int32_t>(b.kv_page_indices.size()));
     b.kv_last_page_len.push_back(end - (num_pages - 1) * page_size);
 
@@ -146,8 +145,7 @@ StepBatch BuildStepBatch(const ScheduleResult& schedule, int page_size) {
     e.history = &s.tokens;
     e.prompt_len = s.prompt_len;
     e.logprobs = r.output.logprobs;
-    if (r.output.prompt_logprobs >= 0 && start < s.prompt_len &&
-        end > s.prompt_logprobs_sent) {
+    if (r.output.prompt_logprobs >= 0 && start < s.prompt_len && end > s.prompt_logprobs_sent) {
       e.prompt_logprobs = r.output.prompt_logprobs;
       if (end < s.prompt_len) e.next_prompt_token = s.tokens[end];
     }

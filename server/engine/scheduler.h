@@ -27,9 +27,9 @@ struct ScheduleResult {
   std::vector<ScheduledSeq> seqs;
   std::vector<Sequence*> preempted;  // moved back to waiting this step
   int num_tokens = 0;
-  int num_prefill_tokens = 0;        // of num_tokens, those recomputing known tokens (not decodes)
-  int prefix_query_tokens = 0;       // prompt tokens of admitted sequences looked up in the cache
-  int prefix_hit_tokens = 0;         // of those, tokens whose K/V came from the cache
+  int num_prefill_tokens = 0;   // of num_tokens, those recomputing known tokens (not decodes)
+  int prefix_query_tokens = 0;  // prompt tokens of admitted sequences looked up in the cache
+  int prefix_hit_tokens = 0;    // of those, tokens whose K/V came from the cache
 };
 
 class Scheduler {

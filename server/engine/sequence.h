@@ -26,18 +26,18 @@ struct Sequence {
   std::shared_ptr<RequestHandle> handle;
   uint64_t arrival_order = 0;
 
-  std::vector<int32_t> tokens;        // prompt + generated; [prompt_len + num_generated]
+  std::vector<int32_t> tokens;  // prompt + generated; [prompt_len + num_generated]
   int prompt_len = 0;
-  int num_computed = 0;               // tokens whose K/V are in the cache
-  std::vector<int32_t> pages;         // KV pages covering [0, num_computed + scheduled)
-  PrefixCursor prefix;                // leading pages published to / taken from the prefix cache
-  int num_cached_tokens = 0;          // prompt tokens served from the prefix cache at admission
+  int num_computed = 0;        // tokens whose K/V are in the cache
+  std::vector<int32_t> pages;  // KV pages covering [0, num_computed + scheduled)
+  PrefixCursor prefix;         // leading pages published to / taken from the prefix cache
+  int num_cached_tokens = 0;   // prompt tokens served from the prefix cache at admission
   int num_preemptions = 0;
-  int prompt_logprobs_sent = 0;       // prompt positions already reported (survives preemption)
+  int prompt_logprobs_sent = 0;  // prompt positions already reported (survives preemption)
 
   IncrementalDecoder decoder;
   StopChecker stop;
-  GenerationDelta pending;            // output gathered this step, sent by the engine
+  GenerationDelta pending;  // output gathered this step, sent by the engine
   bool sent_first = false;
 
   // Timing for logs and metrics.

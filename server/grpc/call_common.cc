@@ -29,8 +29,8 @@ absl::StatusOr<GenerationRequest> PrepareGeneration(const ServingContext& ctx,
 void AddRetryHint(const ServingContext& ctx, const absl::Status& refusal,
                   grpc::CallbackServerContext* context) {
   if (refusal.code() != absl::StatusCode::kResourceExhausted) return;
-  context->AddTrailingMetadata(kRetryAfterMsKey,
-                               std::to_string(absl::ToInt64Milliseconds(ctx.engine->retry_after())));
+  context->AddTrailingMetadata(
+      kRetryAfterMsKey, std::to_string(absl::ToInt64Milliseconds(ctx.engine->retry_after())));
 }
 
 absl::Status FinalStatus(const GenerationDelta& last, bool client_cancelled, absl::Time deadline) {

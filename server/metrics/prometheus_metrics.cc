@@ -32,13 +32,13 @@ Histogram& MakeHistogram(prometheus::Registry& r, const std::string& name, const
 }
 
 Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5,
           0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
 }
 
 Histogram::BucketBoundaries E2eBuckets() {
-  return {0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0,
-          10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 300.0};
+  return {0.01, 0.05, 0.1,  0.3,  0.5,  0.8,  1.0,  1.5,  2.0,   2.5,
+          5.0,  10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 300.0};
 }
 
 Histogram::BucketBoundaries PowersOfTwo(double max) {
@@ -57,7 +57,8 @@ PrometheusMetrics::PrometheusMetrics()
                          "Requests queued for admission (new or preempted)")),
       kv_pages_used_(MakeGauge(*registry_, "attnres_kv_cache_pages_used",
                                "KV pages referenced by a request (free cached pages excluded)")),
-      kv_pages_total_(MakeGauge(*registry_, "attnres_kv_cache_pages_total", "KV pages in the pool")),
+      kv_pages_total_(
+          MakeGauge(*registry_, "attnres_kv_cache_pages_total", "KV pages in the pool")),
       kv_usage_(MakeGauge(*registry_, "attnres_kv_cache_usage_ratio",
                           "Fraction of KV pages referenced by requests, in [0, 1]")),
       prefix_cached_pages_(MakeGauge(*registry_, "attnres_prefix_cache_pages",
@@ -85,21 +86,21 @@ PrometheusMetrics::PrometheusMetrics()
       itl_(MakeHistogram(*registry_, "attnres_inter_token_latency_seconds",
                          "Time between consecutive generated tokens of a request",
                          LatencyBuckets())),
-      e2e_(MakeHistogram(*registry_, "attnres_e2e_request_latency_seconds",
-                         "Arrival to finish", E2eBuckets())),
+      e2e_(MakeHistogram(*registry_, "attnres_e2e_request_latency_seconds", "Arrival to finish",
+                         E2eBuckets())),
       queue_(MakeHistogram(*registry_, "attnres_request_queue_time_seconds",
                            "Arrival to first scheduled", LatencyBuckets())),
       step_(MakeHistogram(*registry_, "attnres_step_duration_seconds",
                           "Engine step (schedule, forward, sample, emit)", LatencyBuckets())),
-      batch_seqs_(MakeHistogram(*registry_, "attnres_batch_size",
-                                "Sequences per engine step", PowersOfTwo(1024))),
-      batch_tokens_(MakeHistogram(*registry_, "attnres_batch_tokens",
-                                  "Tokens per engine step", PowersOfTwo(65536))),
+      batch_seqs_(MakeHistogram(*registry_, "attnres_batch_size", "Sequences per engine step",
+                                PowersOfTwo(1024))),
+      batch_tokens_(MakeHistogram(*registry_, "attnres_batch_tokens", "Tokens per engine step",
+                                  PowersOfTwo(65536))),
       request_prompt_tokens_(MakeHistogram(*registry_, "attnres_request_prompt_tokens",
                                            "Prompt tokens per request", PowersOfTwo(131072))),
-      request_generation_tokens_(
-          MakeHistogram(*registry_, "attnres_request_generation_tokens",
-                        "Generated tokens per request", PowersOfTwo(131072))) {}
+      request_generation_tokens_(MakeHistogram(*registry_, "attnres_request_generation_tokens",
+                                               "Generated tokens per request",
+                                               PowersOfTwo(131072))) {}
 
 PrometheusMetrics::~PrometheusMetrics() = default;
 

@@ -56,8 +56,8 @@ class PrometheusMetrics final : public EngineObserver {
   prometheus::Counter& prefix_queries_;
   prometheus::Counter& prefix_hits_;
   prometheus::Counter& preemptions_;
-  prometheus::Family<prometheus::Counter>& finished_;   // {finish_reason, code}
-  prometheus::Family<prometheus::Counter>& rejected_;   // {code}
+  prometheus::Family<prometheus::Counter>& finished_;  // {finish_reason, code}
+  prometheus::Family<prometheus::Counter>& rejected_;  // {code}
   // Histograms.
   prometheus::Histogram& ttft_;
   prometheus::Histogram& itl_;

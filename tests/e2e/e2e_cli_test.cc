@@ -1,5 +1,5 @@
-// End-to-end tests of attnres-cli against the real attnres-server: every command, --json
-// output that parses, streaming output equal to unary output, and error reporting
+// End-to-end tests of attnres-cli against the real attnres-server: every command (bench
+// included), --json output that parses, streaming output equal to unary output, and error reporting
 // ("error: CODE: message" on stderr, exit 1; usage errors exit 2).
 #include <string>
 #include <vector>
@@ -133,6 +133,29 @@ TEST_F(CliE2eTest, ServerErrorsAreReportedWithTheCode) {
       {"generate", "--prompt", "hi", "--temperature", "0", "--ignore-eos", "--timeout", "0.02"});
   EXPECT_EQ(deadline.exit_code, 1);
   EXPECT_EQ(deadline.err.rfind("error: DEADLINE_EXCEEDED: ", 0), 0u) << deadline.err;
+}
+
+TEST_F(CliE2eTest, BenchReportsLatenciesAndThroughput) {
+  CommandResult r = Cli({"bench", "--concurrency", "4", "--requests", "8", "--prompt-tokens", "12",
+                         "--prefix-tokens", "8", "--max-tokens", "5", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = Json(r);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["completed"], 8);
+  EXPECT_EQ(j["failed"], 0);
+  EXPECT_EQ(j["total_input_tokens"], 96);
+  EXPECT_EQ(j["total_output_tokens"], 40);
+  EXPECT_EQ(j["ttft"]["count"], 8);
+  EXPECT_EQ(j["tpot"]["count"], 8);
+  EXPECT_GT(j["output_throughput"].get<double>(), 0);
+  EXPECT_LE(j["ttft"]["p50_ms"].get<double>(), j["ttft"]["p99_ms"].get<double>());
+  EXPECT_LE(j["e2e_latency"]["p90_ms"].get<double>(), j["e2e_latency"]["p99_ms"].get<double>());
+  EXPECT_NE(r.err.find("8/8 requests"), std::string::npos) << r.err;  // the progress bar
+  CommandResult human = Cli({"bench", "--requests", "2", "--max-tokens", "2", "--no-progress"});
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_NE(human.out.find("Mean TTFT (ms):"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("P99 ITL (ms):"), std::string::npos) << human.out;
+  EXPECT_TRUE(human.err.empty()) << human.err;
 }
 
 TEST_F(CliE2eTest, UsageErrorsExitTwo) {
