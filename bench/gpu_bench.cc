@@ -1,0 +1,167 @@
+// End-to-end step benchmarks of the CUDA runner at Llama-3.2-1B / Llama-3.1-8B shapes (standard
+// residual and Block AttnRes with 8 blocks), with seeded random weights made on the device:
+// batch-1 and batch-64 decode at 512-token contexts against the bandwidth bound, 256-sequence
+// decode throughput (8B), and a 4096-token prefill against the bf16 GEMM peak. Ceilings are the
+// H200 figures measured in docs/GPU_MACHINE.md. Prints one table row per measurement.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "models/cuda/cuda_runner.h"
+#include "models/tools/random_model.h"
+
+namespace attnres {
+namespace {
+
+constexpr double kPeakBytesPerS = 4.28e12;  // device-to-device copy, read + write
+constexpr double kPeakFlops = 785e12;        // cuBLAS bf16 8192^3
+
+// Sequences (start_pos, new tokens), each on its own run of pages.
+StepBatch MakeBatch(const std::vector<std::pair<int, int>>& seqs, int page_size, int vocab,
+                    const SamplingParams* sampling) {
+  StepBatch b;
+  b.query_indptr = {0};
+  b.kv_page_indptr = {0};
+  int next_page = 0;
+  for (const auto& [start, n] : seqs) {
+    for (int p = start; p < start + n; ++p) {
+      b.token_ids.push_back(static_cast<int32_t>((p * 7919u + b.seqs.size() * 31u) % vocab));
+      b.positions.push_back(p);
+    }
+    b.query_indptr.push_back(b.num_tokens());
+    const int used = (start + n + page_size - 1) / page_size;
+    for (int i = 0; i < used; ++i) b.kv_page_indices.push_back(next_page++);
+    b.kv_page_indptr.push_back(static_cast<int32_t>(b.kv_page_indices.size()));
+    b.kv_last_page_len.push_back(start + n - (used - 1) * page_size);
+    SequenceBatchEntry e;
+    e.num_new_tokens = n;
+    e.start_pos = start;
+    e.sample = true;
+    e.sampling = sampling;
+    b.seqs.push_back(e);
+  }
+  return b;
+}
+
+// Median wall time of one Execute (it ends with the step's device-to-host copy and sync).
+double MedianStepSeconds(ModelRunner& r, const StepBatch& b, int reps) {
+  std::vector<double> t;
+  for (int i = 0; i < reps + 2; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    auto out = r.Execute(b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!out.ok()) {
+      std::fprintf(stderr, "Execute failed: %s\n", std::string(out.status().message()).c_str());
+      std::exit(1);
+    }
+    if (i >= 2) t.push_back(s);  // warm-up: plans, first touches
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+struct Shape {
+  double weight_bytes_read;  // per decode step: every matrix + the head, not the embedding table
+  double matmul_params;      // per token, for 2*N*T FLOPs
+  double kv_bytes_per_token;
+};
+
+Shape ShapeOf(const ModelConfig& c) {
+  const double d = c.hidden_size, f = c.intermediate_size, q = c.q_dim(), kv = c.kv_dim();
+  const double layer = d * (q + 2 * kv) + d * q + 3 * d * f;
+  const double head = double(c.vocab_size) * d;
+  Shape s;
+  s.matmul_params = c.num_layers * layer + head;
+  s.weight_bytes_read = 2.0 * s.matmul_params;
+  s.kv_bytes_per_token = 2.0 * 2.0 * c.num_layers * kv;
+  return s;
+}
+
+void Row(const std::string& model, const std::string& what, double ms, const std::string& vs) {
+  std::printf("| %-15s | %-34s | %9.3f ms | %s |\n", model.c_str(), what.c_str(), ms * 1e3,
+              vs.c_str());
+  std::fflush(stdout);
+}
+
+void Bench(const std::string& preset, bool big) {
+  auto config = RandomModelPreset(preset);
+  if (!config.ok()) std::exit(1);
+  const ModelConfig& c = *config;
+  RunnerOptions o;
+  o.kv_page_size = 16;
+  o.max_num_seqs = 256;
+  o.max_num_batched_tokens = 4096;
+  o.kv_cache_bytes = big ? (24ll << 30) : (12ll << 30);
+  auto runner = CreateRandomCudaRunner(c, 1, o);
+  if (!runner.ok()) {
+    std::fprintf(stderr, "%s: %s\n", preset.c_str(), std::string(runner.status().message()).c_str());
+    std::exit(1);
+  }
+  ModelRunner& r = **runner;
+  const Shape s = ShapeOf(c);
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  char buf[200];
+  const int ctx = 512;
+  for (int batch : {1, 64, 256}) {
+    if (batch == 256 && !big) continue;
+    std::vector<std::pair<int, int>> prefill, decode;
+    for (int i = 0; i < batch; ++i) {
+      prefill.push_back({0, ctx});
+      decode.push_back({ctx, 1});
+    }
+    // Fill the KV of every sequence (in chunks that fit the token budget), then time decode.
+    for (int first = 0; first < batch; first += 8) {
+      std::vector<std::pair<int, int>> part(prefill.begin() + first,
+                                            prefill.begin() + std::min(batch, first + 8));
+      StepBatch pb = MakeBatch(part, o.kv_page_size, c.vocab_size, &greedy);
+      // pages of this part start where MakeBatch numbering says: offset them to the sequence's.
+      const int pages_per_seq = (ctx + 1 + o.kv_page_size - 1) / o.kv_page_size;
+      for (size_t i = 0; i < part.size(); ++i) {
+        for (int k = pb.kv_page_indptr[i]; k < pb.kv_page_indptr[i + 1]; ++k) {
+          pb.kv_page_indices[k] = (first + i) * pages_per_seq + (k - pb.kv_page_indptr[i]);
+        }
+      }
+      if (!r.Execute(pb).ok()) std::exit(1);
+    }
+    StepBatch db = MakeBatch(decode, o.kv_page_size, c.vocab_size, &greedy);
+    const int pages_per_seq = (ctx + 1 + o.kv_page_size - 1) / o.kv_page_size;
+    for (int i = 0; i < batch; ++i) {
+      for (int k = db.kv_page_indptr[i]; k < db.kv_page_indptr[i + 1]; ++k) {
+        db.kv_page_indices[k] = i * pages_per_seq + (k - db.kv_page_indptr[i]);
+      }
+    }
+    const double t = MedianStepSeconds(r, db, 20);
+    const double bytes = s.weight_bytes_read + batch * (ctx + 1) * s.kv_bytes_per_token;
+    std::snprintf(buf, sizeof(buf), "%.2f TB/s = %.1f%% of bound; %.0f tok/s", bytes / t / 1e12,
+                  100.0 * bytes / t / kPeakBytesPerS, batch / t);
+    Row(preset, "decode batch " + std::to_string(batch) + ", ctx 512", t, buf);
+  }
+  // One 4096-token prefill (one sequence).
+  StepBatch pb = MakeBatch({{0, 4096}}, o.kv_page_size, c.vocab_size, &greedy);
+  const double t = MedianStepSeconds(r, pb, 5);
+  const double T = 4096, flops = 2.0 * T * (s.matmul_params - double(c.vocab_size) * c.hidden_size) +
+                               2.0 * c.vocab_size * c.hidden_size;
+  const double attn = 4.0 * T * T / 2 * c.q_dim() * c.num_layers;
+  std::snprintf(buf, sizeof(buf), "%.0f TFLOP/s GEMM-model = %.1f%% of peak (+%.1f TFLOP attn)",
+                flops / t / 1e12, 100.0 * flops / t / kPeakFlops, attn / 1e12);
+  Row(preset, "prefill 4096 tokens", t, buf);
+}
+
+}  // namespace
+}  // namespace attnres
+
+int main(int argc, char** argv) {
+  if (!attnres::CudaDeviceAvailable()) {
+    std::printf("no CUDA device: skipped\n");
+    return 0;
+  }
+  std::vector<std::string> presets = {"llama-1b", "llama-1b-block", "llama-8b", "llama-8b-block"};
+  if (argc > 1) presets.assign(argv + 1, argv + argc);
+  std::printf("| model           | measurement                        | step time    | vs ceiling |\n");
+  std::printf("|---|---|---|---|\n");
+  for (const auto& p : presets) attnres::Bench(p, p.find("8b") != std::string::npos);
+  return 0;
+}

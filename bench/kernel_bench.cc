@@ -1,0 +1,154 @@
+// Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots) against
+// the standard add + RMSNorm boundary, the cuBLASLt GEMMs of one layer at decode and prefill row
+// counts, paged decode attention (256 x 512-token contexts), SwiGLU. Bytes or FLOPs, median time
+// over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "models/cuda/gemm.h"
+
+namespace {
+
+using attnres::kernels::bf16;
+constexpr double kPeakBytesPerS = 4.28e12, kPeakFlops = 785e12;
+
+void* Buf(size_t bytes, uint64_t seed) {
+  void* p = nullptr;
+  if (cudaMalloc(&p, bytes) != cudaSuccess) std::exit(1);
+  attnres::kernels::FillUniformBf16(static_cast<bf16*>(p), bytes / 2, seed, 0.0f, 0.5f, nullptr);
+  return p;
+}
+
+double MedianMs(const std::function<void()>& f, int reps = 30) {
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  for (int i = 0; i < 3; ++i) f();
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    cudaEventRecord(a);
+    f();
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms;
+    cudaEventElapsedTime(&ms, a, b);
+    t.push_back(ms);
+  }
+  if (cudaGetLastError() != cudaSuccess) {
+    std::printf("kernel error\n");
+    std::exit(1);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void Row(const std::string& what, double ms, double bytes, double flops) {
+  std::printf("| %-44s | %9.4f ms | %s |\n", what.c_str(), ms,
+              flops > 0 ? (std::to_string(int(flops / ms / 1e9)) + " TFLOP/s, " +
+                           std::to_string(int(100 * flops / ms / 1e9 / (kPeakFlops / 1e12))) + "% of peak").c_str()
+                        : (std::to_string(int(bytes / ms / 1e6)) + " GB/s, " +
+                           std::to_string(int(100 * bytes / ms / 1e9 / (kPeakBytesPerS / 1e12))) + "% of copy").c_str());
+}
+
+void BenchBoundary(int T, int nb) {
+  const int d = 4096;
+  bf16* prefix = static_cast<bf16*>(Buf(size_t(T) * d * 2, 1));
+  bf16* delta = static_cast<bf16*>(Buf(size_t(T) * d * 2, 2));
+  bf16* bank = static_cast<bf16*>(Buf(size_t(nb + 1) * T * d * 2, 3));
+  bf16* out = static_cast<bf16*>(Buf(size_t(T) * d * 2, 4));
+  float *inv, *u, *gamma;
+  cudaMalloc(&inv, size_t(nb + 1) * T * 4);
+  cudaMalloc(&u, d * 4);
+  cudaMalloc(&gamma, d * 4);
+  attnres::kernels::FillUniformF32(inv, size_t(nb + 1) * T, 5, 1.0f, 0.1f, nullptr);
+  attnres::kernels::FillUniformF32(u, d, 6, 0.0f, 0.02f, nullptr);
+  attnres::kernels::FillUniformF32(gamma, d, 7, 1.0f, 0.1f, nullptr);
+  attnres::kernels::ResidualBoundaryArgs a;
+  a.num_rows = a.T = T;
+  a.d = d;
+  a.delta = delta;
+  a.prefix = prefix;
+  a.bank = bank;
+  a.bank_inv_rms = inv;
+  a.bank_count = nb;
+  a.u = nb > 0 ? u : nullptr;
+  a.gamma = gamma;
+  a.out = out;
+  const double ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); });
+  const double bytes = double(T) * d * 2 * (3 + nb);  // prefix, delta, bank reads; prefix, out writes
+  Row("residual boundary T=" + std::to_string(T) + (nb ? " AttnRes nb=" + std::to_string(nb) : " standard"),
+      ms, bytes + double(T) * d * 2, 0);
+  cudaFree(prefix); cudaFree(delta); cudaFree(bank); cudaFree(out); cudaFree(inv); cudaFree(u); cudaFree(gamma);
+}
+
+void BenchGemm(attnres::cuda::Gemm& g, const char* name, int M, int N, int K) {
+  bf16* x = static_cast<bf16*>(Buf(size_t(M) * K * 2, 8));
+  bf16* w = static_cast<bf16*>(Buf(size_t(N) * K * 2, 9));
+  bf16* y = static_cast<bf16*>(Buf(size_t(M) * N * 2, 10));
+  const double ms = MedianMs([&] { (void)g.Run(x, w, y, M, N, K, false, nullptr); });
+  const double flops = 2.0 * M * N * K, bytes = 2.0 * (double(M) * K + double(N) * K + double(M) * N);
+  const double bw_ms = bytes / kPeakBytesPerS * 1e3, fl_ms = flops / kPeakFlops * 1e3;
+  Row(std::string("gemm ") + name + " M=" + std::to_string(M), ms, bytes,
+      fl_ms > bw_ms ? flops : 0);
+  cudaFree(x); cudaFree(w); cudaFree(y);
+}
+
+void BenchDecodeAttention(int seqs, int ctx) {
+  const int H = 32, KV = 8, hd = 128, ps = 16, pages_per = (ctx + ps - 1) / ps;
+  const size_t cache = size_t(seqs) * pages_per * ps * KV * hd;
+  bf16* k = static_cast<bf16*>(Buf(cache * 2, 11));
+  bf16* v = static_cast<bf16*>(Buf(cache * 2, 12));
+  bf16* q = static_cast<bf16*>(Buf(size_t(seqs) * H * hd * 2, 13));
+  bf16* out = static_cast<bf16*>(Buf(size_t(seqs) * H * hd * 2, 14));
+  std::vector<int32_t> pos(seqs, ctx - 1), indptr(seqs + 1), pages(size_t(seqs) * pages_per), tiles;
+  for (int s = 0; s <= seqs; ++s) indptr[s] = s * pages_per;
+  for (size_t i = 0; i < pages.size(); ++i) pages[i] = int32_t(i);
+  for (int s = 0; s < seqs; ++s) tiles.insert(tiles.end(), {s, s, 1});
+  int32_t *d_pos, *d_indptr, *d_pages, *d_tiles;
+  for (auto [dst, src] : {std::pair{&d_pos, &pos}, {&d_indptr, &indptr}, {&d_pages, &pages}, {&d_tiles, &tiles}}) {
+    cudaMalloc(dst, src->size() * 4);
+    cudaMemcpy(*dst, src->data(), src->size() * 4, cudaMemcpyHostToDevice);
+  }
+  attnres::kernels::PagedAttentionArgs a;
+  a.q = q; a.k_cache = k; a.v_cache = v; a.positions = d_pos; a.tiles = d_tiles;
+  a.kv_page_indptr = d_indptr; a.kv_page_indices = d_pages; a.num_tiles = seqs; a.max_tile_rows = 1;
+  a.H = H; a.KV = KV; a.hd = hd; a.page_size = ps; a.scale = 0.088f; a.out = out;
+  const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });
+  Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx), ms,
+      2.0 * cache * 2, 0);
+  cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out);
+}
+
+}  // namespace
+
+int main() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+    std::printf("no CUDA device: skipped\n");
+    return 0;
+  }
+  std::printf("| kernel (Llama-3.1-8B shapes)                 | median     | vs ceiling |\n|---|---|---|\n");
+  for (int T : {1, 64, 4096}) {
+    BenchBoundary(T, 0);
+    BenchBoundary(T, 8);
+  }
+  auto g = attnres::cuda::Gemm::Create();
+  if (!g.ok()) return 1;
+  for (int M : {1, 64, 256, 4096}) {
+    BenchGemm(**g, "qkv", M, 6144, 4096);
+    BenchGemm(**g, "o", M, 4096, 4096);
+    BenchGemm(**g, "gate_up", M, 28672, 4096);
+    BenchGemm(**g, "down", M, 4096, 14336);
+  }
+  BenchGemm(**g, "lm_head", 1, 128256, 4096);
+  BenchDecodeAttention(1, 512);
+  BenchDecodeAttention(64, 512);
+  BenchDecodeAttention(256, 512);
+  return 0;
+}

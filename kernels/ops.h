@@ -1,0 +1,159 @@
+// Every CUDA op of the forward pass and the sampler: shapes, dtypes and preconditions. Pure CUDA:
+// raw device pointers, cudaError_t results (the launch status), no absl/proto. Each op has a CPU
+// twin in models/ that tests/gpu compares it with. Rows are tokens; bf16 tensors are row-major.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace attnres::kernels {
+
+using bf16 = __nv_bfloat16;
+
+// ---- elementwise.cu ----
+
+// out[t, :] = table[ids[t], :]. table: [vocab, d] bf16; out: [T, d]. d % 8 == 0.
+cudaError_t EmbeddingGather(const int32_t* ids, const bf16* table, int T, int d, bf16* out,
+                            cudaStream_t stream);
+
+// out[t, i] = silu(gate_up[t, i]) * gate_up[t, f + i]. gate_up: [T, 2f] bf16; out: [T, f] bf16.
+// fp32 math (twin: SwiGlu). f % 8 == 0.
+cudaError_t SwiGlu(const bf16* gate_up, int T, int f, bf16* out, cudaStream_t stream);
+
+// table[t, i] = (cos, sin)(positions[t] * inv_freq[i]) computed in double (twin: ApplyRope).
+// inv_freq: [half] double; table: [T, half] float2.
+cudaError_t RopeTable(const int32_t* positions, const double* inv_freq, int T, int half,
+                      float2* table, cudaStream_t stream);
+
+// Seeded uniform fill for benchmark weights made on the device: out[i] = bf16(mean + (2u-1)*w)
+// with u = SampleUniform(seed, i) (the host sampler's counter-based uniform), w = std*sqrt(3).
+cudaError_t FillUniformBf16(bf16* out, size_t n, uint64_t seed, float mean, float stddev,
+                            cudaStream_t stream);
+cudaError_t FillUniformF32(float* out, size_t n, uint64_t seed, float mean, float stddev,
+                           cudaStream_t stream);
+
+// ---- attn_res.cu: the fused residual boundary before each sublayer (and the final mix) ----
+//
+// For each output row k (source token row t = rows ? rows[k] : k):
+//   x = delta ? (prefix_empty ? delta[t] : bf16(prefix[t] + delta[t])) : prefix[t]
+//   h = (u && bank_count > 0) ? mix(bank[0..bank_count)[t] + [x]) : x     (fp32, online softmax;
+//       bank rows use the cached bank_inv_rms; twin: AttnResMix)
+//   snapshot: bank[bank_count][t] = x, bank_inv_rms[bank_count][t] = rsqrt(mean(x^2) + eps);
+//   else prefix[t] = x
+//   out[k] = bf16(rmsnorm(h) * gamma)                                     (twin: RmsNorm)
+//   mix_weights[record_row[t] * mix_stride + mix_offset + j] = alpha_j when record_row[t] >= 0.
+// The snapshot slot is bank_count, never a slot the mix reads. Standard residual models call it
+// with u = nullptr and bank_count = 0. Preconditions: d % 8 == 0, d <= 8192,
+// bank_count + 1 <= kMaxMixSources; rows unique.
+inline constexpr int kMaxMixSources = 128;
+struct ResidualBoundaryArgs {
+  int num_rows = 0;                   // R
+  const int32_t* rows = nullptr;      // [R] or null (R == T)
+  int T = 0;                          // rows of prefix / each bank slot
+  int d = 0;
+  const bf16* delta = nullptr;        // [T, d] sublayer output, or null
+  bool prefix_empty = false;
+  bf16* prefix = nullptr;             // [T, d]
+  bf16* bank = nullptr;               // [slots, T, d]
+  float* bank_inv_rms = nullptr;      // [slots, T]
+  int bank_count = 0;
+  bool snapshot = false;
+  const float* u = nullptr;           // [d] folded query gamma_res * w, fp32
+  const float* gamma = nullptr;       // [d] RMSNorm gain, fp32
+  float eps = 1e-6f;
+  bf16* out = nullptr;                // [R, d]
+  float* mix_weights = nullptr;       // optional
+  const int32_t* record_row = nullptr;  // [T], -1 = do not record
+  int mix_stride = 0, mix_offset = 0;
+};
+cudaError_t ResidualBoundary(const ResidualBoundaryArgs& args, cudaStream_t stream);
+
+// ---- rope_kv.cu ----
+// For each token row t of a fused QKV projection qkv [T, (H + 2*KV) * hd] bf16: optional per-head
+// RMSNorm (q_norm/k_norm [hd] fp32, Qwen3), RoPE in rotate-half form from table [T, hd/2], q to
+// q_out [T, H*hd]; k and v to their page: page = kv_page_indices[kv_page_indptr[row_seq[t]] +
+// positions[t] / page_size], slot positions[t] % page_size, cache layout [page][slot][KV][hd].
+// hd even, hd <= 256. Page tables must cover every position (checked by the host).
+struct RopeKvWriteArgs {
+  const bf16* qkv = nullptr;
+  const float2* rope = nullptr;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  const int32_t* positions = nullptr;
+  const int32_t* row_seq = nullptr;
+  const int32_t* kv_page_indptr = nullptr;
+  const int32_t* kv_page_indices = nullptr;
+  int T = 0, H = 0, KV = 0, hd = 0, page_size = 0;
+  float eps = 1e-6f;
+  bf16* q_out = nullptr;
+  bf16* k_cache = nullptr;
+  bf16* v_cache = nullptr;
+};
+cudaError_t RopeKvWrite(const RopeKvWriteArgs& args, cudaStream_t stream);
+
+// ---- paged_attention.cu ----
+// Causal attention of new query rows over paged K/V (decode and chunked prefill alike): row t
+// (position p) of sequence s attends to positions [0, p] of s. Work is split into query tiles of
+// up to kMaxTileRows consecutive rows of one sequence: tiles [num_tiles, 3] = (seq, first_row,
+// num_rows). q, out: [T, H*hd] bf16; caches as in RopeKvWrite. H % KV == 0, H/KV <= 8,
+// hd % 8 == 0, hd <= 256. fp32 online softmax (twin: CpuForward::Attention).
+inline constexpr int kMaxTileRows = 8;
+struct PagedAttentionArgs {
+  const bf16* q = nullptr;
+  const bf16* k_cache = nullptr;
+  const bf16* v_cache = nullptr;
+  const int32_t* positions = nullptr;
+  const int32_t* tiles = nullptr;
+  const int32_t* kv_page_indptr = nullptr;
+  const int32_t* kv_page_indices = nullptr;
+  int num_tiles = 0, max_tile_rows = 1;
+  int H = 0, KV = 0, hd = 0, page_size = 0;
+  float scale = 1.0f;
+  bf16* out = nullptr;
+};
+cudaError_t PagedAttention(const PagedAttentionArgs& args, cudaStream_t stream);
+
+// ---- sampling.cu ----
+// SampleUniform of models/sampler.cc on the device (bit-identical).
+__host__ __device__ inline uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+__host__ __device__ inline double SampleUniformBits(uint64_t seed, uint64_t index) {
+  const uint64_t bits = SplitMix64(SplitMix64(seed) ^ (index * 0xD1B54A32D192ED03ull));
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+struct SampleParams {
+  float temperature = 0.0f;  // 0: greedy
+  int top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  uint64_t index = 0;
+};
+__host__ __device__ inline bool NeedsSortedLogits(const SampleParams& p, int V) {
+  return p.temperature != 0.0f && ((p.top_k > 0 && p.top_k < V) || p.top_p < 1.0f || p.min_p > 0.0f);
+}
+
+// Temp bytes for SortRowsDescending over up to max_rows rows of V.
+size_t SortRowsTempBytes(int max_rows, int V);
+// Stable descending sort of each row of logits [R, V] fp32 with ids: sorted_logits/sorted_ids
+// [R, V]. row_offsets: [R + 1] = r * V (device).
+cudaError_t SortRowsDescending(const float* logits, int R, int V, const int32_t* row_offsets,
+                               float* sorted_logits, int32_t* sorted_ids, void* temp,
+                               size_t temp_bytes, cudaStream_t stream);
+// tokens[r] = the CPU SampleToken(params[r], logits[r]) rule: greedy = lowest id among maxima;
+// otherwise temperature, then top-k, min-p (relative to the top), top-p over what is left, and
+// the draw u = SampleUniform(seed, index) * total in sorted order (needs sorted_* when
+// NeedsSortedLogits, else scans ids in order). Probabilities in double.
+cudaError_t SampleRows(const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
+                       const SampleParams* params, int R, int V, int32_t* tokens,
+                       cudaStream_t stream);
+
+}  // namespace attnres::kernels

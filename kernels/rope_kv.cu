@@ -1,0 +1,77 @@
+// RoPE (rotate-half, from the per-step cos/sin table) with the optional Qwen3 q/k RMSNorm, and
+// the write of the new tokens' K and V into their KV pages. One block per token row, one warp
+// per head; lane i handles the pairs (i + 32j, i + 32j + hd/2).
+#include "kernels/common.cuh"
+#include "kernels/ops.h"
+
+namespace attnres::kernels {
+namespace {
+
+constexpr int kMaxPairsPerLane = 4;  // hd <= 256
+
+__device__ void RotateHead(const bf16* src, const float2* rope, const float* norm, int hd,
+                           float eps, bf16* dst) {
+  const int lane = threadIdx.x & 31, half = hd / 2;
+  float a[kMaxPairsPerLane], b[kMaxPairsPerLane];
+  float sq = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kMaxPairsPerLane; ++j) {
+    const int i = lane + 32 * j;
+    a[j] = b[j] = 0.0f;
+    if (i < half) {
+      a[j] = __bfloat162float(src[i]);
+      b[j] = __bfloat162float(src[i + half]);
+      sq += a[j] * a[j] + b[j] * b[j];
+    }
+  }
+  float r = 1.0f;
+  if (norm) r = rsqrtf(WarpSum(sq) / hd + eps);
+#pragma unroll
+  for (int j = 0; j < kMaxPairsPerLane; ++j) {
+    const int i = lane + 32 * j;
+    if (i >= half) continue;
+    float x = a[j], y = b[j];
+    if (norm) {
+      x = (x * r) * norm[i];
+      y = (y * r) * norm[i + half];
+    }
+    const float2 cs = rope[i];
+    dst[i] = __float2bfloat16_rn(x * cs.x - y * cs.y);
+    dst[i + half] = __float2bfloat16_rn(y * cs.x + x * cs.y);
+  }
+}
+
+__global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
+  const int t = blockIdx.x;
+  const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5, lane = threadIdx.x & 31;
+  const int hd = a.hd, width = (a.H + 2 * a.KV) * hd;
+  const bf16* qkv = a.qkv + static_cast<size_t>(t) * width;
+  const float2* rope = a.rope + static_cast<size_t>(t) * (hd / 2);
+  const int pos = a.positions[t];
+  const int page = a.kv_page_indices[a.kv_page_indptr[a.row_seq[t]] + pos / a.page_size];
+  const size_t slot = (static_cast<size_t>(page) * a.page_size + pos % a.page_size) * a.KV * hd;
+  for (int h = warp; h < a.H + 2 * a.KV; h += warps) {
+    if (h < a.H) {
+      RotateHead(qkv + h * hd, rope, a.q_norm, hd, a.eps,
+                 a.q_out + static_cast<size_t>(t) * a.H * hd + h * hd);
+    } else if (h < a.H + a.KV) {
+      RotateHead(qkv + h * hd, rope, a.k_norm, hd, a.eps, a.k_cache + slot + (h - a.H) * hd);
+    } else {
+      const int g = h - a.H - a.KV;
+      const bf16* src = qkv + h * hd;
+      bf16* dst = a.v_cache + slot + g * hd;
+      for (int i = lane; i < hd; i += 32) dst[i] = src[i];
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t RopeKvWrite(const RopeKvWriteArgs& a, cudaStream_t stream) {
+  if (a.T == 0) return cudaSuccess;
+  if (a.hd % 2 != 0 || a.hd > 2 * 32 * kMaxPairsPerLane) return cudaErrorInvalidValue;
+  RopeKvWriteKernel<<<a.T, 256, 0, stream>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace attnres::kernels

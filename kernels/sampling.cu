@@ -1,0 +1,208 @@
+// Token sampling on the device, the same rules as models/sampler.cc SampleToken: greedy argmax
+// (lowest id among maxima); else temperature, top-k, min-p, top-p and the counter-based uniform
+// draw, in probability order. Rows that truncate read a stable descending sort of their logits
+// (CUB segmented radix sort: ties keep id order, as the CPU's comparator does).
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+#include <cub/device/device_segmented_radix_sort.cuh>
+
+#include <climits>
+#include <cmath>
+
+#include "kernels/ops.h"
+
+namespace attnres::kernels {
+namespace {
+
+constexpr int kThreads = 1024;
+using Scan = cub::BlockScan<double, kThreads>;
+using ReduceD = cub::BlockReduce<double, kThreads>;
+using ReduceI = cub::BlockReduce<int, kThreads>;
+using ReduceF = cub::BlockReduce<float, kThreads>;
+
+union SampleTemp {
+  typename Scan::TempStorage scan;
+  typename ReduceD::TempStorage rd;
+  typename ReduceI::TempStorage ri;
+  typename ReduceF::TempStorage rf;
+};
+
+struct Probs {
+  const float* keys;
+  double mx, inv_t;
+  __device__ double operator()(int k) const { return exp((static_cast<double>(keys[k]) - mx) * inv_t); }
+};
+
+__device__ double BlockSumProbs(const Probs& pr, int n, SampleTemp& tmp, double* bcast) {
+  double s = 0.0;
+  for (int k = threadIdx.x; k < n; k += blockDim.x) s += pr(k);
+  s = ReduceD(tmp.rd).Sum(s);
+  if (threadIdx.x == 0) *bcast = s;
+  __syncthreads();
+  s = *bcast;
+  __syncthreads();
+  return s;
+}
+
+// First k in [0, n) whose inclusive cumulative probability passes thr (> when strict, else >=),
+// in index order; INT_MAX when none does.
+__device__ int FirstCrossing(const Probs& pr, int n, double thr, bool strict, SampleTemp& tmp,
+                             int* found) {
+  const int per = (n + blockDim.x - 1) / blockDim.x;
+  const int begin = min(n, static_cast<int>(threadIdx.x) * per), end = min(n, begin + per);
+  double local = 0.0;
+  for (int k = begin; k < end; ++k) local += pr(k);
+  double cum;
+  if (threadIdx.x == 0) *found = INT_MAX;
+  Scan(tmp.scan).ExclusiveSum(local, cum);
+  __syncthreads();
+  for (int k = begin; k < end; ++k) {
+    cum += pr(k);
+    if (strict ? cum > thr : cum >= thr) {
+      atomicMin(found, k);
+      break;
+    }
+  }
+  __syncthreads();
+  const int f = *found;
+  __syncthreads();
+  return f;
+}
+
+__device__ int Argmax(const float* x, int V, int* sh_id, float* sh_val) {
+  float best = -INFINITY;
+  int id = INT_MAX;
+  for (int k = threadIdx.x; k < V; k += blockDim.x) {
+    if (x[k] > best) {  // strided ascending: the first maximum per thread wins
+      best = x[k];
+      id = k;
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, id, o);
+    if (ob > best || (ob == best && oi < id)) {
+      best = ob;
+      id = oi;
+    }
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) {
+    sh_val[warp] = best;
+    sh_id[warp] = id;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) {
+      if (sh_val[w] > sh_val[0] || (sh_val[w] == sh_val[0] && sh_id[w] < sh_id[0])) {
+        sh_val[0] = sh_val[w];
+        sh_id[0] = sh_id[w];
+      }
+    }
+  }
+  __syncthreads();
+  return sh_id[0] == INT_MAX ? 0 : sh_id[0];
+}
+
+__global__ void __launch_bounds__(kThreads) SampleRowsKernel(
+    const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
+    const SampleParams* params, int V, int32_t* tokens) {
+  __shared__ SampleTemp tmp;
+  __shared__ int sh_id[32];
+  __shared__ float sh_val[32];
+  __shared__ double bcast;
+  __shared__ int found;
+  const int r = blockIdx.x;
+  const SampleParams p = params[r];
+  const float* row = logits + static_cast<size_t>(r) * V;
+  if (p.temperature == 0.0f) {
+    const int id = Argmax(row, V, sh_id, sh_val);
+    if (threadIdx.x == 0) tokens[r] = id;
+    return;
+  }
+  const bool sorted = NeedsSortedLogits(p, V);
+  Probs pr;
+  pr.inv_t = 1.0 / p.temperature;
+  int n = V;
+  if (sorted) {
+    pr.keys = sorted_logits + static_cast<size_t>(r) * V;
+    pr.mx = pr.keys[0];
+    if (p.top_k > 0 && p.top_k < V) n = p.top_k;
+    int keep = n;
+    if (p.min_p > 0.0f) {  // prob(0) == 1, so the floor is min_p itself
+      int c = 0;
+      for (int k = threadIdx.x; k < n; k += blockDim.x) c += pr(k) >= p.min_p ? 1 : 0;
+      c = ReduceI(tmp.ri).Sum(c);
+      if (threadIdx.x == 0) found = max(1, c);
+      __syncthreads();
+      keep = found;
+      __syncthreads();
+    }
+    if (p.top_p < 1.0f) {
+      const double kept_total = BlockSumProbs(pr, keep, tmp, &bcast);
+      const int c = FirstCrossing(pr, keep, p.top_p * kept_total, false, tmp, &found);
+      if (c != INT_MAX) keep = c + 1;
+    }
+    n = keep;
+  } else {
+    pr.keys = row;
+    const int id = Argmax(row, V, sh_id, sh_val);
+    pr.mx = row[id];
+  }
+  const double total = BlockSumProbs(pr, n, tmp, &bcast);
+  const double target = SampleUniformBits(p.seed, p.index) * total;
+  int c = FirstCrossing(pr, n, target, true, tmp, &found);
+  if (c == INT_MAX) c = n - 1;
+  if (threadIdx.x == 0) tokens[r] = sorted ? sorted_ids[static_cast<size_t>(r) * V + c] : c;
+}
+
+__global__ void IotaRowsKernel(int32_t* ids, int R, int V) {
+  const size_t n = static_cast<size_t>(R) * V;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    ids[i] = static_cast<int32_t>(i % V);
+  }
+}
+
+size_t CubBytes(int rows, int V) {
+  size_t bytes = 0;
+  cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      nullptr, bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
+      static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr),
+      static_cast<int64_t>(rows) * V, rows, static_cast<const int32_t*>(nullptr),
+      static_cast<const int32_t*>(nullptr));
+  return (bytes + 255) / 256 * 256;
+}
+
+}  // namespace
+
+size_t SortRowsTempBytes(int max_rows, int V) {
+  return CubBytes(max_rows, V) + static_cast<size_t>(max_rows) * V * sizeof(int32_t);
+}
+
+cudaError_t SortRowsDescending(const float* logits, int R, int V, const int32_t* row_offsets,
+                               float* sorted_logits, int32_t* sorted_ids, void* temp,
+                               size_t temp_bytes, cudaStream_t stream) {
+  if (R == 0) return cudaSuccess;
+  size_t cub_bytes = CubBytes(R, V);
+  if (temp_bytes < cub_bytes + static_cast<size_t>(R) * V * sizeof(int32_t)) {
+    return cudaErrorInvalidValue;
+  }
+  int32_t* iota = reinterpret_cast<int32_t*>(static_cast<char*>(temp) + cub_bytes);
+  IotaRowsKernel<<<264, 256, 0, stream>>>(iota, R, V);
+  if (auto e = cudaGetLastError(); e != cudaSuccess) return e;
+  return cub::DeviceSegmentedRadixSort::SortPairsDescending(
+      temp, cub_bytes, logits, sorted_logits, iota, sorted_ids, static_cast<int64_t>(R) * V, R,
+      row_offsets, row_offsets + 1, 0, sizeof(float) * 8, stream);
+}
+
+cudaError_t SampleRows(const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
+                       const SampleParams* params, int R, int V, int32_t* tokens,
+                       cudaStream_t stream) {
+  if (R == 0) return cudaSuccess;
+  SampleRowsKernel<<<R, kThreads, 0, stream>>>(logits, sorted_logits, sorted_ids, params, V,
+                                                tokens);
+  return cudaGetLastError();
+}
+
+}  // namespace attnres::kernels

@@ -1,0 +1,183 @@
+// GPU forward orchestration. The AttnRes bookkeeping (bank_count, prefix_empty, snapshots) is
+// the same state machine as CpuForward::Run, driven by MixLayout.
+#include "models/cuda/cuda_forward.h"
+
+#include <cmath>
+
+#include "models/rope.h"
+
+namespace attnres::cuda {
+
+absl::StatusOr<KvPool> KvPool::Create(const ModelConfig& c, int64_t num_pages, int page_size) {
+  KvPool p;
+  p.num_pages = num_pages;
+  p.page_size = page_size;
+  p.layer_elems = static_cast<size_t>(num_pages) * page_size * c.kv_dim();
+  const size_t bytes = p.layer_elems * c.num_layers * sizeof(bf16);
+  auto k = DeviceAlloc(bytes);
+  if (!k.ok()) return k.status();
+  auto v = DeviceAlloc(bytes);
+  if (!v.ok()) return v.status();
+  p.k = std::move(*k);
+  p.v = std::move(*v);
+  return p;
+}
+
+void CudaForward::Carve(Arena& a) {
+  const size_t T = max_tokens_, d = c_.hidden_size, f = c_.intermediate_size;
+  const size_t q = c_.q_dim(), kv = c_.kv_dim(), slots = layout_.num_bank_slots;
+  prefix_ = a.Take<bf16>(T * d);
+  bank_ = a.Take<bf16>(slots * T * d);
+  bank_inv_rms_ = a.Take<float>(slots * T);
+  xn_ = a.Take<bf16>(T * d);
+  qkv_ = a.Take<bf16>(T * (q + 2 * kv));
+  q_ = a.Take<bf16>(T * q);
+  att_ = a.Take<bf16>(T * q);
+  delta_ = a.Take<bf16>(T * d);
+  gate_up_ = a.Take<bf16>(T * 2 * f);
+  act_ = a.Take<bf16>(T * f);
+  rope_ = a.Take<float2>(T * (c_.head_dim / 2));
+  inv_freq_ = a.Take<double>(c_.head_dim / 2);
+  final_xn_ = a.Take<bf16>(T * d);
+}
+
+absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const ModelConfig& c,
+                                                                 const DeviceWeights& w,
+                                                                 int max_tokens,
+                                                                 int max_head_rows) {
+  std::unique_ptr<CudaForward> f(new CudaForward(c, w));
+  f->layout_ = MixLayout::For(c);
+  f->max_tokens_ = max_tokens;
+  f->max_head_rows_ = max_head_rows;
+  auto gemm = Gemm::Create();
+  if (!gemm.ok()) return gemm.status();
+  f->gemm_ = std::move(*gemm);
+  Arena measure;
+  f->Carve(measure);
+  auto mem = DeviceAlloc(measure.bytes());
+  if (!mem.ok()) return mem.status();
+  f->storage_ = std::move(*mem);
+  f->workspace_bytes_ = measure.bytes();
+  Arena place(f->storage_.get());
+  f->Carve(place);
+  const std::vector<double> inv_freq = RopeInverseFrequencies(c);
+  ATTNRES_CUDA_RETURN(cudaMemcpy(f->inv_freq_, inv_freq.data(), sizeof(double) * inv_freq.size(),
+                                 cudaMemcpyHostToDevice));
+  return f;
+}
+
+absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPool& pool,
+                                    cudaStream_t s) {
+  const DeviceLayerWeights& L = w_.layers[layer];
+  const int d = c_.hidden_size, q = c_.q_dim(), kv = c_.kv_dim();
+  if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) return st;
+  kernels::RopeKvWriteArgs r;
+  r.qkv = qkv_;
+  r.rope = rope_;
+  r.q_norm = L.q_norm;
+  r.k_norm = L.k_norm;
+  r.positions = b.positions;
+  r.row_seq = b.row_seq;
+  r.kv_page_indptr = b.kv_page_indptr;
+  r.kv_page_indices = b.kv_page_indices;
+  r.T = b.T;
+  r.H = c_.num_heads;
+  r.KV = c_.num_kv_heads;
+  r.hd = c_.head_dim;
+  r.page_size = pool.page_size;
+  r.eps = static_cast<float>(c_.rms_norm_eps);
+  r.q_out = q_;
+  r.k_cache = pool.k_layer(layer);
+  r.v_cache = pool.v_layer(layer);
+  ATTNRES_CUDA_RETURN(kernels::RopeKvWrite(r, s));
+  kernels::PagedAttentionArgs a;
+  a.q = q_;
+  a.k_cache = pool.k_layer(layer);
+  a.v_cache = pool.v_layer(layer);
+  a.positions = b.positions;
+  a.tiles = b.tiles;
+  a.kv_page_indptr = b.kv_page_indptr;
+  a.kv_page_indices = b.kv_page_indices;
+  a.num_tiles = b.num_tiles;
+  a.max_tile_rows = b.max_tile_rows;
+  a.H = c_.num_heads;
+  a.KV = c_.num_kv_heads;
+  a.hd = c_.head_dim;
+  a.page_size = pool.page_size;
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
+  a.out = att_;
+  ATTNRES_CUDA_RETURN(kernels::PagedAttention(a, s));
+  return gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s);
+}
+
+absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, cudaStream_t s) {
+  const DeviceLayerWeights& L = w_.layers[layer];
+  const int d = c_.hidden_size, f = c_.intermediate_size;
+  if (auto st = gemm_->Run(xn_, L.w_gate_up, gate_up_, b.T, 2 * f, d, false, s); !st.ok()) {
+    return st;
+  }
+  ATTNRES_CUDA_RETURN(kernels::SwiGlu(gate_up_, b.T, f, act_, s));
+  return gemm_->Run(act_, L.w_down, delta_, b.T, d, f, false, s);
+}
+
+absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* mix_weights,
+                              cudaStream_t s) {
+  if (b.T > max_tokens_ || b.T < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch of ", b.T, " tokens; the runner holds up to ", max_tokens_));
+  }
+  const bool attn_res = c_.attn_res();
+  const int d = c_.hidden_size;
+  ATTNRES_CUDA_RETURN(kernels::EmbeddingGather(b.token_ids, w_.embed, b.T, d, prefix_, s));
+  ATTNRES_CUDA_RETURN(kernels::RopeTable(b.positions, inv_freq_, b.T, c_.head_dim / 2, rope_, s));
+  kernels::ResidualBoundaryArgs r;
+  r.num_rows = b.T;
+  r.T = b.T;
+  r.d = d;
+  r.prefix = prefix_;
+  r.bank = bank_;
+  r.bank_inv_rms = bank_inv_rms_;
+  r.eps = static_cast<float>(c_.rms_norm_eps);
+  r.out = xn_;
+  r.mix_weights = attn_res ? mix_weights : nullptr;
+  r.record_row = b.record_row;
+  r.mix_stride = layout_.total_weights();
+  for (int sub = 0; sub < 2 * c_.num_layers; ++sub) {
+    const int layer = sub / 2;
+    const bool is_attn = sub % 2 == 0;
+    const DeviceLayerWeights& L = w_.layers[layer];
+    r.delta = sub == 0 ? nullptr : delta_;
+    r.gamma = is_attn ? L.input_norm : L.post_norm;
+    r.u = attn_res ? (is_attn ? L.attn_res_u : L.mlp_res_u) : nullptr;
+    r.snapshot = attn_res && layout_.snapshot_before[sub];
+    r.mix_offset = attn_res ? layout_.weight_offset[sub] : 0;
+    ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));
+    if (r.snapshot) ++r.bank_count;
+    r.prefix_empty = r.snapshot;
+    auto st = is_attn ? Attention(layer, b, pool, s) : Mlp(layer, b, s);
+    if (!st.ok()) return st;
+  }
+  // Final mix (or the last residual add), norm, for the logit rows only.
+  r.num_rows = b.R;
+  r.rows = b.logit_rows;
+  r.delta = delta_;
+  r.gamma = w_.final_norm;
+  r.u = attn_res ? w_.output_res_u : nullptr;
+  r.snapshot = false;
+  r.mix_offset = attn_res ? layout_.weight_offset[2 * c_.num_layers] : 0;
+  r.out = final_xn_;
+  ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));
+  return absl::OkStatus();
+}
+
+absl::Status CudaForward::Head(int first, int count, float* logits, cudaStream_t s) {
+  if (count > max_head_rows_) {
+    return absl::InvalidArgumentError(absl::StrCat("head of ", count, " rows; at most ",
+                                                   max_head_rows_));
+  }
+  const size_t d = c_.hidden_size;
+  return gemm_->Run(final_xn_ + first * d, w_.lm_head, logits, count, c_.vocab_size,
+                    c_.hidden_size, true, s);
+}
+
+}  // namespace attnres::cuda

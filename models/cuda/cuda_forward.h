@@ -1,0 +1,98 @@
+// The forward pass on the GPU over one ragged batch, mirroring models/cpu_forward.cc: embedding,
+// per sublayer one fused residual boundary (AttnRes mix + snapshot + RMSNorm, or the standard
+// add + RMSNorm) then attention (fused QKV GEMM, RoPE + KV page write, paged attention, O GEMM)
+// or the MLP (fused gate/up GEMM, SwiGLU, down GEMM); the final mix + norm for the logit rows,
+// and the LM head in chunks of rows. Owns the paged KV pool and the per-step workspaces.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "models/cuda/device_weights.h"
+#include "models/cuda/gemm.h"
+#include "models/model_config.h"
+
+namespace attnres::cuda {
+
+// K and V pages for every layer, bf16, layout [layer][page][slot][kv_head][head_dim].
+struct KvPool {
+  int64_t num_pages = 0;
+  int page_size = 0;
+  size_t layer_elems = 0;  // num_pages * page_size * kv_dim
+  DevicePtr k, v;
+  bf16* k_layer(int l) const { return static_cast<bf16*>(k.get()) + l * layer_elems; }
+  bf16* v_layer(int l) const { return static_cast<bf16*>(v.get()) + l * layer_elems; }
+  static size_t BytesPerPage(const ModelConfig& c, int page_size) {
+    return 2ull * c.num_layers * page_size * c.kv_dim() * sizeof(bf16);
+  }
+  static absl::StatusOr<KvPool> Create(const ModelConfig& c, int64_t num_pages, int page_size);
+};
+
+// One step's batch in device memory (see step_upload.h for how it gets there).
+struct DeviceBatch {
+  int T = 0;                 // token rows
+  int num_seqs = 0;
+  int num_tiles = 0;         // attention query tiles
+  int max_tile_rows = 1;
+  int R = 0;                 // logit rows
+  const int32_t* token_ids = nullptr;        // [T]
+  const int32_t* positions = nullptr;        // [T]
+  const int32_t* row_seq = nullptr;          // [T]
+  const int32_t* kv_page_indptr = nullptr;   // [num_seqs + 1]
+  const int32_t* kv_page_indices = nullptr;  // [pages]
+  const int32_t* tiles = nullptr;            // [num_tiles, 3]
+  const int32_t* logit_rows = nullptr;       // [R]
+  const int32_t* record_row = nullptr;       // [T] index into logit rows or -1
+};
+
+class CudaForward {
+ public:
+  static absl::StatusOr<std::unique_ptr<CudaForward>> Create(const ModelConfig& config,
+                                                             const DeviceWeights& weights,
+                                                             int max_tokens, int max_head_rows);
+
+  // Runs every layer over the batch, writes K/V into the pool, and leaves the final normed
+  // hidden states of the logit rows for Head. mix_weights: device [R, total_weights] or null.
+  absl::Status Run(const DeviceBatch& batch, const KvPool& pool, float* mix_weights,
+                   cudaStream_t stream);
+  // logits [count, vocab] fp32 (device) for logit rows [first, first + count), count <=
+  // max_head_rows, after Run.
+  absl::Status Head(int first, int count, float* logits, cudaStream_t stream);
+
+  const MixLayout& mix_layout() const { return layout_; }
+  int max_tokens() const { return max_tokens_; }
+  int max_head_rows() const { return max_head_rows_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+
+ private:
+  CudaForward(const ModelConfig& c, const DeviceWeights& w) : c_(c), w_(w) {}
+  void Carve(Arena& a);
+  absl::Status Attention(int layer, const DeviceBatch& b, const KvPool& pool, cudaStream_t s);
+  absl::Status Mlp(int layer, const DeviceBatch& b, cudaStream_t s);
+
+  const ModelConfig& c_;
+  const DeviceWeights& w_;
+  MixLayout layout_;
+  std::unique_ptr<Gemm> gemm_;
+  int max_tokens_ = 0, max_head_rows_ = 0;
+  size_t workspace_bytes_ = 0;
+  DevicePtr storage_;
+  // Workspaces, sized for max_tokens rows.
+  bf16* prefix_ = nullptr;     // [T, d] running stream / block sum
+  bf16* bank_ = nullptr;       // [slots, T, d]
+  float* bank_inv_rms_ = nullptr;  // [slots, T]
+  bf16* xn_ = nullptr;         // [T, d] normed sublayer input
+  bf16* qkv_ = nullptr;        // [T, q + 2kv]
+  bf16* q_ = nullptr;          // [T, q]
+  bf16* att_ = nullptr;        // [T, q]
+  bf16* delta_ = nullptr;      // [T, d] sublayer output
+  bf16* gate_up_ = nullptr;    // [T, 2f]
+  bf16* act_ = nullptr;        // [T, f]
+  float2* rope_ = nullptr;     // [T, hd/2]
+  double* inv_freq_ = nullptr; // [hd/2]
+  bf16* final_xn_ = nullptr;   // [T, d] normed final hidden of the logit rows
+};
+
+}  // namespace attnres::cuda

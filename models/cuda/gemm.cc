@@ -1,0 +1,75 @@
+// cuBLASLt plans: A = w (K x N column-major, transposed), B = x (K x M), D = y (N x M).
+#include "models/cuda/gemm.h"
+
+namespace attnres::cuda {
+
+namespace {
+constexpr size_t kWorkspaceBytes = 64ull << 20;
+}
+
+absl::StatusOr<std::unique_ptr<Gemm>> Gemm::Create() {
+  std::unique_ptr<Gemm> g(new Gemm());
+  ATTNRES_CUBLAS_RETURN(cublasLtCreate(&g->handle_));
+  auto ws = DeviceAlloc(kWorkspaceBytes);
+  if (!ws.ok()) return ws.status();
+  g->workspace_ = std::move(*ws);
+  g->workspace_bytes_ = kWorkspaceBytes;
+  return g;
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, p] : plans_) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.op);
+  }
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+absl::StatusOr<const Gemm::Plan*> Gemm::PlanFor(int M, int N, int K, bool out_f32) {
+  const auto key = std::make_tuple(M, N, K, out_f32);
+  if (auto it = plans_.find(key); it != plans_.end()) return &it->second;
+  Plan p;
+  ATTNRES_CUBLAS_RETURN(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  ATTNRES_CUBLAS_RETURN(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  ATTNRES_CUBLAS_RETURN(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  ATTNRES_CUBLAS_RETURN(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, K, N, K));
+  ATTNRES_CUBLAS_RETURN(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, K, M, K));
+  ATTNRES_CUBLAS_RETURN(
+      cublasLtMatrixLayoutCreate(&p.c, out_f32 ? CUDA_R_32F : CUDA_R_16BF, N, M, N));
+  cublasLtMatmulPreference_t pref;
+  ATTNRES_CUBLAS_RETURN(cublasLtMatmulPreferenceCreate(&pref));
+  ATTNRES_CUBLAS_RETURN(cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_, sizeof(size_t)));
+  cublasLtMatmulHeuristicResult_t result;
+  int found = 0;
+  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref,
+                                                          1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  ATTNRES_CUBLAS_RETURN(s);
+  if (found == 0) {
+    return absl::InternalError(
+        absl::StrCat("cuBLASLt has no algorithm for M=", M, " N=", N, " K=", K));
+  }
+  p.algo = result.algo;
+  return &plans_.emplace(key, p).first->second;
+}
+
+absl::Status Gemm::Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
+                       int K, bool out_f32, cudaStream_t stream) {
+  if (M == 0) return absl::OkStatus();
+  auto plan = PlanFor(M, N, K, out_f32);
+  if (!plan.ok()) return plan.status();
+  const Plan& p = **plan;
+  const float alpha = 1.0f, beta = 0.0f;
+  ATTNRES_CUBLAS_RETURN(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, out, p.c,
+                                       out, p.c, &p.algo, workspace_.get(), workspace_bytes_,
+                                       stream));
+  return absl::OkStatus();
+}
+
+}  // namespace attnres::cuda

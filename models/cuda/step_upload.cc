@@ -1,0 +1,110 @@
+// Packing and validation of one step's batch.
+#include "models/cuda/step_upload.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace attnres::cuda {
+
+absl::Status StepUpload::Reserve(size_t bytes) {
+  if (bytes <= capacity_) return absl::OkStatus();
+  const size_t cap = std::max(bytes, 2 * capacity_);
+  auto h = PinnedAlloc(cap);
+  if (!h.ok()) return h.status();
+  auto d = DeviceAlloc(cap);
+  if (!d.ok()) return d.status();
+  host_ = std::move(*h);
+  device_ = std::move(*d);
+  capacity_ = cap;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
+                                               const std::vector<int>& logit_rows,
+                                               const std::vector<kernels::SampleParams>& samples,
+                                               const ModelConfig& c, const KvPool& pool,
+                                               cudaStream_t stream) {
+  const int T = b.num_tokens(), S = b.num_seqs();
+  if (static_cast<int>(b.query_indptr.size()) != S + 1 ||
+      static_cast<int>(b.kv_page_indptr.size()) != S + 1 || b.query_indptr[S] != T ||
+      static_cast<int>(b.positions.size()) != T) {
+    return absl::InternalError("malformed StepBatch: indptr sizes do not match");
+  }
+  std::vector<int32_t> row_seq(T), tiles, record_row(T, -1);
+  int max_tile_rows = 1;
+  for (int s = 0; s < S; ++s) {
+    const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
+    const int pages = b.kv_page_indptr[s + 1] - b.kv_page_indptr[s];
+    for (int r = begin; r < end; ++r) {
+      row_seq[r] = s;
+      if (b.token_ids[r] < 0 || b.token_ids[r] >= c.vocab_size) {
+        return absl::InternalError(absl::StrCat("token id ", b.token_ids[r], " out of range"));
+      }
+      if (b.positions[r] < 0 || b.positions[r] / pool.page_size >= pages ||
+          (r > begin && b.positions[r] != b.positions[r - 1] + 1)) {
+        return absl::InternalError(absl::StrCat("page table of sequence ", s,
+                                                " does not cover position ", b.positions[r],
+                                                " (or positions are not consecutive)"));
+      }
+    }
+    for (int r = begin; r < end; r += kernels::kMaxTileRows) {
+      const int n = std::min(kernels::kMaxTileRows, end - r);
+      tiles.insert(tiles.end(), {s, r, n});
+      max_tile_rows = std::max(max_tile_rows, n);
+    }
+  }
+  for (int32_t page : b.kv_page_indices) {
+    if (page < 0 || page >= pool.num_pages) {
+      return absl::InternalError(absl::StrCat("page index ", page, " out of range"));
+    }
+  }
+  for (size_t k = 0; k < logit_rows.size(); ++k) record_row[logit_rows[k]] = static_cast<int>(k);
+
+  // Layout: int32 arrays, then the sampling parameters (8-byte aligned).
+  const std::vector<int32_t>* arrays[] = {&b.token_ids, &b.positions, &row_seq,
+                                          &b.kv_page_indptr, &b.kv_page_indices, &tiles,
+                                          &record_row};
+  std::vector<int32_t> rows32(logit_rows.begin(), logit_rows.end());
+  size_t ints = rows32.size();
+  for (const auto* a : arrays) ints += a->size();
+  const size_t params_at = (ints * 4 + 15) / 16 * 16;
+  const size_t bytes = params_at + samples.size() * sizeof(kernels::SampleParams);
+  if (auto st = Reserve(bytes); !st.ok()) return st;
+  int32_t* h = static_cast<int32_t*>(host_.get());
+  const int32_t* d = static_cast<const int32_t*>(device_.get());
+  const int32_t* views[8];
+  size_t at = 0;
+  for (int i = 0; i < 7; ++i) {
+    std::memcpy(h + at, arrays[i]->data(), 4 * arrays[i]->size());
+    views[i] = d + at;
+    at += arrays[i]->size();
+  }
+  std::memcpy(h + at, rows32.data(), 4 * rows32.size());
+  views[7] = d + at;
+  std::memcpy(static_cast<char*>(host_.get()) + params_at, samples.data(),
+              samples.size() * sizeof(kernels::SampleParams));
+  device_samples_ = reinterpret_cast<const kernels::SampleParams*>(
+      static_cast<const char*>(device_.get()) + params_at);
+  ATTNRES_CUDA_RETURN(
+      cudaMemcpyAsync(device_.get(), host_.get(), bytes, cudaMemcpyHostToDevice, stream));
+
+  DeviceBatch db;
+  db.T = T;
+  db.num_seqs = S;
+  db.num_tiles = static_cast<int>(tiles.size() / 3);
+  db.max_tile_rows = max_tile_rows;
+  db.R = static_cast<int>(logit_rows.size());
+  db.token_ids = views[0];
+  db.positions = views[1];
+  db.row_seq = views[2];
+  db.kv_page_indptr = views[3];
+  db.kv_page_indices = views[4];
+  db.tiles = views[5];
+  db.record_row = views[6];
+  db.logit_rows = views[7];
+  return db;
+}
+
+}  // namespace attnres::cuda

@@ -1,0 +1,234 @@
+// Forward-pass kernels against their CPU twins over odd sizes: the fused residual boundary
+// (AttnResMix + RmsNorm), SwiGLU, embedding gather, RoPE + KV page write + paged attention.
+#include <algorithm>
+#include <numeric>
+
+#include "kernels/ops.h"
+#include "models/attn_res_mix.h"
+#include "models/cpu_ops.h"
+#include "models/rope.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace attnres {
+namespace {
+
+using gpu_testing::Cosine;
+using gpu_testing::DeviceArray;
+using gpu_testing::FromBf16;
+using gpu_testing::RandomBf16Values;
+using gpu_testing::RelL2;
+using gpu_testing::ToBf16;
+using kernels::bf16;
+
+struct BoundaryCase {
+  int T, d, bank_count;
+  bool snapshot, prefix_empty, delta, subset, use_u;
+};
+
+void RunBoundaryCase(const BoundaryCase& k, uint32_t seed) {
+  SCOPED_TRACE(testing::Message() << "T=" << k.T << " d=" << k.d << " nb=" << k.bank_count
+                                  << " snap=" << k.snapshot << " empty=" << k.prefix_empty
+                                  << " delta=" << k.delta << " subset=" << k.subset);
+  const int T = k.T, d = k.d, slots = k.bank_count + 1;
+  const double eps = 1e-5;
+  auto prefix = RandomBf16Values(size_t(T) * d, seed, 2.0f);
+  auto delta = RandomBf16Values(size_t(T) * d, seed + 1, 1.0f);
+  auto bank = RandomBf16Values(size_t(slots) * T * d, seed + 2, 3.0f);
+  auto u = RandomBf16Values(d, seed + 3, 3.0f / std::sqrt(float(d)));
+  auto gamma = RandomBf16Values(d, seed + 4, 1.0f);
+  std::vector<float> inv_rms(size_t(slots) * T);
+  for (int j = 0; j < slots; ++j) {
+    for (int t = 0; t < T; ++t) {
+      double sq = 0;
+      for (int i = 0; i < d; ++i) sq += double(bank[(size_t(j) * T + t) * d + i]) * bank[(size_t(j) * T + t) * d + i];
+      inv_rms[size_t(j) * T + t] = float(1.0 / std::sqrt(sq / d + eps));
+    }
+  }
+  std::vector<int32_t> rows(T);
+  std::iota(rows.begin(), rows.end(), 0);
+  if (k.subset) {  // every third row, reversed
+    std::vector<int32_t> r;
+    for (int t = T - 1; t >= 0; t -= 3) r.push_back(t);
+    rows = r;
+  }
+  const int R = static_cast<int>(rows.size()), W = k.bank_count + 1;
+  std::vector<int32_t> record(T, -1);
+  for (int i = 0; i < R; ++i) record[rows[i]] = i;
+
+  DeviceArray<uint16_t> d_prefix(prefix.size()), d_delta(delta.size()), d_bank(bank.size()),
+      d_out(size_t(R) * d);
+  DeviceArray<float> d_inv(inv_rms.size()), d_u(d), d_gamma(d), d_mix(size_t(R) * W);
+  DeviceArray<int32_t> d_rows(R), d_record(T);
+  d_prefix.Upload(ToBf16(prefix));
+  d_delta.Upload(ToBf16(delta));
+  d_bank.Upload(ToBf16(bank));
+  d_inv.Upload(inv_rms);
+  d_u.Upload(u);
+  d_gamma.Upload(gamma);
+  d_rows.Upload(rows);
+  d_record.Upload(record);
+  kernels::ResidualBoundaryArgs a;
+  a.num_rows = R;
+  a.rows = k.subset ? d_rows.get() : nullptr;
+  a.T = T;
+  a.d = d;
+  a.delta = k.delta ? reinterpret_cast<bf16*>(d_delta.get()) : nullptr;
+  a.prefix_empty = k.prefix_empty;
+  a.prefix = reinterpret_cast<bf16*>(d_prefix.get());
+  a.bank = reinterpret_cast<bf16*>(d_bank.get());
+  a.bank_inv_rms = d_inv.get();
+  a.bank_count = k.bank_count;
+  a.snapshot = k.snapshot;
+  a.u = k.use_u ? d_u.get() : nullptr;
+  a.gamma = d_gamma.get();
+  a.eps = float(eps);
+  a.out = reinterpret_cast<bf16*>(d_out.get());
+  a.mix_weights = k.use_u ? d_mix.get() : nullptr;
+  a.record_row = d_record.get();
+  a.mix_stride = W;
+  ASSERT_CUDA(kernels::ResidualBoundary(a, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto out = FromBf16(d_out.Download());
+  const auto new_prefix = FromBf16(d_prefix.Download());
+  const auto new_bank = FromBf16(d_bank.Download());
+  const auto new_inv = d_inv.Download();
+  const auto mix = d_mix.Download();
+
+  std::vector<float> x(d), h(d), y(d), alpha(W);
+  std::vector<const float*> src(W);
+  for (int i = 0; i < R; ++i) {
+    const int t = rows[i];
+    for (int c = 0; c < d; ++c) {
+      const float p = prefix[size_t(t) * d + c], dl = delta[size_t(t) * d + c];
+      x[c] = !k.delta ? p : (k.prefix_empty ? dl : RoundBf16(p + dl));
+    }
+    for (int j = 0; j < k.bank_count; ++j) src[j] = &bank[(size_t(j) * T + t) * d];
+    src[k.bank_count] = x.data();
+    if (k.use_u && k.bank_count > 0) {
+      AttnResMix(src.data(), W, u.data(), d, eps, h.data(), alpha.data());
+    } else {
+      h = x;
+      alpha.assign(W, 0.0f);
+      alpha[0] = 1.0f;
+    }
+    RmsNorm(h.data(), gamma.data(), 1, d, eps, y.data());
+    const float* got = &out[size_t(i) * d];
+    ASSERT_LT(RelL2(got, y.data(), d), 1e-2) << "row " << t;
+    ASSERT_GT(Cosine(got, y.data(), d), 0.9999) << "row " << t;
+    // The new prefix lands bit-exactly in the snapshot slot or the prefix.
+    const float* stored = k.snapshot ? &new_bank[(size_t(k.bank_count) * T + t) * d]
+                                     : &new_prefix[size_t(t) * d];
+    if (k.delta || k.snapshot) {
+      ASSERT_EQ(0, std::memcmp(stored, x.data(), 4 * d)) << "row " << t;
+    }
+    if (k.snapshot) {
+      double sq = 0;
+      for (float v : x) sq += double(v) * v;
+      EXPECT_NEAR(new_inv[size_t(k.bank_count) * T + t], 1.0 / std::sqrt(sq / d + eps),
+                  1e-4 / std::sqrt(sq / d + eps));
+    }
+    if (k.use_u) {
+      for (int j = 0; j < (k.bank_count > 0 ? W : 1); ++j) {
+        EXPECT_NEAR(mix[size_t(i) * W + j], alpha[j], 2e-4) << "row " << t << " j " << j;
+      }
+    }
+  }
+  // Live bank slots are never written.
+  EXPECT_EQ(0, std::memcmp(new_bank.data(), bank.data(), 4 * size_t(k.bank_count) * T * d));
+}
+
+TEST(ResidualBoundaryKernel, MatchesCpuTwinOverOddSizes) {
+  ATTNRES_REQUIRE_GPU();
+  uint32_t seed = 1;
+  for (int T : {1, 7, 19, 733}) {
+    for (int d : {64, 384, 2048, 4096}) {
+      if (T == 733 && d > 2048) continue;  // keep the CPU twin quick
+      for (int nb : {0, 1, 3, 9}) {
+        RunBoundaryCase({T, d, nb, nb % 2 == 1, false, true, false, true}, seed++);
+      }
+    }
+  }
+  // Edge flags: empty prefix after a snapshot, no delta, a row subset (the final mix), the
+  // standard residual path (no query), a bank of 17 slots (three online-softmax groups), d=8192.
+  RunBoundaryCase({19, 384, 2, false, true, true, false, true}, 101);
+  RunBoundaryCase({7, 384, 0, true, false, false, false, true}, 102);
+  RunBoundaryCase({19, 2048, 8, false, false, true, true, true}, 103);
+  RunBoundaryCase({19, 2048, 0, false, false, true, false, false}, 104);
+  RunBoundaryCase({7, 64, 17, false, false, true, false, true}, 105);
+  RunBoundaryCase({3, 8192, 9, true, false, true, false, true}, 106);
+}
+
+TEST(ResidualBoundaryKernel, ScaleProbeHasNoSqrtD) {
+  ATTNRES_REQUIRE_GPU();
+  // ATTNRES.md §6 at d = 8: one-hot sources have r = sqrt(8); u0 = 2/sqrt(2) gives scores 4, 0.
+  const int d = 8;
+  std::vector<float> bank(d, 0.0f), prefix(d, 0.0f), u(d, 0.0f), gamma(d, 1.0f);
+  bank[0] = 1.0f;
+  prefix[1] = 1.0f;
+  u[0] = std::sqrt(2.0f);  // r * u0 = sqrt(8) * sqrt(2) = 4
+  DeviceArray<uint16_t> d_bank(d), d_prefix(d), d_out(d);
+  DeviceArray<float> d_inv(1), d_u(d), d_gamma(d), d_mix(2);
+  DeviceArray<int32_t> d_record(1);
+  d_bank.Upload(ToBf16(bank));
+  d_prefix.Upload(ToBf16(prefix));
+  d_inv.Upload({std::sqrt(8.0f)});
+  d_u.Upload(u);
+  d_gamma.Upload(gamma);
+  d_record.Upload({0});
+  kernels::ResidualBoundaryArgs a;
+  a.num_rows = a.T = 1;
+  a.d = d;
+  a.prefix = reinterpret_cast<bf16*>(d_prefix.get());
+  a.bank = reinterpret_cast<bf16*>(d_bank.get());
+  a.bank_inv_rms = d_inv.get();
+  a.bank_count = 1;
+  a.u = d_u.get();
+  a.gamma = d_gamma.get();
+  a.eps = 1e-12f;
+  a.out = reinterpret_cast<bf16*>(d_out.get());
+  a.mix_weights = d_mix.get();
+  a.record_row = d_record.get();
+  a.mix_stride = 2;
+  ASSERT_CUDA(kernels::ResidualBoundary(a, nullptr));
+  const auto alpha = d_mix.Download();
+  EXPECT_NEAR(alpha[0], 0.9820138, 1e-5);
+  EXPECT_NEAR(alpha[1], 0.0179862, 1e-5);
+}
+
+TEST(ElementwiseKernels, SwiGluAndEmbeddingGather) {
+  ATTNRES_REQUIRE_GPU();
+  for (int T : {1, 7, 19, 733}) {
+    for (int f : {160, 1024, 8192}) {
+      auto gu = RandomBf16Values(size_t(T) * 2 * f, T * 31 + f, 4.0f);
+      DeviceArray<uint16_t> d_gu(gu.size()), d_out(size_t(T) * f);
+      d_gu.Upload(ToBf16(gu));
+      ASSERT_CUDA(kernels::SwiGlu(reinterpret_cast<bf16*>(d_gu.get()), T, f,
+                                  reinterpret_cast<bf16*>(d_out.get()), nullptr));
+      const auto out = FromBf16(d_out.Download());
+      std::vector<float> g(f), u(f), y(f);
+      for (int t = 0; t < T; ++t) {
+        std::copy_n(&gu[size_t(t) * 2 * f], f, g.begin());
+        std::copy_n(&gu[size_t(t) * 2 * f + f], f, u.begin());
+        SwiGlu(g.data(), u.data(), f, y.data());
+        ASSERT_LT(RelL2(&out[size_t(t) * f], y.data(), f), 5e-3) << "T=" << T << " f=" << f;
+      }
+    }
+    const int V = 300, d = 384;
+    auto table = RandomBf16Values(size_t(V) * d, T, 1.0f);
+    std::vector<int32_t> ids(T);
+    for (int t = 0; t < T; ++t) ids[t] = (t * 7919 + 13) % V;
+    DeviceArray<uint16_t> d_table(table.size()), d_out(size_t(T) * d);
+    DeviceArray<int32_t> d_ids(T);
+    d_table.Upload(ToBf16(table));
+    d_ids.Upload(ids);
+    ASSERT_CUDA(kernels::EmbeddingGather(d_ids.get(), reinterpret_cast<bf16*>(d_table.get()), T, d,
+                                         reinterpret_cast<bf16*>(d_out.get()), nullptr));
+    const auto out = FromBf16(d_out.Download());
+    for (int t = 0; t < T; ++t) {
+      ASSERT_EQ(0, std::memcmp(&out[size_t(t) * d], &table[size_t(ids[t]) * d], 4 * d));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace attnres
