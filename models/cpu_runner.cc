@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <thread>
 
+#include <omp.h>
+
 #include "absl/strings/str_cat.h"
 #include "models/cpu_forward.h"
 #include "models/parallel/communicator.h"
@@ -66,8 +68,12 @@ absl::Status CpuRunner::Forward(const StepBatch& b, const std::vector<int>& rows
   std::vector<absl::Status> status(ranks_.size());
   std::vector<CpuForwardOutput> others(ranks_.size());
   std::vector<std::thread> threads;
+  // Ranks share the cores: each gets its share of OpenMP threads for its matmuls.
+  const int omp_threads = std::max(1, omp_get_num_procs() / static_cast<int>(ranks_.size()));
+  if (ranks_.size() > 1) omp_set_num_threads(omp_threads);
   for (size_t r = 1; r < ranks_.size(); ++r) {
     threads.emplace_back([&, r] {
+      omp_set_num_threads(omp_threads);
       status[r] = ranks_[r]->forward.Run(b, rows, want_mix, ranks_[r]->cache, &others[r]);
     });
   }

@@ -41,6 +41,7 @@ struct ServerFlags {
   std::string log_level = "info";
   double shutdown_grace_s = 30.0;
   int metrics_port = 0;  // 0: no metrics endpoint
+  int tensor_parallel = 1;
 };
 
 void AddFlags(CLI::App& app, ServerFlags& f) {
@@ -78,6 +79,10 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
                  "Prompt + output tokens per request (0: max_position_embeddings)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--tensor-parallel", f.tensor_parallel,
+                 "Split every layer over this many ranks (CPU: threads of this process)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");
   app.add_option("--metrics-port", f.metrics_port,
@@ -107,6 +112,7 @@ RunnerOptions ToRunnerOptions(const ServerFlags& f) {
   options.kv_cache_memory_fraction = f.engine.kv_cache_memory_fraction;
   options.max_num_seqs = f.engine.max_num_seqs;
   options.max_num_batched_tokens = f.engine.max_num_batched_tokens;
+  options.tensor_parallel = f.tensor_parallel;
   return options;
 }
 

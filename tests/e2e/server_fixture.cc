@@ -189,7 +189,14 @@ std::unique_ptr<ServerProcess> SharedServerTest::server_;
 
 void SharedServerTest::SetUpTestSuite() {
   server_ = std::make_unique<ServerProcess>();
-  ::testing::AssertionResult started = server_->Start(TestModelDir(), {"--log-level", "debug"});
+  // ATTNRES_E2E_SERVER_ARGS adds flags (e.g. "--tensor-parallel 2") to run a suite again
+  // against another server configuration.
+  std::vector<std::string> args = {"--log-level", "debug"};
+  if (const char* extra = std::getenv("ATTNRES_E2E_SERVER_ARGS")) {
+    std::istringstream words(extra);
+    for (std::string w; words >> w;) args.push_back(w);
+  }
+  ::testing::AssertionResult started = server_->Start(TestModelDir(), args);
   if (!started) {
     std::cerr << started.message() << std::endl;
     server_.reset();
