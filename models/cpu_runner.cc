@@ -8,10 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "models/cpu_forward.h"
+#include "models/host_sampler.h"
 #include "models/parallel/communicator.h"
 #include "models/parallel/tensor_parallel.h"
 #include "models/safetensors.h"
-#include "models/sampler.h"
 
 namespace attnres {
 namespace {
@@ -86,61 +86,12 @@ absl::Status CpuRunner::Forward(const StepBatch& b, const std::vector<int>& rows
 }
 
 absl::StatusOr<StepOutput> CpuRunner::Execute(const StepBatch& b) {
-  // Rows that need logits: every row of a sequence asking for prompt logprobs, else the last row
-  // of a sequence that samples.
-  std::vector<int> rows;
-  std::vector<int> first_row(b.num_seqs(), -1);  // index into rows of the sequence's first row
-  bool want_mix = false;
-  for (int s = 0; s < b.num_seqs(); ++s) {
-    const SequenceBatchEntry& e = b.seqs[s];
-    const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
-    if (e.prompt_logprobs >= 0) {
-      first_row[s] = static_cast<int>(rows.size());
-      for (int r = begin; r < end; ++r) rows.push_back(r);
-    } else if (e.sample) {
-      first_row[s] = static_cast<int>(rows.size());
-      rows.push_back(end - 1);
-    }
-    want_mix |= e.sample && e.return_mix_weights;
-  }
+  const LogitRows plan = LogitRows::For(b);
   CpuForwardOutput fwd;
-  if (auto st = Forward(b, rows, want_mix, &fwd); !st.ok()) return st;
-
-  const int V = config_.vocab_size;
-  const int W = mix_layout().total_weights();
+  if (auto st = Forward(b, plan.rows, plan.want_mix_weights, &fwd); !st.ok()) return st;
   StepOutput out;
-  out.seqs.resize(b.num_seqs());
-  std::vector<float> work(V);
-  for (int s = 0; s < b.num_seqs(); ++s) {
-    const SequenceBatchEntry& e = b.seqs[s];
-    SequenceStepOutput& o = out.seqs[s];
-    if (first_row[s] < 0) continue;
-    const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
-    auto row_logits = [&](int r) {
-      const int k = first_row[s] + (e.prompt_logprobs >= 0 ? r - begin : 0);
-      return std::span<const float>(fwd.logits.data() + static_cast<size_t>(k) * V, V);
-    };
-    if (e.prompt_logprobs >= 0) {
-      for (int r = begin; r < end; ++r) {
-        const int32_t target = r + 1 < end ? b.token_ids[r + 1] : e.next_prompt_token;
-        if (target < 0) break;
-        o.prompt_logprobs.push_back(ComputeLogprob(row_logits(r), target, e.prompt_logprobs));
-      }
-    }
-    if (!e.sample) continue;
-    const std::span<const float> raw = row_logits(end - 1);
-    std::copy(raw.begin(), raw.end(), work.begin());
-    if (e.sampling->has_penalties() && e.history) {
-      ApplyPenalties(*e.sampling, *e.history, e.prompt_len, work);
-    }
-    o.token_id = SampleToken(*e.sampling, e.sample_index, work);
-    if (e.logprobs >= 0) o.logprob = ComputeLogprob(raw, o.token_id, e.logprobs);
-    if (e.return_mix_weights && W > 0) {
-      const int k = first_row[s] + (e.prompt_logprobs >= 0 ? end - 1 - begin : 0);
-      o.mix_weights.assign(fwd.mix_weights.begin() + static_cast<size_t>(k) * W,
-                           fwd.mix_weights.begin() + static_cast<size_t>(k + 1) * W);
-    }
-  }
+  SampleOnHost(b, plan, fwd.logits, config_.vocab_size, fwd.mix_weights,
+               mix_layout().total_weights(), &out);
   return out;
 }
 
