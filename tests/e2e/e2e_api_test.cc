@@ -65,8 +65,9 @@ TEST_F(ApiE2eTest, ModelInfoDescribesTheTinyBlockModel) {
   grpc::ClientContext context;
   v1::ModelInfo info;
   ASSERT_TRUE(stub_->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
-  EXPECT_EQ(info.device().rfind("cpu", 0), 0u) << info.device();  // "cpu" or "cpu (tensor ...)"
-  EXPECT_EQ(info.dtype(), "float32");
+  const bool cpu = E2eDevice() == "cpu";
+  EXPECT_EQ(info.device().rfind(cpu ? "cpu" : "cuda", 0), 0u) << info.device();
+  EXPECT_EQ(info.dtype(), cpu ? "float32" : "bfloat16");
   EXPECT_GT(info.num_parameters(), 0);
   EXPECT_GT(info.vocab_size(), 0);
   EXPECT_GT(info.num_layers(), 0);

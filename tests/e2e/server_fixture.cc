@@ -128,6 +128,11 @@ ServerProcess::~ServerProcess() {
   }
 }
 
+std::string E2eDevice() {
+  const char* device = std::getenv("ATTNRES_E2E_DEVICE");
+  return device && *device ? device : "cpu";
+}
+
 ::testing::AssertionResult ServerProcess::Start(const std::string& model_dir,
                                                 const std::vector<std::string>& extra_args) {
   log_path_ = MakeTempDir("attnres-e2e-server-") + "/server.log";
@@ -139,7 +144,7 @@ ServerProcess::~ServerProcess() {
                                    "--port",
                                    "0",
                                    "--device",
-                                   "cpu"};
+                                   E2eDevice()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   pid_ = Spawn(argv, log_path_, log_path_);
   if (pid_ < 0) return ::testing::AssertionFailure() << "cannot spawn " << argv[0];

@@ -31,6 +31,9 @@ CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s 
 // the ctest fixture), else a fresh tiny-block model made with attnres-make-model.
 std::string TestModelDir();
 
+// The --device the servers run on: ATTNRES_E2E_DEVICE (e.g. "cuda" on the GPU machine), else cpu.
+std::string E2eDevice();
+
 class ServerProcess {
  public:
   ServerProcess() = default;
