@@ -40,7 +40,7 @@ struct ServerFlags {
   EngineConfig engine;
   std::string log_level = "info";
   double shutdown_grace_s = 30.0;
-  int metrics_port = 0;  // 0: no metrics endpoint
+  int metrics_port = -1;  // -1: no metrics endpoint; 0: any free port
   int tensor_parallel = 1;
 };
 
@@ -86,9 +86,10 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");
   app.add_option("--metrics-port", f.metrics_port,
-                 "Serve Prometheus metrics at http://HOST:PORT/metrics (0: off)")
+                 "Serve Prometheus metrics at http://HOST:PORT/metrics (-1: off; 0: any free "
+                 "port, printed as \"metrics on http://HOST:PORT/metrics\")")
       ->capture_default_str()
-      ->check(CLI::Range(0, 65535));
+      ->check(CLI::Range(-1, 65535));
   app.add_option("--shutdown-grace", f.shutdown_grace_s,
                  "Seconds streams get to flush after the engine drained on SIGTERM")
       ->capture_default_str()
@@ -152,7 +153,7 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
   engine_config.extra_eos_token_ids = generation->eos_token_ids;
   options.generation_config = *std::move(generation);
 
-  if (f.metrics_port > 0) {
+  if (f.metrics_port >= 0) {
     s.metrics = std::make_shared<PrometheusMetrics>();
     if (absl::Status st = s.metrics->Serve(f.grpc.host, f.metrics_port); !st.ok()) return st;
     spdlog::info("metrics on http://{}:{}/metrics", f.grpc.host, s.metrics->port());

@@ -53,10 +53,10 @@ bool Idle(const std::string& m) {
 }
 
 TEST(LoadE2eTest, SixtyFourConcurrentStreamsMatchOneAtATime) {
-  const int metrics_port = FreeTcpPort();
   ServerProcess server;
-  ASSERT_TRUE(server.Start(
-      TestModelDir(), {"--metrics-port", std::to_string(metrics_port), "--kv-page-size", "4"}));
+  ASSERT_TRUE(server.Start(TestModelDir(), {"--metrics-port", "0", "--kv-page-size", "4"}));
+  const int metrics_port = MetricsPortFromLog(server.Log());
+  ASSERT_GT(metrics_port, 0) << server.Log();
   auto stub = server.Stub();
   std::vector<v1::GenerateRequest> requests;
   for (int i = 0; i < 64; ++i) {
@@ -149,10 +149,10 @@ TEST(LoadE2eTest, BurstPastTheQueueBoundIsRefusedForTheExcessOnly) {
 }
 
 TEST(LoadE2eTest, CancellingHalfOfManyStreamsReturnsKvUsageToZero) {
-  const int metrics_port = FreeTcpPort();
   ServerProcess server;
-  ASSERT_TRUE(server.Start(
-      TestModelDir(), {"--metrics-port", std::to_string(metrics_port), "--kv-page-size", "4"}));
+  ASSERT_TRUE(server.Start(TestModelDir(), {"--metrics-port", "0", "--kv-page-size", "4"}));
+  const int metrics_port = MetricsPortFromLog(server.Log());
+  ASSERT_GT(metrics_port, 0) << server.Log();
   auto stub = server.Stub();
   constexpr int kStreams = 16;
   std::vector<grpc::Status> statuses(kStreams);

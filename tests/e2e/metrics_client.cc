@@ -22,18 +22,13 @@ sockaddr_in Loopback(int port) {
 
 }  // namespace
 
-int FreeTcpPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr = Loopback(0);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
+int MetricsPortFromLog(const std::string& log) {
+  const std::string marker = "metrics on http://";
+  const size_t at = log.find(marker);
+  if (at == std::string::npos) return 0;
+  const size_t colon = log.find(':', at + marker.size());
+  if (colon == std::string::npos) return 0;
+  return std::atoi(log.c_str() + colon + 1);
 }
 
 std::string HttpGet(int port, const std::string& path) {

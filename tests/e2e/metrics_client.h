@@ -1,5 +1,6 @@
-// End-to-end test support for the Prometheus endpoint: a free loopback port to pass as
-// --metrics-port, a minimal HTTP/1.0 GET, and reading one sample out of the text format.
+// End-to-end test support for the Prometheus endpoint: the port a server started with
+// --metrics-port 0 picked (from its log), a minimal HTTP/1.0 GET, and reading one sample out of
+// the text format.
 #pragma once
 
 #include <optional>
@@ -7,8 +8,8 @@
 
 namespace attnres::e2e {
 
-// A TCP port that was free on 127.0.0.1 a moment ago (bind to 0, read it, close).
-int FreeTcpPort();
+// The port in the server's "metrics on http://HOST:PORT/metrics" log line; 0 when absent.
+int MetricsPortFromLog(const std::string& log);
 
 // The body of GET http://127.0.0.1:port/path; empty on any failure.
 std::string HttpGet(int port, const std::string& path);
