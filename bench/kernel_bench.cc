@@ -1,6 +1,7 @@
 // Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots) against
 // the standard add + RMSNorm boundary, the cuBLASLt GEMMs of one layer at decode and prefill row
-// counts, paged decode attention (256 x 512-token contexts), SwiGLU. Bytes or FLOPs, median time
+// counts, paged decode attention (1/64/256 x 512 and 1 x 4096 contexts) and a 4096-token causal
+// prefill attention, SwiGLU. Bytes or FLOPs, median time
 // over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.
 #include <cuda_runtime.h>
 
@@ -119,10 +120,46 @@ void BenchDecodeAttention(int seqs, int ctx) {
   a.q = q; a.k_cache = k; a.v_cache = v; a.positions = d_pos; a.tiles = d_tiles;
   a.kv_page_indptr = d_indptr; a.kv_page_indices = d_pages; a.num_tiles = seqs; a.max_tile_rows = 1;
   a.H = H; a.KV = KV; a.hd = hd; a.page_size = ps; a.scale = 0.088f; a.out = out;
+  a.T = seqs; a.max_context = ctx;
+  const size_t ws_bytes = 32u << 20;  // as CudaForward
+  a.workspace = Buf(ws_bytes, 15); a.workspace_bytes = ws_bytes;
   const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });
   Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx), ms,
       2.0 * cache * 2, 0);
+  cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out); cudaFree(a.workspace);
+  for (int32_t* p : {d_pos, d_indptr, d_pages, d_tiles}) cudaFree(p);
+}
+
+// One causal prefill chunk of T tokens over an empty cache (FLOPs counted causally).
+void BenchPrefillAttention(int T) {
+  const int H = 32, KV = 8, hd = 128, ps = 16, pages_n = (T + ps - 1) / ps;
+  const size_t cache = size_t(pages_n) * ps * KV * hd;
+  bf16* k = static_cast<bf16*>(Buf(cache * 2, 21));
+  bf16* v = static_cast<bf16*>(Buf(cache * 2, 22));
+  bf16* q = static_cast<bf16*>(Buf(size_t(T) * H * hd * 2, 23));
+  bf16* out = static_cast<bf16*>(Buf(size_t(T) * H * hd * 2, 24));
+  std::vector<int32_t> pos(T), indptr = {0, pages_n}, pages(pages_n), tiles;
+  for (int t = 0; t < T; ++t) pos[t] = t;
+  for (int i = 0; i < pages_n; ++i) pages[i] = i;
+  for (int r = 0; r < T; r += attnres::kernels::kMaxTileRows) {
+    tiles.insert(tiles.end(), {0, r, std::min(attnres::kernels::kMaxTileRows, T - r)});
+  }
+  int32_t *d_pos, *d_indptr, *d_pages, *d_tiles;
+  for (auto [dst, src] : {std::pair{&d_pos, &pos}, {&d_indptr, &indptr}, {&d_pages, &pages}, {&d_tiles, &tiles}}) {
+    cudaMalloc(dst, src->size() * 4);
+    cudaMemcpy(*dst, src->data(), src->size() * 4, cudaMemcpyHostToDevice);
+  }
+  attnres::kernels::PagedAttentionArgs a;
+  a.q = q; a.k_cache = k; a.v_cache = v; a.positions = d_pos; a.tiles = d_tiles;
+  a.kv_page_indptr = d_indptr; a.kv_page_indices = d_pages;
+  a.num_tiles = int(tiles.size() / 3); a.max_tile_rows = attnres::kernels::kMaxTileRows;
+  a.H = H; a.KV = KV; a.hd = hd; a.page_size = ps; a.scale = 0.088f; a.out = out;
+  a.T = T; a.max_context = T;
+  const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });
+  const double flops = 4.0 * H * hd * (double(T) * (T + 1) / 2);
+  Row("paged prefill attention " + std::to_string(T) + " causal", ms, 0, flops);
   cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out);
+  for (int32_t* p : {d_pos, d_indptr, d_pages, d_tiles}) cudaFree(p);
 }
 
 }  // namespace
@@ -150,5 +187,7 @@ int main() {
   BenchDecodeAttention(1, 512);
   BenchDecodeAttention(64, 512);
   BenchDecodeAttention(256, 512);
+  BenchDecodeAttention(1, 4096);
+  BenchPrefillAttention(4096);
   return 0;
 }

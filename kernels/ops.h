@@ -99,8 +99,12 @@ cudaError_t RopeKvWrite(const RopeKvWriteArgs& args, cudaStream_t stream);
 // (position p) of sequence s attends to positions [0, p] of s. Work is split into query tiles of
 // up to kMaxTileRows consecutive rows of one sequence: tiles [num_tiles, 3] = (seq, first_row,
 // num_rows). q, out: [T, H*hd] bf16; caches as in RopeKvWrite. H % KV == 0, H/KV <= 8,
-// hd % 8 == 0, hd <= 256. fp32 online softmax (twin: CpuForward::Attention).
-inline constexpr int kMaxTileRows = 8;
+// hd in {16, 32, 64, 128, 256}. Tensor cores (bf16 products, fp32 accumulation and online
+// softmax; P rounded to bf16 before P*V; twin: CpuForward::Attention). With a workspace, few
+// tiles and max_context (max over rows of position + 1) above one 64-key tile, each tile's keys
+// are split over several blocks and merged by a second kernel (flash-decoding); the split count
+// is capped by workspace_bytes / PagedAttentionSplitBytes(T, H, hd). Without one: no split.
+inline constexpr int kMaxTileRows = 16;
 struct PagedAttentionArgs {
   const bf16* q = nullptr;
   const bf16* k_cache = nullptr;
@@ -110,10 +114,16 @@ struct PagedAttentionArgs {
   const int32_t* kv_page_indptr = nullptr;
   const int32_t* kv_page_indices = nullptr;
   int num_tiles = 0, max_tile_rows = 1;
+  int T = 0;             // query rows
+  int max_context = 0;   // host-known bound used only to pick the split count
   int H = 0, KV = 0, hd = 0, page_size = 0;
   float scale = 1.0f;
   bf16* out = nullptr;
+  void* workspace = nullptr;  // device, 16-byte aligned, or null
+  size_t workspace_bytes = 0;
 };
+// Workspace bytes one KV split needs for T rows.
+size_t PagedAttentionSplitBytes(int T, int H, int hd);
 cudaError_t PagedAttention(const PagedAttentionArgs& args, cudaStream_t stream);
 
 // ---- sampling.cu ----

@@ -1,7 +1,9 @@
-// Paged causal attention for decode and chunked prefill. A block owns one query tile (up to
-// kMaxTileRows consecutive rows of one sequence) and one KV head: K/V pages are streamed through
-// shared memory 32 positions at a time and shared by the tile's rows and the group's query heads;
-// one warp per row keeps an fp32 online softmax per head. CUDA-core math (no tensor cores yet).
+// Paged causal attention for decode and chunked prefill on tensor cores (FlashAttention-2 style,
+// mma.sync m16n8k16 bf16 -> fp32). A block owns one query tile and one KV head; its "M" rows are
+// (tile row, query head of the GQA group) pairs, 16 per warp, so a K/V tile in shared memory is
+// shared by the whole group. K/V pages stream through a 2-stage cp.async pipeline 64 keys at a
+// time. Split-KV (flash-decoding): grid.z splits each tile's keys; a combine kernel merges them.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/common.cuh"
@@ -10,158 +12,355 @@
 namespace attnres::kernels {
 namespace {
 
-constexpr int kTile = 32;     // KV positions per shared-memory tile (one per lane)
+constexpr int kKeys = 64;     // keys per shared-memory tile
+constexpr int kStages = 2;
 constexpr int kMaxGroup = 8;  // query heads per KV head
-constexpr int kMaxDimPairs = 4;  // hd <= 256: lane owns dims 2*lane + 64*j (+1)
+constexpr int kMaxSplits = 32;
+constexpr float kLog2e = 1.4426950408889634f;
 
-struct Smem {
-  static size_t Bytes(int rows, int G, int hd) {
-    return sizeof(float) * (static_cast<size_t>(rows) * G * hd + rows * G * kTile) +
-           sizeof(bf16) * kTile * (2 * hd + 2);
-  }
-};
+__device__ inline uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16-byte async copy; invalid copies zero-fill the destination.
+__device__ inline void CpAsync16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ inline void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ inline void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ inline void LdMatrixX4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemAddr(p)));
+}
+__device__ inline void LdMatrixX4Trans(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemAddr(p)));
+}
+__device__ inline void Mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ inline uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
 
-__global__ void PagedAttentionKernel(PagedAttentionArgs a) {
-  extern __shared__ float smem[];
-  const int hd = a.hd, G = a.H / a.KV, kvh = blockIdx.y;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int seq = a.tiles[3 * blockIdx.x], first = a.tiles[3 * blockIdx.x + 1];
-  const int rows = a.tiles[3 * blockIdx.x + 2];
-  float* q_s = smem;                                         // [rows][G][hd]
-  float* p_s = q_s + static_cast<size_t>(a.max_tile_rows) * G * hd;  // [rows][G][kTile]
-  bf16* k_s = reinterpret_cast<bf16*>(p_s + a.max_tile_rows * G * kTile);  // [kTile][hd + 2]
-  bf16* v_s = k_s + kTile * (hd + 2);                         // [kTile][hd]
-  const int kstride = hd + 2;
+// Dims d, d + 1 of M row r of a tile: the normalized output (one split) or the split's partial
+// state (unnormalized acc, and m, l when with_ml) in the workspace.
+__device__ inline void StoreOut(const PagedAttentionArgs& a, float2* part_ml, float* part_acc,
+                                int first, int kvh, int r, int d, float v0, float v1, float m,
+                                float l, bool with_ml) {
+  const int G = a.H / a.KV;
+  const size_t row = static_cast<size_t>(first + r / G) * a.H + kvh * G + r % G;
+  if (gridDim.z == 1) {
+    const float inv = 1.0f / l;
+    *reinterpret_cast<__nv_bfloat162*>(a.out + row * a.hd + d) =
+        __floats2bfloat162_rn(v0 * inv, v1 * inv);
+    return;
+  }
+  const size_t prow = static_cast<size_t>(blockIdx.z) * a.T * a.H + row;
+  if (with_ml) part_ml[prow] = make_float2(m, l);
+  *reinterpret_cast<float2*>(part_acc + prow * a.hd + d) = make_float2(v0, v1);
+}
 
-  const bool active = warp < rows;
-  const int t = first + (active ? warp : 0);
-  const int my_pos = a.positions[t];
-  const int max_pos = a.positions[first + rows - 1];
-  if (active) {
-    for (int i = lane; i < G * hd; i += 32) {
-      q_s[warp * G * hd + i] =
-          __bfloat162float(a.q[(static_cast<size_t>(t) * a.H + kvh * G) * hd + i]) * a.scale;
-    }
-  }
-  float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][kMaxDimPairs][2];
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kMaxDimPairs; ++j) acc[g][j][0] = acc[g][j][1] = 0.0f;
-  }
+// KSPLIT warps share each 16 M rows and take kKeys / KSPLIT keys of every tile each (decode:
+// one row per tile), merging their softmax states through shared memory at the end.
+template <int HD, int KSPLIT>
+__global__ void __launch_bounds__(256) FlashKernel(PagedAttentionArgs a, float2* part_ml,
+                                                   float* part_acc) {
+  constexpr int kStride = HD + 8;  // bf16 per shared row (16-byte pad: no ldmatrix conflicts)
+  constexpr int kChunks = HD / 8;  // 16-byte chunks per row
+  constexpr int kW = kKeys / KSPLIT;  // keys per warp per tile
+  extern __shared__ uint4 smem_raw[];
+  const int lane = threadIdx.x & 31, warp = (threadIdx.x >> 5) / KSPLIT;
+  const int wk = (threadIdx.x >> 5) % KSPLIT, warps = (blockDim.x >> 5) / KSPLIT;
+  bf16* q_s = reinterpret_cast<bf16*>(smem_raw);  // [warps * 16][kStride]
+  bf16* kv_s = q_s + warps * 16 * kStride;        // [stage][K, V][kKeys][kStride]
+  const int G = a.H / a.KV, kvh = blockIdx.y, z = blockIdx.z, splits = gridDim.z;
+  const int tile = a.num_tiles - 1 - blockIdx.x;  // later (longer) tiles first
+  const int seq = a.tiles[3 * tile], first = a.tiles[3 * tile + 1], rows = a.tiles[3 * tile + 2];
+  const int m_rows = rows * G;
+  const int n_keys = a.positions[first + rows - 1] + 1;
+  const int chunk = ((n_keys + splits - 1) / splits + kKeys - 1) / kKeys * kKeys;
+  const int k_begin = z * chunk, k_end = min(n_keys, k_begin + chunk);
   const int* pages = a.kv_page_indices + a.kv_page_indptr[seq];
-  const int chunks_per_row = hd / 8;
-  for (int kv0 = 0; kv0 <= max_pos; kv0 += kTile) {
-    __syncthreads();  // the previous tile is consumed (and q_s written)
-    for (int c = threadIdx.x; c < kTile * chunks_per_row; c += blockDim.x) {
-      const int pp = c / chunks_per_row, off = (c % chunks_per_row) * 8, p = kv0 + pp;
-      if (p > max_pos) continue;
-      const size_t src =
-          ((static_cast<size_t>(pages[p / a.page_size]) * a.page_size + p % a.page_size) * a.KV +
-           kvh) * hd + off;
-      const uint4 kr = *reinterpret_cast<const uint4*>(a.k_cache + src);
-      const uint32_t* kw = reinterpret_cast<const uint32_t*>(&kr);
-      uint32_t* kd = reinterpret_cast<uint32_t*>(k_s + pp * kstride + off);
-#pragma unroll
-      for (int i = 0; i < 4; ++i) kd[i] = kw[i];
-      *reinterpret_cast<uint4*>(v_s + pp * hd + off) =
-          *reinterpret_cast<const uint4*>(a.v_cache + src);
-    }
-    __syncthreads();
-    if (!active || kv0 > my_pos) continue;
-    const int p = kv0 + lane;
-    const bool visible = p <= my_pos;
-    float s[kMaxGroup];
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) s[g] = 0.0f;
-    if (visible) {
-      const __nv_bfloat162* kr = reinterpret_cast<const __nv_bfloat162*>(k_s + lane * kstride);
-      for (int i = 0; i < hd / 2; ++i) {
-        const float2 kf = __bfloat1622float2(kr[i]);
-#pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
-          if (g < G) {
-            const float* qg = q_s + (warp * G + g) * hd + 2 * i;
-            s[g] += qg[0] * kf.x + qg[1] * kf.y;
-          }
-        }
-      }
-    }
-    const int n_vis = min(kTile, my_pos - kv0 + 1);
-#pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= G) continue;
-      const float sg = visible ? s[g] : -INFINITY;
-      const float m_new = fmaxf(m[g], WarpMax(sg));
-      const float prob = visible ? __expf(sg - m_new) : 0.0f;
-      const float rescale = __expf(m[g] - m_new);
-      l[g] = l[g] * rescale + WarpSum(prob);
-      m[g] = m_new;
-#pragma unroll
-      for (int j = 0; j < kMaxDimPairs; ++j) {
-        acc[g][j][0] *= rescale;
-        acc[g][j][1] *= rescale;
-      }
-      p_s[(warp * G + g) * kTile + lane] = prob;
-    }
-    __syncwarp();
-    for (int pp = 0; pp < n_vis; ++pp) {
-#pragma unroll
-      for (int j = 0; j < kMaxDimPairs; ++j) {
-        const int dim = 2 * lane + 64 * j;
-        if (dim >= hd) continue;
-        const float2 vf =
-            __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(v_s + pp * hd + dim));
-#pragma unroll
-        for (int g = 0; g < kMaxGroup; ++g) {
-          if (g >= G) continue;
-          const float pr = p_s[(warp * G + g) * kTile + pp];
-          acc[g][j][0] += pr * vf.x;
-          acc[g][j][1] += pr * vf.y;
-        }
-      }
-    }
-    __syncwarp();
+
+  for (int i = threadIdx.x; i < warps * 16 * kChunks; i += blockDim.x) {
+    const int r = i / kChunks, c = i % kChunks;
+    const bool valid = r < m_rows;
+    const size_t src =
+        valid ? (static_cast<size_t>(first + r / G) * a.H + kvh * G + r % G) * HD + c * 8 : 0;
+    CpAsync16(q_s + r * kStride + c * 8, a.q + src, valid);
   }
+  auto load_tile = [&](int stage, int kv0) {
+    bf16* k_dst = kv_s + stage * 2 * kKeys * kStride;
+    bf16* v_dst = k_dst + kKeys * kStride;
+    for (int i = threadIdx.x; i < kKeys * kChunks; i += blockDim.x) {
+      const int key = i / kChunks, c = i % kChunks, p = kv0 + key;
+      const bool valid = p < k_end;
+      const size_t src =
+          valid ? ((static_cast<size_t>(pages[p / a.page_size]) * a.page_size + p % a.page_size) *
+                       a.KV + kvh) * HD + c * 8
+                : 0;
+      CpAsync16(k_dst + key * kStride + c * 8, a.k_cache + src, valid);
+      CpAsync16(v_dst + key * kStride + c * 8, a.v_cache + src, valid);
+    }
+  };
+  if (k_begin < k_end) load_tile(0, k_begin);
+  CpAsyncCommit();
+
+  const int r0 = warp * 16 + (lane >> 2), r1 = r0 + 8;
+  const int pos0 = r0 < m_rows ? a.positions[first + r0 / G] : -1;
+  const int pos1 = r1 < m_rows ? a.positions[first + r1 / G] : -1;
+  const bool active = warp * 16 < m_rows;
+  const float sl2 = a.scale * kLog2e;
+  float o[HD / 8][4];
+#pragma unroll
+  for (int n = 0; n < HD / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  for (int t = 0, kv0 = k_begin; kv0 < k_end; ++t, kv0 += kKeys) {
+    if (kv0 + kKeys < k_end) load_tile((t + 1) & 1, kv0 + kKeys);
+    CpAsyncCommit();
+    CpAsyncWait<1>();
+    __syncthreads();
+    if (active) {
+      const bf16* k_s = kv_s + (t & 1) * 2 * kKeys * kStride;
+      const bf16* v_s = k_s + kKeys * kStride;
+      float s[kW / 8][4];
+#pragma unroll
+      for (int n = 0; n < kW / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) {
+        uint32_t qa[4];
+        LdMatrixX4(qa, q_s + (warp * 16 + (lane & 15)) * kStride + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+        for (int j = 0; j < kW / 16; ++j) {
+          uint32_t kb[4];
+          LdMatrixX4(kb, k_s + (wk * kW + j * 16 + (lane & 7) + (lane >> 4) * 8) * kStride + kk * 16 +
+                             ((lane >> 3) & 1) * 8);
+          Mma(s[2 * j], qa, kb[0], kb[1]);
+          Mma(s[2 * j + 1], qa, kb[2], kb[3]);
+        }
+      }
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int n = 0; n < kW / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = kv0 + wk * kW + n * 8 + (lane & 3) * 2 + (e & 1);
+          const bool vis = key <= (e < 2 ? pos0 : pos1) && key < k_end;
+          s[n][e] = vis ? s[n][e] * sl2 : -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+        }
+      }
+      float base[2], alpha[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+        const float m_new = fmaxf(m[i], mx[i]);
+        base[i] = m_new == -INFINITY ? 0.0f : m_new;
+        alpha[i] = exp2f(m[i] - base[i]);
+        m[i] = m_new;
+        l[i] *= alpha[i];
+      }
+#pragma unroll
+      for (int n = 0; n < HD / 8; ++n) {
+        o[n][0] *= alpha[0];
+        o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1];
+        o[n][3] *= alpha[1];
+      }
+#pragma unroll
+      for (int n = 0; n < kW / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[n][e] = exp2f(s[n][e] - base[e >> 1]);
+          l[e >> 1] += s[n][e];
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < kW / 16; ++kk) {
+        const uint32_t pa[4] = {PackBf16(s[2 * kk][0], s[2 * kk][1]),
+                                PackBf16(s[2 * kk][2], s[2 * kk][3]),
+                                PackBf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                PackBf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int jd = 0; jd < HD / 16; ++jd) {
+          uint32_t vb[4];
+          LdMatrixX4Trans(vb, v_s + (wk * kW + kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride +
+                                  jd * 16 + (lane >> 4) * 8);
+          Mma(o[2 * jd], pa, vb[0], vb[1]);
+          Mma(o[2 * jd + 1], pa, vb[2], vb[3]);
+        }
+      }
+    }
+    __syncthreads();  // this stage is consumed before the next iteration refills it
+  }
+  CpAsyncWait<0>();
   if (!active) return;
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    if (g >= G) continue;
-    const float inv_l = 1.0f / l[g];
-    bf16* out = a.out + (static_cast<size_t>(t) * a.H + kvh * G + g) * hd;
+  for (int i = 0; i < 2; ++i) {
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+  }
+  if constexpr (KSPLIT == 1) {
 #pragma unroll
-    for (int j = 0; j < kMaxDimPairs; ++j) {
-      const int dim = 2 * lane + 64 * j;
-      if (dim < hd) {
-        *reinterpret_cast<__nv_bfloat162*>(out + dim) =
-            __floats2bfloat162_rn(acc[g][j][0] * inv_l, acc[g][j][1] * inv_l);
+    for (int i = 0; i < 2; ++i) {
+      const int r = i == 0 ? r0 : r1;
+      if (r >= m_rows) continue;
+#pragma unroll
+      for (int n = 0; n < HD / 8; ++n) {
+        StoreOut(a, part_ml, part_acc, first, kvh, r, n * 8 + (lane & 3) * 2, o[n][2 * i],
+                 o[n][2 * i + 1], m[i], l[i], (lane & 3) == 0 && n == 0);
       }
+    }
+  } else {
+    // Merge the KSPLIT warps' states (the K/V stages are free now): warps == 1 here.
+    __syncthreads();
+    float2* ml_s = reinterpret_cast<float2*>(kv_s);  // [KSPLIT][16]
+    float* o_s = reinterpret_cast<float*>(ml_s + KSPLIT * 16);  // [KSPLIT][16][HD]
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int rr = (lane >> 2) + 8 * i;
+      if ((lane & 3) == 0) ml_s[wk * 16 + rr] = make_float2(m[i], l[i]);
+#pragma unroll
+      for (int n = 0; n < HD / 8; ++n) {
+        *reinterpret_cast<float2*>(o_s + (wk * 16 + rr) * HD + n * 8 + (lane & 3) * 2) =
+            make_float2(o[n][2 * i], o[n][2 * i + 1]);
+      }
+    }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < 16 * HD / 2; idx += blockDim.x) {
+      const int r = idx / (HD / 2), d = (idx % (HD / 2)) * 2;
+      if (r >= m_rows) continue;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int w = 0; w < KSPLIT; ++w) mx = fmaxf(mx, ml_s[w * 16 + r].x);
+      const float base = mx == -INFINITY ? 0.0f : mx;
+      float lsum = 0.0f, v0 = 0.0f, v1 = 0.0f;
+#pragma unroll
+      for (int w = 0; w < KSPLIT; ++w) {
+        const float f = exp2f(ml_s[w * 16 + r].x - base);
+        lsum += f * ml_s[w * 16 + r].y;
+        v0 += f * o_s[(w * 16 + r) * HD + d];
+        v1 += f * o_s[(w * 16 + r) * HD + d + 1];
+      }
+      StoreOut(a, part_ml, part_acc, first, kvh, r, d, v0, v1, mx, lsum, d == 0);
     }
   }
 }
 
-}  // namespace
-
-cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
-  if (a.num_tiles == 0) return cudaSuccess;
-  if (a.KV <= 0 || a.H % a.KV != 0 || a.H / a.KV > kMaxGroup || a.hd % 8 != 0 ||
-      a.hd > 64 * kMaxDimPairs || a.max_tile_rows < 1 || a.max_tile_rows > kMaxTileRows) {
-    return cudaErrorInvalidValue;
+// One warp per (row, head): out = sum_z 2^(m_z - M) acc_z / sum_z 2^(m_z - M) l_z.
+__global__ void CombineKernel(const float2* part_ml, const float* part_acc, int splits, int rows,
+                              int hd, bf16* out) {
+  const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  float mx = -INFINITY;
+  for (int z = 0; z < splits; ++z) mx = fmaxf(mx, part_ml[static_cast<size_t>(z) * rows + row].x);
+  float l = 0.0f;
+  for (int z = 0; z < splits; ++z) {
+    const float2 ml = part_ml[static_cast<size_t>(z) * rows + row];
+    l += exp2f(ml.x - mx) * ml.y;
   }
-  const size_t bytes = Smem::Bytes(a.max_tile_rows, a.H / a.KV, a.hd);
-  static bool raised = false;
+  const float inv = 1.0f / l;
+  for (int d = 2 * lane; d < hd; d += 64) {
+    float2 acc = make_float2(0.0f, 0.0f);
+    for (int z = 0; z < splits; ++z) {
+      const size_t pr = static_cast<size_t>(z) * rows + row;
+      const float w = exp2f(part_ml[pr].x - mx);
+      const float2 v = *reinterpret_cast<const float2*>(part_acc + pr * hd + d);
+      acc.x += w * v.x;
+      acc.y += w * v.y;
+    }
+    *reinterpret_cast<__nv_bfloat162*>(out + static_cast<size_t>(row) * hd + d) =
+        __floats2bfloat162_rn(acc.x * inv, acc.y * inv);
+  }
+}
+
+int NumSms() {
+  static int n = [] {
+    int dev = 0, v = 132;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      v = 132;
+    }
+    return v;
+  }();
+  return n;
+}
+
+template <int HD, int KSPLIT>
+cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStream_t stream) {
+  const size_t smem = sizeof(bf16) * (warps * 16 + kStages * 2 * kKeys) * (HD + 8);
+  static bool raised = false;  // per instantiation
   if (!raised) {
-    if (auto e = cudaFuncSetAttribute(PagedAttentionKernel,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, 200 * 1024);
+    if (auto e = cudaFuncSetAttribute(FlashKernel<HD, KSPLIT>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024);
         e != cudaSuccess) {
       return e;
     }
     raised = true;
   }
-  PagedAttentionKernel<<<dim3(a.num_tiles, a.KV), 32 * a.max_tile_rows, bytes, stream>>>(a);
+  float2* ml = splits > 1 ? static_cast<float2*>(a.workspace) : nullptr;
+  float* acc = splits > 1 ? reinterpret_cast<float*>(ml + static_cast<size_t>(splits) * a.T * a.H)
+                          : nullptr;
+  FlashKernel<HD, KSPLIT>
+      <<<dim3(a.num_tiles, a.KV, splits), 32 * warps * KSPLIT, smem, stream>>>(a, ml, acc);
+  if (splits == 1) return cudaGetLastError();
+  const int rows = a.T * a.H;
+  CombineKernel<<<(rows + 3) / 4, 128, 0, stream>>>(ml, acc, splits, rows, HD, a.out);
   return cudaGetLastError();
+}
+
+}  // namespace
+
+size_t PagedAttentionSplitBytes(int T, int H, int hd) {
+  return sizeof(float) * static_cast<size_t>(T) * H * (hd + 2);
+}
+
+cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
+  if (a.num_tiles == 0) return cudaSuccess;
+  if (a.KV <= 0 || a.H % a.KV != 0 || a.H / a.KV > kMaxGroup || a.T < 1 ||
+      a.max_tile_rows < 1 || a.max_tile_rows > kMaxTileRows) {
+    return cudaErrorInvalidValue;
+  }
+  const int warps = (a.max_tile_rows * (a.H / a.KV) + 15) / 16;
+  int splits = 1;
+  const int blocks = a.num_tiles * a.KV, target = 4 * NumSms();
+  if (a.workspace && a.max_context > kKeys && blocks < target) {
+    const size_t fit = a.workspace_bytes / PagedAttentionSplitBytes(a.T, a.H, a.hd);
+    splits = std::min({(target + blocks - 1) / blocks, (a.max_context + kKeys - 1) / kKeys,
+                       kMaxSplits, static_cast<int>(std::min<size_t>(fit, kMaxSplits))});
+    splits = std::max(splits, 1);
+  }
+  if (warps == 1) {  // decode-like tiles: 4 warps split each key tile
+    switch (a.hd) {
+      case 16: return Launch<16, 4>(a, 1, splits, stream);
+      case 32: return Launch<32, 4>(a, 1, splits, stream);
+      case 64: return Launch<64, 4>(a, 1, splits, stream);
+      case 128: return Launch<128, 4>(a, 1, splits, stream);
+      case 256: return Launch<256, 4>(a, 1, splits, stream);
+      default: return cudaErrorInvalidValue;
+    }
+  }
+  switch (a.hd) {
+    case 16: return Launch<16, 1>(a, warps, splits, stream);
+    case 32: return Launch<32, 1>(a, warps, splits, stream);
+    case 64: return Launch<64, 1>(a, warps, splits, stream);
+    case 128: return Launch<128, 1>(a, warps, splits, stream);
+    case 256: return Launch<256, 1>(a, warps, splits, stream);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 }  // namespace attnres::kernels

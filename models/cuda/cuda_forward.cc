@@ -7,6 +7,10 @@
 #include "models/rope.h"
 
 namespace attnres::cuda {
+namespace {
+// Split-KV partials: enough for 32 splits of a few dozen decode rows at 8B shapes.
+constexpr size_t kAttnSplitBytes = 32u << 20;
+}  // namespace
 
 absl::StatusOr<KvPool> KvPool::Create(const ModelConfig& c, int64_t num_pages, int page_size) {
   KvPool p;
@@ -39,6 +43,7 @@ void CudaForward::Carve(Arena& a) {
   rope_ = a.Take<float2>(T * (c_.head_dim / 2));
   inv_freq_ = a.Take<double>(c_.head_dim / 2);
   final_xn_ = a.Take<bf16>(T * d);
+  attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
 }
 
 absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const ModelConfig& c,
@@ -100,6 +105,10 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.kv_page_indices = b.kv_page_indices;
   a.num_tiles = b.num_tiles;
   a.max_tile_rows = b.max_tile_rows;
+  a.T = b.T;
+  a.max_context = b.max_context;
+  a.workspace = attn_split_;
+  a.workspace_bytes = kAttnSplitBytes;
   a.H = c_.num_heads;
   a.KV = c_.num_kv_heads;
   a.hd = c_.head_dim;

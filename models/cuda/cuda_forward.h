@@ -36,6 +36,7 @@ struct DeviceBatch {
   int num_seqs = 0;
   int num_tiles = 0;         // attention query tiles
   int max_tile_rows = 1;
+  int max_context = 0;       // max over rows of position + 1
   int R = 0;                 // logit rows
   const int32_t* token_ids = nullptr;        // [T]
   const int32_t* positions = nullptr;        // [T]
@@ -93,6 +94,7 @@ class CudaForward {
   float2* rope_ = nullptr;     // [T, hd/2]
   double* inv_freq_ = nullptr; // [hd/2]
   bf16* final_xn_ = nullptr;   // [T, d] normed final hidden of the logit rows
+  float* attn_split_ = nullptr;  // split-KV partials (kAttnSplitBytes)
 };
 
 }  // namespace attnres::cuda

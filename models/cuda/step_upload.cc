@@ -33,7 +33,7 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
     return absl::InternalError("malformed StepBatch: indptr sizes do not match");
   }
   std::vector<int32_t> row_seq(T), tiles, record_row(T, -1);
-  int max_tile_rows = 1;
+  int max_tile_rows = 1, max_context = 0;
   for (int s = 0; s < S; ++s) {
     const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
     const int pages = b.kv_page_indptr[s + 1] - b.kv_page_indptr[s];
@@ -49,6 +49,7 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
                                                 " (or positions are not consecutive)"));
       }
     }
+    if (end > begin) max_context = std::max(max_context, b.positions[end - 1] + 1);
     for (int r = begin; r < end; r += kernels::kMaxTileRows) {
       const int n = std::min(kernels::kMaxTileRows, end - r);
       tiles.insert(tiles.end(), {s, r, n});
@@ -95,6 +96,7 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
   db.num_seqs = S;
   db.num_tiles = static_cast<int>(tiles.size() / 3);
   db.max_tile_rows = max_tile_rows;
+  db.max_context = max_context;
   db.R = static_cast<int>(logit_rows.size());
   db.token_ids = views[0];
   db.positions = views[1];

@@ -23,9 +23,10 @@ struct AttnCase {
   std::vector<std::pair<int, int>> seqs;  // (start_pos, new tokens)
 };
 
-void RunAttnCase(const AttnCase& k, uint32_t seed) {
+// split: hand the kernel a workspace, so few tiles split their keys over several blocks.
+void RunAttnCase(const AttnCase& k, uint32_t seed, bool split) {
   SCOPED_TRACE(testing::Message() << "H=" << k.H << " KV=" << k.KV << " hd=" << k.hd
-                                  << " ps=" << k.page_size);
+                                  << " ps=" << k.page_size << " split=" << split);
   ModelConfig c;
   c.num_heads = k.H;
   c.num_kv_heads = k.KV;
@@ -103,6 +104,14 @@ void RunAttnCase(const AttnCase& k, uint32_t seed) {
   a.kv_page_indices = d_pages.get();
   a.num_tiles = static_cast<int>(tiles.size() / 3);
   a.max_tile_rows = kernels::kMaxTileRows;
+  a.T = T;
+  a.max_context = *std::max_element(positions.begin(), positions.end()) + 1;
+  const size_t ws_bytes = 8 * kernels::PagedAttentionSplitBytes(T, k.H, hd);
+  DeviceArray<float> d_ws(ws_bytes / sizeof(float));
+  if (split) {
+    a.workspace = d_ws.get();
+    a.workspace_bytes = ws_bytes;
+  }
   a.H = k.H;
   a.KV = k.KV;
   a.hd = hd;
@@ -160,14 +169,20 @@ void RunAttnCase(const AttnCase& k, uint32_t seed) {
 TEST(PagedAttentionKernel, MatchesCpuReference) {
   ATTNRES_REQUIRE_GPU();
   const std::vector<std::pair<int, int>> mixed = {{0, 19}, {40, 1}, {5, 7}, {100, 1}, {0, 1}};
+  const std::vector<std::pair<int, int>> decode = {{1500, 1}, {70, 1}, {0, 1}, {641, 1}};
   uint32_t seed = 7;
-  for (int ps : {1, 3, 16}) {
-    RunAttnCase({4, 2, 16, ps, mixed}, seed++);     // tiny models
-    RunAttnCase({6, 2, 64, ps, mixed}, seed++);     // tiny-stories (group 3)
-    RunAttnCase({32, 8, 128, ps, mixed}, seed++);   // Llama-3.1-8B heads
+  for (bool split : {false, true}) {
+    for (int ps : {1, 3, 16}) {
+      RunAttnCase({4, 2, 16, ps, mixed}, seed++, split);     // tiny models
+      RunAttnCase({6, 2, 64, ps, mixed}, seed++, split);     // tiny-stories (group 3)
+      RunAttnCase({32, 8, 128, ps, mixed}, seed++, split);   // Llama-3.1-8B heads
+      RunAttnCase({32, 8, 128, ps, decode}, seed++, split);  // long decode contexts
+    }
+    RunAttnCase({32, 8, 64, 16, {{0, 733}}}, 99, split);     // long prefill (Llama-3.2-1B heads)
+    RunAttnCase({16, 2, 128, 16, {{130, 37}, {5, 1}}}, 101, split);  // group 8, cached prefix
+    RunAttnCase({8, 8, 128, 16, {{300, 1}, {0, 1}}}, 100, split);    // MHA, group 1
+    RunAttnCase({4, 2, 32, 3, {{200, 1}, {9, 20}}}, 102, split);     // hd 32
   }
-  RunAttnCase({32, 8, 64, 16, {{0, 733}}}, 99);      // a long prefill chunk (Llama-3.2-1B heads)
-  RunAttnCase({8, 8, 128, 16, {{300, 1}, {0, 1}}}, 100);  // MHA, group 1
 }
 
 }  // namespace
