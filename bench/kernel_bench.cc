@@ -171,7 +171,7 @@ int main() {
     return 0;
   }
   std::printf("| kernel (Llama-3.1-8B shapes)                 | median     | vs ceiling |\n|---|---|---|\n");
-  for (int T : {1, 64, 4096}) {
+  for (int T : {1, 64, 256, 4096}) {
     BenchBoundary(T, 0);
     BenchBoundary(T, 8);
   }

@@ -1,7 +1,8 @@
 // The fused AttnRes residual boundary (ops.h ResidualBoundary): prefix += delta (bf16), the mix
-// over bank + prefix in fp32 with an online softmax over groups of 8 bank slots (cached inverse
-// RMS of bank rows), the optional snapshot into the next free slot, and the following RMSNorm.
-// One block per row; each thread owns VPT 16-byte chunks of the row, kept in registers.
+// over bank + prefix in fp32 with an online softmax over groups of 8 bank slots (the inverse RMS
+// of bank rows cached at snapshot time), the optional snapshot into the next free slot, and the
+// following RMSNorm. One block per row, each thread owning VPT 16-byte chunks kept in registers;
+// every global load of a row (sources, first bank group, cached RMS) is issued before any use.
 #include <cmath>
 
 #include "kernels/common.cuh"
@@ -10,116 +11,173 @@
 namespace attnres::kernels {
 namespace {
 
-constexpr int kGroup = 8;  // bank slots scored per block reduction
+constexpr int kGroup = 8;        // bank slots held in registers and scored per block reduction
+constexpr int kMaxThreads = 512;
+constexpr int kManyRows = 256;   // from here on, 2 chunks per thread (2 blocks per SM)
 
 __device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
-  const float4 a = *reinterpret_cast<const float4*>(p);
-  const float4 b = *reinterpret_cast<const float4*>(p + 4);
+  const float4 a = __ldg(reinterpret_cast<const float4*>(p));
+  const float4 b = __ldg(reinterpret_cast<const float4*>(p + 4));
   v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
   v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 
-template <int VPT>
-__global__ void __launch_bounds__(512) ResidualBoundaryKernel(ResidualBoundaryArgs a) {
-  __shared__ float scratch[32 * (kGroup + 2)];
+__device__ inline void Bf16x8ToF32(const uint4& raw, float (&v)[8]) {
+  const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(b2[i]);
+    v[2 * i] = f.x;
+    v[2 * i + 1] = f.y;
+  }
+}
+
+// Sums N values over the block (every thread gets the totals): warp shuffles, one padded row
+// of partials per warp in shared memory, read back with 16-byte loads.
+constexpr int kPad = (kGroup + 2 + 3) / 4 * 4;
+template <int N>
+__device__ inline void RowSum(float (&v)[N], float* scratch) {
+  static_assert(N <= kPad);
+  constexpr int NP = (N + 3) / 4 * 4;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+#pragma unroll
+  for (int i = 0; i < N; ++i) v[i] = WarpSum(v[i]);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) scratch[warp * kPad + i] = v[i];
+  }
+  __syncthreads();
+  float s[NP];
+#pragma unroll
+  for (int i = 0; i < NP; ++i) s[i] = 0.0f;
+  for (int w = 0; w < warps; ++w) {
+#pragma unroll
+    for (int q = 0; q < NP / 4; ++q) {
+      const float4 f = reinterpret_cast<const float4*>(scratch + w * kPad)[q];
+      s[4 * q] += f.x;
+      s[4 * q + 1] += f.y;
+      s[4 * q + 2] += f.z;
+      s[4 * q + 3] += f.w;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < N; ++i) v[i] = s[i];
+}
+
+template <int VPT, int G, int kThreads, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(const ResidualBoundaryArgs a) {
+  __shared__ __align__(16) float scratch[(kThreads / 32) * kPad];
   __shared__ float scores[kMaxMixSources];
   const int k = blockIdx.x;
-  const int t = a.rows ? a.rows[k] : k;
+  const int t = a.rows ? __ldg(a.rows + k) : k;
   const int d = a.d, nb = a.bank_count;
   const size_t row = static_cast<size_t>(t) * d;
   const bool mix = a.u != nullptr && nb > 0;
+  const bool may_record = a.mix_weights != nullptr && a.u != nullptr;
+  const int record = may_record ? __ldg(a.record_row + t) : -1;
 
+  // 1. Issue every load of the row: x's sources, the query, the first bank group, its RMS.
   int col[VPT];
   bool valid[VPT];
-  float x[VPT][8], u[VPT][8];
-  float sq = 0.0f, dotx = 0.0f;
+  uint4 xr[VPT], pr[VPT];
 #pragma unroll
   for (int v = 0; v < VPT; ++v) {
     col[v] = (threadIdx.x + v * blockDim.x) * 8;
     valid[v] = col[v] < d;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) x[v][i] = u[v][i] = 0.0f;
+    xr[v] = pr[v] = make_uint4(0, 0, 0, 0);
     if (!valid[v]) continue;
-    if (a.delta) {
-      LoadBf16x8(a.delta + row + col[v], x[v]);
-      if (!a.prefix_empty) {
-        float p[8];
-        LoadBf16x8(a.prefix + row + col[v], p);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) x[v][i] = __bfloat162float(__float2bfloat16_rn(p[i] + x[v][i]));
-      }
-    } else {
-      LoadBf16x8(a.prefix + row + col[v], x[v]);
-    }
-    if (mix) LoadF32x8(a.u + col[v], u[v]);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      sq += x[v][i] * x[v][i];
-      dotx += u[v][i] * x[v][i];
+    const bf16* first = a.delta ? a.delta : a.prefix;
+    xr[v] = __ldg(reinterpret_cast<const uint4*>(first + row + col[v]));
+    if (a.delta && !a.prefix_empty) {
+      pr[v] = *reinterpret_cast<const uint4*>(a.prefix + row + col[v]);
     }
   }
-  // The new prefix lands in the snapshot slot (a fresh one) or back in the prefix.
-  if (a.delta || a.snapshot) {
-    bf16* dst = a.snapshot ? a.bank + (static_cast<size_t>(nb) * a.T + t) * d : a.prefix + row;
+  uint4 raw[G][VPT];
+  float inv[G];
+  auto load_group = [&](int g0) {
 #pragma unroll
-    for (int v = 0; v < VPT; ++v) {
-      if (valid[v]) StoreBf16x8(dst + col[v], x[v]);
+    for (int j = 0; j < G; ++j) {
+      inv[j] = 0.0f;
+      if (g0 + j >= nb) continue;
+      const size_t slot_row = static_cast<size_t>(g0 + j) * a.T + t;
+      inv[j] = __ldg(a.bank_inv_rms + slot_row);
+      const bf16* src = a.bank + slot_row * d;
+#pragma unroll
+      for (int v = 0; v < VPT; ++v) {
+        if (valid[v]) raw[j][v] = __ldg(reinterpret_cast<const uint4*>(src + col[v]));
+      }
     }
+  };
+  if (mix) load_group(0);
+
+  // 2. x = bf16(prefix + delta) (or delta, or prefix), kept packed in xr; its square sum.
+  float sq = 0.0f;
+#pragma unroll
+  for (int v = 0; v < VPT; ++v) {
+    float x[8];
+    Bf16x8ToF32(xr[v], x);
+    if (a.delta && !a.prefix_empty) {
+      float p[8];
+      Bf16x8ToF32(pr[v], p);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) x[i] = p[i] + x[i];
+      StoreBf16x8(reinterpret_cast<bf16*>(&xr[v]), x);  // rounds to bf16
+      Bf16x8ToF32(xr[v], x);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) sq += x[i] * x[i];
   }
 
+  // 3. The mix: online softmax over groups of bank slots, the prefix last.
   float h[VPT][8];
-  float sq_x = 0.0f;  // sum of x^2 over the row
-  const bool record = a.mix_weights != nullptr && a.record_row[t] >= 0;
-  float* alpha = record ? a.mix_weights + static_cast<size_t>(a.record_row[t]) * a.mix_stride +
-                              a.mix_offset
-                        : nullptr;
+  float sq_x = 0.0f, inv_l = 1.0f, mfin = 0.0f, s_x = 0.0f;
   if (!mix) {
-    float r[1] = {sq};
-    BlockSumN<1>(r, scratch);
-    sq_x = r[0];
+    float r1[1] = {sq};
+    RowSum<1>(r1, scratch);
+    sq_x = r1[0];
 #pragma unroll
-    for (int v = 0; v < VPT; ++v)
-#pragma unroll
-      for (int i = 0; i < 8; ++i) h[v][i] = x[v][i];
-    if (alpha && a.u && threadIdx.x == 0) alpha[0] = 1.0f;
+    for (int v = 0; v < VPT; ++v) Bf16x8ToF32(xr[v], h[v]);
   } else {
-    float m = -INFINITY, l = 0.0f, s_x = 0.0f;
+    float m = -INFINITY, l = 0.0f;
 #pragma unroll
     for (int v = 0; v < VPT; ++v)
 #pragma unroll
       for (int i = 0; i < 8; ++i) h[v][i] = 0.0f;
-    for (int g0 = 0; g0 < nb; g0 += kGroup) {
-      uint4 raw[kGroup][VPT];
-      float red[kGroup + 2];
+    for (int g0 = 0; g0 < nb; g0 += G) {
+      if (g0 > 0) load_group(g0);
+      float red[G + 2];
 #pragma unroll
-      for (int j = 0; j < kGroup; ++j) {
-        red[j] = 0.0f;
-        if (g0 + j >= nb) continue;
-        const bf16* src = a.bank + (static_cast<size_t>(g0 + j) * a.T + t) * d;
+      for (int j = 0; j < G + 2; ++j) red[j] = 0.0f;
 #pragma unroll
-        for (int v = 0; v < VPT; ++v) {
-          if (!valid[v]) continue;
-          raw[j][v] = *reinterpret_cast<const uint4*>(src + col[v]);
-          const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&raw[j][v]);
+      for (int v = 0; v < VPT; ++v) {
+        if (!valid[v]) continue;
+        float uv[8], f[8];
+        LoadF32x8(a.u + col[v], uv);  // L1/L2-resident query, reloaded to spare registers
+        if (g0 == 0) {
+          Bf16x8ToF32(xr[v], f);
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const float2 f = __bfloat1622float2(b2[i]);
-            red[j] += u[v][2 * i] * f.x + u[v][2 * i + 1] * f.y;
-          }
+          for (int i = 0; i < 8; ++i) red[G + 1] += uv[i] * f[i];
+        }
+#pragma unroll
+        for (int j = 0; j < G; ++j) {
+          if (g0 + j >= nb) continue;
+          Bf16x8ToF32(raw[j][v], f);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) red[j] += uv[i] * f[i];
         }
       }
-      red[kGroup] = g0 == 0 ? sq : 0.0f;
-      red[kGroup + 1] = g0 == 0 ? dotx : 0.0f;
-      BlockSumN<kGroup + 2>(red, scratch);
+      red[G] = g0 == 0 ? sq : 0.0f;
+      RowSum<G + 2>(red, scratch);
       if (g0 == 0) {
-        sq_x = red[kGroup];
-        s_x = red[kGroup + 1] * rsqrtf(sq_x / d + a.eps);
+        sq_x = red[G];
+        s_x = red[G + 1] * rsqrtf(sq_x / d + a.eps);
       }
       float gmax = m;
 #pragma unroll
-      for (int j = 0; j < kGroup; ++j) {
+      for (int j = 0; j < G; ++j) {
         if (g0 + j < nb) {
-          red[j] *= a.bank_inv_rms[static_cast<size_t>(g0 + j) * a.T + t];
+          red[j] *= inv[j];
           gmax = fmaxf(gmax, red[j]);
           if (threadIdx.x == 0) scores[g0 + j] = red[j];
         }
@@ -131,52 +189,54 @@ __global__ void __launch_bounds__(512) ResidualBoundaryKernel(ResidualBoundaryAr
 #pragma unroll
         for (int i = 0; i < 8; ++i) h[v][i] *= rescale;
 #pragma unroll
-      for (int j = 0; j < kGroup; ++j) {
+      for (int j = 0; j < G; ++j) {
         if (g0 + j >= nb) continue;
         const float p = __expf(red[j] - gmax);
         l += p;
 #pragma unroll
         for (int v = 0; v < VPT; ++v) {
           if (!valid[v]) continue;
-          const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&raw[j][v]);
+          float f[8];
+          Bf16x8ToF32(raw[j][v], f);
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            const float2 f = __bfloat1622float2(b2[i]);
-            h[v][2 * i] += p * f.x;
-            h[v][2 * i + 1] += p * f.y;
-          }
+          for (int i = 0; i < 8; ++i) h[v][i] += p * f[i];
         }
       }
       m = gmax;
     }
-    // The prefix is the last source.
-    const float mfin = fmaxf(m, s_x);
+    mfin = fmaxf(m, s_x);
     const float rescale = __expf(m - mfin), px = __expf(s_x - mfin);
     l = l * rescale + px;
-    const float inv_l = 1.0f / l;
+    inv_l = 1.0f / l;
 #pragma unroll
-    for (int v = 0; v < VPT; ++v)
+    for (int v = 0; v < VPT; ++v) {
+      float x[8];
+      Bf16x8ToF32(xr[v], x);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) h[v][i] = (h[v][i] * rescale + px * x[v][i]) * inv_l;
-    if (alpha) {
-      __syncthreads();  // scores[] written by thread 0
-      for (int j = threadIdx.x; j <= nb; j += blockDim.x) {
-        alpha[j] = __expf((j < nb ? scores[j] : s_x) - mfin) * inv_l;
-      }
+      for (int i = 0; i < 8; ++i) h[v][i] = (h[v][i] * rescale + px * x[i]) * inv_l;
+    }
+  }
+
+  // 4. The new prefix lands in the snapshot slot (a fresh one) or back in the prefix.
+  if (a.delta || a.snapshot) {
+    bf16* dst = a.snapshot ? a.bank + (static_cast<size_t>(nb) * a.T + t) * d : a.prefix + row;
+#pragma unroll
+    for (int v = 0; v < VPT; ++v) {
+      if (valid[v]) *reinterpret_cast<uint4*>(dst + col[v]) = xr[v];
     }
   }
   if (a.snapshot && threadIdx.x == 0) {
     a.bank_inv_rms[static_cast<size_t>(nb) * a.T + t] = rsqrtf(sq_x / d + a.eps);
   }
 
-  // RMSNorm of h with gamma -> out.
+  // 5. RMSNorm of h with gamma -> out.
   float hs[1] = {0.0f};
-#pragma unroll
-  for (int v = 0; v < VPT; ++v)
-#pragma unroll
-    for (int i = 0; i < 8; ++i) hs[0] += h[v][i] * h[v][i];
   if (mix) {
-    BlockSumN<1>(hs, scratch);
+#pragma unroll
+    for (int v = 0; v < VPT; ++v)
+#pragma unroll
+      for (int i = 0; i < 8; ++i) hs[0] += h[v][i] * h[v][i];
+    RowSum<1>(hs, scratch);  // its barriers also publish scores[]
   } else {
     hs[0] = sq_x;
   }
@@ -190,6 +250,18 @@ __global__ void __launch_bounds__(512) ResidualBoundaryKernel(ResidualBoundaryAr
 #pragma unroll
     for (int i = 0; i < 8; ++i) y[i] = (h[v][i] * r) * g[i];
     StoreBf16x8(out + col[v], y);
+  }
+
+  // 6. Mix weights of recorded rows.
+  if (record >= 0) {
+    float* alpha = a.mix_weights + static_cast<size_t>(record) * a.mix_stride + a.mix_offset;
+    if (!mix) {
+      if (threadIdx.x == 0) alpha[0] = 1.0f;
+    } else {
+      for (int j = threadIdx.x; j <= nb; j += blockDim.x) {
+        alpha[j] = __expf((j < nb ? scores[j] : s_x) - mfin) * inv_l;
+      }
+    }
   }
 }
 
@@ -205,10 +277,17 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
     const int n = (chunks + vpt - 1) / vpt;
     return std::max(32, (n + 31) / 32 * 32);
   };
-  if (chunks <= 512) {
-    ResidualBoundaryKernel<1><<<a.num_rows, threads_for(1), 0, stream>>>(a);
+  // Few rows: one chunk per thread (the most loads in flight per row). Many rows: two, so a
+  // d=4096 row takes 8 warps and each reduction is cheaper; blocks overlap on each SM instead.
+  // Wider rows (d > 4096) hold half a group per thread to stay within the register budget.
+  if (chunks <= kMaxThreads && (a.num_rows < kManyRows || chunks <= 64)) {
+    ResidualBoundaryKernel<1, kGroup, kMaxThreads, 1><<<a.num_rows, threads_for(1), 0, stream>>>(a);
+  } else if (chunks <= kMaxThreads) {
+    ResidualBoundaryKernel<2, kGroup, kMaxThreads / 2, 2>
+        <<<a.num_rows, threads_for(2), 0, stream>>>(a);
   } else {
-    ResidualBoundaryKernel<2><<<a.num_rows, threads_for(2), 0, stream>>>(a);
+    ResidualBoundaryKernel<2, kGroup / 2, kMaxThreads, 1>
+        <<<a.num_rows, threads_for(2), 0, stream>>>(a);
   }
   return cudaGetLastError();
 }
