@@ -13,7 +13,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config git \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto \
       libabsl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libpcre2-dev libicu-dev \
-      prometheus-cpp-dev libgtest-dev libgmock-dev python3 \
+      prometheus-cpp-dev libcpp-httplib-dev libgtest-dev libgmock-dev python3 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

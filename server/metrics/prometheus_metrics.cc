@@ -2,14 +2,13 @@
 // extended down to 1 ms since small models on this server are fast.
 #include "server/metrics/prometheus_metrics.h"
 
-#include <exception>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "prometheus/exposer.h"
 #include "prometheus/text_serializer.h"
+#include "server/metrics/http_endpoint.h"
 
 namespace attnres {
 namespace {
@@ -105,17 +104,15 @@ PrometheusMetrics::PrometheusMetrics()
 PrometheusMetrics::~PrometheusMetrics() = default;
 
 absl::Status PrometheusMetrics::Serve(const std::string& host, int port) {
-  const std::string address = absl::StrCat(host, ":", port);
-  try {
-    // civetweb throws when it cannot listen (port in use, bad address).
-    exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/1);
-  } catch (const std::exception& e) {
+  auto endpoint = HttpEndpoint::Start(host, port, "/metrics",
+                                      "text/plain; version=0.0.4; charset=utf-8",
+                                      [this] { return Serialize(); });
+  if (!endpoint.ok()) {
     return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
+        absl::StrCat("cannot serve metrics: ", endpoint.status().message()));
   }
-  exposer_->RegisterCollectable(registry_);
-  const std::vector<int> ports = exposer_->GetListeningPorts();
-  port_ = ports.empty() ? port : ports.front();
+  endpoint_ = std::move(*endpoint);
+  port_ = endpoint_->port();
   return absl::OkStatus();
 }
 

@@ -14,11 +14,9 @@
 #include "prometheus/registry.h"
 #include "server/engine/engine_observer.h"
 
-namespace prometheus {
-class Exposer;
-}
-
 namespace attnres {
+
+class HttpEndpoint;
 
 class PrometheusMetrics final : public EngineObserver {
  public:
@@ -40,7 +38,7 @@ class PrometheusMetrics final : public EngineObserver {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<HttpEndpoint> endpoint_;  // null until Serve
   int port_ = 0;
 
   // Gauges: the engine's state after its latest iteration.
