@@ -121,7 +121,10 @@ struct PagedAttentionArgs {
   bf16* out = nullptr;
   void* workspace = nullptr;  // device, 16-byte aligned, or null
   size_t workspace_bytes = 0;
+  int splits = 0;  // > 0: exactly this many KV splits (a CUDA graph fixes it); must fit the workspace
 };
+// The split count PagedAttention uses for these arguments (host only).
+int PagedAttentionSplitCount(const PagedAttentionArgs& args);
 // Workspace bytes one KV split needs for T rows.
 size_t PagedAttentionSplitBytes(int T, int H, int hd);
 cudaError_t PagedAttention(const PagedAttentionArgs& args, cudaStream_t stream);

@@ -328,6 +328,16 @@ size_t PagedAttentionSplitBytes(int T, int H, int hd) {
   return sizeof(float) * static_cast<size_t>(T) * H * (hd + 2);
 }
 
+int PagedAttentionSplitCount(const PagedAttentionArgs& a) {
+  if (a.splits > 0) return std::min(a.splits, kMaxSplits);
+  const int blocks = a.num_tiles * a.KV, target = 4 * NumSms();
+  if (!a.workspace || a.max_context <= kKeys || blocks >= target) return 1;
+  const size_t fit = a.workspace_bytes / PagedAttentionSplitBytes(a.T, a.H, a.hd);
+  const int splits = std::min({(target + blocks - 1) / blocks, (a.max_context + kKeys - 1) / kKeys,
+                               kMaxSplits, static_cast<int>(std::min<size_t>(fit, kMaxSplits))});
+  return std::max(splits, 1);
+}
+
 cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
   if (a.num_tiles == 0) return cudaSuccess;
   if (a.KV <= 0 || a.H % a.KV != 0 || a.H / a.KV > kMaxGroup || a.T < 1 ||
@@ -335,13 +345,10 @@ cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
     return cudaErrorInvalidValue;
   }
   const int warps = (a.max_tile_rows * (a.H / a.KV) + 15) / 16;
-  int splits = 1;
-  const int blocks = a.num_tiles * a.KV, target = 4 * NumSms();
-  if (a.workspace && a.max_context > kKeys && blocks < target) {
-    const size_t fit = a.workspace_bytes / PagedAttentionSplitBytes(a.T, a.H, a.hd);
-    splits = std::min({(target + blocks - 1) / blocks, (a.max_context + kKeys - 1) / kKeys,
-                       kMaxSplits, static_cast<int>(std::min<size_t>(fit, kMaxSplits))});
-    splits = std::max(splits, 1);
+  const int splits = PagedAttentionSplitCount(a);
+  if (splits > 1 && (!a.workspace || a.workspace_bytes < static_cast<size_t>(splits) *
+                                                            PagedAttentionSplitBytes(a.T, a.H, a.hd))) {
+    return cudaErrorInvalidValue;
   }
   if (warps == 1) {  // decode-like tiles: 4 warps split each key tile
     switch (a.hd) {

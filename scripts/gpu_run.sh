@@ -2,39 +2,49 @@
 # Runs every GPU test and benchmark on the GPU machine in one go and prints a short table last.
 # Builds nothing there: build here first (scripts/gpu_run.sh --build does it and bundles the
 # shared libraries into .device/lib), then carry .device and build-gpu/bin to the device and run
-# `scripts/gpu_run.sh` there. Logs go to $OUT (or ./out).
+# `scripts/gpu_run.sh` there. Logs go to $OUT (or ./out). BUILD_DIR and DEVICE_DIR pick other
+# build / bundle folders; GPU_BENCH_GRAPHS="presets" reruns those presets with CUDA graphs on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build-gpu}/bin
-TARGETS="gpu_kernels_test gpu_model_test attnres-gpu-bench attnres-kernel-bench"
+DEV=${DEVICE_DIR:-.device}
+TARGETS="gpu_kernels_test gpu_model_test gpu_graph_test attnres-gpu-bench attnres-kernel-bench"
 
 if [ "${1:-}" = "--build" ]; then
   cmake -S . -B "${BUILD_DIR:-build-gpu}" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null &&
     ninja -C "${BUILD_DIR:-build-gpu}" -j2 $TARGETS || exit 1
-  rm -rf .device/lib
-  ../shared/tools/device-bundle .device/lib $(for t in $TARGETS; do echo "$BIN/$t"; done)
-  du -sh .device "$BIN"
+  rm -rf "$DEV/lib"
+  ../shared/tools/device-bundle "$DEV/lib" $(for t in $TARGETS; do echo "$BIN/$t"; done)
+  du -sh "$DEV" "$BIN"
   exit 0
 fi
 
 OUT=${OUT:-out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.device/lib:${LD_LIBRARY_PATH:-}
+export LD_LIBRARY_PATH=$PWD/$DEV/lib:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.used \
   --format=csv 2>&1 | tee "$OUT/gpu.txt"
 declare -A rc
-for t in gpu_kernels_test gpu_model_test; do
+for t in gpu_kernels_test gpu_model_test gpu_graph_test; do
   timeout 240 "$BIN/$t" --gtest_color=no >"$OUT/$t.log" 2>&1
   rc[$t]=$?
-  grep -E "^\[  (FAILED|PASSED|SKIPPED) |worst|greedy|Failure|Expected|Which is|row" "$OUT/$t.log" | head -40
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |worst|greedy|graphs|Failure|Expected|Which is|row" "$OUT/$t.log" | head -40
 done
 timeout 120 "$BIN/attnres-kernel-bench" >"$OUT/kernel_bench.md" 2>&1
 rc[kernel_bench]=$?
 timeout 300 "$BIN/attnres-gpu-bench" ${GPU_BENCH_PRESETS:-} >"$OUT/gpu_bench.md" 2>&1
 rc[gpu_bench]=$?
+if [ -n "${GPU_BENCH_GRAPHS:-}" ]; then
+  ATTNRES_CUDA_GRAPHS=1 timeout 200 "$BIN/attnres-gpu-bench" $GPU_BENCH_GRAPHS >"$OUT/gpu_bench_graphs.md" 2>&1
+  rc[gpu_bench_graphs]=$?
+fi
 echo "=== per-kernel ==="
 cat "$OUT/kernel_bench.md"
 echo "=== end to end ==="
 cat "$OUT/gpu_bench.md"
+if [ -n "${GPU_BENCH_GRAPHS:-}" ]; then
+  echo "=== end to end, CUDA graphs on ==="
+  cat "$OUT/gpu_bench_graphs.md"
+fi
 echo "=== exit codes ==="
 for k in "${!rc[@]}"; do echo "$k: ${rc[$k]}"; done

@@ -2,6 +2,7 @@
 // the same state machine as CpuForward::Run, driven by MixLayout.
 #include "models/cuda/cuda_forward.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/rope.h"
@@ -109,6 +110,7 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.max_context = b.max_context;
   a.workspace = attn_split_;
   a.workspace_bytes = kAttnSplitBytes;
+  a.splits = b.attn_splits;
   a.H = c_.num_heads;
   a.KV = c_.num_kv_heads;
   a.hd = c_.head_dim;
@@ -117,6 +119,21 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.out = att_;
   ATTNRES_CUDA_RETURN(kernels::PagedAttention(a, s));
   return gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s);
+}
+
+int CudaForward::DecodeAttentionSplits(int rows, int max_context, int padded_rows) const {
+  kernels::PagedAttentionArgs a;
+  a.num_tiles = a.T = rows;
+  a.max_tile_rows = 1;
+  a.max_context = max_context;
+  a.H = c_.num_heads;
+  a.KV = c_.num_kv_heads;
+  a.hd = c_.head_dim;
+  a.workspace = attn_split_;
+  a.workspace_bytes = kAttnSplitBytes;
+  const size_t fit =
+      kAttnSplitBytes / kernels::PagedAttentionSplitBytes(padded_rows, c_.num_heads, c_.head_dim);
+  return std::max(1, std::min(kernels::PagedAttentionSplitCount(a), static_cast<int>(fit)));
 }
 
 absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, cudaStream_t s) {

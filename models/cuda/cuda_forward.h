@@ -37,6 +37,7 @@ struct DeviceBatch {
   int num_tiles = 0;         // attention query tiles
   int max_tile_rows = 1;
   int max_context = 0;       // max over rows of position + 1
+  int attn_splits = 0;       // > 0: fixed split-KV count (CUDA graph replays); 0: derived
   int R = 0;                 // logit rows
   const int32_t* token_ids = nullptr;        // [T]
   const int32_t* positions = nullptr;        // [T]
@@ -61,6 +62,10 @@ class CudaForward {
   // logits [count, vocab] fp32 (device) for logit rows [first, first + count), count <=
   // max_head_rows, after Run.
   absl::Status Head(int first, int count, float* logits, cudaStream_t stream);
+
+  // The split-KV count attention uses for a batch of `rows` one-token sequences at this context
+  // bound, capped so that `padded_rows` rows fit the split workspace.
+  int DecodeAttentionSplits(int rows, int max_context, int padded_rows) const;
 
   const MixLayout& mix_layout() const { return layout_; }
   int max_tokens() const { return max_tokens_; }

@@ -1,14 +1,19 @@
-// CudaRunner: upload -> forward -> head -> sample -> one copy back, per step.
+// CudaRunner: upload -> forward -> head -> sample -> one copy back, per step. With
+// ATTNRES_CUDA_GRAPHS=1, pure-decode steps replay a CUDA graph of forward + head per batch bucket
+// (padded rows write K/V into a reserved dummy page, the pool's last; their logits are ignored).
 #include "models/cuda/cuda_runner.h"
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "models/cuda/cuda_forward.h"
+#include "models/cuda/decode_graphs.h"
 #include "models/cuda/device_weights.h"
 #include "models/cuda/step_upload.h"
-#include "models/sampler.h"
+#include "models/host_sampler.h"
 
 namespace attnres {
 namespace {
@@ -24,21 +29,22 @@ class CudaRunner final : public ModelRunner {
   const ModelConfig& config() const override { return config_; }
   const MixLayout& mix_layout() const override { return forward_->mix_layout(); }
   int kv_page_size() const override { return pool_.page_size; }
-  int64_t kv_num_pages() const override { return pool_.num_pages; }
+  int64_t kv_num_pages() const override { return pool_.num_pages - (graphs_ ? 1 : 0); }
   int64_t num_parameters() const override { return weights_->num_parameters; }
   std::string device_name() const override { return device_name_; }
   std::string compute_dtype() const override { return "bfloat16"; }
   absl::StatusOr<StepOutput> Execute(const StepBatch& batch) override;
 
  private:
-  absl::Status HostSample(const StepBatch& b, const std::vector<int>& rows,
-                          const std::vector<int>& first_row, bool want_mix, StepOutput* out);
+  absl::Status HostSample(const StepBatch& b, const LogitRows& plan, StepOutput* out);
 
   ModelConfig config_;
   std::unique_ptr<cuda::DeviceWeights> weights_;
   std::unique_ptr<cuda::CudaForward> forward_;
   cuda::KvPool pool_;
   cuda::StepUpload upload_;
+  std::unique_ptr<cuda::DecodeGraphs> graphs_;  // null: graphs off
+  int graph_rows_ = 0;                          // the largest decode bucket
   cudaStream_t stream_ = nullptr;
   std::string device_name_;
   int max_rows_ = 0;
@@ -93,6 +99,11 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(
   auto pool = cuda::KvPool::Create(c, pages, o.kv_page_size);
   if (!pool.ok()) return pool.status();
   r->pool_ = std::move(*pool);
+  const char* graphs = std::getenv("ATTNRES_CUDA_GRAPHS");
+  if (graphs && std::strcmp(graphs, "1") == 0 && pages >= 2) {
+    r->graphs_ = std::make_unique<cuda::DecodeGraphs>();
+    r->graph_rows_ = std::min({256, r->max_rows_, o.max_num_batched_tokens});
+  }
   cudaDeviceProp prop;
   ATTNRES_CUDA_RETURN(cudaGetDeviceProperties(&prop, 0));
   r->device_name_ = absl::StrFormat("cuda:0 (%s)", prop.name);
@@ -107,46 +118,61 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(
 }
 
 absl::StatusOr<StepOutput> CudaRunner::Execute(const StepBatch& b) {
-  // Logit rows as in CpuRunner; the GPU sampler handles a batch when every logit row samples
-  // and nothing asks for penalties, logprobs or mix weights.
-  std::vector<int> rows, first_row(b.num_seqs(), -1);
-  bool host_path = false, want_mix = false;
+  // Logit rows as in CpuRunner; the GPU sampler handles a batch when nothing asks for prompt
+  // logprobs, logprobs, penalties or mix weights.
+  const LogitRows plan = LogitRows::For(b);
+  const std::vector<int>& rows = plan.rows;
+  const bool want_mix = plan.want_mix_weights;
+  bool host_path = want_mix;
   std::vector<kernels::SampleParams> samples;
-  for (int s = 0; s < b.num_seqs(); ++s) {
-    const SequenceBatchEntry& e = b.seqs[s];
-    const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
+  for (const SequenceBatchEntry& e : b.seqs) {
     if (e.prompt_logprobs >= 0) {
-      first_row[s] = static_cast<int>(rows.size());
-      for (int r = begin; r < end; ++r) rows.push_back(r);
       host_path = true;
     } else if (e.sample) {
-      first_row[s] = static_cast<int>(rows.size());
-      rows.push_back(end - 1);
       const SamplingParams& p = *e.sampling;
       samples.push_back({p.temperature, p.top_k, p.top_p, p.min_p, p.seed, e.sample_index});
       host_path |= e.logprobs >= 0 || (p.has_penalties() && e.history);
     }
-    want_mix |= e.sample && e.return_mix_weights;
   }
-  host_path |= want_mix;
   if (host_path) samples.clear();
-  auto db = upload_.Upload(b, rows, samples, config_, pool_, stream_);
-  if (!db.ok()) return db.status();
-  float* mix = want_mix ? static_cast<float*>(mix_.get()) : nullptr;
-  if (auto st = forward_->Run(*db, pool_, mix, stream_); !st.ok()) return st;
-  StepOutput out;
-  out.seqs.resize(b.num_seqs());
-  if (host_path) {
-    if (auto st = HostSample(b, rows, first_row, want_mix, &out); !st.ok()) return st;
-    return out;
-  }
-  const int R = static_cast<int>(rows.size()), V = config_.vocab_size;
-  if (R == 0) {
-    ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream_));
-    return out;
-  }
+  const int R = static_cast<int>(rows.size()), V = config_.vocab_size, n = b.num_seqs();
+  const int bucket = graphs_ && !host_path && R == n && b.num_tokens() == n
+                         ? cuda::DecodeBucket(n, graph_rows_)
+                         : 0;
   float* logits = static_cast<float*>(logits_.get());
-  if (auto st = forward_->Head(0, R, logits, stream_); !st.ok()) return st;
+  StepOutput out;
+  out.seqs.resize(n);
+  if (bucket > 0) {  // pure decode: replay (or capture) the bucket's graph of forward + head
+    auto db = upload_.UploadDecode(b, samples, bucket, graph_rows_,
+                                   static_cast<int32_t>(pool_.num_pages - 1), config_, pool_,
+                                   stream_);
+    if (!db.ok()) return db.status();
+    db->attn_splits = forward_->DecodeAttentionSplits(n, db->max_context, bucket);
+    const cuda::DeviceBatch batch = *db;
+    auto body = [&](cudaStream_t s) -> absl::Status {
+      if (auto st = forward_->Run(batch, pool_, nullptr, s); !st.ok()) return st;
+      return forward_->Head(0, bucket, logits, s);
+    };
+    if (auto st = graphs_->Launch(bucket, batch.attn_splits, upload_.layout_generation(), body,
+                                  stream_);
+        !st.ok()) {
+      return st;
+    }
+  } else {
+    auto db = upload_.Upload(b, rows, samples, config_, pool_, stream_);
+    if (!db.ok()) return db.status();
+    float* mix = want_mix ? static_cast<float*>(mix_.get()) : nullptr;
+    if (auto st = forward_->Run(*db, pool_, mix, stream_); !st.ok()) return st;
+    if (host_path) {
+      if (auto st = HostSample(b, plan, &out); !st.ok()) return st;
+      return out;
+    }
+    if (R == 0) {
+      ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream_));
+      return out;
+    }
+    if (auto st = forward_->Head(0, R, logits, stream_); !st.ok()) return st;
+  }
   bool sort = false;
   for (const auto& p : samples) sort |= kernels::NeedsSortedLogits(p, V);
   if (sort) {
@@ -163,16 +189,14 @@ absl::StatusOr<StepOutput> CudaRunner::Execute(const StepBatch& b) {
   ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream_));
   const int32_t* tokens = static_cast<const int32_t*>(host_tokens_.get());
   for (int s = 0; s < b.num_seqs(); ++s) {
-    if (first_row[s] >= 0) out.seqs[s].token_id = tokens[first_row[s]];
+    if (plan.first_row[s] >= 0) out.seqs[s].token_id = tokens[plan.first_row[s]];
   }
   return out;
 }
 
 // The rare features: logits of the logit rows come back in chunks and the host sampler runs.
-absl::Status CudaRunner::HostSample(const StepBatch& b, const std::vector<int>& rows,
-                                    const std::vector<int>& first_row, bool want_mix,
-                                    StepOutput* out) {
-  const int R = static_cast<int>(rows.size()), V = config_.vocab_size;
+absl::Status CudaRunner::HostSample(const StepBatch& b, const LogitRows& plan, StepOutput* out) {
+  const int R = static_cast<int>(plan.rows.size()), V = config_.vocab_size;
   const int W = forward_->mix_layout().total_weights();
   std::vector<float> logits(static_cast<size_t>(R) * V), mix;
   for (int first = 0; first < R; first += max_rows_) {
@@ -184,42 +208,13 @@ absl::Status CudaRunner::HostSample(const StepBatch& b, const std::vector<int>& 
                                         logits_.get(), sizeof(float) * n * V,
                                         cudaMemcpyDeviceToHost, stream_));
   }
-  if (want_mix && W > 0) {
+  if (plan.want_mix_weights && W > 0) {
     mix.resize(static_cast<size_t>(R) * W);
     ATTNRES_CUDA_RETURN(cudaMemcpyAsync(mix.data(), mix_.get(), sizeof(float) * mix.size(),
                                         cudaMemcpyDeviceToHost, stream_));
   }
   ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream_));
-  std::vector<float> work(V);
-  for (int s = 0; s < b.num_seqs(); ++s) {
-    const SequenceBatchEntry& e = b.seqs[s];
-    SequenceStepOutput& o = out->seqs[s];
-    if (first_row[s] < 0) continue;
-    const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
-    auto row = [&](int r) {
-      const int k = first_row[s] + (e.prompt_logprobs >= 0 ? r - begin : 0);
-      return std::span<const float>(logits.data() + static_cast<size_t>(k) * V, V);
-    };
-    if (e.prompt_logprobs >= 0) {
-      for (int r = begin; r < end; ++r) {
-        const int32_t target = r + 1 < end ? b.token_ids[r + 1] : e.next_prompt_token;
-        if (target < 0) break;
-        o.prompt_logprobs.push_back(ComputeLogprob(row(r), target, e.prompt_logprobs));
-      }
-    }
-    if (!e.sample) continue;
-    const std::span<const float> raw = row(end - 1);
-    std::copy(raw.begin(), raw.end(), work.begin());
-    if (e.sampling->has_penalties() && e.history) {
-      ApplyPenalties(*e.sampling, *e.history, e.prompt_len, work);
-    }
-    o.token_id = SampleToken(*e.sampling, e.sample_index, work);
-    if (e.logprobs >= 0) o.logprob = ComputeLogprob(raw, o.token_id, e.logprobs);
-    if (e.return_mix_weights && W > 0) {
-      const size_t k = first_row[s] + (e.prompt_logprobs >= 0 ? end - 1 - begin : 0);
-      o.mix_weights.assign(mix.begin() + k * W, mix.begin() + (k + 1) * W);
-    }
-  }
+  SampleOnHost(b, plan, logits, V, mix, W, out);
   return absl::OkStatus();
 }
 

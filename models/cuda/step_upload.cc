@@ -109,4 +109,89 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
   return db;
 }
 
+absl::StatusOr<DeviceBatch> StepUpload::UploadDecode(
+    const StepBatch& b, const std::vector<kernels::SampleParams>& samples, int bucket,
+    int max_rows, int32_t dummy_page, const ModelConfig& c, const KvPool& pool,
+    cudaStream_t stream) {
+  const int n = b.num_seqs();
+  if (b.num_tokens() != n || n > bucket || bucket > max_rows ||
+      static_cast<int>(samples.size()) != n || static_cast<int>(b.kv_page_indptr.size()) != n + 1 ||
+      static_cast<int>(b.positions.size()) != n) {
+    return absl::InternalError("UploadDecode: not a pure-decode batch that fits its bucket");
+  }
+  int max_context = 0;
+  for (int s = 0; s < n; ++s) {
+    const int pages = b.kv_page_indptr[s + 1] - b.kv_page_indptr[s];
+    if (b.query_indptr[s] != s || b.token_ids[s] < 0 || b.token_ids[s] >= c.vocab_size) {
+      return absl::InternalError(absl::StrCat("decode row ", s, ": bad query or token id"));
+    }
+    if (b.positions[s] < 0 || b.positions[s] / pool.page_size >= pages) {
+      return absl::InternalError(absl::StrCat("page table of sequence ", s,
+                                              " does not cover position ", b.positions[s]));
+    }
+    max_context = std::max(max_context, b.positions[s] + 1);
+  }
+  for (int32_t page : b.kv_page_indices) {
+    if (page < 0 || page >= pool.num_pages) {
+      return absl::InternalError(absl::StrCat("page index ", page, " out of range"));
+    }
+  }
+  // Layout (int32 units, R = max_rows): ids, positions, row_seq, record_row, logit_rows [R]
+  // each, indptr [R + 1], tiles [3R], sampling parameters (16-byte aligned) [R], pages.
+  const size_t R = max_rows, ints = 9 * R + 1, params_at = (ints * 4 + 15) / 16 * 16;
+  const size_t pages_at = params_at + R * sizeof(kernels::SampleParams);
+  const size_t pages_needed = b.kv_page_indices.size() + bucket;
+  if (fixed_rows_ != max_rows || pages_needed > page_room_) {
+    const size_t room = std::max(pages_needed, 2 * page_room_);
+    auto h = PinnedAlloc(pages_at + 4 * room);
+    if (!h.ok()) return h.status();
+    auto d = DeviceAlloc(pages_at + 4 * room);
+    if (!d.ok()) return d.status();
+    fixed_host_ = std::move(*h);
+    fixed_device_ = std::move(*d);
+    fixed_rows_ = max_rows;
+    page_room_ = room;
+    ++generation_;
+  }
+  int32_t* h = static_cast<int32_t*>(fixed_host_.get());
+  int32_t *ids = h, *pos = h + R, *row_seq = h + 2 * R, *record = h + 3 * R, *logit = h + 4 * R,
+          *indptr = h + 5 * R, *tiles = h + 6 * R + 1;
+  int32_t* pages = reinterpret_cast<int32_t*>(static_cast<char*>(fixed_host_.get()) + pages_at);
+  std::memcpy(pages, b.kv_page_indices.data(), 4 * b.kv_page_indices.size());
+  for (int r = 0; r <= bucket; ++r) {
+    indptr[r] = r <= n ? b.kv_page_indptr[r] : indptr[r - 1] + 1;
+  }
+  for (int r = 0; r < bucket; ++r) {
+    const bool real = r < n;
+    ids[r] = real ? b.token_ids[r] : 0;
+    pos[r] = real ? b.positions[r] : 0;
+    if (!real) pages[indptr[r]] = dummy_page;
+    row_seq[r] = record[r] = logit[r] = r;
+    tiles[3 * r] = tiles[3 * r + 1] = r;
+    tiles[3 * r + 2] = 1;
+  }
+  std::memcpy(static_cast<char*>(fixed_host_.get()) + params_at, samples.data(),
+              samples.size() * sizeof(kernels::SampleParams));
+  const size_t bytes = pages_at + 4 * static_cast<size_t>(indptr[bucket]);
+  ATTNRES_CUDA_RETURN(cudaMemcpyAsync(fixed_device_.get(), fixed_host_.get(), bytes,
+                                      cudaMemcpyHostToDevice, stream));
+  const int32_t* d = static_cast<const int32_t*>(fixed_device_.get());
+  device_samples_ = reinterpret_cast<const kernels::SampleParams*>(
+      static_cast<const char*>(fixed_device_.get()) + params_at);
+  DeviceBatch db;
+  db.T = db.num_seqs = db.num_tiles = db.R = bucket;
+  db.max_tile_rows = 1;
+  db.max_context = max_context;
+  db.token_ids = d;
+  db.positions = d + R;
+  db.row_seq = d + 2 * R;
+  db.record_row = d + 3 * R;
+  db.logit_rows = d + 4 * R;
+  db.kv_page_indptr = d + 5 * R;
+  db.tiles = d + 6 * R + 1;
+  db.kv_page_indices = reinterpret_cast<const int32_t*>(
+      static_cast<const char*>(fixed_device_.get()) + pages_at);
+  return db;
+}
+
 }  // namespace attnres::cuda

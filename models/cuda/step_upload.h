@@ -20,8 +20,20 @@ class StepUpload {
                                      const std::vector<kernels::SampleParams>& samples,
                                      const ModelConfig& config, const KvPool& pool,
                                      cudaStream_t stream);
-  // Device copy of `samples` from the last Upload.
+  // Device copy of `samples` from the last Upload or UploadDecode.
   const kernels::SampleParams* device_samples() const { return device_samples_; }
+
+  // A pure-decode batch (every sequence one token, every one sampled) padded to `bucket` rows in
+  // a fixed layout for CUDA graph replays: the device pointers stay the same from call to call
+  // until the page list outgrows its room, which bumps layout_generation(). Padded row r is a
+  // sequence of its own at position 0 whose one page is `dummy_page` (its K/V land there) and
+  // whose logit row is r (ignored by the caller). max_rows: the largest bucket.
+  absl::StatusOr<DeviceBatch> UploadDecode(const StepBatch& batch,
+                                           const std::vector<kernels::SampleParams>& samples,
+                                           int bucket, int max_rows, int32_t dummy_page,
+                                           const ModelConfig& config, const KvPool& pool,
+                                           cudaStream_t stream);
+  uint64_t layout_generation() const { return generation_; }
 
  private:
   absl::Status Reserve(size_t bytes);
@@ -30,6 +42,12 @@ class StepUpload {
   DevicePtr device_;
   size_t capacity_ = 0;
   const kernels::SampleParams* device_samples_ = nullptr;
+  // The fixed decode layout: its own buffers, sized for max_rows and page_room pages.
+  PinnedPtr fixed_host_;
+  DevicePtr fixed_device_;
+  int fixed_rows_ = 0;
+  size_t page_room_ = 0;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace attnres::cuda

@@ -1,8 +1,12 @@
 // The CUDA forward pass against the CPU fp32 forward on the test models (standard, Block, Full
 // AttnRes, and the bundled trained bf16 model): logits of every position through chunked prefill
-// and decode over shuffled pages (relative L2 < 3e-2, cosine > 0.999 against the CPU forward on
-// the same bf16-rounded matrices; the distance to the unrounded fp32 checkpoint is printed), and
-// 32 greedy tokens of the CUDA runner against the CPU runner.
+// and decode over shuffled pages, against both the unrounded fp32 checkpoint and the same
+// matrices rounded to bf16. The bound is the published one (relative L2 < 3e-2, cosine > 0.999),
+// widened only on a model where an independent all-bf16 implementation cannot meet it either
+// (tests/data/golden/bf16_reference_error.json, made by tests/reference/bf16_error.py: small
+// random models amplify rounding), so the GPU must be at least as exact as bf16 allows. And 32
+// greedy tokens of the CUDA runner against the CPU runner.
+#include <fstream>
 #include <numeric>
 #include <random>
 
@@ -10,6 +14,7 @@
 #include "models/cuda/cuda_forward.h"
 #include "models/cuda/device_weights.h"
 #include "models/cuda/step_upload.h"
+#include "nlohmann/json.hpp"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_models.h"
 
@@ -93,6 +98,25 @@ void RoundMatricesToBf16(CpuWeights& w) {
   }
 }
 
+// {relative L2, cosine} bounds for a model: the published ones, widened to 1.25x the error of
+// an independent all-bf16 implementation on the same model (other prompts, other reductions).
+std::pair<double, double> Bounds(const std::string& dir) {
+  const char* kPath = "tests/data/golden/bf16_reference_error.json";
+  std::ifstream in(kPath);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const std::string name = dir.find("bundled") != std::string::npos
+                               ? "bundled"
+                               : dir.substr(dir.find_last_of('/') + 1);
+  double l2 = 3e-2, cos = 0.999;
+  if (j.is_discarded() || !j.contains(name)) {
+    ADD_FAILURE() << kPath << " has no entry for " << name;
+  } else {
+    l2 = std::max(l2, 1.25 * j[name]["rel_l2"].get<double>());
+    cos = std::min(cos, 1.0 - 1.25 * (1.0 - j[name]["min_cosine"].get<double>()));
+  }
+  return {l2, cos};
+}
+
 TEST(CudaModel, LogitsMatchCpuForward) {
   ATTNRES_REQUIRE_GPU();
   for (const char* dir : kModels) {
@@ -102,12 +126,17 @@ TEST(CudaModel, LogitsMatchCpuForward) {
     for (int i = 0; i < 9; ++i) chunks.push_back(1);
     const auto cpu_fp32 = testing::AllLogits(m, ids, chunks, 4);
     const auto gpu_pages16 = GpuAllLogits(m, ids, chunks, 16);
-    double fp32_l2 = 0;
+    double fp32_l2 = 0, fp32_cos = 1;
     for (size_t t = 0; t < cpu_fp32.size(); ++t) {
-      fp32_l2 = std::max(fp32_l2, RelL2(gpu_pages16[t].data(), cpu_fp32[t].data(),
-                                        cpu_fp32[t].size()));
+      const size_t V = cpu_fp32[t].size();
+      fp32_l2 = std::max(fp32_l2, RelL2(gpu_pages16[t].data(), cpu_fp32[t].data(), V));
+      fp32_cos = std::min(fp32_cos, Cosine(gpu_pages16[t].data(), cpu_fp32[t].data(), V));
     }
-    std::printf("%-40s vs unrounded fp32 weights: worst rel L2 %.2e\n", dir, fp32_l2);
+    const auto [l2_bound, cos_bound] = Bounds(dir);
+    std::printf("%-40s vs unrounded fp32 weights: worst rel L2 %.2e (bound %.2e), worst cosine "
+                "%.6f (bound %.6f)\n", dir, fp32_l2, l2_bound, fp32_cos, cos_bound);
+    EXPECT_LT(fp32_l2, l2_bound) << dir;
+    EXPECT_GT(fp32_cos, cos_bound) << dir;
     RoundMatricesToBf16(m.weights);
     const auto cpu = testing::AllLogits(m, ids, chunks, 4);
     for (int ps : {1, 3, 16}) {
@@ -121,8 +150,8 @@ TEST(CudaModel, LogitsMatchCpuForward) {
       }
       std::printf("%-40s page %2d: worst rel L2 %.2e, worst cosine %.6f (bf16 matrices)\n", dir,
                   ps, worst_l2, worst_cos);
-      EXPECT_LT(worst_l2, 3e-2) << dir << " page " << ps;
-      EXPECT_GT(worst_cos, 0.999) << dir << " page " << ps;
+      EXPECT_LT(worst_l2, l2_bound) << dir << " page " << ps;
+      EXPECT_GT(worst_cos, cos_bound) << dir << " page " << ps;
     }
   }
 }
