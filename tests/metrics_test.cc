@@ -1,9 +1,10 @@
-// PrometheusMetrics without HTTP: engine statistics become the documented metric names and
-// values in the text exposition format.
+// PrometheusMetrics: engine statistics become the documented metric names and values in the
+// text exposition format, served over HTTP at /metrics.
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "server/metrics/prometheus_metrics.h"
 
 namespace attnres {
@@ -71,6 +72,32 @@ TEST(PrometheusMetricsTest, ServeRefusesAPortInUse) {
   ASSERT_GT(a.port(), 0);
   const absl::Status st = b.Serve("127.0.0.1", a.port());
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+}
+
+TEST(PrometheusMetricsTest, ScrapeOverHttp) {
+  PrometheusMetrics m;
+  StepStats step;
+  step.num_seqs = 2;
+  m.OnStep(step);
+  ASSERT_TRUE(m.Serve("127.0.0.1", 0).ok());
+  httplib::Client client("127.0.0.1", m.port());
+  const httplib::Result metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics) << httplib::to_string(metrics.error());
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_THAT(metrics->get_header_value("Content-Type"), HasSubstr("text/plain; version=0.0.4"));
+  EXPECT_EQ(metrics->body, m.Serialize());
+  const httplib::Result other = client.Get("/other");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404);
+}
+
+// The endpoint's thread may not have reached its accept loop when it is destroyed; destruction
+// must still stop it (a hang here fails by ctest's timeout).
+TEST(PrometheusMetricsTest, ServeThenDestroyAtOnce) {
+  for (int i = 0; i < 50; ++i) {
+    PrometheusMetrics m;
+    ASSERT_TRUE(m.Serve("127.0.0.1", 0).ok());
+  }
 }
 
 }  // namespace

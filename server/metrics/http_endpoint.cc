@@ -5,6 +5,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -41,13 +42,23 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
     }
     e->port_ = port;
   }
-  e->thread_ = std::thread([server = e->server_.get()] { server->listen_after_bind(); });
+  HttpEndpoint* self = e.get();
+  e->thread_ = std::thread([self] {
+    self->server_->listen_after_bind();
+    self->done_.store(true);
+  });
   return e;
 }
 
 HttpEndpoint::~HttpEndpoint() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  // stop() only ends a server already in its accept loop: wait for the thread to get there (or
+  // to have given up), else an endpoint destroyed right after Start would never stop.
+  while (!server_->is_running() && !done_.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server_->stop();
+  thread_.join();
 }
 
 }  // namespace attnres

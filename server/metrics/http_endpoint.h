@@ -3,6 +3,7 @@
 // destroyed. Binds without SO_REUSEPORT, so a port another process listens on is refused.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,7 +34,8 @@ class HttpEndpoint {
  private:
   HttpEndpoint() = default;
   std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;  // runs server_'s accept loop; sets done_ when it returns
   int port_ = 0;
 };
 
