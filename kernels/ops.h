@@ -169,4 +169,18 @@ cudaError_t SampleRows(const float* logits, const float* sorted_logits, const in
                        const SampleParams* params, int R, int V, int32_t* tokens,
                        cudaStream_t stream);
 
+// ---- gemv.cu: small-M GEMM for decode steps ----
+// y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), bf16 in, fp32 accumulation (tensor
+// cores; twin: MatMulWt), out bf16 [M, N] or fp32 [M, N] when out_f32. Reads w exactly once for
+// all M rows, at close to HBM bandwidth. Preconditions (GemvSupports; otherwise Gemv returns
+// cudaErrorInvalidValue without launching): 0 <= M <= kGemvMaxRows, K % 8 == 0, x and w 16-byte
+// aligned; any N >= 0. No allocation or sync: capturable in CUDA graphs.
+inline constexpr int kGemvMaxRows = 8;
+inline bool GemvSupports(const bf16* x, const bf16* w, int M, int K) {
+  return M >= 0 && M <= kGemvMaxRows && K >= 0 && K % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+}
+cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, bool out_f32,
+                 cudaStream_t stream);
+
 }  // namespace attnres::kernels

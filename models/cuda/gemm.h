@@ -1,6 +1,8 @@
-// bf16 GEMMs through cuBLASLt for the forward pass: y[M, N] = x[M, K] . w[N, K]^T (torch Linear,
-// row-major), fp32 accumulation, bf16 or fp32 output. Descriptors and the heuristic's algorithm
-// are cached per shape; one fixed workspace keeps calls capturable in CUDA graphs.
+// bf16 GEMMs for the forward pass: y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), fp32
+// accumulation, bf16 or fp32 output. Decode-sized M on weights up to ~96 MB goes to our
+// bandwidth-bound kernels::Gemv (where it measured faster), the rest to cuBLASLt, whose
+// descriptors and heuristic algorithm are cached per shape; one fixed workspace keeps calls
+// capturable in CUDA graphs.
 #pragma once
 
 #include <cublasLt.h>
@@ -20,9 +22,14 @@ class Gemm {
   static absl::StatusOr<std::unique_ptr<Gemm>> Create();
   ~Gemm();
 
-  // out is bf16 [M, N] unless out_f32, then fp32 [M, N].
+  // out is bf16 [M, N] unless out_f32, then fp32 [M, N]. M <= kernels::kGemvMaxRows, N * K
+  // bf16 weights <= 96 MB, K % 8 == 0 and 16-byte aligned x, w run kernels::Gemv; the rest
+  // cuBLASLt.
   absl::Status Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N, int K,
                    bool out_f32, cudaStream_t stream);
+  // The same product, always through cuBLASLt (benchmarks and tests compare the two paths).
+  absl::Status RunCublasLt(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
+                           int K, bool out_f32, cudaStream_t stream);
 
  private:
   struct Plan {

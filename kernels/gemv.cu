@@ -1,0 +1,123 @@
+// Small-M GEMM ("GEMV") for decode steps: y[M, N] = x[M, K] . w[N, K]^T with M <= 8, bf16 in,
+// fp32 accumulation, bf16 or fp32 out. Purely bandwidth-bound, so it is built to stream w once
+// (for all M rows) at close to HBM speed; the math runs on tensor cores so M = 1..8 cost the same.
+// Not a general GEMM: larger M goes to cuBLASLt (models/cuda/gemm.cc decides).
+#include "kernels/ops.h"
+
+namespace attnres::kernels {
+namespace {
+
+// Block = kWarps warps on one tile of kRows rows of w, splitting K between them (interleaved
+// kStep-wide slices, so a block reads kRows rows x kWarps * kStep contiguous columns per step).
+// Each warp step issues 2 * kUnroll 16-byte w loads per lane (4 KiB per warp) before using any.
+constexpr int kWarps = 8;
+constexpr int kRows = 16;  // the mma's M dimension
+constexpr int kUnroll = 4;
+constexpr int kStep = 32 * kUnroll;  // k per warp step: kUnroll slices of 32 (two k16 mmas each)
+
+// Weights are streamed once: read-only path, no L1 allocation (keeps x resident in L1), and a
+// 256-byte L2 prefetch since the neighbouring bytes of the row are needed next.
+__device__ __forceinline__ uint4 LoadStream(const bf16* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
+// d += A . B for one m16n8k16 tile: A 16x16 bf16 (row-major fragments a0..a3), B 16x8 bf16
+// (column fragments b0, b1), fp32 accumulators d[4].
+__device__ __forceinline__ void Mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                    uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// The mma computes D[n, m] (16 w rows x 8 x rows) over k. Because a dot product may sum its k
+// terms in any order, the mma's k positions are permuted so every operand is one 16-byte load:
+// lane (g = lane / 4, t = lane % 4) loads 8 consecutive k at kc = kb + 8t from w rows g and g + 8
+// and from x row g; words 0-1 of those loads feed the first k16 mma (its A/B fragment positions
+// 2t, 2t+1, 2t+8, 2t+9 all belong to lane t), words 2-3 the second. Rows of w past N are
+// clamped (read, never stored); x rows past M and k past K are zeros.
+template <bool kOutF32>
+__global__ void __launch_bounds__(kWarps * 32)
+    GemvKernel(const bf16* __restrict__ x, const bf16* __restrict__ w, void* __restrict__ out,
+               int M, int N, int K) {
+  __shared__ float partial[kWarps][4][32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int n0 = blockIdx.x * kRows;
+  const bf16* w_lo = w + static_cast<size_t>(min(n0 + g, N - 1)) * K + 8 * t;
+  const bf16* w_hi = w + static_cast<size_t>(min(n0 + g + 8, N - 1)) * K + 8 * t;
+  const bool has_x = g < M;
+  const bf16* x_row = x + static_cast<size_t>(has_x ? g : 0) * K + 8 * t;
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+
+  float acc[2][4] = {};  // two independent mma chains
+  for (int kb = warp * kStep; kb < K; kb += kWarps * kStep) {
+    uint4 lo[kUnroll], hi[kUnroll], xv[kUnroll];
+    if (kb + kStep <= K) {  // full step: no predicates between the loads
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        lo[u] = LoadStream(w_lo + kb + 32 * u);
+        hi[u] = LoadStream(w_hi + kb + 32 * u);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        xv[u] = has_x ? __ldg(reinterpret_cast<const uint4*>(x_row + kb + 32 * u)) : zero;
+      }
+    } else {
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const bool in_k = kb + 32 * u + 8 * t < K;
+        lo[u] = in_k ? LoadStream(w_lo + kb + 32 * u) : zero;
+        hi[u] = in_k ? LoadStream(w_hi + kb + 32 * u) : zero;
+        xv[u] = in_k && has_x ? __ldg(reinterpret_cast<const uint4*>(x_row + kb + 32 * u)) : zero;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      Mma(acc[0], lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
+      Mma(acc[1], lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
+    }
+  }
+
+  // Sum the warps' K slices. Accumulator j of lane (g, t) is D[g + 8 * (j / 2), 2t + j % 2].
+#pragma unroll
+  for (int j = 0; j < 4; ++j) partial[warp][j][lane] = acc[0][j] + acc[1][j];
+  __syncthreads();
+  if (threadIdx.x < 4 * 32) {
+    const int j = threadIdx.x >> 5, l = threadIdx.x & 31;
+    float s = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kWarps; ++v) s += partial[v][j][l];
+    const int n = n0 + (l >> 2) + 8 * (j >> 1), m = 2 * (l & 3) + (j & 1);
+    if (m < M && n < N) {
+      const size_t o = static_cast<size_t>(m) * N + n;
+      if constexpr (kOutF32) {
+        static_cast<float*>(out)[o] = s;
+      } else {
+        static_cast<bf16*>(out)[o] = __float2bfloat16_rn(s);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, bool out_f32,
+                 cudaStream_t stream) {
+  if (N < 0 || !GemvSupports(x, w, M, K)) return cudaErrorInvalidValue;
+  if (M == 0 || N == 0) return cudaSuccess;
+  const dim3 grid((N + kRows - 1) / kRows), block(kWarps * 32);
+  if (out_f32) {
+    GemvKernel<true><<<grid, block, 0, stream>>>(x, w, out, M, N, K);
+  } else {
+    GemvKernel<false><<<grid, block, 0, stream>>>(x, w, out, M, N, K);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace attnres::kernels

@@ -1,0 +1,191 @@
+// kernels::Gemv (the small-M decode GEMM) against a double-precision twin of MatMulWt over odd
+// sizes, bf16 and fp32 outputs; its refusal of unsupported arguments; a CUDA-graph replay; and
+// Gemm::Run's dispatch (Gemv at M = 1, cuBLASLt at M = 64) against the same twin.
+#include <cmath>
+#include <cstring>
+
+#include "kernels/ops.h"
+#include "models/cuda/gemm.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace attnres {
+namespace {
+
+using gpu_testing::DeviceArray;
+using gpu_testing::FromBf16;
+using gpu_testing::RandomBf16Values;
+using gpu_testing::RelL2;
+using gpu_testing::ToBf16;
+using kernels::bf16;
+
+// ref[m, n] = sum_k x[m, k] w[n, k] in double; mag[m, n] = sum_k |x[m, k] w[n, k]| scales the
+// fp32 accumulation error.
+struct Twin {
+  std::vector<double> ref, mag;
+};
+Twin GemvTwin(const std::vector<float>& x, const std::vector<float>& w, int M, int N, int K) {
+  Twin t{std::vector<double>(size_t(M) * N), std::vector<double>(size_t(M) * N)};
+  for (int m = 0; m < M; ++m) {
+    const float* xr = &x[size_t(m) * K];
+    for (int n = 0; n < N; ++n) {
+      const float* wr = &w[size_t(n) * K];
+      double s = 0, a = 0;
+      for (int k = 0; k < K; ++k) {
+        const double p = double(xr[k]) * wr[k];
+        s += p;
+        a += std::fabs(p);
+      }
+      t.ref[size_t(m) * N + n] = s;
+      t.mag[size_t(m) * N + n] = a;
+    }
+  }
+  return t;
+}
+
+// Per element: |got - ref| <= 1e-4 * mag (fp32 accumulation in any order, with margin) plus, for
+// bf16 outputs, 2^-8 |ref| (one bf16 rounding). NaN (the poison) never passes.
+testing::AssertionResult MatchesTwin(const std::vector<float>& got, const Twin& t, bool bf16_out) {
+  std::vector<float> ref(t.ref.begin(), t.ref.end());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(double(got[i]) - t.ref[i]);
+    const double tol = 1e-4 * t.mag[i] + (bf16_out ? std::ldexp(std::fabs(t.ref[i]), -8) : 0.0);
+    if (!(err <= tol)) {
+      return testing::AssertionFailure() << "element " << i << ": got " << got[i] << ", want "
+                                         << t.ref[i] << " (tolerance " << tol << ")";
+    }
+  }
+  // Over many elements the errors average: bf16 rounding ~1e-3, fp32 accumulation ~1e-6.
+  const double rel = RelL2(got.data(), ref.data(), got.size());
+  if (got.size() >= 256 && !(rel < (bf16_out ? 4e-3 : 1e-5))) {
+    return testing::AssertionFailure() << "rel L2 " << rel;
+  }
+  return testing::AssertionSuccess();
+}
+
+// Runs f(out) into a poisoned [M, N] buffer of the chosen dtype and returns it as floats.
+template <typename F>
+std::vector<float> RunInto(int M, int N, bool out_f32, const F& f) {
+  if (out_f32) {
+    DeviceArray<float> out(size_t(M) * N);
+    f(static_cast<void*>(out.get()));
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    return out.Download();
+  }
+  DeviceArray<uint16_t> out(size_t(M) * N);
+  f(static_cast<void*>(out.get()));
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  return FromBf16(out.Download());
+}
+
+TEST(GemvKernel, MatchesDoubleTwinOverOddSizes) {
+  ATTNRES_REQUIRE_GPU();
+  uint32_t seed = 100;
+  for (int K : {8, 24, 1000, 4096, 14336}) {  // 1000: full K steps, then a partial one
+    for (int N : {1, 7, 19, 733, 4096 + 3}) {
+      const auto w = RandomBf16Values(size_t(N) * K, ++seed, 1.0f);
+      DeviceArray<uint16_t> d_w(w.size());
+      d_w.Upload(ToBf16(w));
+      for (int M : {1, 2, 3, 5, 8}) {
+        SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << N << " K=" << K);
+        const auto x = RandomBf16Values(size_t(M) * K, ++seed, 2.0f);
+        DeviceArray<uint16_t> d_x(x.size());
+        d_x.Upload(ToBf16(x));
+        const Twin twin = GemvTwin(x, w, M, N, K);
+        for (bool out_f32 : {false, true}) {
+          const auto got = RunInto(M, N, out_f32, [&](void* out) {
+            ASSERT_CUDA(kernels::Gemv(reinterpret_cast<const bf16*>(d_x.get()),
+                                      reinterpret_cast<const bf16*>(d_w.get()), out, M, N, K,
+                                      out_f32, nullptr));
+          });
+          ASSERT_TRUE(MatchesTwin(got, twin, !out_f32)) << (out_f32 ? "fp32" : "bf16") << " out";
+        }
+      }
+    }
+  }
+}
+
+TEST(GemvKernel, RefusesUnsupportedArgumentsWithoutLaunching) {
+  ATTNRES_REQUIRE_GPU();
+  DeviceArray<uint16_t> x(9 * 16), w(4 * 16);
+  DeviceArray<float> out(9 * 4);
+  const bf16* xp = reinterpret_cast<const bf16*>(x.get());
+  const bf16* wp = reinterpret_cast<const bf16*>(w.get());
+  EXPECT_EQ(kernels::Gemv(xp, wp, out.get(), 1, 4, 12, true, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::Gemv(xp, wp, out.get(), 9, 4, 16, true, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::Gemv(xp + 1, wp, out.get(), 1, 4, 8, true, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::Gemv(xp, wp + 4, out.get(), 1, 4, 8, true, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::Gemv(xp, wp, out.get(), 0, 4, 16, true, nullptr), cudaSuccess);
+  EXPECT_EQ(kernels::Gemv(xp, wp, out.get(), 1, 0, 16, true, nullptr), cudaSuccess);
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // nothing sticky left behind
+  for (float v : out.Download()) ASSERT_TRUE(std::isnan(v)) << "an output was written";
+}
+
+TEST(GemvKernel, ReplaysBitwiseInACudaGraph) {
+  ATTNRES_REQUIRE_GPU();
+  const int M = 3, N = 733, K = 4096;
+  const auto x = RandomBf16Values(size_t(M) * K, 7, 2.0f);
+  const auto w = RandomBf16Values(size_t(N) * K, 8, 1.0f);
+  DeviceArray<uint16_t> d_x(x.size()), d_w(w.size());
+  d_x.Upload(ToBf16(x));
+  d_w.Upload(ToBf16(w));
+  DeviceArray<float> eager(size_t(M) * N), graph(size_t(M) * N);
+  const bf16* xp = reinterpret_cast<const bf16*>(d_x.get());
+  const bf16* wp = reinterpret_cast<const bf16*>(d_w.get());
+  cudaStream_t stream;
+  ASSERT_CUDA(cudaStreamCreate(&stream));
+  ASSERT_CUDA(kernels::Gemv(xp, wp, eager.get(), M, N, K, true, stream));
+  cudaGraph_t g;
+  cudaGraphExec_t exec;
+  ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  ASSERT_CUDA(kernels::Gemv(xp, wp, graph.get(), M, N, K, true, stream));
+  ASSERT_CUDA(cudaStreamEndCapture(stream, &g));
+  ASSERT_CUDA(cudaGraphInstantiate(&exec, g, 0));
+  ASSERT_CUDA(cudaGraphLaunch(exec, stream));
+  ASSERT_CUDA(cudaStreamSynchronize(stream));
+  const auto a = eager.Download(), b = graph.Download();
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), 4 * a.size()), 0);
+  EXPECT_TRUE(MatchesTwin(b, GemvTwin(x, w, M, N, K), false));
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(g);
+  cudaStreamDestroy(stream);
+}
+
+// Gemm::Run takes Gemv at M = 1 and cuBLASLt at M = 64; both must agree with the twin, and the
+// M = 1 result with RunCublasLt's.
+TEST(GemmDispatch, SmallAndLargeMAgreeWithDoubleTwin) {
+  ATTNRES_REQUIRE_GPU();
+  auto gemm = cuda::Gemm::Create();
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  const int N = 733, K = 4096;
+  const auto w = RandomBf16Values(size_t(N) * K, 21, 1.0f);
+  DeviceArray<uint16_t> d_w(w.size());
+  d_w.Upload(ToBf16(w));
+  const bf16* wp = reinterpret_cast<const bf16*>(d_w.get());
+  for (int M : {1, 64}) {
+    const auto x = RandomBf16Values(size_t(M) * K, 22 + M, 2.0f);
+    DeviceArray<uint16_t> d_x(x.size());
+    d_x.Upload(ToBf16(x));
+    const bf16* xp = reinterpret_cast<const bf16*>(d_x.get());
+    const Twin twin = GemvTwin(x, w, M, N, K);
+    for (bool out_f32 : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "M=" << M << (out_f32 ? " fp32" : " bf16") << " out");
+      const auto got = RunInto(M, N, out_f32, [&](void* out) {
+        const absl::Status st = (*gemm)->Run(xp, wp, out, M, N, K, out_f32, nullptr);
+        ASSERT_TRUE(st.ok()) << st;
+      });
+      EXPECT_TRUE(MatchesTwin(got, twin, !out_f32));
+      const auto lt = RunInto(M, N, out_f32, [&](void* out) {
+        const absl::Status st = (*gemm)->RunCublasLt(xp, wp, out, M, N, K, out_f32, nullptr);
+        ASSERT_TRUE(st.ok()) << st;
+      });
+      EXPECT_TRUE(MatchesTwin(lt, twin, !out_f32));
+      if (M == 64) {
+        EXPECT_EQ(got, lt);  // above the Gemv limit Run is cuBLASLt
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace attnres
