@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -85,7 +86,12 @@ void Row(const std::string& model, const std::string& what, double ms, const std
   std::fflush(stdout);
 }
 
-void Bench(const std::string& preset, bool big) {
+struct BenchFlags {
+  bool cuda_graphs = true;
+  int tensor_parallel = 1;
+};
+
+void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   auto config = RandomModelPreset(preset);
   if (!config.ok()) std::exit(1);
   const ModelConfig& c = *config;
@@ -94,6 +100,8 @@ void Bench(const std::string& preset, bool big) {
   o.max_num_seqs = 256;
   o.max_num_batched_tokens = 4096;
   o.kv_cache_bytes = big ? (24ll << 30) : (12ll << 30);
+  o.cuda_graphs = flags.cuda_graphs;
+  o.tensor_parallel = flags.tensor_parallel;
   auto runner = CreateRandomCudaRunner(c, 1, o);
   if (!runner.ok()) {
     std::fprintf(stderr, "%s: %s\n", preset.c_str(), std::string(runner.status().message()).c_str());
@@ -158,10 +166,24 @@ int main(int argc, char** argv) {
     std::printf("no CUDA device: skipped\n");
     return 0;
   }
-  std::vector<std::string> presets = {"llama-1b", "llama-1b-block", "llama-8b", "llama-8b-block"};
-  if (argc > 1) presets.assign(argv + 1, argv + argc);
+  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [preset...]
+  attnres::BenchFlags flags;
+  std::vector<std::string> presets;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--no-cuda-graphs") {
+      flags.cuda_graphs = false;
+    } else if (a == "--tensor-parallel" && i + 1 < argc) {
+      flags.tensor_parallel = std::atoi(argv[++i]);
+    } else {
+      presets.push_back(a);
+    }
+  }
+  if (presets.empty()) presets = {"llama-1b", "llama-1b-block", "llama-8b", "llama-8b-block"};
+  std::printf("CUDA graphs %s, tensor parallel %d\n", flags.cuda_graphs ? "on" : "off",
+              flags.tensor_parallel);
   std::printf("| model           | measurement                        | step time    | vs ceiling |\n");
   std::printf("|---|---|---|---|\n");
-  for (const auto& p : presets) attnres::Bench(p, p.find("8b") != std::string::npos);
+  for (const auto& p : presets) attnres::Bench(p, p.find("8b") != std::string::npos, flags);
   return 0;
 }

@@ -86,7 +86,7 @@ absl::Status CpuForward::Attention(int layer, const StepBatch& b, CpuKvCache& ca
         if (!L.k_norm.empty()) RmsNorm(kh, L.k_norm.data(), 1, hd, c.rms_norm_eps, kh);
         ApplyRope(inv_freq_, pos, kh, hd);
       }
-      int64_t page;
+      int64_t page = 0;
       if (auto st = slot_of(s, pos, &page); !st.ok()) return st;
       const size_t off = static_cast<size_t>(pos % ps) * c.kv_dim();
       std::memcpy(cache.k(layer, page) + off, &ws.k[static_cast<size_t>(r) * c.kv_dim()],
@@ -107,7 +107,7 @@ absl::Status CpuForward::Attention(int layer, const StepBatch& b, CpuKvCache& ca
         const float* qh = &ws.q[static_cast<size_t>(r) * c.q_dim() + h * hd];
         double mx = -INFINITY;
         for (int p = 0; p <= pos; ++p) {
-          int64_t page;
+          int64_t page = 0;
           if (auto st = slot_of(s, p, &page); !st.ok()) return st;
           const float* kp = cache.k(layer, page) + static_cast<size_t>(p % ps) * c.kv_dim() + g * hd;
           double dot = 0.0;
@@ -119,7 +119,7 @@ absl::Status CpuForward::Attention(int layer, const StepBatch& b, CpuKvCache& ca
         for (int p = 0; p <= pos; ++p) sum += (score[p] = std::exp(score[p] - mx));
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int p = 0; p <= pos; ++p) {
-          int64_t page;
+          int64_t page = 0;
           (void)slot_of(s, p, &page);  // checked above
           const float* vp = cache.v(layer, page) + static_cast<size_t>(p % ps) * c.kv_dim() + g * hd;
           const double w = score[p] / sum;

@@ -1,7 +1,6 @@
 // Backend selection for CreateModelRunner.
 #include "models/model_runner.h"
 
-#include "absl/strings/str_cat.h"
 #include "models/cpu_runner.h"
 #ifdef ATTNRES_HAVE_CUDA
 #include "models/cuda/cuda_runner.h"
@@ -14,13 +13,7 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> CreateModelRunner(
 #ifdef ATTNRES_HAVE_CUDA
   if (options.device == DeviceKind::kCuda ||
       (options.device == DeviceKind::kAuto && CudaDeviceAvailable())) {
-    if (options.tensor_parallel != 1) {
-      return absl::UnimplementedError(absl::StrCat(
-          "--tensor-parallel ", options.tensor_parallel,
-          " on GPUs: the CUDA runner does not shard yet (NCCL communicator: "
-          "models/parallel/nccl_communicator.h); use --device cpu or --tensor-parallel 1"));
-    }
-    return CreateCudaRunner(model_dir, options);
+    return CreateCudaRunner(model_dir, options);  // --tensor-parallel N: GPUs 0..N-1
   }
 #else
   if (options.device == DeviceKind::kCuda) {

@@ -73,6 +73,7 @@ struct RunnerOptions {
   int max_num_seqs = 64;                  // sizes per-step buffers
   int max_num_batched_tokens = 2048;
   int tensor_parallel = 1;                // ranks each layer is split across (1: no split)
+  bool cuda_graphs = true;                // CUDA: replay pure decode steps as CUDA graphs
 };
 
 class ModelRunner {

@@ -3,12 +3,15 @@
 # Builds nothing there: build here first (scripts/gpu_run.sh --build does it and bundles the
 # shared libraries into .device/lib), then carry .device and build-gpu/bin to the device and run
 # `scripts/gpu_run.sh` there. Logs go to $OUT (or ./out). BUILD_DIR and DEVICE_DIR pick other
-# build / bundle folders; GPU_BENCH_GRAPHS="presets" reruns those presets with CUDA graphs on.
+# build / bundle folders; GPU_TESTS="gpu_..._test ..." runs only those tests; GPU_BENCH=0 skips the
+# benchmarks; GPU_BENCH_EAGER="presets" reruns those presets with CUDA graphs off. NCCL (every
+# CUDA binary links it) comes from the machine's PyTorch installation, as in gpu_e2e.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build-gpu}/bin
 DEV=${DEVICE_DIR:-.device}
-TARGETS="gpu_kernels_test gpu_model_test gpu_graph_test attnres-gpu-bench attnres-kernel-bench"
+TESTS="gpu_kernels_test gpu_model_test gpu_graph_test gpu_tensor_parallel_test"
+TARGETS="$TESTS attnres-gpu-bench attnres-kernel-bench"
 
 if [ "${1:-}" = "--build" ]; then
   cmake -S . -B "${BUILD_DIR:-build-gpu}" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null &&
@@ -21,30 +24,33 @@ fi
 
 OUT=${OUT:-out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/$DEV/lib:${LD_LIBRARY_PATH:-}
+nccl_dir=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
+export LD_LIBRARY_PATH=$PWD/$DEV/lib:${nccl_dir}:${LD_LIBRARY_PATH:-}
+export NCCL_NVLS_ENABLE=0
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.used \
   --format=csv 2>&1 | tee "$OUT/gpu.txt"
 declare -A rc
-for t in gpu_kernels_test gpu_model_test gpu_graph_test; do
+for t in ${GPU_TESTS:-$TESTS}; do
   timeout 240 "$BIN/$t" --gtest_color=no >"$OUT/$t.log" 2>&1
   rc[$t]=$?
-  grep -E "^\[  (FAILED|PASSED|SKIPPED) |worst|greedy|graphs|Failure|Expected|Which is|row" "$OUT/$t.log" | head -40
+  grep -E "^\[  (FAILED|PASSED|SKIPPED) |worst|greedy|graphs|Failure|Expected|Which is|row|W=" "$OUT/$t.log" | head -60
 done
+[ "${GPU_BENCH:-1}" = 0 ] && { for k in "${!rc[@]}"; do echo "$k: ${rc[$k]}"; done; exit 0; }
 timeout 120 "$BIN/attnres-kernel-bench" >"$OUT/kernel_bench.md" 2>&1
 rc[kernel_bench]=$?
 timeout 300 "$BIN/attnres-gpu-bench" ${GPU_BENCH_PRESETS:-} >"$OUT/gpu_bench.md" 2>&1
 rc[gpu_bench]=$?
-if [ -n "${GPU_BENCH_GRAPHS:-}" ]; then
-  ATTNRES_CUDA_GRAPHS=1 timeout 200 "$BIN/attnres-gpu-bench" $GPU_BENCH_GRAPHS >"$OUT/gpu_bench_graphs.md" 2>&1
-  rc[gpu_bench_graphs]=$?
+if [ -n "${GPU_BENCH_EAGER:-}" ]; then
+  timeout 200 "$BIN/attnres-gpu-bench" --no-cuda-graphs $GPU_BENCH_EAGER >"$OUT/gpu_bench_eager.md" 2>&1
+  rc[gpu_bench_eager]=$?
 fi
 echo "=== per-kernel ==="
 cat "$OUT/kernel_bench.md"
 echo "=== end to end ==="
 cat "$OUT/gpu_bench.md"
-if [ -n "${GPU_BENCH_GRAPHS:-}" ]; then
-  echo "=== end to end, CUDA graphs on ==="
-  cat "$OUT/gpu_bench_graphs.md"
+if [ -n "${GPU_BENCH_EAGER:-}" ]; then
+  echo "=== end to end, CUDA graphs off ==="
+  cat "$OUT/gpu_bench_eager.md"
 fi
 echo "=== exit codes ==="
 for k in "${!rc[@]}"; do echo "$k: ${rc[$k]}"; done

@@ -42,6 +42,7 @@ struct ServerFlags {
   double shutdown_grace_s = 30.0;
   int metrics_port = -1;  // -1: no metrics endpoint; 0: any free port
   int tensor_parallel = 1;
+  bool cuda_graphs = true;
 };
 
 void AddFlags(CLI::App& app, ServerFlags& f) {
@@ -80,11 +81,14 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--tensor-parallel", f.tensor_parallel,
-                 "Split every layer over this many ranks (CPU: threads of this process)")
+                 "Split every layer over this many ranks (CPU: threads of this process; CUDA: "
+                 "GPUs 0..N-1, NCCL)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");
+  app.add_flag("!--no-cuda-graphs", f.cuda_graphs,
+               "CUDA: launch every kernel of decode steps instead of replaying CUDA graphs");
   app.add_option("--metrics-port", f.metrics_port,
                  "Serve Prometheus metrics at http://HOST:PORT/metrics (-1: off; 0: any free "
                  "port, printed as \"metrics on http://HOST:PORT/metrics\")")
@@ -114,6 +118,7 @@ RunnerOptions ToRunnerOptions(const ServerFlags& f) {
   options.max_num_seqs = f.engine.max_num_seqs;
   options.max_num_batched_tokens = f.engine.max_num_batched_tokens;
   options.tensor_parallel = f.tensor_parallel;
+  options.cuda_graphs = f.cuda_graphs;
   return options;
 }
 

@@ -1,12 +1,18 @@
-// Tensor parallelism on the CPU: the collectives, the plan's divisibility errors, and every
-// rank's arithmetic (sharded weights, all-reduce after o_proj/down_proj, vocab-split head)
-// against the single-device forward, for standard, Block and Full AttnRes models.
+// Tensor parallelism on the CPU: the collectives, the plan's divisibility errors, every rank's
+// arithmetic (sharded weights, all-reduce after o_proj/down_proj, vocab-split head) against the
+// single-device forward for standard, Block and Full AttnRes models, the GPU loader's host side
+// (checkpoint blocks read as bf16) against ShardCpuWeights, and the rank threads.
+#include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/model_runner.h"
+#include "models/half.h"
+#include "models/parallel/checkpoint_shards.h"
 #include "models/parallel/communicator.h"
+#include "models/parallel/rank_workers.h"
 #include "models/parallel/tensor_parallel.h"
 #include "tests/test_models.h"
 
@@ -161,6 +167,118 @@ TEST(TensorParallel, CpuRunnerGreedyTokensMatchAcrossWorldSizes) {
   auto r = CreateModelRunner(dir, bad);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("--tensor-parallel 3"));
+}
+
+// bf16 bits of the row-wise concatenation of fp32 matrices.
+std::vector<uint16_t> Bf16Of(std::initializer_list<const std::vector<float>*> parts) {
+  std::vector<uint16_t> out;
+  for (const auto* p : parts) {
+    for (float x : *p) out.push_back(F32ToBf16(x));
+  }
+  return out;
+}
+
+std::vector<uint16_t> Read(const SafetensorsStore& store, const ShardMatrix& m) {
+  std::vector<uint16_t> out(static_cast<size_t>(m.elements()), 0xFFFF);
+  const absl::Status st = ReadBf16(store, m, out.data());
+  EXPECT_TRUE(st.ok()) << st;
+  return out;
+}
+
+// The GPU loader's blocks of every fused matrix, read from the checkpoint, equal the bf16 of the
+// CPU slices (fp32, fp16 and bf16 checkpoints; tied and untied heads; worlds 1, 2 and 4).
+TEST(CheckpointShards, DeviceMatricesMatchShardCpuWeights) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    for (bool tied : {true, false}) {
+      ModelConfig c = *RandomModelPreset("tiny-block");
+      c.num_heads = 8;
+      c.num_kv_heads = 4;
+      c.head_dim = 8;
+      c.tie_word_embeddings = tied;
+      RandomModelOptions o;
+      o.seed = 5;
+      o.dtype = dtype;
+      auto m = testing::LoadCpuModel(testing::MakeModel(
+          absl::StrCat("shards_", DTypeName(dtype), tied ? "_tied" : "_untied"), c, o));
+      EXPECT_EQ(Read(*m.store, EmbedMatrix(c)), Bf16Of({&m.weights.embed}));
+      for (int world : {1, 2, 4}) {
+        for (int r = 0; r < world; ++r) {
+          SCOPED_TRACE(::testing::Message() << DTypeName(dtype) << (tied ? " tied" : " untied")
+                                            << " rank " << r << " of " << world);
+          const TensorParallelPlan plan = *PlanTensorParallel(c, world, r);
+          const CpuWeights shard = ShardCpuWeights(m.weights, c, plan);
+          const ModelConfig& l = plan.local;
+          const ShardMatrix head = LmHeadMatrix(c, plan);
+          EXPECT_EQ(head.rows(), plan.vocab_local);
+          EXPECT_EQ(Read(*m.store, head), Bf16Of({&shard.lm_head}));
+          for (int layer = 0; layer < c.num_layers; ++layer) {
+            const LayerShardMatrices d = LayerShardMatricesFor(c, plan, layer);
+            const CpuLayerWeights& L = shard.layers[layer];
+            EXPECT_EQ(d.qkv.rows(), l.q_dim() + 2 * l.kv_dim());
+            EXPECT_EQ(d.qkv.cols(), c.hidden_size);
+            EXPECT_EQ(d.o.rows(), c.hidden_size);
+            EXPECT_EQ(d.o.cols(), l.q_dim());
+            EXPECT_EQ(d.gate_up.rows(), 2 * l.intermediate_size);
+            EXPECT_EQ(d.down.cols(), l.intermediate_size);
+            EXPECT_EQ(Read(*m.store, d.qkv), Bf16Of({&L.wq, &L.wk, &L.wv}));
+            EXPECT_EQ(Read(*m.store, d.o), Bf16Of({&L.wo}));
+            EXPECT_EQ(Read(*m.store, d.gate_up), Bf16Of({&L.w_gate, &L.w_up}));
+            EXPECT_EQ(Read(*m.store, d.down), Bf16Of({&L.w_down}));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CheckpointShards, ShapeErrorsNameTheTensor) {
+  ModelConfig c = *RandomModelPreset("tiny-block");
+  auto m = testing::LoadCpuModel(testing::MakeModel("shards_error", c, RandomModelOptions{}));
+  ModelConfig wrong = c;
+  wrong.intermediate_size = 80;
+  const LayerShardMatrices d = LayerShardMatricesFor(wrong, *PlanTensorParallel(wrong, 1, 0), 3);
+  std::vector<uint16_t> out(static_cast<size_t>(d.gate_up.elements()));
+  const absl::Status st = ReadBf16(*m.store, d.gate_up, out.data());
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(std::string(st.message()), HasSubstr("model.layers.3.mlp.gate_proj.weight"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("expected [80, 64]"));
+}
+
+TEST(RankWorkers, PersistentThreadsAgreementAndErrors) {
+  RankWorkers one(1);
+  const std::thread::id caller = std::this_thread::get_id();
+  int calls = 0;
+  const absl::Status single = one.Run([&](int r) {
+    ++calls;
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    return one.Agree(true) ? absl::OkStatus() : absl::InternalError("disagreed");
+  });
+  EXPECT_TRUE(single.ok()) << single;
+  EXPECT_EQ(calls, 1);
+
+  const int world = 4;
+  RankWorkers w(world);
+  std::vector<std::thread::id> first(world), seen(world);
+  for (int step = 0; step < 200; ++step) {
+    std::vector<int> verdicts(world, -1);
+    const absl::Status st = w.Run([&](int r) {
+      seen[r] = std::this_thread::get_id();
+      const bool a = w.Agree(!(step % 3 == 1 && r == 2));  // rank 2 fails every third step
+      const bool b = w.Agree(true);                          // a later round starts clean
+      verdicts[r] = a + 2 * b;
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE(st.ok()) << st;
+    for (int r = 0; r < world; ++r) EXPECT_EQ(verdicts[r], step % 3 == 1 ? 2 : 3) << step;
+    if (step == 0) first = seen;
+    EXPECT_EQ(seen, first) << "threads are persistent";
+  }
+  EXPECT_EQ(first[0], caller) << "rank 0 runs on the caller";
+  EXPECT_EQ(std::set<std::thread::id>(first.begin(), first.end()).size(), size_t{world});
+  const absl::Status st = w.Run([](int r) {
+    return r >= 2 ? absl::InternalError(absl::StrCat("rank ", r)) : absl::OkStatus();
+  });
+  EXPECT_EQ(st.message(), "rank 2");  // the lowest failing rank
 }
 
 }  // namespace

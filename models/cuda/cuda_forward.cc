@@ -1,5 +1,6 @@
 // GPU forward orchestration. The AttnRes bookkeeping (bank_count, prefix_empty, snapshots) is
-// the same state machine as CpuForward::Run, driven by MixLayout.
+// the same state machine as CpuForward::Run, driven by MixLayout; the collectives sit where
+// CpuForward's all-reduce form has them.
 #include "models/cuda/cuda_forward.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@ namespace attnres::cuda {
 namespace {
 // Split-KV partials: enough for 32 splits of a few dozen decode rows at 8B shapes.
 constexpr size_t kAttnSplitBytes = 32u << 20;
+constexpr size_t kSlotAlignElems = 256 / sizeof(float);  // GEMM outputs stay 256-byte aligned
 }  // namespace
 
 absl::StatusOr<KvPool> KvPool::Create(const ModelConfig& c, int64_t num_pages, int page_size) {
@@ -45,13 +47,30 @@ void CudaForward::Carve(Arena& a) {
   inv_freq_ = a.Take<double>(c_.head_dim / 2);
   final_xn_ = a.Take<bf16>(T * d);
   attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
+  const int world = plan_.world_size;
+  head_gather_ = a.Take<float>(world > 1 ? world * HeadSlotElems(max_head_rows_) : 0);
 }
 
-absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const ModelConfig& c,
+size_t CudaForward::HeadSlotElems(int count) const {
+  const size_t n = static_cast<size_t>(count) * plan_.vocab_local;
+  return (n + kSlotAlignElems - 1) / kSlotAlignElems * kSlotAlignElems;
+}
+
+absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorParallelPlan& plan,
                                                                  const DeviceWeights& w,
+                                                                 NcclCommunicator* comm,
                                                                  int max_tokens,
                                                                  int max_head_rows) {
-  std::unique_ptr<CudaForward> f(new CudaForward(c, w));
+  const bool matches = comm ? comm->world_size() == plan.world_size && comm->rank() == plan.rank
+                            : plan.world_size == 1;
+  if (!matches) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CudaForward: plan of rank ", plan.rank, " of ", plan.world_size, " with ",
+        comm ? absl::StrCat("communicator rank ", comm->rank(), " of ", comm->world_size())
+             : std::string("no communicator")));
+  }
+  std::unique_ptr<CudaForward> f(new CudaForward(plan, w, comm));
+  const ModelConfig& c = f->c_;
   f->layout_ = MixLayout::For(c);
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
@@ -118,7 +137,14 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
   a.out = att_;
   ATTNRES_CUDA_RETURN(kernels::PagedAttention(a, s));
-  return gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s);
+  if (auto st = gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s); !st.ok()) return st;
+  return ReduceDelta(b.T, s);
+}
+
+absl::Status CudaForward::ReduceDelta(int T, cudaStream_t s) {
+  if (!comm_) return absl::OkStatus();
+  const size_t n = static_cast<size_t>(T) * c_.hidden_size;
+  return comm_->AllReduceSum(delta_, n, CollectiveDType::kBF16, s);
 }
 
 int CudaForward::DecodeAttentionSplits(int rows, int max_context, int padded_rows) const {
@@ -143,7 +169,8 @@ absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, cudaStream_t s) {
     return st;
   }
   ATTNRES_CUDA_RETURN(kernels::SwiGlu(gate_up_, b.T, f, act_, s));
-  return gemm_->Run(act_, L.w_down, delta_, b.T, d, f, false, s);
+  if (auto st = gemm_->Run(act_, L.w_down, delta_, b.T, d, f, false, s); !st.ok()) return st;
+  return ReduceDelta(b.T, s);
 }
 
 absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* mix_weights,
@@ -201,9 +228,32 @@ absl::Status CudaForward::Head(int first, int count, float* logits, cudaStream_t
     return absl::InvalidArgumentError(absl::StrCat("head of ", count, " rows; at most ",
                                                    max_head_rows_));
   }
+  const int world = plan_.world_size, vl = plan_.vocab_local;
+  if (world == 1 && !logits) return absl::InvalidArgumentError("head: no logits buffer");
+  // [world, slot]: rank k's [count, vocab_local] in slot k. With one rank that is [count, vocab]
+  // already, so the caller's buffer serves as the gather buffer.
+  const size_t slot = world == 1 ? static_cast<size_t>(count) * vl : HeadSlotElems(count);
+  float* gathered = world == 1 ? logits : head_gather_;
+  float* mine = gathered + plan_.rank * slot;
   const size_t d = c_.hidden_size;
-  return gemm_->Run(final_xn_ + first * d, w_.lm_head, logits, count, c_.vocab_size,
-                    c_.hidden_size, true, s);
+  if (auto st = gemm_->Run(final_xn_ + first * d, w_.lm_head, mine, count, vl, c_.hidden_size,
+                           true, s);
+      !st.ok()) {
+    return st;
+  }
+  if (comm_) {  // in place: this rank's slot is already where the gather puts it
+    if (auto st = comm_->AllGather(mine, gathered, slot, CollectiveDType::kF32, s); !st.ok()) {
+      return st;
+    }
+  }
+  if (world == 1 || !logits) return absl::OkStatus();
+  for (int k = 0; k < world; ++k) {  // [world, count, vocab_local] -> [count, vocab]
+    ATTNRES_CUDA_RETURN(cudaMemcpy2DAsync(
+        logits + static_cast<size_t>(k) * vl, sizeof(float) * c_.vocab_size,
+        gathered + k * slot, sizeof(float) * vl, sizeof(float) * vl, count,
+        cudaMemcpyDeviceToDevice, s));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace attnres::cuda

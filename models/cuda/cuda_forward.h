@@ -2,7 +2,12 @@
 // per sublayer one fused residual boundary (AttnRes mix + snapshot + RMSNorm, or the standard
 // add + RMSNorm) then attention (fused QKV GEMM, RoPE + KV page write, paged attention, O GEMM)
 // or the MLP (fused gate/up GEMM, SwiGLU, down GEMM); the final mix + norm for the logit rows,
-// and the LM head in chunks of rows. Owns the paged KV pool and the per-step workspaces.
+// and the LM head in chunks of rows. Owns the per-step workspaces; the KV pool is the caller's.
+// Tensor parallel: one CudaForward per rank, in that rank's shapes (plan.local: its heads, KV
+// heads and MLP columns), each with the rank's NcclCommunicator. The o_proj and down_proj partial
+// sums are all-reduced (bf16, on the forward's stream) before the residual boundary, so the
+// AttnRes mix runs on identical full rows on every rank; the head computes the rank's vocabulary
+// slice and all-gathers it. Every rank must make the same calls in the same order.
 #pragma once
 
 #include <cstdint>
@@ -13,10 +18,13 @@
 #include "models/cuda/device_weights.h"
 #include "models/cuda/gemm.h"
 #include "models/model_config.h"
+#include "models/parallel/nccl_communicator.h"
+#include "models/parallel/tensor_parallel.h"
 
 namespace attnres::cuda {
 
-// K and V pages for every layer, bf16, layout [layer][page][slot][kv_head][head_dim].
+// K and V pages for every layer, bf16, layout [layer][page][slot][kv_head][head_dim]; c is the
+// rank's config, so a rank holds only its own KV heads.
 struct KvPool {
   int64_t num_pages = 0;
   int page_size = 0;
@@ -51,8 +59,12 @@ struct DeviceBatch {
 
 class CudaForward {
  public:
-  static absl::StatusOr<std::unique_ptr<CudaForward>> Create(const ModelConfig& config,
+  // plan: this rank's (PlanTensorParallel(config, 1, 0) on a single device); weights: loaded
+  // with the same plan. comm: this rank's communicator, or null on a single device (no
+  // collectives; then plan.world_size must be 1).
+  static absl::StatusOr<std::unique_ptr<CudaForward>> Create(const TensorParallelPlan& plan,
                                                              const DeviceWeights& weights,
+                                                             NcclCommunicator* comm,
                                                              int max_tokens, int max_head_rows);
 
   // Runs every layer over the batch, writes K/V into the pool, and leaves the final normed
@@ -60,7 +72,8 @@ class CudaForward {
   absl::Status Run(const DeviceBatch& batch, const KvPool& pool, float* mix_weights,
                    cudaStream_t stream);
   // logits [count, vocab] fp32 (device) for logit rows [first, first + count), count <=
-  // max_head_rows, after Run.
+  // max_head_rows, after Run. Tensor parallel: every rank computes its vocabulary slice and
+  // joins the all-gather; ranks that need no logits pass null (a single device must not).
   absl::Status Head(int first, int count, float* logits, cudaStream_t stream);
 
   // The split-KV count attention uses for a batch of `rows` one-token sequences at this context
@@ -73,13 +86,20 @@ class CudaForward {
   size_t workspace_bytes() const { return workspace_bytes_; }
 
  private:
-  CudaForward(const ModelConfig& c, const DeviceWeights& w) : c_(c), w_(w) {}
+  CudaForward(const TensorParallelPlan& p, const DeviceWeights& w, NcclCommunicator* comm)
+      : plan_(p), c_(plan_.local), w_(w), comm_(comm) {}
   void Carve(Arena& a);
   absl::Status Attention(int layer, const DeviceBatch& b, const KvPool& pool, cudaStream_t s);
   absl::Status Mlp(int layer, const DeviceBatch& b, cudaStream_t s);
+  // delta_[0:T] = sum over ranks (row-parallel partial sums); nothing on a single device.
+  absl::Status ReduceDelta(int T, cudaStream_t s);
+  // Elements between ranks' slots in head_gather_ for `count` rows (256-byte aligned slots).
+  size_t HeadSlotElems(int count) const;
 
-  const ModelConfig& c_;
+  const TensorParallelPlan plan_;
+  const ModelConfig& c_;  // plan_.local
   const DeviceWeights& w_;
+  NcclCommunicator* comm_;
   MixLayout layout_;
   std::unique_ptr<Gemm> gemm_;
   int max_tokens_ = 0, max_head_rows_ = 0;
@@ -100,6 +120,9 @@ class CudaForward {
   double* inv_freq_ = nullptr; // [hd/2]
   bf16* final_xn_ = nullptr;   // [T, d] normed final hidden of the logit rows
   float* attn_split_ = nullptr;  // split-KV partials (kAttnSplitBytes)
+  // [world, slot] fp32, slot >= count * vocab_local: every rank's head logits, gathered
+  // (world > 1; a single rank's slot is the caller's [count, vocab] output itself)
+  float* head_gather_ = nullptr;
 };
 
 }  // namespace attnres::cuda

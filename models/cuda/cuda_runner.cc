@@ -1,12 +1,18 @@
-// CudaRunner: upload -> forward -> head -> sample -> one copy back, per step. With
-// ATTNRES_CUDA_GRAPHS=1, pure-decode steps replay a CUDA graph of forward + head per batch bucket
-// (padded rows write K/V into a reserved dummy page, the pool's last; their logits are ignored).
+// CudaRunner: tensor-parallel ranks, one GPU each (GPUs 0..N-1; one GPU is rank 0 of 1 and takes
+// the same path through a 1-rank NCCL communicator, whose collectives are no-ops). Per step the
+// engine thread plans the step once; then every rank, on its own thread (RankWorkers: rank 0 on
+// the engine thread) and stream, uploads the batch to its device, runs the forward pass and the
+// head with NCCL collectives between the ranks; rank 0 samples and copies the tokens back. Unless
+// RunnerOptions::cuda_graphs is off, pure-decode steps replay a CUDA graph of forward + head per batch
+// bucket on every rank (the NCCL calls are captured too; padded rows write K/V into a reserved
+// dummy page, the pool's last; their logits are ignored).
 #include "models/cuda/cuda_runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
+#include <functional>
+#include <numeric>
 
 #include "absl/strings/str_format.h"
 #include "models/cuda/cuda_forward.h"
@@ -14,207 +20,360 @@
 #include "models/cuda/device_weights.h"
 #include "models/cuda/step_upload.h"
 #include "models/host_sampler.h"
+#include "models/parallel/nccl_communicator.h"
+#include "models/parallel/rank_workers.h"
+#include "models/parallel/tensor_parallel.h"
 
 namespace attnres {
 namespace {
 
 using cuda::DevicePtr;
+using Clock = std::chrono::steady_clock;
+using WeightLoader = std::function<absl::StatusOr<std::unique_ptr<cuda::DeviceWeights>>(
+    const TensorParallelPlan&)>;
+
+// Rank 0's sampling buffers, on its device.
+struct SamplerBuffers {
+  // [max_rows, V] logits, their sorted copy and ids, sort temp, row offsets [max_rows + 1], mix
+  // weights [max_tokens, total_weights], sampled tokens [max_rows].
+  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, row_offsets, mix, tokens;
+  size_t sort_temp_bytes = 0;
+  cuda::PinnedPtr host_tokens;  // [max_rows]
+};
+
+// One GPU: its shard of the weights, forward pass, KV pages (its KV heads), upload buffers,
+// stream, decode graphs, and on rank 0 the sampler's buffers. Destroyed on its own device.
+struct CudaRank {
+  ~CudaRank() {
+    cudaSetDevice(device);
+    graphs.reset();
+    if (stream) cudaStreamDestroy(stream);
+  }
+  int device = 0;
+  TensorParallelPlan plan;
+  std::unique_ptr<NcclCommunicator> comm;
+  std::unique_ptr<cuda::DeviceWeights> weights;
+  std::unique_ptr<cuda::CudaForward> forward;
+  cuda::KvPool pool;
+  cuda::StepUpload upload;
+  std::unique_ptr<cuda::DecodeGraphs> graphs;  // null: graphs off
+  std::unique_ptr<SamplerBuffers> sampler;     // rank 0 only
+  cudaStream_t stream = nullptr;
+  int64_t kv_pages_fit = 0;  // what free memory holds after everything else (creation only)
+};
+
+// What the engine thread decides once per step, for every rank.
+struct StepPlan {
+  LogitRows rows;
+  std::vector<kernels::SampleParams> samples;  // rows the GPU sampler draws; empty: host path
+  bool host_path = false;  // prompt logprobs, logprobs, penalties or mix weights
+  int bucket = 0;          // > 0: a pure decode step, replayed as the graph of this many rows
+};
 
 class CudaRunner final : public ModelRunner {
  public:
-  static absl::StatusOr<std::unique_ptr<ModelRunner>> Create(
-      ModelConfig config, std::unique_ptr<cuda::DeviceWeights> weights,
-      const RunnerOptions& options, double load_seconds);
+  static absl::StatusOr<std::unique_ptr<ModelRunner>> Create(ModelConfig config,
+                                                             const WeightLoader& load,
+                                                             const RunnerOptions& options,
+                                                             Clock::time_point start);
 
   const ModelConfig& config() const override { return config_; }
-  const MixLayout& mix_layout() const override { return forward_->mix_layout(); }
-  int kv_page_size() const override { return pool_.page_size; }
-  int64_t kv_num_pages() const override { return pool_.num_pages - (graphs_ ? 1 : 0); }
-  int64_t num_parameters() const override { return weights_->num_parameters; }
+  const MixLayout& mix_layout() const override { return rank0().forward->mix_layout(); }
+  int kv_page_size() const override { return rank0().pool.page_size; }
+  int64_t kv_num_pages() const override {
+    return rank0().pool.num_pages - (rank0().graphs ? 1 : 0);
+  }
+  int64_t num_parameters() const override { return rank0().weights->num_parameters; }
   std::string device_name() const override { return device_name_; }
   std::string compute_dtype() const override { return "bfloat16"; }
   absl::StatusOr<StepOutput> Execute(const StepBatch& batch) override;
 
  private:
-  absl::Status HostSample(const StepBatch& b, const LogitRows& plan, StepOutput* out);
+  const CudaRank& rank0() const { return *ranks_[0]; }
+  int world() const { return static_cast<int>(ranks_.size()); }
+  absl::Status InitRank(int r, const WeightLoader& load, const RunnerOptions& o);
+  absl::Status InitSampler(CudaRank& k, const RunnerOptions& o);
+  absl::Status InitPool(int r, int64_t pages, int page_size, bool graphs);
+  void LogLayout(double load_seconds) const;
+  StepPlan PlanStep(const StepBatch& b) const;
+  absl::Status RankStep(int r, const StepBatch& b, const StepPlan& p, StepOutput* out);
+  absl::Status GpuSample(CudaRank& k, const StepBatch& b, const StepPlan& p, StepOutput* out);
+  absl::Status HeadToHost(int r, const StepBatch& b, const StepPlan& p, StepOutput* out);
 
-  ModelConfig config_;
-  std::unique_ptr<cuda::DeviceWeights> weights_;
-  std::unique_ptr<cuda::CudaForward> forward_;
-  cuda::KvPool pool_;
-  cuda::StepUpload upload_;
-  std::unique_ptr<cuda::DecodeGraphs> graphs_;  // null: graphs off
-  int graph_rows_ = 0;                          // the largest decode bucket
-  cudaStream_t stream_ = nullptr;
+  ModelConfig config_;  // the whole model's
+  std::vector<std::unique_ptr<CudaRank>> ranks_;
+  std::unique_ptr<RankWorkers> workers_;  // after ranks_: its threads stop before ranks go
   std::string device_name_;
-  int max_rows_ = 0;
-  // [max_rows, V] logits, their sorted copy and ids, sort temp, mix weights, sampled tokens.
-  DevicePtr logits_, sorted_logits_, sorted_ids_, sort_temp_, row_offsets_, mix_, tokens_;
-  size_t sort_temp_bytes_ = 0;
-  cuda::PinnedPtr host_tokens_;
+  int max_rows_ = 0;    // logit rows per head call
+  int graph_rows_ = 0;  // the largest decode bucket
 };
 
-absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(
-    ModelConfig config, std::unique_ptr<cuda::DeviceWeights> weights,
-    const RunnerOptions& o, double load_seconds) {
+absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(ModelConfig config,
+                                                                const WeightLoader& load,
+                                                                const RunnerOptions& o,
+                                                                Clock::time_point start) {
+  const int world = o.tensor_parallel;
+  if (world < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--tensor-parallel must be >= 1, got ", world));
+  }
+  if (o.kv_page_size < 1 || o.kv_page_size > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kv_page_size must be in [1, 1024], got ", o.kv_page_size));
+  }
   std::unique_ptr<CudaRunner> r(new CudaRunner());
+  for (int k = 0; k < world; ++k) {
+    auto plan = PlanTensorParallel(config, world, k);  // names the config key it must divide
+    if (!plan.ok()) return plan.status();
+    r->ranks_.push_back(std::make_unique<CudaRank>());
+    r->ranks_[k]->device = k;
+    r->ranks_[k]->plan = std::move(*plan);
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
+  if (devices < world) {
+    return absl::InvalidArgumentError(absl::StrCat("--tensor-parallel ", world, " needs ", world,
+                                                   " CUDA devices, found ", devices));
+  }
+  std::vector<int> ids(world);
+  std::iota(ids.begin(), ids.end(), 0);
+  auto comms = NcclCommunicator::CreateAll(ids);
+  if (!comms.ok()) return comms.status();
+  for (int k = 0; k < world; ++k) r->ranks_[k]->comm = std::move((*comms)[k]);
   r->config_ = std::move(config);
-  r->weights_ = std::move(weights);
-  const ModelConfig& c = r->config_;
-  ATTNRES_CUDA_RETURN(cudaStreamCreateWithFlags(&r->stream_, cudaStreamNonBlocking));
   r->max_rows_ = std::max(1, o.max_num_seqs);
-  auto fwd = cuda::CudaForward::Create(c, *r->weights_, o.max_num_batched_tokens, r->max_rows_);
+  r->workers_ = std::make_unique<RankWorkers>(world);
+  // Every device at once: weights, forward pass, sampler buffers, then what KV room is left.
+  if (auto st = r->workers_->Run([&](int k) { return r->InitRank(k, load, o); }); !st.ok()) {
+    return st;
+  }
+  // The engine hands out one page table for every rank: equal page counts, the smallest fit.
+  // kv_cache_bytes is the total over the ranks (each holds 1/world of the KV heads).
+  int64_t pages = o.kv_cache_bytes / cuda::KvPool::BytesPerPage(r->config_, o.kv_page_size);
+  if (o.kv_cache_bytes <= 0) {
+    pages = r->ranks_[0]->kv_pages_fit;
+    for (const auto& k : r->ranks_) pages = std::min(pages, k->kv_pages_fit);
+  }
+  if (pages < 1) return absl::ResourceExhaustedError("no GPU memory left for one KV page");
+  const bool graphs = o.cuda_graphs && pages >= 2;  // the dummy page takes one
+  r->graph_rows_ = std::min({256, r->max_rows_, o.max_num_batched_tokens});
+  if (auto st = r->workers_->Run(
+          [&](int k) { return r->InitPool(k, pages, o.kv_page_size, graphs); });
+      !st.ok()) {
+    return st;
+  }
+  cudaDeviceProp prop;
+  ATTNRES_CUDA_RETURN(cudaGetDeviceProperties(&prop, 0));
+  r->device_name_ =
+      world == 1 ? absl::StrFormat("cuda:0 (%s)", prop.name)
+                 : absl::StrFormat("cuda:0-%d (%s x%d, tensor parallel)", world - 1, prop.name,
+                                   world);
+  r->LogLayout(std::chrono::duration<double>(Clock::now() - start).count());
+  return std::unique_ptr<ModelRunner>(std::move(r));
+}
+
+absl::Status CudaRunner::InitRank(int r, const WeightLoader& load, const RunnerOptions& o) {
+  CudaRank& k = *ranks_[r];
+  ATTNRES_CUDA_RETURN(cudaSetDevice(k.device));
+  ATTNRES_CUDA_RETURN(cudaStreamCreateWithFlags(&k.stream, cudaStreamNonBlocking));
+  auto weights = load(k.plan);
+  if (!weights.ok()) return weights.status();
+  k.weights = std::move(*weights);
+  auto fwd = cuda::CudaForward::Create(k.plan, *k.weights, k.comm.get(),
+                                       o.max_num_batched_tokens, max_rows_);
   if (!fwd.ok()) return fwd.status();
-  r->forward_ = std::move(*fwd);
-  const size_t V = c.vocab_size, R = r->max_rows_;
-  r->sort_temp_bytes_ = kernels::SortRowsTempBytes(r->max_rows_, c.vocab_size);
-  const size_t W = std::max(1, r->forward_->mix_layout().total_weights());
-  for (auto [ptr, bytes] : {std::pair{&r->logits_, R * V * 4}, {&r->sorted_logits_, R * V * 4},
-                            {&r->sorted_ids_, R * V * 4}, {&r->sort_temp_, r->sort_temp_bytes_},
-                            {&r->row_offsets_, (R + 1) * 4},
-                            {&r->mix_, o.max_num_batched_tokens * W * 4}, {&r->tokens_, R * 4}}) {
+  k.forward = std::move(*fwd);
+  if (r == 0) {
+    if (auto st = InitSampler(k, o); !st.ok()) return st;
+  }
+  size_t free_bytes = 0, total_bytes = 0;
+  ATTNRES_CUDA_RETURN(cudaMemGetInfo(&free_bytes, &total_bytes));
+  k.kv_pages_fit = static_cast<int64_t>(free_bytes * o.kv_cache_memory_fraction) /
+                   cuda::KvPool::BytesPerPage(k.plan.local, o.kv_page_size);
+  return absl::OkStatus();
+}
+
+absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
+  k.sampler = std::make_unique<SamplerBuffers>();
+  SamplerBuffers& s = *k.sampler;
+  const size_t V = config_.vocab_size, R = max_rows_;
+  s.sort_temp_bytes = kernels::SortRowsTempBytes(max_rows_, config_.vocab_size);
+  const size_t W = std::max(1, k.forward->mix_layout().total_weights());
+  for (auto [ptr, bytes] : {std::pair{&s.logits, R * V * 4}, {&s.sorted_logits, R * V * 4},
+                            {&s.sorted_ids, R * V * 4}, {&s.sort_temp, s.sort_temp_bytes},
+                            {&s.row_offsets, (R + 1) * 4},
+                            {&s.mix, o.max_num_batched_tokens * W * 4}, {&s.tokens, R * 4}}) {
     auto m = cuda::DeviceAlloc(bytes);
     if (!m.ok()) return m.status();
     *ptr = std::move(*m);
   }
   std::vector<int32_t> offsets(R + 1);
   for (size_t i = 0; i <= R; ++i) offsets[i] = static_cast<int32_t>(i * V);
-  ATTNRES_CUDA_RETURN(cudaMemcpy(r->row_offsets_.get(), offsets.data(), 4 * offsets.size(),
+  ATTNRES_CUDA_RETURN(cudaMemcpy(s.row_offsets.get(), offsets.data(), 4 * offsets.size(),
                                  cudaMemcpyHostToDevice));
   auto pinned = cuda::PinnedAlloc(R * 4);
   if (!pinned.ok()) return pinned.status();
-  r->host_tokens_ = std::move(*pinned);
+  s.host_tokens = std::move(*pinned);
+  return absl::OkStatus();
+}
 
-  if (o.kv_page_size < 1 || o.kv_page_size > 1024) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("kv_page_size must be in [1, 1024], got ", o.kv_page_size));
-  }
-  size_t free_bytes = 0, total_bytes = 0;
-  ATTNRES_CUDA_RETURN(cudaMemGetInfo(&free_bytes, &total_bytes));
-  const int64_t kv_bytes = o.kv_cache_bytes > 0
-                               ? o.kv_cache_bytes
-                               : static_cast<int64_t>(free_bytes * o.kv_cache_memory_fraction);
-  const int64_t pages = kv_bytes / cuda::KvPool::BytesPerPage(c, o.kv_page_size);
-  if (pages < 1) return absl::ResourceExhaustedError("no GPU memory left for one KV page");
-  auto pool = cuda::KvPool::Create(c, pages, o.kv_page_size);
+absl::Status CudaRunner::InitPool(int r, int64_t pages, int page_size, bool graphs) {
+  CudaRank& k = *ranks_[r];
+  ATTNRES_CUDA_RETURN(cudaSetDevice(k.device));
+  auto pool = cuda::KvPool::Create(k.plan.local, pages, page_size);
   if (!pool.ok()) return pool.status();
-  r->pool_ = std::move(*pool);
-  const char* graphs = std::getenv("ATTNRES_CUDA_GRAPHS");
-  if (graphs && std::strcmp(graphs, "1") == 0 && pages >= 2) {
-    r->graphs_ = std::make_unique<cuda::DecodeGraphs>();
-    r->graph_rows_ = std::min({256, r->max_rows_, o.max_num_batched_tokens});
-  }
-  cudaDeviceProp prop;
-  ATTNRES_CUDA_RETURN(cudaGetDeviceProperties(&prop, 0));
-  r->device_name_ = absl::StrFormat("cuda:0 (%s)", prop.name);
+  k.pool = std::move(*pool);
+  if (graphs) k.graphs = std::make_unique<cuda::DecodeGraphs>();
+  return absl::OkStatus();
+}
+
+void CudaRunner::LogLayout(double load_seconds) const {
   std::fprintf(stderr,
-               "attnres cuda: %s, weights %.2f GB bf16 (%lld params) loaded in %.2f s, "
-               "workspace %.2f GB, KV pool %lld pages of %d tokens (%.2f GB)\n",
-               prop.name, r->weights_->bytes / 1e9,
-               static_cast<long long>(r->weights_->num_parameters), load_seconds,
-               r->forward_->workspace_bytes() / 1e9, static_cast<long long>(pages),
-               o.kv_page_size, pages * cuda::KvPool::BytesPerPage(c, o.kv_page_size) / 1e9);
-  return std::unique_ptr<ModelRunner>(std::move(r));
+               "attnres cuda: %s, %lld params loaded in %.2f s, KV pool %lld pages of %d tokens"
+               "%s\n",
+               device_name_.c_str(), static_cast<long long>(num_parameters()), load_seconds,
+               static_cast<long long>(rank0().pool.num_pages), rank0().pool.page_size,
+               rank0().graphs ? ", decode CUDA graphs on" : "");
+  for (const auto& k : ranks_) {
+    std::fprintf(stderr,
+                 "attnres cuda: rank %d of %d on cuda:%d: weights %.2f GB bf16, workspace "
+                 "%.2f GB, KV %.2f GB (%d of %d KV heads)\n",
+                 k->plan.rank, k->plan.world_size, k->device, k->weights->bytes / 1e9,
+                 k->forward->workspace_bytes() / 1e9,
+                 k->pool.num_pages * cuda::KvPool::BytesPerPage(k->plan.local, k->pool.page_size) /
+                     1e9,
+                 k->plan.local.num_kv_heads, config_.num_kv_heads);
+  }
+}
+
+// Logit rows as in CpuRunner; the GPU sampler handles a batch when nothing asks for prompt
+// logprobs, logprobs, penalties or mix weights.
+StepPlan CudaRunner::PlanStep(const StepBatch& b) const {
+  StepPlan p;
+  p.rows = LogitRows::For(b);
+  p.host_path = p.rows.want_mix_weights;
+  for (const SequenceBatchEntry& e : b.seqs) {
+    if (e.prompt_logprobs >= 0) {
+      p.host_path = true;
+    } else if (e.sample) {
+      const SamplingParams& s = *e.sampling;
+      p.samples.push_back({s.temperature, s.top_k, s.top_p, s.min_p, s.seed, e.sample_index});
+      p.host_path |= e.logprobs >= 0 || (s.has_penalties() && e.history);
+    }
+  }
+  if (p.host_path) p.samples.clear();
+  const int R = static_cast<int>(p.rows.rows.size()), n = b.num_seqs();
+  if (rank0().graphs && !p.host_path && R == n && b.num_tokens() == n) {
+    p.bucket = cuda::DecodeBucket(n, graph_rows_);
+  }
+  return p;
 }
 
 absl::StatusOr<StepOutput> CudaRunner::Execute(const StepBatch& b) {
-  // Logit rows as in CpuRunner; the GPU sampler handles a batch when nothing asks for prompt
-  // logprobs, logprobs, penalties or mix weights.
-  const LogitRows plan = LogitRows::For(b);
-  const std::vector<int>& rows = plan.rows;
-  const bool want_mix = plan.want_mix_weights;
-  bool host_path = want_mix;
-  std::vector<kernels::SampleParams> samples;
-  for (const SequenceBatchEntry& e : b.seqs) {
-    if (e.prompt_logprobs >= 0) {
-      host_path = true;
-    } else if (e.sample) {
-      const SamplingParams& p = *e.sampling;
-      samples.push_back({p.temperature, p.top_k, p.top_p, p.min_p, p.seed, e.sample_index});
-      host_path |= e.logprobs >= 0 || (p.has_penalties() && e.history);
-    }
-  }
-  if (host_path) samples.clear();
-  const int R = static_cast<int>(rows.size()), V = config_.vocab_size, n = b.num_seqs();
-  const int bucket = graphs_ && !host_path && R == n && b.num_tokens() == n
-                         ? cuda::DecodeBucket(n, graph_rows_)
-                         : 0;
-  float* logits = static_cast<float*>(logits_.get());
+  const StepPlan plan = PlanStep(b);
   StepOutput out;
-  out.seqs.resize(n);
-  if (bucket > 0) {  // pure decode: replay (or capture) the bucket's graph of forward + head
-    auto db = upload_.UploadDecode(b, samples, bucket, graph_rows_,
-                                   static_cast<int32_t>(pool_.num_pages - 1), config_, pool_,
-                                   stream_);
-    if (!db.ok()) return db.status();
-    db->attn_splits = forward_->DecodeAttentionSplits(n, db->max_context, bucket);
-    const cuda::DeviceBatch batch = *db;
-    auto body = [&](cudaStream_t s) -> absl::Status {
-      if (auto st = forward_->Run(batch, pool_, nullptr, s); !st.ok()) return st;
-      return forward_->Head(0, bucket, logits, s);
-    };
-    if (auto st = graphs_->Launch(bucket, batch.attn_splits, upload_.layout_generation(), body,
-                                  stream_);
-        !st.ok()) {
-      return st;
-    }
-  } else {
-    auto db = upload_.Upload(b, rows, samples, config_, pool_, stream_);
-    if (!db.ok()) return db.status();
-    float* mix = want_mix ? static_cast<float*>(mix_.get()) : nullptr;
-    if (auto st = forward_->Run(*db, pool_, mix, stream_); !st.ok()) return st;
-    if (host_path) {
-      if (auto st = HostSample(b, plan, &out); !st.ok()) return st;
-      return out;
-    }
-    if (R == 0) {
-      ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream_));
-      return out;
-    }
-    if (auto st = forward_->Head(0, R, logits, stream_); !st.ok()) return st;
-  }
-  bool sort = false;
-  for (const auto& p : samples) sort |= kernels::NeedsSortedLogits(p, V);
-  if (sort) {
-    ATTNRES_CUDA_RETURN(kernels::SortRowsDescending(
-        logits, R, V, static_cast<int32_t*>(row_offsets_.get()),
-        static_cast<float*>(sorted_logits_.get()), static_cast<int32_t*>(sorted_ids_.get()),
-        sort_temp_.get(), sort_temp_bytes_, stream_));
-  }
-  ATTNRES_CUDA_RETURN(kernels::SampleRows(
-      logits, static_cast<float*>(sorted_logits_.get()), static_cast<int32_t*>(sorted_ids_.get()),
-      upload_.device_samples(), R, V, static_cast<int32_t*>(tokens_.get()), stream_));
-  ATTNRES_CUDA_RETURN(cudaMemcpyAsync(host_tokens_.get(), tokens_.get(), 4 * R,
-                                      cudaMemcpyDeviceToHost, stream_));
-  ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream_));
-  const int32_t* tokens = static_cast<const int32_t*>(host_tokens_.get());
-  for (int s = 0; s < b.num_seqs(); ++s) {
-    if (plan.first_row[s] >= 0) out.seqs[s].token_id = tokens[plan.first_row[s]];
+  out.seqs.resize(b.num_seqs());
+  if (auto st = workers_->Run([&](int r) { return RankStep(r, b, plan, &out); }); !st.ok()) {
+    return st;
   }
   return out;
 }
 
-// The rare features: logits of the logit rows come back in chunks and the host sampler runs.
-absl::Status CudaRunner::HostSample(const StepBatch& b, const LogitRows& plan, StepOutput* out) {
-  const int R = static_cast<int>(plan.rows.size()), V = config_.vocab_size;
-  const int W = forward_->mix_layout().total_weights();
-  std::vector<float> logits(static_cast<size_t>(R) * V), mix;
-  for (int first = 0; first < R; first += max_rows_) {
-    const int n = std::min(max_rows_, R - first);
-    if (auto st = forward_->Head(first, n, static_cast<float*>(logits_.get()), stream_); !st.ok()) {
+// One rank's part of a step. The upload checks the batch on the host; every rank checks the same
+// batch against equal pools, but no rank enters the collectives unless all uploads succeeded
+// (the failing rank reports the error, the others stop quietly).
+absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, StepOutput* out) {
+  CudaRank& k = *ranks_[r];
+  const int R = static_cast<int>(p.rows.rows.size()), n = b.num_seqs();
+  auto db = [&]() -> absl::StatusOr<cuda::DeviceBatch> {
+    ATTNRES_CUDA_RETURN(cudaSetDevice(k.device));
+    if (p.bucket > 0) {
+      return k.upload.UploadDecode(b, p.samples, p.bucket, graph_rows_,
+                                   static_cast<int32_t>(k.pool.num_pages - 1), k.plan.local,
+                                   k.pool, k.stream);
+    }
+    return k.upload.Upload(b, p.rows.rows, p.samples, k.plan.local, k.pool, k.stream);
+  }();
+  if (!workers_->Agree(db.ok())) return db.status();
+  float* logits = k.sampler ? static_cast<float*>(k.sampler->logits.get()) : nullptr;
+  if (p.bucket > 0) {  // pure decode: replay (or capture) the bucket's graph of forward + head
+    db->attn_splits = k.forward->DecodeAttentionSplits(n, db->max_context, p.bucket);
+    const cuda::DeviceBatch batch = *db;
+    auto body = [&](cudaStream_t s) -> absl::Status {
+      if (auto st = k.forward->Run(batch, k.pool, nullptr, s); !st.ok()) return st;
+      return k.forward->Head(0, p.bucket, logits, s);
+    };
+    if (auto st = k.graphs->Launch(p.bucket, batch.attn_splits, k.upload.layout_generation(),
+                                   body, k.stream);
+        !st.ok()) {
       return st;
     }
-    ATTNRES_CUDA_RETURN(cudaMemcpyAsync(logits.data() + static_cast<size_t>(first) * V,
-                                        logits_.get(), sizeof(float) * n * V,
-                                        cudaMemcpyDeviceToHost, stream_));
+  } else {
+    float* mix = k.sampler && p.rows.want_mix_weights ? static_cast<float*>(k.sampler->mix.get())
+                                                       : nullptr;
+    if (auto st = k.forward->Run(*db, k.pool, mix, k.stream); !st.ok()) return st;
+    if (p.host_path) return HeadToHost(r, b, p, out);
+    if (R > 0) {
+      if (auto st = k.forward->Head(0, R, logits, k.stream); !st.ok()) return st;
+    }
   }
-  if (plan.want_mix_weights && W > 0) {
+  if (k.sampler && R > 0) return GpuSample(k, b, p, out);
+  ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
+  return absl::OkStatus();
+}
+
+absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPlan& p,
+                                   StepOutput* out) {
+  SamplerBuffers& s = *k.sampler;
+  const int R = static_cast<int>(p.rows.rows.size()), V = config_.vocab_size;
+  float* logits = static_cast<float*>(s.logits.get());
+  bool sort = false;
+  for (const auto& sp : p.samples) sort |= kernels::NeedsSortedLogits(sp, V);
+  if (sort) {
+    ATTNRES_CUDA_RETURN(kernels::SortRowsDescending(
+        logits, R, V, static_cast<int32_t*>(s.row_offsets.get()),
+        static_cast<float*>(s.sorted_logits.get()), static_cast<int32_t*>(s.sorted_ids.get()),
+        s.sort_temp.get(), s.sort_temp_bytes, k.stream));
+  }
+  ATTNRES_CUDA_RETURN(kernels::SampleRows(
+      logits, static_cast<float*>(s.sorted_logits.get()),
+      static_cast<int32_t*>(s.sorted_ids.get()), k.upload.device_samples(), R, V,
+      static_cast<int32_t*>(s.tokens.get()), k.stream));
+  ATTNRES_CUDA_RETURN(cudaMemcpyAsync(s.host_tokens.get(), s.tokens.get(), 4 * R,
+                                      cudaMemcpyDeviceToHost, k.stream));
+  ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
+  const int32_t* tokens = static_cast<const int32_t*>(s.host_tokens.get());
+  for (int i = 0; i < b.num_seqs(); ++i) {
+    if (p.rows.first_row[i] >= 0) out->seqs[i].token_id = tokens[p.rows.first_row[i]];
+  }
+  return absl::OkStatus();
+}
+
+// The rare features: the head runs in chunks of rows on every rank (the same collectives
+// everywhere); rank 0 copies each chunk's logits back and samples on the host.
+absl::Status CudaRunner::HeadToHost(int r, const StepBatch& b, const StepPlan& p,
+                                    StepOutput* out) {
+  CudaRank& k = *ranks_[r];
+  const int R = static_cast<int>(p.rows.rows.size()), V = config_.vocab_size;
+  const int W = k.forward->mix_layout().total_weights();
+  float* device_logits = k.sampler ? static_cast<float*>(k.sampler->logits.get()) : nullptr;
+  std::vector<float> logits(k.sampler ? static_cast<size_t>(R) * V : 0), mix;
+  for (int first = 0; first < R; first += max_rows_) {
+    const int rows = std::min(max_rows_, R - first);
+    if (auto st = k.forward->Head(first, rows, device_logits, k.stream); !st.ok()) return st;
+    if (k.sampler) {
+      ATTNRES_CUDA_RETURN(cudaMemcpyAsync(logits.data() + static_cast<size_t>(first) * V,
+                                          device_logits, sizeof(float) * rows * V,
+                                          cudaMemcpyDeviceToHost, k.stream));
+    }
+  }
+  if (k.sampler && p.rows.want_mix_weights && W > 0) {
     mix.resize(static_cast<size_t>(R) * W);
-    ATTNRES_CUDA_RETURN(cudaMemcpyAsync(mix.data(), mix_.get(), sizeof(float) * mix.size(),
-                                        cudaMemcpyDeviceToHost, stream_));
+    ATTNRES_CUDA_RETURN(cudaMemcpyAsync(mix.data(), k.sampler->mix.get(),
+                                        sizeof(float) * mix.size(), cudaMemcpyDeviceToHost,
+                                        k.stream));
   }
-  ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream_));
-  SampleOnHost(b, plan, logits, V, mix, W, out);
+  ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
+  if (k.sampler) SampleOnHost(b, p.rows, logits, V, mix, W, out);
   return absl::OkStatus();
 }
 
@@ -227,27 +386,25 @@ bool CudaDeviceAvailable() {
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> CreateCudaRunner(const std::filesystem::path& dir,
                                                               const RunnerOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   auto config = LoadModelConfig(dir);
   if (!config.ok()) return config.status();
   auto store = SafetensorsStore::Open(dir);
   if (!store.ok()) return store.status();
-  auto weights = cuda::LoadDeviceWeights(*config, **store);
-  if (!weights.ok()) return weights.status();
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return CudaRunner::Create(std::move(*config), std::move(*weights), options, secs);
+  const ModelConfig& c = *config;
+  const SafetensorsStore& s = **store;
+  return CudaRunner::Create(
+      c, [&](const TensorParallelPlan& p) { return cuda::LoadDeviceWeights(c, s, p); }, options,
+      start);
 }
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> CreateRandomCudaRunner(const ModelConfig& config,
                                                                     uint64_t seed,
                                                                     const RunnerOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  auto weights = cuda::RandomDeviceWeights(config, seed);
-  if (!weights.ok()) return weights.status();
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return CudaRunner::Create(config, std::move(*weights), options, secs);
+  return CudaRunner::Create(
+      config,
+      [&](const TensorParallelPlan& p) { return cuda::RandomDeviceWeights(config, seed, p); },
+      options, Clock::now());
 }
 
 }  // namespace attnres

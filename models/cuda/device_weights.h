@@ -1,7 +1,10 @@
-// The model's weights on the GPU: bf16 matrices with fused QKV ([q+2kv, d]) and gate/up ([2f, d])
-// projections, fp32 norm gains and folded AttnRes queries, all in one allocation. Loaded through
-// the shared weight_spec checks (so both backends accept the same checkpoints), or filled with
-// seeded random values on the device for benchmarks. Owns no KV cache and no workspaces.
+// One tensor-parallel rank's weights on its GPU: bf16 matrices with fused QKV ([q+2kv, d]) and
+// gate/up ([2f, d]) projections of this rank's heads and MLP columns, its o_proj/down_proj
+// columns and LM-head vocabulary rows, the whole embedding, fp32 norm gains and folded AttnRes
+// queries, all in one allocation (shapes below are the rank's: q, kv, ffn of plan.local). Loaded
+// through the shared weight_spec checks and checkpoint_shards.h's blocks (so both backends accept
+// the same checkpoints and slice them alike), or filled with seeded random values on the device
+// for benchmarks. Owns no KV cache and no workspaces. A single GPU is the plan of world 1.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +15,7 @@
 #include "kernels/ops.h"
 #include "models/cuda/device_memory.h"
 #include "models/model_config.h"
+#include "models/parallel/tensor_parallel.h"
 #include "models/safetensors.h"
 
 namespace attnres::cuda {
@@ -32,23 +36,30 @@ struct DeviceLayerWeights {
 };
 
 struct DeviceWeights {
-  bf16* embed = nullptr;         // [vocab, d]
-  bf16* lm_head = nullptr;       // [vocab, d]; == embed when tied
+  bf16* embed = nullptr;         // [vocab, d], the whole table on every rank
+  // [vocab_local, d]: rows [vocab_begin, vocab_begin + vocab_local); inside embed when tied (and
+  // 256-byte aligned there, as the GEMM wants), else its own
+  bf16* lm_head = nullptr;
   float* final_norm = nullptr;   // [d]
   float* output_res_u = nullptr; // [d] or null
   std::vector<DeviceLayerWeights> layers;
-  int64_t num_parameters = 0;
-  size_t bytes = 0;
+  int64_t num_parameters = 0;   // of the whole model, as in the checkpoint
+  size_t bytes = 0;             // this rank's allocation
   DevicePtr storage;
 };
 
+// config: the whole model's (checkpoint shapes); plan: this rank's (PlanTensorParallel).
 absl::StatusOr<std::unique_ptr<DeviceWeights>> LoadDeviceWeights(const ModelConfig& config,
-                                                                  const SafetensorsStore& store);
+                                                                  const SafetensorsStore& store,
+                                                                  const TensorParallelPlan& plan);
 
 // Seeded uniform weights made on the device with the initialisation rules of the random-model
 // tool (same means and standard deviations, counter-based uniforms; not bit-identical to a model
-// directory the tool writes). For benchmarks at 1B/8B shapes without shipping checkpoints.
+// directory the tool writes), in the rank's shapes. Every rank fills its own shards from the
+// same seeds, so the split matrices are not slices of one model. For benchmarks at 1B/8B shapes
+// without shipping checkpoints.
 absl::StatusOr<std::unique_ptr<DeviceWeights>> RandomDeviceWeights(const ModelConfig& config,
-                                                                   uint64_t seed);
+                                                                   uint64_t seed,
+                                                                   const TensorParallelPlan& plan);
 
 }  // namespace attnres::cuda

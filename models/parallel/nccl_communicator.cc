@@ -33,14 +33,20 @@ NcclCommunicator::~NcclCommunicator() {
 absl::StatusOr<std::vector<std::unique_ptr<NcclCommunicator>>> NcclCommunicator::CreateAll(
     const std::vector<int>& devices) {
   if (devices.empty()) return absl::InvalidArgumentError("NCCL: no devices");
-  setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);  // no NVLink multicast
+  setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/1);  // never NVLink multicast (issue #6)
+  int current = 0;
+  if (cudaGetDevice(&current) != cudaSuccess) current = devices[0];
   std::vector<ncclComm_t> comms(devices.size());
-  if (auto st = NcclStatus(ncclCommInitAll(comms.data(), static_cast<int>(devices.size()),
-                                           devices.data()),
-                           "ncclCommInitAll");
-      !st.ok()) {
-    return st;
+  const ncclResult_t init =
+      ncclCommInitAll(comms.data(), static_cast<int>(devices.size()), devices.data());
+  // NCCL's device probing can leave an error (e.g. "invalid device ordinal") in this thread's
+  // last-error slot, which the next kernel launch's check would then report as its own; and it
+  // may leave another device current.
+  (void)cudaGetLastError();
+  if (const cudaError_t e = cudaSetDevice(current); e != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("cudaSetDevice(", current, "): ", cudaGetErrorString(e)));
   }
+  if (auto st = NcclStatus(init, "ncclCommInitAll"); !st.ok()) return st;
   std::vector<std::unique_ptr<NcclCommunicator>> out;
   for (size_t i = 0; i < devices.size(); ++i) {
     auto impl = std::make_unique<Impl>();

@@ -1,4 +1,4 @@
-// Tensor-parallel plan and CPU weight slicing.
+// Tensor-parallel plan, slice arithmetic and CPU weight slicing.
 #include "models/parallel/tensor_parallel.h"
 
 #include <algorithm>
@@ -6,25 +6,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace attnres {
-namespace {
-
-// Rows [begin, begin + count) of a row-major [rows, cols] matrix.
-std::vector<float> Rows(const std::vector<float>& m, int cols, int begin, int count) {
-  return std::vector<float>(m.begin() + static_cast<size_t>(begin) * cols,
-                            m.begin() + static_cast<size_t>(begin + count) * cols);
-}
-
-// Columns [begin, begin + count) of a row-major [rows, cols] matrix.
-std::vector<float> Cols(const std::vector<float>& m, int cols, int begin, int count) {
-  const size_t rows = m.size() / cols;
-  std::vector<float> out(rows * count);
-  for (size_t r = 0; r < rows; ++r) {
-    std::copy_n(m.begin() + r * cols + begin, count, out.begin() + r * count);
-  }
-  return out;
-}
-
-}  // namespace
 
 absl::StatusOr<TensorParallelPlan> PlanTensorParallel(const ModelConfig& c, int world, int rank) {
   if (world < 1 || rank < 0 || rank >= world) {
@@ -50,32 +31,54 @@ absl::StatusOr<TensorParallelPlan> PlanTensorParallel(const ModelConfig& c, int 
   return p;
 }
 
+ShardSlices SlicesFor(const ModelConfig& c, const TensorParallelPlan& p) {
+  const int64_t d = c.hidden_size, r = p.rank;
+  const int64_t q = p.local.q_dim(), kv = p.local.kv_dim(), f = p.local.intermediate_size;
+  ShardSlices s;
+  s.q = MatrixSlice::Rows(c.q_dim(), d, r * q, q);  // heads are contiguous row blocks
+  s.k = MatrixSlice::Rows(c.kv_dim(), d, r * kv, kv);
+  s.v = MatrixSlice::Rows(c.kv_dim(), d, r * kv, kv);
+  s.o = MatrixSlice::Cols(d, c.q_dim(), r * q, q);  // input columns of this rank's heads
+  s.gate = MatrixSlice::Rows(c.intermediate_size, d, r * f, f);
+  s.up = MatrixSlice::Rows(c.intermediate_size, d, r * f, f);
+  s.down = MatrixSlice::Cols(d, c.intermediate_size, r * f, f);
+  s.lm_head = MatrixSlice::Rows(c.vocab_size, d, p.vocab_begin, p.vocab_local);
+  return s;
+}
+
+std::vector<float> TakeSlice(const std::vector<float>& m, const MatrixSlice& s) {
+  std::vector<float> out(static_cast<size_t>(s.elements()));
+  s.ForEachRun([&](int64_t src, int64_t dst, int64_t n) {
+    std::copy_n(m.begin() + src, n, out.begin() + dst);
+  });
+  return out;
+}
+
 CpuWeights ShardCpuWeights(const CpuWeights& full, const ModelConfig& c,
                            const TensorParallelPlan& p) {
-  const int d = c.hidden_size, r = p.rank;
-  const int q = p.local.q_dim(), kv = p.local.kv_dim(), f = p.local.intermediate_size;
+  const ShardSlices s = SlicesFor(c, p);
   CpuWeights w;
   w.embed = full.embed;
   w.final_norm = full.final_norm;
   w.output_res_u = full.output_res_u;
   w.num_parameters = full.num_parameters;
-  w.lm_head = Rows(full.head(), d, p.vocab_begin, p.vocab_local);
+  w.lm_head = TakeSlice(full.head(), s.lm_head);
   for (const CpuLayerWeights& L : full.layers) {
-    CpuLayerWeights s;
-    s.wq = Rows(L.wq, d, r * q, q);            // heads are contiguous row blocks
-    s.wk = Rows(L.wk, d, r * kv, kv);
-    s.wv = Rows(L.wv, d, r * kv, kv);
-    s.wo = Cols(L.wo, c.q_dim(), r * q, q);    // row-parallel: input columns of this rank's heads
-    s.w_gate = Rows(L.w_gate, d, r * f, f);
-    s.w_up = Rows(L.w_up, d, r * f, f);
-    s.w_down = Cols(L.w_down, c.intermediate_size, r * f, f);
-    s.input_norm = L.input_norm;
-    s.post_norm = L.post_norm;
-    s.q_norm = L.q_norm;
-    s.k_norm = L.k_norm;
-    s.attn_res_u = L.attn_res_u;
-    s.mlp_res_u = L.mlp_res_u;
-    w.layers.push_back(std::move(s));
+    CpuLayerWeights l;
+    l.wq = TakeSlice(L.wq, s.q);
+    l.wk = TakeSlice(L.wk, s.k);
+    l.wv = TakeSlice(L.wv, s.v);
+    l.wo = TakeSlice(L.wo, s.o);
+    l.w_gate = TakeSlice(L.w_gate, s.gate);
+    l.w_up = TakeSlice(L.w_up, s.up);
+    l.w_down = TakeSlice(L.w_down, s.down);
+    l.input_norm = L.input_norm;
+    l.post_norm = L.post_norm;
+    l.q_norm = L.q_norm;
+    l.k_norm = L.k_norm;
+    l.attn_res_u = L.attn_res_u;
+    l.mlp_res_u = L.mlp_res_u;
+    w.layers.push_back(std::move(l));
   }
   return w;
 }

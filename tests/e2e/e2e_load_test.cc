@@ -1,5 +1,6 @@
-// End-to-end behaviour under load against the real attnres-server (CPU): 64 concurrent streams
-// equal one-at-a-time runs, a burst past the queue bound is refused only for the excess (with a
+// End-to-end behaviour under load against the real attnres-server (CPU, or the GPU with
+// ATTNRES_E2E_DEVICE=cuda): 64 concurrent streams equal one-at-a-time runs (on the GPU up to
+// near ties), a burst past the queue bound is refused only for the excess (with a
 // retry hint), cancelling half of many streams returns KV usage in /metrics to zero, and
 // SIGTERM under load drains in-flight streams while refusing new ones. Each test runs its own
 // server with the flags it needs.
@@ -52,7 +53,36 @@ bool Idle(const std::string& m) {
          MetricValue(m, "attnres_kv_cache_pages_used") == 0.0;
 }
 
+// Batched bf16 arithmetic on the GPU is not batch-invariant (other GEMM kernels and split-KV
+// counts at other batch sizes), so a greedy choice between two almost equal logits may flip
+// between a solo and a batched run. Returns whether `streamed` left `solo` at such a near tie
+// (after which the continuations differ legitimately); fails the test on any other difference.
+bool SameUpToANearTie(const std::vector<int32_t>& streamed, const v1::GenerateResponse& solo,
+                      int request) {
+  constexpr float kTieNats = 0.1f;  // far above bf16 logit noise, far below a real preference
+  const std::vector<int32_t> want = Ids(solo.token_ids());
+  EXPECT_EQ(streamed.size(), want.size()) << "request " << request;
+  const size_t n = std::min(streamed.size(), want.size());
+  size_t j = 0;
+  while (j < n && streamed[j] == want[j]) ++j;
+  if (j == n) return false;
+  if (static_cast<int>(j) >= solo.logprobs_size()) {
+    ADD_FAILURE() << "request " << request << ": no logprobs at divergence " << j;
+    return true;
+  }
+  const v1::TokenLogprob& at = solo.logprobs(static_cast<int>(j));
+  bool near = false;
+  for (const v1::TopLogprob& alt : at.top()) {
+    near |= alt.token_id() == streamed[j] && at.logprob() - alt.logprob() < kTieNats;
+  }
+  EXPECT_TRUE(near) << "request " << request << " token " << j << ": batched chose "
+                    << streamed[j] << ", solo chose " << want[j] << " (logprob " << at.logprob()
+                    << ") and the batched choice is not within " << kTieNats << " nats of it";
+  return true;
+}
+
 TEST(LoadE2eTest, SixtyFourConcurrentStreamsMatchOneAtATime) {
+  const bool bf16 = E2eDevice() != "cpu";  // the CPU runner is fp32 and batch-invariant
   ServerProcess server;
   ASSERT_TRUE(server.Start(TestModelDir(), {"--metrics-port", "0", "--kv-page-size", "4"}));
   const int metrics_port = MetricsPortFromLog(server.Log());
@@ -64,6 +94,7 @@ TEST(LoadE2eTest, SixtyFourConcurrentStreamsMatchOneAtATime) {
     std::string prompt = i % 2 ? "Once upon a time, in a quiet town, " : "";
     for (int k = 0; k <= i % 5; ++k) prompt += "story " + std::to_string(i) + " ";
     requests.push_back(GreedyRequest(prompt, 4 + (i * 7) % 29));
+    if (bf16) requests.back().set_logprobs(2);
   }
   std::vector<v1::GenerateResponse> solo(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -76,12 +107,19 @@ TEST(LoadE2eTest, SixtyFourConcurrentStreamsMatchOneAtATime) {
   }
   for (std::thread& t : threads) t.join();
   int cached = 0;
+  int near_ties = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_TRUE(streamed[i].status.ok()) << i << ": " << streamed[i].status.error_message();
-    EXPECT_EQ(streamed[i].token_ids, Ids(solo[i].token_ids())) << "request " << i;
-    EXPECT_EQ(streamed[i].text, solo[i].text()) << "request " << i;
+    if (bf16) {
+      near_ties += SameUpToANearTie(streamed[i].token_ids, solo[i], static_cast<int>(i));
+    } else {
+      EXPECT_EQ(streamed[i].token_ids, Ids(solo[i].token_ids())) << "request " << i;
+      EXPECT_EQ(streamed[i].text, solo[i].text()) << "request " << i;
+    }
     cached += streamed[i].chunks.back().usage().cached_prompt_tokens();
   }
+  // Cross-talk between streams would not hide behind near ties in more than a few requests.
+  EXPECT_LE(near_ties, 6);
   EXPECT_GT(cached, 0);
   const std::string m = WaitForMetrics(metrics_port, Idle);
   EXPECT_TRUE(Idle(m)) << m;
@@ -188,9 +226,11 @@ TEST(LoadE2eTest, CancellingHalfOfManyStreamsReturnsKvUsageToZero) {
 
 TEST(LoadE2eTest, SigtermUnderLoadDrainsInFlightStreamsAndRefusesNewOnes) {
   ServerProcess server;
-  ASSERT_TRUE(server.Start(SlowModelDir(), {"--max-model-len", "1024"}));
+  // Long enough that the streams are still in flight after SIGTERM: ~1 s or more on either
+  // device (the GPU runs this model ~10x faster).
+  const int kStreams = 4, kTokens = E2eDevice() == "cpu" ? 300 : 2000;
+  ASSERT_TRUE(server.Start(SlowModelDir(), {"--max-model-len", "2048"}));
   auto stub = server.Stub();
-  constexpr int kStreams = 4, kTokens = 300;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateStreamResponse>>> readers;
   std::vector<int> tokens(kStreams, 0);

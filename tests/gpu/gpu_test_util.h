@@ -1,5 +1,6 @@
 // Helpers for GPU tests: skip without a device, seeded bf16/fp32 data, device buffers that are
-// poisoned (NaN) before each kernel so unwritten outputs fail, and comparison metrics.
+// poisoned (NaN) before each kernel so unwritten outputs fail, comparison metrics, and greedy
+// generation through a ModelRunner.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -12,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "models/cuda/cuda_runner.h"
 #include "models/half.h"
+#include "models/model_runner.h"
 
 namespace attnres::gpu_testing {
 
@@ -82,6 +84,45 @@ inline double Cosine(const float* a, const float* b, size_t n) {
     bb += double(b[i]) * b[i];
   }
   return ab / std::sqrt(std::max(aa * bb, 1e-300));
+}
+
+// Greedy generation through the ModelRunner interface: the prompt in one step, then one token
+// per step (pages 0, 1, ... of the runner's pool); steps + 1 tokens. logprobs >= 0 asks for them
+// (the host sampling path).
+inline std::vector<int32_t> Generate(ModelRunner& runner, std::vector<int32_t> ids, int steps,
+                                     int logprobs = -1) {
+  const int ps = runner.kv_page_size();
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  std::vector<int32_t> out;
+  int start = 0;
+  for (int step = 0; step <= steps; ++step) {
+    StepBatch b;
+    const int end = static_cast<int>(ids.size()), used = (end + ps - 1) / ps;
+    for (int p = start; p < end; ++p) {
+      b.token_ids.push_back(ids[p]);
+      b.positions.push_back(p);
+    }
+    b.query_indptr = {0, end - start};
+    for (int i = 0; i < used; ++i) b.kv_page_indices.push_back(i);
+    b.kv_page_indptr = {0, used};
+    b.kv_last_page_len = {end - (used - 1) * ps};
+    SequenceBatchEntry e;
+    e.num_new_tokens = end - start;
+    e.start_pos = start;
+    e.sample = true;
+    e.sampling = &greedy;
+    e.sample_index = out.size();
+    e.logprobs = logprobs;
+    b.seqs.push_back(e);
+    auto o = runner.Execute(b);
+    EXPECT_TRUE(o.ok()) << o.status();
+    if (!o.ok()) return out;
+    out.push_back(o->seqs[0].token_id);
+    ids.push_back(o->seqs[0].token_id);
+    start = end;
+  }
+  return out;
 }
 
 }  // namespace attnres::gpu_testing

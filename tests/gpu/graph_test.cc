@@ -47,14 +47,15 @@ TEST(DecodeGraphs, ReplaysMatchEagerLogits) {
   ATTNRES_REQUIRE_GPU();
   auto m = testing::LoadCpuModel("tests/data/models/tiny_block");
   const ModelConfig& c = m.config;
-  auto weights = cuda::LoadDeviceWeights(c, *m.store);
+  const TensorParallelPlan single = *PlanTensorParallel(c, 1, 0);
+  auto weights = cuda::LoadDeviceWeights(c, *m.store, single);
   ASSERT_TRUE(weights.ok()) << weights.status();
   const int ps = 16, per_seq = 16, max_rows = 8, V = c.vocab_size;
   int most_splits = 0;
   for (int n : {4, 5}) {  // an exact bucket, and one padded to 8
     SCOPED_TRACE(::testing::Message() << n << " sequences");
-    auto eager_fwd = cuda::CudaForward::Create(c, **weights, 256, max_rows);
-    auto graph_fwd = cuda::CudaForward::Create(c, **weights, 256, max_rows);
+    auto eager_fwd = cuda::CudaForward::Create(single, **weights, nullptr, 256, max_rows);
+    auto graph_fwd = cuda::CudaForward::Create(single, **weights, nullptr, 256, max_rows);
     ASSERT_TRUE(eager_fwd.ok() && graph_fwd.ok());
     auto eager_pool = cuda::KvPool::Create(c, n * per_seq + 1, ps);
     auto graph_pool = cuda::KvPool::Create(c, n * per_seq + 1, ps);
@@ -149,13 +150,12 @@ TEST(DecodeGraphs, ReplaysMatchEagerLogits) {
 }
 
 std::vector<std::vector<int32_t>> RunnerTokens(bool graphs, int64_t* pages) {
-  if (graphs) setenv("ATTNRES_CUDA_GRAPHS", "1", 1);
   RunnerOptions o;
+  o.cuda_graphs = graphs;
   o.kv_cache_bytes = 64 << 20;
   o.max_num_seqs = 8;
   o.max_num_batched_tokens = 256;
   auto runner = CreateCudaRunner("models/bundled/attnres-tiny-stories", o);
-  unsetenv("ATTNRES_CUDA_GRAPHS");
   EXPECT_TRUE(runner.ok()) << runner.status();
   if (!runner.ok()) return {};
   *pages = (*runner)->kv_num_pages();

@@ -38,9 +38,10 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
                                              const std::vector<int32_t>& ids,
                                              const std::vector<int>& chunks, int page_size) {
   const ModelConfig& c = m.config;
-  auto weights = cuda::LoadDeviceWeights(c, *m.store);
+  const TensorParallelPlan single = *PlanTensorParallel(c, 1, 0);
+  auto weights = cuda::LoadDeviceWeights(c, *m.store, single);
   EXPECT_TRUE(weights.ok()) << weights.status();
-  auto fwd = cuda::CudaForward::Create(c, **weights, 64, 64);
+  auto fwd = cuda::CudaForward::Create(single, **weights, nullptr, 64, 64);
   EXPECT_TRUE(fwd.ok()) << fwd.status();
   const int n = static_cast<int>(ids.size()), num_pages = (n + page_size - 1) / page_size;
   auto pool = cuda::KvPool::Create(c, num_pages + 3, page_size);
@@ -156,41 +157,6 @@ TEST(CudaModel, LogitsMatchCpuForward) {
   }
 }
 
-// Greedy generation through the ModelRunner interface: prefill then one token per step.
-std::vector<int32_t> Generate(ModelRunner& runner, std::vector<int32_t> ids, int steps) {
-  const int ps = runner.kv_page_size();
-  SamplingParams greedy;
-  greedy.temperature = 0.0f;
-  std::vector<int32_t> out;
-  int start = 0;
-  for (int step = 0; step <= steps; ++step) {
-    StepBatch b;
-    const int end = static_cast<int>(ids.size()), used = (end + ps - 1) / ps;
-    for (int p = start; p < end; ++p) {
-      b.token_ids.push_back(ids[p]);
-      b.positions.push_back(p);
-    }
-    b.query_indptr = {0, end - start};
-    for (int i = 0; i < used; ++i) b.kv_page_indices.push_back(i);
-    b.kv_page_indptr = {0, used};
-    b.kv_last_page_len = {end - (used - 1) * ps};
-    SequenceBatchEntry e;
-    e.num_new_tokens = end - start;
-    e.start_pos = start;
-    e.sample = true;
-    e.sampling = &greedy;
-    e.sample_index = out.size();
-    b.seqs.push_back(e);
-    auto o = runner.Execute(b);
-    EXPECT_TRUE(o.ok()) << o.status();
-    if (!o.ok()) return out;
-    out.push_back(o->seqs[0].token_id);
-    ids.push_back(o->seqs[0].token_id);
-    start = end;
-  }
-  return out;
-}
-
 TEST(CudaModel, GreedyTokensMatchCpuRunnerOnTheBundledModel) {
   ATTNRES_REQUIRE_GPU();
   RunnerOptions o;
@@ -203,7 +169,8 @@ TEST(CudaModel, GreedyTokensMatchCpuRunnerOnTheBundledModel) {
   auto gpu = CreateCudaRunner(dir, o);
   ASSERT_TRUE(gpu.ok()) << gpu.status();
   const std::vector<int32_t> prompt = {0, 410, 1167, 329, 262, 1110, 11, 612};
-  const auto a = Generate(**cpu, prompt, 32), b = Generate(**gpu, prompt, 32);
+  const auto a = gpu_testing::Generate(**cpu, prompt, 32);
+  const auto b = gpu_testing::Generate(**gpu, prompt, 32);
   int same = 0;
   while (same < static_cast<int>(a.size()) && a[same] == b[same]) ++same;
   std::printf("greedy: %d of %zu tokens identical before the first divergence\n", same, a.size());
