@@ -171,9 +171,8 @@ void BenchPrefillAttention(int T) {
   std::vector<int32_t> pos(T), indptr = {0, pages_n}, pages(pages_n), tiles;
   for (int t = 0; t < T; ++t) pos[t] = t;
   for (int i = 0; i < pages_n; ++i) pages[i] = i;
-  for (int r = 0; r < T; r += attnres::kernels::kMaxTileRows) {
-    tiles.insert(tiles.end(), {0, r, std::min(attnres::kernels::kMaxTileRows, T - r)});
-  }
+  const int tile_rows = attnres::kernels::AttentionTileRows(H / KV);
+  for (int r = 0; r < T; r += tile_rows) tiles.insert(tiles.end(), {0, r, std::min(tile_rows, T - r)});
   int32_t *d_pos, *d_indptr, *d_pages, *d_tiles;
   for (auto [dst, src] : {std::pair{&d_pos, &pos}, {&d_indptr, &indptr}, {&d_pages, &pages}, {&d_tiles, &tiles}}) {
     cudaMalloc(dst, src->size() * 4);
@@ -182,7 +181,7 @@ void BenchPrefillAttention(int T) {
   attnres::kernels::PagedAttentionArgs a;
   a.q = q; a.k_cache = k; a.v_cache = v; a.positions = d_pos; a.tiles = d_tiles;
   a.kv_page_indptr = d_indptr; a.kv_page_indices = d_pages;
-  a.num_tiles = int(tiles.size() / 3); a.max_tile_rows = attnres::kernels::kMaxTileRows;
+  a.num_tiles = int(tiles.size() / 3); a.max_tile_rows = std::min(tile_rows, T);
   a.H = H; a.KV = KV; a.hd = hd; a.page_size = ps; a.scale = 0.088f; a.out = out;
   a.T = T; a.max_context = T;
   const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });

@@ -341,7 +341,8 @@ int PagedAttentionSplitCount(const PagedAttentionArgs& a) {
 cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
   if (a.num_tiles == 0) return cudaSuccess;
   if (a.KV <= 0 || a.H % a.KV != 0 || a.H / a.KV > kMaxGroup || a.T < 1 ||
-      a.max_tile_rows < 1 || a.max_tile_rows > kMaxTileRows) {
+      a.max_tile_rows < 1 || a.max_tile_rows > kMaxTileRows ||
+      a.max_tile_rows * (a.H / a.KV) > 128) {  // at most 8 warps of 16 M rows
     return cudaErrorInvalidValue;
   }
   const int warps = (a.max_tile_rows * (a.H / a.KV) + 15) / 16;

@@ -50,8 +50,9 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
       }
     }
     if (end > begin) max_context = std::max(max_context, b.positions[end - 1] + 1);
-    for (int r = begin; r < end; r += kernels::kMaxTileRows) {
-      const int n = std::min(kernels::kMaxTileRows, end - r);
+    const int tile_rows = kernels::AttentionTileRows(c.num_heads / c.num_kv_heads);
+    for (int r = begin; r < end; r += tile_rows) {
+      const int n = std::min(tile_rows, end - r);
       tiles.insert(tiles.end(), {s, r, n});
       max_tile_rows = std::max(max_tile_rows, n);
     }

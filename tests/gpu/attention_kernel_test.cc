@@ -49,11 +49,13 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split) {
   }
   std::shuffle(pages.begin(), pages.end(), std::mt19937(seed));
   const int T = static_cast<int>(positions.size());
-  int first = 0;
+  int first = 0, max_tile_rows = 1;
+  const int tile_rows = kernels::AttentionTileRows(k.H / k.KV);
   for (size_t s = 0; s < k.seqs.size(); ++s) {
-    for (int r = 0; r < k.seqs[s].second; r += kernels::kMaxTileRows) {
-      const int n = std::min(kernels::kMaxTileRows, k.seqs[s].second - r);
+    for (int r = 0; r < k.seqs[s].second; r += tile_rows) {
+      const int n = std::min(tile_rows, k.seqs[s].second - r);
       tiles.insert(tiles.end(), {static_cast<int32_t>(s), first + r, n});
+      max_tile_rows = std::max(max_tile_rows, n);
     }
     first += k.seqs[s].second;
   }
@@ -103,7 +105,7 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split) {
   a.kv_page_indptr = d_indptr.get();
   a.kv_page_indices = d_pages.get();
   a.num_tiles = static_cast<int>(tiles.size() / 3);
-  a.max_tile_rows = kernels::kMaxTileRows;
+  a.max_tile_rows = max_tile_rows;
   a.T = T;
   a.max_context = *std::max_element(positions.begin(), positions.end()) + 1;
   const size_t ws_bytes = 8 * kernels::PagedAttentionSplitBytes(T, k.H, hd);
