@@ -69,6 +69,8 @@ template <int VPT, int G, int kThreads, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(const ResidualBoundaryArgs a) {
   __shared__ __align__(16) float scratch[(kThreads / 32) * kPad];
   __shared__ float scores[kMaxMixSources];
+  WaitForPrevious();
+  LetNextStart();
   const int k = blockIdx.x;
   const int t = a.rows ? __ldg(a.rows + k) : k;
   const int d = a.d, nb = a.bank_count;
@@ -281,15 +283,15 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
   // d=4096 row takes 8 warps and each reduction is cheaper; blocks overlap on each SM instead.
   // Wider rows (d > 4096) hold half a group per thread to stay within the register budget.
   if (chunks <= kMaxThreads && (a.num_rows < kManyRows || chunks <= 64)) {
-    ResidualBoundaryKernel<1, kGroup, kMaxThreads, 1><<<a.num_rows, threads_for(1), 0, stream>>>(a);
-  } else if (chunks <= kMaxThreads) {
-    ResidualBoundaryKernel<2, kGroup, kMaxThreads / 2, 2>
-        <<<a.num_rows, threads_for(2), 0, stream>>>(a);
-  } else {
-    ResidualBoundaryKernel<2, kGroup / 2, kMaxThreads, 1>
-        <<<a.num_rows, threads_for(2), 0, stream>>>(a);
+    return LaunchPdl(ResidualBoundaryKernel<1, kGroup, kMaxThreads, 1>, a.num_rows, threads_for(1),
+                     0, stream, a);
   }
-  return cudaGetLastError();
+  if (chunks <= kMaxThreads) {
+    return LaunchPdl(ResidualBoundaryKernel<2, kGroup, kMaxThreads / 2, 2>, a.num_rows,
+                     threads_for(2), 0, stream, a);
+  }
+  return LaunchPdl(ResidualBoundaryKernel<2, kGroup / 2, kMaxThreads, 1>, a.num_rows,
+                   threads_for(2), 0, stream, a);
 }
 
 }  // namespace attnres::kernels

@@ -3,10 +3,52 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
 
 namespace attnres::kernels {
+
+// ---- Programmatic dependent launch (sm_90) ----
+// A kernel launched through LaunchPdl may be scheduled while the previous kernel in its stream is
+// still running, which hides the launch gap between the many small kernels of a decode step. It
+// must call WaitForPrevious() before it touches memory that earlier kernels write (or read, where
+// it writes): the wait is for the whole previous grid and its memory, so stream-order semantics
+// are unchanged. Reading constant data (weights) before the wait is allowed. LetNextStart() lets
+// the next kernel be scheduled at once (it will wait for this one to finish).
+__device__ __forceinline__ void WaitForPrevious() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void LetNextStart() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+// Whether LaunchPdl asks for early scheduling (host; ATTNRES_PDL=0 turns it off, e.g. to
+// measure what it buys). Defined in elementwise.cu.
+bool PdlEnabled();
+
+template <typename... Params, typename... Args>
+cudaError_t LaunchPdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = PdlEnabled() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
 
 // 8 bf16 <-> 8 floats through one 16-byte access.
 __device__ inline void LoadBf16x8(const __nv_bfloat16* p, float (&v)[8]) {

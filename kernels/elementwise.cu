@@ -9,6 +9,8 @@ namespace attnres::kernels {
 namespace {
 
 __global__ void EmbeddingGatherKernel(const int32_t* ids, const bf16* table, int d, bf16* out) {
+  WaitForPrevious();
+  LetNextStart();
   const int t = blockIdx.x;
   const bf16* src = table + static_cast<size_t>(ids[t]) * d;
   bf16* dst = out + static_cast<size_t>(t) * d;
@@ -18,6 +20,8 @@ __global__ void EmbeddingGatherKernel(const int32_t* ids, const bf16* table, int
 }
 
 __global__ void SwiGluKernel(const bf16* gate_up, int T, int f, bf16* out) {
+  WaitForPrevious();
+  LetNextStart();
   const size_t chunks = static_cast<size_t>(T) * f / 8;
   for (size_t c = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; c < chunks;
        c += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -33,6 +37,8 @@ __global__ void SwiGluKernel(const bf16* gate_up, int T, int f, bf16* out) {
 
 __global__ void RopeTableKernel(const int32_t* positions, const double* inv_freq, int T, int half,
                                 float2* table) {
+  WaitForPrevious();
+  LetNextStart();
   const int n = T * half;
   for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < n; k += gridDim.x * blockDim.x) {
     const double angle = positions[k / half] * inv_freq[k % half];
@@ -57,26 +63,31 @@ int GridFor(size_t n, int threads) {
 
 }  // namespace
 
+bool PdlEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("ATTNRES_PDL");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return enabled;
+}
+
 cudaError_t EmbeddingGather(const int32_t* ids, const bf16* table, int T, int d, bf16* out,
                             cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  EmbeddingGatherKernel<<<T, 128, 0, stream>>>(ids, table, d, out);
-  return cudaGetLastError();
+  return LaunchPdl(EmbeddingGatherKernel, T, 128, 0, stream, ids, table, d, out);
 }
 
 cudaError_t SwiGlu(const bf16* gate_up, int T, int f, bf16* out, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  SwiGluKernel<<<GridFor(static_cast<size_t>(T) * f / 8, 256), 256, 0, stream>>>(gate_up, T, f,
-                                                                                  out);
-  return cudaGetLastError();
+  return LaunchPdl(SwiGluKernel, GridFor(static_cast<size_t>(T) * f / 8, 256), 256, 0, stream,
+                   gate_up, T, f, out);
 }
 
 cudaError_t RopeTable(const int32_t* positions, const double* inv_freq, int T, int half,
                       float2* table, cudaStream_t stream) {
   if (T == 0) return cudaSuccess;
-  RopeTableKernel<<<GridFor(static_cast<size_t>(T) * half, 256), 256, 0, stream>>>(
-      positions, inv_freq, T, half, table);
-  return cudaGetLastError();
+  return LaunchPdl(RopeTableKernel, GridFor(static_cast<size_t>(T) * half, 256), 256, 0, stream,
+                   positions, inv_freq, T, half, table);
 }
 
 cudaError_t FillUniformBf16(bf16* out, size_t n, uint64_t seed, float mean, float stddev,

@@ -2,6 +2,7 @@
 // fp32 accumulation, bf16 or fp32 out. Purely bandwidth-bound, so it is built to stream w once
 // (for all M rows) at close to HBM speed; the math runs on tensor cores so M = 1..8 cost the same.
 // Not a general GEMM: larger M goes to cuBLASLt (models/cuda/gemm.cc decides).
+#include "kernels/common.cuh"
 #include "kernels/ops.h"
 
 namespace attnres::kernels {
@@ -46,6 +47,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     GemvKernel(const bf16* __restrict__ x, const bf16* __restrict__ w, void* __restrict__ out,
                int M, int N, int K) {
   __shared__ float partial[kWarps][4][32];
+  LetNextStart();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int n0 = blockIdx.x * kRows;
@@ -64,11 +66,13 @@ __global__ void __launch_bounds__(kWarps * 32)
         lo[u] = LoadStream(w_lo + kb + 32 * u);
         hi[u] = LoadStream(w_hi + kb + 32 * u);
       }
+      WaitForPrevious();  // weights are constant; x comes from the previous kernel
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         xv[u] = has_x ? __ldg(reinterpret_cast<const uint4*>(x_row + kb + 32 * u)) : zero;
       }
     } else {
+      WaitForPrevious();
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const bool in_k = kb + 32 * u + 8 * t < K;
@@ -84,6 +88,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
 
+  WaitForPrevious();  // (warps with no K slice) before writing what earlier kernels may read
   // Sum the warps' K slices. Accumulator j of lane (g, t) is D[g + 8 * (j / 2), 2t + j % 2].
 #pragma unroll
   for (int j = 0; j < 4; ++j) partial[warp][j][lane] = acc[0][j] + acc[1][j];
@@ -112,12 +117,8 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
   if (N < 0 || !GemvSupports(x, w, M, K)) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
   const dim3 grid((N + kRows - 1) / kRows), block(kWarps * 32);
-  if (out_f32) {
-    GemvKernel<true><<<grid, block, 0, stream>>>(x, w, out, M, N, K);
-  } else {
-    GemvKernel<false><<<grid, block, 0, stream>>>(x, w, out, M, N, K);
-  }
-  return cudaGetLastError();
+  return out_f32 ? LaunchPdl(GemvKernel<true>, grid, block, 0, stream, x, w, out, M, N, K)
+                 : LaunchPdl(GemvKernel<false>, grid, block, 0, stream, x, w, out, M, N, K);
 }
 
 }  // namespace attnres::kernels

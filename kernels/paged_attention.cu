@@ -76,6 +76,8 @@ __device__ inline void StoreOut(const PagedAttentionArgs& a, float2* part_ml, fl
 template <int HD, int KSPLIT>
 __global__ void __launch_bounds__(256) FlashKernel(PagedAttentionArgs a, float2* part_ml,
                                                    float* part_acc) {
+  WaitForPrevious();
+  LetNextStart();
   constexpr int kStride = HD + 8;  // bf16 per shared row (16-byte pad: no ldmatrix conflicts)
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
   constexpr int kW = kKeys / KSPLIT;  // keys per warp per tile
@@ -263,6 +265,8 @@ __global__ void __launch_bounds__(256) FlashKernel(PagedAttentionArgs a, float2*
 // One warp per (row, head): out = sum_z 2^(m_z - M) acc_z / sum_z 2^(m_z - M) l_z.
 __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int splits, int rows,
                               int hd, bf16* out) {
+  WaitForPrevious();
+  LetNextStart();
   const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
   float mx = -INFINITY;
@@ -314,12 +318,14 @@ cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStrea
   float2* ml = splits > 1 ? static_cast<float2*>(a.workspace) : nullptr;
   float* acc = splits > 1 ? reinterpret_cast<float*>(ml + static_cast<size_t>(splits) * a.T * a.H)
                           : nullptr;
-  FlashKernel<HD, KSPLIT>
-      <<<dim3(a.num_tiles, a.KV, splits), 32 * warps * KSPLIT, smem, stream>>>(a, ml, acc);
-  if (splits == 1) return cudaGetLastError();
+  if (auto e = LaunchPdl(FlashKernel<HD, KSPLIT>, dim3(a.num_tiles, a.KV, splits),
+                         32 * warps * KSPLIT, smem, stream, a, ml, acc);
+      e != cudaSuccess || splits == 1) {
+    return e;
+  }
   const int rows = a.T * a.H;
-  CombineKernel<<<(rows + 3) / 4, 128, 0, stream>>>(ml, acc, splits, rows, HD, a.out);
-  return cudaGetLastError();
+  return LaunchPdl(CombineKernel, (rows + 3) / 4, 128, 0, stream, ml, acc, splits, rows, HD,
+                   a.out);
 }
 
 }  // namespace

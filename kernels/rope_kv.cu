@@ -42,6 +42,8 @@ __device__ void RotateHead(const bf16* src, const float2* rope, const float* nor
 }
 
 __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
+  WaitForPrevious();
+  LetNextStart();
   const int t = blockIdx.x;
   const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5, lane = threadIdx.x & 31;
   const int hd = a.hd, width = (a.H + 2 * a.KV) * hd;
@@ -70,8 +72,7 @@ __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
 cudaError_t RopeKvWrite(const RopeKvWriteArgs& a, cudaStream_t stream) {
   if (a.T == 0) return cudaSuccess;
   if (a.hd % 2 != 0 || a.hd > 2 * 32 * kMaxPairsPerLane) return cudaErrorInvalidValue;
-  RopeKvWriteKernel<<<a.T, 256, 0, stream>>>(a);
-  return cudaGetLastError();
+  return LaunchPdl(RopeKvWriteKernel, a.T, 256, 0, stream, a);
 }
 
 }  // namespace attnres::kernels

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cmath>
 
+#include "kernels/common.cuh"
 #include "kernels/ops.h"
 
 namespace attnres::kernels {
@@ -108,6 +109,8 @@ __global__ void __launch_bounds__(kThreads) SampleRowsKernel(
     const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
     const SampleParams* params, int V, int32_t* tokens) {
   __shared__ SampleTemp tmp;
+  WaitForPrevious();
+  LetNextStart();
   __shared__ int sh_id[32];
   __shared__ float sh_val[32];
   __shared__ double bcast;
@@ -200,9 +203,8 @@ cudaError_t SampleRows(const float* logits, const float* sorted_logits, const in
                        const SampleParams* params, int R, int V, int32_t* tokens,
                        cudaStream_t stream) {
   if (R == 0) return cudaSuccess;
-  SampleRowsKernel<<<R, kThreads, 0, stream>>>(logits, sorted_logits, sorted_ids, params, V,
-                                                tokens);
-  return cudaGetLastError();
+  return LaunchPdl(SampleRowsKernel, R, kThreads, 0, stream, logits, sorted_logits, sorted_ids,
+                   params, V, tokens);
 }
 
 }  // namespace attnres::kernels
