@@ -2,7 +2,6 @@
 #include "models/cpu_runner.h"
 
 #include <algorithm>
-#include <thread>
 
 #include <omp.h>
 
@@ -10,6 +9,7 @@
 #include "models/cpu_forward.h"
 #include "models/host_sampler.h"
 #include "models/parallel/communicator.h"
+#include "models/parallel/rank_workers.h"
 #include "models/parallel/tensor_parallel.h"
 #include "models/safetensors.h"
 
@@ -38,7 +38,10 @@ struct CpuRank {
 class CpuRunner final : public ModelRunner {
  public:
   CpuRunner(ModelConfig config, std::vector<std::unique_ptr<CpuRank>> ranks, int64_t params)
-      : config_(std::move(config)), ranks_(std::move(ranks)), num_parameters_(params) {}
+      : config_(std::move(config)),
+        ranks_(std::move(ranks)),
+        workers_(static_cast<int>(ranks_.size())),
+        num_parameters_(params) {}
 
   const ModelConfig& config() const override { return config_; }
   const MixLayout& mix_layout() const override { return ranks_[0]->forward.mix_layout(); }
@@ -53,36 +56,26 @@ class CpuRunner final : public ModelRunner {
   absl::StatusOr<StepOutput> Execute(const StepBatch& batch) override;
 
  private:
-  // Runs the forward pass on every rank (ranks > 0 on their own threads); rank 0's output holds
-  // the gathered logits.
+  // Runs the forward pass on every rank (ranks > 0 on their persistent threads); rank 0's output
+  // holds the gathered logits.
   absl::Status Forward(const StepBatch& b, const std::vector<int>& rows, bool want_mix,
                        CpuForwardOutput* out);
 
   ModelConfig config_;
   std::vector<std::unique_ptr<CpuRank>> ranks_;
+  RankWorkers workers_;  // one per rank; its threads keep their OpenMP teams between steps
   int64_t num_parameters_;
 };
 
 absl::Status CpuRunner::Forward(const StepBatch& b, const std::vector<int>& rows, bool want_mix,
                                 CpuForwardOutput* out) {
-  std::vector<absl::Status> status(ranks_.size());
   std::vector<CpuForwardOutput> others(ranks_.size());
-  std::vector<std::thread> threads;
   // Ranks share the cores: each gets its share of OpenMP threads for its matmuls.
   const int omp_threads = std::max(1, omp_get_num_procs() / static_cast<int>(ranks_.size()));
-  if (ranks_.size() > 1) omp_set_num_threads(omp_threads);
-  for (size_t r = 1; r < ranks_.size(); ++r) {
-    threads.emplace_back([&, r] {
-      omp_set_num_threads(omp_threads);
-      status[r] = ranks_[r]->forward.Run(b, rows, want_mix, ranks_[r]->cache, &others[r]);
-    });
-  }
-  status[0] = ranks_[0]->forward.Run(b, rows, want_mix, ranks_[0]->cache, out);
-  for (auto& t : threads) t.join();
-  for (const auto& st : status) {
-    if (!st.ok()) return st;
-  }
-  return absl::OkStatus();
+  return workers_.Run([&](int r) {
+    if (ranks_.size() > 1) omp_set_num_threads(omp_threads);
+    return ranks_[r]->forward.Run(b, rows, want_mix, ranks_[r]->cache, r == 0 ? out : &others[r]);
+  });
 }
 
 absl::StatusOr<StepOutput> CpuRunner::Execute(const StepBatch& b) {

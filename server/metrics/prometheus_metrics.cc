@@ -112,9 +112,10 @@ absl::Status PrometheusMetrics::Serve(const std::string& host, int port) {
         absl::StrCat("cannot serve metrics: ", endpoint.status().message()));
   }
   endpoint_ = std::move(*endpoint);
-  port_ = endpoint_->port();
   return absl::OkStatus();
 }
+
+int PrometheusMetrics::port() const { return endpoint_ ? endpoint_->port() : 0; }
 
 std::string PrometheusMetrics::Serialize() const {
   std::ostringstream out;

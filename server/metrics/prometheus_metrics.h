@@ -25,7 +25,7 @@ class PrometheusMetrics final : public EngineObserver {
 
   // Serves GET /metrics on host:port (port 0: any free port; see port()).
   absl::Status Serve(const std::string& host, int port);
-  int port() const { return port_; }
+  int port() const;  // the bound port (0 before Serve)
   // The text exposition format, as /metrics returns it.
   std::string Serialize() const;
 
@@ -39,7 +39,6 @@ class PrometheusMetrics final : public EngineObserver {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<HttpEndpoint> endpoint_;  // null until Serve
-  int port_ = 0;
 
   // Gauges: the engine's state after its latest iteration.
   prometheus::Gauge& running_;
