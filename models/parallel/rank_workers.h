@@ -1,9 +1,9 @@
 // RankWorkers: the threads of a tensor-parallel backend that drives every rank (a GPU, or a CPU
-// share) from one process. Rank 0 runs on the caller's thread, every other rank on a persistent thread of its own
-// (started once, woken per step: no thread is spawned per step). Run(fn) calls fn(rank) on every
-// rank at once and returns when all have returned; Agree is a barrier that also tells each rank
-// whether every rank succeeded so far, so that no rank enters a collective that a failed rank
-// will never join. With one rank there are no threads and Run is a plain call.
+// share) from one process. Rank 0 runs on the caller's thread, every other rank on a persistent
+// thread of its own (started once, woken per step: no thread is spawned per step). Run(fn) calls
+// fn(rank) on every rank at once and returns when all have returned; Agree is a barrier that also
+// tells each rank whether every rank succeeded so far, so that no rank enters a collective that a
+// failed rank will never join. With one rank there are no threads and Run is a plain call.
 #pragma once
 
 #include <atomic>
