@@ -89,6 +89,7 @@ void Row(const std::string& model, const std::string& what, double ms, const std
 struct BenchFlags {
   bool cuda_graphs = true;
   int tensor_parallel = 1;
+  bool decode_only = false;  // batch 1 and 64 decode only (quick sweeps)
 };
 
 void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
@@ -114,7 +115,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   char buf[200];
   const int ctx = 512;
   for (int batch : {1, 64, 256}) {
-    if (batch == 256 && !big) continue;
+    if (batch == 256 && (!big || flags.decode_only)) continue;
     std::vector<std::pair<int, int>> prefill, decode;
     for (int i = 0; i < batch; ++i) {
       prefill.push_back({0, ctx});
@@ -147,6 +148,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
                   100.0 * bytes / t / kPeakBytesPerS, batch / t);
     Row(preset, "decode batch " + std::to_string(batch) + ", ctx 512", t, buf);
   }
+  if (flags.decode_only) return;
   // One 4096-token prefill (one sequence).
   StepBatch pb = MakeBatch({{0, 4096}}, o.kv_page_size, c.vocab_size, &greedy);
   const double t = MedianStepSeconds(r, pb, 5);
@@ -166,13 +168,15 @@ int main(int argc, char** argv) {
     std::printf("no CUDA device: skipped\n");
     return 0;
   }
-  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [preset...]
+  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only] [preset...]
   attnres::BenchFlags flags;
   std::vector<std::string> presets;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--no-cuda-graphs") {
       flags.cuda_graphs = false;
+    } else if (a == "--decode-only") {
+      flags.decode_only = true;
     } else if (a == "--tensor-parallel" && i + 1 < argc) {
       flags.tensor_parallel = std::atoi(argv[++i]);
     } else {

@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
     xr[v] = pr[v] = make_uint4(0, 0, 0, 0);
     if (!valid[v]) continue;
     const bf16* first = a.delta ? a.delta : a.prefix;
-    xr[v] = __ldg(reinterpret_cast<const uint4*>(first + row + col[v]));
+    xr[v] = LoadProduced(first + row + col[v]);
     if (a.delta && !a.prefix_empty) {
       pr[v] = *reinterpret_cast<const uint4*>(a.prefix + row + col[v]);
     }
@@ -103,11 +103,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
       inv[j] = 0.0f;
       if (g0 + j >= nb) continue;
       const size_t slot_row = static_cast<size_t>(g0 + j) * a.T + t;
-      inv[j] = __ldg(a.bank_inv_rms + slot_row);
+      inv[j] = LoadProduced(a.bank_inv_rms + slot_row);
       const bf16* src = a.bank + slot_row * d;
 #pragma unroll
       for (int v = 0; v < VPT; ++v) {
-        if (valid[v]) raw[j][v] = __ldg(reinterpret_cast<const uint4*>(src + col[v]));
+        if (valid[v]) raw[j][v] = LoadProduced(src + col[v]);
       }
     }
   };

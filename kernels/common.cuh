@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +31,26 @@ __device__ __forceinline__ void LetNextStart() {
 #endif
 }
 
+// Reads of data that earlier kernels of the stream write (activations, the residual bank, split
+// partials) must stay after WaitForPrevious. __ldg / ld.global.nc promise the compiler that the
+// data is constant for the kernel's whole lifetime, which under programmatic dependent launch
+// starts while the previous kernel is still writing, so it may hoist them above the wait (it
+// did: the Gemv read stale activations once it had registers to spare). These are ordinary L2
+// loads (.cg) in volatile asm, kept in program order with the wait. Weights, norms and the
+// step's uploaded indices are constant and keep __ldg.
+__device__ __forceinline__ uint4 LoadProduced(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.cg.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+__device__ __forceinline__ float LoadProduced(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+  return v;
+}
+
 // Whether LaunchPdl asks for early scheduling (host; ATTNRES_PDL=0 turns it off, e.g. to
 // measure what it buys). Defined in elementwise.cu.
 bool PdlEnabled();
@@ -48,6 +69,25 @@ cudaError_t LaunchPdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t s
   config.attrs = &attr;
   config.numAttrs = PdlEnabled() ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+// Lets kKernel use up to `bytes` of dynamic shared memory (above the 48 KiB default). The
+// attribute belongs to the kernel in one device's context, so it is set once per device (rank
+// threads of a tensor-parallel runner each launch on their own GPU).
+template <auto kKernel>
+cudaError_t AllowDynamicSmem(int bytes) {
+  static std::atomic<uint64_t> done{0};  // one bit per device ordinal < 64
+  int device = 0;
+  if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
+  const uint64_t bit = device < 64 ? (1ull << device) : 0;
+  if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
+  if (cudaError_t e =
+          cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+      e != cudaSuccess) {
+    return e;
+  }
+  done.fetch_or(bit, std::memory_order_acq_rel);
+  return cudaSuccess;
 }
 
 // 8 bf16 <-> 8 floats through one 16-byte access.

@@ -303,17 +303,18 @@ int NumSms() {
   return n;
 }
 
+// Dynamic shared memory of a block of `warps` M-row warps: their Q rows and the K/V stages.
+template <int HD>
+constexpr size_t SmemBytes(int warps) {
+  return sizeof(bf16) * (warps * 16 + kStages * 2 * kKeys) * (HD + 8);
+}
+
 template <int HD, int KSPLIT>
 cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStream_t stream) {
-  const size_t smem = sizeof(bf16) * (warps * 16 + kStages * 2 * kKeys) * (HD + 8);
-  static bool raised = false;  // per instantiation
-  if (!raised) {
-    if (auto e = cudaFuncSetAttribute(FlashKernel<HD, KSPLIT>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024);
-        e != cudaSuccess) {
-      return e;
-    }
-    raised = true;
+  const size_t smem = SmemBytes<HD>(warps);
+  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD>(256 / 32 / KSPLIT));
+  if (cudaError_t e = AllowDynamicSmem<FlashKernel<HD, KSPLIT>>(kMostSmem); e != cudaSuccess) {
+    return e;
   }
   float2* ml = splits > 1 ? static_cast<float2*>(a.workspace) : nullptr;
   float* acc = splits > 1 ? reinterpret_cast<float*>(ml + static_cast<size_t>(splits) * a.T * a.H)

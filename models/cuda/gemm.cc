@@ -62,11 +62,11 @@ absl::StatusOr<const Gemm::Plan*> Gemm::PlanFor(int M, int N, int K, bool out_f3
 
 // Why: at decode sizes a GEMM is a pure weight stream (M = 8 does 8 FLOP per weight byte; the
 // H200's ridge is 785 TFLOP/s / 4.28 TB/s = 183), so its time is bytes / bandwidth. Gemv streams
-// w once for all M <= 8 rows on tensor cores. Measured on the H200 (bench/BENCHMARKS.md run 4,
-// cold weights, M = 1): it beats cuBLASLt's small-M kernels on matrices up to ~64 MB (8B qkv
-// 75% vs 66% of copy, o 67% vs 57%), ties at 117 MB (down, 84% vs 85%) and loses above (gate_up
-// 90% vs 96%, lm_head 96% vs 102%), where cuBLASLt's split kernels already stream well.
-constexpr double kGemvMaxWeightBytes = 96e6;
+// w once for all M <= 8 rows on tensor cores. Measured on the H200 (bench/BENCHMARKS.md run 8,
+// cold weights, M = 1): it beats cuBLASLt's small-M kernels up to the 8B down matrix (117 MB:
+// qkv 81% vs 66% of copy, o 73% vs 57%, down 87% vs 85%) and loses above (gate_up 94% vs 96%,
+// lm_head 98% vs 102%), where cuBLASLt's split kernels already stream well.
+constexpr double kGemvMaxWeightBytes = 128e6;
 
 absl::Status Gemm::Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                        int K, bool out_f32, cudaStream_t stream) {
