@@ -16,6 +16,11 @@ constexpr int kKeys = 64;     // keys per shared-memory tile
 constexpr int kStages = 2;
 constexpr int kMaxGroup = 8;  // query heads per KV head
 constexpr int kMaxSplits = 32;
+// Keys per split block at least: two key tiles. One-tile splits leave each block too little work
+// for its fixed costs and double the partials the combine reads (8B decode at 512-token contexts:
+// 4 splits instead of 8 is 1.5% faster per step, bench/BENCHMARKS.md run 8; 256 and 512 keys
+// are slower again).
+constexpr int kMinSplitKeys = 2 * kKeys;
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ inline uint32_t SmemAddr(const void* p) {
@@ -338,9 +343,10 @@ size_t PagedAttentionSplitBytes(int T, int H, int hd) {
 int PagedAttentionSplitCount(const PagedAttentionArgs& a) {
   if (a.splits > 0) return std::min(a.splits, kMaxSplits);
   const int blocks = a.num_tiles * a.KV, target = 4 * NumSms();
-  if (!a.workspace || a.max_context <= kKeys || blocks >= target) return 1;
+  if (!a.workspace || a.max_context <= kMinSplitKeys || blocks >= target) return 1;
   const size_t fit = a.workspace_bytes / PagedAttentionSplitBytes(a.T, a.H, a.hd);
-  const int splits = std::min({(target + blocks - 1) / blocks, (a.max_context + kKeys - 1) / kKeys,
+  const int splits = std::min({(target + blocks - 1) / blocks,
+                               (a.max_context + kMinSplitKeys - 1) / kMinSplitKeys,
                                kMaxSplits, static_cast<int>(std::min<size_t>(fit, kMaxSplits))});
   return std::max(splits, 1);
 }

@@ -1,6 +1,7 @@
 // RoPE (rotate-half, from the per-step cos/sin table) with the optional Qwen3 q/k RMSNorm, and
-// the write of the new tokens' K and V into their KV pages. One block per token row, one warp
-// per head; lane i handles the pairs (i + 32j, i + 32j + hd/2).
+// the write of the new tokens' K and V into their KV pages. One warp per (token row, head), a few
+// heads per block (so a decode step's single row still spreads over many SMs); lane i handles
+// the pairs (i + 32j, i + 32j + hd/2).
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
 
@@ -8,6 +9,7 @@ namespace attnres::kernels {
 namespace {
 
 constexpr int kMaxPairsPerLane = 4;  // hd <= 256
+constexpr int kHeadsPerBlock = 4;
 
 __device__ void RotateHead(const bf16* src, const float2* rope, const float* norm, int hd,
                            float eps, bf16* dst) {
@@ -44,26 +46,28 @@ __device__ void RotateHead(const bf16* src, const float2* rope, const float* nor
 __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
   WaitForPrevious();
   LetNextStart();
-  const int t = blockIdx.x;
-  const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5, lane = threadIdx.x & 31;
+  const int t = blockIdx.x, h = blockIdx.y * kHeadsPerBlock + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
   const int hd = a.hd, width = (a.H + 2 * a.KV) * hd;
   const bf16* qkv = a.qkv + static_cast<size_t>(t) * width;
   const float2* rope = a.rope + static_cast<size_t>(t) * (hd / 2);
+  if (h >= a.H + 2 * a.KV) return;
+  if (h < a.H) {
+    RotateHead(qkv + h * hd, rope, a.q_norm, hd, a.eps,
+               a.q_out + static_cast<size_t>(t) * a.H * hd + h * hd);
+    return;
+  }
+  // K or V head: the row's slot in its sequence's KV page.
   const int pos = a.positions[t];
   const int page = a.kv_page_indices[a.kv_page_indptr[a.row_seq[t]] + pos / a.page_size];
   const size_t slot = (static_cast<size_t>(page) * a.page_size + pos % a.page_size) * a.KV * hd;
-  for (int h = warp; h < a.H + 2 * a.KV; h += warps) {
-    if (h < a.H) {
-      RotateHead(qkv + h * hd, rope, a.q_norm, hd, a.eps,
-                 a.q_out + static_cast<size_t>(t) * a.H * hd + h * hd);
-    } else if (h < a.H + a.KV) {
-      RotateHead(qkv + h * hd, rope, a.k_norm, hd, a.eps, a.k_cache + slot + (h - a.H) * hd);
-    } else {
-      const int g = h - a.H - a.KV;
-      const bf16* src = qkv + h * hd;
-      bf16* dst = a.v_cache + slot + g * hd;
-      for (int i = lane; i < hd; i += 32) dst[i] = src[i];
-    }
+  if (h < a.H + a.KV) {
+    RotateHead(qkv + h * hd, rope, a.k_norm, hd, a.eps, a.k_cache + slot + (h - a.H) * hd);
+  } else {
+    const int g = h - a.H - a.KV;
+    const bf16* src = qkv + h * hd;
+    bf16* dst = a.v_cache + slot + g * hd;
+    for (int i = lane; i < hd; i += 32) dst[i] = src[i];
   }
 }
 
@@ -72,7 +76,9 @@ __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
 cudaError_t RopeKvWrite(const RopeKvWriteArgs& a, cudaStream_t stream) {
   if (a.T == 0) return cudaSuccess;
   if (a.hd % 2 != 0 || a.hd > 2 * 32 * kMaxPairsPerLane) return cudaErrorInvalidValue;
-  return LaunchPdl(RopeKvWriteKernel, a.T, 256, 0, stream, a);
+  const int heads = a.H + 2 * a.KV;
+  return LaunchPdl(RopeKvWriteKernel, dim3(a.T, (heads + kHeadsPerBlock - 1) / kHeadsPerBlock),
+                   32 * kHeadsPerBlock, 0, stream, a);
 }
 
 }  // namespace attnres::kernels
