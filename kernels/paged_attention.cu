@@ -79,7 +79,7 @@ __device__ inline void StoreOut(const PagedAttentionArgs& a, float2* part_ml, fl
 // KSPLIT warps share each 16 M rows and take kKeys / KSPLIT keys of every tile each (decode:
 // one row per tile), merging their softmax states through shared memory at the end.
 template <int HD, int KSPLIT>
-__global__ void __launch_bounds__(256) FlashKernel(PagedAttentionArgs a, float2* part_ml,
+__global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAttentionArgs a, float2* part_ml,
                                                    float* part_acc) {
   WaitForPrevious();
   LetNextStart();
@@ -159,14 +159,28 @@ __global__ void __launch_bounds__(256) FlashKernel(PagedAttentionArgs a, float2*
         }
       }
       float mx[2] = {-INFINITY, -INFINITY};
+      // Keys of this warp's slice that every one of the thread's rows sees (below the causal
+      // diagonal, inside the split) need no mask: most tiles of a long prefill.
+      const int last_key = kv0 + wk * kW + kW - 1;
+      if (last_key < k_end && last_key <= min(pos0, pos1)) {
 #pragma unroll
-      for (int n = 0; n < kW / 8; ++n) {
+        for (int n = 0; n < kW / 8; ++n) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = kv0 + wk * kW + n * 8 + (lane & 3) * 2 + (e & 1);
-          const bool vis = key <= (e < 2 ? pos0 : pos1) && key < k_end;
-          s[n][e] = vis ? s[n][e] * sl2 : -INFINITY;
-          mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+          for (int e = 0; e < 4; ++e) {
+            s[n][e] *= sl2;
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int n = 0; n < kW / 8; ++n) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int key = kv0 + wk * kW + n * 8 + (lane & 3) * 2 + (e & 1);
+            const bool vis = key <= (e < 2 ? pos0 : pos1) && key < k_end;
+            s[n][e] = vis ? s[n][e] * sl2 : -INFINITY;
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[n][e]);
+          }
         }
       }
       float base[2], alpha[2];
