@@ -14,6 +14,11 @@ namespace {
 constexpr int kGroup = 8;        // bank slots held in registers and scored per block reduction
 constexpr int kMaxThreads = 512;
 constexpr int kManyRows = 256;   // from here on, 2 chunks per thread (2 blocks per SM)
+// From here on (prefill), 4 chunks per thread, 4 blocks of 4 warps per SM and bank groups of 2:
+// twice the rows in flight per SM for the same registers, at the cost of more (cheaper) block
+// reductions per row. T=4096, d=4096: AttnRes nb=8 boundary 79% of copy vs 57%, standard 75% vs
+// 65% (bench/BENCHMARKS.md run 11); at T=256 it is 14% slower, so not below this.
+constexpr int kVeryManyRows = 1024;
 
 __device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
   const float4 a = __ldg(reinterpret_cast<const float4*>(p));
@@ -281,10 +286,15 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
   };
   // Few rows: one chunk per thread (the most loads in flight per row). Many rows: two, so a
   // d=4096 row takes 8 warps and each reduction is cheaper; blocks overlap on each SM instead.
-  // Wider rows (d > 4096) hold half a group per thread to stay within the register budget.
+  // Very many rows (prefill): four, in 4-warp blocks, 4 per SM (see kVeryManyRows). Wider rows
+  // (d > 4096) hold half a group per thread to stay within the register budget.
   if (chunks <= kMaxThreads && (a.num_rows < kManyRows || chunks <= 64)) {
     return LaunchPdl(ResidualBoundaryKernel<1, kGroup, kMaxThreads, 1>, a.num_rows, threads_for(1),
                      0, stream, a);
+  }
+  if (chunks <= kMaxThreads && a.num_rows >= kVeryManyRows) {
+    return LaunchPdl(ResidualBoundaryKernel<4, kGroup / 4, kMaxThreads / 4, 4>, a.num_rows,
+                     threads_for(4), 0, stream, a);
   }
   if (chunks <= kMaxThreads) {
     return LaunchPdl(ResidualBoundaryKernel<2, kGroup, kMaxThreads / 2, 2>, a.num_rows,

@@ -156,6 +156,12 @@ TEST(ResidualBoundaryKernel, MatchesCpuTwinOverOddSizes) {
   RunBoundaryCase({19, 2048, 0, false, false, true, false, false}, 104);
   RunBoundaryCase({7, 64, 17, false, false, true, false, true}, 105);
   RunBoundaryCase({3, 8192, 9, true, false, true, false, true}, 106);
+  // Prefill-sized row counts (>= 1024: the 4-chunk form with bank groups of 2, and 9 slots =
+  // five online-softmax groups), odd d, the standard path, and a row subset.
+  RunBoundaryCase({1100, 4096, 9, true, false, true, false, true}, 107);
+  RunBoundaryCase({1031, 640, 3, false, false, true, false, true}, 108);
+  RunBoundaryCase({1029, 2048, 0, false, false, true, false, false}, 109);
+  RunBoundaryCase({1500, 1024, 5, false, false, true, true, true}, 110);
 }
 
 TEST(ResidualBoundaryKernel, ScaleProbeHasNoSqrtD) {
