@@ -122,25 +122,4 @@ __device__ inline float WarpMax(float v) {
   return v;
 }
 
-// Sums N values over the block; every thread gets the totals. scratch: >= 32 * N floats.
-// Must be reached by all threads; blockDim.x % 32 == 0.
-template <int N>
-__device__ inline void BlockSumN(float (&v)[N], float* scratch) {
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-#pragma unroll
-  for (int i = 0; i < N; ++i) v[i] = WarpSum(v[i]);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) scratch[warp * N + i] = v[i];
-  }
-  __syncthreads();
-#pragma unroll
-  for (int i = 0; i < N; ++i) {
-    float s = 0.0f;
-    for (int w = 0; w < warps; ++w) s += scratch[w * N + i];
-    v[i] = s;
-  }
-}
-
 }  // namespace attnres::kernels

@@ -149,7 +149,8 @@ absl::Status CudaForward::ReduceDelta(int T, cudaStream_t s) {
 
 int CudaForward::DecodeAttentionSplits(int rows, int max_context, int padded_rows) const {
   kernels::PagedAttentionArgs a;
-  a.num_tiles = a.T = rows;
+  a.num_tiles = rows;    // one tile per sequence row
+  a.T = padded_rows;     // the partials the workspace must hold (PagedAttentionSplitCount caps)
   a.max_tile_rows = 1;
   a.max_context = max_context;
   a.H = c_.num_heads;
@@ -157,9 +158,7 @@ int CudaForward::DecodeAttentionSplits(int rows, int max_context, int padded_row
   a.hd = c_.head_dim;
   a.workspace = attn_split_;
   a.workspace_bytes = kAttnSplitBytes;
-  const size_t fit =
-      kAttnSplitBytes / kernels::PagedAttentionSplitBytes(padded_rows, c_.num_heads, c_.head_dim);
-  return std::max(1, std::min(kernels::PagedAttentionSplitCount(a), static_cast<int>(fit)));
+  return kernels::PagedAttentionSplitCount(a);
 }
 
 absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, cudaStream_t s) {
