@@ -27,16 +27,6 @@ __device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
   v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 
-__device__ inline void Bf16x8ToF32(const uint4& raw, float (&v)[8]) {
-  const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(b2[i]);
-    v[2 * i] = f.x;
-    v[2 * i + 1] = f.y;
-  }
-}
-
 // Sums N values over the block (every thread gets the totals): warp shuffles, one padded row
 // of partials per warp in shared memory, read back with 16-byte loads.
 constexpr int kPad = (kGroup + 2 + 3) / 4 * 4;

@@ -55,6 +55,10 @@ __device__ __forceinline__ float LoadProduced(const float* p) {
 // measure what it buys). Defined in elementwise.cu.
 bool PdlEnabled();
 
+// SMs of the current device, asked once per device (host; 132 if the runtime cannot say).
+// Defined in elementwise.cu.
+int NumSms();
+
 template <typename... Params, typename... Args>
 cudaError_t LaunchPdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
                       cudaStream_t stream, Args&&... args) {
@@ -90,9 +94,8 @@ cudaError_t AllowDynamicSmem(int bytes) {
   return cudaSuccess;
 }
 
-// 8 bf16 <-> 8 floats through one 16-byte access.
-__device__ inline void LoadBf16x8(const __nv_bfloat16* p, float (&v)[8]) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+// 8 bf16 (one 16-byte word) <-> 8 floats.
+__device__ inline void Bf16x8ToF32(const uint4& raw, float (&v)[8]) {
   const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -100,6 +103,12 @@ __device__ inline void LoadBf16x8(const __nv_bfloat16* p, float (&v)[8]) {
     v[2 * i] = f.x;
     v[2 * i + 1] = f.y;
   }
+}
+
+// 8 bf16 <-> 8 floats through one 16-byte access.
+__device__ inline void LoadBf16x8(const __nv_bfloat16* p, float (&v)[8]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);  // one 16-byte load, then unpack
+  Bf16x8ToF32(raw, v);
 }
 
 __device__ inline void StoreBf16x8(__nv_bfloat16* p, const float (&v)[8]) {

@@ -1,5 +1,6 @@
 // Memory-bound elementwise ops: embedding gather, SwiGLU, the per-step RoPE table, and seeded
 // uniform fills for benchmark weights made on the device.
+#include <atomic>
 #include <cmath>
 
 #include "kernels/common.cuh"
@@ -69,6 +70,19 @@ bool PdlEnabled() {
     return v == nullptr || std::strcmp(v, "0") != 0;
   }();
   return enabled;
+}
+
+int NumSms() {
+  constexpr int kFallback = 132, kDevices = 64;
+  static std::atomic<int> known[kDevices];  // 0: not asked yet
+  int device = 0, n = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return kFallback;
+  if (device < kDevices && (n = known[device].load(std::memory_order_relaxed)) > 0) return n;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    return kFallback;
+  }
+  if (device < kDevices) known[device].store(n, std::memory_order_relaxed);
+  return n;
 }
 
 cudaError_t EmbeddingGather(const int32_t* ids, const bf16* table, int T, int d, bf16* out,

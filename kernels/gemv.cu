@@ -130,11 +130,7 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
   if (M == 0 || N == 0) return cudaSuccess;
   const int tiles = (N + kRows - 1) / kRows;
   const dim3 grid(tiles), block(kWarps * 32);
-  int device = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-    return cudaGetLastError();
-  }
+  const int sms = NumSms();
   const bool one_wave_only_at_3 = tiles > 2 * sms && tiles <= 3 * sms;
   if (!one_wave_only_at_3) {
     return out_f32 ? LaunchPdl(GemvKernel<true, 8>, grid, block, 0, stream, x, w, out, M, N, K)

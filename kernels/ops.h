@@ -99,12 +99,14 @@ cudaError_t RopeKvWrite(const RopeKvWriteArgs& args, cudaStream_t stream);
 // Causal attention of new query rows over paged K/V (decode and chunked prefill alike): row t
 // (position p) of sequence s attends to positions [0, p] of s. Work is split into query tiles of
 // up to AttentionTileRows(H / KV) consecutive rows of one sequence: tiles [num_tiles, 3] = (seq,
-// first_row, num_rows); a block takes one tile and one KV head, rows x group <= 128 "M" rows. q, out: [T, H*hd] bf16; caches as in RopeKvWrite. H % KV == 0, H/KV <= 8,
-// hd in {16, 32, 64, 128, 256}. Tensor cores (bf16 products, fp32 accumulation and online
-// softmax; P rounded to bf16 before P*V; twin: CpuForward::Attention). With a workspace, few
-// tiles and max_context (max over rows of position + 1) above one 64-key tile, each tile's keys
-// are split over several blocks and merged by a second kernel (flash-decoding); the split count
-// is capped by workspace_bytes / PagedAttentionSplitBytes(T, H, hd). Without one: no split.
+// first_row, num_rows); a block takes one tile and one KV head, rows x group <= 128 "M" rows.
+// q, out: [T, H*hd] bf16; caches as in RopeKvWrite. H % KV == 0, H/KV <= 8, hd in {16, 32, 64,
+// 128, 256}. Tensor cores (bf16 products, fp32 accumulation and online softmax; P rounded to
+// bf16 before P*V; twin: CpuForward::Attention). With a workspace, few tiles and max_context
+// (max over rows of position + 1) above two 64-key tiles, each tile's keys are split over
+// several blocks of at least 128 keys and merged by a second kernel (flash-decoding); the split
+// count is capped by workspace_bytes / PagedAttentionSplitBytes(T, H, hd). Without one: no
+// split.
 inline constexpr int kMaxTileRows = 128;
 // Rows per query tile for a GQA group: enough (row, query head) pairs to fill 8 warps of 16, so
 // each K/V tile in shared memory serves 128 of them (16 rows at group 8, 32 at 4, 128 at 1).

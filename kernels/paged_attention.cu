@@ -310,18 +310,6 @@ __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int 
   }
 }
 
-int NumSms() {
-  static int n = [] {
-    int dev = 0, v = 132;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-      v = 132;
-    }
-    return v;
-  }();
-  return n;
-}
-
 // Dynamic shared memory of a block of `warps` M-row warps: their Q rows and the K/V stages.
 template <int HD>
 constexpr size_t SmemBytes(int warps) {

@@ -60,8 +60,9 @@ struct DeviceBatch {
 class CudaForward {
  public:
   // plan: this rank's (PlanTensorParallel(config, 1, 0) on a single device); weights: loaded
-  // with the same plan. comm: this rank's communicator, or null on a single device (no
-  // collectives; then plan.world_size must be 1).
+  // with the same plan. comm: this rank's communicator, or null on a single device (then
+  // plan.world_size must be 1). A communicator of one rank is accepted but never called: an
+  // all-reduce or all-gather over one rank is the identity.
   static absl::StatusOr<std::unique_ptr<CudaForward>> Create(const TensorParallelPlan& plan,
                                                              const DeviceWeights& weights,
                                                              NcclCommunicator* comm,
@@ -87,7 +88,7 @@ class CudaForward {
 
  private:
   CudaForward(const TensorParallelPlan& p, const DeviceWeights& w, NcclCommunicator* comm)
-      : plan_(p), c_(plan_.local), w_(w), comm_(comm) {}
+      : plan_(p), c_(plan_.local), w_(w), comm_(p.world_size > 1 ? comm : nullptr) {}
   void Carve(Arena& a);
   absl::Status Attention(int layer, const DeviceBatch& b, const KvPool& pool, cudaStream_t s);
   absl::Status Mlp(int layer, const DeviceBatch& b, cudaStream_t s);
@@ -99,7 +100,7 @@ class CudaForward {
   const TensorParallelPlan plan_;
   const ModelConfig& c_;  // plan_.local
   const DeviceWeights& w_;
-  NcclCommunicator* comm_;
+  NcclCommunicator* comm_;  // null on one rank: its collectives would be the identity
   MixLayout layout_;
   std::unique_ptr<Gemm> gemm_;
   int max_tokens_ = 0, max_head_rows_ = 0;

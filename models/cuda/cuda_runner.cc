@@ -1,5 +1,5 @@
 // CudaRunner: tensor-parallel ranks, one GPU each (GPUs 0..N-1; one GPU is rank 0 of 1 and takes
-// the same path through a 1-rank NCCL communicator, whose collectives are no-ops). Per step the
+// the same path with a 1-rank NCCL communicator, whose collectives CudaForward skips). Per step the
 // engine thread plans the step once; then every rank, on its own thread (RankWorkers: rank 0 on
 // the engine thread) and stream, uploads the batch to its device, runs the forward pass and the
 // head with NCCL collectives between the ranks; rank 0 samples and copies the tokens back. Unless

@@ -1,14 +1,14 @@
-// Tensor parallelism over the GPUs present. For every world size W in {1, 2, 4, 8} that the
-// machine has (the others skip, naming how many GPUs were found) and that divides the model:
-// (a) W CudaForward ranks (sharded weights, NCCL all-reduce and logit all-gather, each rank's own
-// KV heads) over a chunked prefill and decode steps match the single-device forward without a
-// communicator (relative L2 < 3e-2, cosine > 0.999; W = 1 runs through a 1-rank NCCL
-// communicator and must be bitwise equal), and (b) the CUDA runner at --tensor-parallel W
-// generates the same 32 greedy tokens as the single-device forward, with the GPU sampler, with
-// the host sampler (logprobs) and with decode CUDA graphs. Models: tests/data/models/tiny_std,
-// tiny_block and tiny_full (4 heads, 2 KV heads: W <= 2) and a generated Block model with 8
-// heads and 8 KV heads (W <= 8; tied head, whose slice is copied out of the embedding where it
-// is not 256-byte aligned, at W = 8).
+// Tensor parallelism over the GPUs present. For every world size W in {1, 2, 4, 8} that the machine
+// has (the others skip, naming how many GPUs were found) and that divides the model: (a) W
+// CudaForward ranks (sharded weights, NCCL all-reduce and logit all-gather, each rank's own KV
+// heads) over a chunked prefill and decode steps match the single-device forward without a
+// communicator (relative L2 < 3e-2, cosine > 0.999; W = 1 runs with a 1-rank NCCL communicator,
+// whose collectives CudaForward skips, and must be bitwise equal), and (b) the CUDA runner at
+// --tensor-parallel W generates the same 32 greedy tokens as the single-device forward, with the
+// GPU sampler, with the host sampler (logprobs) and with decode CUDA graphs. Models:
+// tests/data/models/tiny_std, tiny_block and tiny_full (4 heads, 2 KV heads: W <= 2) and a
+// generated Block model with 8 heads and 8 KV heads (W <= 8; tied head, whose slice is copied out
+// of the embedding where it is not 256-byte aligned, at W = 8).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -268,7 +268,7 @@ TEST_P(TensorParallelGpu, ForwardLogitsMatchTheSingleDeviceForward) {
     EXPECT_LT(worst_l2, 3e-2);
     EXPECT_GT(worst_cos, 0.999);
     if (world == 1) {
-      EXPECT_EQ(bitwise, static_cast<int>(want.size())) << "1-rank NCCL path";
+      EXPECT_EQ(bitwise, static_cast<int>(want.size())) << "1-rank communicator";
     }
   }
 }
