@@ -1,7 +1,8 @@
 // Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots) against
 // the standard add + RMSNorm boundary, the cuBLASLt GEMMs of one layer at decode and prefill row
 // counts next to our small-M Gemv at M = 1/4/8, paged decode attention (1/64/256 x 512 and
-// 1 x 4096 contexts) and a 4096-token causal prefill attention, SwiGLU. Bytes or FLOPs, median
+// 1 x 4096 contexts) and a 4096-token causal prefill attention, the sampler (greedy and
+// temperature over a 128256-entry vocabulary). Bytes or FLOPs, median
 // time over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.
 #include <cuda_runtime.h>
 
@@ -191,6 +192,35 @@ void BenchPrefillAttention(int T) {
   for (int32_t* p : {d_pos, d_indptr, d_pages, d_tiles}) cudaFree(p);
 }
 
+// The GPU sampler over R rows of a Llama-3 vocabulary (fp32 logits): greedy, and plain
+// temperature (no truncation: argmax, sum and cumulative pass, no sort). Bytes: one read of
+// the logits per pass over them.
+void BenchSample(int R, float temperature) {
+  constexpr int V = 128256;
+  float* logits = nullptr;
+  attnres::kernels::SampleParams* params = nullptr;
+  int32_t* tokens = nullptr;
+  cudaMalloc(&logits, size_t(R) * V * 4);
+  cudaMalloc(&params, R * sizeof(attnres::kernels::SampleParams));
+  cudaMalloc(&tokens, R * 4);
+  std::vector<float> host(size_t(R) * V);
+  for (size_t i = 0; i < host.size(); ++i) host[i] = float((i * 2654435761u) % 1000) * 0.01f;
+  cudaMemcpy(logits, host.data(), host.size() * 4, cudaMemcpyHostToDevice);
+  std::vector<attnres::kernels::SampleParams> p(R);
+  for (int r = 0; r < R; ++r) {
+    p[r].temperature = temperature;
+    p[r].seed = 1234 + r;
+  }
+  cudaMemcpy(params, p.data(), R * sizeof(p[0]), cudaMemcpyHostToDevice);
+  const double ms = MedianMs([&] {
+    attnres::kernels::SampleRows(logits, nullptr, nullptr, params, R, V, tokens, nullptr);
+  });
+  const int passes = temperature == 0.0f ? 1 : 4;
+  Row("sample " + std::string(temperature == 0.0f ? "greedy " : "temperature ") +
+          std::to_string(R) + "x" + std::to_string(V), ms, double(passes) * R * V * 4, 0);
+  cudaFree(logits); cudaFree(params); cudaFree(tokens);
+}
+
 }  // namespace
 
 int main() {
@@ -225,5 +255,9 @@ int main() {
   BenchDecodeAttention(256, 512);
   BenchDecodeAttention(1, 4096);
   BenchPrefillAttention(4096);
+  for (int R : {1, 64}) {
+    BenchSample(R, 0.0f);
+    BenchSample(R, 0.8f);
+  }
   return 0;
 }

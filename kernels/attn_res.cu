@@ -64,8 +64,6 @@ template <int VPT, int G, int kThreads, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(const ResidualBoundaryArgs a) {
   __shared__ __align__(16) float scratch[(kThreads / 32) * kPad];
   __shared__ float scores[kMaxMixSources];
-  WaitForPrevious();
-  LetNextStart();
   const int k = blockIdx.x;
   const int t = a.rows ? __ldg(a.rows + k) : k;
   const int d = a.d, nb = a.bank_count;
@@ -73,22 +71,35 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
   const bool mix = a.u != nullptr && nb > 0;
   const bool may_record = a.mix_weights != nullptr && a.u != nullptr;
   const int record = may_record ? __ldg(a.record_row + t) : -1;
+  // One chunk per thread (few rows, latency-bound): every load but delta's is issued before the
+  // wait, and the query and gamma are held from the start. Many rows keep the plain order (the
+  // early form measured 2-10% slower at 4096 rows, bench/BENCHMARKS.md run 12).
+  constexpr bool kEarly = VPT == 1;
+  if constexpr (!kEarly) {
+    WaitForPrevious();
+    LetNextStart();
+  }
 
-  // 1. Issue every load of the row: x's sources, the query, the first bank group, its RMS.
+  // 1. Issue every load of the row. kEarly: before the wait (kernels/common.cuh's rule) the
+  // prefix, the first bank group and its RMS (earlier boundaries wrote them) and the constants;
+  // after it delta, the previous kernel's output. The bank's DRAM latency hides behind that
+  // kernel's tail.
   int col[VPT];
   bool valid[VPT];
   uint4 xr[VPT], pr[VPT];
+  float uq[kEarly ? 8 : 1], gq[kEarly ? 8 : 1];
 #pragma unroll
   for (int v = 0; v < VPT; ++v) {
     col[v] = (threadIdx.x + v * blockDim.x) * 8;
     valid[v] = col[v] < d;
     xr[v] = pr[v] = make_uint4(0, 0, 0, 0);
     if (!valid[v]) continue;
-    const bf16* first = a.delta ? a.delta : a.prefix;
-    xr[v] = LoadProduced(first + row + col[v]);
-    if (a.delta && !a.prefix_empty) {
-      pr[v] = *reinterpret_cast<const uint4*>(a.prefix + row + col[v]);
+    if (!a.delta) {
+      xr[v] = LoadProduced(a.prefix + row + col[v]);
+      continue;
     }
+    if (!kEarly) xr[v] = LoadProduced(a.delta + row + col[v]);
+    if (!a.prefix_empty) pr[v] = LoadProduced(a.prefix + row + col[v]);
   }
   uint4 raw[G][VPT];
   float inv[G];
@@ -107,6 +118,15 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
     }
   };
   if (mix) load_group(0);
+  if constexpr (kEarly) {
+    if (valid[0]) {
+      if (mix) LoadF32x8(a.u + col[0], uq);
+      LoadF32x8(a.gamma + col[0], gq);
+    }
+    WaitForPrevious();
+    LetNextStart();
+    if (a.delta && valid[0]) xr[0] = LoadProduced(a.delta + row + col[0]);
+  }
 
   // 2. x = bf16(prefix + delta) (or delta, or prefix), kept packed in xr; its square sum.
   float sq = 0.0f;
@@ -150,7 +170,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
       for (int v = 0; v < VPT; ++v) {
         if (!valid[v]) continue;
         float uv[8], f[8];
-        LoadF32x8(a.u + col[v], uv);  // L1/L2-resident query, reloaded to spare registers
+        if constexpr (kEarly) {
+#pragma unroll
+          for (int i = 0; i < 8; ++i) uv[i] = uq[i];
+        } else {
+          LoadF32x8(a.u + col[v], uv);  // L1/L2-resident query, reloaded to spare registers
+        }
         if (g0 == 0) {
           Bf16x8ToF32(xr[v], f);
 #pragma unroll
@@ -243,7 +268,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
   for (int v = 0; v < VPT; ++v) {
     if (!valid[v]) continue;
     float g[8], y[8];
-    LoadF32x8(a.gamma + col[v], g);
+    if constexpr (kEarly) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) g[i] = gq[i];
+    } else {
+      LoadF32x8(a.gamma + col[v], g);
+    }
 #pragma unroll
     for (int i = 0; i < 8; ++i) y[i] = (h[v][i] * r) * g[i];
     StoreBf16x8(out + col[v], y);

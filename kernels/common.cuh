@@ -18,8 +18,16 @@ namespace attnres::kernels {
 // still running, which hides the launch gap between the many small kernels of a decode step. It
 // must call WaitForPrevious() before it touches memory that earlier kernels write (or read, where
 // it writes): the wait is for the whole previous grid and its memory, so stream-order semantics
-// are unchanged. Reading constant data (weights) before the wait is allowed. LetNextStart() lets
-// the next kernel be scheduled at once (it will wait for this one to finish).
+// are unchanged. LetNextStart() lets the next kernel be scheduled at once (it will wait for this
+// one to finish).
+//
+// Rule: every kernel calls LetNextStart() only after its own WaitForPrevious(). So when a kernel
+// starts, the kernel two launches back (and all before it) has finished and its writes are
+// visible; kernels of other libraries (cuBLASLt, NCCL) never trigger early, so after them the
+// whole stream is done. Before its wait a kernel may therefore read constants (weights), the
+// step's uploaded indices, and anything the kernels before the previous one wrote (the residual
+// bank, the prefix, K/V of earlier steps): that hides their DRAM latency behind the previous
+// kernel's tail. Only the previous kernel's outputs need the wait.
 __device__ __forceinline__ void WaitForPrevious() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

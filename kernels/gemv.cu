@@ -77,7 +77,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     GemvKernel(const bf16* x, const bf16* __restrict__ w, void* __restrict__ out,
                int M, int N, int K) {
   constexpr int kStep = 32 * kUnroll;  // k per warp step: kUnroll slices of 32 (two k16 mmas each)
-  LetNextStart();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
   const int n0 = blockIdx.x * kRows;
@@ -97,12 +96,14 @@ __global__ void __launch_bounds__(kWarps * 32)
         hi[u] = LoadStream(w_hi + kb + 32 * u);
       }
       WaitForPrevious();  // weights are constant; x comes from the previous kernel
+      LetNextStart();     // (after the wait: common.cuh's rule; repeats are no-ops)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         xv[u] = has_x ? LoadProduced(x_row + kb + 32 * u) : zero;
       }
     } else {
       WaitForPrevious();
+      LetNextStart();
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const bool in_k = kb + 32 * u + 8 * t < K;
@@ -119,6 +120,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 
   WaitForPrevious();  // (warps with no K slice) before writing what earlier kernels may read
+  LetNextStart();
   StoreTile<kOutF32>(acc, out, M, N, n0);
 }
 

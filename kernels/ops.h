@@ -48,7 +48,9 @@ cudaError_t FillUniformF32(float* out, size_t n, uint64_t seed, float mean, floa
 //   mix_weights[record_row[t] * mix_stride + mix_offset + j] = alpha_j when record_row[t] >= 0.
 // The snapshot slot is bank_count, never a slot the mix reads. Standard residual models call it
 // with u = nullptr and bank_count = 0. Preconditions: d % 8 == 0, d <= 8192,
-// bank_count + 1 <= kMaxMixSources; rows unique.
+// bank_count + 1 <= kMaxMixSources; rows unique. Under programmatic dependent launch only delta
+// may be the previous kernel's output: prefix, bank and bank_inv_rms are read before the wait
+// (kernels/common.cuh's rule).
 inline constexpr int kMaxMixSources = 128;
 struct ResidualBoundaryArgs {
   int num_rows = 0;                   // R

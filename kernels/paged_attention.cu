@@ -81,8 +81,6 @@ __device__ inline void StoreOut(const PagedAttentionArgs& a, float2* part_ml, fl
 template <int HD, int KSPLIT>
 __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAttentionArgs a, float2* part_ml,
                                                    float* part_acc) {
-  WaitForPrevious();
-  LetNextStart();
   constexpr int kStride = HD + 8;  // bf16 per shared row (16-byte pad: no ldmatrix conflicts)
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
   constexpr int kW = kKeys / KSPLIT;  // keys per warp per tile
@@ -99,6 +97,10 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
   const int chunk = ((n_keys + splits - 1) / splits + kKeys - 1) / kKeys * kKeys;
   const int k_begin = z * chunk, k_end = min(n_keys, k_begin + chunk);
   const int* pages = a.kv_page_indices + a.kv_page_indptr[seq];
+  // The step's indices above are uploaded data, read before the wait (kernels/common.cuh's
+  // rule); q and this step's K/V come from the previous kernel.
+  WaitForPrevious();
+  LetNextStart();
 
   for (int i = threadIdx.x; i < warps * 16 * kChunks; i += blockDim.x) {
     const int r = i / kChunks, c = i % kChunks;

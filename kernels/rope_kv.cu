@@ -44,24 +44,26 @@ __device__ void RotateHead(const bf16* src, const float2* rope, const float* nor
 }
 
 __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
-  WaitForPrevious();
-  LetNextStart();
   const int t = blockIdx.x, h = blockIdx.y * kHeadsPerBlock + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   const int hd = a.hd, width = (a.H + 2 * a.KV) * hd;
   const bf16* qkv = a.qkv + static_cast<size_t>(t) * width;
   const float2* rope = a.rope + static_cast<size_t>(t) * (hd / 2);
+  // A K or V head's slot in its sequence's KV page, looked up in the step's uploaded indices
+  // before the wait (kernels/common.cuh's rule); qkv is the previous kernel's output.
+  size_t slot = 0;
+  if (h >= a.H && h < a.H + 2 * a.KV) {
+    const int pos = a.positions[t];
+    const int page = a.kv_page_indices[a.kv_page_indptr[a.row_seq[t]] + pos / a.page_size];
+    slot = (static_cast<size_t>(page) * a.page_size + pos % a.page_size) * a.KV * hd;
+  }
+  WaitForPrevious();
+  LetNextStart();
   if (h >= a.H + 2 * a.KV) return;
   if (h < a.H) {
     RotateHead(qkv + h * hd, rope, a.q_norm, hd, a.eps,
                a.q_out + static_cast<size_t>(t) * a.H * hd + h * hd);
-    return;
-  }
-  // K or V head: the row's slot in its sequence's KV page.
-  const int pos = a.positions[t];
-  const int page = a.kv_page_indices[a.kv_page_indptr[a.row_seq[t]] + pos / a.page_size];
-  const size_t slot = (static_cast<size_t>(page) * a.page_size + pos % a.page_size) * a.KV * hd;
-  if (h < a.H + a.KV) {
+  } else if (h < a.H + a.KV) {
     RotateHead(qkv + h * hd, rope, a.k_norm, hd, a.eps, a.k_cache + slot + (h - a.H) * hd);
   } else {
     const int g = h - a.H - a.KV;

@@ -36,7 +36,8 @@ struct Probs {
 
 __device__ double BlockSumProbs(const Probs& pr, int n, SampleTemp& tmp, double* bcast) {
   double s = 0.0;
-  for (int k = threadIdx.x; k < n; k += blockDim.x) s += pr(k);
+#pragma unroll 8
+  for (int k = threadIdx.x; k < n; k += blockDim.x) s += pr(k);  // (unrolled: loads in flight)
   s = ReduceD(tmp.rd).Sum(s);
   if (threadIdx.x == 0) *bcast = s;
   __syncthreads();
@@ -52,6 +53,7 @@ __device__ int FirstCrossing(const Probs& pr, int n, double thr, bool strict, Sa
   const int per = (n + blockDim.x - 1) / blockDim.x;
   const int begin = min(n, static_cast<int>(threadIdx.x) * per), end = min(n, begin + per);
   double local = 0.0;
+#pragma unroll 8
   for (int k = begin; k < end; ++k) local += pr(k);
   double cum;
   if (threadIdx.x == 0) *found = INT_MAX;
@@ -70,15 +72,43 @@ __device__ int FirstCrossing(const Probs& pr, int n, double thr, bool strict, Sa
   return f;
 }
 
+// Lowest id among the maxima of x[0, V). Each thread takes its ids in ascending order, so a
+// strict > keeps its first maximum, and the reductions break ties by id. A 16-byte aligned row
+// is read as float4, kArgmaxUnroll of them in flight per thread: one 128K-entry row is a few
+// round trips to L2 instead of V / blockDim.x dependent ones (60 us -> a few at batch 1).
+constexpr int kArgmaxUnroll = 4;
 __device__ int Argmax(const float* x, int V, int* sh_id, float* sh_val) {
   float best = -INFINITY;
   int id = INT_MAX;
-  for (int k = threadIdx.x; k < V; k += blockDim.x) {
-    if (x[k] > best) {  // strided ascending: the first maximum per thread wins
-      best = x[k];
+  auto take = [&](float v, int k) {
+    if (v > best) {
+      best = v;
       id = k;
     }
+  };
+  int tail = 0;  // first id of the scalar part
+  if ((reinterpret_cast<uintptr_t>(x) & 15) == 0) {
+    const int n4 = V / 4, step = static_cast<int>(blockDim.x);
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    for (int i = threadIdx.x; i < n4; i += kArgmaxUnroll * step) {
+      float4 v[kArgmaxUnroll];
+#pragma unroll
+      for (int u = 0; u < kArgmaxUnroll; ++u) {
+        const int j = i + u * step;
+        v[u] = j < n4 ? x4[j] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+      }
+#pragma unroll
+      for (int u = 0; u < kArgmaxUnroll; ++u) {
+        const int k = 4 * (i + u * step);
+        take(v[u].x, k);
+        take(v[u].y, k + 1);
+        take(v[u].z, k + 2);
+        take(v[u].w, k + 3);
+      }
+    }
+    tail = 4 * n4;
   }
+  for (int k = tail + threadIdx.x; k < V; k += blockDim.x) take(x[k], k);
   for (int o = 16; o > 0; o >>= 1) {
     const float ob = __shfl_xor_sync(0xffffffffu, best, o);
     const int oi = __shfl_xor_sync(0xffffffffu, id, o);

@@ -46,6 +46,9 @@ TEST(SampleRowsKernel, MatchesCpuSampler) {
     std::normal_distribution<float> n(0.0f, 3.0f);
     for (float& x : logits) x = n(rng);
     for (int i = 0; i < 10; ++i) logits[size_t(V) * 0 + 100 + i] = 50.0f;  // greedy tie: id 100
+    // Greedy row 8: maxima that one thread meets in different unrolled loads (ids 7 and 4103
+    // of a 1024-thread block) and at the row's last id: id 7.
+    for (int id : {V - 1, 4103 % V, 7}) logits[size_t(V) * 8 + id] = 60.0f;
     std::vector<kernels::SampleParams> params(R);
     for (int r = 0; r < R; ++r) {
       const SamplingParams& s = configs[r % configs.size()];
