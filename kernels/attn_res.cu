@@ -27,8 +27,10 @@ __device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
   v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 
-// Sums N values over the block (every thread gets the totals): warp shuffles, one padded row
-// of partials per warp in shared memory, read back with 16-byte loads.
+// Sums N values over the block (every thread gets the totals): warp shuffles, then one padded
+// row of partials per warp in shared memory. With up to 8 warps every thread adds the rows
+// (16-byte loads); with more, warp 0 adds them across its lanes and publishes the totals: one
+// more barrier, but not 16 warps each adding 16 rows (the decode form's 512 threads).
 constexpr int kPad = (kGroup + 2 + 3) / 4 * 4;
 template <int N>
 __device__ inline void RowSum(float (&v)[N], float* scratch) {
@@ -44,16 +46,36 @@ __device__ inline void RowSum(float (&v)[N], float* scratch) {
   }
   __syncthreads();
   float s[NP];
+  if (warps > 8) {
+    float* totals = scratch + warps * kPad;
+    if (warp == 0) {
 #pragma unroll
-  for (int i = 0; i < NP; ++i) s[i] = 0.0f;
-  for (int w = 0; w < warps; ++w) {
+      for (int i = 0; i < N; ++i) {
+        const float x = WarpSum(lane < warps ? scratch[lane * kPad + i] : 0.0f);
+        if (lane == 0) totals[i] = x;
+      }
+    }
+    __syncthreads();
 #pragma unroll
     for (int q = 0; q < NP / 4; ++q) {
-      const float4 f = reinterpret_cast<const float4*>(scratch + w * kPad)[q];
-      s[4 * q] += f.x;
-      s[4 * q + 1] += f.y;
-      s[4 * q + 2] += f.z;
-      s[4 * q + 3] += f.w;
+      const float4 f = reinterpret_cast<const float4*>(totals)[q];
+      s[4 * q] = f.x;
+      s[4 * q + 1] = f.y;
+      s[4 * q + 2] = f.z;
+      s[4 * q + 3] = f.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < NP; ++i) s[i] = 0.0f;
+    for (int w = 0; w < warps; ++w) {
+#pragma unroll
+      for (int q = 0; q < NP / 4; ++q) {
+        const float4 f = reinterpret_cast<const float4*>(scratch + w * kPad)[q];
+        s[4 * q] += f.x;
+        s[4 * q + 1] += f.y;
+        s[4 * q + 2] += f.z;
+        s[4 * q + 3] += f.w;
+      }
     }
   }
 #pragma unroll
@@ -62,7 +84,7 @@ __device__ inline void RowSum(float (&v)[N], float* scratch) {
 
 template <int VPT, int G, int kThreads, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(const ResidualBoundaryArgs a) {
-  __shared__ __align__(16) float scratch[(kThreads / 32) * kPad];
+  __shared__ __align__(16) float scratch[(kThreads / 32 + 1) * kPad];  // rows, then totals
   __shared__ float scores[kMaxMixSources];
   const int k = blockIdx.x;
   const int t = a.rows ? __ldg(a.rows + k) : k;

@@ -17,13 +17,11 @@ namespace {
 
 constexpr int kThreads = 1024;
 using Scan = cub::BlockScan<double, kThreads>;
-using ReduceD = cub::BlockReduce<double, kThreads>;
 using ReduceI = cub::BlockReduce<int, kThreads>;
 using ReduceF = cub::BlockReduce<float, kThreads>;
 
 union SampleTemp {
   typename Scan::TempStorage scan;
-  typename ReduceD::TempStorage rd;
   typename ReduceI::TempStorage ri;
   typename ReduceF::TempStorage rf;
 };
@@ -34,37 +32,35 @@ struct Probs {
   __device__ double operator()(int k) const { return exp((static_cast<double>(keys[k]) - mx) * inv_t); }
 };
 
-__device__ double BlockSumProbs(const Probs& pr, int n, SampleTemp& tmp, double* bcast) {
-  double s = 0.0;
-#pragma unroll 8
-  for (int k = threadIdx.x; k < n; k += blockDim.x) s += pr(k);  // (unrolled: loads in flight)
-  s = ReduceD(tmp.rd).Sum(s);
-  if (threadIdx.x == 0) *bcast = s;
-  __syncthreads();
-  s = *bcast;
-  __syncthreads();
-  return s;
-}
-
-// First k in [0, n) whose inclusive cumulative probability passes thr (> when strict, else >=),
-// in index order; INT_MAX when none does.
-__device__ int FirstCrossing(const Probs& pr, int n, double thr, bool strict, SampleTemp& tmp,
-                             int* found) {
+// The first k in [0, n), in index order, whose inclusive cumulative probability passes
+// fraction * (the sum over [0, n)) (> when strict, else >=); INT_MAX when none does. One pass
+// of exp over the row: each thread sums a contiguous slice, a block scan gives every slice its
+// prefix and the total, and only a thread whose slice passes the threshold walks it again (a
+// walk that ends short, by rounding, names the next slice's first id, where the next thread
+// would have crossed).
+__device__ int CrossingOfFraction(const Probs& pr, int n, double fraction, bool strict,
+                                  SampleTemp& tmp, int* found) {
   const int per = (n + blockDim.x - 1) / blockDim.x;
   const int begin = min(n, static_cast<int>(threadIdx.x) * per), end = min(n, begin + per);
   double local = 0.0;
 #pragma unroll 8
   for (int k = begin; k < end; ++k) local += pr(k);
-  double cum;
+  double cum, total;
   if (threadIdx.x == 0) *found = INT_MAX;
-  Scan(tmp.scan).ExclusiveSum(local, cum);
+  Scan(tmp.scan).ExclusiveSum(local, cum, total);
   __syncthreads();
-  for (int k = begin; k < end; ++k) {
-    cum += pr(k);
-    if (strict ? cum > thr : cum >= thr) {
-      atomicMin(found, k);
-      break;
+  const double thr = fraction * total;
+  auto passes = [&](double c) { return strict ? c > thr : c >= thr; };
+  if (begin < end && !passes(cum) && passes(cum + local)) {
+    int at = end < n ? end : INT_MAX;
+    for (int k = begin; k < end; ++k) {
+      cum += pr(k);
+      if (passes(cum)) {
+        at = k;
+        break;
+      }
     }
+    if (at != INT_MAX) atomicMin(found, at);
   }
   __syncthreads();
   const int f = *found;
@@ -143,7 +139,6 @@ __global__ void __launch_bounds__(kThreads) SampleRowsKernel(
   LetNextStart();
   __shared__ int sh_id[32];
   __shared__ float sh_val[32];
-  __shared__ double bcast;
   __shared__ int found;
   const int r = blockIdx.x;
   const SampleParams p = params[r];
@@ -172,8 +167,7 @@ __global__ void __launch_bounds__(kThreads) SampleRowsKernel(
       __syncthreads();
     }
     if (p.top_p < 1.0f) {
-      const double kept_total = BlockSumProbs(pr, keep, tmp, &bcast);
-      const int c = FirstCrossing(pr, keep, p.top_p * kept_total, false, tmp, &found);
+      const int c = CrossingOfFraction(pr, keep, p.top_p, false, tmp, &found);
       if (c != INT_MAX) keep = c + 1;
     }
     n = keep;
@@ -182,9 +176,7 @@ __global__ void __launch_bounds__(kThreads) SampleRowsKernel(
     const int id = Argmax(row, V, sh_id, sh_val);
     pr.mx = row[id];
   }
-  const double total = BlockSumProbs(pr, n, tmp, &bcast);
-  const double target = SampleUniformBits(p.seed, p.index) * total;
-  int c = FirstCrossing(pr, n, target, true, tmp, &found);
+  int c = CrossingOfFraction(pr, n, SampleUniformBits(p.seed, p.index), true, tmp, &found);
   if (c == INT_MAX) c = n - 1;
   if (threadIdx.x == 0) tokens[r] = sorted ? sorted_ids[static_cast<size_t>(r) * V + c] : c;
 }
