@@ -15,7 +15,7 @@ namespace {
 constexpr int kKeys = 64;     // keys per shared-memory tile
 constexpr int kStages = 2;
 constexpr int kMaxGroup = 8;  // query heads per KV head
-constexpr int kMaxSplits = 32;
+constexpr int kMaxSplits = 32;  // <= 32: CombineKernel gives each split a lane
 // Keys per split block at least: two key tiles. One-tile splits leave each block too little work
 // for its fixed costs and double the partials the combine reads (8B decode at 512-token contexts:
 // 4 splits instead of 8 is 1.5% faster per step, bench/BENCHMARKS.md run 8; 256 and 512 keys
@@ -109,18 +109,28 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
         valid ? (static_cast<size_t>(first + r / G) * a.H + kvh * G + r % G) * HD + c * 8 : 0;
     CpAsync16(q_s + r * kStride + c * 8, a.q + src, valid);
   }
+  // Each thread copies the same 16-byte chunk c of keys key0, key0 + kstep, ... of every tile,
+  // so its column offset is fixed and a key's source is one page lookup and a multiply-add.
+  // Power-of-two page sizes (the usual 16) split a position by shift and mask: the address
+  // arithmetic was most of a decode block's instructions (ncu, bench/BENCHMARKS.md run 14).
+  const int ps = a.page_size, page_shift = __ffs(ps) - 1;
+  const bool pow2 = (ps & (ps - 1)) == 0;
+  const int c = threadIdx.x % kChunks, key0 = threadIdx.x / kChunks, kstep = blockDim.x / kChunks;
+  const size_t slot_stride = static_cast<size_t>(a.KV) * HD;
+  const size_t col = static_cast<size_t>(kvh) * HD + c * 8;
   auto load_tile = [&](int stage, int kv0) {
-    bf16* k_dst = kv_s + stage * 2 * kKeys * kStride;
+    bf16* k_dst = kv_s + stage * 2 * kKeys * kStride + c * 8;
     bf16* v_dst = k_dst + kKeys * kStride;
-    for (int i = threadIdx.x; i < kKeys * kChunks; i += blockDim.x) {
-      const int key = i / kChunks, c = i % kChunks, p = kv0 + key;
+    for (int key = key0; key < kKeys; key += kstep) {
+      const int p = kv0 + key;
       const bool valid = p < k_end;
-      const size_t src =
-          valid ? ((static_cast<size_t>(pages[p / a.page_size]) * a.page_size + p % a.page_size) *
-                       a.KV + kvh) * HD + c * 8
-                : 0;
-      CpAsync16(k_dst + key * kStride + c * 8, a.k_cache + src, valid);
-      CpAsync16(v_dst + key * kStride + c * 8, a.v_cache + src, valid);
+      size_t src = 0;
+      if (valid) {
+        const int page = pow2 ? p >> page_shift : p / ps;
+        src = (static_cast<size_t>(pages[page]) * ps + (p - page * ps)) * slot_stride + col;
+      }
+      CpAsync16(k_dst + key * kStride, a.k_cache + src, valid);
+      CpAsync16(v_dst + key * kStride, a.v_cache + src, valid);
     }
   };
   if (k_begin < k_end) load_tile(0, k_begin);
@@ -283,32 +293,37 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
   }
 }
 
-// One warp per (row, head): out = sum_z 2^(m_z - M) acc_z / sum_z 2^(m_z - M) l_z.
+// One warp per (row, head): out = sum_z 2^(m_z - M) acc_z / sum_z 2^(m_z - M) l_z. Lane z
+// (splits <= kMaxSplits = 32) loads split z's (m, l) and holds its weight, so the max and the
+// normalizer are two warp reductions after one round of loads, not serial loops of loads.
 __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int splits, int rows,
                               int hd, bf16* out) {
   WaitForPrevious();
   LetNextStart();
   const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
-  float mx = -INFINITY;
-  for (int z = 0; z < splits; ++z) mx = fmaxf(mx, part_ml[static_cast<size_t>(z) * rows + row].x);
-  float l = 0.0f;
-  for (int z = 0; z < splits; ++z) {
-    const float2 ml = part_ml[static_cast<size_t>(z) * rows + row];
-    l += exp2f(ml.x - mx) * ml.y;
-  }
-  const float inv = 1.0f / l;
-  for (int d = 2 * lane; d < hd; d += 64) {
+  const float2 ml = lane < splits ? part_ml[static_cast<size_t>(lane) * rows + row]
+                                  : make_float2(-INFINITY, 0.0f);
+  const float mx = WarpMax(ml.x);
+  const float w = lane < splits ? exp2f(ml.x - mx) : 0.0f;
+  const float inv = 1.0f / WarpSum(w * ml.y);
+  for (int d0 = 0; d0 < hd; d0 += 64) {  // every lane runs the loop: the shuffles need all
+    const int d = d0 + 2 * lane;
+    const bool mine = d < hd;
     float2 acc = make_float2(0.0f, 0.0f);
+#pragma unroll 4
     for (int z = 0; z < splits; ++z) {
-      const size_t pr = static_cast<size_t>(z) * rows + row;
-      const float w = exp2f(part_ml[pr].x - mx);
-      const float2 v = *reinterpret_cast<const float2*>(part_acc + pr * hd + d);
-      acc.x += w * v.x;
-      acc.y += w * v.y;
+      const float wz = __shfl_sync(0xffffffffu, w, z);
+      if (!mine) continue;
+      const float2 v =
+          *reinterpret_cast<const float2*>(part_acc + (static_cast<size_t>(z) * rows + row) * hd + d);
+      acc.x += wz * v.x;
+      acc.y += wz * v.y;
     }
-    *reinterpret_cast<__nv_bfloat162*>(out + static_cast<size_t>(row) * hd + d) =
-        __floats2bfloat162_rn(acc.x * inv, acc.y * inv);
+    if (mine) {
+      *reinterpret_cast<__nv_bfloat162*>(out + static_cast<size_t>(row) * hd + d) =
+          __floats2bfloat162_rn(acc.x * inv, acc.y * inv);
+    }
   }
 }
 
