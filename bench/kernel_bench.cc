@@ -131,7 +131,8 @@ void BenchGemv(const char* name, int M, int N, int K) {
   cudaFree(x); cudaFree(y);
 }
 
-void BenchDecodeAttention(int seqs, int ctx) {
+// splits > 0 forces that many KV splits; 0 takes PagedAttentionSplitCount's choice.
+void BenchDecodeAttention(int seqs, int ctx, int splits = 0) {
   const int H = 32, KV = 8, hd = 128, ps = 16, pages_per = (ctx + ps - 1) / ps;
   const size_t cache = size_t(seqs) * pages_per * ps * KV * hd;
   bf16* k = static_cast<bf16*>(Buf(cache * 2, 11));
@@ -154,9 +155,11 @@ void BenchDecodeAttention(int seqs, int ctx) {
   a.T = seqs; a.max_context = ctx;
   const size_t ws_bytes = 32u << 20;  // as CudaForward
   a.workspace = Buf(ws_bytes, 15); a.workspace_bytes = ws_bytes;
+  a.splits = splits;
   const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });
-  Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx), ms,
-      2.0 * cache * 2, 0);
+  Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx) + " (" +
+          std::to_string(attnres::kernels::PagedAttentionSplitCount(a)) + " splits)",
+      ms, 2.0 * cache * 2, 0);
   cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out); cudaFree(a.workspace);
   for (int32_t* p : {d_pos, d_indptr, d_pages, d_tiles}) cudaFree(p);
 }
@@ -254,6 +257,9 @@ int main() {
   BenchDecodeAttention(64, 512);
   BenchDecodeAttention(256, 512);
   BenchDecodeAttention(1, 4096);
+  for (int splits : {1, 3, 4, 6, 8}) BenchDecodeAttention(64, 512, splits);  // the split choice
+  for (int splits : {2, 3, 4}) BenchDecodeAttention(256, 512, splits);
+  for (int splits : {2, 8}) BenchDecodeAttention(1, 512, splits);
   BenchPrefillAttention(4096);
   for (int R : {1, 64}) {
     BenchSample(R, 0.0f);

@@ -23,8 +23,9 @@ struct AttnCase {
   std::vector<std::pair<int, int>> seqs;  // (start_pos, new tokens)
 };
 
-// split: hand the kernel a workspace, so few tiles split their keys over several blocks.
-void RunAttnCase(const AttnCase& k, uint32_t seed, bool split) {
+// split: hand the kernel a workspace for up to max_splits splits, so few tiles split their keys
+// over several blocks (merged by the combine kernel).
+void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 8) {
   SCOPED_TRACE(testing::Message() << "H=" << k.H << " KV=" << k.KV << " hd=" << k.hd
                                   << " ps=" << k.page_size << " split=" << split);
   ModelConfig c;
@@ -108,7 +109,7 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split) {
   a.max_tile_rows = max_tile_rows;
   a.T = T;
   a.max_context = *std::max_element(positions.begin(), positions.end()) + 1;
-  const size_t ws_bytes = 8 * kernels::PagedAttentionSplitBytes(T, k.H, hd);
+  const size_t ws_bytes = max_splits * kernels::PagedAttentionSplitBytes(T, k.H, hd);
   DeviceArray<float> d_ws(ws_bytes / sizeof(float));
   if (split) {
     a.workspace = d_ws.get();
@@ -186,6 +187,10 @@ TEST(PagedAttentionKernel, MatchesCpuReference) {
     RunAttnCase({8, 8, 128, 16, {{300, 1}, {0, 1}}}, 100, split);    // MHA, group 1
     RunAttnCase({4, 2, 32, 3, {{200, 1}, {9, 20}}}, 102, split);     // hd 32
   }
+  // Long decode contexts with room for 32 splits (the cases above stop at 8): 24 splits of
+  // 8B heads, 16 of MHA hd 64.
+  for (int ps : {3, 16}) RunAttnCase({32, 8, 128, ps, {{1500, 1}, {3000, 1}}}, 103, true, 32);
+  RunAttnCase({8, 8, 64, 16, {{2000, 1}}}, 104, true, 32);  // MHA, hd 64: 16 splits
 }
 
 }  // namespace
