@@ -106,9 +106,9 @@ cudaError_t RopeKvWrite(const RopeKvWriteArgs& args, cudaStream_t stream);
 // 128, 256}. Tensor cores (bf16 products, fp32 accumulation and online softmax; P rounded to
 // bf16 before P*V; twin: CpuForward::Attention). With a workspace, few tiles and max_context
 // (max over rows of position + 1) above two 64-key tiles, each tile's keys are split over
-// several blocks of at least 128 keys and merged by a second kernel (flash-decoding); the split
-// count is capped by workspace_bytes / PagedAttentionSplitBytes(T, H, hd). Without one: no
-// split.
+// several blocks of at least 128 keys and merged by a second kernel (flash-decoding): as many
+// splits as keep the grid within one wave of resident blocks, capped by workspace_bytes /
+// PagedAttentionSplitBytes(T, H, hd). Without one: no split.
 inline constexpr int kMaxTileRows = 128;
 // Rows per query tile for a GQA group: enough (row, query head) pairs to fill 8 warps of 16, so
 // each K/V tile in shared memory serves 128 of them (16 rows at group 8, 32 at 4, 128 at 1).

@@ -4,6 +4,7 @@
 // shared by the whole group. K/V pages stream through a 2-stage cp.async pipeline 64 keys at a
 // time. Split-KV (flash-decoding): grid.z splits each tile's keys; a combine kernel merges them.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "kernels/common.cuh"
@@ -353,19 +354,90 @@ cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStrea
                    a.out);
 }
 
+// Blocks of the (HD, KSPLIT, warps) form that the device holds resident at once: the occupancy
+// calculator's blocks per SM times the SMs, asked once per device and warp count.
+template <int HD, int KSPLIT>
+int ResidentBlocks(int warps) {
+  constexpr int kDevices = 64;
+  static std::atomic<int> known[kDevices][9];  // [device][warps 1..8]; 0: not asked yet
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || warps < 1 || warps > 8) return 0;
+  if (device < kDevices) {
+    if (const int n = known[device][warps].load(std::memory_order_relaxed); n > 0) return n;
+  }
+  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD>(256 / 32 / KSPLIT));
+  int per_sm = 0;
+  if (AllowDynamicSmem<FlashKernel<HD, KSPLIT>>(kMostSmem) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FlashKernel<HD, KSPLIT>,
+                                                    32 * warps * KSPLIT,
+                                                    SmemBytes<HD>(warps)) != cudaSuccess) {
+    return 0;
+  }
+  const int n = std::max(per_sm, 1) * NumSms();
+  if (device < kDevices) known[device][warps].store(n, std::memory_order_relaxed);
+  return n;
+}
+
+// Calls f.Run<HD, KSPLIT>() for the kernel form that serves tiles of `warps` M-row warps
+// (decode-like tiles, one warp: 4 warps split each key tile), or returns `invalid` for an
+// unsupported head dim.
+template <typename F, typename R>
+R WithForm(int hd, int warps, const F& f, R invalid) {
+  if (warps == 1) {
+    switch (hd) {
+      case 16: return f.template Run<16, 4>();
+      case 32: return f.template Run<32, 4>();
+      case 64: return f.template Run<64, 4>();
+      case 128: return f.template Run<128, 4>();
+      case 256: return f.template Run<256, 4>();
+      default: return invalid;
+    }
+  }
+  switch (hd) {
+    case 16: return f.template Run<16, 1>();
+    case 32: return f.template Run<32, 1>();
+    case 64: return f.template Run<64, 1>();
+    case 128: return f.template Run<128, 1>();
+    case 256: return f.template Run<256, 1>();
+    default: return invalid;
+  }
+}
+
+// The two uses of WithForm.
+struct ResidentOf {
+  int warps;
+  template <int HD, int KSPLIT>
+  int Run() const { return ResidentBlocks<HD, KSPLIT>(warps); }
+};
+struct LaunchOf {
+  const PagedAttentionArgs& a;
+  int warps, splits;
+  cudaStream_t stream;
+  template <int HD, int KSPLIT>
+  cudaError_t Run() const { return Launch<HD, KSPLIT>(a, warps, splits, stream); }
+};
+
+int TileWarps(const PagedAttentionArgs& a) { return (a.max_tile_rows * (a.H / a.KV) + 15) / 16; }
+
 }  // namespace
 
 size_t PagedAttentionSplitBytes(int T, int H, int hd) {
   return sizeof(float) * static_cast<size_t>(T) * H * (hd + 2);
 }
 
+// Splits only fill the resident-block slots that the unsplit grid leaves empty: as many as keep
+// the whole grid in one wave. A second, partial wave costs more than the parallelism buys
+// (8B heads at 512-token contexts: 16 sequences 23.9 us at 4 splits vs 18.8 at 3, 32 sequences
+// 33.4 us at 3 vs 26.4 at 1; bench/BENCHMARKS.md run 16).
 int PagedAttentionSplitCount(const PagedAttentionArgs& a) {
   if (a.splits > 0) return std::min(a.splits, kMaxSplits);
-  const int blocks = a.num_tiles * a.KV, target = 4 * NumSms();
-  if (!a.workspace || a.max_context <= kMinSplitKeys || blocks >= target) return 1;
+  if (!a.workspace || a.max_context <= kMinSplitKeys || a.KV <= 0 || a.H % a.KV != 0) return 1;
+  const int warps = TileWarps(a);
+  const int wave = WithForm(a.hd, warps, ResidentOf{warps}, 0);
+  const int blocks = a.num_tiles * a.KV;
+  if (blocks < 1 || wave / blocks < 2) return 1;
   const size_t fit = a.workspace_bytes / PagedAttentionSplitBytes(a.T, a.H, a.hd);
-  const int splits = std::min({(target + blocks - 1) / blocks,
-                               (a.max_context + kMinSplitKeys - 1) / kMinSplitKeys,
+  const int splits = std::min({wave / blocks, (a.max_context + kMinSplitKeys - 1) / kMinSplitKeys,
                                kMaxSplits, static_cast<int>(std::min<size_t>(fit, kMaxSplits))});
   return std::max(splits, 1);
 }
@@ -377,30 +449,13 @@ cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
       a.max_tile_rows * (a.H / a.KV) > 128) {  // at most 8 warps of 16 M rows
     return cudaErrorInvalidValue;
   }
-  const int warps = (a.max_tile_rows * (a.H / a.KV) + 15) / 16;
+  const int warps = TileWarps(a);
   const int splits = PagedAttentionSplitCount(a);
   if (splits > 1 && (!a.workspace || a.workspace_bytes < static_cast<size_t>(splits) *
                                                             PagedAttentionSplitBytes(a.T, a.H, a.hd))) {
     return cudaErrorInvalidValue;
   }
-  if (warps == 1) {  // decode-like tiles: 4 warps split each key tile
-    switch (a.hd) {
-      case 16: return Launch<16, 4>(a, 1, splits, stream);
-      case 32: return Launch<32, 4>(a, 1, splits, stream);
-      case 64: return Launch<64, 4>(a, 1, splits, stream);
-      case 128: return Launch<128, 4>(a, 1, splits, stream);
-      case 256: return Launch<256, 4>(a, 1, splits, stream);
-      default: return cudaErrorInvalidValue;
-    }
-  }
-  switch (a.hd) {
-    case 16: return Launch<16, 1>(a, warps, splits, stream);
-    case 32: return Launch<32, 1>(a, warps, splits, stream);
-    case 64: return Launch<64, 1>(a, warps, splits, stream);
-    case 128: return Launch<128, 1>(a, warps, splits, stream);
-    case 256: return Launch<256, 1>(a, warps, splits, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  return WithForm(a.hd, warps, LaunchOf{a, warps, splits, stream}, cudaErrorInvalidValue);
 }
 
 }  // namespace attnres::kernels
