@@ -257,6 +257,9 @@ int main() {
   BenchDecodeAttention(64, 512);
   BenchDecodeAttention(256, 512);
   BenchDecodeAttention(1, 4096);
+  for (int seqs : {16, 32}) {
+    for (int splits : {1, 2, 3, 4}) BenchDecodeAttention(seqs, 512, splits);
+  }
   for (int splits : {1, 3, 4, 6, 8}) BenchDecodeAttention(64, 512, splits);  // the split choice
   for (int splits : {2, 3, 4}) BenchDecodeAttention(256, 512, splits);
   for (int splits : {2, 8}) BenchDecodeAttention(1, 512, splits);
