@@ -140,6 +140,17 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
     }
   };
   if (mix) load_group(0);
+  // This thread's query or gamma chunk v: held since the start (kEarly), else reloaded
+  // (L1/L2-resident; not holding them spares registers).
+  auto constant_chunk = [&](const float* p, const float (&held)[kEarly ? 8 : 1], int v,
+                            float (&out)[8]) {
+    if constexpr (kEarly) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) out[i] = held[i];
+    } else {
+      LoadF32x8(p + col[v], out);
+    }
+  };
   if constexpr (kEarly) {
     if (valid[0]) {
       if (mix) LoadF32x8(a.u + col[0], uq);
@@ -192,12 +203,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
       for (int v = 0; v < VPT; ++v) {
         if (!valid[v]) continue;
         float uv[8], f[8];
-        if constexpr (kEarly) {
-#pragma unroll
-          for (int i = 0; i < 8; ++i) uv[i] = uq[i];
-        } else {
-          LoadF32x8(a.u + col[v], uv);  // L1/L2-resident query, reloaded to spare registers
-        }
+        constant_chunk(a.u, uq, v, uv);
         if (g0 == 0) {
           Bf16x8ToF32(xr[v], f);
 #pragma unroll
@@ -290,12 +296,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
   for (int v = 0; v < VPT; ++v) {
     if (!valid[v]) continue;
     float g[8], y[8];
-    if constexpr (kEarly) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) g[i] = gq[i];
-    } else {
-      LoadF32x8(a.gamma + col[v], g);
-    }
+    constant_chunk(a.gamma, gq, v, g);
 #pragma unroll
     for (int i = 0; i < 8; ++i) y[i] = (h[v][i] * r) * g[i];
     StoreBf16x8(out + col[v], y);
