@@ -58,19 +58,30 @@ void Row(const std::string& what, double ms, double bytes, double flops) {
                            std::to_string(int(100 * bytes / ms / 1e9 / (kPeakBytesPerS / 1e12))) + "% of copy").c_str());
 }
 
-void BenchBoundary(int T, int nb) {
-  const int d = 4096;
+// The boundary forms of an 8B step: one-phase (nb bank slots; nb = 0: the standard add +
+// norm), a phase-2 mix (the bank as one summary, kernels/ops.h), and a snapshot boundary whose
+// extra blocks run phase 1 for the block's 7 later mixes (8 blocks of 4 layers).
+enum class BoundaryForm { kOnePhase, kPhase2, kSnapshotPhase1 };
+
+void BenchBoundary(int T, int nb, BoundaryForm form) {
+  const int d = 4096, Q = 7;
   bf16* prefix = static_cast<bf16*>(Buf(size_t(T) * d * 2, 1));
   bf16* delta = static_cast<bf16*>(Buf(size_t(T) * d * 2, 2));
   bf16* bank = static_cast<bf16*>(Buf(size_t(nb + 1) * T * d * 2, 3));
   bf16* out = static_cast<bf16*>(Buf(size_t(T) * d * 2, 4));
-  float *inv, *u, *gamma;
+  float *inv, *u, *gamma, *sum_h;
+  float2* sum_ml;
   cudaMalloc(&inv, size_t(nb + 1) * T * 4);
-  cudaMalloc(&u, d * 4);
+  cudaMalloc(&u, size_t(Q + 1) * d * 4);
   cudaMalloc(&gamma, d * 4);
+  cudaMalloc(&sum_h, size_t(Q) * T * d * 4);
+  cudaMalloc(&sum_ml, size_t(Q) * T * 8);
   attnres::kernels::FillUniformF32(inv, size_t(nb + 1) * T, 5, 1.0f, 0.1f, nullptr);
-  attnres::kernels::FillUniformF32(u, d, 6, 0.0f, 0.02f, nullptr);
+  attnres::kernels::FillUniformF32(u, size_t(Q + 1) * d, 6, 0.0f, 0.02f, nullptr);
   attnres::kernels::FillUniformF32(gamma, d, 7, 1.0f, 0.1f, nullptr);
+  attnres::kernels::FillUniformF32(sum_h, size_t(Q) * T * d, 8, 0.0f, 1.0f, nullptr);
+  attnres::kernels::FillUniformF32(reinterpret_cast<float*>(sum_ml), size_t(Q) * T * 2, 9, 1.0f,
+                                   0.1f, nullptr);
   attnres::kernels::ResidualBoundaryArgs a;
   a.num_rows = a.T = T;
   a.d = d;
@@ -82,11 +93,33 @@ void BenchBoundary(int T, int nb) {
   a.u = nb > 0 ? u : nullptr;
   a.gamma = gamma;
   a.out = out;
+  a.summary_u = u + d;
+  a.summary_h = sum_h;
+  a.summary_ml = sum_ml;
+  a.summary_stride = nb + 1;
+  double bytes = double(T) * d * 2 * 4;  // prefix, delta reads; prefix (or snapshot), out writes
+  std::string name = "residual boundary T=" + std::to_string(T) +
+                     (nb ? " AttnRes nb=" + std::to_string(nb) : " standard");
+  switch (form) {
+    case BoundaryForm::kOnePhase:
+      bytes += double(T) * d * 2 * nb;
+      break;
+    case BoundaryForm::kPhase2:
+      a.summary_index = Q - 1;
+      bytes += double(T) * d * 4;
+      name += " phase 2";
+      break;
+    case BoundaryForm::kSnapshotPhase1:
+      a.snapshot = true;
+      a.summary_queries = Q;
+      bytes += double(T) * d * 2 * nb + double(Q) * T * d * 4;
+      name += " snap+phase 1 x" + std::to_string(Q);
+      break;
+  }
   const double ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); });
-  const double bytes = double(T) * d * 2 * (3 + nb);  // prefix, delta, bank reads; prefix, out writes
-  Row("residual boundary T=" + std::to_string(T) + (nb ? " AttnRes nb=" + std::to_string(nb) : " standard"),
-      ms, bytes + double(T) * d * 2, 0);
-  cudaFree(prefix); cudaFree(delta); cudaFree(bank); cudaFree(out); cudaFree(inv); cudaFree(u); cudaFree(gamma);
+  Row(name, ms, bytes, 0);
+  cudaFree(prefix); cudaFree(delta); cudaFree(bank); cudaFree(out); cudaFree(inv); cudaFree(u);
+  cudaFree(gamma); cudaFree(sum_h); cudaFree(sum_ml);
 }
 
 // Decode GEMMs are weight streams: each timed call reads its own copy of w (>= 200 MB of copies,
@@ -233,9 +266,12 @@ int main() {
     return 0;
   }
   std::printf("| kernel (Llama-3.1-8B shapes)                 | median     | vs ceiling |\n|---|---|---|\n");
-  for (int T : {1, 64, 256, 4096}) {
-    BenchBoundary(T, 0);
-    BenchBoundary(T, 8);
+  for (int T : {1, 16, 64, 128, 256, 4096}) {
+    BenchBoundary(T, 0, BoundaryForm::kOnePhase);
+    BenchBoundary(T, 8, BoundaryForm::kOnePhase);
+    if (T >= 256) continue;  // two-phase mixing serves decode steps (under 256 rows)
+    BenchBoundary(T, 8, BoundaryForm::kPhase2);
+    BenchBoundary(T, 7, BoundaryForm::kSnapshotPhase1);
   }
   auto g = attnres::cuda::Gemm::Create();
   if (!g.ok()) return 1;

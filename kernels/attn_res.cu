@@ -3,6 +3,11 @@
 // of bank rows cached at snapshot time), the optional snapshot into the next free slot, and the
 // following RMSNorm. One block per row, each thread owning VPT 16-byte chunks kept in registers;
 // every global load of a row (sources, first bank group, cached RMS) is issued before any use.
+// Two-phase form (ATTNRES.md §5): a snapshot boundary's extra blocks fold the completed bank into
+// one online-softmax state per later mix of the block (phase 1, in parallel with the boundary's
+// own row), and those mixes merge only their prefix into it (phase 2): two block reductions per
+// row, like the standard add + norm, instead of scoring every bank row again.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/common.cuh"
@@ -27,33 +32,30 @@ __device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
   v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 
-// Sums N values over the block (every thread gets the totals): warp shuffles, then one padded
-// row of partials per warp in shared memory. With up to 8 warps every thread adds the rows
-// (16-byte loads); with more, warp 0 adds them across its lanes and publishes the totals: one
-// more barrier, but not 16 warps each adding 16 rows (the decode form's 512 threads).
+// Sums N values over the block (every thread gets the totals): a warp's values in one
+// reduce-scatter butterfly (common.cuh WarpSumMany), then one padded row of partials per warp in
+// shared memory. With up to 8 warps every thread adds the rows (16-byte loads); with more, warp
+// 0 adds them across its lanes (another butterfly) and publishes the totals: one more barrier,
+// but not 16 warps each adding 16 rows (the decode form's 512 threads).
 constexpr int kPad = (kGroup + 2 + 3) / 4 * 4;
 template <int N>
 __device__ inline void RowSum(float (&v)[N], float* scratch) {
   static_assert(N <= kPad);
   constexpr int NP = (N + 3) / 4 * 4;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-#pragma unroll
-  for (int i = 0; i < N; ++i) v[i] = WarpSum(v[i]);
+  const float mine = WarpSumMany<N>::Sum(v);
   __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) scratch[warp * kPad + i] = v[i];
-  }
+  if (WarpSumMany<N>::Owns(lane)) scratch[warp * kPad + WarpSumMany<N>::Index(lane)] = mine;
   __syncthreads();
   float s[NP];
   if (warps > 8) {
     float* totals = scratch + warps * kPad;
     if (warp == 0) {
+      float rows[N];
 #pragma unroll
-      for (int i = 0; i < N; ++i) {
-        const float x = WarpSum(lane < warps ? scratch[lane * kPad + i] : 0.0f);
-        if (lane == 0) totals[i] = x;
-      }
+      for (int i = 0; i < N; ++i) rows[i] = lane < warps ? scratch[lane * kPad + i] : 0.0f;
+      const float total = WarpSumMany<N>::Sum(rows);
+      if (WarpSumMany<N>::Owns(lane)) totals[WarpSumMany<N>::Index(lane)] = total;
     }
     __syncthreads();
 #pragma unroll
@@ -82,17 +84,152 @@ __device__ inline void RowSum(float (&v)[N], float* scratch) {
   for (int i = 0; i < N; ++i) v[i] = s[i];
 }
 
-template <int VPT, int G, int kThreads, int kMinBlocks>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(const ResidualBoundaryArgs a) {
+// Phase 1 over a bank of one group (nb <= G, every Block AttnRes model of up to G + 1 blocks):
+// the block's queries are scored in one reduction round per kBatch of them (warp sums into
+// shared memory, a barrier, totals, a barrier) instead of one block reduction each; then each
+// query's state is a few FMAs per thread. part: [warps + 1][PartStride<G>()] shared floats.
+constexpr int kBatch = 8;
+template <int G>
+__host__ __device__ constexpr int PartStride() {
+  return kBatch * (G + 1) + 1;  // per query: the bank slots' dots, then x's; last sum(x^2)
+}
+template <int VPT, int G>
+__device__ void SummarizeOneGroup(const ResidualBoundaryArgs& a, int t, int q_begin, int q_end,
+                                  const uint4 (&raw)[G][VPT], const float (&inv)[G],
+                                  const uint4 (&xr)[VPT], const bool (&valid)[VPT],
+                                  const int (&col)[VPT], float sq, int record, float* part) {
+  constexpr int kVals = G + 1, kStride = PartStride<G>();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  const int d = a.d, nb = a.bank_count;
+  float* totals = part + warps * kStride;
+  float sq_x = 0.0f;
+  for (int q0 = q_begin; q0 < q_end; q0 += kBatch) {
+    const int nq = min(kBatch, q_end - q0);
+    // A: this thread's dots for each query of the round, summed per warp. The next query's
+    // first chunk is loaded while this one's are summed (its L2 latency set the pace).
+    float un[8];
+    if (valid[0]) LoadF32x8(a.summary_u + static_cast<size_t>(q0) * d + col[0], un);
+    for (int i = 0; i < nq; ++i) {
+      const float* u = a.summary_u + static_cast<size_t>(q0 + i) * d;
+      float red[kVals];
+#pragma unroll
+      for (int j = 0; j < kVals; ++j) red[j] = 0.0f;
+#pragma unroll
+      for (int v = 0; v < VPT; ++v) {
+        if (!valid[v]) continue;
+        float uc[8], f[8];
+        if (v == 0) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) uc[e] = un[e];
+          if (i + 1 < nq) LoadF32x8(u + d + col[0], un);
+        } else {
+          LoadF32x8(u + col[v], uc);
+        }
+        Bf16x8ToF32(xr[v], f);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) red[G] += uc[e] * f[e];
+#pragma unroll
+        for (int j = 0; j < G; ++j) {
+          if (j >= nb) continue;
+          Bf16x8ToF32(raw[j][v], f);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) red[j] += uc[e] * f[e];
+        }
+      }
+      const float mine = WarpSumMany<kVals>::Sum(red);
+      if (WarpSumMany<kVals>::Owns(lane)) {
+        part[warp * kStride + i * kVals + WarpSumMany<kVals>::Index(lane)] = mine;
+      }
+    }
+    if (q0 == q_begin) {
+      const float s = WarpSum(sq);
+      if (lane == 0) part[warp * kStride + kStride - 1] = s;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < kStride; i += blockDim.x) {
+      float s = 0.0f;
+      for (int w = 0; w < warps; ++w) s += part[w * kStride + i];
+      totals[i] = s;
+    }
+    __syncthreads();
+    if (q0 == q_begin) sq_x = totals[kStride - 1];
+    const float r_x = rsqrtf(sq_x / d + a.eps);
+    // B: each query's (max, sum, unnormalized weighted sum) over the bank slots, then x.
+    for (int i = 0; i < nq; ++i) {
+      const size_t at = static_cast<size_t>(q0 + i) * a.T + t;
+      float sc[kVals], m = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < G; ++j) {
+        sc[j] = j < nb ? totals[i * kVals + j] * inv[j] : -INFINITY;
+        m = fmaxf(m, sc[j]);
+      }
+      sc[G] = totals[i * kVals + G] * r_x;
+      m = fmaxf(m, sc[G]);
+      float l = 0.0f, pj[kVals];
+#pragma unroll
+      for (int j = 0; j < kVals; ++j) {
+        pj[j] = j < nb || j == G ? __expf(sc[j] - m) : 0.0f;
+        l += pj[j];
+      }
+      float* dst = a.summary_h + at * d;
+#pragma unroll
+      for (int v = 0; v < VPT; ++v) {
+        if (!valid[v]) continue;
+        float h[8], f[8];
+        Bf16x8ToF32(xr[v], f);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) h[e] = pj[G] * f[e];
+#pragma unroll
+        for (int j = 0; j < G; ++j) {
+          if (j >= nb) continue;
+          Bf16x8ToF32(raw[j][v], f);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) h[e] += pj[j] * f[e];
+        }
+        reinterpret_cast<float4*>(dst + col[v])[0] = make_float4(h[0], h[1], h[2], h[3]);
+        reinterpret_cast<float4*>(dst + col[v])[1] = make_float4(h[4], h[5], h[6], h[7]);
+      }
+      if (threadIdx.x == 0) {
+        a.summary_ml[at] = make_float2(m, l);
+        if (record >= 0) {
+          float* scores = a.summary_scores + at * a.summary_stride;
+          for (int j = 0; j < nb; ++j) scores[j] = sc[j];
+          scores[nb] = sc[G];
+        }
+      }
+    }
+    __syncthreads();  // the next round rewrites part and totals
+  }
+}
+
+// kSummary: phase 2 of the two-phase mix (ops.h), reading a summary instead of the bank.
+// Otherwise block y = 0 runs this boundary's own mix, and blocks y > 0 of a snapshot boundary
+// run phase 1 for the later mixes [q_begin, q_end) (queries_per_block each): the same
+// online-softmax over the bank and x, stored unnormalized instead of merged and normed.
+template <int VPT, int G, int kThreads, int kMinBlocks, bool kSummary>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    ResidualBoundaryKernel(const ResidualBoundaryArgs a, int queries_per_block) {
   __shared__ __align__(16) float scratch[(kThreads / 32 + 1) * kPad];  // rows, then totals
   __shared__ float scores[kMaxMixSources];
+  __shared__ __align__(16) float part[kSummary ? 1 : (kThreads / 32 + 1) * PartStride<G>()];
   const int k = blockIdx.x;
   const int t = a.rows ? __ldg(a.rows + k) : k;
   const int d = a.d, nb = a.bank_count;
   const size_t row = static_cast<size_t>(t) * d;
-  const bool mix = a.u != nullptr && nb > 0;
+  // Two-phase mixing runs in the one-block-per-SM forms only (the many-row forms have no
+  // registers to spare for phase 1).
+  constexpr bool kTwoPhase = kMinBlocks == 1;
+  static_assert(kTwoPhase || !kSummary);
+  const bool phase1 = kTwoPhase && !kSummary && blockIdx.y > 0;
+  const int q_begin = phase1 ? (blockIdx.y - 1) * queries_per_block : 0;
+  const int q_end = phase1 ? min(q_begin + queries_per_block, a.summary_queries) : 1;
+  const float* u = phase1 ? a.summary_u + static_cast<size_t>(q_begin) * d : a.u;
+  // A phase-1 block mixes even a lone x (the embedding snapshot): its state is (s_x, 1, x).
+  const bool mix = u != nullptr && (nb > 0 || phase1);
   const bool may_record = a.mix_weights != nullptr && a.u != nullptr;
   const int record = may_record ? __ldg(a.record_row + t) : -1;
+  // Where summary q of this row lives.
+  auto summary_row = [&](int q) { return static_cast<size_t>(q) * a.T + t; };
   // One chunk per thread (few rows, latency-bound): every load but delta's is issued before the
   // wait, and the query and gamma are held from the start. Many rows keep the plain order (the
   // early form measured 2-10% slower at 4096 rows, bench/BENCHMARKS.md run 12).
@@ -103,9 +240,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
   }
 
   // 1. Issue every load of the row. kEarly: before the wait (kernels/common.cuh's rule) the
-  // prefix, the first bank group and its RMS (earlier boundaries wrote them) and the constants;
-  // after it delta, the previous kernel's output. The bank's DRAM latency hides behind that
-  // kernel's tail.
+  // prefix, the first bank group and its RMS or the summary (earlier boundaries wrote them) and
+  // the constants; after it delta, the previous kernel's output. The bank's DRAM latency hides
+  // behind that kernel's tail.
   int col[VPT];
   bool valid[VPT];
   uint4 xr[VPT], pr[VPT];
@@ -123,11 +260,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
     if (!kEarly) xr[v] = LoadProduced(a.delta + row + col[v]);
     if (!a.prefix_empty) pr[v] = LoadProduced(a.prefix + row + col[v]);
   }
-  uint4 raw[G][VPT];
-  float inv[G];
+  // The bank side of the mix: a group of bank rows (one-phase) or the summary (phase 2).
+  uint4 raw[kSummary ? 1 : G][VPT];
+  float inv[kSummary ? 1 : G];
+  uint4 sum_h[kSummary ? 2 : 1][VPT];
+  float2 sum_ml = make_float2(0.0f, 0.0f);
   auto load_group = [&](int g0) {
 #pragma unroll
-    for (int j = 0; j < G; ++j) {
+    for (int j = 0; j < (kSummary ? 0 : G); ++j) {
       inv[j] = 0.0f;
       if (g0 + j >= nb) continue;
       const size_t slot_row = static_cast<size_t>(g0 + j) * a.T + t;
@@ -139,7 +279,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
       }
     }
   };
-  if (mix) load_group(0);
+  if constexpr (kSummary) {
+    const float* src = a.summary_h + summary_row(a.summary_index) * d;
+#pragma unroll
+    for (int v = 0; v < VPT; ++v) {
+      sum_h[0][v] = sum_h[1][v] = make_uint4(0, 0, 0, 0);  // zeros past d keep the norm exact
+      if (!valid[v]) continue;
+      sum_h[0][v] = LoadProduced(static_cast<const void*>(src + col[v]));
+      sum_h[1][v] = LoadProduced(static_cast<const void*>(src + col[v] + 4));
+    }
+    const float* ml = reinterpret_cast<const float*>(a.summary_ml + summary_row(a.summary_index));
+    sum_ml = make_float2(LoadProduced(ml), LoadProduced(ml + 1));
+  } else if (mix) {
+    load_group(0);
+  }
   // This thread's query or gamma chunk v: held since the start (kEarly), else reloaded
   // (L1/L2-resident; not holding them spares registers).
   auto constant_chunk = [&](const float* p, const float (&held)[kEarly ? 8 : 1], int v,
@@ -153,7 +306,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
   };
   if constexpr (kEarly) {
     if (valid[0]) {
-      if (mix) LoadF32x8(a.u + col[0], uq);
+      if (mix) LoadF32x8(u + col[0], uq);
       LoadF32x8(a.gamma + col[0], gq);
     }
     WaitForPrevious();
@@ -179,7 +332,15 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
     for (int i = 0; i < 8; ++i) sq += x[i] * x[i];
   }
 
-  // 3. The mix: online softmax over groups of bank slots, the prefix last.
+  if constexpr (kTwoPhase && !kSummary) {
+    if (phase1 && nb <= G) {
+      SummarizeOneGroup<VPT, G>(a, t, q_begin, q_end, raw, inv, xr, valid, col, sq, record, part);
+      return;
+    }
+  }
+
+  // 3. The mix: online softmax over groups of bank slots (or the summary), x last. Phase-1
+  // blocks over a bank of several groups take one query at a time here.
   float h[VPT][8];
   float sq_x = 0.0f, inv_l = 1.0f, mfin = 0.0f, s_x = 0.0f;
   if (!mix) {
@@ -189,82 +350,141 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
 #pragma unroll
     for (int v = 0; v < VPT; ++v) Bf16x8ToF32(xr[v], h[v]);
   } else {
-    float m = -INFINITY, l = 0.0f;
-#pragma unroll
-    for (int v = 0; v < VPT; ++v)
-#pragma unroll
-      for (int i = 0; i < 8; ++i) h[v][i] = 0.0f;
-    for (int g0 = 0; g0 < nb; g0 += G) {
-      if (g0 > 0) load_group(g0);
-      float red[G + 2];
-#pragma unroll
-      for (int j = 0; j < G + 2; ++j) red[j] = 0.0f;
-#pragma unroll
-      for (int v = 0; v < VPT; ++v) {
-        if (!valid[v]) continue;
-        float uv[8], f[8];
-        constant_chunk(a.u, uq, v, uv);
-        if (g0 == 0) {
-          Bf16x8ToF32(xr[v], f);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) red[G + 1] += uv[i] * f[i];
+    for (int q = q_begin; q < q_end; ++q) {
+      if (q > q_begin) {  // a phase-1 block's next query; group 0 is still held unless nb > G
+        u += d;
+        if constexpr (kEarly) {
+          if (valid[0]) LoadF32x8(u + col[0], uq);
         }
-#pragma unroll
-        for (int j = 0; j < G; ++j) {
-          if (g0 + j >= nb) continue;
-          Bf16x8ToF32(raw[j][v], f);
-#pragma unroll
-          for (int i = 0; i < 8; ++i) red[j] += uv[i] * f[i];
-        }
+        if (nb > G) load_group(0);
       }
-      red[G] = g0 == 0 ? sq : 0.0f;
-      RowSum<G + 2>(red, scratch);
-      if (g0 == 0) {
-        sq_x = red[G];
-        s_x = red[G + 1] * rsqrtf(sq_x / d + a.eps);
-      }
-      float gmax = m;
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        if (g0 + j < nb) {
-          red[j] *= inv[j];
-          gmax = fmaxf(gmax, red[j]);
-          if (threadIdx.x == 0) scores[g0 + j] = red[j];
-        }
-      }
-      const float rescale = __expf(m - gmax);
-      l *= rescale;
-#pragma unroll
-      for (int v = 0; v < VPT; ++v)
-#pragma unroll
-        for (int i = 0; i < 8; ++i) h[v][i] *= rescale;
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        if (g0 + j >= nb) continue;
-        const float p = __expf(red[j] - gmax);
-        l += p;
+      // Scores of this row go to shared memory (own mix) or, for recorded rows, the summary.
+      float* score_out = !phase1 ? scores
+                         : record >= 0 ? a.summary_scores + summary_row(q) * a.summary_stride
+                                       : nullptr;
+      float m = -INFINITY, l = 0.0f;
+      if constexpr (kSummary) {
+        float red[2] = {sq, 0.0f};
 #pragma unroll
         for (int v = 0; v < VPT; ++v) {
           if (!valid[v]) continue;
-          float f[8];
-          Bf16x8ToF32(raw[j][v], f);
+          float uv[8], f[8];
+          constant_chunk(u, uq, v, uv);
+          Bf16x8ToF32(xr[v], f);
 #pragma unroll
-          for (int i = 0; i < 8; ++i) h[v][i] += p * f[i];
+          for (int i = 0; i < 8; ++i) red[1] += uv[i] * f[i];
+        }
+        RowSum<2>(red, scratch);
+        sq_x = red[0];
+        s_x = red[1] * rsqrtf(sq_x / d + a.eps);
+        m = sum_ml.x;
+        l = sum_ml.y;
+#pragma unroll
+        for (int v = 0; v < VPT; ++v) {
+          const float* f0 = reinterpret_cast<const float*>(&sum_h[0][v]);
+          const float* f1 = reinterpret_cast<const float*>(&sum_h[1][v]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            h[v][i] = f0[i];
+            h[v][i + 4] = f1[i];
+          }
+        }
+      } else {
+#pragma unroll
+        for (int v = 0; v < VPT; ++v)
+#pragma unroll
+          for (int i = 0; i < 8; ++i) h[v][i] = 0.0f;
+        for (int g0 = 0; g0 == 0 || g0 < nb; g0 += G) {
+          if (g0 > 0) load_group(g0);
+          float red[G + 2];
+#pragma unroll
+          for (int j = 0; j < G + 2; ++j) red[j] = 0.0f;
+#pragma unroll
+          for (int v = 0; v < VPT; ++v) {
+            if (!valid[v]) continue;
+            float uv[8], f[8];
+            constant_chunk(u, uq, v, uv);
+            if (g0 == 0) {
+              Bf16x8ToF32(xr[v], f);
+#pragma unroll
+              for (int i = 0; i < 8; ++i) red[G + 1] += uv[i] * f[i];
+            }
+#pragma unroll
+            for (int j = 0; j < G; ++j) {
+              if (g0 + j >= nb) continue;
+              Bf16x8ToF32(raw[j][v], f);
+#pragma unroll
+              for (int i = 0; i < 8; ++i) red[j] += uv[i] * f[i];
+            }
+          }
+          red[G] = g0 == 0 ? sq : 0.0f;
+          RowSum<G + 2>(red, scratch);
+          if (g0 == 0) {
+            sq_x = red[G];
+            s_x = red[G + 1] * rsqrtf(sq_x / d + a.eps);
+          }
+          if (g0 >= nb) break;  // a phase-1 block over a lone x
+          float gmax = m;
+#pragma unroll
+          for (int j = 0; j < G; ++j) {
+            if (g0 + j < nb) {
+              red[j] *= inv[j];
+              gmax = fmaxf(gmax, red[j]);
+              if (threadIdx.x == 0 && score_out) score_out[g0 + j] = red[j];
+            }
+          }
+          const float rescale = __expf(m - gmax);
+          l *= rescale;
+#pragma unroll
+          for (int v = 0; v < VPT; ++v)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) h[v][i] *= rescale;
+#pragma unroll
+          for (int j = 0; j < G; ++j) {
+            if (g0 + j >= nb) continue;
+            const float p = __expf(red[j] - gmax);
+            l += p;
+#pragma unroll
+            for (int v = 0; v < VPT; ++v) {
+              if (!valid[v]) continue;
+              float f[8];
+              Bf16x8ToF32(raw[j][v], f);
+#pragma unroll
+              for (int i = 0; i < 8; ++i) h[v][i] += p * f[i];
+            }
+          }
+          m = gmax;
         }
       }
-      m = gmax;
-    }
-    mfin = fmaxf(m, s_x);
-    const float rescale = __expf(m - mfin), px = __expf(s_x - mfin);
-    l = l * rescale + px;
-    inv_l = 1.0f / l;
+      // x last (no bank: m = -inf, so rescale = 0 and the state is (s_x, 1, x)).
+      mfin = fmaxf(m, s_x);
+      const float rescale = __expf(m - mfin), px = __expf(s_x - mfin);
+      l = l * rescale + px;
+      inv_l = phase1 ? 1.0f : 1.0f / l;
 #pragma unroll
-    for (int v = 0; v < VPT; ++v) {
-      float x[8];
-      Bf16x8ToF32(xr[v], x);
+      for (int v = 0; v < VPT; ++v) {
+        float x[8];
+        Bf16x8ToF32(xr[v], x);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) h[v][i] = (h[v][i] * rescale + px * x[i]) * inv_l;
+        for (int i = 0; i < 8; ++i) h[v][i] = (h[v][i] * rescale + px * x[i]) * inv_l;
+      }
+      if (phase1) {  // the state, unnormalized, for the later mix q
+        float* dst = a.summary_h + summary_row(q) * d;
+#pragma unroll
+        for (int v = 0; v < VPT; ++v) {
+          if (!valid[v]) continue;
+          reinterpret_cast<float4*>(dst + col[v])[0] =
+              make_float4(h[v][0], h[v][1], h[v][2], h[v][3]);
+          reinterpret_cast<float4*>(dst + col[v])[1] =
+              make_float4(h[v][4], h[v][5], h[v][6], h[v][7]);
+        }
+        if (threadIdx.x == 0) {
+          a.summary_ml[summary_row(q)] = make_float2(mfin, l);
+          if (score_out) score_out[nb] = s_x;
+        }
+      }
     }
+    if (phase1) return;
   }
 
   // 4. The new prefix lands in the snapshot slot (a fresh one) or back in the prefix.
@@ -302,17 +522,43 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ResidualBoundaryKernel(c
     StoreBf16x8(out + col[v], y);
   }
 
-  // 6. Mix weights of recorded rows.
+  // 6. Mix weights of recorded rows (bank scores from phase 1 under kSummary).
   if (record >= 0) {
     float* alpha = a.mix_weights + static_cast<size_t>(record) * a.mix_stride + a.mix_offset;
     if (!mix) {
       if (threadIdx.x == 0) alpha[0] = 1.0f;
     } else {
+      const float* bank_scores =
+          kSummary ? a.summary_scores + summary_row(a.summary_index) * a.summary_stride : scores;
       for (int j = threadIdx.x; j <= nb; j += blockDim.x) {
-        alpha[j] = __expf((j < nb ? scores[j] : s_x) - mfin) * inv_l;
+        alpha[j] = __expf((j < nb ? bank_scores[j] : s_x) - mfin) * inv_l;
       }
     }
   }
+}
+
+// Launches one form: the phase-2 kernel for a summary_index, else the one-phase kernel with,
+// beside a snapshot with later mixes, phase-1 blocks (one-block-per-SM forms only). Each row's
+// later mixes get as many blocks as the resident slots left by the rows' own blocks allow (at
+// least one), so at batch 1 every query has its own SM and the boundary takes no longer than
+// without phase 1; many rows fold several queries per block.
+template <int VPT, int G, int kThreads, int kMinBlocks>
+cudaError_t LaunchForm(const ResidualBoundaryArgs& a, int threads, cudaStream_t stream) {
+  int per_block = 0, blocks = 0;
+  if constexpr (kMinBlocks == 1) {
+    if (a.summary_index >= 0) {
+      return LaunchPdl(ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true>,
+                       dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
+    }
+    if (a.summary_queries > 0) {
+      const int spare = NumSms() / a.num_rows - 1;
+      blocks = std::min(std::max(spare, 1), a.summary_queries);
+      per_block = (a.summary_queries + blocks - 1) / blocks;
+      blocks = (a.summary_queries + per_block - 1) / per_block;
+    }
+  }
+  return LaunchPdl(ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, false>,
+                   dim3(a.num_rows, 1 + blocks), dim3(threads), 0, stream, a, per_block);
 }
 
 }  // namespace
@@ -322,29 +568,37 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
   if (a.d % 8 != 0 || a.d > 8192 || a.bank_count + 1 > kMaxMixSources) {
     return cudaErrorInvalidValue;
   }
+  const bool summaries = a.summary_h && a.summary_ml && (!a.mix_weights || a.summary_scores);
+  if (a.summary_queries > 0 &&
+      (!a.snapshot || !a.summary_u || !summaries || a.summary_stride < a.bank_count + 1 ||
+       (a.bank_count > 0 && !a.u))) {
+    return cudaErrorInvalidValue;
+  }
+  if (a.summary_index >= 0 && (a.snapshot || a.summary_queries > 0 || !a.u || !summaries ||
+                               a.bank_count < 1 || a.summary_stride < a.bank_count)) {
+    return cudaErrorInvalidValue;
+  }
   const int chunks = a.d / 8;
   auto threads_for = [&](int vpt) {
     const int n = (chunks + vpt - 1) / vpt;
     return std::max(32, (n + 31) / 32 * 32);
   };
-  // Few rows: one chunk per thread (the most loads in flight per row). Many rows: two, so a
-  // d=4096 row takes 8 warps and each reduction is cheaper; blocks overlap on each SM instead.
-  // Very many rows (prefill): four, in 4-warp blocks, 4 per SM (see kVeryManyRows). Wider rows
-  // (d > 4096) hold half a group per thread to stay within the register budget.
-  if (chunks <= kMaxThreads && (a.num_rows < kManyRows || chunks <= 64)) {
-    return LaunchPdl(ResidualBoundaryKernel<1, kGroup, kMaxThreads, 1>, a.num_rows, threads_for(1),
-                     0, stream, a);
+  // Few rows (and every two-phase boundary): one chunk per thread (the most loads in flight per
+  // row). Many rows: two, so a d=4096 row takes 8 warps and each reduction is cheaper; blocks
+  // overlap on each SM instead. Very many rows (prefill): four, in 4-warp blocks, 4 per SM (see
+  // kVeryManyRows). Wider rows (d > 4096) hold half a group per thread to stay within the
+  // register budget.
+  const bool two_phase = a.summary_queries > 0 || a.summary_index >= 0;
+  if (chunks > kMaxThreads) {
+    return LaunchForm<2, kGroup / 2, kMaxThreads, 1>(a, threads_for(2), stream);
   }
-  if (chunks <= kMaxThreads && a.num_rows >= kVeryManyRows) {
-    return LaunchPdl(ResidualBoundaryKernel<4, kGroup / 4, kMaxThreads / 4, 4>, a.num_rows,
-                     threads_for(4), 0, stream, a);
+  if (a.num_rows < kManyRows || chunks <= 64 || two_phase) {
+    return LaunchForm<1, kGroup, kMaxThreads, 1>(a, threads_for(1), stream);
   }
-  if (chunks <= kMaxThreads) {
-    return LaunchPdl(ResidualBoundaryKernel<2, kGroup, kMaxThreads / 2, 2>, a.num_rows,
-                     threads_for(2), 0, stream, a);
+  if (a.num_rows >= kVeryManyRows) {
+    return LaunchForm<4, kGroup / 4, kMaxThreads / 4, 4>(a, threads_for(4), stream);
   }
-  return LaunchPdl(ResidualBoundaryKernel<2, kGroup / 2, kMaxThreads, 1>, a.num_rows,
-                   threads_for(2), 0, stream, a);
+  return LaunchForm<2, kGroup, kMaxThreads / 2, 2>(a, threads_for(2), stream);
 }
 
 }  // namespace attnres::kernels

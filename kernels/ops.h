@@ -49,8 +49,20 @@ cudaError_t FillUniformF32(float* out, size_t n, uint64_t seed, float mean, floa
 // The snapshot slot is bank_count, never a slot the mix reads. Standard residual models call it
 // with u = nullptr and bank_count = 0. Preconditions: d % 8 == 0, d <= 8192,
 // bank_count + 1 <= kMaxMixSources; rows unique. Under programmatic dependent launch only delta
-// may be the previous kernel's output: prefix, bank and bank_inv_rms are read before the wait
-// (kernels/common.cuh's rule).
+// may be the previous kernel's output: prefix, bank, bank_inv_rms and the summaries are read
+// before the wait (kernels/common.cuh's rule).
+//
+// Two-phase mixing (ATTNRES.md §5; the queries are constants, so the completed bank can be
+// scored for every later mix of a block at once). Phase 1 runs beside a snapshot boundary
+// (snapshot set, summary_queries = Q > 0; u may be null only without a bank): for each later mix
+// q < Q, whose query is summary_u[q], extra blocks fold the sources bank[0..bank_count)[t] + [x]
+// (x becomes slot bank_count) into their online-softmax state: summary_ml[q][t] = (max m, sum l
+// of exp(s_j - m)), summary_h[q][t] = sum_j exp(s_j - m) v_j (fp32, not divided by l) and, for
+// recorded rows, summary_scores[q][t][j] = s_j. Phase 2 (summary_index = q >= 0, no snapshot,
+// bank_count >= 1 = the slots summary q covers): the mix reads that state instead of the bank
+// rows and merges x last, as the one-phase online softmax does; the bank is not read.
+// Same results as the one-phase mix up to fp32 rounding; summaries are [Q, T, ...] with the T
+// above, summary_stride >= bank_count + 1 (phase 1) or bank_count (phase 2).
 inline constexpr int kMaxMixSources = 128;
 struct ResidualBoundaryArgs {
   int num_rows = 0;                   // R
@@ -71,6 +83,14 @@ struct ResidualBoundaryArgs {
   float* mix_weights = nullptr;       // optional
   const int32_t* record_row = nullptr;  // [T], -1 = do not record
   int mix_stride = 0, mix_offset = 0;
+  // Two-phase mixing (above).
+  const float* summary_u = nullptr;   // [Q, d] phase 1: the later mixes' folded queries
+  int summary_queries = 0;            // Q (phase 1)
+  int summary_index = -1;             // phase 2: the summary this mix reads
+  float* summary_h = nullptr;         // [Q, T, d]
+  float2* summary_ml = nullptr;       // [Q, T] (max, sum)
+  float* summary_scores = nullptr;    // [Q, T, summary_stride] (recorded rows only)
+  int summary_stride = 0;
 };
 cudaError_t ResidualBoundary(const ResidualBoundaryArgs& args, cudaStream_t stream);
 

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "models/rope.h"
 
@@ -13,6 +15,30 @@ namespace {
 // Split-KV partials: enough for 32 splits of a few dozen decode rows at 8B shapes.
 constexpr size_t kAttnSplitBytes = 32u << 20;
 constexpr size_t kSlotAlignElems = 256 / sizeof(float);  // GEMM outputs stay 256-byte aligned
+// Two-phase mixing serves steps of up to this many rows (decode batches, the boundary's
+// one-chunk-per-thread form); longer steps mix in one phase: from 256 rows the many-row form
+// takes phase 1 a query at a time, and prefill summaries would cost more bandwidth than the bank
+// reads they save. ATTNRES_TWO_PHASE=0 turns it off (to measure what it buys).
+constexpr int kTwoPhaseMaxRows = 255;
+
+bool TwoPhaseEnabled() {
+  const char* v = std::getenv("ATTNRES_TWO_PHASE");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+// For each snapshot sublayer, how many mixes after it read the bank it completes (the rest of
+// its block, and the final mix after the last snapshot); 0 for other sublayers.
+std::vector<int> LaterMixes(const MixLayout& m) {
+  const int subs = static_cast<int>(m.snapshot_before.size());
+  std::vector<int> later(subs, 0);
+  for (int s = 0; s < subs; ++s) {
+    if (!m.snapshot_before[s]) continue;
+    int e = s + 1;
+    while (e < subs && !m.snapshot_before[e]) ++e;
+    later[s] = (e == subs ? m.num_mixes : e) - (s + 1);
+  }
+  return later;
+}
 }  // namespace
 
 absl::StatusOr<KvPool> KvPool::Create(const ModelConfig& c, int64_t num_pages, int page_size) {
@@ -47,6 +73,13 @@ void CudaForward::Carve(Arena& a) {
   inv_freq_ = a.Take<double>(c_.head_dim / 2);
   final_xn_ = a.Take<bf16>(T * d);
   attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
+  const size_t queries = later_mixes_.empty()
+                             ? 0
+                             : *std::max_element(later_mixes_.begin(), later_mixes_.end());
+  const size_t rows = two_phase_rows_;
+  summary_h_ = a.Take<float>(queries * rows * d);
+  summary_ml_ = a.Take<float2>(queries * rows);
+  summary_scores_ = a.Take<float>(queries * rows * slots);
   const int world = plan_.world_size;
   head_gather_ = a.Take<float>(world > 1 ? world * HeadSlotElems(max_head_rows_) : 0);
 }
@@ -74,6 +107,10 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->layout_ = MixLayout::For(c);
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
+  if (c.attn_res() && TwoPhaseEnabled()) {
+    f->later_mixes_ = LaterMixes(f->layout_);
+    f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
+  }
   auto gemm = Gemm::Create();
   if (!gemm.ok()) return gemm.status();
   f->gemm_ = std::move(*gemm);
@@ -194,6 +231,12 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.mix_weights = attn_res ? mix_weights : nullptr;
   r.record_row = b.record_row;
   r.mix_stride = layout_.total_weights();
+  const bool two_phase = b.T <= two_phase_rows_;
+  r.summary_h = summary_h_;
+  r.summary_ml = summary_ml_;
+  r.summary_scores = summary_scores_;
+  r.summary_stride = layout_.num_bank_slots;
+  int last_snapshot = 0;
   for (int sub = 0; sub < 2 * c_.num_layers; ++sub) {
     const int layer = sub / 2;
     const bool is_attn = sub % 2 == 0;
@@ -203,6 +246,10 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     r.u = attn_res ? (is_attn ? L.attn_res_u : L.mlp_res_u) : nullptr;
     r.snapshot = attn_res && layout_.snapshot_before[sub];
     r.mix_offset = attn_res ? layout_.weight_offset[sub] : 0;
+    if (r.snapshot) last_snapshot = sub;
+    r.summary_queries = two_phase && r.snapshot ? later_mixes_[sub] : 0;
+    r.summary_u = attn_res ? w_.res_u + static_cast<size_t>(sub + 1) * d : nullptr;
+    r.summary_index = two_phase && attn_res && !r.snapshot ? sub - last_snapshot - 1 : -1;
     ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));
     if (r.snapshot) ++r.bank_count;
     r.prefix_empty = r.snapshot;
@@ -217,6 +264,8 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.u = attn_res ? w_.output_res_u : nullptr;
   r.snapshot = false;
   r.mix_offset = attn_res ? layout_.weight_offset[2 * c_.num_layers] : 0;
+  r.summary_queries = 0;
+  r.summary_index = two_phase && attn_res ? 2 * c_.num_layers - last_snapshot - 1 : -1;
   r.out = final_xn_;
   ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));
   return absl::OkStatus();

@@ -30,9 +30,13 @@ void Carve(const ModelConfig& full, const TensorParallelPlan& p, bool qk_norm, A
     w->lm_head = a.Take<bf16>(p.vocab_local * d);
   }
   w->final_norm = a.Take<float>(d);
-  w->output_res_u = c.attn_res() ? a.Take<float>(d) : nullptr;
+  // Every mix's query in forward order (MixLayout numbering), so the later mixes of a block
+  // are one [Q, d] slice for the two-phase mix.
+  w->res_u = c.attn_res() ? a.Take<float>((2 * c.num_layers + 1) * d) : nullptr;
+  w->output_res_u = w->res_u ? w->res_u + 2 * c.num_layers * d : nullptr;
   w->layers.resize(c.num_layers);
-  for (DeviceLayerWeights& L : w->layers) {
+  for (int l = 0; l < c.num_layers; ++l) {
+    DeviceLayerWeights& L = w->layers[l];
     L.w_qkv = a.Take<bf16>((q + 2 * kv) * d);
     L.w_o = a.Take<bf16>(d * q);
     L.w_gate_up = a.Take<bf16>(2 * f * d);
@@ -41,8 +45,8 @@ void Carve(const ModelConfig& full, const TensorParallelPlan& p, bool qk_norm, A
     L.post_norm = a.Take<float>(d);
     L.q_norm = qk_norm ? a.Take<float>(c.head_dim) : nullptr;
     L.k_norm = qk_norm ? a.Take<float>(c.head_dim) : nullptr;
-    L.attn_res_u = c.attn_res() ? a.Take<float>(d) : nullptr;
-    L.mlp_res_u = c.attn_res() ? a.Take<float>(d) : nullptr;
+    L.attn_res_u = w->res_u ? w->res_u + 2 * l * d : nullptr;
+    L.mlp_res_u = w->res_u ? w->res_u + (2 * l + 1) * d : nullptr;
   }
 }
 

@@ -31,8 +31,8 @@ struct DeviceLayerWeights {
   float* post_norm = nullptr;   // [d]
   float* q_norm = nullptr;      // [head_dim] or null
   float* k_norm = nullptr;      // [head_dim] or null
-  float* attn_res_u = nullptr;  // [d] or null (standard models)
-  float* mlp_res_u = nullptr;   // [d] or null
+  float* attn_res_u = nullptr;  // [d] or null (standard models); inside DeviceWeights::res_u
+  float* mlp_res_u = nullptr;   // [d] or null; inside DeviceWeights::res_u
 };
 
 struct DeviceWeights {
@@ -41,6 +41,9 @@ struct DeviceWeights {
   // 256-byte aligned there, as the GEMM wants), else its own
   bf16* lm_head = nullptr;
   float* final_norm = nullptr;   // [d]
+  // [2*Lt + 1, d] or null: mix m's folded query at res_u + m*d (MixLayout numbering); the
+  // layers' attn_res_u / mlp_res_u and output_res_u point into it
+  float* res_u = nullptr;
   float* output_res_u = nullptr; // [d] or null
   std::vector<DeviceLayerWeights> layers;
   int64_t num_parameters = 0;   // of the whole model, as in the checkpoint

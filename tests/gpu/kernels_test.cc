@@ -164,6 +164,154 @@ TEST(ResidualBoundaryKernel, MatchesCpuTwinOverOddSizes) {
   RunBoundaryCase({1500, 1024, 5, false, false, true, true, true}, 110);
 }
 
+// Two-phase mixing (kernels/ops.h): a snapshot boundary whose extra blocks summarize the
+// completed bank for Q later mixes, then each later mix in phase 2. The snapshot boundary's own
+// results must not change (bit for bit), and every phase-2 mix must match the CPU twin of the
+// one-phase mix and the one-phase kernel on the same inputs (up to fp32 rounding). nb = 0 is the
+// embedding snapshot (no delta, a lone source).
+void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
+  SCOPED_TRACE(testing::Message() << "T=" << T << " d=" << d << " nb=" << nb << " Q=" << Q);
+  const int slots = nb + 1, W = slots + 1;  // phase-2 mixes read slots + x
+  const double eps = 1e-5;
+  const auto prefix = RandomBf16Values(size_t(T) * d, seed, 2.0f);
+  const auto delta = RandomBf16Values(size_t(T) * d, seed + 1, 1.0f);
+  auto bank = RandomBf16Values(size_t(slots) * T * d, seed + 2, 3.0f);
+  const auto u = RandomBf16Values(size_t(Q + 1) * d, seed + 3, 3.0f / std::sqrt(float(d)));
+  const auto gamma = RandomBf16Values(d, seed + 4, 1.0f);
+  std::vector<float> inv_rms(size_t(slots) * T);
+  for (size_t r = 0; r < inv_rms.size(); ++r) {
+    double sq = 0;
+    for (int i = 0; i < d; ++i) sq += double(bank[r * d + i]) * bank[r * d + i];
+    inv_rms[r] = float(1.0 / std::sqrt(sq / d + eps));
+  }
+  std::vector<int32_t> record(T);
+  std::iota(record.begin(), record.end(), 0);  // every row recorded
+
+  DeviceArray<uint16_t> d_prefix(prefix.size()), d_delta(delta.size()), d_bank(bank.size()),
+      d_out(size_t(T) * d);
+  DeviceArray<float> d_inv(inv_rms.size()), d_u(u.size()), d_gamma(d), d_mix(size_t(T) * W),
+      d_sum_h(size_t(Q) * T * d), d_scores(size_t(Q) * T * slots);
+  DeviceArray<float2> d_sum_ml(size_t(Q) * T);
+  DeviceArray<int32_t> d_record(T);
+  d_prefix.Upload(ToBf16(prefix));
+  d_delta.Upload(ToBf16(delta));
+  d_bank.Upload(ToBf16(bank));
+  d_inv.Upload(inv_rms);
+  d_u.Upload(u);
+  d_gamma.Upload(gamma);
+  d_record.Upload(record);
+  kernels::ResidualBoundaryArgs a;
+  a.num_rows = a.T = T;
+  a.d = d;
+  a.delta = nb > 0 ? reinterpret_cast<bf16*>(d_delta.get()) : nullptr;
+  a.prefix = reinterpret_cast<bf16*>(d_prefix.get());
+  a.bank = reinterpret_cast<bf16*>(d_bank.get());
+  a.bank_inv_rms = d_inv.get();
+  a.bank_count = nb;
+  a.snapshot = true;
+  a.u = d_u.get();
+  a.gamma = d_gamma.get();
+  a.eps = float(eps);
+  a.out = reinterpret_cast<bf16*>(d_out.get());
+  a.mix_weights = d_mix.get();
+  a.record_row = d_record.get();
+  a.mix_stride = W;
+  a.summary_u = d_u.get() + d;
+  a.summary_h = d_sum_h.get();
+  a.summary_ml = d_sum_ml.get();
+  a.summary_scores = d_scores.get();
+  a.summary_stride = slots;
+  // The snapshot boundary alone, then with phase 1: the same outputs and weights, bit for bit
+  // where both take the same kernel form (under 256 rows; two-phase boundaries always take the
+  // one-chunk-per-thread form), else up to rounding.
+  ASSERT_CUDA(kernels::ResidualBoundary(a, nullptr));
+  const auto out_alone = FromBf16(d_out.Download());
+  const auto mix_alone = d_mix.Download();
+  d_out.Poison();
+  d_mix.Poison();
+  a.summary_queries = Q;
+  ASSERT_CUDA(kernels::ResidualBoundary(a, nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto out_phase1 = FromBf16(d_out.Download());
+  const auto mix_phase1 = d_mix.Download();
+  if (T < 256) {
+    EXPECT_EQ(0, std::memcmp(out_alone.data(), out_phase1.data(), 4 * out_alone.size()));
+    EXPECT_EQ(0, std::memcmp(mix_alone.data(), mix_phase1.data(), 4 * mix_alone.size()));
+  } else {
+    for (int t = 0; t < T; ++t) {
+      ASSERT_LT(RelL2(&out_phase1[size_t(t) * d], &out_alone[size_t(t) * d], d), 2e-3);
+    }
+    for (size_t i = 0; i < size_t(T) * slots; ++i) {
+      ASSERT_NEAR(mix_phase1[(i / slots) * W + i % slots], mix_alone[(i / slots) * W + i % slots],
+                  2e-6);
+    }
+  }
+  bank = FromBf16(d_bank.Download());  // slot nb now holds x
+  inv_rms = d_inv.Download();
+
+  std::vector<float> x2(d), h(d), y(d), alpha(W);
+  std::vector<const float*> src(W);
+  for (int q = 0; q < Q; ++q) {
+    SCOPED_TRACE(testing::Message() << "later mix " << q);
+    // The first later mix reads an empty prefix (delta alone), the others prefix + delta.
+    const bool empty = q == 0;
+    const auto prefix2 = RandomBf16Values(size_t(T) * d, seed + 10 + q, 2.0f);
+    const auto delta2 = RandomBf16Values(size_t(T) * d, seed + 50 + q, 1.0f);
+    d_delta.Upload(ToBf16(delta2));
+    kernels::ResidualBoundaryArgs b = a;
+    b.delta = reinterpret_cast<bf16*>(d_delta.get());
+    b.prefix_empty = empty;
+    b.bank_count = slots;
+    b.snapshot = false;
+    b.u = d_u.get() + size_t(1 + q) * d;
+    b.summary_queries = 0;
+    std::vector<float> got[2], weights[2];
+    for (int phase2 = 0; phase2 < 2; ++phase2) {  // one-phase, then phase 2
+      d_prefix.Upload(ToBf16(prefix2));
+      d_out.Poison();
+      d_mix.Poison();
+      b.summary_index = phase2 ? q : -1;
+      ASSERT_CUDA(kernels::ResidualBoundary(b, nullptr));
+      got[phase2] = FromBf16(d_out.Download());
+      weights[phase2] = d_mix.Download();
+    }
+    const auto new_prefix = FromBf16(d_prefix.Download());
+    for (int t = 0; t < T; ++t) {
+      for (int c = 0; c < d; ++c) {
+        const size_t i = size_t(t) * d + c;
+        x2[c] = empty ? delta2[i] : RoundBf16(prefix2[i] + delta2[i]);
+      }
+      for (int j = 0; j < slots; ++j) src[j] = &bank[(size_t(j) * T + t) * d];
+      src[slots] = x2.data();
+      AttnResMix(src.data(), W, &u[size_t(1 + q) * d], d, eps, h.data(), alpha.data());
+      RmsNorm(h.data(), gamma.data(), 1, d, eps, y.data());
+      const float* two = &got[1][size_t(t) * d];
+      ASSERT_LT(RelL2(two, y.data(), d), 1e-2) << "row " << t;
+      ASSERT_GT(Cosine(two, y.data(), d), 0.9999) << "row " << t;
+      ASSERT_LT(RelL2(two, &got[0][size_t(t) * d], d), 2e-3) << "row " << t;
+      ASSERT_EQ(0, std::memcmp(&new_prefix[size_t(t) * d], x2.data(), 4 * d)) << "row " << t;
+      for (int j = 0; j < W; ++j) {
+        const float w = weights[1][size_t(t) * W + j];
+        EXPECT_NEAR(w, alpha[j], 2e-4) << "row " << t << " j " << j;
+        EXPECT_NEAR(w, weights[0][size_t(t) * W + j], 2e-6) << "row " << t << " j " << j;
+      }
+    }
+  }
+}
+
+TEST(ResidualBoundaryKernel, TwoPhaseMatchesOnePhase) {
+  ATTNRES_REQUIRE_GPU();
+  RunTwoPhaseCase(1, 4096, 3, 7, 201);     // decode at 8B width: one query per block
+  RunTwoPhaseCase(7, 2048, 0, 3, 202);     // the embedding snapshot: a lone source
+  RunTwoPhaseCase(19, 384, 9, 5, 203);     // two online-softmax groups: a query at a time
+  RunTwoPhaseCase(3, 8192, 7, 4, 204);     // d > 4096: two chunks per thread, groups of 4
+  RunTwoPhaseCase(2, 8192, 3, 11, 205);    // ... one group, queries over two batches
+  RunTwoPhaseCase(200, 1024, 2, 7, 206);   // many rows: several queries per phase-1 block
+  RunTwoPhaseCase(150, 128, 12, 4, 207);   // ... with two groups, reloaded per query
+  RunTwoPhaseCase(300, 640, 5, 19, 208);   // past the one-phase many-row threshold; 19 queries
+  RunTwoPhaseCase(1030, 1024, 8, 3, 209);  // past the very-many-row threshold, a full group
+}
+
 TEST(ResidualBoundaryKernel, ScaleProbeHasNoSqrtD) {
   ATTNRES_REQUIRE_GPU();
   // ATTNRES.md §6 at d = 8: one-hot sources have r = sqrt(8); u0 = 2/sqrt(2) gives scores 4, 0.
