@@ -32,30 +32,35 @@ __device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
   v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 
-// Sums N values over the block (every thread gets the totals): a warp's values in one
-// reduce-scatter butterfly (common.cuh WarpSumMany), then one padded row of partials per warp in
-// shared memory. With up to 8 warps every thread adds the rows (16-byte loads); with more, warp
-// 0 adds them across its lanes (another butterfly) and publishes the totals: one more barrier,
-// but not 16 warps each adding 16 rows (the decode form's 512 threads).
+// Sums N values over the block (every thread gets the totals): warp shuffles, then one padded
+// row of partials per warp in shared memory. With up to 8 warps every thread adds the rows
+// (16-byte loads); with more, warp 0 adds them across its lanes and publishes the totals: one
+// more barrier, but not 16 warps each adding 16 rows (the decode form's 512 threads). (A
+// reduce-scatter butterfly, 16 shuffles instead of 50 for 10 values, measured slower: its
+// selects cost more than the shuffles it saves, bench/BENCHMARKS.md run 17.)
 constexpr int kPad = (kGroup + 2 + 3) / 4 * 4;
 template <int N>
 __device__ inline void RowSum(float (&v)[N], float* scratch) {
   static_assert(N <= kPad);
   constexpr int NP = (N + 3) / 4 * 4;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  const float mine = WarpSumMany<N>::Sum(v);
+#pragma unroll
+  for (int i = 0; i < N; ++i) v[i] = WarpSum(v[i]);
   __syncthreads();  // scratch may still be read by a previous call
-  if (WarpSumMany<N>::Owns(lane)) scratch[warp * kPad + WarpSumMany<N>::Index(lane)] = mine;
+  if (lane == 0) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) scratch[warp * kPad + i] = v[i];
+  }
   __syncthreads();
   float s[NP];
   if (warps > 8) {
     float* totals = scratch + warps * kPad;
     if (warp == 0) {
-      float rows[N];
 #pragma unroll
-      for (int i = 0; i < N; ++i) rows[i] = lane < warps ? scratch[lane * kPad + i] : 0.0f;
-      const float total = WarpSumMany<N>::Sum(rows);
-      if (WarpSumMany<N>::Owns(lane)) totals[WarpSumMany<N>::Index(lane)] = total;
+      for (int i = 0; i < N; ++i) {
+        const float x = WarpSum(lane < warps ? scratch[lane * kPad + i] : 0.0f);
+        if (lane == 0) totals[i] = x;
+      }
     }
     __syncthreads();
 #pragma unroll
@@ -136,9 +141,10 @@ __device__ void SummarizeOneGroup(const ResidualBoundaryArgs& a, int t, int q_be
           for (int e = 0; e < 8; ++e) red[j] += uc[e] * f[e];
         }
       }
-      const float mine = WarpSumMany<kVals>::Sum(red);
-      if (WarpSumMany<kVals>::Owns(lane)) {
-        part[warp * kStride + i * kVals + WarpSumMany<kVals>::Index(lane)] = mine;
+#pragma unroll
+      for (int j = 0; j < kVals; ++j) {
+        if (j < nb || j == G) red[j] = WarpSum(red[j]);
+        if (lane == 0) part[warp * kStride + i * kVals + j] = red[j];
       }
     }
     if (q0 == q_begin) {

@@ -133,43 +133,6 @@ __device__ inline float WarpSum(float v) {
   return v;
 }
 
-// Sums N <= 32 values over the warp at once (reduce-scatter butterfly): each step trades half
-// of a lane's values with its partner, so N values padded to P = 2^k take P - 1 + 5 - k
-// shuffles instead of 5N (10 values: 16 instead of 50). Returns one total per lane: lane l holds
-// value WarpSumManyIndex<N>(l) (every 2^(5-k) consecutive lanes hold the same one).
-template <int N>
-struct WarpSumMany {
-  static_assert(N >= 1 && N <= 32);
-  static constexpr int kLog = N <= 1 ? 0 : N <= 2 ? 1 : N <= 4 ? 2 : N <= 8 ? 3 : N <= 16 ? 4 : 5;
-  static constexpr int kShift = 5 - kLog;  // lanes per value: 1 << kShift
-  __device__ static int Index(int lane) { return lane >> kShift; }
-  // Whether `lane` is the first of the lanes holding its value (and that value is one of the N).
-  __device__ static bool Owns(int lane) {
-    return (lane & ((1 << kShift) - 1)) == 0 && Index(lane) < N;
-  }
-  __device__ static float Sum(const float (&v)[N]) {
-    constexpr int P = 1 << kLog;
-    const int lane = threadIdx.x & 31;
-    float w[P];
-#pragma unroll
-    for (int i = 0; i < P; ++i) w[i] = i < N ? v[i] : 0.0f;
-#pragma unroll
-    for (int n = P, o = 16; n > 1; n >>= 1, o >>= 1) {
-      const bool upper = (lane & o) != 0;  // keeps the upper half of the n values
-#pragma unroll
-      for (int i = 0; i < n / 2; ++i) {
-        const float send = upper ? w[i] : w[i + n / 2];
-        const float keep = upper ? w[i + n / 2] : w[i];
-        w[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
-      }
-    }
-    float r = w[0];
-#pragma unroll
-    for (int o = 16 >> kLog; o > 0; o >>= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
-    return r;
-  }
-};
-
 __device__ inline float WarpMax(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
