@@ -261,6 +261,13 @@ MixLayout MixLayout::For(const ModelConfig& c) {
   }
   m.num_sources.push_back(bank + 1);  // final mix
   m.num_bank_slots = bank;
+  m.later_mixes.assign(num_sublayers, 0);
+  for (int s = 0; s < num_sublayers; ++s) {
+    if (!m.snapshot_before[s]) continue;
+    int next = s + 1;
+    while (next < num_sublayers && !m.snapshot_before[next]) ++next;
+    m.later_mixes[s] = (next == num_sublayers ? m.num_mixes : next) - (s + 1);
+  }
   m.weight_offset.push_back(0);
   for (int n : m.num_sources) m.weight_offset.push_back(m.weight_offset.back() + n);
   return m;

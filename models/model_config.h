@@ -71,6 +71,10 @@ struct MixLayout {
   std::vector<int> num_sources;      // [num_mixes]; 1 for the first attention (no mix runs)
   std::vector<int> weight_offset;    // [num_mixes + 1] prefix sums of num_sources
   std::vector<bool> snapshot_before; // [2*Lt]
+  // [2*Lt]: for a snapshot sublayer s, the mixes s+1 .. s+later_mixes[s] read exactly the bank
+  // that s completes (the rest of its block; after the last snapshot, the final mix too), so
+  // they can be scored against it at once (two-phase mixing); 0 for other sublayers.
+  std::vector<int> later_mixes;
 
   static MixLayout For(const ModelConfig& config);
   int total_weights() const { return weight_offset.empty() ? 0 : weight_offset.back(); }

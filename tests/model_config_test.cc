@@ -78,6 +78,20 @@ TEST(MixLayout, BlockCountsFollowAttnResFormulas) {
       for (int l = 0; l < Lt; ++l) EXPECT_EQ(m.num_sources[2 * l + 1], l / Bs + 2);
       EXPECT_EQ(m.num_sources[2 * Lt], (Lt + Bs - 1) / Bs + 1);
       for (int s = 0; s < 2 * Lt; ++s) EXPECT_EQ(m.snapshot_before[s], s % (2 * Bs) == 0);
+      // Two-phase: a snapshot's later mixes are the rest of its block (and, after the last
+      // snapshot, the final mix), and each reads exactly one more source than the snapshot's
+      // own mix: the bank it completed, then its prefix.
+      for (int s = 0; s < 2 * Lt; ++s) {
+        if (!m.snapshot_before[s]) {
+          EXPECT_EQ(m.later_mixes[s], 0);
+          continue;
+        }
+        const bool last = s + 2 * Bs >= 2 * Lt;
+        EXPECT_EQ(m.later_mixes[s], last ? 2 * Lt - s : 2 * Bs - 1) << "Lt " << Lt << " s " << s;
+        for (int q = s + 1; q <= s + m.later_mixes[s]; ++q) {
+          EXPECT_EQ(m.num_sources[q], m.num_sources[s] + 1) << "Lt " << Lt << " mix " << q;
+        }
+      }
     }
   }
 }
@@ -90,6 +104,9 @@ TEST(MixLayout, FullModeHasOneSourcePerSublayer) {
   for (int s = 0; s <= 8; ++s) EXPECT_EQ(m.num_sources[s], s + 1);
   EXPECT_EQ(m.num_bank_slots, 8);
   EXPECT_EQ(m.total_weights(), 45);
+  // Every sublayer snapshots: only the final mix follows the last snapshot.
+  const std::vector<int> later = {0, 0, 0, 0, 0, 0, 0, 1};
+  EXPECT_EQ(m.later_mixes, later);
 }
 
 TEST(MixLayout, StandardHasNoMixes) {

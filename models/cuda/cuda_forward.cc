@@ -26,19 +26,6 @@ bool TwoPhaseEnabled() {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
-// For each snapshot sublayer, how many mixes after it read the bank it completes (the rest of
-// its block, and the final mix after the last snapshot); 0 for other sublayers.
-std::vector<int> LaterMixes(const MixLayout& m) {
-  const int subs = static_cast<int>(m.snapshot_before.size());
-  std::vector<int> later(subs, 0);
-  for (int s = 0; s < subs; ++s) {
-    if (!m.snapshot_before[s]) continue;
-    int e = s + 1;
-    while (e < subs && !m.snapshot_before[e]) ++e;
-    later[s] = (e == subs ? m.num_mixes : e) - (s + 1);
-  }
-  return later;
-}
 }  // namespace
 
 absl::StatusOr<KvPool> KvPool::Create(const ModelConfig& c, int64_t num_pages, int page_size) {
@@ -73,9 +60,8 @@ void CudaForward::Carve(Arena& a) {
   inv_freq_ = a.Take<double>(c_.head_dim / 2);
   final_xn_ = a.Take<bf16>(T * d);
   attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
-  const size_t queries = later_mixes_.empty()
-                             ? 0
-                             : *std::max_element(later_mixes_.begin(), later_mixes_.end());
+  const std::vector<int>& later = layout_.later_mixes;
+  const size_t queries = later.empty() ? 0 : *std::max_element(later.begin(), later.end());
   const size_t rows = two_phase_rows_;
   summary_h_ = a.Take<float>(queries * rows * d);
   summary_ml_ = a.Take<float2>(queries * rows);
@@ -107,10 +93,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->layout_ = MixLayout::For(c);
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
-  if (c.attn_res() && TwoPhaseEnabled()) {
-    f->later_mixes_ = LaterMixes(f->layout_);
-    f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
-  }
+  if (c.attn_res() && TwoPhaseEnabled()) f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
   auto gemm = Gemm::Create();
   if (!gemm.ok()) return gemm.status();
   f->gemm_ = std::move(*gemm);
@@ -247,7 +230,7 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     r.snapshot = attn_res && layout_.snapshot_before[sub];
     r.mix_offset = attn_res ? layout_.weight_offset[sub] : 0;
     if (r.snapshot) last_snapshot = sub;
-    r.summary_queries = two_phase && r.snapshot ? later_mixes_[sub] : 0;
+    r.summary_queries = two_phase && r.snapshot ? layout_.later_mixes[sub] : 0;
     r.summary_u = attn_res ? w_.res_u + static_cast<size_t>(sub + 1) * d : nullptr;
     r.summary_index = two_phase && attn_res && !r.snapshot ? sub - last_snapshot - 1 : -1;
     ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));

@@ -121,11 +121,10 @@ class CudaForward {
   double* inv_freq_ = nullptr; // [hd/2]
   bf16* final_xn_ = nullptr;   // [T, d] normed final hidden of the logit rows
   float* attn_split_ = nullptr;  // split-KV partials (kAttnSplitBytes)
-  // Two-phase AttnRes mixing (kernels/ops.h) for steps of up to two_phase_rows_ rows: the
-  // later mixes of snapshot sublayer s are mixes s+1 .. s+later_mixes_[s]; their summaries,
-  // rewritten at each snapshot, hold Q = max later_mixes_ states per row.
+  // Two-phase AttnRes mixing (kernels/ops.h) for steps of up to two_phase_rows_ rows (0: off):
+  // the later mixes of snapshot sublayer s are mixes s+1 .. s+layout_.later_mixes[s]; their
+  // summaries, rewritten at each snapshot, hold Q = max later_mixes states per row.
   int two_phase_rows_ = 0;
-  std::vector<int> later_mixes_;  // [2*Lt]
   float* summary_h_ = nullptr;     // [Q, two_phase_rows_, d]
   float2* summary_ml_ = nullptr;   // [Q, two_phase_rows_]
   float* summary_scores_ = nullptr;  // [Q, two_phase_rows_, slots]
