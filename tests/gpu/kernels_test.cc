@@ -305,11 +305,11 @@ TEST(ResidualBoundaryKernel, TwoPhaseMatchesOnePhase) {
   RunTwoPhaseCase(7, 2048, 0, 3, 202);     // the embedding snapshot: a lone source
   RunTwoPhaseCase(19, 384, 9, 5, 203);     // two online-softmax groups: a query at a time
   RunTwoPhaseCase(3, 8192, 7, 4, 204);     // d > 4096: two chunks per thread, groups of 4
-  RunTwoPhaseCase(2, 8192, 3, 11, 205);    // ... one group, queries over two batches
+  RunTwoPhaseCase(2, 8192, 3, 11, 205);    // ... one group: the batched phase 1
   RunTwoPhaseCase(64, 512, 4, 7, 210);     // one spare slot per row: every query in one block
   RunTwoPhaseCase(200, 1024, 2, 7, 206);   // many rows: several queries per phase-1 block
   RunTwoPhaseCase(150, 128, 12, 4, 207);   // ... with two groups, reloaded per query
-  RunTwoPhaseCase(300, 640, 5, 19, 208);   // past the one-phase many-row threshold; 19 queries
+  RunTwoPhaseCase(300, 640, 5, 19, 208);   // past the many-row threshold: 19 queries, 3 rounds
   RunTwoPhaseCase(1030, 1024, 8, 3, 209);  // past the very-many-row threshold, a full group
 }
 
