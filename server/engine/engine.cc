@@ -235,6 +235,10 @@ void EngineImpl::SweepCancelled() {
 void EngineImpl::Step() {
   const absl::Time start = absl::Now();
   ScheduleResult schedule = scheduler_.Schedule();
+  // Submit's bound sees the queue as this schedule left it before any token of the step reaches
+  // a client: a client that has read its first token must not find its request still counted
+  // as waiting (a burst right after it was refused one request early).
+  num_waiting_.store(scheduler_.num_waiting());
   if (schedule.seqs.empty()) return;
   for (const ScheduledSeq& ss : schedule.seqs) {
     if (ss.seq->first_scheduled_time == absl::InfinitePast()) ss.seq->first_scheduled_time = start;
