@@ -164,11 +164,18 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
 }  // namespace attnres
 
 int main(int argc, char** argv) {
+  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only] [preset...]
+  // attnres-gpu-bench --list-presets: the default presets, one per line.
+  const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
+                                                    "llama-8b-block"};
+  if (argc == 2 && std::string(argv[1]) == "--list-presets") {
+    for (const auto& p : kDefaultPresets) std::printf("%s\n", p.c_str());
+    return 0;
+  }
   if (!attnres::CudaDeviceAvailable()) {
     std::printf("no CUDA device: skipped\n");
     return 0;
   }
-  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only] [preset...]
   attnres::BenchFlags flags;
   std::vector<std::string> presets;
   for (int i = 1; i < argc; ++i) {
@@ -183,7 +190,7 @@ int main(int argc, char** argv) {
       presets.push_back(a);
     }
   }
-  if (presets.empty()) presets = {"llama-1b", "llama-1b-block", "llama-8b", "llama-8b-block"};
+  if (presets.empty()) presets = kDefaultPresets;
   std::printf("CUDA graphs %s, tensor parallel %d\n", flags.cuda_graphs ? "on" : "off",
               flags.tensor_parallel);
   std::printf("| model           | measurement                        | step time    | vs ceiling |\n");

@@ -38,8 +38,13 @@ done
 [ "${GPU_BENCH:-1}" = 0 ] && { for k in "${!rc[@]}"; do echo "$k: ${rc[$k]}"; done; exit 0; }
 timeout 120 "$BIN/attnres-kernel-bench" >"$OUT/kernel_bench.md" 2>&1
 rc[kernel_bench]=$?
-timeout 300 "$BIN/attnres-gpu-bench" ${GPU_BENCH_PRESETS:-} >"$OUT/gpu_bench.md" 2>&1
-rc[gpu_bench]=$?
+# One process per preset: within one process, every runner after the first measures its b64
+# step up to ~4% slow (bench/BENCHMARKS.md run 17), so presets would not compare fairly.
+: >"$OUT/gpu_bench.md"
+rc[gpu_bench]=0
+for preset in ${GPU_BENCH_PRESETS:-$("$BIN/attnres-gpu-bench" --list-presets)}; do
+  timeout 300 "$BIN/attnres-gpu-bench" "$preset" >>"$OUT/gpu_bench.md" 2>&1 || rc[gpu_bench]=$?
+done
 if [ -n "${GPU_BENCH_EAGER:-}" ]; then
   timeout 200 "$BIN/attnres-gpu-bench" --no-cuda-graphs $GPU_BENCH_EAGER >"$OUT/gpu_bench_eager.md" 2>&1
   rc[gpu_bench_eager]=$?
