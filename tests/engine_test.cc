@@ -376,5 +376,46 @@ TEST_F(EngineTest, QueueBoundRefusesWithARetryHintAndQueuedDeadlinesExpire) {
   EXPECT_EQ(observer->last_state.kv_pages_used, 0);
 }
 
+// Runs `on_first` inside the first delta: on the engine thread, in the middle of the step that
+// produced it.
+class FirstDeltaSink : public CollectingSink {
+ public:
+  explicit FirstDeltaSink(std::function<void()> on_first) : on_first_(std::move(on_first)) {}
+  void OnDelta(GenerationDelta d) override {
+    if (!fired_) {
+      fired_ = true;
+      on_first_();
+    }
+    CollectingSink::OnDelta(std::move(d));
+  }
+
+ private:
+  std::function<void()> on_first_;
+  bool fired_ = false;  // engine thread only
+};
+
+TEST_F(EngineTest, QueueBoundNoLongerCountsARequestOnceItsFirstTokenIsOut) {
+  SetUpEngine(0, /*max_seqs=*/1, [](EngineConfig& c) { c.max_queued_requests = 2; });
+  // A client that has read its first token may at once send more requests: the bound must see
+  // that request running, not waiting (it did not until its whole step was over).
+  std::vector<std::shared_ptr<CollectingSink>> queued;
+  int accepted = 0, refused = 0;
+  auto running = std::make_shared<FirstDeltaSink>([&] {
+    for (int i = 0; i < 3; ++i) {
+      queued.push_back(std::make_shared<CollectingSink>());
+      auto h = engine_->Submit(Request("queued " + std::to_string(i), 2), queued.back());
+      h.ok() ? ++accepted : ++refused;
+    }
+  });
+  auto h = engine_->Submit(Request("long", 200), running);
+  ASSERT_TRUE(h.ok());
+  while (running->num_deltas() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(accepted, 2);
+  EXPECT_EQ(refused, 1);
+  (*h)->Cancel();
+  EXPECT_EQ(running->Wait().finish_reason, FinishReason::kCancelled);
+  for (int i = 0; i < accepted; ++i) EXPECT_EQ(queued[i]->Wait().finish_reason, FinishReason::kLength);
+}
+
 }  // namespace
 }  // namespace attnres
