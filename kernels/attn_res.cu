@@ -32,6 +32,11 @@ __device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
   v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
 
+__device__ inline void StoreF32x8(float* p, const float (&v)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+
 // Sums N values over the block (every thread gets the totals): warp shuffles, then one padded
 // row of partials per warp in shared memory. With up to 8 warps every thread adds the rows
 // (16-byte loads); with more, warp 0 adds them across its lanes and publishes the totals: one
@@ -192,8 +197,7 @@ __device__ void SummarizeOneGroup(const ResidualBoundaryArgs& a, int t, int q_be
 #pragma unroll
           for (int e = 0; e < 8; ++e) h[e] += pj[j] * f[e];
         }
-        reinterpret_cast<float4*>(dst + col[v])[0] = make_float4(h[0], h[1], h[2], h[3]);
-        reinterpret_cast<float4*>(dst + col[v])[1] = make_float4(h[4], h[5], h[6], h[7]);
+        StoreF32x8(dst + col[v], h);
       }
       if (threadIdx.x == 0) {
         a.summary_ml[at] = make_float2(m, l);
@@ -478,11 +482,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
         float* dst = a.summary_h + summary_row(q) * d;
 #pragma unroll
         for (int v = 0; v < VPT; ++v) {
-          if (!valid[v]) continue;
-          reinterpret_cast<float4*>(dst + col[v])[0] =
-              make_float4(h[v][0], h[v][1], h[v][2], h[v][3]);
-          reinterpret_cast<float4*>(dst + col[v])[1] =
-              make_float4(h[v][4], h[v][5], h[v][6], h[v][7]);
+          if (valid[v]) StoreF32x8(dst + col[v], h[v]);
         }
         if (threadIdx.x == 0) {
           a.summary_ml[summary_row(q)] = make_float2(mfin, l);

@@ -378,29 +378,24 @@ int ResidentBlocks(int warps) {
   return n;
 }
 
-// Calls f.Run<HD, KSPLIT>() for the kernel form that serves tiles of `warps` M-row warps
-// (decode-like tiles, one warp: 4 warps split each key tile), or returns `invalid` for an
-// unsupported head dim.
-template <typename F, typename R>
-R WithForm(int hd, int warps, const F& f, R invalid) {
-  if (warps == 1) {
-    switch (hd) {
-      case 16: return f.template Run<16, 4>();
-      case 32: return f.template Run<32, 4>();
-      case 64: return f.template Run<64, 4>();
-      case 128: return f.template Run<128, 4>();
-      case 256: return f.template Run<256, 4>();
-      default: return invalid;
-    }
-  }
+// Calls f.Run<HD, KSPLIT>() for head dim hd, or returns `invalid` for an unsupported one.
+template <int KSPLIT, typename F, typename R>
+R WithHeadDim(int hd, const F& f, R invalid) {
   switch (hd) {
-    case 16: return f.template Run<16, 1>();
-    case 32: return f.template Run<32, 1>();
-    case 64: return f.template Run<64, 1>();
-    case 128: return f.template Run<128, 1>();
-    case 256: return f.template Run<256, 1>();
+    case 16: return f.template Run<16, KSPLIT>();
+    case 32: return f.template Run<32, KSPLIT>();
+    case 64: return f.template Run<64, KSPLIT>();
+    case 128: return f.template Run<128, KSPLIT>();
+    case 256: return f.template Run<256, KSPLIT>();
     default: return invalid;
   }
+}
+
+// The kernel form that serves tiles of `warps` M-row warps: decode-like tiles (one warp) let 4
+// warps split each key tile.
+template <typename F, typename R>
+R WithForm(int hd, int warps, const F& f, R invalid) {
+  return warps == 1 ? WithHeadDim<4>(hd, f, invalid) : WithHeadDim<1>(hd, f, invalid);
 }
 
 // The two uses of WithForm.

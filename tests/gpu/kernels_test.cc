@@ -20,6 +20,17 @@ using gpu_testing::RelL2;
 using gpu_testing::ToBf16;
 using kernels::bf16;
 
+// rsqrt(mean(v^2) + eps) of each d-wide row of `rows`, in double (the cached bank RMS).
+std::vector<float> InvRms(const std::vector<float>& rows, int d, double eps) {
+  std::vector<float> out(rows.size() / d);
+  for (size_t r = 0; r < out.size(); ++r) {
+    double sq = 0;
+    for (int i = 0; i < d; ++i) sq += double(rows[r * d + i]) * rows[r * d + i];
+    out[r] = float(1.0 / std::sqrt(sq / d + eps));
+  }
+  return out;
+}
+
 struct BoundaryCase {
   int T, d, bank_count;
   bool snapshot, prefix_empty, delta, subset, use_u;
@@ -36,14 +47,7 @@ void RunBoundaryCase(const BoundaryCase& k, uint32_t seed) {
   auto bank = RandomBf16Values(size_t(slots) * T * d, seed + 2, 3.0f);
   auto u = RandomBf16Values(d, seed + 3, 3.0f / std::sqrt(float(d)));
   auto gamma = RandomBf16Values(d, seed + 4, 1.0f);
-  std::vector<float> inv_rms(size_t(slots) * T);
-  for (int j = 0; j < slots; ++j) {
-    for (int t = 0; t < T; ++t) {
-      double sq = 0;
-      for (int i = 0; i < d; ++i) sq += double(bank[(size_t(j) * T + t) * d + i]) * bank[(size_t(j) * T + t) * d + i];
-      inv_rms[size_t(j) * T + t] = float(1.0 / std::sqrt(sq / d + eps));
-    }
-  }
+  const auto inv_rms = InvRms(bank, d, eps);
   std::vector<int32_t> rows(T);
   std::iota(rows.begin(), rows.end(), 0);
   if (k.subset) {  // every third row, reversed
@@ -122,10 +126,8 @@ void RunBoundaryCase(const BoundaryCase& k, uint32_t seed) {
       ASSERT_EQ(0, std::memcmp(stored, x.data(), 4 * d)) << "row " << t;
     }
     if (k.snapshot) {
-      double sq = 0;
-      for (float v : x) sq += double(v) * v;
-      EXPECT_NEAR(new_inv[size_t(k.bank_count) * T + t], 1.0 / std::sqrt(sq / d + eps),
-                  1e-4 / std::sqrt(sq / d + eps));
+      const float want = InvRms(x, d, eps)[0];
+      EXPECT_NEAR(new_inv[size_t(k.bank_count) * T + t], want, 1e-4 * want);
     }
     if (k.use_u) {
       for (int j = 0; j < (k.bank_count > 0 ? W : 1); ++j) {
@@ -178,12 +180,7 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
   auto bank = RandomBf16Values(size_t(slots) * T * d, seed + 2, 3.0f);
   const auto u = RandomBf16Values(size_t(Q + 1) * d, seed + 3, 3.0f / std::sqrt(float(d)));
   const auto gamma = RandomBf16Values(d, seed + 4, 1.0f);
-  std::vector<float> inv_rms(size_t(slots) * T);
-  for (size_t r = 0; r < inv_rms.size(); ++r) {
-    double sq = 0;
-    for (int i = 0; i < d; ++i) sq += double(bank[r * d + i]) * bank[r * d + i];
-    inv_rms[r] = float(1.0 / std::sqrt(sq / d + eps));
-  }
+  auto inv_rms = InvRms(bank, d, eps);
   std::vector<int32_t> record(T);
   std::iota(record.begin(), record.end(), 0);  // every row recorded
 
