@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "models/cuda/cudnn_attention.h"
 #include "models/cuda/gemm.h"
 
 namespace {
@@ -224,6 +225,33 @@ void BenchPrefillAttention(int T) {
   const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });
   const double flops = 4.0 * H * hd * (double(T) * (T + 1) / 2);
   Row("paged prefill attention " + std::to_string(T) + " causal", ms, 0, flops);
+  // The same chunk as CudaForward runs it from kDenseMinRows rows: K/V gathered out of the
+  // pages, then cuDNN's fused attention (q and out padded to a bucket).
+  auto cudnn = attnres::cuda::CudnnAttention::Create(H, KV, hd, 0.088f);
+  if (cudnn.ok()) {
+    const int rows = attnres::cuda::CudnnAttention::Bucket(T);
+    bf16* qp = static_cast<bf16*>(Buf(size_t(rows) * H * hd * 2, 25));
+    bf16* op = static_cast<bf16*>(Buf(size_t(rows) * H * hd * 2, 26));
+    bf16* dk = static_cast<bf16*>(Buf(size_t(rows) * KV * hd * 2, 27));
+    bf16* dv = static_cast<bf16*>(Buf(size_t(rows) * KV * hd * 2, 28));
+    int32_t* lens = nullptr;
+    const int32_t host_lens[8] = {T, 0, 0, 0, T, 0, 0, 0};
+    cudaMalloc(&lens, sizeof(host_lens));
+    cudaMemcpy(lens, host_lens, sizeof(host_lens), cudaMemcpyHostToDevice);
+    attnres::kernels::GatherKvArgs g;
+    g.k_cache = k; g.v_cache = v; g.pages = d_pages; g.n = T; g.kv_dim = KV * hd;
+    g.page_size = ps; g.k_out = dk; g.v_out = dv;
+    attnres::cuda::CudnnAttention::Chunk c;
+    c.q = qp; c.k = dk; c.v = dv; c.out = op; c.lens = lens; c.s_q = T; c.s_kv = T;
+    (*cudnn)->Run(c, nullptr);  // builds the plan
+    const double gather = MedianMs([&] { attnres::kernels::GatherKv(g, nullptr); });
+    Row("gather K/V of " + std::to_string(T) + " positions", gather, 2.0 * 2 * 2 * cache, 0);
+    const double dense = MedianMs([&] { (void)(*cudnn)->Run(c, nullptr); });
+    Row("cuDNN prefill attention " + std::to_string(T) + " causal", dense, 0, flops);
+    cudaFree(qp); cudaFree(op); cudaFree(dk); cudaFree(dv); cudaFree(lens);
+  } else {
+    std::printf("cuDNN prefill attention: %s\n", std::string(cudnn.status().message()).c_str());
+  }
   cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out);
   for (int32_t* p : {d_pos, d_indptr, d_pages, d_tiles}) cudaFree(p);
 }

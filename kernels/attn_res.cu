@@ -230,8 +230,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   // registers to spare for phase 1).
   constexpr bool kTwoPhase = kMinBlocks == 1;
   static_assert(kTwoPhase || !kSummary);
-  const bool phase1 = kTwoPhase && !kSummary && blockIdx.y > 0;
-  const int q_begin = phase1 ? (blockIdx.y - 1) * queries_per_block : 0;
+  const bool phase1 = kTwoPhase && !kSummary && (blockIdx.y > 0 || a.phase1_only);
+  const int q_begin = phase1 ? (blockIdx.y - (a.phase1_only ? 0 : 1)) * queries_per_block : 0;
   const int q_end = phase1 ? min(q_begin + queries_per_block, a.summary_queries) : 1;
   const float* u = phase1 ? a.summary_u + static_cast<size_t>(q_begin) * d : a.u;
   // A phase-1 block mixes even a lone x (the embedding snapshot): its state is (s_x, 1, x).
@@ -553,18 +553,19 @@ cudaError_t LaunchForm(const ResidualBoundaryArgs& a, int threads, cudaStream_t 
   int per_block = 0, blocks = 0;
   if constexpr (kMinBlocks == 1) {
     if (a.summary_index >= 0) {
-      return LaunchPdl(ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true>,
-                       dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
+      return LaunchMaybePdl(!a.after_join, ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true>,
+                            dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
     }
     if (a.summary_queries > 0) {
-      const int spare = NumSms() / a.num_rows - 1;
+      const int spare = NumSms() / a.num_rows - (a.phase1_only ? 0 : 1);
       blocks = std::min(std::max(spare, 1), a.summary_queries);
       per_block = (a.summary_queries + blocks - 1) / blocks;
       blocks = (a.summary_queries + per_block - 1) / per_block;
     }
   }
-  return LaunchPdl(ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, false>,
-                   dim3(a.num_rows, 1 + blocks), dim3(threads), 0, stream, a, per_block);
+  const int own = a.phase1_only ? 0 : 1;
+  return LaunchMaybePdl(!a.after_join, ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, false>,
+                        dim3(a.num_rows, own + blocks), dim3(threads), 0, stream, a, per_block);
 }
 
 }  // namespace
@@ -576,11 +577,14 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
   }
   const bool summaries = a.summary_h && a.summary_ml && (!a.mix_weights || a.summary_scores);
   if (a.summary_queries > 0 &&
-      (!a.snapshot || !a.summary_u || !summaries || a.summary_stride < a.bank_count + 1 ||
-       (a.bank_count > 0 && !a.u))) {
+      (a.snapshot == a.phase1_only || !a.summary_u || !summaries ||
+       a.summary_stride < a.bank_count + 1 || (a.bank_count > 0 && !a.u))) {
     return cudaErrorInvalidValue;
   }
-  if (a.summary_index >= 0 && (a.snapshot || a.summary_queries > 0 || !a.u || !summaries ||
+  if (a.phase1_only && (a.summary_queries < 1 || a.delta || !a.prefix)) {
+    return cudaErrorInvalidValue;
+  }
+  if (a.summary_index >= 0 && (a.summary_queries > 0 || !a.u || !summaries ||
                                a.bank_count < 1 || a.summary_stride < a.bank_count)) {
     return cudaErrorInvalidValue;
   }

@@ -67,9 +67,13 @@ bool PdlEnabled();
 // Defined in elementwise.cu.
 int NumSms();
 
+// programmatic = false: a plain launch, for a kernel that must see everything before it
+// complete. Needed after a join from another stream: stream capture turns every incoming edge
+// of a PDL launch into a programmatic one, the join's too (the kernel could then start, and
+// read, before the other stream's kernel is done).
 template <typename... Params, typename... Args>
-cudaError_t LaunchPdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
-                      cudaStream_t stream, Args&&... args) {
+cudaError_t LaunchMaybePdl(bool programmatic, void (*kernel)(Params...), dim3 grid, dim3 block,
+                           size_t smem, cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr;
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr.val.programmaticStreamSerializationAllowed = 1;
@@ -79,8 +83,14 @@ cudaError_t LaunchPdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t s
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   config.attrs = &attr;
-  config.numAttrs = PdlEnabled() ? 1 : 0;
+  config.numAttrs = programmatic && PdlEnabled() ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+template <typename... Params, typename... Args>
+cudaError_t LaunchPdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args&&... args) {
+  return LaunchMaybePdl(true, kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 
 // Lets kKernel use up to `bytes` of dynamic shared memory (above the 48 KiB default). The

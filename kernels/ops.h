@@ -58,9 +58,10 @@ cudaError_t FillUniformF32(float* out, size_t n, uint64_t seed, float mean, floa
 // q < Q, whose query is summary_u[q], extra blocks fold the sources bank[0..bank_count)[t] + [x]
 // (x becomes slot bank_count) into their online-softmax state: summary_ml[q][t] = (max m, sum l
 // of exp(s_j - m)), summary_h[q][t] = sum_j exp(s_j - m) v_j (fp32, not divided by l) and, for
-// recorded rows, summary_scores[q][t][j] = s_j. Phase 2 (summary_index = q >= 0, no snapshot,
+// recorded rows, summary_scores[q][t][j] = s_j. Phase 2 (summary_index = q >= 0, no phase 1,
 // bank_count >= 1 = the slots summary q covers): the mix reads that state instead of the bank
-// rows and merges x last, as the one-phase online softmax does; the bank is not read.
+// rows and merges x last, as the one-phase online softmax does; the bank is not read. A phase-2
+// mix may snapshot (the next block's first mix, scored by the previous block's phase 1).
 // Same results as the one-phase mix up to fp32 rounding; summaries are [Q, T, ...] with the T
 // above, summary_stride >= bank_count + 1 (phase 1) or bank_count (phase 2).
 inline constexpr int kMaxMixSources = 128;
@@ -91,6 +92,13 @@ struct ResidualBoundaryArgs {
   float2* summary_ml = nullptr;       // [Q, T] (max, sum)
   float* summary_scores = nullptr;    // [Q, T, summary_stride] (recorded rows only)
   int summary_stride = 0;
+  // Phase 1 alone, after the snapshot boundary (on a forked stream, beside the next sublayer):
+  // x is read from `prefix` (the slot the snapshot wrote, delta null), bank_count is the slots
+  // before it, and only phase-1 blocks run: grid (R, blocks), nothing but summaries written.
+  bool phase1_only = false;
+  // A launch across a fork or join between streams (phase 1 itself, the first mix after it):
+  // without programmatic dependent launch (kernels/common.cuh LaunchMaybePdl says why).
+  bool after_join = false;
 };
 cudaError_t ResidualBoundary(const ResidualBoundaryArgs& args, cudaStream_t stream);
 
@@ -117,6 +125,20 @@ struct RopeKvWriteArgs {
 };
 cudaError_t RopeKvWrite(const RopeKvWriteArgs& args, cudaStream_t stream);
 
+// K and V of positions [0, n) of one sequence, from caches laid out as in RopeKvWrite, through
+// its page list pages[ceil(n / page_size)], into contiguous rows k_out, v_out [n, kv_dim]
+// (kv_dim = KV * hd, a multiple of 8): the dense K/V cuDNN's attention reads. Twin: the page
+// arithmetic of CpuKvCache.
+struct GatherKvArgs {
+  const bf16* k_cache = nullptr;
+  const bf16* v_cache = nullptr;
+  const int32_t* pages = nullptr;
+  int n = 0, kv_dim = 0, page_size = 0;
+  bf16* k_out = nullptr;
+  bf16* v_out = nullptr;
+};
+cudaError_t GatherKv(const GatherKvArgs& args, cudaStream_t stream);
+
 // ---- paged_attention.cu ----
 // Causal attention of new query rows over paged K/V (decode and chunked prefill alike): row t
 // (position p) of sequence s attends to positions [0, p] of s. Work is split into query tiles of
@@ -128,7 +150,8 @@ cudaError_t RopeKvWrite(const RopeKvWriteArgs& args, cudaStream_t stream);
 // (max over rows of position + 1) above two 64-key tiles, each tile's keys are split over
 // several blocks of at least 128 keys and merged by a second kernel (flash-decoding): as many
 // splits as keep the grid within one wave of resident blocks, capped by workspace_bytes /
-// PagedAttentionSplitBytes(T, H, hd). Without one: no split.
+// PagedAttentionSplitBytes(T, H, hd). Without one: no split. The merge writes all T rows, so
+// with a workspace the tiles must cover every row.
 inline constexpr int kMaxTileRows = 128;
 // Rows per query tile for a GQA group: enough (row, query head) pairs to fill 8 warps of 16, so
 // each K/V tile in shared memory serves 128 of them (16 rows at group 8, 32 at 4, 128 at 1).

@@ -1,7 +1,9 @@
 // RoPE (rotate-half, from the per-step cos/sin table) with the optional Qwen3 q/k RMSNorm, and
 // the write of the new tokens' K and V into their KV pages. One warp per (token row, head), a few
 // heads per block (so a decode step's single row still spreads over many SMs); lane i handles
-// the pairs (i + 32j, i + 32j + hd/2).
+// the pairs (i + 32j, i + 32j + hd/2). GatherKv copies a sequence's K/V out of its pages.
+#include <algorithm>
+
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
 
@@ -73,7 +75,34 @@ __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
   }
 }
 
+// One 16-byte chunk of K and of V per thread and step of a grid-stride loop.
+__global__ void GatherKvKernel(const GatherKvArgs a) {
+  WaitForPrevious();  // the newest positions come from the RoPE kernel just before
+  LetNextStart();
+  const int chunks = a.kv_dim / 8;
+  const size_t total = static_cast<size_t>(a.n) * chunks;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const int pos = static_cast<int>(i / chunks), c = static_cast<int>(i % chunks);
+    const int page = __ldg(a.pages + pos / a.page_size);
+    const size_t src =
+        (static_cast<size_t>(page) * a.page_size + pos % a.page_size) * a.kv_dim + c * 8;
+    const size_t dst = static_cast<size_t>(pos) * a.kv_dim + c * 8;
+    *reinterpret_cast<uint4*>(a.k_out + dst) = LoadProduced(a.k_cache + src);
+    *reinterpret_cast<uint4*>(a.v_out + dst) = LoadProduced(a.v_cache + src);
+  }
+}
+
 }  // namespace
+
+cudaError_t GatherKv(const GatherKvArgs& a, cudaStream_t stream) {
+  if (a.n == 0) return cudaSuccess;
+  if (a.kv_dim % 8 != 0 || a.page_size < 1) return cudaErrorInvalidValue;
+  const size_t total = static_cast<size_t>(a.n) * (a.kv_dim / 8);
+  const int threads = 256;
+  const int blocks = static_cast<int>(std::min<size_t>((total + threads - 1) / threads, 132 * 16));
+  return LaunchPdl(GatherKvKernel, dim3(blocks), dim3(threads), 0, stream, a);
+}
 
 cudaError_t RopeKvWrite(const RopeKvWriteArgs& a, cudaStream_t stream) {
   if (a.T == 0) return cudaSuccess;

@@ -4,7 +4,9 @@
 #include "models/cuda/cuda_forward.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -21,9 +23,24 @@ constexpr size_t kSlotAlignElems = 256 / sizeof(float);  // GEMM outputs stay 25
 // reads they save. ATTNRES_TWO_PHASE=0 turns it off (to measure what it buys).
 constexpr int kTwoPhaseMaxRows = 255;
 
+// Decode batches whose snapshot boundary has no spare SM left for each later mix's phase-1 block
+// (132 SMs, 7 later mixes: above 16 rows) fork phase 1 off the boundary. ATTNRES_FORK_PHASE1=N
+// moves the threshold (0: never).
+constexpr int kForkPhase1Rows = 17;
+
+bool CudnnEnabled() {
+  const char* v = std::getenv("ATTNRES_CUDNN");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
 bool TwoPhaseEnabled() {
   const char* v = std::getenv("ATTNRES_TWO_PHASE");
   return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+int ForkPhase1Rows() {
+  const char* v = std::getenv("ATTNRES_FORK_PHASE1");
+  return v == nullptr ? kForkPhase1Rows : std::atoi(v);
 }
 
 }  // namespace
@@ -51,8 +68,9 @@ void CudaForward::Carve(Arena& a) {
   bank_inv_rms_ = a.Take<float>(slots * T);
   xn_ = a.Take<bf16>(T * d);
   qkv_ = a.Take<bf16>(T * (q + 2 * kv));
-  q_ = a.Take<bf16>(T * q);
-  att_ = a.Take<bf16>(T * q);
+  const size_t pad = cudnn_ ? CudnnAttention::kBucket : 0;
+  q_ = a.Take<bf16>((T + pad) * q);
+  att_ = a.Take<bf16>((T + pad) * q);
   delta_ = a.Take<bf16>(T * d);
   gate_up_ = a.Take<bf16>(T * 2 * f);
   act_ = a.Take<bf16>(T * f);
@@ -60,8 +78,11 @@ void CudaForward::Carve(Arena& a) {
   inv_freq_ = a.Take<double>(c_.head_dim / 2);
   final_xn_ = a.Take<bf16>(T * d);
   attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
+  dense_k_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
+  dense_v_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
   const std::vector<int>& later = layout_.later_mixes;
-  const size_t queries = later.empty() ? 0 : *std::max_element(later.begin(), later.end());
+  // + 1: a forked phase 1 also scores the next block's snapshot mix.
+  const size_t queries = later.empty() ? 0 : *std::max_element(later.begin(), later.end()) + 1;
   const size_t rows = two_phase_rows_;
   summary_h_ = a.Take<float>(queries * rows * d);
   summary_ml_ = a.Take<float2>(queries * rows);
@@ -93,16 +114,47 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->layout_ = MixLayout::For(c);
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
-  if (c.attn_res() && TwoPhaseEnabled()) f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
+  if (c.attn_res() && TwoPhaseEnabled()) {
+    f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
+    f->fork_rows_ = ForkPhase1Rows();
+    auto side = StreamCreate();
+    if (!side.ok()) return side.status();
+    f->side_ = std::move(*side);
+    for (EventPtr* e : {&f->fork_, &f->join_}) {
+      auto ev = EventCreate();
+      if (!ev.ok()) return ev.status();
+      *e = std::move(*ev);
+    }
+  }
   auto gemm = Gemm::Create();
   if (!gemm.ok()) return gemm.status();
   f->gemm_ = std::move(*gemm);
+  // cuDNN's attention only pays off on long prefill chunks. Its first plan compiles cuDNN's
+  // kernels (~1 s): built here, for a full-budget chunk, not on the first long prompt.
+  if (CudnnEnabled() && CudnnAttention::Built() && max_tokens >= kDenseMinRows) {
+    const auto start = std::chrono::steady_clock::now();
+    auto cudnn = CudnnAttention::Create(c.num_heads, c.num_kv_heads, c.head_dim,
+                                        static_cast<float>(1.0 / std::sqrt(c.head_dim)));
+    const absl::Status st =
+        cudnn.ok() ? (*cudnn)->Prepare(max_tokens, max_tokens) : cudnn.status();
+    if (st.ok()) {
+      f->cudnn_ = std::move(*cudnn);
+      std::fprintf(stderr, "attnres cuda: cuDNN prefill attention from %d rows, plan in %.2f s\n",
+                   kDenseMinRows,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    } else {
+      std::fprintf(stderr, "attnres cuda: prefill attention without cuDNN: %s\n",
+                   std::string(st.message()).c_str());
+    }
+  }
   Arena measure;
   f->Carve(measure);
   auto mem = DeviceAlloc(measure.bytes());
   if (!mem.ok()) return mem.status();
   f->storage_ = std::move(*mem);
   f->workspace_bytes_ = measure.bytes();
+  // Zeros: cuDNN reads its buckets' rows past the live ones (masked; they must not be NaN).
+  ATTNRES_CUDA_RETURN(cudaMemset(f->storage_.get(), 0, measure.bytes()));
   Arena place(f->storage_.get());
   f->Carve(place);
   const std::vector<double> inv_freq = RopeInverseFrequencies(c);
@@ -156,9 +208,52 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.page_size = pool.page_size;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
   a.out = att_;
-  ATTNRES_CUDA_RETURN(kernels::PagedAttention(a, s));
+  if (cudnn_ && !b.dense.empty()) {
+    if (auto st = DenseAttention(layer, b, pool, s); st.ok()) {
+      // The rest without split-KV: its merge rewrites every row, the dense ones too.
+      a.num_tiles = b.num_sparse_tiles;
+      a.workspace = nullptr;
+      a.workspace_bytes = 0;
+      a.splits = 0;
+    } else {  // the attention kernel takes every tile, this step and after
+      std::fprintf(stderr, "attnres cuda: cuDNN attention off: %s\n",
+                   std::string(st.message()).c_str());
+      cudnn_.reset();
+    }
+  }
+  if (a.num_tiles > 0) ATTNRES_CUDA_RETURN(kernels::PagedAttention(a, s));
   if (auto st = gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s); !st.ok()) return st;
   return ReduceDelta(b.T, s);
+}
+
+absl::Status CudaForward::DenseAttention(int layer, const DeviceBatch& b, const KvPool& pool,
+                                         cudaStream_t s) {
+  const int q = c_.q_dim(), kv = c_.kv_dim();
+  // In row order: a chunk's bucket may run past its rows into the next chunk's, which is
+  // computed after it, and the attention kernel's rows come last.
+  for (size_t i = 0; i < b.dense.size(); ++i) {
+    const DeviceBatch::DenseChunk& d = b.dense[i];
+    kernels::GatherKvArgs g;
+    g.k_cache = pool.k_layer(layer);
+    g.v_cache = pool.v_layer(layer);
+    g.pages = b.kv_page_indices + d.page_offset;
+    g.n = d.context;
+    g.kv_dim = kv;
+    g.page_size = pool.page_size;
+    g.k_out = dense_k_;
+    g.v_out = dense_v_;
+    ATTNRES_CUDA_RETURN(kernels::GatherKv(g, s));
+    CudnnAttention::Chunk c;
+    c.q = q_ + static_cast<size_t>(d.first_row) * q;
+    c.k = dense_k_;
+    c.v = dense_v_;
+    c.out = att_ + static_cast<size_t>(d.first_row) * q;
+    c.lens = b.dense_lens + 8 * i;
+    c.s_q = d.rows;
+    c.s_kv = d.context;
+    if (auto st = cudnn_->Run(c, s); !st.ok()) return st;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CudaForward::ReduceDelta(int T, cudaStream_t s) {
@@ -219,8 +314,24 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.summary_ml = summary_ml_;
   r.summary_scores = summary_scores_;
   r.summary_stride = layout_.num_bank_slots;
-  int last_snapshot = 0;
-  for (int sub = 0; sub < 2 * c_.num_layers; ++sub) {
+  const bool fork = two_phase && fork_rows_ > 0 && b.T >= fork_rows_;
+  bool joined = true;  // false while a forked phase 1 runs on side_
+  auto join = [&]() -> absl::Status {  // before a mix that reads phase 1's summaries
+    r.after_join = !joined;
+    if (!joined) ATTNRES_CUDA_RETURN(cudaStreamWaitEvent(s, join_.get(), 0));
+    joined = true;
+    return absl::OkStatus();
+  };
+  // Phase 1 of snapshot s scores mixes s+1 .. s+later (they read the bank s completes, and
+  // their queries are rows s+1.. of res_u). Forked, it also scores the next snapshot's mix,
+  // s+later+1, which reads the same sources: the bank before s's slot, then that block's sum.
+  const int num_sub = 2 * c_.num_layers;
+  auto phase1_queries = [&](int sub) {
+    const int later = layout_.later_mixes[sub];
+    return later + (fork && later > 0 && sub + later + 1 < num_sub ? 1 : 0);
+  };
+  int last_snapshot = 0, last_queries = 0;
+  for (int sub = 0; sub < num_sub; ++sub) {
     const int layer = sub / 2;
     const bool is_attn = sub % 2 == 0;
     const DeviceLayerWeights& L = w_.layers[layer];
@@ -229,11 +340,24 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     r.u = attn_res ? (is_attn ? L.attn_res_u : L.mlp_res_u) : nullptr;
     r.snapshot = attn_res && layout_.snapshot_before[sub];
     r.mix_offset = attn_res ? layout_.weight_offset[sub] : 0;
-    if (r.snapshot) last_snapshot = sub;
-    r.summary_queries = two_phase && r.snapshot ? layout_.later_mixes[sub] : 0;
+    const int q = sub - last_snapshot - 1;  // this mix's index among the last phase 1's
+    r.summary_index = two_phase && attn_res && sub > 0 && q < last_queries ? q : -1;
+    r.summary_queries = two_phase && r.snapshot ? phase1_queries(sub) : 0;
     r.summary_u = attn_res ? w_.res_u + static_cast<size_t>(sub + 1) * d : nullptr;
-    r.summary_index = two_phase && attn_res && !r.snapshot ? sub - last_snapshot - 1 : -1;
-    ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));
+    if (r.snapshot) {
+      last_snapshot = sub;
+      last_queries = r.summary_queries;
+    }
+    r.after_join = false;
+    if (r.summary_index >= 0) {
+      if (auto st = join(); !st.ok()) return st;
+    }
+    if (fork && r.summary_queries > 0) {
+      if (auto st = ForkPhase1(r, s); !st.ok()) return st;
+      joined = false;
+    } else {
+      ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));
+    }
     if (r.snapshot) ++r.bank_count;
     r.prefix_empty = r.snapshot;
     auto st = is_attn ? Attention(layer, b, pool, s) : Mlp(layer, b, s);
@@ -248,9 +372,30 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.snapshot = false;
   r.mix_offset = attn_res ? layout_.weight_offset[2 * c_.num_layers] : 0;
   r.summary_queries = 0;
-  r.summary_index = two_phase && attn_res ? 2 * c_.num_layers - last_snapshot - 1 : -1;
+  r.summary_index = two_phase && attn_res ? num_sub - last_snapshot - 1 : -1;
   r.out = final_xn_;
+  if (auto st = join(); !st.ok()) return st;
   ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));
+  return absl::OkStatus();
+}
+
+absl::Status CudaForward::ForkPhase1(const kernels::ResidualBoundaryArgs& snapshot,
+                                     cudaStream_t s) {
+  kernels::ResidualBoundaryArgs own = snapshot;
+  own.summary_queries = 0;
+  ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(own, s));
+  // Phase 1 alone: x is the slot the boundary just wrote, mixed after the slots before it.
+  kernels::ResidualBoundaryArgs p1 = snapshot;
+  p1.summary_index = -1;
+  p1.phase1_only = true;
+  p1.after_join = true;  // it reads that slot before any wait: the boundary must be done
+  p1.snapshot = false;
+  p1.delta = nullptr;
+  p1.prefix = bank_ + static_cast<size_t>(snapshot.bank_count) * snapshot.T * snapshot.d;
+  ATTNRES_CUDA_RETURN(cudaEventRecord(fork_.get(), s));
+  ATTNRES_CUDA_RETURN(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
+  ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(p1, side_.get()));
+  ATTNRES_CUDA_RETURN(cudaEventRecord(join_.get(), side_.get()));
   return absl::OkStatus();
 }
 

@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/ops.h"
+#include "models/cuda/cudnn_attention.h"
+#include "models/cuda/device_memory.h"
 #include "models/cuda/device_weights.h"
 #include "models/cuda/gemm.h"
 #include "models/model_config.h"
@@ -42,7 +45,8 @@ struct KvPool {
 struct DeviceBatch {
   int T = 0;                 // token rows
   int num_seqs = 0;
-  int num_tiles = 0;         // attention query tiles
+  int num_tiles = 0;         // attention query tiles (the dense chunks' last)
+  int num_sparse_tiles = 0;  // the tiles of rows outside dense chunks (first in `tiles`)
   int max_tile_rows = 1;
   int max_context = 0;       // max over rows of position + 1
   int attn_splits = 0;       // > 0: fixed split-KV count (CUDA graph replays); 0: derived
@@ -55,6 +59,14 @@ struct DeviceBatch {
   const int32_t* tiles = nullptr;            // [num_tiles, 3]
   const int32_t* logit_rows = nullptr;       // [R]
   const int32_t* record_row = nullptr;       // [T] index into logit rows or -1
+  // Prefill chunks long enough for cuDNN's attention (StepUpload::Upload's dense_min_rows): one
+  // sequence's rows [first_row, first_row + rows) at positions [context - rows, context), its
+  // pages from kv_page_indices[page_offset].
+  struct DenseChunk {
+    int seq = 0, first_row = 0, rows = 0, context = 0, page_offset = 0;
+  };
+  std::vector<DenseChunk> dense;
+  const int32_t* dense_lens = nullptr;       // [dense, 8]: rows at 0, context at 4
 };
 
 class CudaForward {
@@ -81,6 +93,13 @@ class CudaForward {
   // bound, capped so that `padded_rows` rows fit the split workspace.
   int DecodeAttentionSplits(int rows, int max_context, int padded_rows) const;
 
+  // StepUpload::Upload's dense-chunk bounds: prefill chunks this long go to cuDNN's attention
+  // (0: cuDNN off), over contexts of up to dense_max_context tokens (its K/V scratch).
+  int dense_min_rows() const { return cudnn_ ? kDenseMinRows : 0; }
+  int dense_max_context() const { return cudnn_ ? kDenseMaxContext : 0; }
+  static constexpr int kDenseMinRows = 512;
+  static constexpr int kDenseMaxContext = 16384;
+
   const MixLayout& mix_layout() const { return layout_; }
   int max_tokens() const { return max_tokens_; }
   int max_head_rows() const { return max_head_rows_; }
@@ -91,7 +110,13 @@ class CudaForward {
       : plan_(p), c_(plan_.local), w_(w), comm_(p.world_size > 1 ? comm : nullptr) {}
   void Carve(Arena& a);
   absl::Status Attention(int layer, const DeviceBatch& b, const KvPool& pool, cudaStream_t s);
+  // cuDNN's attention of the batch's dense chunks (their K/V gathered from the pages first).
+  absl::Status DenseAttention(int layer, const DeviceBatch& b, const KvPool& pool,
+                              cudaStream_t s);
   absl::Status Mlp(int layer, const DeviceBatch& b, cudaStream_t s);
+  // The snapshot boundary `snapshot` (with its later mixes' phase 1) as two kernels: the
+  // boundary alone on s, then phase 1 on side_ after it; join_ marks phase 1's end.
+  absl::Status ForkPhase1(const kernels::ResidualBoundaryArgs& snapshot, cudaStream_t s);
   // delta_[0:T] = sum over ranks (row-parallel partial sums); nothing on a single device.
   absl::Status ReduceDelta(int T, cudaStream_t s);
   // Elements between ranks' slots in head_gather_ for `count` rows (256-byte aligned slots).
@@ -112,8 +137,8 @@ class CudaForward {
   float* bank_inv_rms_ = nullptr;  // [slots, T]
   bf16* xn_ = nullptr;         // [T, d] normed sublayer input
   bf16* qkv_ = nullptr;        // [T, q + 2kv]
-  bf16* q_ = nullptr;          // [T, q]
-  bf16* att_ = nullptr;        // [T, q]
+  bf16* q_ = nullptr;          // [T + pad, q] (pad: a cuDNN bucket's rows past the last chunk)
+  bf16* att_ = nullptr;        // [T + pad, q]
   bf16* delta_ = nullptr;      // [T, d] sublayer output
   bf16* gate_up_ = nullptr;    // [T, 2f]
   bf16* act_ = nullptr;        // [T, f]
@@ -121,6 +146,10 @@ class CudaForward {
   double* inv_freq_ = nullptr; // [hd/2]
   bf16* final_xn_ = nullptr;   // [T, d] normed final hidden of the logit rows
   float* attn_split_ = nullptr;  // split-KV partials (kAttnSplitBytes)
+  // cuDNN prefill attention (null: off, unavailable, or failed once) and its dense K/V.
+  std::unique_ptr<CudnnAttention> cudnn_;
+  bf16* dense_k_ = nullptr;  // [kDenseMaxContext, kv]
+  bf16* dense_v_ = nullptr;  // [kDenseMaxContext, kv]
   // Two-phase AttnRes mixing (kernels/ops.h) for steps of up to two_phase_rows_ rows (0: off):
   // the later mixes of snapshot sublayer s are mixes s+1 .. s+layout_.later_mixes[s]; their
   // summaries, rewritten at each snapshot, hold Q = max later_mixes states per row.
@@ -128,6 +157,12 @@ class CudaForward {
   float* summary_h_ = nullptr;     // [Q, two_phase_rows_, d]
   float2* summary_ml_ = nullptr;   // [Q, two_phase_rows_]
   float* summary_scores_ = nullptr;  // [Q, two_phase_rows_, slots]
+  // Steps of at least fork_rows_ rows (0: never) run phase 1 as its own kernel on side_, forked
+  // after the snapshot boundary and joined before the block's first later mix, so it overlaps
+  // the block's first attention sublayer instead of lengthening the snapshot boundary.
+  int fork_rows_ = 0;
+  StreamPtr side_;
+  EventPtr fork_, join_;
   // [world, slot] fp32, slot >= count * vocab_local: every rank's head logits, gathered
   // (world > 1; a single rank's slot is the caller's [count, vocab] output itself)
   float* head_gather_ = nullptr;

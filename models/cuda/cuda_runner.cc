@@ -291,7 +291,8 @@ absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, 
                                    static_cast<int32_t>(k.pool.num_pages - 1), k.plan.local,
                                    k.pool, k.stream);
     }
-    return k.upload.Upload(b, p.rows.rows, p.samples, k.plan.local, k.pool, k.stream);
+    return k.upload.Upload(b, p.rows.rows, p.samples, k.plan.local, k.pool, k.stream,
+                           k.forward->dense_min_rows(), k.forward->dense_max_context());
   }();
   if (!workers_->Agree(db.ok())) return db.status();
   float* logits = k.sampler ? static_cast<float*>(k.sampler->logits.get()) : nullptr;

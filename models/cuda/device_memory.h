@@ -1,5 +1,5 @@
-// Owning device allocations (cudaMalloc/cudaFree, pinned host memory) and a bump allocator that
-// carves one allocation into aligned tensors. No kernels, no model knowledge.
+// Owning device allocations (cudaMalloc/cudaFree, pinned host memory), streams and events, and a
+// bump allocator that carves one allocation into aligned tensors. No kernels, no model knowledge.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -19,8 +19,16 @@ struct CudaFree {
 struct CudaFreeHost {
   void operator()(void* p) const { cudaFreeHost(p); }
 };
+struct CudaStreamDestroy {
+  void operator()(cudaStream_t s) const { cudaStreamDestroy(s); }
+};
+struct CudaEventDestroy {
+  void operator()(cudaEvent_t e) const { cudaEventDestroy(e); }
+};
 using DevicePtr = std::unique_ptr<void, CudaFree>;
 using PinnedPtr = std::unique_ptr<void, CudaFreeHost>;
+using StreamPtr = std::unique_ptr<CUstream_st, CudaStreamDestroy>;
+using EventPtr = std::unique_ptr<CUevent_st, CudaEventDestroy>;
 
 inline absl::StatusOr<DevicePtr> DeviceAlloc(size_t bytes) {
   void* p = nullptr;
@@ -32,6 +40,19 @@ inline absl::StatusOr<PinnedPtr> PinnedAlloc(size_t bytes) {
   void* p = nullptr;
   ATTNRES_CUDA_RETURN(cudaMallocHost(&p, bytes == 0 ? 256 : bytes));
   return PinnedPtr(p);
+}
+
+// A non-blocking stream and a timing-free event (fork/join of side work) on the current device.
+inline absl::StatusOr<StreamPtr> StreamCreate() {
+  cudaStream_t s = nullptr;
+  ATTNRES_CUDA_RETURN(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return StreamPtr(s);
+}
+
+inline absl::StatusOr<EventPtr> EventCreate() {
+  cudaEvent_t e = nullptr;
+  ATTNRES_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return EventPtr(e);
 }
 
 // Two passes over the same sequence of Take calls: first with base == nullptr to measure, then

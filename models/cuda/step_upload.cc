@@ -25,14 +25,16 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
                                                const std::vector<int>& logit_rows,
                                                const std::vector<kernels::SampleParams>& samples,
                                                const ModelConfig& c, const KvPool& pool,
-                                               cudaStream_t stream) {
+                                               cudaStream_t stream, int dense_min_rows,
+                                               int dense_max_context) {
   const int T = b.num_tokens(), S = b.num_seqs();
   if (static_cast<int>(b.query_indptr.size()) != S + 1 ||
       static_cast<int>(b.kv_page_indptr.size()) != S + 1 || b.query_indptr[S] != T ||
       static_cast<int>(b.positions.size()) != T) {
     return absl::InternalError("malformed StepBatch: indptr sizes do not match");
   }
-  std::vector<int32_t> row_seq(T), tiles, record_row(T, -1);
+  std::vector<int32_t> row_seq(T), tiles, dense_tiles, dense_lens, record_row(T, -1);
+  std::vector<DeviceBatch::DenseChunk> dense;
   int max_tile_rows = 1, max_context = 0;
   for (int s = 0; s < S; ++s) {
     const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
@@ -49,14 +51,25 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
                                                 " (or positions are not consecutive)"));
       }
     }
-    if (end > begin) max_context = std::max(max_context, b.positions[end - 1] + 1);
+    const int context = end > begin ? b.positions[end - 1] + 1 : 0;
+    max_context = std::max(max_context, context);
+    const bool is_dense = dense_min_rows > 0 && end - begin >= dense_min_rows &&
+                          context <= dense_max_context;
+    if (is_dense) {
+      dense.push_back({s, begin, end - begin, context, b.kv_page_indptr[s]});
+      dense_lens.insert(dense_lens.end(), {end - begin, 0, 0, 0, context, 0, 0, 0});
+    }
+    // Dense chunks keep tiles too (last), for the attention kernel should cuDNN fail.
+    std::vector<int32_t>& to = is_dense ? dense_tiles : tiles;
     const int tile_rows = kernels::AttentionTileRows(c.num_heads / c.num_kv_heads);
     for (int r = begin; r < end; r += tile_rows) {
       const int n = std::min(tile_rows, end - r);
-      tiles.insert(tiles.end(), {s, r, n});
+      to.insert(to.end(), {s, r, n});
       max_tile_rows = std::max(max_tile_rows, n);
     }
   }
+  const int num_sparse_tiles = static_cast<int>(tiles.size() / 3);
+  tiles.insert(tiles.end(), dense_tiles.begin(), dense_tiles.end());
   for (int32_t page : b.kv_page_indices) {
     if (page < 0 || page >= pool.num_pages) {
       return absl::InternalError(absl::StrCat("page index ", page, " out of range"));
@@ -64,10 +77,12 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
   }
   for (size_t k = 0; k < logit_rows.size(); ++k) record_row[logit_rows[k]] = static_cast<int>(k);
 
-  // Layout: int32 arrays, then the sampling parameters (8-byte aligned).
-  const std::vector<int32_t>* arrays[] = {&b.token_ids, &b.positions, &row_seq,
-                                          &b.kv_page_indptr, &b.kv_page_indices, &tiles,
-                                          &record_row};
+  // Layout: the dense lengths (16-byte aligned scalars), int32 arrays, then the sampling
+  // parameters (8-byte aligned).
+  const std::vector<int32_t>* arrays[] = {&dense_lens,         &b.token_ids,       &b.positions,
+                                          &row_seq,            &b.kv_page_indptr,  &b.kv_page_indices,
+                                          &tiles,              &record_row};
+  constexpr int kArrays = 8;
   std::vector<int32_t> rows32(logit_rows.begin(), logit_rows.end());
   size_t ints = rows32.size();
   for (const auto* a : arrays) ints += a->size();
@@ -76,15 +91,15 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
   if (auto st = Reserve(bytes); !st.ok()) return st;
   int32_t* h = static_cast<int32_t*>(host_.get());
   const int32_t* d = static_cast<const int32_t*>(device_.get());
-  const int32_t* views[8];
+  const int32_t* views[kArrays + 1];
   size_t at = 0;
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < kArrays; ++i) {
     std::memcpy(h + at, arrays[i]->data(), 4 * arrays[i]->size());
     views[i] = d + at;
     at += arrays[i]->size();
   }
   std::memcpy(h + at, rows32.data(), 4 * rows32.size());
-  views[7] = d + at;
+  views[kArrays] = d + at;
   std::memcpy(static_cast<char*>(host_.get()) + params_at, samples.data(),
               samples.size() * sizeof(kernels::SampleParams));
   device_samples_ = reinterpret_cast<const kernels::SampleParams*>(
@@ -96,17 +111,20 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
   db.T = T;
   db.num_seqs = S;
   db.num_tiles = static_cast<int>(tiles.size() / 3);
+  db.num_sparse_tiles = num_sparse_tiles;
   db.max_tile_rows = max_tile_rows;
   db.max_context = max_context;
   db.R = static_cast<int>(logit_rows.size());
-  db.token_ids = views[0];
-  db.positions = views[1];
-  db.row_seq = views[2];
-  db.kv_page_indptr = views[3];
-  db.kv_page_indices = views[4];
-  db.tiles = views[5];
-  db.record_row = views[6];
-  db.logit_rows = views[7];
+  db.dense_lens = views[0];
+  db.token_ids = views[1];
+  db.positions = views[2];
+  db.row_seq = views[3];
+  db.kv_page_indptr = views[4];
+  db.kv_page_indices = views[5];
+  db.tiles = views[6];
+  db.record_row = views[7];
+  db.logit_rows = views[kArrays];
+  db.dense = std::move(dense);
   return db;
 }
 
@@ -180,7 +198,7 @@ absl::StatusOr<DeviceBatch> StepUpload::UploadDecode(
   device_samples_ = reinterpret_cast<const kernels::SampleParams*>(
       static_cast<const char*>(fixed_device_.get()) + params_at);
   DeviceBatch db;
-  db.T = db.num_seqs = db.num_tiles = db.R = bucket;
+  db.T = db.num_seqs = db.num_tiles = db.num_sparse_tiles = db.R = bucket;
   db.max_tile_rows = 1;
   db.max_context = max_context;
   db.token_ids = d;

@@ -15,11 +15,14 @@ namespace attnres::cuda {
 
 class StepUpload {
  public:
-  // samples: parameters of the rows the GPU sampler draws (may be empty).
+  // samples: parameters of the rows the GPU sampler draws (may be empty). A sequence with at
+  // least dense_min_rows rows (0: none) and a context of at most dense_max_context becomes a
+  // DeviceBatch::DenseChunk (CudaForward's cuDNN attention).
   absl::StatusOr<DeviceBatch> Upload(const StepBatch& batch, const std::vector<int>& logit_rows,
                                      const std::vector<kernels::SampleParams>& samples,
                                      const ModelConfig& config, const KvPool& pool,
-                                     cudaStream_t stream);
+                                     cudaStream_t stream, int dense_min_rows = 0,
+                                     int dense_max_context = 0);
   // Device copy of `samples` from the last Upload or UploadDecode.
   const kernels::SampleParams* device_samples() const { return device_samples_; }
 

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "kernels/ops.h"
+#include "models/cuda/cudnn_attention.h"
 #include "models/rope.h"
 #include "tests/gpu/gpu_test_util.h"
 
@@ -24,10 +25,14 @@ struct AttnCase {
 };
 
 // split: hand the kernel a workspace for up to max_splits splits, so few tiles split their keys
-// over several blocks (merged by the combine kernel).
-void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 8) {
+// over several blocks (merged by the combine kernel). cudnn: instead of the kernel, each
+// sequence's K/V gathered from the pages (GatherKv) and its rows through CudnnAttention, as
+// CudaForward runs prefill chunks.
+void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 8,
+                 cuda::CudnnAttention* cudnn = nullptr) {
   SCOPED_TRACE(testing::Message() << "H=" << k.H << " KV=" << k.KV << " hd=" << k.hd
-                                  << " ps=" << k.page_size << " split=" << split);
+                                  << " ps=" << k.page_size << " split=" << split
+                                  << " cudnn=" << (cudnn != nullptr));
   ModelConfig c;
   c.num_heads = k.H;
   c.num_kv_heads = k.KV;
@@ -65,8 +70,11 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   auto v_cache = RandomBf16Values(cache_elems, seed + 2, 1.0f);
   auto qkv = RandomBf16Values(size_t(T) * width, seed + 3, 1.0f);
 
+  // q and out have a cuDNN bucket of rows past T (read / written, masked); q's are zeros.
+  const size_t pad = cuda::CudnnAttention::kBucket;
   DeviceArray<uint16_t> d_qkv(qkv.size()), d_k(cache_elems), d_v(cache_elems),
-      d_q(size_t(T) * k.H * hd), d_out(size_t(T) * k.H * hd);
+      d_q((T + pad) * k.H * hd), d_out((T + pad) * k.H * hd);
+  ASSERT_CUDA(cudaMemset(d_q.get(), 0, 2 * (T + pad) * k.H * hd));
   DeviceArray<int32_t> d_pos(T), d_seq(T), d_indptr(indptr.size()), d_pages(pages.size()),
       d_tiles(tiles.size());
   DeviceArray<double> d_freq(half);
@@ -121,7 +129,47 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   a.page_size = k.page_size;
   a.scale = 1.0f / std::sqrt(float(hd));
   a.out = reinterpret_cast<bf16*>(d_out.get());
-  ASSERT_CUDA(kernels::PagedAttention(a, nullptr));
+  if (!cudnn) {
+    ASSERT_CUDA(kernels::PagedAttention(a, nullptr));
+  } else {  // in row order, as CudaForward::DenseAttention
+    int max_context = 0;
+    std::vector<int32_t> lens;
+    for (const auto& [start, n] : k.seqs) {
+      max_context = std::max(max_context, start + n);
+      lens.insert(lens.end(), {n, 0, 0, 0, start + n, 0, 0, 0});
+    }
+    const size_t dense_rows = cuda::CudnnAttention::Bucket(max_context);
+    DeviceArray<uint16_t> d_dk(dense_rows * kvd), d_dv(dense_rows * kvd);
+    ASSERT_CUDA(cudaMemset(d_dk.get(), 0, 2 * dense_rows * kvd));  // masked rows: finite
+    ASSERT_CUDA(cudaMemset(d_dv.get(), 0, 2 * dense_rows * kvd));
+    DeviceArray<int32_t> d_lens(lens.size());
+    d_lens.Upload(lens);
+    int row = 0;
+    for (size_t s = 0; s < k.seqs.size(); ++s) {
+      const auto [start, n] = k.seqs[s];
+      kernels::GatherKvArgs g;
+      g.k_cache = w.k_cache;
+      g.v_cache = w.v_cache;
+      g.pages = d_pages.get() + indptr[s];
+      g.n = start + n;
+      g.kv_dim = kvd;
+      g.page_size = k.page_size;
+      g.k_out = reinterpret_cast<bf16*>(d_dk.get());
+      g.v_out = reinterpret_cast<bf16*>(d_dv.get());
+      ASSERT_CUDA(kernels::GatherKv(g, nullptr));
+      cuda::CudnnAttention::Chunk c;
+      c.q = w.q_out + size_t(row) * k.H * hd;
+      c.k = g.k_out;
+      c.v = g.v_out;
+      c.out = a.out + size_t(row) * k.H * hd;
+      c.lens = d_lens.get() + 8 * s;
+      c.s_q = n;
+      c.s_kv = start + n;
+      const absl::Status st = cudnn->Run(c, nullptr);
+      ASSERT_TRUE(st.ok()) << st;
+      row += n;
+    }
+  }
   ASSERT_CUDA(cudaDeviceSynchronize());
   const auto out = FromBf16(d_out.Download());
 
@@ -191,6 +239,28 @@ TEST(PagedAttentionKernel, MatchesCpuReference) {
   // 8B heads, 16 of MHA hd 64.
   for (int ps : {3, 16}) RunAttnCase({32, 8, 128, ps, {{1500, 1}, {3000, 1}}}, 103, true, 32);
   RunAttnCase({8, 8, 64, 16, {{2000, 1}}}, 104, true, 32);  // MHA, hd 64: 16 splits
+}
+
+// cuDNN's fused attention over gathered K/V (CudaForward's prefill path for long chunks) against
+// the same reference: bucketed plans with padding masks, bottom-right causal over a cached
+// prefix, one-row chunks, GQA groups 1-8, head dims of the tiny and Llama models.
+TEST(CudnnAttention, MatchesCpuReference) {
+  ATTNRES_REQUIRE_GPU();
+  if (!cuda::CudnnAttention::Built()) GTEST_SKIP() << "built without cuDNN";
+  struct Heads {
+    int H, KV, hd;
+  };
+  const std::vector<std::pair<int, int>> mixed = {{0, 19}, {40, 1}, {5, 7}, {300, 1}, {0, 1}};
+  uint32_t seed = 300;
+  for (const Heads h : {Heads{4, 2, 16}, Heads{6, 2, 64}, Heads{32, 8, 128}, Heads{16, 2, 128},
+                        Heads{8, 8, 128}, Heads{4, 2, 32}}) {
+    auto cudnn = cuda::CudnnAttention::Create(h.H, h.KV, h.hd, 1.0f / std::sqrt(float(h.hd)));
+    ASSERT_TRUE(cudnn.ok()) << cudnn.status();
+    RunAttnCase({h.H, h.KV, h.hd, 16, mixed}, seed++, false, 8, cudnn->get());
+    RunAttnCase({h.H, h.KV, h.hd, 3, {{0, 733}}}, seed++, false, 8, cudnn->get());
+    RunAttnCase({h.H, h.KV, h.hd, 16, {{300, 600}, {0, 257}, {1000, 1}}}, seed++, false, 8,
+                cudnn->get());
+  }
 }
 
 }  // namespace

@@ -44,7 +44,8 @@ void RunBoundaryCase(const BoundaryCase& k, uint32_t seed) {
   const double eps = 1e-5;
   auto prefix = RandomBf16Values(size_t(T) * d, seed, 2.0f);
   auto delta = RandomBf16Values(size_t(T) * d, seed + 1, 1.0f);
-  auto bank = RandomBf16Values(size_t(slots) * T * d, seed + 2, 3.0f);
+  // One spare slot: the last later mix also runs as the next block's snapshot mix.
+  auto bank = RandomBf16Values(size_t(slots + 1) * T * d, seed + 2, 3.0f);
   auto u = RandomBf16Values(d, seed + 3, 3.0f / std::sqrt(float(d)));
   auto gamma = RandomBf16Values(d, seed + 4, 1.0f);
   const auto inv_rms = InvRms(bank, d, eps);
@@ -177,7 +178,8 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
   const double eps = 1e-5;
   const auto prefix = RandomBf16Values(size_t(T) * d, seed, 2.0f);
   const auto delta = RandomBf16Values(size_t(T) * d, seed + 1, 1.0f);
-  auto bank = RandomBf16Values(size_t(slots) * T * d, seed + 2, 3.0f);
+  // One spare slot: the last later mix also runs as the next block's snapshot mix.
+  auto bank = RandomBf16Values(size_t(slots + 1) * T * d, seed + 2, 3.0f);
   const auto u = RandomBf16Values(size_t(Q + 1) * d, seed + 3, 3.0f / std::sqrt(float(d)));
   const auto gamma = RandomBf16Values(d, seed + 4, 1.0f);
   auto inv_rms = InvRms(bank, d, eps);
@@ -243,6 +245,28 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
                   2e-6);
     }
   }
+  // Phase 1 forked off the boundary (CudaForward::ForkPhase1): run alone after the boundary,
+  // reading x from the slot it wrote, it leaves the same summaries, bit for bit.
+  {
+    const auto sum_h = d_sum_h.Download();
+    const auto sum_ml = d_sum_ml.Download();
+    const auto scores = d_scores.Download();
+    d_sum_h.Poison();
+    d_sum_ml.Poison();
+    d_scores.Poison();
+    kernels::ResidualBoundaryArgs f = a;
+    f.phase1_only = true;
+    f.snapshot = false;
+    f.delta = nullptr;
+    f.prefix = a.bank + size_t(nb) * T * d;
+    ASSERT_CUDA(kernels::ResidualBoundary(f, nullptr));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    EXPECT_EQ(0, std::memcmp(sum_h.data(), d_sum_h.Download().data(), 4 * sum_h.size()));
+    EXPECT_EQ(0, std::memcmp(sum_ml.data(), d_sum_ml.Download().data(), 8 * sum_ml.size()));
+    EXPECT_EQ(0, std::memcmp(scores.data(), d_scores.Download().data(), 4 * scores.size()));
+    f.snapshot = true;  // phase 1 alone must not also snapshot
+    EXPECT_EQ(cudaErrorInvalidValue, kernels::ResidualBoundary(f, nullptr));
+  }
   bank = FromBf16(d_bank.Download());  // slot nb now holds x
   inv_rms = d_inv.Download();
 
@@ -250,8 +274,10 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
   std::vector<const float*> src(W);
   for (int q = 0; q < Q; ++q) {
     SCOPED_TRACE(testing::Message() << "later mix " << q);
-    // The first later mix reads an empty prefix (delta alone), the others prefix + delta.
-    const bool empty = q == 0;
+    // The first later mix reads an empty prefix (delta alone), the others prefix + delta. The
+    // last one snapshots, as the next block's first mix does when a forked phase 1 scored it:
+    // x then lands in slot `slots` instead of the prefix.
+    const bool empty = q == 0, snap = q == Q - 1;
     const auto prefix2 = RandomBf16Values(size_t(T) * d, seed + 10 + q, 2.0f);
     const auto delta2 = RandomBf16Values(size_t(T) * d, seed + 50 + q, 1.0f);
     d_delta.Upload(ToBf16(delta2));
@@ -259,10 +285,10 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
     b.delta = reinterpret_cast<bf16*>(d_delta.get());
     b.prefix_empty = empty;
     b.bank_count = slots;
-    b.snapshot = false;
+    b.snapshot = snap;
     b.u = d_u.get() + size_t(1 + q) * d;
     b.summary_queries = 0;
-    std::vector<float> got[2], weights[2];
+    std::vector<float> got[2], weights[2], slot_x[2], slot_inv[2];
     for (int phase2 = 0; phase2 < 2; ++phase2) {  // one-phase, then phase 2
       d_prefix.Upload(ToBf16(prefix2));
       d_out.Poison();
@@ -271,8 +297,26 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
       ASSERT_CUDA(kernels::ResidualBoundary(b, nullptr));
       got[phase2] = FromBf16(d_out.Download());
       weights[phase2] = d_mix.Download();
+      const auto all = FromBf16(d_bank.Download());
+      slot_x[phase2].assign(all.begin() + size_t(slots) * T * d, all.end());
+      const auto inv = d_inv.Download();
+      slot_inv[phase2].assign(inv.begin() + size_t(slots) * T, inv.end());
+      if (snap) {  // the next run must write the slot again
+        ASSERT_CUDA(cudaMemset(d_bank.get() + size_t(slots) * T * d, 0xFF, 2ull * T * d));
+        ASSERT_CUDA(cudaMemset(d_inv.get() + size_t(slots) * T, 0xFF, 4ull * T));
+      }
     }
-    const auto new_prefix = FromBf16(d_prefix.Download());
+    const auto new_prefix = snap ? slot_x[1] : FromBf16(d_prefix.Download());
+    if (snap) {  // the same slot; its inverse RMS bit for bit where both take the same form
+      EXPECT_EQ(0, std::memcmp(slot_x[0].data(), slot_x[1].data(), 4 * slot_x[0].size()));
+      for (int t = 0; t < T; ++t) {
+        if (T < 256) {
+          ASSERT_EQ(slot_inv[0][t], slot_inv[1][t]) << "row " << t;
+        } else {
+          ASSERT_NEAR(slot_inv[0][t], slot_inv[1][t], 1e-6 * slot_inv[0][t]) << "row " << t;
+        }
+      }
+    }
     for (int t = 0; t < T; ++t) {
       for (int c = 0; c < d; ++c) {
         const size_t i = size_t(t) * d + c;
@@ -287,6 +331,12 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
       ASSERT_GT(Cosine(two, y.data(), d), 0.9999) << "row " << t;
       ASSERT_LT(RelL2(two, &got[0][size_t(t) * d], d), 2e-3) << "row " << t;
       ASSERT_EQ(0, std::memcmp(&new_prefix[size_t(t) * d], x2.data(), 4 * d)) << "row " << t;
+      if (snap) {
+        double ss = 0;
+        for (int c = 0; c < d; ++c) ss += double(x2[c]) * x2[c];
+        ASSERT_NEAR(slot_inv[1][t], 1.0 / std::sqrt(ss / d + eps), 1e-5 / std::sqrt(ss / d + eps))
+            << "row " << t;
+      }
       for (int j = 0; j < W; ++j) {
         const float w = weights[1][size_t(t) * W + j];
         EXPECT_NEAR(w, alpha[j], 2e-4) << "row " << t << " j " << j;
