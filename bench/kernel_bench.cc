@@ -229,7 +229,7 @@ void BenchPrefillAttention(int T) {
   // pages, then cuDNN's fused attention (q and out padded to a bucket).
   auto cudnn = attnres::cuda::CudnnAttention::Create(H, KV, hd, 0.088f);
   if (cudnn.ok()) {
-    const int rows = attnres::cuda::CudnnAttention::Bucket(T);
+    const int rows = attnres::cuda::CudnnAttention::KeyBucket(T);
     bf16* qp = static_cast<bf16*>(Buf(size_t(rows) * H * hd * 2, 25));
     bf16* op = static_cast<bf16*>(Buf(size_t(rows) * H * hd * 2, 26));
     bf16* dk = static_cast<bf16*>(Buf(size_t(rows) * KV * hd * 2, 27));
@@ -243,7 +243,9 @@ void BenchPrefillAttention(int T) {
     g.page_size = ps; g.k_out = dk; g.v_out = dv;
     attnres::cuda::CudnnAttention::Chunk c;
     c.q = qp; c.k = dk; c.v = dv; c.out = op; c.lens = lens; c.s_q = T; c.s_kv = T;
-    (*cudnn)->Run(c, nullptr);  // builds the plan
+    if (const absl::Status st = (*cudnn)->Run(c, nullptr); !st.ok()) {  // builds the plan
+      std::printf("cuDNN prefill attention: %s\n", std::string(st.message()).c_str());
+    }
     const double gather = MedianMs([&] { attnres::kernels::GatherKv(g, nullptr); });
     Row("gather K/V of " + std::to_string(T) + " positions", gather, 2.0 * 2 * 2 * cache, 0);
     const double dense = MedianMs([&] { (void)(*cudnn)->Run(c, nullptr); });

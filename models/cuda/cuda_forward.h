@@ -98,7 +98,7 @@ class CudaForward {
   int dense_min_rows() const { return cudnn_ ? kDenseMinRows : 0; }
   int dense_max_context() const { return cudnn_ ? kDenseMaxContext : 0; }
   static constexpr int kDenseMinRows = 512;
-  static constexpr int kDenseMaxContext = 16384;
+  static constexpr int kDenseMaxContext = 16384;  // a KeyBucket boundary
 
   const MixLayout& mix_layout() const { return layout_; }
   int max_tokens() const { return max_tokens_; }

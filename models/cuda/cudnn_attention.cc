@@ -42,7 +42,7 @@ using Desc = cudnnBackendDescriptor_t;
 // Tensor ids of the variant pack.
 enum : int64_t { kQ = 1, kK, kV, kO, kScale, kSeqQ, kSeqKv, kLowest1, kLowest2, kFirstVirtual };
 
-// Plans kept at once; past this the oldest bucket pair is dropped (each costs ~45 ms to rebuild).
+// Plans kept at once; past this the smallest bucket pair is dropped (~45 ms to rebuild).
 constexpr size_t kMaxPlans = 256;
 
 std::string LastError(cudnnStatus_t s) {
@@ -236,7 +236,7 @@ CudnnAttention::~CudnnAttention() {
 }
 
 absl::StatusOr<CudnnAttention::Plan*> CudnnAttention::PlanFor(int s_q, int s_kv) {
-  const int64_t sq = Bucket(s_q), skv = Bucket(s_kv);
+  const int64_t sq = QueryBucket(s_q), skv = KeyBucket(s_kv);
   if (auto it = plans_.find({sq, skv}); it != plans_.end()) return it->second.get();
   if (plans_.size() >= kMaxPlans) plans_.erase(plans_.begin());
   auto plan = std::make_unique<Plan>();

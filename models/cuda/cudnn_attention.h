@@ -7,7 +7,7 @@
 // engine.
 //
 // cuDNN plans have fixed shapes (its SDPA engines refuse dynamic ones), so a call runs the plan
-// of (s_q, s_kv) each rounded up to kBucket, with a padding mask for the true lengths. A plan is
+// of (QueryBucket(s_q), KeyBucket(s_kv)), with a padding mask for the true lengths. A plan is
 // built on first use and cached: ~45 ms, and ~0.5-1 s for the process's first (cuDNN compiles
 // its kernels at run time). Without cuDNN at build time Create returns Unavailable.
 #pragma once
@@ -26,8 +26,14 @@ namespace attnres::cuda {
 
 class CudnnAttention {
  public:
+  // Query rows round up to 256; keys too up to 4096, then to 1024 (a long prompt's chunks meet
+  // a third of the plans, for at most 1023 masked keys on top of over 4096).
   static constexpr int kBucket = 256;
-  static int Bucket(int n) { return (n + kBucket - 1) / kBucket * kBucket; }
+  static int QueryBucket(int n) { return (n + kBucket - 1) / kBucket * kBucket; }
+  static int KeyBucket(int n) {
+    const int step = n <= 4096 ? kBucket : 1024;
+    return (n + step - 1) / step * step;
+  }
   // Whether this build links cuDNN (else Create is always Unavailable).
   static bool Built();
 
@@ -37,10 +43,10 @@ class CudnnAttention {
   ~CudnnAttention();
 
   struct Chunk {
-    const __nv_bfloat16* q = nullptr;  // [Bucket(s_q), H*hd]: rows past s_q are read, masked
-    const __nv_bfloat16* k = nullptr;  // [Bucket(s_kv), KV*hd]: rows past s_kv are masked
-    const __nv_bfloat16* v = nullptr;  // [Bucket(s_kv), KV*hd]
-    __nv_bfloat16* out = nullptr;      // [Bucket(s_q), H*hd]: rows past s_q may be written
+    const __nv_bfloat16* q = nullptr;  // [QueryBucket(s_q), H*hd]: rows past s_q read, masked
+    const __nv_bfloat16* k = nullptr;  // [KeyBucket(s_kv), KV*hd]: rows past s_kv are masked
+    const __nv_bfloat16* v = nullptr;  // [KeyBucket(s_kv), KV*hd]
+    __nv_bfloat16* out = nullptr;      // [QueryBucket(s_q), H*hd]: rows past s_q may be written
     // Device int32: s_q at lens[0], s_kv at lens[4] (16-byte aligned scalars).
     const int32_t* lens = nullptr;
     int s_q = 0, s_kv = 0;  // 1 <= s_q <= s_kv

@@ -138,7 +138,7 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
       max_context = std::max(max_context, start + n);
       lens.insert(lens.end(), {n, 0, 0, 0, start + n, 0, 0, 0});
     }
-    const size_t dense_rows = cuda::CudnnAttention::Bucket(max_context);
+    const size_t dense_rows = cuda::CudnnAttention::KeyBucket(max_context);
     DeviceArray<uint16_t> d_dk(dense_rows * kvd), d_dv(dense_rows * kvd);
     ASSERT_CUDA(cudaMemset(d_dk.get(), 0, 2 * dense_rows * kvd));  // masked rows: finite
     ASSERT_CUDA(cudaMemset(d_dv.get(), 0, 2 * dense_rows * kvd));
@@ -261,6 +261,10 @@ TEST(CudnnAttention, MatchesCpuReference) {
     RunAttnCase({h.H, h.KV, h.hd, 16, {{300, 600}, {0, 257}, {1000, 1}}}, seed++, false, 8,
                 cudnn->get());
   }
+  // Past 4096 keys (buckets of 1024) on small heads (the CPU reference is quadratic).
+  auto small = cuda::CudnnAttention::Create(4, 2, 16, 0.25f);
+  ASSERT_TRUE(small.ok()) << small.status();
+  RunAttnCase({4, 2, 16, 16, {{3500, 900}, {4000, 97}}}, seed++, false, 8, small->get());
 }
 
 }  // namespace

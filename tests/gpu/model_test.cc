@@ -36,6 +36,30 @@ std::vector<int32_t> Prompt(int n, int vocab) {
   return ids;
 }
 
+// Runs one step with every row a logit row (long chunks through cuDNN where the forward has it)
+// and appends the rows' logits to out. Returns the step's dense (cuDNN) chunks. d_logits: device
+// [rows, vocab].
+int StepAllLogits(cuda::CudaForward& fwd, cuda::StepUpload& upload, const cuda::KvPool& pool,
+                  const ModelConfig& c, const StepBatch& b, float* d_logits,
+                  std::vector<std::vector<float>>* out) {
+  std::vector<int> rows(b.token_ids.size());
+  std::iota(rows.begin(), rows.end(), 0);
+  auto db = upload.Upload(b, rows, {}, c, pool, nullptr, fwd.dense_min_rows(),
+                          fwd.dense_max_context());
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return 0;
+  EXPECT_TRUE(fwd.Run(*db, pool, nullptr, nullptr).ok());
+  EXPECT_TRUE(fwd.Head(0, db->T, d_logits, nullptr).ok());
+  std::vector<float> host(size_t(db->T) * c.vocab_size);
+  EXPECT_EQ(cudaMemcpy(host.data(), d_logits, 4 * host.size(), cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  for (int r = 0; r < db->T; ++r) {
+    out->emplace_back(host.begin() + size_t(r) * c.vocab_size,
+                      host.begin() + size_t(r + 1) * c.vocab_size);
+  }
+  return static_cast<int>(db->dense.size());
+}
+
 // All-position logits on the GPU, fed in the given chunks through pages in shuffled order.
 // max_tokens: the forward's row budget (from CudaForward::kDenseMinRows on, long chunks take
 // cuDNN's attention where the build has it).
@@ -72,21 +96,7 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
     b.kv_page_indptr = {0, used};
     b.kv_last_page_len = {end - (used - 1) * page_size};
     b.seqs.resize(1);
-    std::vector<int> rows(chunk);
-    std::iota(rows.begin(), rows.end(), 0);
-    auto db = upload.Upload(b, rows, {}, c, *pool, nullptr, (*fwd)->dense_min_rows(),
-                            (*fwd)->dense_max_context());
-    EXPECT_TRUE(db.ok()) << db.status();
-    EXPECT_TRUE((*fwd)->Run(*db, *pool, nullptr, nullptr).ok());
-    float* d_logits = static_cast<float*>(logits->get());
-    EXPECT_TRUE((*fwd)->Head(0, chunk, d_logits, nullptr).ok());
-    std::vector<float> host(size_t(chunk) * c.vocab_size);
-    EXPECT_EQ(cudaMemcpy(host.data(), d_logits, 4 * host.size(), cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    for (int r = 0; r < chunk; ++r) {
-      out.emplace_back(host.begin() + size_t(r) * c.vocab_size,
-                       host.begin() + size_t(r + 1) * c.vocab_size);
-    }
+    StepAllLogits(**fwd, upload, *pool, c, b, static_cast<float*>(logits->get()), &out);
     start = end;
   }
   return out;
@@ -104,6 +114,22 @@ void RoundMatricesToBf16(CpuWeights& w) {
   for (CpuLayerWeights& L : w.layers) {
     for (auto* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) round(*v);
   }
+}
+
+// {worst relative L2, worst cosine} of got's rows against want's (same row count); a row with
+// a NaN counts as infinitely far.
+std::pair<double, double> Worst(const std::vector<std::vector<float>>& got,
+                                const std::vector<std::vector<float>>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  double l2 = 0, cos = 1;
+  for (size_t t = 0; t < std::min(got.size(), want.size()); ++t) {
+    const size_t V = want[t].size();
+    const double r = RelL2(got[t].data(), want[t].data(), V);
+    const double c = Cosine(got[t].data(), want[t].data(), V);
+    l2 = std::isnan(r) ? INFINITY : std::max(l2, r);
+    cos = std::isnan(c) ? -INFINITY : std::min(cos, c);
+  }
+  return {l2, cos};
 }
 
 // {relative L2, cosine} bounds for a model: the published ones, widened to 1.25x the error of
@@ -133,13 +159,7 @@ TEST(CudaModel, LogitsMatchCpuForward) {
     std::vector<int> chunks = {19, 7, 5};
     for (int i = 0; i < 9; ++i) chunks.push_back(1);
     const auto cpu_fp32 = testing::AllLogits(m, ids, chunks, 4);
-    const auto gpu_pages16 = GpuAllLogits(m, ids, chunks, 16);
-    double fp32_l2 = 0, fp32_cos = 1;
-    for (size_t t = 0; t < cpu_fp32.size(); ++t) {
-      const size_t V = cpu_fp32[t].size();
-      fp32_l2 = std::max(fp32_l2, RelL2(gpu_pages16[t].data(), cpu_fp32[t].data(), V));
-      fp32_cos = std::min(fp32_cos, Cosine(gpu_pages16[t].data(), cpu_fp32[t].data(), V));
-    }
+    const auto [fp32_l2, fp32_cos] = Worst(GpuAllLogits(m, ids, chunks, 16), cpu_fp32);
     const auto [l2_bound, cos_bound] = Bounds(dir);
     std::printf("%-40s vs unrounded fp32 weights: worst rel L2 %.2e (bound %.2e), worst cosine "
                 "%.6f (bound %.6f)\n", dir, fp32_l2, l2_bound, fp32_cos, cos_bound);
@@ -148,14 +168,7 @@ TEST(CudaModel, LogitsMatchCpuForward) {
     RoundMatricesToBf16(m.weights);
     const auto cpu = testing::AllLogits(m, ids, chunks, 4);
     for (int ps : {1, 3, 16}) {
-      const auto gpu = GpuAllLogits(m, ids, chunks, ps);
-      ASSERT_EQ(gpu.size(), cpu.size());
-      double worst_l2 = 0, worst_cos = 1;
-      for (size_t t = 0; t < cpu.size(); ++t) {
-        const size_t V = cpu[t].size();
-        worst_l2 = std::max(worst_l2, RelL2(gpu[t].data(), cpu[t].data(), V));
-        worst_cos = std::min(worst_cos, Cosine(gpu[t].data(), cpu[t].data(), V));
-      }
+      const auto [worst_l2, worst_cos] = Worst(GpuAllLogits(m, ids, chunks, ps), cpu);
       std::printf("%-40s page %2d: worst rel L2 %.2e, worst cosine %.6f (bf16 matrices)\n", dir,
                   ps, worst_l2, worst_cos);
       EXPECT_LT(worst_l2, l2_bound) << dir << " page " << ps;
@@ -205,22 +218,8 @@ std::vector<std::vector<float>> ScriptLogits(const testing::LoadedCpuModel& m, b
       b.kv_last_page_len.push_back(done[s] - (used - 1) * kPage);
     }
     b.seqs.resize(num_seqs);
-    std::vector<int> rows(b.token_ids.size());
-    std::iota(rows.begin(), rows.end(), 0);
-    auto db = upload.Upload(b, rows, {}, c, *pool, nullptr, (*fwd)->dense_min_rows(),
-                            (*fwd)->dense_max_context());
-    EXPECT_TRUE(db.ok()) << db.status();
-    *dense_chunks += static_cast<int>(db->dense.size());
-    EXPECT_TRUE((*fwd)->Run(*db, *pool, nullptr, nullptr).ok());
-    float* d_logits = static_cast<float*>(logits->get());
-    EXPECT_TRUE((*fwd)->Head(0, db->T, d_logits, nullptr).ok());
-    std::vector<float> host(size_t(db->T) * c.vocab_size);
-    EXPECT_EQ(cudaMemcpy(host.data(), d_logits, 4 * host.size(), cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    for (int r = 0; r < db->T; ++r) {
-      out.emplace_back(host.begin() + size_t(r) * c.vocab_size,
-                       host.begin() + size_t(r + 1) * c.vocab_size);
-    }
+    *dense_chunks +=
+        StepAllLogits(**fwd, upload, *pool, c, b, static_cast<float*>(logits->get()), &out);
   }
   return out;
 }
@@ -242,15 +241,9 @@ TEST(CudaModel, CudnnPrefillMatchesAttentionKernel) {
     EXPECT_EQ(dense_on, 4);
     EXPECT_EQ(dense_off, 0);
     ASSERT_EQ(with.size(), without.size());
-    double worst = 0;
+    const double worst = Worst(with, without).first;
     int same_argmax = 0;
     for (size_t t = 0; t < with.size(); ++t) {
-      const size_t V = with[t].size();
-      auto finite = [](const std::vector<float>& v) {
-        return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
-      };
-      ASSERT_TRUE(finite(with[t]) && finite(without[t])) << "row " << t;
-      worst = std::max(worst, RelL2(with[t].data(), without[t].data(), V));
       same_argmax += std::max_element(with[t].begin(), with[t].end()) - with[t].begin() ==
                      std::max_element(without[t].begin(), without[t].end()) - without[t].begin();
     }
@@ -277,14 +270,7 @@ TEST(CudaModel, LongPromptLogitsMatchCpuForward) {
     const auto ids = Prompt(1300, m.config.vocab_size);
     const std::vector<int> chunks = {600, 100, 600};
     const auto cpu = testing::AllLogits(m, ids, chunks, 16);
-    const auto gpu = GpuAllLogits(m, ids, chunks, 16, 1024);
-    ASSERT_EQ(gpu.size(), cpu.size());
-    double worst_l2 = 0, worst_cos = 1;
-    for (size_t t = 0; t < cpu.size(); ++t) {
-      const size_t V = cpu[t].size();
-      worst_l2 = std::max(worst_l2, RelL2(gpu[t].data(), cpu[t].data(), V));
-      worst_cos = std::min(worst_cos, Cosine(gpu[t].data(), cpu[t].data(), V));
-    }
+    const auto [worst_l2, worst_cos] = Worst(GpuAllLogits(m, ids, chunks, 16, 1024), cpu);
     const auto [l2_bound, cos_bound] = Bounds(dir);
     std::printf("%-40s 1300 tokens: worst rel L2 %.2e, worst cosine %.6f (bf16 matrices)\n",
                 dir, worst_l2, worst_cos);
