@@ -100,7 +100,8 @@ cudaError_t GatherKv(const GatherKvArgs& a, cudaStream_t stream) {
   if (a.kv_dim % 8 != 0 || a.page_size < 1) return cudaErrorInvalidValue;
   const size_t total = static_cast<size_t>(a.n) * (a.kv_dim / 8);
   const int threads = 256;
-  const int blocks = static_cast<int>(std::min<size_t>((total + threads - 1) / threads, 132 * 16));
+  const int blocks = static_cast<int>(
+      std::min<size_t>((total + threads - 1) / threads, static_cast<size_t>(NumSms()) * 16));
   return LaunchPdl(GatherKvKernel, dim3(blocks), dim3(threads), 0, stream, a);
 }
 

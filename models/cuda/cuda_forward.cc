@@ -28,13 +28,9 @@ constexpr int kTwoPhaseMaxRows = 255;
 // moves the threshold (0: never).
 constexpr int kForkPhase1Rows = 17;
 
-bool CudnnEnabled() {
-  const char* v = std::getenv("ATTNRES_CUDNN");
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
-bool TwoPhaseEnabled() {
-  const char* v = std::getenv("ATTNRES_TWO_PHASE");
+// An on-by-default switch: off only when the variable is "0" (to measure what a path buys).
+bool EnvOn(const char* name) {
+  const char* v = std::getenv(name);
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
@@ -114,7 +110,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->layout_ = MixLayout::For(c);
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
-  if (c.attn_res() && TwoPhaseEnabled()) {
+  if (c.attn_res() && EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
     f->fork_rows_ = ForkPhase1Rows();
     auto side = StreamCreate();
@@ -131,7 +127,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->gemm_ = std::move(*gemm);
   // cuDNN's attention only pays off on long prefill chunks. Its first plan compiles cuDNN's
   // kernels (~1 s): built here, for a full-budget chunk, not on the first long prompt.
-  if (CudnnEnabled() && CudnnAttention::Built() && max_tokens >= kDenseMinRows) {
+  if (EnvOn("ATTNRES_CUDNN") && CudnnAttention::Built() && max_tokens >= kDenseMinRows) {
     const auto start = std::chrono::steady_clock::now();
     auto cudnn = CudnnAttention::Create(c.num_heads, c.num_kv_heads, c.head_dim,
                                         static_cast<float>(1.0 / std::sqrt(c.head_dim)));

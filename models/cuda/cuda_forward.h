@@ -63,7 +63,7 @@ struct DeviceBatch {
   // sequence's rows [first_row, first_row + rows) at positions [context - rows, context), its
   // pages from kv_page_indices[page_offset].
   struct DenseChunk {
-    int seq = 0, first_row = 0, rows = 0, context = 0, page_offset = 0;
+    int first_row = 0, rows = 0, context = 0, page_offset = 0;
   };
   std::vector<DenseChunk> dense;
   const int32_t* dense_lens = nullptr;       // [dense, 8]: rows at 0, context at 4

@@ -202,7 +202,6 @@ struct CudnnAttention::Plan {
   GraphBuilder graph;  // every descriptor the plan was built from (destroyed after it)
   Desc plan = nullptr;
   int64_t workspace = 0;
-  int64_t engine = -1;
 };
 
 bool CudnnAttention::Built() { return true; }
@@ -254,6 +253,7 @@ absl::StatusOr<CudnnAttention::Plan*> CudnnAttention::PlanFor(int s_q, int s_kv)
   const T seq_q = g.Scalar(kSeqQ, CUDNN_DATA_INT32, false);
   const T seq_kv = g.Scalar(kSeqKv, CUDNN_DATA_INT32, false);
   const T scale = g.Scalar(kScale, CUDNN_DATA_FLOAT, true);
+  // The masks' fill value, one tensor per select, as the cuDNN frontend emits them.
   const T lowest1 = g.Scalar(kLowest1, CUDNN_DATA_FLOAT, true);
   const T lowest2 = g.Scalar(kLowest2, CUDNN_DATA_FLOAT, true);
   const T s = g.Virtual(CUDNN_DATA_FLOAT, {1, H, sq, skv}, {H * sq * skv, sq * skv, skv, 1});
@@ -349,13 +349,6 @@ absl::StatusOr<CudnnAttention::Plan*> CudnnAttention::PlanFor(int s_q, int s_kv)
     int64_t count = 0;
     cudnnBackendGetAttribute(candidate, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
                              1, &count, &plan->workspace);
-    Desc engine = g.Make(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-    if (engine) {
-      cudnnBackendGetAttribute(configs[i], CUDNN_ATTR_ENGINECFG_ENGINE,
-                               CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &count, &engine);
-      cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &count,
-                               &plan->engine);
-    }
   }
   if (!plan->plan) {
     return absl::UnavailableError(absl::StrCat("cuDNN attention: no engine for ", sq, " x ", skv,

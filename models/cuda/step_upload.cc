@@ -56,7 +56,7 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
     const bool is_dense = dense_min_rows > 0 && end - begin >= dense_min_rows &&
                           context <= dense_max_context;
     if (is_dense) {
-      dense.push_back({s, begin, end - begin, context, b.kv_page_indptr[s]});
+      dense.push_back({begin, end - begin, context, b.kv_page_indptr[s]});
       dense_lens.insert(dense_lens.end(), {end - begin, 0, 0, 0, context, 0, 0, 0});
     }
     // Dense chunks keep tiles too (last), for the attention kernel should cuDNN fail.
@@ -79,9 +79,9 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
 
   // Layout: the dense lengths (16-byte aligned scalars), int32 arrays, then the sampling
   // parameters (8-byte aligned).
-  const std::vector<int32_t>* arrays[] = {&dense_lens,         &b.token_ids,       &b.positions,
-                                          &row_seq,            &b.kv_page_indptr,  &b.kv_page_indices,
-                                          &tiles,              &record_row};
+  const std::vector<int32_t>* arrays[] = {&dense_lens, &b.token_ids, &b.positions,
+                                          &row_seq, &b.kv_page_indptr, &b.kv_page_indices,
+                                          &tiles, &record_row};
   constexpr int kArrays = 8;
   std::vector<int32_t> rows32(logit_rows.begin(), logit_rows.end());
   size_t ints = rows32.size();
