@@ -138,6 +138,10 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
       std::fprintf(stderr, "attnres cuda: cuDNN prefill attention from %d rows, plan in %.2f s\n",
                    kDenseMinRows,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      // The other plans of prompts without a cached prefix, built in the background.
+      for (int n = kDenseMinRows; n < max_tokens; n += CudnnAttention::kBucket) {
+        f->cudnn_->ReadyOrQueue(n, n);
+      }
     } else {
       std::fprintf(stderr, "attnres cuda: prefill attention without cuDNN: %s\n",
                    std::string(st.message()).c_str());
@@ -159,8 +163,24 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   return f;
 }
 
+bool CudaForward::DensePlansReady(const DeviceBatch& b) {
+  if (!cudnn_ || b.dense.empty()) return false;
+  bool ready = true;
+  for (const DeviceBatch::DenseChunk& d : b.dense) {  // every chunk: each missing plan queued
+    ready = (wait_for_plans_ ? cudnn_->Prepare(d.rows, d.context).ok()
+                             : cudnn_->ReadyOrQueue(d.rows, d.context)) &&
+            ready;
+  }
+  if (ready) dense_chunks_run_ += static_cast<int64_t>(b.dense.size());
+  return ready;
+}
+
+void CudaForward::WaitForAttentionPlans() {
+  if (cudnn_) cudnn_->WaitForQueued();
+}
+
 absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPool& pool,
-                                    cudaStream_t s) {
+                                    bool dense, cudaStream_t s) {
   const DeviceLayerWeights& L = w_.layers[layer];
   const int d = c_.hidden_size, q = c_.q_dim(), kv = c_.kv_dim();
   if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) return st;
@@ -204,7 +224,7 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.page_size = pool.page_size;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
   a.out = att_;
-  if (cudnn_ && !b.dense.empty()) {
+  if (dense && cudnn_) {
     if (auto st = DenseAttention(layer, b, pool, s); st.ok()) {
       // The rest without split-KV: its merge rewrites every row, the dense ones too.
       a.num_tiles = b.num_sparse_tiles;
@@ -291,6 +311,7 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   }
   const bool attn_res = c_.attn_res();
   const int d = c_.hidden_size;
+  const bool dense = DensePlansReady(b);
   ATTNRES_CUDA_RETURN(kernels::EmbeddingGather(b.token_ids, w_.embed, b.T, d, prefix_, s));
   ATTNRES_CUDA_RETURN(kernels::RopeTable(b.positions, inv_freq_, b.T, c_.head_dim / 2, rope_, s));
   kernels::ResidualBoundaryArgs r;
@@ -356,7 +377,7 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     }
     if (r.snapshot) ++r.bank_count;
     r.prefix_empty = r.snapshot;
-    auto st = is_attn ? Attention(layer, b, pool, s) : Mlp(layer, b, s);
+    auto st = is_attn ? Attention(layer, b, pool, dense, s) : Mlp(layer, b, s);
     if (!st.ok()) return st;
   }
   // Final mix (or the last residual add), norm, for the logit rows only.

@@ -99,6 +99,13 @@ class CudaForward {
   int dense_max_context() const { return cudnn_ ? kDenseMaxContext : 0; }
   static constexpr int kDenseMinRows = 512;
   static constexpr int kDenseMaxContext = 16384;  // a KeyBucket boundary
+  // A step's dense chunks go to cuDNN only if all their plans are built; missing ones are
+  // queued for CudnnAttention's background builder and the step's attention stays on our
+  // kernel (no ~45 ms stall for everyone in the batch). With wait_for_plans (tests) the step
+  // builds them first instead.
+  void set_wait_for_plans(bool wait) { wait_for_plans_ = wait; }
+  void WaitForAttentionPlans();  // until the background builder is idle
+  int64_t dense_chunks_run() const { return dense_chunks_run_; }  // through cuDNN, so far
 
   const MixLayout& mix_layout() const { return layout_; }
   int max_tokens() const { return max_tokens_; }
@@ -109,7 +116,12 @@ class CudaForward {
   CudaForward(const TensorParallelPlan& p, const DeviceWeights& w, NcclCommunicator* comm)
       : plan_(p), c_(plan_.local), w_(w), comm_(p.world_size > 1 ? comm : nullptr) {}
   void Carve(Arena& a);
-  absl::Status Attention(int layer, const DeviceBatch& b, const KvPool& pool, cudaStream_t s);
+  // dense: the batch's dense chunks go through cuDNN (DensePlansReady).
+  absl::Status Attention(int layer, const DeviceBatch& b, const KvPool& pool, bool dense,
+                         cudaStream_t s);
+  // Whether this step's dense chunks run on cuDNN: all their plans are cached (else they are
+  // queued, or with wait_for_plans_ built now).
+  bool DensePlansReady(const DeviceBatch& b);
   // cuDNN's attention of the batch's dense chunks (their K/V gathered from the pages first).
   absl::Status DenseAttention(int layer, const DeviceBatch& b, const KvPool& pool,
                               cudaStream_t s);
@@ -148,6 +160,8 @@ class CudaForward {
   float* attn_split_ = nullptr;  // split-KV partials (kAttnSplitBytes)
   // cuDNN prefill attention (null: off, unavailable, or failed once) and its dense K/V.
   std::unique_ptr<CudnnAttention> cudnn_;
+  bool wait_for_plans_ = false;
+  int64_t dense_chunks_run_ = 0;
   bf16* dense_k_ = nullptr;  // [kDenseMaxContext, kv]
   bf16* dense_v_ = nullptr;  // [kDenseMaxContext, kv]
   // Two-phase AttnRes mixing (kernels/ops.h) for steps of up to two_phase_rows_ rows (0: off):

@@ -6,6 +6,7 @@
 #include "models/cuda/cudnn_attention.h"
 
 #include <array>
+#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ absl::Status CudnnAttention::Run(const Chunk&, cudaStream_t) {
 absl::Status CudnnAttention::Prepare(int, int) {
   return absl::UnavailableError("built without cuDNN");
 }
+bool CudnnAttention::ReadyOrQueue(int, int) { return false; }
+void CudnnAttention::WaitForQueued() {}
+size_t CudnnAttention::cached_plans() const { return 0; }
 
 #else
 
@@ -221,6 +225,9 @@ absl::StatusOr<std::unique_ptr<CudnnAttention>> CudnnAttention::Create(int H, in
   }
   std::unique_ptr<CudnnAttention> a(new CudnnAttention());
   a->handle_ = h;
+  if (cudaError_t e = cudaGetDevice(&a->device_); e != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("cudaGetDevice: ", cudaGetErrorString(e)));
+  }
   a->H_ = H;
   a->KV_ = KV;
   a->hd_ = hd;
@@ -229,16 +236,106 @@ absl::StatusOr<std::unique_ptr<CudnnAttention>> CudnnAttention::Create(int H, in
 }
 
 CudnnAttention::~CudnnAttention() {
-  plans_.clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;  // the builder finishes the plan in hand (if any) and exits
+  }
+  wake_.notify_all();
+  if (builder_.joinable()) builder_.join();
+  plans_.clear();  // before the handles they were built with
   if (workspace_) cudaFree(workspace_);
+  if (builder_handle_) cudnnDestroy(static_cast<cudnnHandle_t>(builder_handle_));
   if (handle_) cudnnDestroy(static_cast<cudnnHandle_t>(handle_));
 }
 
-absl::StatusOr<CudnnAttention::Plan*> CudnnAttention::PlanFor(int s_q, int s_kv) {
-  const int64_t sq = QueryBucket(s_q), skv = KeyBucket(s_kv);
-  if (auto it = plans_.find({sq, skv}); it != plans_.end()) return it->second.get();
-  if (plans_.size() >= kMaxPlans) plans_.erase(plans_.begin());
-  auto plan = std::make_unique<Plan>();
+size_t CudnnAttention::cached_plans() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return plans_.size();
+}
+
+void CudnnAttention::Insert(Key key, std::shared_ptr<Plan> plan) {
+  if (plans_.size() >= kMaxPlans && plans_.count(key) == 0) plans_.erase(plans_.begin());
+  plans_[key] = std::move(plan);
+}
+
+absl::StatusOr<std::shared_ptr<CudnnAttention::Plan>> CudnnAttention::PlanFor(Key key) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = plans_.find(key); it != plans_.end()) return it->second;
+  }
+  auto plan = Build(handle_, key);
+  if (!plan.ok()) return plan.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  Insert(key, *plan);
+  return *plan;
+}
+
+bool CudnnAttention::ReadyOrQueue(int s_q, int s_kv) {
+  const Key key = KeyFor(s_q, s_kv);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (plans_.count(key) != 0) return true;
+  if (stop_ || !pending_or_failed_.insert(key).second) return false;
+  if (!builder_.joinable()) {
+    cudnnHandle_t h = nullptr;
+    if (cudnnStatus_t st = cudnnCreate(&h); st != CUDNN_STATUS_SUCCESS) {
+      std::fprintf(stderr, "attnres cuda: no background cuDNN plan builder: cudnnCreate: %s\n",
+                   LastError(st).c_str());
+      return false;  // the key stays marked: Run still builds it on the spot
+    }
+    builder_handle_ = h;
+    builder_ = std::thread(&CudnnAttention::BuilderLoop, this);
+  }
+  queue_.push_back(key);
+  wake_.notify_all();
+  return false;
+}
+
+void CudnnAttention::BuilderLoop() {
+  cudaSetDevice(device_);  // the runtime's current device is per thread
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    const Key key = queue_.front();
+    queue_.pop_front();
+    building_ = true;
+    lock.unlock();
+    auto plan = Build(builder_handle_, key);
+    lock.lock();
+    building_ = false;
+    if (plan.ok()) {
+      Insert(key, *std::move(plan));
+      pending_or_failed_.erase(key);  // so that it is queued again if ever evicted
+    } else {
+      std::fprintf(stderr, "attnres cuda: cuDNN attention plan %d x %d: %s\n", key.first,
+                   key.second, std::string(plan.status().message()).c_str());
+    }
+    wake_.notify_all();
+  }
+}
+
+void CudnnAttention::WaitForQueued() {
+  std::unique_lock<std::mutex> lock(mu_);
+  wake_.wait(lock, [&] { return stop_ || (queue_.empty() && !building_); });
+}
+
+absl::Status CudnnAttention::EnsureWorkspace(int64_t bytes) {
+  if (static_cast<size_t>(bytes) <= workspace_bytes_) return absl::OkStatus();
+  if (workspace_) cudaFree(workspace_);
+  workspace_ = nullptr;
+  workspace_bytes_ = 0;
+  if (cudaError_t e = cudaMalloc(&workspace_, bytes); e != cudaSuccess) {
+    return absl::ResourceExhaustedError(absl::StrCat("cuDNN attention workspace of ", bytes,
+                                                     " bytes: ", cudaGetErrorString(e)));
+  }
+  workspace_bytes_ = bytes;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<CudnnAttention::Plan>> CudnnAttention::Build(void* handle,
+                                                                          Key key) const {
+  const int64_t sq = key.first, skv = key.second;
+  auto plan = std::make_shared<Plan>();
   GraphBuilder& g = plan->graph;
   const int64_t H = H_, KV = KV_, hd = hd_;
   using T = GraphBuilder::Tensor;
@@ -306,7 +403,7 @@ absl::StatusOr<CudnnAttention::Plan*> CudnnAttention::PlanFor(int s_q, int s_kv)
                           g.Virtual(CUDNN_DATA_BFLOAT16, x));
   g.Matmul(p, v, o, &seq_q, nullptr, &seq_kv);
 
-  cudnnHandle_t h = static_cast<cudnnHandle_t>(handle_);
+  cudnnHandle_t h = static_cast<cudnnHandle_t>(handle);
   Desc graph = g.Make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   g.Set(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h, "graph handle");
   g.Set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
@@ -354,25 +451,12 @@ absl::StatusOr<CudnnAttention::Plan*> CudnnAttention::PlanFor(int s_q, int s_kv)
     return absl::UnavailableError(absl::StrCat("cuDNN attention: no engine for ", sq, " x ", skv,
                                                " (", n, " configs)", tried));
   }
-  if (static_cast<size_t>(plan->workspace) > workspace_bytes_) {
-    if (workspace_) cudaFree(workspace_);
-    workspace_ = nullptr;
-    workspace_bytes_ = 0;
-    if (cudaError_t e = cudaMalloc(&workspace_, plan->workspace); e != cudaSuccess) {
-      return absl::ResourceExhaustedError(absl::StrCat("cuDNN attention workspace of ",
-                                                       plan->workspace, " bytes: ",
-                                                       cudaGetErrorString(e)));
-    }
-    workspace_bytes_ = plan->workspace;
-  }
-  Plan* raw = plan.get();
-  plans_.emplace(std::make_pair(sq, skv), std::move(plan));
-  return raw;
+  return plan;
 }
 
 absl::Status CudnnAttention::Prepare(int s_q, int s_kv) {
-  auto p = PlanFor(s_q, s_kv);
-  return p.ok() ? absl::OkStatus() : p.status();
+  auto p = PlanFor(KeyFor(s_q, s_kv));
+  return p.ok() ? EnsureWorkspace((*p)->workspace) : p.status();
 }
 
 absl::Status CudnnAttention::Run(const Chunk& c, cudaStream_t stream) {
@@ -380,8 +464,10 @@ absl::Status CudnnAttention::Run(const Chunk& c, cudaStream_t stream) {
     return absl::InvalidArgumentError(absl::StrCat("cuDNN attention: ", c.s_q, " query rows over ",
                                                    c.s_kv, " keys"));
   }
-  auto plan = PlanFor(c.s_q, c.s_kv);
+  auto plan = PlanFor(KeyFor(c.s_q, c.s_kv));
   if (!plan.ok()) return plan.status();
+  // (Freeing a smaller workspace waits for the work queued on it.)
+  if (auto st = EnsureWorkspace((*plan)->workspace); !st.ok()) return st;
   cudnnHandle_t h = static_cast<cudnnHandle_t>(handle_);
   if (cudnnStatus_t s = cudnnSetStream(h, stream); s != CUDNN_STATUS_SUCCESS) {
     return absl::InternalError(absl::StrCat("cudnnSetStream: ", LastError(s)));

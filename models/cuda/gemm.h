@@ -1,5 +1,5 @@
 // bf16 GEMMs for the forward pass: y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), fp32
-// accumulation, bf16 or fp32 output. Decode-sized M on weights up to ~96 MB goes to our
+// accumulation, bf16 or fp32 output. Decode-sized M on weights up to ~128 MB goes to our
 // bandwidth-bound kernels::Gemv (where it measured faster), the rest to cuBLASLt, whose
 // descriptors and heuristic algorithm are cached per shape; one fixed workspace keeps calls
 // capturable in CUDA graphs.
@@ -23,7 +23,7 @@ class Gemm {
   ~Gemm();
 
   // out is bf16 [M, N] unless out_f32, then fp32 [M, N]. M <= kernels::kGemvMaxRows, N * K
-  // bf16 weights <= 96 MB, K % 8 == 0 and 16-byte aligned x, w run kernels::Gemv; the rest
+  // bf16 weights <= 128 MB, K % 8 == 0 and 16-byte aligned x, w run kernels::Gemv; the rest
   // cuBLASLt.
   absl::Status Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N, int K,
                    bool out_f32, cudaStream_t stream);

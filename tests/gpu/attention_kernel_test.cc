@@ -267,5 +267,21 @@ TEST(CudnnAttention, MatchesCpuReference) {
   RunAttnCase({4, 2, 16, 16, {{3500, 900}, {4000, 97}}}, seed++, false, 8, small->get());
 }
 
+// Plans from the background builder (ReadyOrQueue; built with the builder's own cuDNN handle)
+// run on the caller's handle and match the reference; Run then builds none of its own.
+TEST(CudnnAttention, BackgroundBuiltPlansMatchCpuReference) {
+  ATTNRES_REQUIRE_GPU();
+  if (!cuda::CudnnAttention::Built()) GTEST_SKIP() << "built without cuDNN";
+  const std::vector<std::pair<int, int>> seqs = {{300, 600}, {0, 257}, {1000, 1}};
+  auto cudnn = cuda::CudnnAttention::Create(32, 8, 128, 1.0f / std::sqrt(128.0f));
+  ASSERT_TRUE(cudnn.ok()) << cudnn.status();
+  for (const auto& [start, n] : seqs) EXPECT_FALSE((*cudnn)->ReadyOrQueue(n, start + n));
+  (*cudnn)->WaitForQueued();
+  for (const auto& [start, n] : seqs) EXPECT_TRUE((*cudnn)->ReadyOrQueue(n, start + n));
+  ASSERT_EQ((*cudnn)->cached_plans(), 3u);  // (768, 1024), (512, 512), (256, 1024)
+  RunAttnCase({32, 8, 128, 16, seqs}, 400, false, 8, cudnn->get());
+  EXPECT_EQ((*cudnn)->cached_plans(), 3u) << "Run built a plan the builder had built";
+}
+
 }  // namespace
 }  // namespace attnres

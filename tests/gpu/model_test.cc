@@ -60,6 +60,14 @@ int StepAllLogits(cuda::CudaForward& fwd, cuda::StepUpload& upload, const cuda::
   return static_cast<int>(db->dense.size());
 }
 
+// Dense chunks a forward ran through cuDNN across f(): its count after minus before.
+template <typename F>
+int64_t CudnnChunksDuring(const cuda::CudaForward& fwd, const F& f) {
+  const int64_t before = fwd.dense_chunks_run();
+  f();
+  return fwd.dense_chunks_run() - before;
+}
+
 // All-position logits on the GPU, fed in the given chunks through pages in shuffled order.
 // max_tokens: the forward's row budget (from CudaForward::kDenseMinRows on, long chunks take
 // cuDNN's attention where the build has it).
@@ -73,6 +81,7 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
   EXPECT_TRUE(weights.ok()) << weights.status();
   auto fwd = cuda::CudaForward::Create(single, **weights, nullptr, max_tokens, max_tokens);
   EXPECT_TRUE(fwd.ok()) << fwd.status();
+  (*fwd)->set_wait_for_plans(true);  // long chunks through cuDNN every time
   const int n = static_cast<int>(ids.size()), num_pages = (n + page_size - 1) / page_size;
   auto pool = cuda::KvPool::Create(c, num_pages + 3, page_size);
   EXPECT_TRUE(pool.ok()) << pool.status();
@@ -192,6 +201,7 @@ std::vector<std::vector<float>> ScriptLogits(const testing::LoadedCpuModel& m, b
   unsetenv("ATTNRES_CUDNN");
   EXPECT_TRUE(fwd.ok()) << fwd.status();
   EXPECT_EQ((*fwd)->dense_min_rows() > 0, cudnn);
+  (*fwd)->set_wait_for_plans(true);
   const int num_seqs = static_cast<int>(steps[0].size());
   auto pool = cuda::KvPool::Create(c, num_seqs * kPerSeq, kPage);
   EXPECT_TRUE(pool.ok()) << pool.status();
@@ -218,8 +228,9 @@ std::vector<std::vector<float>> ScriptLogits(const testing::LoadedCpuModel& m, b
       b.kv_last_page_len.push_back(done[s] - (used - 1) * kPage);
     }
     b.seqs.resize(num_seqs);
-    *dense_chunks +=
-        StepAllLogits(**fwd, upload, *pool, c, b, static_cast<float*>(logits->get()), &out);
+    *dense_chunks += static_cast<int>(CudnnChunksDuring(**fwd, [&] {
+      StepAllLogits(**fwd, upload, *pool, c, b, static_cast<float*>(logits->get()), &out);
+    }));
   }
   return out;
 }
@@ -255,6 +266,60 @@ TEST(CudaModel, CudnnPrefillMatchesAttentionKernel) {
     EXPECT_LT(worst, bound);
     EXPECT_GT(same_argmax, 0.97 * with.size());
   }
+}
+
+// Without wait_for_plans (as served), a chunk whose plan is not built yet runs on the attention
+// kernel while the plan builds in the background; the same chunk afterwards runs on cuDNN.
+// Both steps' logits agree within the model's bound, and neither waited for a build.
+TEST(CudaModel, MissingCudnnPlanFallsBackToTheKernelAndBuildsInTheBackground) {
+  ATTNRES_REQUIRE_GPU();
+  if (!cuda::CudnnAttention::Built()) GTEST_SKIP() << "built without cuDNN";
+  const char* dir = "models/bundled/attnres-tiny-stories";
+  auto m = testing::LoadCpuModel(dir);
+  const ModelConfig& c = m.config;
+  const TensorParallelPlan single = *PlanTensorParallel(c, 1, 0);
+  auto weights = cuda::LoadDeviceWeights(c, *m.store, single);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  constexpr int kMaxTokens = 768, kPage = 16, kRows = 600, kPrefix = 700;
+  auto fwd = cuda::CudaForward::Create(single, **weights, nullptr, kMaxTokens, kMaxTokens);
+  ASSERT_TRUE(fwd.ok()) << fwd.status();
+  if ((*fwd)->dense_min_rows() == 0) GTEST_SKIP() << "cuDNN attention unavailable here";
+  (*fwd)->WaitForAttentionPlans();  // the plans Create queued (prompts without a prefix)
+  // 600 rows over a 700-token prefix: (768, 1536) keys, a plan Create did not queue.
+  auto pool = cuda::KvPool::Create(c, (kPrefix + kRows) / kPage + 2, kPage);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  auto logits = cuda::DeviceAlloc(sizeof(float) * kMaxTokens * c.vocab_size);
+  ASSERT_TRUE(logits.ok());
+  cuda::StepUpload upload;
+  const auto ids = Prompt(kPrefix + kRows, c.vocab_size);
+  auto step = [&](int begin, int end) {
+    StepBatch b;
+    for (int p = begin; p < end; ++p) {
+      b.token_ids.push_back(ids[p]);
+      b.positions.push_back(p);
+    }
+    const int used = (end + kPage - 1) / kPage;
+    b.query_indptr = {0, end - begin};
+    for (int i = 0; i < used; ++i) b.kv_page_indices.push_back(i);
+    b.kv_page_indptr = {0, used};
+    b.kv_last_page_len = {end - (used - 1) * kPage};
+    b.seqs.resize(1);
+    std::vector<std::vector<float>> out;
+    StepAllLogits(**fwd, upload, *pool, c, b, static_cast<float*>(logits->get()), &out);
+    return out;
+  };
+  step(0, kPrefix / 2);  // the prefix, in two short chunks (below the dense size)
+  step(kPrefix / 2, kPrefix);
+  std::vector<std::vector<float>> kernel, cudnn;
+  EXPECT_EQ(CudnnChunksDuring(**fwd, [&] { kernel = step(kPrefix, kPrefix + kRows); }), 0)
+      << "the step waited for a plan";
+  (*fwd)->WaitForAttentionPlans();
+  // The same rows again (their K/V rewritten with the same values), now through cuDNN.
+  EXPECT_EQ(CudnnChunksDuring(**fwd, [&] { cudnn = step(kPrefix, kPrefix + kRows); }), 1)
+      << "the background build did not land";
+  const double worst = Worst(kernel, cudnn).first;
+  std::printf("%s: background plan: kernel step vs cuDNN step worst rel L2 %.2e\n", dir, worst);
+  EXPECT_LT(worst, Bounds(dir).first);
 }
 
 // A 1300-token prompt in chunks of 600 (cuDNN's attention), 100 (the attention kernel over a
