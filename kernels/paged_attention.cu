@@ -1,8 +1,9 @@
 // Paged causal attention for decode and chunked prefill on tensor cores (FlashAttention-2 style,
 // mma.sync m16n8k16 bf16 -> fp32). A block owns one query tile and one KV head; its "M" rows are
 // (tile row, query head of the GQA group) pairs, 16 per warp, so a K/V tile in shared memory is
-// shared by the whole group. K/V pages stream through a 2-stage cp.async pipeline 64 keys at a
-// time. Split-KV (flash-decoding): grid.z splits each tile's keys; a combine kernel merges them.
+// shared by the whole group. K/V pages stream through a 2-stage cp.async pipeline, 64 keys at a
+// time (32 in the small decode form, whose blocks fit 5 per SM instead of 3; see WithForm).
+// Split-KV (flash-decoding): grid.z splits each tile's keys; a combine kernel merges them.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -13,15 +14,14 @@
 namespace attnres::kernels {
 namespace {
 
-constexpr int kKeys = 64;     // keys per shared-memory tile
 constexpr int kStages = 2;
 constexpr int kMaxGroup = 8;  // query heads per KV head
 constexpr int kMaxSplits = 32;  // <= 32: CombineKernel gives each split a lane
-// Keys per split block at least: two key tiles. One-tile splits leave each block too little work
-// for its fixed costs and double the partials the combine reads (8B decode at 512-token contexts:
-// 4 splits instead of 8 is 1.5% faster per step, bench/BENCHMARKS.md run 8; 256 and 512 keys
-// are slower again).
-constexpr int kMinSplitKeys = 2 * kKeys;
+// Keys per split block at least. Smaller splits leave each block too little work for its fixed
+// costs and double the partials the combine reads (8B decode at 512-token contexts: 4 splits
+// instead of 8 is 1.5% faster per step, bench/BENCHMARKS.md run 8; 256 and 512 keys are slower
+// again).
+constexpr int kMinSplitKeys = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ inline uint32_t SmemAddr(const void* p) {
@@ -77,11 +77,14 @@ __device__ inline void StoreOut(const PagedAttentionArgs& a, float2* part_ml, fl
   *reinterpret_cast<float2*>(part_acc + prow * a.hd + d) = make_float2(v0, v1);
 }
 
-// KSPLIT warps share each 16 M rows and take kKeys / KSPLIT keys of every tile each (decode:
-// one row per tile), merging their softmax states through shared memory at the end.
-template <int HD, int KSPLIT>
+// KEYS keys per shared-memory tile; KSPLIT warps share each 16 M rows and take KEYS / KSPLIT
+// (a multiple of 16) keys of every tile each (decode: one row per tile), merging their softmax
+// states through shared memory at the end.
+template <int HD, int KSPLIT, int KEYS>
 __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAttentionArgs a, float2* part_ml,
                                                    float* part_acc) {
+  constexpr int kKeys = KEYS;
+  static_assert(KEYS % (16 * KSPLIT) == 0, "each warp's key slice is whole mma tiles");
   constexpr int kStride = HD + 8;  // bf16 per shared row (16-byte pad: no ldmatrix conflicts)
   constexpr int kChunks = HD / 8;  // 16-byte chunks per row
   constexpr int kW = kKeys / KSPLIT;  // keys per warp per tile
@@ -329,22 +332,23 @@ __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int 
 }
 
 // Dynamic shared memory of a block of `warps` M-row warps: their Q rows and the K/V stages.
-template <int HD>
+template <int HD, int KEYS>
 constexpr size_t SmemBytes(int warps) {
-  return sizeof(bf16) * (warps * 16 + kStages * 2 * kKeys) * (HD + 8);
+  return sizeof(bf16) * (warps * 16 + kStages * 2 * KEYS) * (HD + 8);
 }
 
-template <int HD, int KSPLIT>
+template <int HD, int KSPLIT, int KEYS>
 cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStream_t stream) {
-  const size_t smem = SmemBytes<HD>(warps);
-  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD>(256 / 32 / KSPLIT));
-  if (cudaError_t e = AllowDynamicSmem<FlashKernel<HD, KSPLIT>>(kMostSmem); e != cudaSuccess) {
+  const size_t smem = SmemBytes<HD, KEYS>(warps);
+  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD, KEYS>(256 / 32 / KSPLIT));
+  if (cudaError_t e = AllowDynamicSmem<FlashKernel<HD, KSPLIT, KEYS>>(kMostSmem);
+      e != cudaSuccess) {
     return e;
   }
   float2* ml = splits > 1 ? static_cast<float2*>(a.workspace) : nullptr;
   float* acc = splits > 1 ? reinterpret_cast<float*>(ml + static_cast<size_t>(splits) * a.T * a.H)
                           : nullptr;
-  if (auto e = LaunchPdl(FlashKernel<HD, KSPLIT>, dim3(a.num_tiles, a.KV, splits),
+  if (auto e = LaunchPdl(FlashKernel<HD, KSPLIT, KEYS>, dim3(a.num_tiles, a.KV, splits),
                          32 * warps * KSPLIT, smem, stream, a, ml, acc);
       e != cudaSuccess || splits == 1) {
     return e;
@@ -356,7 +360,7 @@ cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStrea
 
 // Blocks of the (HD, KSPLIT, warps) form that the device holds resident at once: the occupancy
 // calculator's blocks per SM times the SMs, asked once per device and warp count.
-template <int HD, int KSPLIT>
+template <int HD, int KSPLIT, int KEYS>
 int ResidentBlocks(int warps) {
   constexpr int kDevices = 64;
   static std::atomic<int> known[kDevices][9];  // [device][warps 1..8]; 0: not asked yet
@@ -365,12 +369,12 @@ int ResidentBlocks(int warps) {
   if (device < kDevices) {
     if (const int n = known[device][warps].load(std::memory_order_relaxed); n > 0) return n;
   }
-  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD>(256 / 32 / KSPLIT));
+  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD, KEYS>(256 / 32 / KSPLIT));
   int per_sm = 0;
-  if (AllowDynamicSmem<FlashKernel<HD, KSPLIT>>(kMostSmem) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FlashKernel<HD, KSPLIT>,
+  if (AllowDynamicSmem<FlashKernel<HD, KSPLIT, KEYS>>(kMostSmem) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FlashKernel<HD, KSPLIT, KEYS>,
                                                     32 * warps * KSPLIT,
-                                                    SmemBytes<HD>(warps)) != cudaSuccess) {
+                                                    SmemBytes<HD, KEYS>(warps)) != cudaSuccess) {
     return 0;
   }
   const int n = std::max(per_sm, 1) * NumSms();
@@ -378,39 +382,50 @@ int ResidentBlocks(int warps) {
   return n;
 }
 
-// Calls f.Run<HD, KSPLIT>() for head dim hd, or returns `invalid` for an unsupported one.
-template <int KSPLIT, typename F, typename R>
+// Calls f.Run<HD, KSPLIT, KEYS>() for head dim hd, or returns `invalid` for an unsupported one.
+template <int KSPLIT, int KEYS, typename F, typename R>
 R WithHeadDim(int hd, const F& f, R invalid) {
   switch (hd) {
-    case 16: return f.template Run<16, KSPLIT>();
-    case 32: return f.template Run<32, KSPLIT>();
-    case 64: return f.template Run<64, KSPLIT>();
-    case 128: return f.template Run<128, KSPLIT>();
-    case 256: return f.template Run<256, KSPLIT>();
+    case 16: return f.template Run<16, KSPLIT, KEYS>();
+    case 32: return f.template Run<32, KSPLIT, KEYS>();
+    case 64: return f.template Run<64, KSPLIT, KEYS>();
+    case 128: return f.template Run<128, KSPLIT, KEYS>();
+    case 256: return f.template Run<256, KSPLIT, KEYS>();
     default: return invalid;
   }
 }
 
-// The kernel form that serves tiles of `warps` M-row warps: decode-like tiles (one warp) let 4
-// warps split each key tile.
-template <typename F, typename R>
-R WithForm(int hd, int warps, const F& f, R invalid) {
-  return warps == 1 ? WithHeadDim<4>(hd, f, invalid) : WithHeadDim<1>(hd, f, invalid);
-}
-
-// The two uses of WithForm.
+// The two uses of the kernel forms.
 struct ResidentOf {
   int warps;
-  template <int HD, int KSPLIT>
-  int Run() const { return ResidentBlocks<HD, KSPLIT>(warps); }
+  template <int HD, int KSPLIT, int KEYS>
+  int Run() const { return ResidentBlocks<HD, KSPLIT, KEYS>(warps); }
 };
 struct LaunchOf {
   const PagedAttentionArgs& a;
   int warps, splits;
   cudaStream_t stream;
-  template <int HD, int KSPLIT>
-  cudaError_t Run() const { return Launch<HD, KSPLIT>(a, warps, splits, stream); }
+  template <int HD, int KSPLIT, int KEYS>
+  cudaError_t Run() const { return Launch<HD, KSPLIT, KEYS>(a, warps, splits, stream); }
 };
+
+// The kernel form that serves tiles of `warps` M-row warps, `blocks` of them (tiles x KV heads,
+// before splits). Prefill tiles: 64 keys, each warp all of them. Decode-like tiles (one warp):
+// - 64-key tiles split between 4 warps (128 threads; 74 KiB at hd 128, 3 blocks per SM);
+// - or 32-key tiles split between 2 warps (64 threads; 39 KiB, 5 per SM).
+// The small form takes twice the tile steps, each a round of load latency, so it loses where
+// latency rules (8B batch 1: 4.47 against 4.36 ms per step). It serves only grids that it runs
+// in fewer waves (8B batch 64: 512 blocks in one wave instead of two, 43.8 against 55.0 us per
+// layer); see bench/BENCHMARKS.md run 19.
+template <typename F, typename R>
+R WithForm(int hd, int warps, int blocks, const F& f, R invalid) {
+  if (warps != 1) return WithHeadDim<1, 64>(hd, f, invalid);
+  const int big = WithHeadDim<4, 64>(hd, ResidentOf{1}, 0);
+  const int small = WithHeadDim<2, 32>(hd, ResidentOf{1}, 0);
+  const bool fewer_waves =
+      big > 0 && small > 0 && (blocks + small - 1) / small < (blocks + big - 1) / big;
+  return fewer_waves ? WithHeadDim<2, 32>(hd, f, invalid) : WithHeadDim<4, 64>(hd, f, invalid);
+}
 
 int TileWarps(const PagedAttentionArgs& a) { return (a.max_tile_rows * (a.H / a.KV) + 15) / 16; }
 
@@ -428,8 +443,8 @@ int PagedAttentionSplitCount(const PagedAttentionArgs& a) {
   if (a.splits > 0) return std::min(a.splits, kMaxSplits);
   if (!a.workspace || a.max_context <= kMinSplitKeys || a.KV <= 0 || a.H % a.KV != 0) return 1;
   const int warps = TileWarps(a);
-  const int wave = WithForm(a.hd, warps, ResidentOf{warps}, 0);
   const int blocks = a.num_tiles * a.KV;
+  const int wave = WithForm(a.hd, warps, blocks, ResidentOf{warps}, 0);
   if (blocks < 1 || wave / blocks < 2) return 1;
   const size_t fit = a.workspace_bytes / PagedAttentionSplitBytes(a.T, a.H, a.hd);
   const int splits = std::min({wave / blocks, (a.max_context + kMinSplitKeys - 1) / kMinSplitKeys,
@@ -450,7 +465,8 @@ cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
                                                             PagedAttentionSplitBytes(a.T, a.H, a.hd))) {
     return cudaErrorInvalidValue;
   }
-  return WithForm(a.hd, warps, LaunchOf{a, warps, splits, stream}, cudaErrorInvalidValue);
+  return WithForm(a.hd, warps, a.num_tiles * a.KV, LaunchOf{a, warps, splits, stream},
+                  cudaErrorInvalidValue);
 }
 
 }  // namespace attnres::kernels

@@ -25,13 +25,15 @@ struct AttnCase {
 };
 
 // split: hand the kernel a workspace for up to max_splits splits, so few tiles split their keys
-// over several blocks (merged by the combine kernel). cudnn: instead of the kernel, each
+// over several blocks (merged by the combine kernel); forced_splits > 0: exactly that many (as a
+// decode graph fixes them). cudnn: instead of the kernel, each
 // sequence's K/V gathered from the pages (GatherKv) and its rows through CudnnAttention, as
 // CudaForward runs prefill chunks.
 void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 8,
-                 cuda::CudnnAttention* cudnn = nullptr) {
+                 cuda::CudnnAttention* cudnn = nullptr, int forced_splits = 0) {
   SCOPED_TRACE(testing::Message() << "H=" << k.H << " KV=" << k.KV << " hd=" << k.hd
                                   << " ps=" << k.page_size << " split=" << split
+                                  << " forced=" << forced_splits << " seqs=" << k.seqs.size()
                                   << " cudnn=" << (cudnn != nullptr));
   ModelConfig c;
   c.num_heads = k.H;
@@ -122,6 +124,7 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   if (split) {
     a.workspace = d_ws.get();
     a.workspace_bytes = ws_bytes;
+    a.splits = forced_splits;
   }
   a.H = k.H;
   a.KV = k.KV;
@@ -239,6 +242,20 @@ TEST(PagedAttentionKernel, MatchesCpuReference) {
   // 8B heads, 16 of MHA hd 64.
   for (int ps : {3, 16}) RunAttnCase({32, 8, 128, ps, {{1500, 1}, {3000, 1}}}, 103, true, 32);
   RunAttnCase({8, 8, 64, 16, {{2000, 1}}}, 104, true, 32);  // MHA, hd 64: 16 splits
+  // Decode batches of both decode forms (kernels/paged_attention.cu WithForm). On a 132-SM
+  // H200, at hd 128 56 sequences are 448 blocks, one wave only for the small form (5 per SM
+  // against 3), and 30 are 240, one wave for both (the large form); hd 256 takes the small form
+  // at both. Forced splits too, as decode graphs fix them.
+  for (int seqs : {56, 30}) {
+    std::vector<std::pair<int, int>> batch;
+    for (int s = 0; s < seqs; ++s) batch.push_back({(s * 397) % 1100 + (s % 3 == 0 ? 0 : 5), 1});
+    for (int hd : {128, 256}) {
+      const int H = hd == 128 ? 32 : 16;
+      RunAttnCase({H, 8, hd, 16, batch}, 105 + seqs + hd, false);
+      RunAttnCase({H, 8, hd, 16, batch}, 106 + seqs + hd, true);
+      RunAttnCase({H, 8, hd, 16, batch}, 107 + seqs + hd, true, 8, nullptr, 3);
+    }
+  }
 }
 
 // cuDNN's fused attention over gathered K/V (CudaForward's prefill path for long chunks) against
