@@ -1,7 +1,8 @@
 // Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots) against
 // the standard add + RMSNorm boundary, the cuBLASLt GEMMs of one layer at decode and prefill row
 // counts next to our small-M Gemv at M = 1/4/8, paged decode attention (1/64/256 x 512 and
-// 1 x 4096 contexts) and a 4096-token causal prefill attention, the sampler (greedy and
+// 1 x 4096 contexts, split sweeps, and 1B heads at 1/64/128 x 512) and a 4096-token causal
+// prefill attention, the sampler (greedy and
 // temperature over a 128256-entry vocabulary). Bytes or FLOPs, median
 // time over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.
 #include <cuda_runtime.h>
@@ -165,9 +166,10 @@ void BenchGemv(const char* name, int M, int N, int K) {
   cudaFree(x); cudaFree(y);
 }
 
-// splits > 0 forces that many KV splits; 0 takes PagedAttentionSplitCount's choice.
-void BenchDecodeAttention(int seqs, int ctx, int splits = 0) {
-  const int H = 32, KV = 8, hd = 128, ps = 16, pages_per = (ctx + ps - 1) / ps;
+// splits > 0 forces that many KV splits; 0 takes PagedAttentionSplitCount's choice. hd 128:
+// Llama-3.1-8B heads; hd 64: Llama-3.2-1B heads (both 32 query heads over 8 KV heads).
+void BenchDecodeAttention(int seqs, int ctx, int splits = 0, int hd = 128) {
+  const int H = 32, KV = 8, ps = 16, pages_per = (ctx + ps - 1) / ps;
   const size_t cache = size_t(seqs) * pages_per * ps * KV * hd;
   bf16* k = static_cast<bf16*>(Buf(cache * 2, 11));
   bf16* v = static_cast<bf16*>(Buf(cache * 2, 12));
@@ -191,7 +193,8 @@ void BenchDecodeAttention(int seqs, int ctx, int splits = 0) {
   a.workspace = Buf(ws_bytes, 15); a.workspace_bytes = ws_bytes;
   a.splits = splits;
   const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });
-  Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx) + " (" +
+  Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx) +
+          (hd == 128 ? "" : " hd" + std::to_string(hd)) + " (" +
           std::to_string(attnres::kernels::PagedAttentionSplitCount(a)) + " splits)",
       ms, 2.0 * cache * 2, 0);
   cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out); cudaFree(a.workspace);
@@ -329,6 +332,9 @@ int main() {
   for (int splits : {1, 3, 4, 6, 8}) BenchDecodeAttention(64, 512, splits);  // the split choice
   for (int splits : {2, 3, 4}) BenchDecodeAttention(256, 512, splits);
   for (int splits : {2, 8}) BenchDecodeAttention(1, 512, splits);
+  for (int seqs : {1, 64, 128}) {  // 1B heads
+    for (int splits : {0, 1, 2}) BenchDecodeAttention(seqs, 512, splits, 64);
+  }
   BenchPrefillAttention(4096);
   for (int R : {1, 64}) {
     BenchSample(R, 0.0f);
