@@ -416,7 +416,7 @@ struct LaunchOf {
 // The small form takes twice the tile steps, each a round of load latency, so it loses where
 // latency rules (8B batch 1: 4.47 against 4.36 ms per step). It serves only grids that it runs
 // in fewer waves (8B batch 64: 512 blocks in one wave instead of two, 43.8 against 55.0 us per
-// layer); see bench/BENCHMARKS.md run 19.
+// layer); see bench/BENCHMARKS.md run 20.
 template <typename F, typename R>
 R WithForm(int hd, int warps, int blocks, const F& f, R invalid) {
   if (warps != 1) return WithHeadDim<1, 64>(hd, f, invalid);

@@ -280,7 +280,7 @@ bool CudnnAttention::ReadyOrQueue(int s_q, int s_kv) {
     if (cudnnStatus_t st = cudnnCreate(&h); st != CUDNN_STATUS_SUCCESS) {
       std::fprintf(stderr, "attnres cuda: no background cuDNN plan builder: cudnnCreate: %s\n",
                    LastError(st).c_str());
-      return false;  // the key stays marked: Run still builds it on the spot
+      return false;  // the key stays marked (not ready); Run and Prepare still build on the spot
     }
     builder_handle_ = h;
     builder_ = std::thread(&CudnnAttention::BuilderLoop, this);
