@@ -167,8 +167,12 @@ void BenchGemv(const char* name, int M, int N, int K) {
 }
 
 // splits > 0 forces that many KV splits; 0 takes PagedAttentionSplitCount's choice. hd 128:
-// Llama-3.1-8B heads; hd 64: Llama-3.2-1B heads (both 32 query heads over 8 KV heads).
-void BenchDecodeAttention(int seqs, int ctx, int splits = 0, int hd = 128) {
+// Llama-3.1-8B heads; hd 64: Llama-3.2-1B heads (both 32 query heads over 8 KV heads). rope:
+// with the step's RoPE + K/V write, as the separate kernel before the attention or fused into it
+// (what a decode step runs).
+enum class DecodeRope { kNone, kSeparate, kFused };
+void BenchDecodeAttention(int seqs, int ctx, int splits = 0, int hd = 128,
+                          DecodeRope rope = DecodeRope::kNone) {
   const int H = 32, KV = 8, ps = 16, pages_per = (ctx + ps - 1) / ps;
   const size_t cache = size_t(seqs) * pages_per * ps * KV * hd;
   bf16* k = static_cast<bf16*>(Buf(cache * 2, 11));
@@ -192,12 +196,35 @@ void BenchDecodeAttention(int seqs, int ctx, int splits = 0, int hd = 128) {
   const size_t ws_bytes = 32u << 20;  // as CudaForward
   a.workspace = Buf(ws_bytes, 15); a.workspace_bytes = ws_bytes;
   a.splits = splits;
-  const double ms = MedianMs([&] { attnres::kernels::PagedAttention(a, nullptr); });
+  const size_t width = size_t(H + 2 * KV) * hd;
+  bf16* qkv = static_cast<bf16*>(Buf(size_t(seqs) * width * 2, 16));
+  float2* table = static_cast<float2*>(Buf(size_t(seqs) * hd / 2 * sizeof(float2), 17));
+  std::vector<int32_t> row_seq(seqs);
+  for (int s = 0; s < seqs; ++s) row_seq[s] = s;
+  int32_t* d_row_seq = nullptr;
+  cudaMalloc(&d_row_seq, seqs * 4);
+  cudaMemcpy(d_row_seq, row_seq.data(), seqs * 4, cudaMemcpyHostToDevice);
+  attnres::kernels::RopeKvWriteArgs r;
+  r.qkv = qkv; r.rope = table; r.positions = d_pos; r.row_seq = d_row_seq;
+  r.kv_page_indptr = d_indptr; r.kv_page_indices = d_pages; r.T = seqs; r.H = H; r.KV = KV;
+  r.hd = hd; r.page_size = ps; r.q_out = q; r.k_cache = k; r.v_cache = v;
+  if (rope == DecodeRope::kFused) {
+    a.qkv = qkv;
+    a.rope = table;
+  }
+  const double ms = MedianMs([&] {
+    if (rope == DecodeRope::kSeparate) attnres::kernels::RopeKvWrite(r, nullptr);
+    attnres::kernels::PagedAttention(a, nullptr);
+  });
+  const char* label = rope == DecodeRope::kNone       ? ""
+                      : rope == DecodeRope::kSeparate ? ", RoPE kernel before"
+                                                      : ", RoPE fused";
   Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx) +
           (hd == 128 ? "" : " hd" + std::to_string(hd)) + " (" +
-          std::to_string(attnres::kernels::PagedAttentionSplitCount(a)) + " splits)",
+          std::to_string(attnres::kernels::PagedAttentionSplitCount(a)) + " splits" + label + ")",
       ms, 2.0 * cache * 2, 0);
-  cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out); cudaFree(a.workspace);
+  cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out); cudaFree(a.workspace); cudaFree(qkv);
+  cudaFree(table); cudaFree(d_row_seq);
   for (int32_t* p : {d_pos, d_indptr, d_pages, d_tiles}) cudaFree(p);
 }
 
@@ -323,6 +350,10 @@ int main() {
   BenchGemm(**g, "lm_head", 1, 128256, 4096);
   BenchGemv("lm_head", 1, 128256, 4096);
   BenchDecodeAttention(1, 512);
+  for (DecodeRope rope : {DecodeRope::kSeparate, DecodeRope::kFused}) {
+    for (int seqs : {1, 64}) BenchDecodeAttention(seqs, 512, 0, 128, rope);
+    BenchDecodeAttention(1, 512, 0, 64, rope);
+  }
   BenchDecodeAttention(64, 512);
   BenchDecodeAttention(256, 512);
   BenchDecodeAttention(1, 4096);

@@ -160,8 +160,8 @@ inline int AttentionTileRows(int group) {
 }
 struct PagedAttentionArgs {
   const bf16* q = nullptr;
-  const bf16* k_cache = nullptr;
-  const bf16* v_cache = nullptr;
+  bf16* k_cache = nullptr;  // written only in the fused-RoPE form (qkv below)
+  bf16* v_cache = nullptr;
   const int32_t* positions = nullptr;
   const int32_t* tiles = nullptr;
   const int32_t* kv_page_indptr = nullptr;
@@ -175,6 +175,18 @@ struct PagedAttentionArgs {
   void* workspace = nullptr;  // device, 16-byte aligned, or null
   size_t workspace_bytes = 0;
   int splits = 0;  // > 0: exactly this many KV splits (a CUDA graph fixes it); must fit the workspace
+  // Decode with RoPE fused in: with qkv set, RopeKvWrite's work for these rows is done here.
+  // Every tile must be one row of a sequence of its own (max_tile_rows 1, num_tiles == T). Row
+  // t's q, k, v come from qkv [T, (H + 2*KV) * hd] with rope [T, hd/2] and the optional q_norm /
+  // k_norm [hd] (as in RopeKvWriteArgs); the kernel rotates q itself (q is not read), writes the
+  // new K and V into the row's page slot and attends to them from shared memory. Every other
+  // key is older, so its K/V loads go out before the wait for the previous kernel (the QKV
+  // projection; kernels/common.cuh's rule). Same rounding as RopeKvWrite + the plain form.
+  const bf16* qkv = nullptr;
+  const float2* rope = nullptr;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  float eps = 1e-6f;
 };
 // The split count PagedAttention uses for these arguments (host only).
 int PagedAttentionSplitCount(const PagedAttentionArgs& args);

@@ -4,12 +4,15 @@
 // shared by the whole group. K/V pages stream through a 2-stage cp.async pipeline, 64 keys at a
 // time (32 in the small decode form, whose blocks fit 5 per SM instead of 3; see WithForm).
 // Split-KV (flash-decoding): grid.z splits each tile's keys; a combine kernel merges them.
+// Decode steps can fuse RoPE and the new K/V's page write in (ROPE; ops.h
+// PagedAttentionArgs::qkv).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
+#include "kernels/rotate_head.cuh"
 
 namespace attnres::kernels {
 namespace {
@@ -79,10 +82,12 @@ __device__ inline void StoreOut(const PagedAttentionArgs& a, float2* part_ml, fl
 
 // KEYS keys per shared-memory tile; KSPLIT warps share each 16 M rows and take KEYS / KSPLIT
 // (a multiple of 16) keys of every tile each (decode: one row per tile), merging their softmax
-// states through shared memory at the end.
-template <int HD, int KSPLIT, int KEYS>
+// states through shared memory at the end. ROPE (decode forms only): the fused form of
+// PagedAttentionArgs::qkv.
+template <int HD, int KSPLIT, int KEYS, bool ROPE>
 __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAttentionArgs a, float2* part_ml,
                                                    float* part_acc) {
+  static_assert(!ROPE || KSPLIT > 1, "the fused form serves one-row decode tiles");
   constexpr int kKeys = KEYS;
   static_assert(KEYS % (16 * KSPLIT) == 0, "each warp's key slice is whole mma tiles");
   constexpr int kStride = HD + 8;  // bf16 per shared row (16-byte pad: no ldmatrix conflicts)
@@ -93,6 +98,7 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
   const int wk = (threadIdx.x >> 5) % KSPLIT, warps = (blockDim.x >> 5) / KSPLIT;
   bf16* q_s = reinterpret_cast<bf16*>(smem_raw);  // [warps * 16][kStride]
   bf16* kv_s = q_s + warps * 16 * kStride;        // [stage][K, V][kKeys][kStride]
+  bf16* new_kv_s = kv_s + kStages * 2 * kKeys * kStride;  // ROPE: [K, V][kStride], the new key
   const int G = a.H / a.KV, kvh = blockIdx.y, z = blockIdx.z, splits = gridDim.z;
   const int tile = a.num_tiles - 1 - blockIdx.x;  // later (longer) tiles first
   const int seq = a.tiles[3 * tile], first = a.tiles[3 * tile + 1], rows = a.tiles[3 * tile + 2];
@@ -102,16 +108,20 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
   const int k_begin = z * chunk, k_end = min(n_keys, k_begin + chunk);
   const int* pages = a.kv_page_indices + a.kv_page_indptr[seq];
   // The step's indices above are uploaded data, read before the wait (kernels/common.cuh's
-  // rule); q and this step's K/V come from the previous kernel.
-  WaitForPrevious();
-  LetNextStart();
-
-  for (int i = threadIdx.x; i < warps * 16 * kChunks; i += blockDim.x) {
-    const int r = i / kChunks, c = i % kChunks;
-    const bool valid = r < m_rows;
-    const size_t src =
-        valid ? (static_cast<size_t>(first + r / G) * a.H + kvh * G + r % G) * HD + c * 8 : 0;
-    CpAsync16(q_s + r * kStride + c * 8, a.q + src, valid);
+  // rule); q and this step's K/V come from the previous kernel. ROPE: the only key this step
+  // adds is the row's own position, taken from qkv; all others are older, so their K/V loads
+  // below go out before the wait, and only the rotations wait.
+  const int new_key = ROPE ? n_keys - 1 : -1;
+  if constexpr (!ROPE) {
+    WaitForPrevious();
+    LetNextStart();
+    for (int i = threadIdx.x; i < warps * 16 * kChunks; i += blockDim.x) {
+      const int r = i / kChunks, c = i % kChunks;
+      const bool valid = r < m_rows;
+      const size_t src =
+          valid ? (static_cast<size_t>(first + r / G) * a.H + kvh * G + r % G) * HD + c * 8 : 0;
+      CpAsync16(q_s + r * kStride + c * 8, a.q + src, valid);
+    }
   }
   // Each thread copies the same 16-byte chunk c of keys key0, key0 + kstep, ... of every tile,
   // so its column offset is fixed and a key's source is one page lookup and a multiply-add.
@@ -127,7 +137,7 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
     bf16* v_dst = k_dst + kKeys * kStride;
     for (int key = key0; key < kKeys; key += kstep) {
       const int p = kv0 + key;
-      const bool valid = p < k_end;
+      const bool valid = p < k_end && (!ROPE || p != new_key);  // (zero-filled, then replaced)
       size_t src = 0;
       if (valid) {
         const int page = pow2 ? p >> page_shift : p / ps;
@@ -139,6 +149,40 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
   };
   if (k_begin < k_end) load_tile(0, k_begin);
   CpAsyncCommit();
+  // ROPE: the split that holds the new key writes its K and V into their page slot (for later
+  // steps) and into its tile (in the loop below).
+  const bool owns_new_key = ROPE && k_begin <= new_key && new_key < k_end;
+  size_t new_slot = 0;
+  if constexpr (ROPE) {
+    if (owns_new_key) {
+      const int page = pow2 ? new_key >> page_shift : new_key / ps;
+      new_slot = (static_cast<size_t>(pages[page]) * ps + (new_key - page * ps)) * slot_stride +
+                 static_cast<size_t>(kvh) * HD;
+    }
+    WaitForPrevious();
+    LetNextStart();
+    // One warp per head: the group's G query heads into q_s rows 0..G-1 (decode: m_rows == G),
+    // then the owner's K (rotated) and V. Rows G..15 are zeros, as the plain form's copy
+    // leaves them.
+    const int width = (a.H + 2 * a.KV) * HD;
+    const bf16* qkv = a.qkv + static_cast<size_t>(first) * width;
+    const float2* rope = a.rope + static_cast<size_t>(first) * (HD / 2);
+    const int nw = blockDim.x >> 5, wid = threadIdx.x >> 5;
+    for (int h = wid; h < G + (owns_new_key ? 2 : 0); h += nw) {
+      if (h < G) {
+        RotateHead(qkv + (kvh * G + h) * HD, rope, a.q_norm, HD, a.eps, q_s + h * kStride);
+      } else if (h == G) {
+        RotateHead(qkv + (a.H + kvh) * HD, rope, a.k_norm, HD, a.eps, new_kv_s);
+      } else {
+        const bf16* v = qkv + (a.H + a.KV + kvh) * HD;
+        for (int i = lane; i < HD; i += 32) new_kv_s[kStride + i] = v[i];
+      }
+    }
+    for (int i = threadIdx.x; i < (16 - G) * kChunks; i += blockDim.x) {
+      *reinterpret_cast<uint4*>(q_s + (G + i / kChunks) * kStride + (i % kChunks) * 8) =
+          make_uint4(0, 0, 0, 0);
+    }
+  }
 
   const int r0 = warp * 16 + (lane >> 2), r1 = r0 + 8;
   const int pos0 = r0 < m_rows ? a.positions[first + r0 / G] : -1;
@@ -155,6 +199,19 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
     CpAsyncCommit();
     CpAsyncWait<1>();
     __syncthreads();
+    if constexpr (ROPE) {
+      // The owner's tile with the new key's (zero-filled) row: K and V from new_kv_s.
+      if (owns_new_key && kv0 <= new_key && new_key < kv0 + kKeys) {
+        bf16* k_row = kv_s + (t & 1) * 2 * kKeys * kStride + (new_key - kv0) * kStride;
+        for (int i = threadIdx.x; i < 2 * kChunks; i += blockDim.x) {
+          const int kv = i / kChunks, c8 = (i % kChunks) * 8;
+          const uint4 v = *reinterpret_cast<const uint4*>(new_kv_s + kv * kStride + c8);
+          *reinterpret_cast<uint4*>(k_row + kv * kKeys * kStride + c8) = v;
+          *reinterpret_cast<uint4*>((kv == 0 ? a.k_cache : a.v_cache) + new_slot + c8) = v;
+        }
+        __syncthreads();
+      }
+    }
     if (active) {
       const bf16* k_s = kv_s + (t & 1) * 2 * kKeys * kStride;
       const bf16* v_s = k_s + kKeys * kStride;
@@ -331,28 +388,37 @@ __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int 
   }
 }
 
-// Dynamic shared memory of a block of `warps` M-row warps: their Q rows and the K/V stages.
-template <int HD, int KEYS>
+// Dynamic shared memory of a block of `warps` M-row warps: their Q rows and the K/V stages
+// (and the fused form's new K and V rows).
+template <int HD, int KEYS, bool ROPE = false>
 constexpr size_t SmemBytes(int warps) {
-  return sizeof(bf16) * (warps * 16 + kStages * 2 * KEYS) * (HD + 8);
+  return sizeof(bf16) * (warps * 16 + kStages * 2 * KEYS + (ROPE ? 2 : 0)) * (HD + 8);
+}
+
+template <int HD, int KSPLIT, int KEYS, bool ROPE>
+cudaError_t LaunchFlash(const PagedAttentionArgs& a, int warps, int splits, float2* ml,
+                        float* acc, cudaStream_t stream) {
+  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD, KEYS, ROPE>(256 / 32 / KSPLIT));
+  if (cudaError_t e = AllowDynamicSmem<FlashKernel<HD, KSPLIT, KEYS, ROPE>>(kMostSmem);
+      e != cudaSuccess) {
+    return e;
+  }
+  return LaunchPdl(FlashKernel<HD, KSPLIT, KEYS, ROPE>, dim3(a.num_tiles, a.KV, splits),
+                   32 * warps * KSPLIT, SmemBytes<HD, KEYS, ROPE>(warps), stream, a, ml, acc);
 }
 
 template <int HD, int KSPLIT, int KEYS>
 cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStream_t stream) {
-  const size_t smem = SmemBytes<HD, KEYS>(warps);
-  constexpr int kMostSmem = static_cast<int>(SmemBytes<HD, KEYS>(256 / 32 / KSPLIT));
-  if (cudaError_t e = AllowDynamicSmem<FlashKernel<HD, KSPLIT, KEYS>>(kMostSmem);
-      e != cudaSuccess) {
-    return e;
-  }
   float2* ml = splits > 1 ? static_cast<float2*>(a.workspace) : nullptr;
   float* acc = splits > 1 ? reinterpret_cast<float*>(ml + static_cast<size_t>(splits) * a.T * a.H)
                           : nullptr;
-  if (auto e = LaunchPdl(FlashKernel<HD, KSPLIT, KEYS>, dim3(a.num_tiles, a.KV, splits),
-                         32 * warps * KSPLIT, smem, stream, a, ml, acc);
-      e != cudaSuccess || splits == 1) {
-    return e;
+  cudaError_t e = cudaErrorInvalidValue;
+  if (!a.qkv) {
+    e = LaunchFlash<HD, KSPLIT, KEYS, false>(a, warps, splits, ml, acc, stream);
+  } else if constexpr (KSPLIT > 1) {
+    e = LaunchFlash<HD, KSPLIT, KEYS, true>(a, warps, splits, ml, acc, stream);
   }
+  if (e != cudaSuccess || splits == 1) return e;
   const int rows = a.T * a.H;
   return LaunchPdl(CombineKernel, (rows + 3) / 4, 128, 0, stream, ml, acc, splits, rows, HD,
                    a.out);
@@ -371,8 +437,8 @@ int ResidentBlocks(int warps) {
   }
   constexpr int kMostSmem = static_cast<int>(SmemBytes<HD, KEYS>(256 / 32 / KSPLIT));
   int per_sm = 0;
-  if (AllowDynamicSmem<FlashKernel<HD, KSPLIT, KEYS>>(kMostSmem) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FlashKernel<HD, KSPLIT, KEYS>,
+  if (AllowDynamicSmem<FlashKernel<HD, KSPLIT, KEYS, false>>(kMostSmem) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FlashKernel<HD, KSPLIT, KEYS, false>,
                                                     32 * warps * KSPLIT,
                                                     SmemBytes<HD, KEYS>(warps)) != cudaSuccess) {
     return 0;
@@ -457,6 +523,9 @@ cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
   if (a.KV <= 0 || a.H % a.KV != 0 || a.H / a.KV > kMaxGroup || a.T < 1 ||
       a.max_tile_rows < 1 || a.max_tile_rows > kMaxTileRows ||
       a.max_tile_rows * (a.H / a.KV) > 128) {  // at most 8 warps of 16 M rows
+    return cudaErrorInvalidValue;
+  }
+  if (a.qkv && (!a.rope || a.max_tile_rows != 1 || a.num_tiles != a.T)) {
     return cudaErrorInvalidValue;
   }
   const int warps = TileWarps(a);

@@ -1,49 +1,18 @@
 // RoPE (rotate-half, from the per-step cos/sin table) with the optional Qwen3 q/k RMSNorm, and
-// the write of the new tokens' K and V into their KV pages. One warp per (token row, head), a few
-// heads per block (so a decode step's single row still spreads over many SMs); lane i handles
-// the pairs (i + 32j, i + 32j + hd/2). GatherKv copies a sequence's K/V out of its pages.
+// the write of the new tokens' K and V into their KV pages. One warp per (token row, head)
+// (RotateHead), a few heads per block (so a single row still spreads over many SMs). Decode
+// steps fuse this into the attention kernel (ops.h PagedAttentionArgs::qkv); prefill and mixed
+// steps run it. GatherKv copies a sequence's K/V out of its pages.
 #include <algorithm>
 
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
+#include "kernels/rotate_head.cuh"
 
 namespace attnres::kernels {
 namespace {
 
-constexpr int kMaxPairsPerLane = 4;  // hd <= 256
 constexpr int kHeadsPerBlock = 4;
-
-__device__ void RotateHead(const bf16* src, const float2* rope, const float* norm, int hd,
-                           float eps, bf16* dst) {
-  const int lane = threadIdx.x & 31, half = hd / 2;
-  float a[kMaxPairsPerLane], b[kMaxPairsPerLane];
-  float sq = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kMaxPairsPerLane; ++j) {
-    const int i = lane + 32 * j;
-    a[j] = b[j] = 0.0f;
-    if (i < half) {
-      a[j] = __bfloat162float(src[i]);
-      b[j] = __bfloat162float(src[i + half]);
-      sq += a[j] * a[j] + b[j] * b[j];
-    }
-  }
-  float r = 1.0f;
-  if (norm) r = rsqrtf(WarpSum(sq) / hd + eps);
-#pragma unroll
-  for (int j = 0; j < kMaxPairsPerLane; ++j) {
-    const int i = lane + 32 * j;
-    if (i >= half) continue;
-    float x = a[j], y = b[j];
-    if (norm) {
-      x = (x * r) * norm[i];
-      y = (y * r) * norm[i + half];
-    }
-    const float2 cs = rope[i];
-    dst[i] = __float2bfloat16_rn(x * cs.x - y * cs.y);
-    dst[i + half] = __float2bfloat16_rn(y * cs.x + x * cs.y);
-  }
-}
 
 __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
   const int t = blockIdx.x, h = blockIdx.y * kHeadsPerBlock + (threadIdx.x >> 5);
@@ -107,7 +76,7 @@ cudaError_t GatherKv(const GatherKvArgs& a, cudaStream_t stream) {
 
 cudaError_t RopeKvWrite(const RopeKvWriteArgs& a, cudaStream_t stream) {
   if (a.T == 0) return cudaSuccess;
-  if (a.hd % 2 != 0 || a.hd > 2 * 32 * kMaxPairsPerLane) return cudaErrorInvalidValue;
+  if (a.hd % 2 != 0 || a.hd > 2 * 32 * kMaxRopePairsPerLane) return cudaErrorInvalidValue;
   const int heads = a.H + 2 * a.KV;
   return LaunchPdl(RopeKvWriteKernel, dim3(a.T, (heads + kHeadsPerBlock - 1) / kHeadsPerBlock),
                    32 * kHeadsPerBlock, 0, stream, a);

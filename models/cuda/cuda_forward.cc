@@ -110,6 +110,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->layout_ = MixLayout::For(c);
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
+  f->fuse_rope_ = EnvOn("ATTNRES_FUSED_ROPE");
   if (c.attn_res() && EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
     f->fork_rows_ = ForkPhase1Rows();
@@ -184,25 +185,6 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   const DeviceLayerWeights& L = w_.layers[layer];
   const int d = c_.hidden_size, q = c_.q_dim(), kv = c_.kv_dim();
   if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) return st;
-  kernels::RopeKvWriteArgs r;
-  r.qkv = qkv_;
-  r.rope = rope_;
-  r.q_norm = L.q_norm;
-  r.k_norm = L.k_norm;
-  r.positions = b.positions;
-  r.row_seq = b.row_seq;
-  r.kv_page_indptr = b.kv_page_indptr;
-  r.kv_page_indices = b.kv_page_indices;
-  r.T = b.T;
-  r.H = c_.num_heads;
-  r.KV = c_.num_kv_heads;
-  r.hd = c_.head_dim;
-  r.page_size = pool.page_size;
-  r.eps = static_cast<float>(c_.rms_norm_eps);
-  r.q_out = q_;
-  r.k_cache = pool.k_layer(layer);
-  r.v_cache = pool.v_layer(layer);
-  ATTNRES_CUDA_RETURN(kernels::RopeKvWrite(r, s));
   kernels::PagedAttentionArgs a;
   a.q = q_;
   a.k_cache = pool.k_layer(layer);
@@ -224,6 +206,39 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.page_size = pool.page_size;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
   a.out = att_;
+  // A pure decode step (every row a sequence of its own: one-row tiles, no dense chunks) whose
+  // attention grid needs no split-KV runs RoPE and the K/V write inside the attention kernel
+  // (ops.h PagedAttentionArgs::qkv), which then loads the older K/V during the QKV projection.
+  // Split grids (a few sequences: latency-bound) keep the separate kernel, which measured equal
+  // or faster there depending on the card (bench/BENCHMARKS.md run 21).
+  const bool pure_decode = !dense && b.max_tile_rows == 1 && b.num_tiles == b.T;
+  if (fuse_rope_ && pure_decode && kernels::PagedAttentionSplitCount(a) == 1) {
+    a.qkv = qkv_;
+    a.rope = rope_;
+    a.q_norm = L.q_norm;
+    a.k_norm = L.k_norm;
+    a.eps = static_cast<float>(c_.rms_norm_eps);
+  } else {
+    kernels::RopeKvWriteArgs r;
+    r.qkv = qkv_;
+    r.rope = rope_;
+    r.q_norm = L.q_norm;
+    r.k_norm = L.k_norm;
+    r.positions = b.positions;
+    r.row_seq = b.row_seq;
+    r.kv_page_indptr = b.kv_page_indptr;
+    r.kv_page_indices = b.kv_page_indices;
+    r.T = b.T;
+    r.H = c_.num_heads;
+    r.KV = c_.num_kv_heads;
+    r.hd = c_.head_dim;
+    r.page_size = pool.page_size;
+    r.eps = static_cast<float>(c_.rms_norm_eps);
+    r.q_out = q_;
+    r.k_cache = pool.k_layer(layer);
+    r.v_cache = pool.v_layer(layer);
+    ATTNRES_CUDA_RETURN(kernels::RopeKvWrite(r, s));
+  }
   if (dense && cudnn_) {
     if (auto st = DenseAttention(layer, b, pool, s); st.ok()) {
       // The rest without split-KV: its merge rewrites every row, the dense ones too.

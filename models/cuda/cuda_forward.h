@@ -161,6 +161,10 @@ class CudaForward {
   // cuDNN prefill attention (null: off, unavailable, or failed once) and its dense K/V.
   std::unique_ptr<CudnnAttention> cudnn_;
   bool wait_for_plans_ = false;
+  // Pure decode steps with unsplit attention grids fuse RoPE + the K/V write into the
+  // attention kernel (Attention); ATTNRES_FUSED_ROPE=0 runs the separate kernel (to measure
+  // what the fusion buys).
+  bool fuse_rope_ = true;
   int64_t dense_chunks_run_ = 0;
   bf16* dense_k_ = nullptr;  // [kDenseMaxContext, kv]
   bf16* dense_v_ = nullptr;  // [kDenseMaxContext, kv]

@@ -1,6 +1,8 @@
 // RoPE + KV page write + paged attention against a double-precision CPU reference that follows
 // CpuForward::Attention: ragged batches mixing decode rows and prefill chunks over a cached
-// prefix, shuffled pages, page sizes 1/3/16, head dims of the tiny and Llama models.
+// prefix, shuffled pages, page sizes 1/3/16, head dims of the tiny and Llama models; decode
+// batches also through the fused form (RoPE inside the attention kernel), which must match the
+// separate kernels bit for bit.
 #include <algorithm>
 #include <numeric>
 
@@ -24,17 +26,26 @@ struct AttnCase {
   std::vector<std::pair<int, int>> seqs;  // (start_pos, new tokens)
 };
 
+// What a run left on the device: the attention output and both caches (bf16 bits).
+struct AttnResult {
+  std::vector<uint16_t> out, k_cache, v_cache;
+};
+
 // split: hand the kernel a workspace for up to max_splits splits, so few tiles split their keys
 // over several blocks (merged by the combine kernel); forced_splits > 0: exactly that many (as a
 // decode graph fixes them). cudnn: instead of the kernel, each
 // sequence's K/V gathered from the pages (GatherKv) and its rows through CudnnAttention, as
-// CudaForward runs prefill chunks.
+// CudaForward runs prefill chunks. fused: RoPE and the K/V write inside the attention kernel
+// (every sequence one new row). qk_norm: Qwen3's per-head q/k RMSNorm, with random gains.
+// result: what the run left on the device.
 void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 8,
-                 cuda::CudnnAttention* cudnn = nullptr, int forced_splits = 0) {
+                 cuda::CudnnAttention* cudnn = nullptr, int forced_splits = 0, bool fused = false,
+                 bool qk_norm = false, AttnResult* result = nullptr) {
   SCOPED_TRACE(testing::Message() << "H=" << k.H << " KV=" << k.KV << " hd=" << k.hd
                                   << " ps=" << k.page_size << " split=" << split
                                   << " forced=" << forced_splits << " seqs=" << k.seqs.size()
-                                  << " cudnn=" << (cudnn != nullptr));
+                                  << " cudnn=" << (cudnn != nullptr) << " fused=" << fused
+                                  << " qk_norm=" << qk_norm);
   ModelConfig c;
   c.num_heads = k.H;
   c.num_kv_heads = k.KV;
@@ -71,15 +82,21 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   auto k_cache = RandomBf16Values(cache_elems, seed + 1, 1.0f);  // history (and junk)
   auto v_cache = RandomBf16Values(cache_elems, seed + 2, 1.0f);
   auto qkv = RandomBf16Values(size_t(T) * width, seed + 3, 1.0f);
+  // Gains around 1 (q's, then k's), rounded through bf16 only to reuse the generator.
+  std::vector<float> norms = RandomBf16Values(2 * hd, seed + 4, 0.5f);
+  for (float& g : norms) g += 1.0f;
 
   // q and out have a cuDNN bucket of rows past T (read / written, masked); q's are zeros.
   const size_t pad = cuda::CudnnAttention::kBucket;
   DeviceArray<uint16_t> d_qkv(qkv.size()), d_k(cache_elems), d_v(cache_elems),
       d_q((T + pad) * k.H * hd), d_out((T + pad) * k.H * hd);
   ASSERT_CUDA(cudaMemset(d_q.get(), 0, 2 * (T + pad) * k.H * hd));
+  ASSERT_CUDA(cudaMemset(d_out.get(), 0, 2 * (T + pad) * k.H * hd));
   DeviceArray<int32_t> d_pos(T), d_seq(T), d_indptr(indptr.size()), d_pages(pages.size()),
       d_tiles(tiles.size());
   DeviceArray<double> d_freq(half);
+  DeviceArray<float> d_norms(2 * hd);
+  d_norms.Upload(norms);
   DeviceArray<float2> d_rope(size_t(T) * half);
   d_qkv.Upload(ToBf16(qkv));
   d_k.Upload(ToBf16(k_cache));
@@ -98,6 +115,10 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   w.row_seq = d_seq.get();
   w.kv_page_indptr = d_indptr.get();
   w.kv_page_indices = d_pages.get();
+  if (qk_norm) {
+    w.q_norm = d_norms.get();
+    w.k_norm = d_norms.get() + hd;
+  }
   w.T = T;
   w.H = k.H;
   w.KV = k.KV;
@@ -106,8 +127,15 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   w.q_out = reinterpret_cast<bf16*>(d_q.get());
   w.k_cache = reinterpret_cast<bf16*>(d_k.get());
   w.v_cache = reinterpret_cast<bf16*>(d_v.get());
-  ASSERT_CUDA(kernels::RopeKvWrite(w, nullptr));
+  if (!fused) ASSERT_CUDA(kernels::RopeKvWrite(w, nullptr));
   kernels::PagedAttentionArgs a;
+  if (fused) {
+    a.qkv = w.qkv;
+    a.rope = w.rope;
+    a.q_norm = w.q_norm;
+    a.k_norm = w.k_norm;
+    a.eps = w.eps;
+  }
   a.q = w.q_out;
   a.k_cache = w.k_cache;
   a.v_cache = w.v_cache;
@@ -175,6 +203,7 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   }
   ASSERT_CUDA(cudaDeviceSynchronize());
   const auto out = FromBf16(d_out.Download());
+  if (result) *result = {d_out.Download(), d_k.Download(), d_v.Download()};
 
   // CPU: rotate the new q/k (double), store k/v rounded to bf16 into the cache copy, attend.
   auto slot = [&](int s, int p) {
@@ -184,6 +213,12 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   for (int t = 0; t < T; ++t) {
     for (int h = 0; h < k.H + k.KV; ++h) {
       std::vector<float> x(&qkv[size_t(t) * width + h * hd], &qkv[size_t(t) * width + h * hd] + hd);
+      if (qk_norm) {
+        double sq = 0;
+        for (float v : x) sq += double(v) * v;
+        const double r = 1.0 / std::sqrt(sq / hd + w.eps);
+        for (int i = 0; i < hd; ++i) x[i] = float(x[i] * r * norms[(h < k.H ? 0 : hd) + i]);
+      }
       ApplyRope(inv_freq, positions[t], x.data(), hd);
       float* dst = h < k.H ? &q[(size_t(t) * k.H + h) * hd]
                            : &k_cache[slot(row_seq[t], positions[t]) + (h - k.H) * hd];
@@ -255,6 +290,54 @@ TEST(PagedAttentionKernel, MatchesCpuReference) {
       RunAttnCase({H, 8, hd, 16, batch}, 106 + seqs + hd, true);
       RunAttnCase({H, 8, hd, 16, batch}, 107 + seqs + hd, true, 8, nullptr, 3);
     }
+  }
+}
+
+// Decode batches through the fused form (RoPE and the K/V write inside the attention kernel)
+// and through RopeKvWrite + the plain form, on identical inputs: the outputs and both caches
+// must be the same bits (and each run matches the CPU reference). The new key lands first,
+// inside and last in its 64-key tile, alone (position 0) and in each split of a forced or
+// heuristic split; page sizes 1/3/16; groups 1 to 8; hd 16 to 256; both decode forms (56 and
+// 30 sequences, see MatchesCpuReference); Qwen3's q/k norms.
+TEST(PagedAttentionKernel, FusedRopeMatchesTheSeparateKernels) {
+  ATTNRES_REQUIRE_GPU();
+  const std::vector<std::pair<int, int>> decode = {{0, 1},   {63, 1},  {64, 1},   {100, 1},
+                                                   {127, 1}, {128, 1}, {511, 1},  {512, 1},
+                                                   {700, 1}, {1500, 1}, {3000, 1}};
+  std::vector<std::pair<int, int>> wide56, wide30;
+  for (int s = 0; s < 56; ++s) wide56.push_back({(s * 397) % 1100 + (s % 3 == 0 ? 0 : 5), 1});
+  for (int s = 0; s < 30; ++s) wide30.push_back({(s * 211) % 900, 1});
+  struct Case {
+    AttnCase c;
+    bool split;
+    int max_splits, forced;
+    bool norm;
+  };
+  const std::vector<Case> cases = {
+      {{32, 8, 128, 16, decode}, false, 8, 0, false},
+      {{32, 8, 128, 16, decode}, true, 8, 0, false},
+      {{32, 8, 128, 3, decode}, true, 8, 3, true},
+      {{32, 8, 128, 1, decode}, true, 32, 0, false},
+      {{32, 8, 64, 16, decode}, true, 8, 0, true},    // Llama-3.2-1B heads
+      {{4, 2, 16, 3, decode}, true, 8, 0, false},     // tiny models
+      {{6, 2, 64, 16, decode}, true, 8, 5, false},    // group 3
+      {{16, 2, 128, 16, decode}, true, 8, 0, true},   // group 8
+      {{8, 8, 128, 16, decode}, true, 8, 0, false},   // MHA
+      {{4, 2, 32, 3, decode}, false, 8, 0, true},     // hd 32
+      {{16, 8, 256, 16, decode}, true, 8, 0, true},   // hd 256
+      {{32, 8, 128, 16, wide56}, true, 8, 0, false},  // the small decode form
+      {{32, 8, 128, 16, wide30}, true, 8, 2, true},   // the large one, forced splits
+  };
+  uint32_t seed = 500;
+  for (const Case& t : cases) {
+    AttnResult plain, fused;
+    RunAttnCase(t.c, seed, t.split, t.max_splits, nullptr, t.forced, false, t.norm, &plain);
+    RunAttnCase(t.c, seed, t.split, t.max_splits, nullptr, t.forced, true, t.norm, &fused);
+    ++seed;
+    SCOPED_TRACE(testing::Message() << "case " << seed - 500 << " hd " << t.c.hd);
+    EXPECT_TRUE(plain.out == fused.out) << "attention outputs differ";
+    EXPECT_TRUE(plain.k_cache == fused.k_cache) << "K caches differ";
+    EXPECT_TRUE(plain.v_cache == fused.v_cache) << "V caches differ";
   }
 }
 
