@@ -205,13 +205,10 @@ void BenchDecodeAttention(int seqs, int ctx, int splits = 0, int hd = 128,
   cudaMalloc(&d_row_seq, seqs * 4);
   cudaMemcpy(d_row_seq, row_seq.data(), seqs * 4, cudaMemcpyHostToDevice);
   attnres::kernels::RopeKvWriteArgs r;
-  r.qkv = qkv; r.rope = table; r.positions = d_pos; r.row_seq = d_row_seq;
+  r.rope.qkv = qkv; r.rope.table = table; r.positions = d_pos; r.row_seq = d_row_seq;
   r.kv_page_indptr = d_indptr; r.kv_page_indices = d_pages; r.T = seqs; r.H = H; r.KV = KV;
   r.hd = hd; r.page_size = ps; r.q_out = q; r.k_cache = k; r.v_cache = v;
-  if (rope == DecodeRope::kFused) {
-    a.qkv = qkv;
-    a.rope = table;
-  }
+  if (rope == DecodeRope::kFused) a.rope = r.rope;
   const double ms = MedianMs([&] {
     if (rope == DecodeRope::kSeparate) attnres::kernels::RopeKvWrite(r, nullptr);
     attnres::kernels::PagedAttention(a, nullptr);

@@ -103,22 +103,27 @@ struct ResidualBoundaryArgs {
 cudaError_t ResidualBoundary(const ResidualBoundaryArgs& args, cudaStream_t stream);
 
 // ---- rope_kv.cu ----
-// For each token row t of a fused QKV projection qkv [T, (H + 2*KV) * hd] bf16: optional per-head
-// RMSNorm (q_norm/k_norm [hd] fp32, Qwen3), RoPE in rotate-half form from table [T, hd/2], q to
+// A step's RoPE inputs (RopeKvWrite, and the fused form of PagedAttention): the fused QKV
+// projection qkv [T, (H + 2*KV) * hd] bf16, its cos/sin table [T, hd/2] (RopeTable), and the
+// optional Qwen3 per-head RMSNorm gains q_norm / k_norm [hd] fp32 with their eps.
+struct RopeInputs {
+  const bf16* qkv = nullptr;
+  const float2* table = nullptr;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  float eps = 1e-6f;
+};
+// For each token row t of rope.qkv: the optional per-head RMSNorm, RoPE in rotate-half form, q to
 // q_out [T, H*hd]; k and v to their page: page = kv_page_indices[kv_page_indptr[row_seq[t]] +
 // positions[t] / page_size], slot positions[t] % page_size, cache layout [page][slot][KV][hd].
 // hd even, hd <= 256. Page tables must cover every position (checked by the host).
 struct RopeKvWriteArgs {
-  const bf16* qkv = nullptr;
-  const float2* rope = nullptr;
-  const float* q_norm = nullptr;
-  const float* k_norm = nullptr;
+  RopeInputs rope;
   const int32_t* positions = nullptr;
   const int32_t* row_seq = nullptr;
   const int32_t* kv_page_indptr = nullptr;
   const int32_t* kv_page_indices = nullptr;
   int T = 0, H = 0, KV = 0, hd = 0, page_size = 0;
-  float eps = 1e-6f;
   bf16* q_out = nullptr;
   bf16* k_cache = nullptr;
   bf16* v_cache = nullptr;
@@ -175,18 +180,13 @@ struct PagedAttentionArgs {
   void* workspace = nullptr;  // device, 16-byte aligned, or null
   size_t workspace_bytes = 0;
   int splits = 0;  // > 0: exactly this many KV splits (a CUDA graph fixes it); must fit the workspace
-  // Decode with RoPE fused in: with qkv set, RopeKvWrite's work for these rows is done here.
-  // Every tile must be one row of a sequence of its own (max_tile_rows 1, num_tiles == T). Row
-  // t's q, k, v come from qkv [T, (H + 2*KV) * hd] with rope [T, hd/2] and the optional q_norm /
-  // k_norm [hd] (as in RopeKvWriteArgs); the kernel rotates q itself (q is not read), writes the
-  // new K and V into the row's page slot and attends to them from shared memory. Every other
-  // key is older, so its K/V loads go out before the wait for the previous kernel (the QKV
-  // projection; kernels/common.cuh's rule). Same rounding as RopeKvWrite + the plain form.
-  const bf16* qkv = nullptr;
-  const float2* rope = nullptr;
-  const float* q_norm = nullptr;
-  const float* k_norm = nullptr;
-  float eps = 1e-6f;
+  // Decode with RoPE fused in: with rope.qkv set, RopeKvWrite's work for these rows is done
+  // here. Every tile must be one row of a sequence of its own (max_tile_rows 1, num_tiles ==
+  // T). The kernel rotates row t's q itself (q is not read), writes its new K and V into the
+  // row's page slot and attends to them from shared memory. Every other key is older, so its
+  // K/V loads go out before the wait for the previous kernel (the QKV projection;
+  // kernels/common.cuh's rule). Same rounding as RopeKvWrite + the plain form.
+  RopeInputs rope;
 };
 // The split count PagedAttention uses for these arguments (host only).
 int PagedAttentionSplitCount(const PagedAttentionArgs& args);

@@ -5,7 +5,7 @@
 // time (32 in the small decode form, whose blocks fit 5 per SM instead of 3; see WithForm).
 // Split-KV (flash-decoding): grid.z splits each tile's keys; a combine kernel merges them.
 // Decode steps can fuse RoPE and the new K/V's page write in (ROPE; ops.h
-// PagedAttentionArgs::qkv).
+// PagedAttentionArgs::rope).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -83,7 +83,7 @@ __device__ inline void StoreOut(const PagedAttentionArgs& a, float2* part_ml, fl
 // KEYS keys per shared-memory tile; KSPLIT warps share each 16 M rows and take KEYS / KSPLIT
 // (a multiple of 16) keys of every tile each (decode: one row per tile), merging their softmax
 // states through shared memory at the end. ROPE (decode forms only): the fused form of
-// PagedAttentionArgs::qkv.
+// PagedAttentionArgs::rope.
 template <int HD, int KSPLIT, int KEYS, bool ROPE>
 __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAttentionArgs a, float2* part_ml,
                                                    float* part_acc) {
@@ -165,14 +165,15 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
     // then the owner's K (rotated) and V. Rows G..15 are zeros, as the plain form's copy
     // leaves them.
     const int width = (a.H + 2 * a.KV) * HD;
-    const bf16* qkv = a.qkv + static_cast<size_t>(first) * width;
-    const float2* rope = a.rope + static_cast<size_t>(first) * (HD / 2);
+    const bf16* qkv = a.rope.qkv + static_cast<size_t>(first) * width;
+    const float2* rope = a.rope.table + static_cast<size_t>(first) * (HD / 2);
     const int nw = blockDim.x >> 5, wid = threadIdx.x >> 5;
     for (int h = wid; h < G + (owns_new_key ? 2 : 0); h += nw) {
       if (h < G) {
-        RotateHead(qkv + (kvh * G + h) * HD, rope, a.q_norm, HD, a.eps, q_s + h * kStride);
+        RotateHead(qkv + (kvh * G + h) * HD, rope, a.rope.q_norm, HD, a.rope.eps,
+                   q_s + h * kStride);
       } else if (h == G) {
-        RotateHead(qkv + (a.H + kvh) * HD, rope, a.k_norm, HD, a.eps, new_kv_s);
+        RotateHead(qkv + (a.H + kvh) * HD, rope, a.rope.k_norm, HD, a.rope.eps, new_kv_s);
       } else {
         const bf16* v = qkv + (a.H + a.KV + kvh) * HD;
         for (int i = lane; i < HD; i += 32) new_kv_s[kStride + i] = v[i];
@@ -413,7 +414,7 @@ cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStrea
   float* acc = splits > 1 ? reinterpret_cast<float*>(ml + static_cast<size_t>(splits) * a.T * a.H)
                           : nullptr;
   cudaError_t e = cudaErrorInvalidValue;
-  if (!a.qkv) {
+  if (!a.rope.qkv) {
     e = LaunchFlash<HD, KSPLIT, KEYS, false>(a, warps, splits, ml, acc, stream);
   } else if constexpr (KSPLIT > 1) {
     e = LaunchFlash<HD, KSPLIT, KEYS, true>(a, warps, splits, ml, acc, stream);
@@ -525,7 +526,7 @@ cudaError_t PagedAttention(const PagedAttentionArgs& a, cudaStream_t stream) {
       a.max_tile_rows * (a.H / a.KV) > 128) {  // at most 8 warps of 16 M rows
     return cudaErrorInvalidValue;
   }
-  if (a.qkv && (!a.rope || a.max_tile_rows != 1 || a.num_tiles != a.T)) {
+  if (a.rope.qkv && (!a.rope.table || a.max_tile_rows != 1 || a.num_tiles != a.T)) {
     return cudaErrorInvalidValue;
   }
   const int warps = TileWarps(a);

@@ -1,7 +1,7 @@
 // RoPE (rotate-half, from the per-step cos/sin table) with the optional Qwen3 q/k RMSNorm, and
 // the write of the new tokens' K and V into their KV pages. One warp per (token row, head)
 // (RotateHead), a few heads per block (so a single row still spreads over many SMs). Decode
-// steps fuse this into the attention kernel (ops.h PagedAttentionArgs::qkv); prefill and mixed
+// steps fuse this into the attention kernel (ops.h PagedAttentionArgs::rope); prefill and mixed
 // steps run it. GatherKv copies a sequence's K/V out of its pages.
 #include <algorithm>
 
@@ -18,8 +18,8 @@ __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
   const int t = blockIdx.x, h = blockIdx.y * kHeadsPerBlock + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   const int hd = a.hd, width = (a.H + 2 * a.KV) * hd;
-  const bf16* qkv = a.qkv + static_cast<size_t>(t) * width;
-  const float2* rope = a.rope + static_cast<size_t>(t) * (hd / 2);
+  const bf16* qkv = a.rope.qkv + static_cast<size_t>(t) * width;
+  const float2* rope = a.rope.table + static_cast<size_t>(t) * (hd / 2);
   // A K or V head's slot in its sequence's KV page, looked up in the step's uploaded indices
   // before the wait (kernels/common.cuh's rule); qkv is the previous kernel's output.
   size_t slot = 0;
@@ -32,10 +32,11 @@ __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
   LetNextStart();
   if (h >= a.H + 2 * a.KV) return;
   if (h < a.H) {
-    RotateHead(qkv + h * hd, rope, a.q_norm, hd, a.eps,
+    RotateHead(qkv + h * hd, rope, a.rope.q_norm, hd, a.rope.eps,
                a.q_out + static_cast<size_t>(t) * a.H * hd + h * hd);
   } else if (h < a.H + a.KV) {
-    RotateHead(qkv + h * hd, rope, a.k_norm, hd, a.eps, a.k_cache + slot + (h - a.H) * hd);
+    RotateHead(qkv + h * hd, rope, a.rope.k_norm, hd, a.rope.eps,
+               a.k_cache + slot + (h - a.H) * hd);
   } else {
     const int g = h - a.H - a.KV;
     const bf16* src = qkv + h * hd;

@@ -208,22 +208,17 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.out = att_;
   // A pure decode step (every row a sequence of its own: one-row tiles, no dense chunks) whose
   // attention grid needs no split-KV runs RoPE and the K/V write inside the attention kernel
-  // (ops.h PagedAttentionArgs::qkv), which then loads the older K/V during the QKV projection.
+  // (ops.h PagedAttentionArgs::rope), which then loads the older K/V during the QKV projection.
   // Split grids (a few sequences: latency-bound) keep the separate kernel, which measured equal
   // or faster there depending on the card (bench/BENCHMARKS.md run 21).
   const bool pure_decode = !dense && b.max_tile_rows == 1 && b.num_tiles == b.T;
+  const kernels::RopeInputs rope{qkv_, rope_, L.q_norm, L.k_norm,
+                                  static_cast<float>(c_.rms_norm_eps)};
   if (fuse_rope_ && pure_decode && kernels::PagedAttentionSplitCount(a) == 1) {
-    a.qkv = qkv_;
-    a.rope = rope_;
-    a.q_norm = L.q_norm;
-    a.k_norm = L.k_norm;
-    a.eps = static_cast<float>(c_.rms_norm_eps);
+    a.rope = rope;
   } else {
     kernels::RopeKvWriteArgs r;
-    r.qkv = qkv_;
-    r.rope = rope_;
-    r.q_norm = L.q_norm;
-    r.k_norm = L.k_norm;
+    r.rope = rope;
     r.positions = b.positions;
     r.row_seq = b.row_seq;
     r.kv_page_indptr = b.kv_page_indptr;
@@ -233,7 +228,6 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
     r.KV = c_.num_kv_heads;
     r.hd = c_.head_dim;
     r.page_size = pool.page_size;
-    r.eps = static_cast<float>(c_.rms_norm_eps);
     r.q_out = q_;
     r.k_cache = pool.k_layer(layer);
     r.v_cache = pool.v_layer(layer);

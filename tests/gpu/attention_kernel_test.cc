@@ -109,15 +109,15 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   d_freq.Upload(inv_freq);
   ASSERT_CUDA(kernels::RopeTable(d_pos.get(), d_freq.get(), T, half, d_rope.get(), nullptr));
   kernels::RopeKvWriteArgs w;
-  w.qkv = reinterpret_cast<bf16*>(d_qkv.get());
-  w.rope = d_rope.get();
+  w.rope.qkv = reinterpret_cast<bf16*>(d_qkv.get());
+  w.rope.table = d_rope.get();
   w.positions = d_pos.get();
   w.row_seq = d_seq.get();
   w.kv_page_indptr = d_indptr.get();
   w.kv_page_indices = d_pages.get();
   if (qk_norm) {
-    w.q_norm = d_norms.get();
-    w.k_norm = d_norms.get() + hd;
+    w.rope.q_norm = d_norms.get();
+    w.rope.k_norm = d_norms.get() + hd;
   }
   w.T = T;
   w.H = k.H;
@@ -129,13 +129,7 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   w.v_cache = reinterpret_cast<bf16*>(d_v.get());
   if (!fused) ASSERT_CUDA(kernels::RopeKvWrite(w, nullptr));
   kernels::PagedAttentionArgs a;
-  if (fused) {
-    a.qkv = w.qkv;
-    a.rope = w.rope;
-    a.q_norm = w.q_norm;
-    a.k_norm = w.k_norm;
-    a.eps = w.eps;
-  }
+  if (fused) a.rope = w.rope;
   a.q = w.q_out;
   a.k_cache = w.k_cache;
   a.v_cache = w.v_cache;
@@ -216,7 +210,7 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
       if (qk_norm) {
         double sq = 0;
         for (float v : x) sq += double(v) * v;
-        const double r = 1.0 / std::sqrt(sq / hd + w.eps);
+        const double r = 1.0 / std::sqrt(sq / hd + w.rope.eps);
         for (int i = 0; i < hd; ++i) x[i] = float(x[i] * r * norms[(h < k.H ? 0 : hd) + i]);
       }
       ApplyRope(inv_freq, positions[t], x.data(), hd);
