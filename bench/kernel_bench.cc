@@ -1,7 +1,8 @@
 // Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots) against
 // the standard add + RMSNorm boundary, the cuBLASLt GEMMs of one layer at decode and prefill row
 // counts next to our small-M Gemv at M = 1/4/8, paged decode attention (1/64/256 x 512 and
-// 1 x 4096 contexts, split sweeps, and 1B heads at 1/64/128 x 512) and a 4096-token causal
+// 1 x 4096 contexts, split sweeps, 1B heads at 1/64/128 x 512, and with the step's RoPE + K/V
+// write as its own kernel or fused in) and a 4096-token causal
 // prefill attention, the sampler (greedy and
 // temperature over a 128256-entry vocabulary). Bytes or FLOPs, median
 // time over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.

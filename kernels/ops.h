@@ -165,7 +165,7 @@ inline int AttentionTileRows(int group) {
 }
 struct PagedAttentionArgs {
   const bf16* q = nullptr;
-  bf16* k_cache = nullptr;  // written only in the fused-RoPE form (qkv below)
+  bf16* k_cache = nullptr;  // written only in the fused-RoPE form (rope below)
   bf16* v_cache = nullptr;
   const int32_t* positions = nullptr;
   const int32_t* tiles = nullptr;

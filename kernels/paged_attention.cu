@@ -132,17 +132,17 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
   const int c = threadIdx.x % kChunks, key0 = threadIdx.x / kChunks, kstep = blockDim.x / kChunks;
   const size_t slot_stride = static_cast<size_t>(a.KV) * HD;
   const size_t col = static_cast<size_t>(kvh) * HD + c * 8;
+  auto key_row = [&](int p) {  // element offset of key p's [KV][hd] row in the caches
+    const int page = pow2 ? p >> page_shift : p / ps;
+    return (static_cast<size_t>(pages[page]) * ps + (p - page * ps)) * slot_stride;
+  };
   auto load_tile = [&](int stage, int kv0) {
     bf16* k_dst = kv_s + stage * 2 * kKeys * kStride + c * 8;
     bf16* v_dst = k_dst + kKeys * kStride;
     for (int key = key0; key < kKeys; key += kstep) {
       const int p = kv0 + key;
       const bool valid = p < k_end && (!ROPE || p != new_key);  // (zero-filled, then replaced)
-      size_t src = 0;
-      if (valid) {
-        const int page = pow2 ? p >> page_shift : p / ps;
-        src = (static_cast<size_t>(pages[page]) * ps + (p - page * ps)) * slot_stride + col;
-      }
+      const size_t src = valid ? key_row(p) + col : 0;
       CpAsync16(k_dst + key * kStride, a.k_cache + src, valid);
       CpAsync16(v_dst + key * kStride, a.v_cache + src, valid);
     }
@@ -154,11 +154,7 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
   const bool owns_new_key = ROPE && k_begin <= new_key && new_key < k_end;
   size_t new_slot = 0;
   if constexpr (ROPE) {
-    if (owns_new_key) {
-      const int page = pow2 ? new_key >> page_shift : new_key / ps;
-      new_slot = (static_cast<size_t>(pages[page]) * ps + (new_key - page * ps)) * slot_stride +
-                 static_cast<size_t>(kvh) * HD;
-    }
+    if (owns_new_key) new_slot = key_row(new_key) + static_cast<size_t>(kvh) * HD;
     WaitForPrevious();
     LetNextStart();
     // One warp per head: the group's G query heads into q_s rows 0..G-1 (decode: m_rows == G),
