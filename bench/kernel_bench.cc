@@ -1,11 +1,13 @@
-// Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots) against
-// the standard add + RMSNorm boundary, the cuBLASLt GEMMs of one layer at decode and prefill row
-// counts next to our small-M Gemv at M = 1/4/8, paged decode attention (1/64/256 x 512 and
-// 1 x 4096 contexts, split sweeps, 1B heads at 1/64/128 x 512, and with the step's RoPE + K/V
-// write as its own kernel or fused in) and a 4096-token causal
-// prefill attention, the sampler (greedy and
-// temperature over a 128256-entry vocabulary). Bytes or FLOPs, median
-// time over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.
+// Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots; a few
+// rows at Llama-3.2-1B width) against the standard add + RMSNorm boundary, the cuBLASLt GEMMs of
+// one layer at decode and prefill row counts next to our small-M Gemv at M = 1/4/8, paged decode
+// attention (1/64/256 x 512 and 1 x 4096 contexts, split sweeps, 1B heads at 1/64/128 x 512, and
+// with the step's RoPE + K/V write as its own kernel or fused in) and a 4096-token causal prefill
+// attention, the sampler (greedy and temperature over a 128256-entry vocabulary). Bytes or FLOPs,
+// median time over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.
+//
+// Usage: attnres-kernel-bench [FILTER]. With FILTER, only the boundary rows whose names contain
+// it, each launched 4 times (3 warm-up calls, 1 timed), for a profiler such as ncu.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -61,13 +63,17 @@ void Row(const std::string& what, double ms, double bytes, double flops) {
                            std::to_string(int(100 * bytes / ms / 1e9 / (kPeakBytesPerS / 1e12))) + "% of copy").c_str());
 }
 
-// The boundary forms of an 8B step: one-phase (nb bank slots; nb = 0: the standard add +
-// norm), a phase-2 mix (the bank as one summary, kernels/ops.h), and a snapshot boundary whose
-// extra blocks run phase 1 for the block's 7 later mixes (8 blocks of 4 layers).
+// The boundary forms of a step: one-phase (nb bank slots; nb = 0: the standard add + norm), a
+// phase-2 mix (the bank as one summary, kernels/ops.h), and a snapshot boundary whose extra
+// blocks run phase 1 for the block's Q later mixes. 8B (d = 4096): 8 blocks of 4 layers, so
+// Q = 7; 1B (d = 2048): 8 blocks of 2 layers, Q = 3.
 enum class BoundaryForm { kOnePhase, kPhase2, kSnapshotPhase1 };
 
-void BenchBoundary(int T, int nb, BoundaryForm form) {
-  const int d = 4096, Q = 7;
+// From the command line (for profilers): only the boundary rows whose names contain this, each
+// timed once.
+const char* g_boundary_only = nullptr;
+
+void BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) {
   bf16* prefix = static_cast<bf16*>(Buf(size_t(T) * d * 2, 1));
   bf16* delta = static_cast<bf16*>(Buf(size_t(T) * d * 2, 2));
   bf16* bank = static_cast<bf16*>(Buf(size_t(nb + 1) * T * d * 2, 3));
@@ -101,7 +107,8 @@ void BenchBoundary(int T, int nb, BoundaryForm form) {
   a.summary_ml = sum_ml;
   a.summary_stride = nb + 1;
   double bytes = double(T) * d * 2 * 4;  // prefix, delta reads; prefix (or snapshot), out writes
-  std::string name = "residual boundary T=" + std::to_string(T) +
+  std::string name = std::string(d == 4096 ? "" : "1B ") + "residual boundary T=" +
+                     std::to_string(T) +
                      (nb ? " AttnRes nb=" + std::to_string(nb) : " standard");
   switch (form) {
     case BoundaryForm::kOnePhase:
@@ -119,8 +126,11 @@ void BenchBoundary(int T, int nb, BoundaryForm form) {
       name += " snap+phase 1 x" + std::to_string(Q);
       break;
   }
-  const double ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); });
-  Row(name, ms, bytes, 0);
+  if (!g_boundary_only || name.find(g_boundary_only) != std::string::npos) {
+    const double ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); },
+                               g_boundary_only ? 1 : 30);
+    Row(name, ms, bytes, 0);
+  }
   cudaFree(prefix); cudaFree(delta); cudaFree(bank); cudaFree(out); cudaFree(inv); cudaFree(u);
   cudaFree(gamma); cudaFree(sum_h); cudaFree(sum_ml);
 }
@@ -317,7 +327,8 @@ void BenchSample(int R, float temperature) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) g_boundary_only = argv[1];
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
     std::printf("no CUDA device: skipped\n");
@@ -331,6 +342,13 @@ int main() {
     BenchBoundary(T, 8, BoundaryForm::kPhase2);
     BenchBoundary(T, 7, BoundaryForm::kSnapshotPhase1);
   }
+  for (int T : {1, 64}) {
+    BenchBoundary(T, 0, BoundaryForm::kOnePhase, 2048, 3);
+    BenchBoundary(T, 7, BoundaryForm::kOnePhase, 2048, 3);
+    BenchBoundary(T, 8, BoundaryForm::kPhase2, 2048, 3);
+    BenchBoundary(T, 7, BoundaryForm::kSnapshotPhase1, 2048, 3);
+  }
+  if (g_boundary_only) return 0;
   auto g = attnres::cuda::Gemm::Create();
   if (!g.ok()) return 1;
   struct Shape { const char* name; int N, K; };

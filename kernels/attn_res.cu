@@ -9,6 +9,7 @@
 // row, like the standard add + norm, instead of scoring every bank row again.
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
@@ -103,22 +104,33 @@ template <int G>
 __host__ __device__ constexpr int PartStride() {
   return kBatch * (G + 1) + 1;  // per query: the bank slots' dots, then x's; last sum(x^2)
 }
+// uq: the first query's chunk 0 where the kernel holds it (one chunk per thread), loaded before
+// the wait; the block's later queries were prefetched into L1 then.
 template <int VPT, int G>
-__device__ void SummarizeOneGroup(const ResidualBoundaryArgs& a, int t, int q_begin, int q_end,
-                                  const uint4 (&raw)[G][VPT], const float (&inv)[G],
-                                  const uint4 (&xr)[VPT], const bool (&valid)[VPT],
-                                  const int (&col)[VPT], float sq, int record, float* part) {
+__device__ __forceinline__ void SummarizeOneGroup(
+    const ResidualBoundaryArgs& a, int nb, int t, int q_begin, int q_end,
+    const uint4 (&raw)[G][VPT], const float (&inv)[G], const uint4 (&xr)[VPT],
+    const bool (&valid)[VPT], const int (&col)[VPT], const float (&uq)[VPT == 1 ? 8 : 1],
+    float sq, int record, float* part) {
   constexpr int kVals = G + 1, kStride = PartStride<G>();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  const int d = a.d, nb = a.bank_count;
+  const int d = a.d;
   float* totals = part + warps * kStride;
   float sq_x = 0.0f;
   for (int q0 = q_begin; q0 < q_end; q0 += kBatch) {
     const int nq = min(kBatch, q_end - q0);
     // A: this thread's dots for each query of the round, summed per warp. The next query's
-    // first chunk is loaded while this one's are summed (its L2 latency set the pace).
+    // first chunk is loaded while this one's are summed (from L1 where the kernel prefetched it).
     float un[8];
-    if (valid[0]) LoadF32x8(a.summary_u + static_cast<size_t>(q0) * d + col[0], un);
+    if constexpr (VPT == 1) {
+      if (q0 == q_begin) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) un[e] = uq[e];
+      }
+    }
+    if (valid[0] && (VPT > 1 || q0 > q_begin)) {
+      LoadF32x8(a.summary_u + static_cast<size_t>(q0) * d + col[0], un);
+    }
     for (int i = 0; i < nq; ++i) {
       const float* u = a.summary_u + static_cast<size_t>(q0 + i) * d;
       float red[kVals];
@@ -216,7 +228,10 @@ __device__ void SummarizeOneGroup(const ResidualBoundaryArgs& a, int t, int q_be
 // Otherwise block y = 0 runs this boundary's own mix, and blocks y > 0 of a snapshot boundary
 // run phase 1 for the later mixes [q_begin, q_end) (queries_per_block each): the same
 // online-softmax over the bank and x, stored unnormalized instead of merged and normed.
-template <int VPT, int G, int kThreads, int kMinBlocks, bool kSummary>
+// kNb >= 0: the bank holds kNb slots (a.bank_count), known when compiled, so every per-slot
+// test folds away and the slot loops are straight-line code (kNbAny: read at run time).
+constexpr int kNbAny = -1;
+template <int VPT, int G, int kThreads, int kMinBlocks, bool kSummary, int kNb = kNbAny>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     ResidualBoundaryKernel(const ResidualBoundaryArgs a, int queries_per_block) {
   __shared__ __align__(16) float scratch[(kThreads / 32 + 1) * kPad];  // rows, then totals
@@ -224,7 +239,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   __shared__ __align__(16) float part[kSummary ? 1 : (kThreads / 32 + 1) * PartStride<G>()];
   const int k = blockIdx.x;
   const int t = a.rows ? __ldg(a.rows + k) : k;
-  const int d = a.d, nb = a.bank_count;
+  const int d = a.d, nb = kNb == kNbAny ? a.bank_count : kNb;
   const size_t row = static_cast<size_t>(t) * d;
   // Two-phase mixing runs in the one-block-per-SM forms only (the many-row forms have no
   // registers to spare for phase 1).
@@ -256,7 +271,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   int col[VPT];
   bool valid[VPT];
   uint4 xr[VPT], pr[VPT];
-  float uq[kEarly ? 8 : 1], gq[kEarly ? 8 : 1];
+  float uq[kEarly ? 8 : 1];
 #pragma unroll
   for (int v = 0; v < VPT; ++v) {
     col[v] = (threadIdx.x + v * blockDim.x) * 8;
@@ -303,8 +318,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   } else if (mix) {
     load_group(0);
   }
-  // This thread's query or gamma chunk v: held since the start (kEarly), else reloaded
-  // (L1/L2-resident; not holding them spares registers).
+  // This thread's query chunk v: held since the start (kEarly), else reloaded (L1/L2-resident;
+  // not holding them spares registers). Gamma is always reloaded, at the end: kEarly prefetches
+  // it into L1 instead of holding it (held, it spilled, and the spill stalled the block on its
+  // DRAM load: bench/BENCHMARKS.md run 22).
   auto constant_chunk = [&](const float* p, const float (&held)[kEarly ? 8 : 1], int v,
                             float (&out)[8]) {
     if constexpr (kEarly) {
@@ -317,7 +334,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   if constexpr (kEarly) {
     if (valid[0]) {
       if (mix) LoadF32x8(u + col[0], uq);
-      LoadF32x8(a.gamma + col[0], gq);
+      // A phase-1 block's later queries are read in turn: each from L1, not a round trip.
+      for (int q = q_begin + 1; phase1 && q < q_end; ++q) {
+        PrefetchL1(u + static_cast<size_t>(q - q_begin) * d + col[0]);
+      }
+      PrefetchL1(a.gamma + col[0]);
     }
     WaitForPrevious();
     LetNextStart();
@@ -344,7 +365,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 
   if constexpr (kTwoPhase && !kSummary) {
     if (phase1 && nb <= G) {
-      SummarizeOneGroup<VPT, G>(a, t, q_begin, q_end, raw, inv, xr, valid, col, sq, record, part);
+      SummarizeOneGroup<VPT, G>(a, nb, t, q_begin, q_end, raw, inv, xr, valid, col, uq, sq,
+                                record, part);
       return;
     }
   }
@@ -522,7 +544,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   for (int v = 0; v < VPT; ++v) {
     if (!valid[v]) continue;
     float g[8], y[8];
-    constant_chunk(a.gamma, gq, v, g);
+    LoadF32x8(a.gamma + col[v], g);
 #pragma unroll
     for (int i = 0; i < 8; ++i) y[i] = (h[v][i] * r) * g[i];
     StoreBf16x8(out + col[v], y);
@@ -544,10 +566,39 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 }
 
 // Launches one form: the phase-2 kernel for a summary_index, else the one-phase kernel with,
-// beside a snapshot with later mixes, phase-1 blocks (one-block-per-SM forms only). Each row's
-// later mixes get as many blocks as the resident slots left by the rows' own blocks allow (at
-// least one), so at batch 1 every query has its own SM and the boundary takes no longer than
-// without phase 1; many rows fold several queries per block.
+// beside a snapshot with later mixes, phase-1 blocks (one-block-per-SM forms only). In the
+// snapshot kernel, each row's later mixes get the resident slots that the rows' own blocks leave
+// free (at least one), so at batch 1 every query has its own SM and the boundary takes no longer
+// than without phase 1; many rows fold several queries per block. Forked (phase1_only), the
+// kernel runs beside the main stream's: it takes one block per SM and row, no more, since every
+// block it adds takes a slot from them.
+using BoundaryKernelFn = void (*)(ResidualBoundaryArgs, int);
+
+// The one-phase kernel for a bank of nb slots. The decode form (one chunk per thread) has one
+// instance per bank size kNbs (0 .. G: every Block AttnRes model of up to G + 1 blocks). With
+// the per-slot tests resolved at run time, a 1B snapshot boundary with phase 1 at 64 rows ran
+// 2.48 M warp instructions in 7.49 us; with them folded, 1.91 M in 7.39 us (ncu), and steps
+// got faster (bench/BENCHMARKS.md run 22). The other forms keep the run-time one.
+template <int VPT, int G, int kThreads, int kMinBlocks, int... kNbs>
+BoundaryKernelFn OnePhaseKernel(int nb, std::integer_sequence<int, kNbs...>) {
+  if constexpr (VPT == 1 && kMinBlocks == 1) {
+    static constexpr BoundaryKernelFn kByNb[] = {
+        ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, false, kNbs>...};
+    if (nb >= 0 && nb < static_cast<int>(sizeof...(kNbs))) return kByNb[nb];
+  }
+  return ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, false, kNbAny>;
+}
+
+// Resident slots per row beside a snapshot boundary's own blocks (kernel y > 0), or per row of
+// phase 1 alone (one block per SM and row: beside the main stream's kernels).
+template <int VPT, int G, int kThreads, int kMinBlocks>
+int Phase1SlotsPerRow(int rows, int threads, bool alone) {
+  // Occupancy: the run-time form stands for its per-size instances (the same register cap).
+  constexpr auto kAnyNb = ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, false, kNbAny>;
+  const int slots = alone ? NumSms() : std::max(ResidentBlocks<kAnyNb>(threads, 0), NumSms());
+  return slots / rows - (alone ? 0 : 1);
+}
+
 template <int VPT, int G, int kThreads, int kMinBlocks>
 cudaError_t LaunchForm(const ResidualBoundaryArgs& a, int threads, cudaStream_t stream) {
   int per_block = 0, blocks = 0;
@@ -557,15 +608,24 @@ cudaError_t LaunchForm(const ResidualBoundaryArgs& a, int threads, cudaStream_t 
                             dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
     }
     if (a.summary_queries > 0) {
-      const int spare = NumSms() / a.num_rows - (a.phase1_only ? 0 : 1);
+      const int spare =
+          Phase1SlotsPerRow<VPT, G, kThreads, kMinBlocks>(a.num_rows, threads, a.phase1_only);
       blocks = std::min(std::max(spare, 1), a.summary_queries);
       per_block = (a.summary_queries + blocks - 1) / blocks;
       blocks = (a.summary_queries + per_block - 1) / per_block;
     }
   }
   const int own = a.phase1_only ? 0 : 1;
-  return LaunchMaybePdl(!a.after_join, ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, false>,
+  return LaunchMaybePdl(!a.after_join,
+                        OnePhaseKernel<VPT, G, kThreads, kMinBlocks>(
+                            a.bank_count, std::make_integer_sequence<int, G + 1>{}),
                         dim3(a.num_rows, own + blocks), dim3(threads), 0, stream, a, per_block);
+}
+
+// Threads of a row's block that holds vpt chunks of 8 per thread (whole warps).
+int ThreadsFor(int d, int vpt) {
+  const int n = (d / 8 + vpt - 1) / vpt;
+  return std::max(32, (n + 31) / 32 * 32);
 }
 
 }  // namespace
@@ -589,10 +649,6 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
     return cudaErrorInvalidValue;
   }
   const int chunks = a.d / 8;
-  auto threads_for = [&](int vpt) {
-    const int n = (chunks + vpt - 1) / vpt;
-    return std::max(32, (n + 31) / 32 * 32);
-  };
   // Few rows (and every two-phase boundary): one chunk per thread (the most loads in flight per
   // row). Many rows: two, so a d=4096 row takes 8 warps and each reduction is cheaper; blocks
   // overlap on each SM instead. Very many rows (prefill): four, in 4-warp blocks, 4 per SM (see
@@ -600,15 +656,25 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
   // register budget.
   const bool two_phase = a.summary_queries > 0 || a.summary_index >= 0;
   if (chunks > kMaxThreads) {
-    return LaunchForm<2, kGroup / 2, kMaxThreads, 1>(a, threads_for(2), stream);
+    return LaunchForm<2, kGroup / 2, kMaxThreads, 1>(a, ThreadsFor(a.d, 2), stream);
   }
   if (a.num_rows < kManyRows || chunks <= 64 || two_phase) {
-    return LaunchForm<1, kGroup, kMaxThreads, 1>(a, threads_for(1), stream);
+    return LaunchForm<1, kGroup, kMaxThreads, 1>(a, ThreadsFor(a.d, 1), stream);
   }
   if (a.num_rows >= kVeryManyRows) {
-    return LaunchForm<4, kGroup / 4, kMaxThreads / 4, 4>(a, threads_for(4), stream);
+    return LaunchForm<4, kGroup / 4, kMaxThreads / 4, 4>(a, ThreadsFor(a.d, 4), stream);
   }
-  return LaunchForm<2, kGroup, kMaxThreads / 2, 2>(a, threads_for(2), stream);
+  return LaunchForm<2, kGroup, kMaxThreads / 2, 2>(a, ThreadsFor(a.d, 2), stream);
+}
+
+bool Phase1FitsBeside(int rows, int d, int queries) {
+  if (rows < 1 || queries < 1 || d % 8 != 0 || d > 8192) return false;
+  // The two-phase forms of ResidualBoundary.
+  const int spare =
+      d / 8 > kMaxThreads
+          ? Phase1SlotsPerRow<2, kGroup / 2, kMaxThreads, 1>(rows, ThreadsFor(d, 2), false)
+          : Phase1SlotsPerRow<1, kGroup, kMaxThreads, 1>(rows, ThreadsFor(d, 1), false);
+  return spare >= queries;
 }
 
 }  // namespace attnres::kernels

@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -110,6 +111,39 @@ cudaError_t AllowDynamicSmem(int bytes) {
   }
   done.fetch_or(bit, std::memory_order_acq_rel);
   return cudaSuccess;
+}
+
+// Blocks of kKernel, launched with `threads` threads and `smem` bytes of dynamic shared memory,
+// that the device holds resident at once: the occupancy calculator's blocks per SM times the SMs,
+// asked once per device and block size (each caller's smem is a function of its threads); 0 if
+// the runtime cannot say.
+template <auto kKernel>
+int ResidentBlocks(int threads, size_t smem) {
+  constexpr int kDevices = 64, kSizes = 1024 / 32 + 1;
+  static std::atomic<int> known[kDevices][kSizes];  // [device][warps]; 0: not asked yet
+  const int warps = threads / 32;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || threads % 32 != 0 || warps < 1 ||
+      warps >= kSizes) {
+    return 0;
+  }
+  if (device < kDevices) {
+    if (const int n = known[device][warps].load(std::memory_order_relaxed); n > 0) return n;
+  }
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, threads, smem) !=
+      cudaSuccess) {
+    return 0;
+  }
+  const int n = std::max(per_sm, 1) * NumSms();
+  if (device < kDevices) known[device][warps].store(n, std::memory_order_relaxed);
+  return n;
+}
+
+// Asks for the line holding p in this SM's L1 (a hint: nothing waits for it). For constants
+// that a block reads later in turn, so each read hits L1 instead of waiting on L2 or DRAM.
+__device__ __forceinline__ void PrefetchL1(const void* p) {
+  asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
 
 // 8 bf16 (one 16-byte word) <-> 8 floats.

@@ -101,6 +101,11 @@ struct ResidualBoundaryArgs {
   bool after_join = false;
 };
 cudaError_t ResidualBoundary(const ResidualBoundaryArgs& args, cudaStream_t stream);
+// Whether a snapshot boundary of `rows` rows of width d runs phase 1 for `queries` later mixes
+// with a block of its own per query, in the resident slots that the rows' own blocks leave
+// free: it then takes about as long as without phase 1. Otherwise its phase-1 blocks take
+// several queries in turn, and a caller may rather fork phase 1 onto another stream (host).
+bool Phase1FitsBeside(int rows, int d, int queries);
 
 // ---- rope_kv.cu ----
 // A step's RoPE inputs (RopeKvWrite, and the fused form of PagedAttention): the fused QKV

@@ -421,28 +421,13 @@ cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStrea
                    a.out);
 }
 
-// Blocks of the (HD, KSPLIT, warps) form that the device holds resident at once: the occupancy
-// calculator's blocks per SM times the SMs, asked once per device and warp count.
+// Blocks of the (HD, KSPLIT, warps) form that the device holds resident at once.
 template <int HD, int KSPLIT, int KEYS>
-int ResidentBlocks(int warps) {
-  constexpr int kDevices = 64;
-  static std::atomic<int> known[kDevices][9];  // [device][warps 1..8]; 0: not asked yet
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || warps < 1 || warps > 8) return 0;
-  if (device < kDevices) {
-    if (const int n = known[device][warps].load(std::memory_order_relaxed); n > 0) return n;
-  }
+int FlashResidentBlocks(int warps) {
+  constexpr auto kKernel = FlashKernel<HD, KSPLIT, KEYS, false>;
   constexpr int kMostSmem = static_cast<int>(SmemBytes<HD, KEYS>(256 / 32 / KSPLIT));
-  int per_sm = 0;
-  if (AllowDynamicSmem<FlashKernel<HD, KSPLIT, KEYS, false>>(kMostSmem) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, FlashKernel<HD, KSPLIT, KEYS, false>,
-                                                    32 * warps * KSPLIT,
-                                                    SmemBytes<HD, KEYS>(warps)) != cudaSuccess) {
-    return 0;
-  }
-  const int n = std::max(per_sm, 1) * NumSms();
-  if (device < kDevices) known[device][warps].store(n, std::memory_order_relaxed);
-  return n;
+  if (warps < 1 || warps > 8 || AllowDynamicSmem<kKernel>(kMostSmem) != cudaSuccess) return 0;
+  return ResidentBlocks<kKernel>(32 * warps * KSPLIT, SmemBytes<HD, KEYS>(warps));
 }
 
 // Calls f.Run<HD, KSPLIT, KEYS>() for head dim hd, or returns `invalid` for an unsupported one.
@@ -462,7 +447,7 @@ R WithHeadDim(int hd, const F& f, R invalid) {
 struct ResidentOf {
   int warps;
   template <int HD, int KSPLIT, int KEYS>
-  int Run() const { return ResidentBlocks<HD, KSPLIT, KEYS>(warps); }
+  int Run() const { return FlashResidentBlocks<HD, KSPLIT, KEYS>(warps); }
 };
 struct LaunchOf {
   const PagedAttentionArgs& a;

@@ -23,10 +23,12 @@ constexpr size_t kSlotAlignElems = 256 / sizeof(float);  // GEMM outputs stay 25
 // reads they save. ATTNRES_TWO_PHASE=0 turns it off (to measure what it buys).
 constexpr int kTwoPhaseMaxRows = 255;
 
-// Decode batches whose snapshot boundary has no spare SM left for each later mix's phase-1 block
-// (132 SMs, 7 later mixes: above 16 rows) fork phase 1 off the boundary. ATTNRES_FORK_PHASE1=N
-// moves the threshold (0: never).
-constexpr int kForkPhase1Rows = 17;
+// Decode batches whose snapshot boundary has no spare resident slot left for each later mix's
+// phase-1 block fork phase 1 off the boundary (kernels::Phase1FitsBeside; on an H200: above 16
+// rows at the 8B shape, 7 later mixes of 512-thread blocks; above 65 at the 1B shape, 3 later
+// mixes of 256-thread blocks, two per SM). ATTNRES_FORK_PHASE1=N forks from N rows instead (0:
+// never), to measure the rule.
+constexpr int kForkByFit = -1;
 
 // An on-by-default switch: off only when the variable is "0" (to measure what a path buys).
 bool EnvOn(const char* name) {
@@ -36,7 +38,7 @@ bool EnvOn(const char* name) {
 
 int ForkPhase1Rows() {
   const char* v = std::getenv("ATTNRES_FORK_PHASE1");
-  return v == nullptr ? kForkPhase1Rows : std::atoi(v);
+  return v == nullptr ? kForkByFit : std::max(0, std::atoi(v));
 }
 
 }  // namespace
@@ -340,7 +342,13 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.summary_ml = summary_ml_;
   r.summary_scores = summary_scores_;
   r.summary_stride = layout_.num_bank_slots;
-  const bool fork = two_phase && fork_rows_ > 0 && b.T >= fork_rows_;
+  bool fork = false;
+  if (two_phase && fork_rows_ == kForkByFit) {
+    const std::vector<int>& later = layout_.later_mixes;
+    fork = !kernels::Phase1FitsBeside(b.T, d, *std::max_element(later.begin(), later.end()));
+  } else if (two_phase) {
+    fork = fork_rows_ > 0 && b.T >= fork_rows_;
+  }
   bool joined = true;  // false while a forked phase 1 runs on side_
   auto join = [&]() -> absl::Status {  // before a mix that reads phase 1's summaries
     r.after_join = !joined;

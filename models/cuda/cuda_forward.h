@@ -175,9 +175,11 @@ class CudaForward {
   float* summary_h_ = nullptr;     // [Q, two_phase_rows_, d]
   float2* summary_ml_ = nullptr;   // [Q, two_phase_rows_]
   float* summary_scores_ = nullptr;  // [Q, two_phase_rows_, slots]
-  // Steps of at least fork_rows_ rows (0: never) run phase 1 as its own kernel on side_, forked
-  // after the snapshot boundary and joined before the block's first later mix, so it overlaps
-  // the block's first attention sublayer instead of lengthening the snapshot boundary.
+  // Steps whose snapshot boundary cannot give each later mix a phase-1 block of its own
+  // (fork_rows_ = -1; else steps of at least fork_rows_ rows, 0: never) run phase 1 as its own
+  // kernel on side_, forked after the snapshot boundary and joined before the block's first
+  // later mix, so it overlaps the block's first attention sublayer instead of lengthening the
+  // snapshot boundary.
   int fork_rows_ = 0;
   StreamPtr side_;
   EventPtr fork_, join_;

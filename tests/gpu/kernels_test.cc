@@ -150,6 +150,11 @@ TEST(ResidualBoundaryKernel, MatchesCpuTwinOverOddSizes) {
       }
     }
   }
+  // Every bank size that the decode form compiles an instance for (0 to 8 slots), with and
+  // without a snapshot.
+  for (int nb = 0; nb <= 8; ++nb) {
+    RunBoundaryCase({5, 1000, nb, nb % 2 == 0, false, true, false, true}, 120 + nb);
+  }
   // Edge flags: empty prefix after a snapshot, no delta, a row subset (the final mix), the
   // standard residual path (no query), a bank of 17 slots (three online-softmax groups), d=8192.
   RunBoundaryCase({19, 384, 2, false, true, true, false, true}, 101);
@@ -352,11 +357,38 @@ TEST(ResidualBoundaryKernel, TwoPhaseMatchesOnePhase) {
   RunTwoPhaseCase(19, 384, 9, 5, 203);     // two online-softmax groups: a query at a time
   RunTwoPhaseCase(3, 8192, 7, 4, 204);     // d > 4096: two chunks per thread, groups of 4
   RunTwoPhaseCase(2, 8192, 3, 11, 205);    // ... one group: the batched phase 1
-  RunTwoPhaseCase(64, 512, 4, 7, 210);     // one spare slot per row: every query in one block
+  // Phase-1 blocks take the resident slots the rows' own blocks leave (H200: 132 SMs, 16 warps
+  // of these blocks per SM).
+  RunTwoPhaseCase(64, 4096, 4, 7, 210);    // one spare slot per row: every query in one block
+  RunTwoPhaseCase(64, 2048, 4, 7, 211);    // three: queries 3 + 3 + 1
   RunTwoPhaseCase(200, 1024, 2, 7, 206);   // many rows: several queries per phase-1 block
-  RunTwoPhaseCase(150, 128, 12, 4, 207);   // ... with two groups, reloaded per query
+  RunTwoPhaseCase(150, 1024, 12, 4, 207);  // ... with two groups, reloaded per query
   RunTwoPhaseCase(300, 640, 5, 19, 208);   // past the many-row threshold: 19 queries, 3 rounds
   RunTwoPhaseCase(1030, 1024, 8, 3, 209);  // past the very-many-row threshold, a full group
+  RunTwoPhaseCase(5, 1000, 1, 6, 212);     // bank sizes no case above has: one slot ...
+  RunTwoPhaseCase(6, 1000, 6, 2, 213);     // ... and six
+}
+
+// Phase 1 fits beside a snapshot boundary while every later mix gets a block of its own: one
+// row always leaves room for a few; a row per SM of one-block-per-SM rows (d = 4096: 512
+// threads at the register cap) leaves none; more rows never fit better.
+TEST(ResidualBoundaryKernel, Phase1FitsBeside) {
+  ATTNRES_REQUIRE_GPU();
+  int sms = 0;
+  ASSERT_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  EXPECT_TRUE(kernels::Phase1FitsBeside(1, 4096, 7));
+  EXPECT_TRUE(kernels::Phase1FitsBeside(1, 8192, 3));
+  EXPECT_FALSE(kernels::Phase1FitsBeside(sms, 4096, 1));
+  for (int d : {512, 2048, 4096, 8192}) {
+    bool fit = true;
+    for (int rows = 1; rows <= 2 * sms; ++rows) {
+      const bool now = kernels::Phase1FitsBeside(rows, d, 3);
+      EXPECT_TRUE(fit || !now) << "d=" << d << " rows=" << rows;
+      fit = now;
+    }
+  }
+  EXPECT_FALSE(kernels::Phase1FitsBeside(0, 4096, 3));
+  EXPECT_FALSE(kernels::Phase1FitsBeside(1, 4100, 3));
 }
 
 TEST(ResidualBoundaryKernel, ScaleProbeHasNoSqrtD) {
