@@ -3,6 +3,8 @@
 // batch-1 and batch-64 decode at 512-token contexts against the bandwidth bound, 256-sequence
 // decode throughput (8B), and a 4096-token prefill against the bf16 GEMM peak. Ceilings are the
 // H200 figures measured in docs/GPU_MACHINE.md. Prints one table row per measurement.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -47,18 +49,25 @@ StepBatch MakeBatch(const std::vector<std::pair<int, int>>& seqs, int page_size,
 }
 
 // Median wall time of one Execute (it ends with the step's device-to-host copy and sync).
+// Median of `reps` timed steps, after at least kWarmSeconds of untimed ones (at least 2: plans,
+// first touches). The warm-up is long so that the card's power management settles on the step
+// being timed: right after the KV-filling prefills, H200s sit at their power cap with the SM
+// clock cut to ~1550 MHz for a few hundred ms (bench/BENCHMARKS.md run 22).
+constexpr double kWarmSeconds = 1.0;
 double MedianStepSeconds(ModelRunner& r, const StepBatch& b, int reps) {
-  std::vector<double> t;
-  for (int i = 0; i < reps + 2; ++i) {
+  auto step = [&] {
     const auto start = std::chrono::steady_clock::now();
     auto out = r.Execute(b);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!out.ok()) {
       std::fprintf(stderr, "Execute failed: %s\n", std::string(out.status().message()).c_str());
       std::exit(1);
     }
-    if (i >= 2) t.push_back(s);  // warm-up: plans, first touches
-  }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  double warm = 0;
+  for (int i = 0; i < 2 || warm < kWarmSeconds; ++i) warm += step();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) t.push_back(step());
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
 }
@@ -90,6 +99,9 @@ struct BenchFlags {
   bool cuda_graphs = true;
   int tensor_parallel = 1;
   bool decode_only = false;  // batch 1 and 64 decode only (quick sweeps)
+  // Device memory taken before the runner allocates, so its weights and buffers land elsewhere
+  // in HBM (to see how much a step time depends on where they land).
+  int offset_mib = 0;
 };
 
 void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
@@ -103,6 +115,12 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   o.kv_cache_bytes = big ? (24ll << 30) : (12ll << 30);
   o.cuda_graphs = flags.cuda_graphs;
   o.tensor_parallel = flags.tensor_parallel;
+  void* offset = nullptr;
+  if (flags.offset_mib > 0 &&
+      cudaMalloc(&offset, static_cast<size_t>(flags.offset_mib) << 20) != cudaSuccess) {
+    std::fprintf(stderr, "--offset-mib %d: cannot allocate it\n", flags.offset_mib);
+    std::exit(1);
+  }
   auto runner = CreateRandomCudaRunner(c, 1, o);
   if (!runner.ok()) {
     std::fprintf(stderr, "%s: %s\n", preset.c_str(), std::string(runner.status().message()).c_str());
@@ -148,7 +166,11 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
                   100.0 * bytes / t / kPeakBytesPerS, batch / t);
     Row(preset, "decode batch " + std::to_string(batch) + ", ctx 512", t, buf);
   }
-  if (flags.decode_only) return;
+  if (flags.decode_only) {
+    runner->reset();
+    cudaFree(offset);
+    return;
+  }
   // One 4096-token prefill (one sequence).
   StepBatch pb = MakeBatch({{0, 4096}}, o.kv_page_size, c.vocab_size, &greedy);
   const double t = MedianStepSeconds(r, pb, 5);
@@ -158,13 +180,16 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   std::snprintf(buf, sizeof(buf), "%.0f TFLOP/s GEMM-model = %.1f%% of peak (+%.1f TFLOP attn)",
                 flops / t / 1e12, 100.0 * flops / t / kPeakFlops, attn / 1e12);
   Row(preset, "prefill 4096 tokens", t, buf);
+  runner->reset();
+  cudaFree(offset);
 }
 
 }  // namespace
 }  // namespace attnres
 
 int main(int argc, char** argv) {
-  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only] [preset...]
+  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only]
+  //                   [--offset-mib N] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
                                                     "llama-8b-block"};
@@ -186,6 +211,8 @@ int main(int argc, char** argv) {
       flags.decode_only = true;
     } else if (a == "--tensor-parallel" && i + 1 < argc) {
       flags.tensor_parallel = std::atoi(argv[++i]);
+    } else if (a == "--offset-mib" && i + 1 < argc) {
+      flags.offset_mib = std::atoi(argv[++i]);
     } else {
       presets.push_back(a);
     }
