@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -115,11 +116,15 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   o.kv_cache_bytes = big ? (24ll << 30) : (12ll << 30);
   o.cuda_graphs = flags.cuda_graphs;
   o.tensor_parallel = flags.tensor_parallel;
-  void* offset = nullptr;
-  if (flags.offset_mib > 0 &&
-      cudaMalloc(&offset, static_cast<size_t>(flags.offset_mib) << 20) != cudaSuccess) {
-    std::fprintf(stderr, "--offset-mib %d: cannot allocate it\n", flags.offset_mib);
-    std::exit(1);
+  // Declared before the runner, so it is freed after it.
+  std::unique_ptr<void, decltype(&cudaFree)> offset(nullptr, cudaFree);
+  if (flags.offset_mib > 0) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, static_cast<size_t>(flags.offset_mib) << 20) != cudaSuccess) {
+      std::fprintf(stderr, "--offset-mib %d: cannot allocate it\n", flags.offset_mib);
+      std::exit(1);
+    }
+    offset.reset(p);
   }
   auto runner = CreateRandomCudaRunner(c, 1, o);
   if (!runner.ok()) {
@@ -166,11 +171,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
                   100.0 * bytes / t / kPeakBytesPerS, batch / t);
     Row(preset, "decode batch " + std::to_string(batch) + ", ctx 512", t, buf);
   }
-  if (flags.decode_only) {
-    runner->reset();
-    cudaFree(offset);
-    return;
-  }
+  if (flags.decode_only) return;
   // One 4096-token prefill (one sequence).
   StepBatch pb = MakeBatch({{0, 4096}}, o.kv_page_size, c.vocab_size, &greedy);
   const double t = MedianStepSeconds(r, pb, 5);
@@ -180,8 +181,6 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   std::snprintf(buf, sizeof(buf), "%.0f TFLOP/s GEMM-model = %.1f%% of peak (+%.1f TFLOP attn)",
                 flops / t / 1e12, 100.0 * flops / t / kPeakFlops, attn / 1e12);
   Row(preset, "prefill 4096 tokens", t, buf);
-  runner->reset();
-  cudaFree(offset);
 }
 
 }  // namespace
@@ -197,10 +196,6 @@ int main(int argc, char** argv) {
     for (const auto& p : kDefaultPresets) std::printf("%s\n", p.c_str());
     return 0;
   }
-  if (!attnres::CudaDeviceAvailable()) {
-    std::printf("no CUDA device: skipped\n");
-    return 0;
-  }
   attnres::BenchFlags flags;
   std::vector<std::string> presets;
   for (int i = 1; i < argc; ++i) {
@@ -212,10 +207,21 @@ int main(int argc, char** argv) {
     } else if (a == "--tensor-parallel" && i + 1 < argc) {
       flags.tensor_parallel = std::atoi(argv[++i]);
     } else if (a == "--offset-mib" && i + 1 < argc) {
-      flags.offset_mib = std::atoi(argv[++i]);
+      char* end = nullptr;
+      const long mib = std::strtol(argv[++i], &end, 10);
+      if (*argv[i] == '\0' || *end != '\0' || mib < 0 || mib > (1 << 20)) {
+        std::fprintf(stderr, "--offset-mib %s: want a whole number of MiB, 0 to %d\n", argv[i],
+                     1 << 20);
+        return 2;
+      }
+      flags.offset_mib = static_cast<int>(mib);
     } else {
       presets.push_back(a);
     }
+  }
+  if (!attnres::CudaDeviceAvailable()) {
+    std::printf("no CUDA device: skipped\n");
+    return 0;
   }
   if (presets.empty()) presets = kDefaultPresets;
   std::printf("CUDA graphs %s, tensor parallel %d\n", flags.cuda_graphs ? "on" : "off",

@@ -78,9 +78,8 @@ void CudaForward::Carve(Arena& a) {
   attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
   dense_k_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
   dense_v_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
-  const std::vector<int>& later = layout_.later_mixes;
   // + 1: a forked phase 1 also scores the next block's snapshot mix.
-  const size_t queries = later.empty() ? 0 : *std::max_element(later.begin(), later.end()) + 1;
+  const size_t queries = layout_.later_mixes.empty() ? 0 : max_later_mixes_ + 1;
   const size_t rows = two_phase_rows_;
   summary_h_ = a.Take<float>(queries * rows * d);
   summary_ml_ = a.Take<float2>(queries * rows);
@@ -110,6 +109,8 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   std::unique_ptr<CudaForward> f(new CudaForward(plan, w, comm));
   const ModelConfig& c = f->c_;
   f->layout_ = MixLayout::For(c);
+  const std::vector<int>& later = f->layout_.later_mixes;
+  f->max_later_mixes_ = later.empty() ? 0 : *std::max_element(later.begin(), later.end());
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
   f->fuse_rope_ = EnvOn("ATTNRES_FUSED_ROPE");
@@ -342,13 +343,10 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.summary_ml = summary_ml_;
   r.summary_scores = summary_scores_;
   r.summary_stride = layout_.num_bank_slots;
-  bool fork = false;
-  if (two_phase && fork_rows_ == kForkByFit) {
-    const std::vector<int>& later = layout_.later_mixes;
-    fork = !kernels::Phase1FitsBeside(b.T, d, *std::max_element(later.begin(), later.end()));
-  } else if (two_phase) {
-    fork = fork_rows_ > 0 && b.T >= fork_rows_;
-  }
+  const bool fork = two_phase && max_later_mixes_ > 0 &&
+                    (fork_rows_ == kForkByFit
+                         ? !kernels::Phase1FitsBeside(b.T, d, max_later_mixes_)
+                         : fork_rows_ > 0 && b.T >= fork_rows_);
   bool joined = true;  // false while a forked phase 1 runs on side_
   auto join = [&]() -> absl::Status {  // before a mix that reads phase 1's summaries
     r.after_join = !joined;

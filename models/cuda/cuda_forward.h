@@ -172,6 +172,7 @@ class CudaForward {
   // the later mixes of snapshot sublayer s are mixes s+1 .. s+layout_.later_mixes[s]; their
   // summaries, rewritten at each snapshot, hold Q = max later_mixes states per row.
   int two_phase_rows_ = 0;
+  int max_later_mixes_ = 0;  // Q: the most later mixes of any snapshot sublayer
   float* summary_h_ = nullptr;     // [Q, two_phase_rows_, d]
   float2* summary_ml_ = nullptr;   // [Q, two_phase_rows_]
   float* summary_scores_ = nullptr;  // [Q, two_phase_rows_, slots]
