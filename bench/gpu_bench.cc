@@ -99,7 +99,8 @@ void Row(const std::string& model, const std::string& what, double ms, const std
 struct BenchFlags {
   bool cuda_graphs = true;
   int tensor_parallel = 1;
-  bool decode_only = false;  // batch 1 and 64 decode only (quick sweeps)
+  bool decode_only = false;   // batch 1 and 64 decode only (quick sweeps)
+  bool prefill_only = false;  // the 4096-token prefill only
   // Device memory taken before the runner allocates, so its weights and buffers land elsewhere
   // in HBM (to see how much a step time depends on where they land).
   int offset_mib = 0;
@@ -138,7 +139,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   char buf[200];
   const int ctx = 512;
   for (int batch : {1, 64, 256}) {
-    if (batch == 256 && (!big || flags.decode_only)) continue;
+    if (flags.prefill_only || (batch == 256 && (!big || flags.decode_only))) continue;
     std::vector<std::pair<int, int>> prefill, decode;
     for (int i = 0; i < batch; ++i) {
       prefill.push_back({0, ctx});
@@ -187,7 +188,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
 }  // namespace attnres
 
 int main(int argc, char** argv) {
-  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only]
+  // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only | --prefill-only]
   //                   [--offset-mib N] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
@@ -204,6 +205,8 @@ int main(int argc, char** argv) {
       flags.cuda_graphs = false;
     } else if (a == "--decode-only") {
       flags.decode_only = true;
+    } else if (a == "--prefill-only") {
+      flags.prefill_only = true;
     } else if (a == "--tensor-parallel" && i + 1 < argc) {
       flags.tensor_parallel = std::atoi(argv[++i]);
     } else if (a == "--offset-mib" && i + 1 < argc) {
@@ -218,6 +221,10 @@ int main(int argc, char** argv) {
     } else {
       presets.push_back(a);
     }
+  }
+  if (flags.decode_only && flags.prefill_only) {
+    std::fprintf(stderr, "--decode-only and --prefill-only exclude each other\n");
+    return 2;
   }
   if (!attnres::CudaDeviceAvailable()) {
     std::printf("no CUDA device: skipped\n");

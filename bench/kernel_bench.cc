@@ -73,7 +73,8 @@ enum class BoundaryForm { kOnePhase, kPhase2, kSnapshotPhase1 };
 // timed once.
 const char* g_boundary_only = nullptr;
 
-void BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) {
+// Returns the median ms, or 0 where the row filter skipped it.
+double BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) {
   bf16* prefix = static_cast<bf16*>(Buf(size_t(T) * d * 2, 1));
   bf16* delta = static_cast<bf16*>(Buf(size_t(T) * d * 2, 2));
   bf16* bank = static_cast<bf16*>(Buf(size_t(nb + 1) * T * d * 2, 3));
@@ -126,13 +127,30 @@ void BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) {
       name += " snap+phase 1 x" + std::to_string(Q);
       break;
   }
+  double ms = 0;
   if (!g_boundary_only || name.find(g_boundary_only) != std::string::npos) {
-    const double ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); },
-                               g_boundary_only ? 1 : 30);
+    ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); },
+                  g_boundary_only ? 1 : 30);
     Row(name, ms, bytes, 0);
   }
   cudaFree(prefix); cudaFree(delta); cudaFree(bank); cudaFree(out); cudaFree(inv); cudaFree(u);
   cudaFree(gamma); cudaFree(sum_h); cudaFree(sum_ml);
+  return ms;
+}
+
+// What the AttnRes mixes add to a 4096-token 8B prefill, from the boundary alone: Block AttnRes
+// with 8 blocks of 4 layers runs each block's 8 boundaries over its n = 0..7 completed slots, so
+// the cost is the sum over n of 8 * (t(n) - t(0)). Measured kernel by kernel, it does not move
+// with the activations' effect on the power-capped clock that end-to-end prefill A/Bs carry
+// (bench/BENCHMARKS.md run 23).
+void BenchPrefillMixCost() {
+  constexpr int kT = 4096, kBlocks = 8, kSublayersPerBlock = 8;
+  double t[kBlocks], sum = 0;
+  for (int n = 0; n < kBlocks; ++n) t[n] = BenchBoundary(kT, n, BoundaryForm::kOnePhase);
+  if (g_boundary_only) return;
+  for (int n = 1; n < kBlocks; ++n) sum += kSublayersPerBlock * (t[n] - t[0]);
+  std::printf("| AttnRes mixes of a 4096-token prefill (8B, 8 blocks) | %.3f ms | sum of the rows above |\n",
+              sum);
 }
 
 // Decode GEMMs are weight streams: each timed call reads its own copy of w (>= 200 MB of copies,
@@ -335,13 +353,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("| kernel (Llama-3.1-8B shapes)                 | median     | vs ceiling |\n|---|---|---|\n");
-  for (int T : {1, 16, 64, 128, 256, 4096}) {
+  for (int T : {1, 16, 64, 128, 256}) {
     BenchBoundary(T, 0, BoundaryForm::kOnePhase);
     BenchBoundary(T, 8, BoundaryForm::kOnePhase);
     if (T >= 256) continue;  // two-phase mixing serves decode steps (under 256 rows)
     BenchBoundary(T, 8, BoundaryForm::kPhase2);
     BenchBoundary(T, 7, BoundaryForm::kSnapshotPhase1);
   }
+  BenchPrefillMixCost();  // T = 4096, nb = 0 .. 7
+  BenchBoundary(4096, 8, BoundaryForm::kOnePhase);
   for (int T : {1, 64}) {
     BenchBoundary(T, 0, BoundaryForm::kOnePhase, 2048, 3);
     BenchBoundary(T, 7, BoundaryForm::kOnePhase, 2048, 3);

@@ -41,6 +41,23 @@ int ForkPhase1Rows() {
   return v == nullptr ? kForkByFit : std::max(0, std::atoi(v));
 }
 
+// The fields RopeKvWriteArgs and PagedAttentionArgs share: the layer's K/V caches, the step's
+// positions and page tables, and the rank's head shape.
+template <typename Args>
+void SetPagedKv(const ModelConfig& c, const KvPool& pool, int layer, const DeviceBatch& b,
+                Args& x) {
+  x.k_cache = pool.k_layer(layer);
+  x.v_cache = pool.v_layer(layer);
+  x.positions = b.positions;
+  x.kv_page_indptr = b.kv_page_indptr;
+  x.kv_page_indices = b.kv_page_indices;
+  x.T = b.T;
+  x.H = c.num_heads;
+  x.KV = c.num_kv_heads;
+  x.hd = c.head_dim;
+  x.page_size = pool.page_size;
+}
+
 }  // namespace
 
 absl::StatusOr<KvPool> KvPool::Create(const ModelConfig& c, int64_t num_pages, int page_size) {
@@ -189,24 +206,15 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   const int d = c_.hidden_size, q = c_.q_dim(), kv = c_.kv_dim();
   if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) return st;
   kernels::PagedAttentionArgs a;
+  SetPagedKv(c_, pool, layer, b, a);
   a.q = q_;
-  a.k_cache = pool.k_layer(layer);
-  a.v_cache = pool.v_layer(layer);
-  a.positions = b.positions;
   a.tiles = b.tiles;
-  a.kv_page_indptr = b.kv_page_indptr;
-  a.kv_page_indices = b.kv_page_indices;
   a.num_tiles = b.num_tiles;
   a.max_tile_rows = b.max_tile_rows;
-  a.T = b.T;
   a.max_context = b.max_context;
   a.workspace = attn_split_;
   a.workspace_bytes = kAttnSplitBytes;
   a.splits = b.attn_splits;
-  a.H = c_.num_heads;
-  a.KV = c_.num_kv_heads;
-  a.hd = c_.head_dim;
-  a.page_size = pool.page_size;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
   a.out = att_;
   // A pure decode step (every row a sequence of its own: one-row tiles, no dense chunks) whose
@@ -221,19 +229,10 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
     a.rope = rope;
   } else {
     kernels::RopeKvWriteArgs r;
+    SetPagedKv(c_, pool, layer, b, r);
     r.rope = rope;
-    r.positions = b.positions;
     r.row_seq = b.row_seq;
-    r.kv_page_indptr = b.kv_page_indptr;
-    r.kv_page_indices = b.kv_page_indices;
-    r.T = b.T;
-    r.H = c_.num_heads;
-    r.KV = c_.num_kv_heads;
-    r.hd = c_.head_dim;
-    r.page_size = pool.page_size;
     r.q_out = q_;
-    r.k_cache = pool.k_layer(layer);
-    r.v_cache = pool.v_layer(layer);
     ATTNRES_CUDA_RETURN(kernels::RopeKvWrite(r, s));
   }
   if (dense && cudnn_) {
