@@ -195,6 +195,19 @@ void BenchGemv(const char* name, int M, int N, int K) {
   cudaFree(x); cudaFree(y);
 }
 
+// kernels::GemvSwiGlu, what Gemm::RunSwiGlu uses for M <= kGemvMaxRows: the MLP's gate/up
+// projection [2f, K] with SwiGLU in the epilogue; bytes = w once + x + act (bf16).
+void BenchGemvSwiGlu(int M, int f, int K) {
+  bf16* x = static_cast<bf16*>(Buf(size_t(M) * K * 2, 8));
+  bf16* y = static_cast<bf16*>(Buf(size_t(M) * f * 2, 10));
+  const double ms = GemmMedianMs(
+      [&](const bf16* w) { attnres::kernels::GemvSwiGlu(x, w, y, M, f, K, nullptr); },
+      size_t(2) * f * K * 2, 9);
+  Row("gemv gate_up+swiglu M=" + std::to_string(M), ms,
+      2.0 * (double(M) * K + 2.0 * f * K + double(M) * f), 0);
+  cudaFree(x); cudaFree(y);
+}
+
 // splits > 0 forces that many KV splits; 0 takes PagedAttentionSplitCount's choice. hd 128:
 // Llama-3.1-8B heads; hd 64: Llama-3.2-1B heads (both 32 query heads over 8 KV heads). rope:
 // with the step's RoPE + K/V write, as the separate kernel before the attention or fused into it
@@ -379,6 +392,7 @@ int main(int argc, char** argv) {
       if (M != 4) BenchGemm(**g, s.name, M, s.N, s.K);
       BenchGemv(s.name, M, s.N, s.K);
     }
+    if (M != 4) BenchGemvSwiGlu(M, 14336, 4096);
   }
   for (int M : {64, 256, 4096}) {
     for (const Shape& s : shapes) BenchGemm(**g, s.name, M, s.N, s.K);

@@ -171,6 +171,10 @@ __device__ inline void StoreBf16x8(__nv_bfloat16* p, const float (&v)[8]) {
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
+// SwiGLU of one element pair, fp32 (twin: SwiGlu in models/cpu_ops.h): silu(g) * u. Shared by
+// the SwiGLU kernel and Gemv's fused gate/up epilogue so both round alike.
+__device__ __forceinline__ float SiluMul(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
+
 __device__ inline float WarpSum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

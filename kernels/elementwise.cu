@@ -31,7 +31,7 @@ __global__ void SwiGluKernel(const bf16* gate_up, int T, int f, bf16* out) {
     LoadBf16x8(gate_up + t * 2 * f + i, g);
     LoadBf16x8(gate_up + t * 2 * f + f + i, u);
 #pragma unroll
-    for (int k = 0; k < 8; ++k) y[k] = g[k] / (1.0f + __expf(-g[k])) * u[k];
+    for (int k = 0; k < 8; ++k) y[k] = SiluMul(g[k], u[k]);
     StoreBf16x8(out + t * f + i, y);
   }
 }

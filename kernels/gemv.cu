@@ -1,7 +1,8 @@
 // Small-M GEMM ("GEMV") for decode steps: y[M, N] = x[M, K] . w[N, K]^T with M <= 8, bf16 in,
-// fp32 accumulation, bf16 or fp32 out. Purely bandwidth-bound, so it is built to stream w once
-// (for all M rows) at close to HBM speed; the math runs on tensor cores so M = 1..8 cost the same.
-// Not a general GEMM: larger M goes to cuBLASLt (models/cuda/gemm.cc decides).
+// fp32 accumulation, bf16 or fp32 out, or the MLP's gate/up projection with SwiGLU applied in
+// the epilogue. Purely bandwidth-bound, so it is built to stream w once (for all M rows) at close
+// to HBM speed; the math runs on tensor cores so M = 1..8 cost the same. Not a general GEMM:
+// larger M goes to cuBLASLt (models/cuda/gemm.cc decides).
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
 
@@ -14,7 +15,7 @@ namespace {
 // using any. The time of a decode-sized matrix is a few such round trips to HBM, so the more
 // bytes in flight per step the better: kUnroll 8 (128 registers, 2 blocks per SM) beats 4
 // (76 registers, 3 per SM) by 15-25% on the 8B o and down shapes, except where the grid fits
-// one wave at 3 blocks per SM but not at 2 (the 8B qkv: 384 tiles on 132 SMs); see Gemv.
+// one wave at 3 blocks per SM but not at 2 (the 8B qkv: 384 tiles on 132 SMs); see LaunchGemv.
 constexpr int kWarps = 8;
 constexpr int kRows = 16;  // the mma's M dimension
 
@@ -39,30 +40,45 @@ __device__ __forceinline__ void Mma(float (&d)[4], uint32_t a0, uint32_t a1, uin
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// Sums the block's warps' K slices and writes its kRows outputs of each x row. Accumulator j of
-// lane (g, t) is D[g + 8 * (j / 2), 2t + j % 2].
-template <bool kOutF32>
+// What a block writes: y in bf16 or fp32, or SwiGLU. In the SwiGLU form w is the fused [2f, K]
+// gate/up matrix and a block's 16 mma rows are 8 gate rows c0 + g and the 8 up rows f + c0 + g
+// of the same columns, so every output's gate and up sums meet in one thread.
+enum class Out { kBf16, kF32, kSwiGlu };
+
+// The output columns of a block's kRows rows of w.
+template <Out kOut>
+constexpr int kColsPerTile = kOut == Out::kSwiGlu ? kRows / 2 : kRows;
+
+// Sums the block's warps' K slices and writes its outputs of each x row. Accumulator j of lane
+// (g, t) is D[g + 8 * (j / 2), 2t + j % 2]. N: columns of y.
+template <Out kOut>
 __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __restrict__ out,
-                                          int M, int N, int n0) {
+                                          int M, int N, int c0) {
   __shared__ float partial[kWarps][4][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
   for (int j = 0; j < 4; ++j) partial[warp][j][lane] = acc[0][j] + acc[1][j];
   __syncthreads();
-  if (threadIdx.x < 4 * 32) {
-    const int j = threadIdx.x >> 5, l = threadIdx.x & 31;
-    float s = 0.0f;
+  constexpr int kSums = kOut == Out::kSwiGlu ? 2 : 4;  // accumulators each thread sums
+  if (threadIdx.x >= kSums * 32) return;
+  const int j = threadIdx.x >> 5, l = threadIdx.x & 31;
+  float s = 0.0f;
 #pragma unroll
-    for (int v = 0; v < kWarps; ++v) s += partial[v][j][l];
-    const int n = n0 + (l >> 2) + 8 * (j >> 1), m = 2 * (l & 3) + (j & 1);
-    if (m < M && n < N) {
-      const size_t o = static_cast<size_t>(m) * N + n;
-      if constexpr (kOutF32) {
-        static_cast<float*>(out)[o] = s;
-      } else {
-        static_cast<bf16*>(out)[o] = __float2bfloat16_rn(s);
-      }
-    }
+  for (int v = 0; v < kWarps; ++v) s += partial[v][j][l];
+  const int n = c0 + (l >> 2) + 8 * (j >> 1), m = 2 * (l & 3) + (j & 1);
+  if (m >= M || n >= N) return;
+  const size_t o = static_cast<size_t>(m) * N + n;
+  if constexpr (kOut == Out::kF32) {
+    static_cast<float*>(out)[o] = s;
+  } else if constexpr (kOut == Out::kBf16) {
+    static_cast<bf16*>(out)[o] = __float2bfloat16_rn(s);
+  } else {  // the up sum is accumulator j + 2; both rounded to bf16 as the unfused path stores them
+    float up = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kWarps; ++v) up += partial[v][j + 2][l];
+    const float g = __bfloat162float(__float2bfloat16_rn(s));
+    const float u = __bfloat162float(__float2bfloat16_rn(up));
+    static_cast<bf16*>(out)[o] = __float2bfloat16_rn(SiluMul(g, u));
   }
 }
 
@@ -71,17 +87,21 @@ __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __rest
 // lane (g = lane / 4, t = lane % 4) loads 8 consecutive k at kc = kb + 8t from w rows g and g + 8
 // and from x row g; words 0-1 of those loads feed the first k16 mma (its A/B fragment positions
 // 2t, 2t+1, 2t+8, 2t+9 all belong to lane t), words 2-3 the second. Rows of w past N are
-// clamped (read, never stored); x rows past M and k past K are zeros.
-template <bool kOutF32, int kUnroll>
+// clamped (read, never stored); x rows past M and k past K are zeros. N: columns of y (f in the
+// SwiGLU form, whose w has 2N rows).
+template <Out kOut, int kUnroll>
 __global__ void __launch_bounds__(kWarps * 32)
     GemvKernel(const bf16* x, const bf16* __restrict__ w, void* __restrict__ out,
                int M, int N, int K) {
   constexpr int kStep = 32 * kUnroll;  // k per warp step: kUnroll slices of 32 (two k16 mmas each)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
-  const int n0 = blockIdx.x * kRows;
-  const bf16* w_lo = w + static_cast<size_t>(min(n0 + g, N - 1)) * K + 8 * t;
-  const bf16* w_hi = w + static_cast<size_t>(min(n0 + g + 8, N - 1)) * K + 8 * t;
+  const int c0 = blockIdx.x * kColsPerTile<kOut>;
+  auto w_row = [&](int r) {  // w row of mma row r (0..15)
+    return kOut == Out::kSwiGlu ? (r < 8 ? 0 : N) + min(c0 + (r & 7), N - 1) : min(c0 + r, N - 1);
+  };
+  const bf16* w_lo = w + static_cast<size_t>(w_row(g)) * K + 8 * t;
+  const bf16* w_hi = w + static_cast<size_t>(w_row(g + 8)) * K + 8 * t;
   const bool has_x = g < M;
   const bf16* x_row = x + static_cast<size_t>(has_x ? g : 0) * K + 8 * t;
   const uint4 zero = make_uint4(0, 0, 0, 0);
@@ -121,7 +141,21 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   WaitForPrevious();  // (warps with no K slice) before writing what earlier kernels may read
   LetNextStart();
-  StoreTile<kOutF32>(acc, out, M, N, n0);
+  StoreTile<kOut>(acc, out, M, N, c0);
+}
+
+// kUnroll 8 (128 registers, 2 blocks per SM) unless the grid fits one wave only at 3 blocks per
+// SM (kUnroll 4, 76 registers); see the block comment above.
+template <Out kOut>
+cudaError_t LaunchGemv(const bf16* x, const bf16* w, void* out, int M, int N, int K,
+                       cudaStream_t stream) {
+  const int tiles = (N + kColsPerTile<kOut> - 1) / kColsPerTile<kOut>;
+  const dim3 grid(tiles), block(kWarps * 32);
+  const int sms = NumSms();
+  const bool one_wave_only_at_3 = tiles > 2 * sms && tiles <= 3 * sms;
+  return one_wave_only_at_3
+             ? LaunchPdl(GemvKernel<kOut, 4>, grid, block, 0, stream, x, w, out, M, N, K)
+             : LaunchPdl(GemvKernel<kOut, 8>, grid, block, 0, stream, x, w, out, M, N, K);
 }
 
 }  // namespace
@@ -130,16 +164,15 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
                  cudaStream_t stream) {
   if (N < 0 || !GemvSupports(x, w, M, K)) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
-  const int tiles = (N + kRows - 1) / kRows;
-  const dim3 grid(tiles), block(kWarps * 32);
-  const int sms = NumSms();
-  const bool one_wave_only_at_3 = tiles > 2 * sms && tiles <= 3 * sms;
-  if (!one_wave_only_at_3) {
-    return out_f32 ? LaunchPdl(GemvKernel<true, 8>, grid, block, 0, stream, x, w, out, M, N, K)
-                   : LaunchPdl(GemvKernel<false, 8>, grid, block, 0, stream, x, w, out, M, N, K);
-  }
-  return out_f32 ? LaunchPdl(GemvKernel<true, 4>, grid, block, 0, stream, x, w, out, M, N, K)
-                 : LaunchPdl(GemvKernel<false, 4>, grid, block, 0, stream, x, w, out, M, N, K);
+  return out_f32 ? LaunchGemv<Out::kF32>(x, w, out, M, N, K, stream)
+                 : LaunchGemv<Out::kBf16>(x, w, out, M, N, K, stream);
+}
+
+cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,
+                       cudaStream_t stream) {
+  if (f < 0 || !GemvSupports(x, w_gate_up, M, K)) return cudaErrorInvalidValue;
+  if (M == 0 || f == 0) return cudaSuccess;
+  return LaunchGemv<Out::kSwiGlu>(x, w_gate_up, out, M, f, K, stream);
 }
 
 }  // namespace attnres::kernels

@@ -252,5 +252,11 @@ inline bool GemvSupports(const bf16* x, const bf16* w, int M, int K) {
 }
 cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, bool out_f32,
                  cudaStream_t stream);
+// The MLP's gate/up projection and SwiGLU in one pass: out[m, i] = silu(g) * u with g, u the
+// bf16-rounded products of x[m] with rows i and f + i of w_gate_up [2f, K] (the fused layout
+// SwiGlu reads). Bit-identical to Gemv into a [M, 2f] bf16 buffer followed by SwiGlu. out: [M, f]
+// bf16. Same preconditions as Gemv (f for N).
+cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,
+                       cudaStream_t stream);
 
 }  // namespace attnres::kernels

@@ -306,10 +306,9 @@ int CudaForward::DecodeAttentionSplits(int rows, int max_context, int padded_row
 absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, cudaStream_t s) {
   const DeviceLayerWeights& L = w_.layers[layer];
   const int d = c_.hidden_size, f = c_.intermediate_size;
-  if (auto st = gemm_->Run(xn_, L.w_gate_up, gate_up_, b.T, 2 * f, d, false, s); !st.ok()) {
+  if (auto st = gemm_->RunSwiGlu(xn_, L.w_gate_up, gate_up_, act_, b.T, f, d, s); !st.ok()) {
     return st;
   }
-  ATTNRES_CUDA_RETURN(kernels::SwiGlu(gate_up_, b.T, f, act_, s));
   if (auto st = gemm_->Run(act_, L.w_down, delta_, b.T, d, f, false, s); !st.ok()) return st;
   return ReduceDelta(b.T, s);
 }

@@ -68,15 +68,42 @@ absl::StatusOr<const Gemm::Plan*> Gemm::PlanFor(int M, int N, int K, bool out_f3
 // lm_head 98% vs 102%), where cuBLASLt's split kernels already stream well.
 constexpr double kGemvMaxWeightBytes = 128e6;
 
+// Gemv's fused gate/up + SwiGLU form takes larger matrices than the plain form: it saves the
+// SwiGLU kernel and, unlike cuBLASLt, starts streaming weights before the kernel ahead of it
+// ends. At batch 1 the 8B gate/up (235 MB) took 4.321-4.326 ms per step this way against
+// 4.356-4.386 through cuBLASLt + SwiGLU, while plain Gemv + SwiGLU on it gained nothing
+// (4.369-4.382; bench/BENCHMARKS.md run 24).
+constexpr double kGemvSwiGluMaxWeightBytes = 256e6;
+
+namespace {
+bool TakesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K,
+               double max_weight_bytes) {
+  return M <= kernels::kGemvMaxRows && 2.0 * N * K <= max_weight_bytes &&
+         kernels::GemvSupports(x, w, M, K);
+}
+}  // namespace
+
 absl::Status Gemm::Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                        int K, bool out_f32, cudaStream_t stream) {
   if (M == 0) return absl::OkStatus();
-  if (M <= kernels::kGemvMaxRows && 2.0 * N * K <= kGemvMaxWeightBytes &&
-      kernels::GemvSupports(x, w, M, K)) {
+  if (TakesGemv(x, w, M, N, K, kGemvMaxWeightBytes)) {
     ATTNRES_CUDA_RETURN(kernels::Gemv(x, w, out, M, N, K, out_f32, stream));
     return absl::OkStatus();
   }
   return RunCublasLt(x, w, out, M, N, K, out_f32, stream);
+}
+
+absl::Status Gemm::RunSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up,
+                             kernels::bf16* gate_up, kernels::bf16* act, int M, int f, int K,
+                             cudaStream_t stream) {
+  if (M == 0) return absl::OkStatus();
+  if (TakesGemv(x, w_gate_up, M, 2 * f, K, kGemvSwiGluMaxWeightBytes)) {
+    ATTNRES_CUDA_RETURN(kernels::GemvSwiGlu(x, w_gate_up, act, M, f, K, stream));
+    return absl::OkStatus();
+  }
+  if (auto st = Run(x, w_gate_up, gate_up, M, 2 * f, K, false, stream); !st.ok()) return st;
+  ATTNRES_CUDA_RETURN(kernels::SwiGlu(gate_up, M, f, act, stream));
+  return absl::OkStatus();
 }
 
 absl::Status Gemm::RunCublasLt(const kernels::bf16* x, const kernels::bf16* w, void* out, int M,

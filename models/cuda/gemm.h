@@ -1,6 +1,7 @@
 // bf16 GEMMs for the forward pass: y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), fp32
-// accumulation, bf16 or fp32 output. Decode-sized M on weights up to ~128 MB goes to our
-// bandwidth-bound kernels::Gemv (where it measured faster), the rest to cuBLASLt, whose
+// accumulation, bf16 or fp32 output, and the MLP's gate/up projection with SwiGLU. Decode-sized M
+// on weights up to ~128 MB (gate/up + SwiGLU: ~256 MB) goes to our bandwidth-bound
+// kernels::Gemv (where it measured faster), the rest to cuBLASLt, whose
 // descriptors and heuristic algorithm are cached per shape; one fixed workspace keeps calls
 // capturable in CUDA graphs.
 #pragma once
@@ -27,6 +28,13 @@ class Gemm {
   // cuBLASLt.
   absl::Status Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N, int K,
                    bool out_f32, cudaStream_t stream);
+  // The MLP's gate/up projection and SwiGLU: act[M, f] = silu(g) * u, with g, u = x . w_gate_up
+  // [2f, K]^T's halves rounded to bf16. For Gemv's rows and alignment on weights up to 256 MB,
+  // one kernels::GemvSwiGlu; otherwise Run into gate_up [M, 2f] bf16 (scratch), then
+  // kernels::SwiGlu.
+  absl::Status RunSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up,
+                         kernels::bf16* gate_up, kernels::bf16* act, int M, int f, int K,
+                         cudaStream_t stream);
   // The same product, always through cuBLASLt (benchmarks and tests compare the two paths).
   absl::Status RunCublasLt(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                            int K, bool out_f32, cudaStream_t stream);

@@ -1,6 +1,8 @@
 // kernels::Gemv (the small-M decode GEMM) against a double-precision twin of MatMulWt over odd
-// sizes, bf16 and fp32 outputs; its refusal of unsupported arguments; a CUDA-graph replay; and
-// Gemm::Run's dispatch (Gemv at M = 1, cuBLASLt at M = 64) against the same twin.
+// sizes, bf16 and fp32 outputs; its refusal of unsupported arguments; a CUDA-graph replay;
+// Gemm::Run's dispatch (Gemv at M = 1, cuBLASLt at M = 64) against the same twin; and the fused
+// gate/up + SwiGLU form (GemvSwiGlu, Gemm::RunSwiGlu) against the twin and, bit for bit, against
+// Gemv followed by the SwiGLU kernel.
 #include <cmath>
 #include <cstring>
 
@@ -186,6 +188,96 @@ TEST(GemmDispatch, SmallAndLargeMAgreeWithDoubleTwin) {
         EXPECT_EQ(got, lt);  // above the Gemv limit Run is cuBLASLt
       }
     }
+  }
+}
+
+// act[m, i] = silu(g) * u from the twin's gate (row i) and up (row f + i) sums of x . w_gate_up^T,
+// within the error that the fp32 sums and three bf16 roundings (g, u, the output) allow.
+testing::AssertionResult MatchesSwiGluTwin(const std::vector<float>& got, const Twin& t, int M,
+                                           int f) {
+  for (int m = 0; m < M; ++m) {
+    for (int i = 0; i < f; ++i) {
+      const size_t gi = size_t(m) * 2 * f + i, ui = gi + f;
+      const double g = t.ref[gi], u = t.ref[ui];
+      const double sig = 1.0 / (1.0 + std::exp(-g)), silu = g * sig;
+      const double dg = 1e-4 * t.mag[gi] + std::ldexp(std::fabs(g), -8);
+      const double du = 1e-4 * t.mag[ui] + std::ldexp(std::fabs(u), -8);
+      const double want = silu * u;
+      // |d silu / dg| = |sig (1 + g (1 - sig))| <= 1.1
+      const double tol = 1.1 * dg * (std::fabs(u) + du) + std::fabs(silu) * du +
+                         std::ldexp(std::fabs(want), -8) + 1e-6;
+      const float v = got[size_t(m) * f + i];
+      if (!(std::fabs(v - want) <= tol)) {
+        return testing::AssertionFailure() << "m=" << m << " i=" << i << ": got " << v
+                                           << ", want " << want << " (tolerance " << tol << ")";
+      }
+    }
+  }
+  return testing::AssertionSuccess();
+}
+
+TEST(GemvKernel, SwiGluFormMatchesTwinAndTheUnfusedKernelsBitwise) {
+  ATTNRES_REQUIRE_GPU();
+  uint32_t seed = 300;
+  for (int K : {8, 1000, 4096}) {
+    // 2403: 301 tiles of 8 columns, the 4-slice form on a 132-SM H200; 8192: the 1B MLP.
+    for (int f : {1, 7, 19, 733, 2403, 8192}) {
+      const auto w = RandomBf16Values(size_t(2) * f * K, ++seed, 1.0f);
+      DeviceArray<uint16_t> d_w(w.size());
+      d_w.Upload(ToBf16(w));
+      const bf16* wp = reinterpret_cast<const bf16*>(d_w.get());
+      for (int M : {1, 3, 8}) {
+        SCOPED_TRACE(testing::Message() << "M=" << M << " f=" << f << " K=" << K);
+        const auto x = RandomBf16Values(size_t(M) * K, ++seed, 2.0f);
+        DeviceArray<uint16_t> d_x(x.size()), d_act(size_t(M) * f);
+        d_x.Upload(ToBf16(x));
+        const bf16* xp = reinterpret_cast<const bf16*>(d_x.get());
+        ASSERT_CUDA(kernels::GemvSwiGlu(xp, wp, reinterpret_cast<bf16*>(d_act.get()), M, f, K,
+                                        nullptr));
+        ASSERT_CUDA(cudaDeviceSynchronize());
+        const auto act = d_act.Download();
+        ASSERT_TRUE(MatchesSwiGluTwin(FromBf16(act), GemvTwin(x, w, M, 2 * f, K), M, f));
+        if (f % 8 != 0) continue;  // the SwiGLU kernel's precondition
+        DeviceArray<uint16_t> d_gu(size_t(M) * 2 * f), d_ref(size_t(M) * f);
+        ASSERT_CUDA(kernels::Gemv(xp, wp, d_gu.get(), M, 2 * f, K, false, nullptr));
+        ASSERT_CUDA(kernels::SwiGlu(reinterpret_cast<const bf16*>(d_gu.get()), M, f,
+                                    reinterpret_cast<bf16*>(d_ref.get()), nullptr));
+        ASSERT_CUDA(cudaDeviceSynchronize());
+        EXPECT_EQ(act, d_ref.Download());
+      }
+    }
+  }
+  DeviceArray<uint16_t> x(16), w(32), out(8);
+  const bf16* xp = reinterpret_cast<const bf16*>(x.get());
+  bf16* op = reinterpret_cast<bf16*>(out.get());
+  EXPECT_EQ(kernels::GemvSwiGlu(xp, reinterpret_cast<const bf16*>(w.get()), op, 9, 1, 16, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::GemvSwiGlu(xp, reinterpret_cast<const bf16*>(w.get()), op, 1, 1, 12, nullptr),
+            cudaErrorInvalidValue);
+}
+
+// Gemm::RunSwiGlu: the fused Gemv form at M = 1, cuBLASLt + the SwiGLU kernel at M = 64; both
+// against the twin.
+TEST(GemmDispatch, SwiGluAtSmallAndLargeMAgreesWithTwin) {
+  ATTNRES_REQUIRE_GPU();
+  auto gemm = cuda::Gemm::Create();
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  const int f = 736, K = 2048;
+  const auto w = RandomBf16Values(size_t(2) * f * K, 41, 1.0f);
+  DeviceArray<uint16_t> d_w(w.size());
+  d_w.Upload(ToBf16(w));
+  for (int M : {1, 64}) {
+    SCOPED_TRACE(testing::Message() << "M=" << M);
+    const auto x = RandomBf16Values(size_t(M) * K, 42 + M, 2.0f);
+    DeviceArray<uint16_t> d_x(x.size()), d_gu(size_t(M) * 2 * f), d_act(size_t(M) * f);
+    d_x.Upload(ToBf16(x));
+    const absl::Status st = (*gemm)->RunSwiGlu(
+        reinterpret_cast<const bf16*>(d_x.get()), reinterpret_cast<const bf16*>(d_w.get()),
+        reinterpret_cast<bf16*>(d_gu.get()), reinterpret_cast<bf16*>(d_act.get()), M, f, K,
+        nullptr);
+    ASSERT_TRUE(st.ok()) << st;
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    EXPECT_TRUE(MatchesSwiGluTwin(FromBf16(d_act.Download()), GemvTwin(x, w, M, 2 * f, K), M, f));
   }
 }
 
