@@ -104,6 +104,8 @@ struct BenchFlags {
   // Device memory taken before the runner allocates, so its weights and buffers land elsewhere
   // in HBM (to see how much a step time depends on where they land).
   int offset_mib = 0;
+  // Decode steps sample at this temperature (no truncation); 0: greedy.
+  float temperature = 0.0f;
 };
 
 void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
@@ -134,8 +136,10 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   }
   ModelRunner& r = **runner;
   const Shape s = ShapeOf(c);
-  SamplingParams greedy;
+  SamplingParams greedy, sampled;
   greedy.temperature = 0.0f;
+  sampled.temperature = flags.temperature;
+  sampled.seed = 1234;
   char buf[200];
   const int ctx = 512;
   for (int batch : {1, 64, 256}) {
@@ -159,7 +163,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
       }
       if (!r.Execute(pb).ok()) std::exit(1);
     }
-    StepBatch db = MakeBatch(decode, o.kv_page_size, c.vocab_size, &greedy);
+    StepBatch db = MakeBatch(decode, o.kv_page_size, c.vocab_size, &sampled);
     const int pages_per_seq = (ctx + 1 + o.kv_page_size - 1) / o.kv_page_size;
     for (int i = 0; i < batch; ++i) {
       for (int k = db.kv_page_indptr[i]; k < db.kv_page_indptr[i + 1]; ++k) {
@@ -189,7 +193,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
 
 int main(int argc, char** argv) {
   // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only | --prefill-only]
-  //                   [--offset-mib N] [preset...]
+  //                   [--offset-mib N] [--temperature T] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
                                                     "llama-8b-block"};
@@ -218,6 +222,14 @@ int main(int argc, char** argv) {
         return 2;
       }
       flags.offset_mib = static_cast<int>(mib);
+    } else if (a == "--temperature" && i + 1 < argc) {
+      char* end = nullptr;
+      const float t = std::strtof(argv[++i], &end);
+      if (*argv[i] == '\0' || *end != '\0' || !(t >= 0.0f && t <= 100.0f)) {
+        std::fprintf(stderr, "--temperature %s: want a number from 0 (greedy) to 100\n", argv[i]);
+        return 2;
+      }
+      flags.temperature = t;
     } else {
       presets.push_back(a);
     }
@@ -231,8 +243,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (presets.empty()) presets = kDefaultPresets;
-  std::printf("CUDA graphs %s, tensor parallel %d\n", flags.cuda_graphs ? "on" : "off",
-              flags.tensor_parallel);
+  std::printf("CUDA graphs %s, tensor parallel %d, decode sampling %s\n",
+              flags.cuda_graphs ? "on" : "off", flags.tensor_parallel,
+              flags.temperature == 0.0f ? "greedy"
+                                        : ("at temperature " + std::to_string(flags.temperature)).c_str());
   std::printf("| model           | measurement                        | step time    | vs ceiling |\n");
   std::printf("|---|---|---|---|\n");
   for (const auto& p : presets) attnres::Bench(p, p.find("8b") != std::string::npos, flags);

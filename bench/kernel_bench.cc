@@ -329,8 +329,9 @@ void BenchPrefillAttention(int T) {
 
 // The GPU sampler over R rows of a Llama-3 vocabulary (fp32 logits): greedy, and plain
 // temperature (no truncation, no sort: the argmax pass, then one pass of probabilities and a
-// partial walk). Bytes: one read of the logits per full pass.
-void BenchSample(int R, float temperature) {
+// partial walk), in the wide form (chunks over many blocks, as the runner calls it) or one block
+// per row. Bytes: one read of the logits per full pass.
+void BenchSample(int R, float temperature, bool wide) {
   constexpr int V = 128256;
   float* logits = nullptr;
   attnres::kernels::SampleParams* params = nullptr;
@@ -347,13 +348,18 @@ void BenchSample(int R, float temperature) {
     p[r].seed = 1234 + r;
   }
   cudaMemcpy(params, p.data(), R * sizeof(p[0]), cudaMemcpyHostToDevice);
+  const size_t temp_bytes = attnres::kernels::SampleRowsTempBytes(R);
+  void* temp = nullptr;
+  if (wide) cudaMalloc(&temp, temp_bytes);
   const double ms = MedianMs([&] {
-    attnres::kernels::SampleRows(logits, nullptr, nullptr, params, R, V, tokens, nullptr);
+    attnres::kernels::SampleRows(logits, nullptr, nullptr, params, R, V, tokens, temp,
+                                 wide ? temp_bytes : 0, nullptr);
   });
   const int passes = temperature == 0.0f ? 1 : 2;
   Row("sample " + std::string(temperature == 0.0f ? "greedy " : "temperature ") +
-          std::to_string(R) + "x" + std::to_string(V), ms, double(passes) * R * V * 4, 0);
-  cudaFree(logits); cudaFree(params); cudaFree(tokens);
+          std::to_string(R) + "x" + std::to_string(V) + (wide ? "" : " one block per row"),
+      ms, double(passes) * R * V * 4, 0);
+  cudaFree(logits); cudaFree(params); cudaFree(tokens); cudaFree(temp);
 }
 
 }  // namespace
@@ -418,8 +424,10 @@ int main(int argc, char** argv) {
   }
   BenchPrefillAttention(4096);
   for (int R : {1, 64}) {
-    BenchSample(R, 0.0f);
-    BenchSample(R, 0.8f);
+    for (bool wide : {true, false}) {
+      BenchSample(R, 0.0f, wide);
+      BenchSample(R, 0.8f, wide);
+    }
   }
   return 0;
 }

@@ -235,9 +235,15 @@ cudaError_t SortRowsDescending(const float* logits, int R, int V, const int32_t*
 // otherwise temperature, then top-k, min-p (relative to the top), top-p over what is left, and
 // the draw u = SampleUniform(seed, index) * total in sorted order (needs sorted_* when
 // NeedsSortedLogits, else scans ids in order). Probabilities in double.
+// With temp (SampleRowsTempBytes(R) bytes, device) and few rows, the rows that read their own
+// logits (greedy, temperature without truncation) are cut into chunks over many blocks (the
+// wide form: max and exp sums per chunk, then a walk of the chunk where the draw falls);
+// without it, one block per row. Same rules; the sums' order differs, so a draw within
+// rounding of a boundary may differ between the forms.
+size_t SampleRowsTempBytes(int max_rows);
 cudaError_t SampleRows(const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
-                       const SampleParams* params, int R, int V, int32_t* tokens,
-                       cudaStream_t stream);
+                       const SampleParams* params, int R, int V, int32_t* tokens, void* temp,
+                       size_t temp_bytes, cudaStream_t stream);
 
 // ---- gemv.cu: small-M GEMM for decode steps ----
 // y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), bf16 in, fp32 accumulation (tensor

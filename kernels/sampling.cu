@@ -32,16 +32,17 @@ struct Probs {
   __device__ double operator()(int k) const { return exp((static_cast<double>(keys[k]) - mx) * inv_t); }
 };
 
-// The first k in [0, n), in index order, whose inclusive cumulative probability passes
-// fraction * (the sum over [0, n)) (> when strict, else >=); INT_MAX when none does. One pass
-// of exp over the row: each thread sums a contiguous slice, a block scan gives every slice its
-// prefix and the total, and only a thread whose slice passes the threshold walks it again (a
-// walk that ends short, by rounding, names the next slice's first id, where the next thread
-// would have crossed).
-__device__ int CrossingOfFraction(const Probs& pr, int n, double fraction, bool strict,
-                                  SampleTemp& tmp, int* found) {
-  const int per = (n + blockDim.x - 1) / blockDim.x;
-  const int begin = min(n, static_cast<int>(threadIdx.x) * per), end = min(n, begin + per);
+// The first k in [lo, hi), in index order, whose inclusive cumulative probability base +
+// sum_{lo..k} passes thr(sum over [lo, hi)) (> when strict, else >=); INT_MAX when none does.
+// One pass of exp over the range: each thread sums a contiguous slice, a block scan gives every
+// slice its prefix and the total, and only a thread whose slice passes the threshold walks it
+// again (a walk that ends short, by rounding, names the next slice's first id, where the next
+// thread would have crossed; past hi, INT_MAX).
+template <typename Thr>
+__device__ int CrossingIn(const Probs& pr, int lo, int hi, double base, const Thr& thr_of,
+                          bool strict, SampleTemp& tmp, int* found) {
+  const int per = (hi - lo + blockDim.x - 1) / blockDim.x;
+  const int begin = min(hi, lo + static_cast<int>(threadIdx.x) * per), end = min(hi, begin + per);
   double local = 0.0;
 #pragma unroll 8
   for (int k = begin; k < end; ++k) local += pr(k);
@@ -49,10 +50,11 @@ __device__ int CrossingOfFraction(const Probs& pr, int n, double fraction, bool 
   if (threadIdx.x == 0) *found = INT_MAX;
   Scan(tmp.scan).ExclusiveSum(local, cum, total);
   __syncthreads();
-  const double thr = fraction * total;
+  cum += base;
+  const double thr = thr_of(total);
   auto passes = [&](double c) { return strict ? c > thr : c >= thr; };
   if (begin < end && !passes(cum) && passes(cum + local)) {
-    int at = end < n ? end : INT_MAX;
+    int at = end < hi ? end : INT_MAX;
     for (int k = begin; k < end; ++k) {
       cum += pr(k);
       if (passes(cum)) {
@@ -66,6 +68,13 @@ __device__ int CrossingOfFraction(const Probs& pr, int n, double fraction, bool 
   const int f = *found;
   __syncthreads();
   return f;
+}
+
+// The first k in [0, n) whose cumulative probability passes fraction * (the sum over [0, n)).
+__device__ int CrossingOfFraction(const Probs& pr, int n, double fraction, bool strict,
+                                  SampleTemp& tmp, int* found) {
+  return CrossingIn(pr, 0, n, 0.0, [&](double total) { return fraction * total; }, strict, tmp,
+                    found);
 }
 
 // Lowest id among the maxima of x[0, V). Each thread takes its ids in ascending order, so a
@@ -128,12 +137,67 @@ __device__ int Argmax(const float* x, int V, int* sh_id, float* sh_val) {
     }
   }
   __syncthreads();
-  return sh_id[0] == INT_MAX ? 0 : sh_id[0];
+  return sh_id[0] == INT_MAX ? 0 : sh_id[0];  // (sh_val[0], sh_id[0]): the raw best, INT_MAX: none
+}
+
+// The wide form (few rows): each row is cut into S chunks of `chunk` ids (a multiple of 4, so
+// float4 alignment carries over), one block each, and a row's rule finishes in SampleRowsKernel
+// from the chunks' results. At batch 1 the one-block form streamed a 128K-entry row through one
+// SM (greedy ~13 us, temperature ~55 us of double exps).
+constexpr int kChunkThreads = 256;
+constexpr int kMaxChunks = 64;
+struct ChunkBest {
+  float val;  // the chunk's maximum (-inf when it has none)
+  int id;     // its lowest id (INT_MAX when none)
+};
+struct Wide {
+  int chunks = 0;  // S; 0: the one-block form
+  int chunk = 0;
+  ChunkBest* best = nullptr;  // [R, S]
+  double* sums = nullptr;     // [R, S]: sum of exp((x - the chunk's max) / t) over each chunk
+};
+
+// Rows' best in chunk order: the larger value, then the lower id (every thread, no barrier).
+__device__ ChunkBest RowBest(const ChunkBest* b, int S) {
+  ChunkBest r = b[0];
+  for (int c = 1; c < S; ++c) {
+    const ChunkBest o = b[c];
+    if (o.val > r.val || (o.val == r.val && o.id < r.id)) r = o;
+  }
+  return r;
+}
+
+// Grid (S, R): chunk c of row r, for the rows that read their own logits (not sorted): its best
+// and, at a temperature, its sum of exp((x - max_c) / t) in double (SampleRowsKernel rescales
+// the sums to the row's max).
+__global__ void __launch_bounds__(kChunkThreads) ChunkKernel(const float* logits,
+                                                             const SampleParams* params, int V,
+                                                             Wide w) {
+  using Reduce = cub::BlockReduce<double, kChunkThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  __shared__ int sh_id[32];
+  __shared__ float sh_val[32];
+  WaitForPrevious();
+  LetNextStart();
+  const int r = blockIdx.y, c = blockIdx.x, S = gridDim.x;
+  const SampleParams p = params[r];
+  if (NeedsSortedLogits(p, V)) return;
+  const int lo = c * w.chunk, hi = min(V, lo + w.chunk);
+  const float* row = logits + static_cast<size_t>(r) * V;
+  Argmax(row + lo, hi - lo, sh_id, sh_val);
+  const float mx = sh_val[0];
+  if (threadIdx.x == 0) w.best[r * S + c] = {mx, sh_id[0] == INT_MAX ? INT_MAX : lo + sh_id[0]};
+  if (p.temperature == 0.0f) return;
+  const Probs pr{row, static_cast<double>(mx), 1.0 / p.temperature};
+  double local = 0.0;
+  for (int k = lo + threadIdx.x; k < hi; k += blockDim.x) local += pr(k);
+  const double total = Reduce(tmp).Sum(local);
+  if (threadIdx.x == 0) w.sums[r * S + c] = total;
 }
 
 __global__ void __launch_bounds__(kThreads) SampleRowsKernel(
     const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
-    const SampleParams* params, int V, int32_t* tokens) {
+    const SampleParams* params, int V, int32_t* tokens, Wide w) {
   __shared__ SampleTemp tmp;
   WaitForPrevious();
   LetNextStart();
@@ -143,12 +207,58 @@ __global__ void __launch_bounds__(kThreads) SampleRowsKernel(
   const int r = blockIdx.x;
   const SampleParams p = params[r];
   const float* row = logits + static_cast<size_t>(r) * V;
+  const bool sorted = NeedsSortedLogits(p, V);
+  if (w.chunks > 0 && !sorted) {
+    const int S = w.chunks;
+    const ChunkBest b = RowBest(w.best + r * S, S);
+    if (p.temperature == 0.0f) {
+      if (threadIdx.x == 0) tokens[r] = b.id == INT_MAX ? 0 : b.id;
+      return;
+    }
+    // The chunk where the cumulative sum passes u * total (chunk order, each chunk's sum
+    // rescaled from its max to the row's), then a walk of it.
+    __shared__ double base, thr;
+    __shared__ int at;
+    const double inv_t = 1.0 / p.temperature;
+    if (threadIdx.x == 0) {
+      auto scaled = [&](int c) {  // chunk c's sum relative to the row's max
+        const ChunkBest cb = w.best[r * S + c];
+        return cb.id == INT_MAX
+                   ? 0.0
+                   : w.sums[r * S + c] * exp((static_cast<double>(cb.val) - b.val) * inv_t);
+      };
+      double total = 0.0;
+      for (int c = 0; c < S; ++c) total += scaled(c);
+      thr = SampleUniformBits(p.seed, p.index) * total;
+      double cum = 0.0;
+      at = S;
+      for (int c = 0; c < S; ++c) {
+        const double sc = scaled(c);
+        if (cum + sc > thr) {
+          at = c;
+          break;
+        }
+        cum += sc;
+      }
+      base = cum;
+    }
+    __syncthreads();
+    int c = V - 1;  // none passes (rounding): the last id, as the one-block form
+    if (at < S) {
+      const Probs pr{row, static_cast<double>(b.val), inv_t};
+      const int lo = at * w.chunk, hi = min(V, lo + w.chunk);
+      const double t = thr;
+      c = CrossingIn(pr, lo, hi, base, [&](double) { return t; }, true, tmp, &found);
+      if (c == INT_MAX) c = hi < V ? hi : V - 1;  // the walk ended short, by rounding
+    }
+    if (threadIdx.x == 0) tokens[r] = c;
+    return;
+  }
   if (p.temperature == 0.0f) {
     const int id = Argmax(row, V, sh_id, sh_val);
     if (threadIdx.x == 0) tokens[r] = id;
     return;
   }
-  const bool sorted = NeedsSortedLogits(p, V);
   Probs pr;
   pr.inv_t = 1.0 / p.temperature;
   int n = V;
@@ -221,12 +331,31 @@ cudaError_t SortRowsDescending(const float* logits, int R, int V, const int32_t*
       row_offsets, row_offsets + 1, 0, sizeof(float) * 8, stream);
 }
 
+size_t SampleRowsTempBytes(int max_rows) {
+  return static_cast<size_t>(std::max(max_rows, 0)) * kMaxChunks *
+         (sizeof(ChunkBest) + sizeof(double));
+}
+
 cudaError_t SampleRows(const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
-                       const SampleParams* params, int R, int V, int32_t* tokens,
-                       cudaStream_t stream) {
+                       const SampleParams* params, int R, int V, int32_t* tokens, void* temp,
+                       size_t temp_bytes, cudaStream_t stream) {
   if (R == 0) return cudaSuccess;
+  // Chunks enough for two blocks per SM over all rows, of at least 1024 ids each.
+  Wide w;
+  const int want = std::min({kMaxChunks, 2 * NumSms() / R, (V + 1023) / 1024});
+  if (temp && want > 1 && temp_bytes >= SampleRowsTempBytes(R)) {
+    w.chunk = ((V + want - 1) / want + 3) / 4 * 4;
+    w.chunks = (V + w.chunk - 1) / w.chunk;
+    w.best = static_cast<ChunkBest*>(temp);
+    w.sums = reinterpret_cast<double*>(w.best + static_cast<size_t>(R) * kMaxChunks);
+    if (cudaError_t e = LaunchPdl(ChunkKernel, dim3(w.chunks, R), kChunkThreads, 0, stream,
+                                  logits, params, V, w);
+        e != cudaSuccess) {
+      return e;
+    }
+  }
   return LaunchPdl(SampleRowsKernel, R, kThreads, 0, stream, logits, sorted_logits, sorted_ids,
-                   params, V, tokens);
+                   params, V, tokens, w);
 }
 
 }  // namespace attnres::kernels

@@ -34,10 +34,10 @@ using WeightLoader = std::function<absl::StatusOr<std::unique_ptr<cuda::DeviceWe
 
 // Rank 0's sampling buffers, on its device.
 struct SamplerBuffers {
-  // [max_rows, V] logits, their sorted copy and ids, sort temp, row offsets [max_rows + 1], mix
-  // weights [max_tokens, total_weights], sampled tokens [max_rows].
-  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, row_offsets, mix, tokens;
-  size_t sort_temp_bytes = 0;
+  // [max_rows, V] logits, their sorted copy and ids, sort temp, the wide sampler's temp, row
+  // offsets [max_rows + 1], mix weights [max_tokens, total_weights], sampled tokens [max_rows].
+  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, sample_temp, row_offsets, mix, tokens;
+  size_t sort_temp_bytes = 0, sample_temp_bytes = 0;
   cuda::PinnedPtr host_tokens;  // [max_rows]
 };
 
@@ -197,9 +197,11 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   SamplerBuffers& s = *k.sampler;
   const size_t V = config_.vocab_size, R = max_rows_;
   s.sort_temp_bytes = kernels::SortRowsTempBytes(max_rows_, config_.vocab_size);
+  s.sample_temp_bytes = kernels::SampleRowsTempBytes(max_rows_);
   const size_t W = std::max(1, k.forward->mix_layout().total_weights());
   for (auto [ptr, bytes] : {std::pair{&s.logits, R * V * 4}, {&s.sorted_logits, R * V * 4},
                             {&s.sorted_ids, R * V * 4}, {&s.sort_temp, s.sort_temp_bytes},
+                            {&s.sample_temp, s.sample_temp_bytes},
                             {&s.row_offsets, (R + 1) * 4},
                             {&s.mix, o.max_num_batched_tokens * W * 4}, {&s.tokens, R * 4}}) {
     auto m = cuda::DeviceAlloc(bytes);
@@ -338,7 +340,8 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
   ATTNRES_CUDA_RETURN(kernels::SampleRows(
       logits, static_cast<float*>(s.sorted_logits.get()),
       static_cast<int32_t*>(s.sorted_ids.get()), k.upload.device_samples(), R, V,
-      static_cast<int32_t*>(s.tokens.get()), k.stream));
+      static_cast<int32_t*>(s.tokens.get()), s.sample_temp.get(), s.sample_temp_bytes,
+      k.stream));
   ATTNRES_CUDA_RETURN(cudaMemcpyAsync(s.host_tokens.get(), s.tokens.get(), 4 * R,
                                       cudaMemcpyDeviceToHost, k.stream));
   ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
