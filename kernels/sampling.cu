@@ -146,6 +146,10 @@ __device__ int Argmax(const float* x, int V, int* sh_id, float* sh_val) {
 // SM (greedy ~13 us, temperature ~55 us of double exps).
 constexpr int kChunkThreads = 256;
 constexpr int kMaxChunks = 64;
+// Chunk lengths: short ones cost a block each for little work; long ones make the walk of the
+// draw's chunk long (64 rows at a temperature: 4 chunks of 32K ids 1.504-1.514 ms per 1B step,
+// 16 of 8K 1.480-1.484; bench/BENCHMARKS.md run 24).
+constexpr int kMinChunkIds = 1024, kMaxChunkIds = 8192;
 struct ChunkBest {
   float val;  // the chunk's maximum (-inf when it has none)
   int id;     // its lowest id (INT_MAX when none)
@@ -340,9 +344,14 @@ cudaError_t SampleRows(const float* logits, const float* sorted_logits, const in
                        const SampleParams* params, int R, int V, int32_t* tokens, void* temp,
                        size_t temp_bytes, cudaStream_t stream) {
   if (R == 0) return cudaSuccess;
-  // Chunks enough for two blocks per SM over all rows, of at least 1024 ids each.
+  // Below two blocks per SM of rows: chunks enough for two blocks per SM over all rows, of at
+  // least kMinChunkIds and at most kMaxChunkIds ids (the walk covers one chunk).
   Wide w;
-  const int want = std::min({kMaxChunks, 2 * NumSms() / R, (V + 1023) / 1024});
+  const int by_sms = 2 * NumSms() / R;
+  const int want = by_sms < 2 ? 1
+                              : std::min({kMaxChunks,
+                                          std::max(by_sms, (V + kMaxChunkIds - 1) / kMaxChunkIds),
+                                          (V + kMinChunkIds - 1) / kMinChunkIds});
   if (temp && want > 1 && temp_bytes >= SampleRowsTempBytes(R)) {
     w.chunk = ((V + want - 1) / want + 3) / 4 * 4;
     w.chunks = (V + w.chunk - 1) / w.chunk;
