@@ -235,10 +235,10 @@ cudaError_t SortRowsDescending(const float* logits, int R, int V, const int32_t*
 // otherwise temperature, then top-k, min-p (relative to the top), top-p over what is left, and
 // the draw u = SampleUniform(seed, index) * total in sorted order (needs sorted_* when
 // NeedsSortedLogits, else scans ids in order). Probabilities in double.
-// With temp (SampleRowsTempBytes(R) bytes, device) and few rows, the rows that read their own
-// logits (greedy, temperature without truncation) are cut into chunks over many blocks (the
-// wide form: max and exp sums per chunk, then a walk of the chunk where the draw falls);
-// without it, one block per row. Same rules; the sums' order differs, so a draw within
+// With temp (SampleRowsTempBytes(R) bytes, device) and up to one row per SM, the rows that read
+// their own logits (greedy, temperature without truncation) are cut into chunks over many
+// blocks (the wide form: max and exp sums per chunk, then a walk of the chunk where the draw
+// falls); otherwise one block per row. Same rules; the sums' order differs, so a draw within
 // rounding of a boundary may differ between the forms.
 size_t SampleRowsTempBytes(int max_rows);
 cudaError_t SampleRows(const float* logits, const float* sorted_logits, const int32_t* sorted_ids,

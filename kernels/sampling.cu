@@ -344,8 +344,8 @@ cudaError_t SampleRows(const float* logits, const float* sorted_logits, const in
                        const SampleParams* params, int R, int V, int32_t* tokens, void* temp,
                        size_t temp_bytes, cudaStream_t stream) {
   if (R == 0) return cudaSuccess;
-  // Below two blocks per SM of rows: chunks enough for two blocks per SM over all rows, of at
-  // least kMinChunkIds and at most kMaxChunkIds ids (the walk covers one chunk).
+  // Up to one row per SM: chunks enough for two blocks per SM over all rows, of at least
+  // kMinChunkIds and at most kMaxChunkIds ids (the walk covers one chunk).
   Wide w;
   const int by_sms = 2 * NumSms() / R;
   const int want = by_sms < 2 ? 1
