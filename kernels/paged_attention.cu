@@ -7,7 +7,6 @@
 // Decode steps can fuse RoPE and the new K/V's page write in (ROPE; ops.h
 // PagedAttentionArgs::rope).
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 
 #include "kernels/common.cuh"
