@@ -1,13 +1,15 @@
 // Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots; a few
 // rows at Llama-3.2-1B width) against the standard add + RMSNorm boundary, the cuBLASLt GEMMs of
-// one layer at decode and prefill row counts next to our small-M Gemv at M = 1/4/8, paged decode
+// one layer at decode and prefill row counts next to our Gemv at M = 1/4/8 and skinny GEMM at
+// M = 16/32/64 (and the 1B shapes at 64), paged decode
 // attention (1/64/256 x 512 and 1 x 4096 contexts, split sweeps, 1B heads at 1/64/128 x 512, and
 // with the step's RoPE + K/V write as its own kernel or fused in) and a 4096-token causal prefill
 // attention, the sampler (greedy and temperature over a 128256-entry vocabulary). Bytes or FLOPs,
 // median time over CUDA-event-timed repetitions, fraction of the measured H200 ceilings.
 //
-// Usage: attnres-kernel-bench [FILTER]. With FILTER, only the boundary rows whose names contain
-// it, each launched 4 times (3 warm-up calls, 1 timed), for a profiler such as ncu.
+// Usage: attnres-kernel-bench [FILTER]. With FILTER, only the boundary and GEMM rows whose names
+// contain it, each timed once after 3 warm-up calls (GEMM rows: 4 batches of 10 calls), for a
+// profiler such as ncu.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -69,9 +71,12 @@ void Row(const std::string& what, double ms, double bytes, double flops) {
 // Q = 7; 1B (d = 2048): 8 blocks of 2 layers, Q = 3.
 enum class BoundaryForm { kOnePhase, kPhase2, kSnapshotPhase1 };
 
-// From the command line (for profilers): only the boundary rows whose names contain this, each
-// timed once.
-const char* g_boundary_only = nullptr;
+// From the command line (for profilers): only the boundary and GEMM rows whose names contain this,
+// each timed once.
+const char* g_filter = nullptr;
+bool Wanted(const std::string& name) {
+  return !g_filter || name.find(g_filter) != std::string::npos;
+}
 
 // Returns the median ms, or 0 where the row filter skipped it.
 double BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) {
@@ -128,9 +133,8 @@ double BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) 
       break;
   }
   double ms = 0;
-  if (!g_boundary_only || name.find(g_boundary_only) != std::string::npos) {
-    ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); },
-                  g_boundary_only ? 1 : 30);
+  if (Wanted(name)) {
+    ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); }, g_filter ? 1 : 30);
     Row(name, ms, bytes, 0);
   }
   cudaFree(prefix); cudaFree(delta); cudaFree(bank); cudaFree(out); cudaFree(inv); cudaFree(u);
@@ -147,7 +151,7 @@ void BenchPrefillMixCost() {
   constexpr int kT = 4096, kBlocks = 8, kSublayersPerBlock = 8;
   double t[kBlocks], sum = 0;
   for (int n = 0; n < kBlocks; ++n) t[n] = BenchBoundary(kT, n, BoundaryForm::kOnePhase);
-  if (g_boundary_only) return;
+  if (g_filter) return;
   for (int n = 1; n < kBlocks; ++n) sum += kSublayersPerBlock * (t[n] - t[0]);
   std::printf("| AttnRes mixes of a 4096-token prefill (8B, 8 blocks) | %.3f ms | sum of the rows above |\n",
               sum);
@@ -163,7 +167,7 @@ double GemmMedianMs(const std::function<void(const bf16* w)>& f, size_t w_bytes,
   size_t next = 0;
   const double ms = MedianMs([&] {
     for (int i = 0; i < 10; ++i) f(w[next++ % copies]);
-  }) / 10;
+  }, g_filter ? 1 : 30) / 10;
   for (bf16* p : w) cudaFree(p);
   return ms;
 }
@@ -171,6 +175,8 @@ double GemmMedianMs(const std::function<void(const bf16* w)>& f, size_t w_bytes,
 // cuBLASLt called directly (not through Gemm::Run's small-M dispatch), so these rows stay the
 // honest baseline for the Gemv rows below.
 void BenchGemm(attnres::cuda::Gemm& g, const char* name, int M, int N, int K) {
+  const std::string row = std::string("gemm ") + name + " M=" + std::to_string(M);
+  if (!Wanted(row)) return;
   bf16* x = static_cast<bf16*>(Buf(size_t(M) * K * 2, 8));
   bf16* y = static_cast<bf16*>(Buf(size_t(M) * N * 2, 10));
   const double ms = GemmMedianMs(
@@ -178,33 +184,37 @@ void BenchGemm(attnres::cuda::Gemm& g, const char* name, int M, int N, int K) {
       size_t(N) * K * 2, 9);
   const double flops = 2.0 * M * N * K, bytes = 2.0 * (double(M) * K + double(N) * K + double(M) * N);
   const double bw_ms = bytes / kPeakBytesPerS * 1e3, fl_ms = flops / kPeakFlops * 1e3;
-  Row(std::string("gemm ") + name + " M=" + std::to_string(M), ms, bytes,
-      fl_ms > bw_ms ? flops : 0);
+  Row(row, ms, bytes, fl_ms > bw_ms ? flops : 0);
   cudaFree(x); cudaFree(y);
 }
 
-// kernels::Gemv, what Gemm::Run uses for M <= kGemvMaxRows: bytes = w once + x + y (bf16).
-void BenchGemv(const char* name, int M, int N, int K) {
+// Our small-M kernels, what Gemm::Run uses below cuBLASLt: kernels::Gemv (M <= kGemvMaxRows,
+// rows "gemv") and kernels::SkinnyGemm (up to kSkinnyGemmMaxRows, rows "skinny"); both have the
+// same signature. bytes = w once + x + y (bf16).
+using SmallMGemm = decltype(&attnres::kernels::Gemv);
+void BenchSmallM(const char* kind, SmallMGemm gemm, const char* name, int M, int N, int K) {
+  const std::string row = std::string(kind) + " " + name + " M=" + std::to_string(M);
+  if (!Wanted(row)) return;
   bf16* x = static_cast<bf16*>(Buf(size_t(M) * K * 2, 8));
   bf16* y = static_cast<bf16*>(Buf(size_t(M) * N * 2, 10));
-  const double ms = GemmMedianMs(
-      [&](const bf16* w) { attnres::kernels::Gemv(x, w, y, M, N, K, false, nullptr); },
-      size_t(N) * K * 2, 9);
-  Row(std::string("gemv ") + name + " M=" + std::to_string(M), ms,
-      2.0 * (double(M) * K + double(N) * K + double(M) * N), 0);
+  const double ms = GemmMedianMs([&](const bf16* w) { gemm(x, w, y, M, N, K, false, nullptr); },
+                                 size_t(N) * K * 2, 9);
+  Row(row, ms, 2.0 * (double(M) * K + double(N) * K + double(M) * N), 0);
   cudaFree(x); cudaFree(y);
 }
 
-// kernels::GemvSwiGlu, what Gemm::RunSwiGlu uses for M <= kGemvMaxRows: the MLP's gate/up
-// projection [2f, K] with SwiGLU in the epilogue; bytes = w once + x + act (bf16).
-void BenchGemvSwiGlu(int M, int f, int K) {
+// The fused gate/up + SwiGLU forms (GemvSwiGlu, SkinnyGemmSwiGlu), what Gemm::RunSwiGlu uses below
+// cuBLASLt: the MLP's gate/up projection [2f, K] with SwiGLU in the epilogue; bytes = w once + x +
+// act (bf16).
+using SmallMSwiGlu = decltype(&attnres::kernels::GemvSwiGlu);
+void BenchSmallMSwiGlu(const char* kind, SmallMSwiGlu gemm, int M, int f, int K) {
+  const std::string row = std::string(kind) + " gate_up+swiglu M=" + std::to_string(M);
+  if (!Wanted(row)) return;
   bf16* x = static_cast<bf16*>(Buf(size_t(M) * K * 2, 8));
   bf16* y = static_cast<bf16*>(Buf(size_t(M) * f * 2, 10));
-  const double ms = GemmMedianMs(
-      [&](const bf16* w) { attnres::kernels::GemvSwiGlu(x, w, y, M, f, K, nullptr); },
-      size_t(2) * f * K * 2, 9);
-  Row("gemv gate_up+swiglu M=" + std::to_string(M), ms,
-      2.0 * (double(M) * K + 2.0 * f * K + double(M) * f), 0);
+  const double ms = GemmMedianMs([&](const bf16* w) { gemm(x, w, y, M, f, K, nullptr); },
+                                 size_t(2) * f * K * 2, 9);
+  Row(row, ms, 2.0 * (double(M) * K + 2.0 * f * K + double(M) * f), 0);
   cudaFree(x); cudaFree(y);
 }
 
@@ -365,7 +375,7 @@ void BenchSample(int R, float temperature, bool wide) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) g_boundary_only = argv[1];
+  if (argc > 1) g_filter = argv[1];
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
     std::printf("no CUDA device: skipped\n");
@@ -387,24 +397,43 @@ int main(int argc, char** argv) {
     BenchBoundary(T, 8, BoundaryForm::kPhase2, 2048, 3);
     BenchBoundary(T, 7, BoundaryForm::kSnapshotPhase1, 2048, 3);
   }
-  if (g_boundary_only) return 0;
   auto g = attnres::cuda::Gemm::Create();
   if (!g.ok()) return 1;
   struct Shape { const char* name; int N, K; };
   const Shape shapes[] = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096},
                           {"down", 4096, 14336}};
+  using attnres::kernels::Gemv;
+  using attnres::kernels::GemvSwiGlu;
+  using attnres::kernels::SkinnyGemm;
+  using attnres::kernels::SkinnyGemmSwiGlu;
   for (int M : {1, 4, 8}) {  // decode sizes: cuBLASLt (M = 1, 8) next to Gemv
     for (const Shape& s : shapes) {
       if (M != 4) BenchGemm(**g, s.name, M, s.N, s.K);
-      BenchGemv(s.name, M, s.N, s.K);
+      BenchSmallM("gemv", Gemv, s.name, M, s.N, s.K);
     }
-    if (M != 4) BenchGemvSwiGlu(M, 14336, 4096);
+    if (M != 4) BenchSmallMSwiGlu("gemv", GemvSwiGlu, M, 14336, 4096);
   }
-  for (int M : {64, 256, 4096}) {
+  for (int M : {16, 32, 64}) {  // cuBLASLt next to the skinny GEMM
+    for (const Shape& s : shapes) {
+      BenchGemm(**g, s.name, M, s.N, s.K);
+      BenchSmallM("skinny", SkinnyGemm, s.name, M, s.N, s.K);
+    }
+    BenchSmallMSwiGlu("skinny", SkinnyGemmSwiGlu, M, 14336, 4096);
+  }
+  for (const Shape& s : {Shape{"1B qkv", 3072, 2048}, Shape{"1B o", 2048, 2048},
+                         Shape{"1B down", 2048, 8192}}) {
+    BenchGemm(**g, s.name, 64, s.N, s.K);
+    BenchSmallM("skinny", SkinnyGemm, s.name, 64, s.N, s.K);
+  }
+  BenchSmallMSwiGlu("skinny 1B", SkinnyGemmSwiGlu, 64, 8192, 2048);
+  for (int M : {256, 4096}) {
     for (const Shape& s : shapes) BenchGemm(**g, s.name, M, s.N, s.K);
   }
   BenchGemm(**g, "lm_head", 1, 128256, 4096);
-  BenchGemv("lm_head", 1, 128256, 4096);
+  BenchSmallM("gemv", Gemv, "lm_head", 1, 128256, 4096);
+  BenchGemm(**g, "lm_head", 64, 128256, 4096);
+  BenchSmallM("skinny", SkinnyGemm, "lm_head", 64, 128256, 4096);
+  if (g_filter) return 0;
   BenchDecodeAttention(1, 512);
   for (DecodeRope rope : {DecodeRope::kSeparate, DecodeRope::kFused}) {
     for (int seqs : {1, 64}) BenchDecodeAttention(seqs, 512, 0, 128, rope);

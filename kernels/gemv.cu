@@ -4,6 +4,7 @@
 // to HBM speed; the math runs on tensor cores so M = 1..8 cost the same. Not a general GEMM:
 // larger M goes to cuBLASLt (models/cuda/gemm.cc decides).
 #include "kernels/common.cuh"
+#include "kernels/mma.cuh"
 #include "kernels/ops.h"
 
 namespace attnres::kernels {
@@ -28,16 +29,6 @@ __device__ __forceinline__ uint4 LoadStream(const bf16* p) {
       : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
       : "l"(p));
   return v;
-}
-
-// d += A . B for one m16n8k16 tile: A 16x16 bf16 (row-major fragments a0..a3), B 16x8 bf16
-// (column fragments b0, b1), fp32 accumulators d[4].
-__device__ __forceinline__ void Mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
-                                    uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 // What a block writes: y in bf16 or fp32, or SwiGLU. In the SwiGLU form w is the fused [2f, K]

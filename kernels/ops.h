@@ -265,4 +265,22 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
 cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,
                        cudaStream_t stream);
 
+// ---- skinny_gemm.cu: GEMM for decode steps of 9-64 rows ----
+// y[M, N] = x[M, K] . w[N, K]^T as Gemv (same twin, outputs and preconditions, M up to
+// kSkinnyGemmMaxRows), for steps too wide for Gemv: blocks of 128 w rows stage x through shared
+// memory, and matrices of few such tiles split K over a thread-block cluster whose blocks sum
+// their tiles through distributed shared memory (deterministic). Reads w once (measured: not yet
+// faster than cuBLASLt; see skinny_gemm.cu). No allocation or sync: capturable in CUDA graphs.
+inline constexpr int kSkinnyGemmMaxRows = 64;
+inline bool SkinnyGemmSupports(const bf16* x, const bf16* w, int M, int K) {
+  return M >= 0 && M <= kSkinnyGemmMaxRows && K >= 0 && K % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+}
+cudaError_t SkinnyGemm(const bf16* x, const bf16* w, void* out, int M, int N, int K,
+                       bool out_f32, cudaStream_t stream);
+// The MLP's gate/up projection and SwiGLU in one pass, as GemvSwiGlu for up to 64 rows:
+// bit-identical to SkinnyGemm into a [M, 2f] bf16 buffer followed by SwiGlu. out: [M, f] bf16.
+cudaError_t SkinnyGemmSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f,
+                             int K, cudaStream_t stream);
+
 }  // namespace attnres::kernels

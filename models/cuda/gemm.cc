@@ -2,6 +2,9 @@
 // B = x (K x M), D = y (N x M).
 #include "models/cuda/gemm.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace attnres::cuda {
 
 namespace {
@@ -10,6 +13,8 @@ constexpr size_t kWorkspaceBytes = 64ull << 20;
 
 absl::StatusOr<std::unique_ptr<Gemm>> Gemm::Create() {
   std::unique_ptr<Gemm> g(new Gemm());
+  const char* skinny = std::getenv("ATTNRES_SKINNY_GEMM");
+  g->skinny_ = skinny != nullptr && std::strcmp(skinny, "1") == 0;
   ATTNRES_CUBLAS_RETURN(cublasLtCreate(&g->handle_));
   auto ws = DeviceAlloc(kWorkspaceBytes);
   if (!ws.ok()) return ws.status();
@@ -83,11 +88,19 @@ bool TakesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int
 }
 }  // namespace
 
+bool Gemm::TakesSkinny(const kernels::bf16* x, const kernels::bf16* w, int M, int K) const {
+  return skinny_ && M > kernels::kGemvMaxRows && kernels::SkinnyGemmSupports(x, w, M, K);
+}
+
 absl::Status Gemm::Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                        int K, bool out_f32, cudaStream_t stream) {
   if (M == 0) return absl::OkStatus();
   if (TakesGemv(x, w, M, N, K, kGemvMaxWeightBytes)) {
     ATTNRES_CUDA_RETURN(kernels::Gemv(x, w, out, M, N, K, out_f32, stream));
+    return absl::OkStatus();
+  }
+  if (TakesSkinny(x, w, M, K)) {
+    ATTNRES_CUDA_RETURN(kernels::SkinnyGemm(x, w, out, M, N, K, out_f32, stream));
     return absl::OkStatus();
   }
   return RunCublasLt(x, w, out, M, N, K, out_f32, stream);
@@ -99,6 +112,10 @@ absl::Status Gemm::RunSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate
   if (M == 0) return absl::OkStatus();
   if (TakesGemv(x, w_gate_up, M, 2 * f, K, kGemvSwiGluMaxWeightBytes)) {
     ATTNRES_CUDA_RETURN(kernels::GemvSwiGlu(x, w_gate_up, act, M, f, K, stream));
+    return absl::OkStatus();
+  }
+  if (TakesSkinny(x, w_gate_up, M, K)) {
+    ATTNRES_CUDA_RETURN(kernels::SkinnyGemmSwiGlu(x, w_gate_up, act, M, f, K, stream));
     return absl::OkStatus();
   }
   if (auto st = Run(x, w_gate_up, gate_up, M, 2 * f, K, false, stream); !st.ok()) return st;

@@ -1,9 +1,10 @@
 // bf16 GEMMs for the forward pass: y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), fp32
 // accumulation, bf16 or fp32 output, and the MLP's gate/up projection with SwiGLU. Decode-sized M
-// on weights up to ~128 MB (gate/up + SwiGLU: ~256 MB) goes to our bandwidth-bound
-// kernels::Gemv (where it measured faster), the rest to cuBLASLt, whose
-// descriptors and heuristic algorithm are cached per shape; one fixed workspace keeps calls
-// capturable in CUDA graphs.
+// goes to our bandwidth-bound kernels::Gemv (up to 8 rows on weights up to ~128 MB; gate/up +
+// SwiGLU: ~256 MB), where it measured faster; with ATTNRES_SKINNY_GEMM=1, 9-64 rows go to
+// kernels::SkinnyGemm (opt-in: it measured slower than cuBLASLt, bench/BENCHMARKS.md run 25); the
+// rest to cuBLASLt, whose descriptors and heuristic algorithm are cached per shape; one fixed
+// workspace keeps calls capturable in CUDA graphs.
 #pragma once
 
 #include <cublasLt.h>
@@ -23,15 +24,17 @@ class Gemm {
   static absl::StatusOr<std::unique_ptr<Gemm>> Create();
   ~Gemm();
 
-  // out is bf16 [M, N] unless out_f32, then fp32 [M, N]. M <= kernels::kGemvMaxRows, N * K
-  // bf16 weights <= 128 MB, K % 8 == 0 and 16-byte aligned x, w run kernels::Gemv; the rest
+  // out is bf16 [M, N] unless out_f32, then fp32 [M, N]. With K % 8 == 0 and 16-byte aligned x,
+  // w: M <= kernels::kGemvMaxRows on N * K bf16 weights <= 128 MB runs kernels::Gemv, M from
+  // kGemvMaxRows + 1 to kernels::kSkinnyGemmMaxRows kernels::SkinnyGemm where enabled; the rest
   // cuBLASLt.
   absl::Status Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N, int K,
                    bool out_f32, cudaStream_t stream);
   // The MLP's gate/up projection and SwiGLU: act[M, f] = silu(g) * u, with g, u = x . w_gate_up
   // [2f, K]^T's halves rounded to bf16. For Gemv's rows and alignment on weights up to 256 MB,
-  // one kernels::GemvSwiGlu; otherwise Run into gate_up [M, 2f] bf16 (scratch), then
-  // kernels::SwiGlu.
+  // one kernels::GemvSwiGlu; for the skinny GEMM's rows where enabled, one
+  // kernels::SkinnyGemmSwiGlu; otherwise
+  // Run into gate_up [M, 2f] bf16 (scratch), then kernels::SwiGlu.
   absl::Status RunSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up,
                          kernels::bf16* gate_up, kernels::bf16* act, int M, int f, int K,
                          cudaStream_t stream);
@@ -46,6 +49,10 @@ class Gemm {
     cublasLtMatmulAlgo_t algo;
   };
   absl::StatusOr<const Plan*> PlanFor(int M, int N, int K, bool out_f32);
+  // Steps of kGemvMaxRows + 1 to kSkinnyGemmMaxRows rows with Gemv's alignment.
+  bool TakesSkinny(const kernels::bf16* x, const kernels::bf16* w, int M, int K) const;
+
+  bool skinny_ = false;  // ATTNRES_SKINNY_GEMM=1 at Create (opt-in until it beats cuBLASLt)
 
   cublasLtHandle_t handle_ = nullptr;
   DevicePtr workspace_;

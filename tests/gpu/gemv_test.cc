@@ -1,10 +1,13 @@
-// kernels::Gemv (the small-M decode GEMM) against a double-precision twin of MatMulWt over odd
-// sizes, bf16 and fp32 outputs; its refusal of unsupported arguments; a CUDA-graph replay;
-// Gemm::Run's dispatch (Gemv at M = 1, cuBLASLt at M = 64) against the same twin; and the fused
-// gate/up + SwiGLU form (GemvSwiGlu, Gemm::RunSwiGlu) against the twin and, bit for bit, against
-// Gemv followed by the SwiGLU kernel.
+// The small-M decode GEMMs against a double-precision twin of MatMulWt over odd sizes, bf16 and
+// fp32 outputs: kernels::Gemv (M <= 8) and kernels::SkinnyGemm (9-64 rows, K split over clusters
+// of 1-8 blocks); their refusal of unsupported arguments; CUDA-graph replays; Gemm::Run's
+// dispatch (Gemv at M = 1, SkinnyGemm at 64, cuBLASLt at 65) against the same twin; and the fused
+// gate/up + SwiGLU forms (GemvSwiGlu, SkinnyGemmSwiGlu, Gemm::RunSwiGlu) against the twin and, bit
+// for bit, against the plain kernel followed by the SwiGLU kernel.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "kernels/ops.h"
 #include "models/cuda/gemm.h"
@@ -155,37 +158,56 @@ TEST(GemvKernel, ReplaysBitwiseInACudaGraph) {
   cudaStreamDestroy(stream);
 }
 
-// Gemm::Run takes Gemv at M = 1 and cuBLASLt at M = 64; both must agree with the twin, and the
-// M = 1 result with RunCublasLt's.
+// A Gemm made with ATTNRES_SKINNY_GEMM set to `skinny` (read at Create).
+std::unique_ptr<cuda::Gemm> MakeGemm(bool skinny) {
+  setenv("ATTNRES_SKINNY_GEMM", skinny ? "1" : "0", 1);
+  auto gemm = cuda::Gemm::Create();
+  unsetenv("ATTNRES_SKINNY_GEMM");
+  EXPECT_TRUE(gemm.ok()) << gemm.status();
+  return gemm.ok() ? std::move(*gemm) : nullptr;
+}
+
+// Gemm::Run takes Gemv at M = 1, SkinnyGemm at M = 64 where enabled (cuBLASLt by default) and
+// cuBLASLt at M = 65; all must agree with the twin (as must RunCublasLt at each M), and each bit
+// for bit with the kernel it dispatched to.
 TEST(GemmDispatch, SmallAndLargeMAgreeWithDoubleTwin) {
   ATTNRES_REQUIRE_GPU();
-  auto gemm = cuda::Gemm::Create();
-  ASSERT_TRUE(gemm.ok()) << gemm.status();
-  const int N = 733, K = 4096;
-  const auto w = RandomBf16Values(size_t(N) * K, 21, 1.0f);
-  DeviceArray<uint16_t> d_w(w.size());
-  d_w.Upload(ToBf16(w));
-  const bf16* wp = reinterpret_cast<const bf16*>(d_w.get());
-  for (int M : {1, 64}) {
-    const auto x = RandomBf16Values(size_t(M) * K, 22 + M, 2.0f);
-    DeviceArray<uint16_t> d_x(x.size());
-    d_x.Upload(ToBf16(x));
-    const bf16* xp = reinterpret_cast<const bf16*>(d_x.get());
-    const Twin twin = GemvTwin(x, w, M, N, K);
-    for (bool out_f32 : {false, true}) {
-      SCOPED_TRACE(testing::Message() << "M=" << M << (out_f32 ? " fp32" : " bf16") << " out");
-      const auto got = RunInto(M, N, out_f32, [&](void* out) {
-        const absl::Status st = (*gemm)->Run(xp, wp, out, M, N, K, out_f32, nullptr);
-        ASSERT_TRUE(st.ok()) << st;
-      });
-      EXPECT_TRUE(MatchesTwin(got, twin, !out_f32));
-      const auto lt = RunInto(M, N, out_f32, [&](void* out) {
-        const absl::Status st = (*gemm)->RunCublasLt(xp, wp, out, M, N, K, out_f32, nullptr);
-        ASSERT_TRUE(st.ok()) << st;
-      });
-      EXPECT_TRUE(MatchesTwin(lt, twin, !out_f32));
-      if (M == 64) {
-        EXPECT_EQ(got, lt);  // above the Gemv limit Run is cuBLASLt
+  for (bool skinny : {false, true}) {
+    SCOPED_TRACE(skinny ? "ATTNRES_SKINNY_GEMM=1" : "default");
+    const auto gemm = MakeGemm(skinny);
+    ASSERT_NE(gemm, nullptr);
+    const int N = 733, K = 4096;
+    const auto w = RandomBf16Values(size_t(N) * K, 21, 1.0f);
+    DeviceArray<uint16_t> d_w(w.size());
+    d_w.Upload(ToBf16(w));
+    const bf16* wp = reinterpret_cast<const bf16*>(d_w.get());
+    for (int M : {1, 64, 65}) {
+      const auto x = RandomBf16Values(size_t(M) * K, 22 + M, 2.0f);
+      DeviceArray<uint16_t> d_x(x.size());
+      d_x.Upload(ToBf16(x));
+      const bf16* xp = reinterpret_cast<const bf16*>(d_x.get());
+      const Twin twin = GemvTwin(x, w, M, N, K);
+      for (bool out_f32 : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "M=" << M << (out_f32 ? " fp32" : " bf16") << " out");
+        const auto got = RunInto(M, N, out_f32, [&](void* out) {
+          const absl::Status st = gemm->Run(xp, wp, out, M, N, K, out_f32, nullptr);
+          ASSERT_TRUE(st.ok()) << st;
+        });
+        EXPECT_TRUE(MatchesTwin(got, twin, !out_f32));
+        const auto lt = RunInto(M, N, out_f32, [&](void* out) {
+          const absl::Status st = gemm->RunCublasLt(xp, wp, out, M, N, K, out_f32, nullptr);
+          ASSERT_TRUE(st.ok()) << st;
+        });
+        EXPECT_TRUE(MatchesTwin(lt, twin, !out_f32));
+        if (M == 65 || (M == 64 && !skinny)) {
+          EXPECT_EQ(got, lt);  // Run is cuBLASLt here
+        } else {
+          const auto direct = RunInto(M, N, out_f32, [&](void* out) {
+            ASSERT_CUDA(M == 1 ? kernels::Gemv(xp, wp, out, M, N, K, out_f32, nullptr)
+                               : kernels::SkinnyGemm(xp, wp, out, M, N, K, out_f32, nullptr));
+          });
+          EXPECT_EQ(got, direct);
+        }
       }
     }
   }
@@ -256,28 +278,163 @@ TEST(GemvKernel, SwiGluFormMatchesTwinAndTheUnfusedKernelsBitwise) {
             cudaErrorInvalidValue);
 }
 
-// Gemm::RunSwiGlu: the fused Gemv form at M = 1, cuBLASLt + the SwiGLU kernel at M = 64; both
-// against the twin.
+// Gemm::RunSwiGlu: the fused Gemv form at M = 1, the fused skinny form at M = 64 where enabled
+// (else cuBLASLt + the SwiGLU kernel, as at M = 65); all against the twin.
 TEST(GemmDispatch, SwiGluAtSmallAndLargeMAgreesWithTwin) {
   ATTNRES_REQUIRE_GPU();
-  auto gemm = cuda::Gemm::Create();
-  ASSERT_TRUE(gemm.ok()) << gemm.status();
-  const int f = 736, K = 2048;
-  const auto w = RandomBf16Values(size_t(2) * f * K, 41, 1.0f);
-  DeviceArray<uint16_t> d_w(w.size());
+  for (bool skinny : {false, true}) {
+    SCOPED_TRACE(skinny ? "ATTNRES_SKINNY_GEMM=1" : "default");
+    const auto gemm = MakeGemm(skinny);
+    ASSERT_NE(gemm, nullptr);
+    const int f = 736, K = 2048;
+    const auto w = RandomBf16Values(size_t(2) * f * K, 41, 1.0f);
+    DeviceArray<uint16_t> d_w(w.size());
+    d_w.Upload(ToBf16(w));
+    for (int M : {1, 64, 65}) {
+      SCOPED_TRACE(testing::Message() << "M=" << M);
+      const auto x = RandomBf16Values(size_t(M) * K, 42 + M, 2.0f);
+      DeviceArray<uint16_t> d_x(x.size()), d_gu(size_t(M) * 2 * f), d_act(size_t(M) * f);
+      d_x.Upload(ToBf16(x));
+      const absl::Status st = gemm->RunSwiGlu(
+          reinterpret_cast<const bf16*>(d_x.get()), reinterpret_cast<const bf16*>(d_w.get()),
+          reinterpret_cast<bf16*>(d_gu.get()), reinterpret_cast<bf16*>(d_act.get()), M, f, K,
+          nullptr);
+      ASSERT_TRUE(st.ok()) << st;
+      ASSERT_CUDA(cudaDeviceSynchronize());
+      EXPECT_TRUE(MatchesSwiGluTwin(FromBf16(d_act.Download()), GemvTwin(x, w, M, 2 * f, K), M, f));
+    }
+  }
+}
+
+
+const bf16* AsBf16(const DeviceArray<uint16_t>& a) {
+  return reinterpret_cast<const bf16*>(a.get());
+}
+
+// Sizes that cover the kernel's cases: x rows in each of its 2, 4 and 8 n-tile forms and their
+// tails (9, 13, 17, 33, 64); w rows past the last 128-row tile; K in one partial stage (8), two
+// stages (72: one block per tile), 16 stages over 8 blocks of 2, 64 over 5 blocks of 13 (the last
+// 12: 49 tiles), 224 over 8 blocks of 28 (the 8B down); 133 tiles (one block each); and N % 4 == 0
+// (4 outputs per store) next to the rest (one per store).
+TEST(SkinnyGemmKernel, MatchesDoubleTwinOverOddSizes) {
+  ATTNRES_REQUIRE_GPU();
+  struct Case { int N, K; std::vector<int> Ms; };
+  const std::vector<Case> cases = {
+      {1, 8, {9, 13, 17, 33, 64}},      {7, 72, {9, 13, 17, 33, 64}},
+      {19, 1000, {9, 17, 64}},          {733, 1000, {9, 13, 16, 17, 32, 33, 64}},
+      {733, 72, {64}},                  {4096 + 3, 4096, {9, 64}},
+      {6144 + 7, 4096, {33}},           {733, 14336, {17, 64}},
+      {133 * 128 - 5, 72, {64}},        {1, 14336, {9}},
+      {736, 1000, {9, 33, 64}},         {2048, 2048, {64}}};  // N % 4 == 0: vector stores
+  uint32_t seed = 500;
+  for (const Case& c : cases) {
+    const auto w = RandomBf16Values(size_t(c.N) * c.K, ++seed, 1.0f);
+    DeviceArray<uint16_t> d_w(w.size());
+    d_w.Upload(ToBf16(w));
+    for (int M : c.Ms) {
+      SCOPED_TRACE(testing::Message() << "M=" << M << " N=" << c.N << " K=" << c.K);
+      const auto x = RandomBf16Values(size_t(M) * c.K, ++seed, 2.0f);
+      DeviceArray<uint16_t> d_x(x.size());
+      d_x.Upload(ToBf16(x));
+      const Twin twin = GemvTwin(x, w, M, c.N, c.K);
+      for (bool out_f32 : {false, true}) {
+        const auto got = RunInto(M, c.N, out_f32, [&](void* out) {
+          ASSERT_CUDA(kernels::SkinnyGemm(AsBf16(d_x), AsBf16(d_w), out, M, c.N, c.K, out_f32,
+                                          nullptr));
+        });
+        ASSERT_TRUE(MatchesTwin(got, twin, !out_f32)) << (out_f32 ? "fp32" : "bf16") << " out";
+      }
+    }
+  }
+}
+
+TEST(SkinnyGemmKernel, RefusesUnsupportedArgumentsWithoutLaunching) {
+  ATTNRES_REQUIRE_GPU();
+  DeviceArray<uint16_t> x(65 * 16), w(4 * 16);
+  DeviceArray<float> out(65 * 4);
+  const bf16* xp = AsBf16(x);
+  const bf16* wp = AsBf16(w);
+  EXPECT_EQ(kernels::SkinnyGemm(xp, wp, out.get(), 9, 4, 12, true, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::SkinnyGemm(xp, wp, out.get(), 65, 4, 16, true, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::SkinnyGemm(xp + 1, wp, out.get(), 9, 4, 8, true, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::SkinnyGemm(xp, wp + 4, out.get(), 9, 4, 8, true, nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::SkinnyGemm(xp, wp, out.get(), 9, -1, 8, true, nullptr), cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::SkinnyGemmSwiGlu(xp, wp, reinterpret_cast<bf16*>(out.get()), 65, 2, 16,
+                                      nullptr),
+            cudaErrorInvalidValue);
+  EXPECT_EQ(kernels::SkinnyGemm(xp, wp, out.get(), 0, 4, 16, true, nullptr), cudaSuccess);
+  EXPECT_EQ(kernels::SkinnyGemm(xp, wp, out.get(), 9, 0, 16, true, nullptr), cudaSuccess);
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // nothing sticky left behind
+  for (float v : out.Download()) ASSERT_TRUE(std::isnan(v)) << "an output was written";
+}
+
+// Eager twice and in a graph: the cluster's rank-order sums make every run the same bits.
+TEST(SkinnyGemmKernel, IsDeterministicAndReplaysBitwiseInACudaGraph) {
+  ATTNRES_REQUIRE_GPU();
+  const int M = 37, N = 733, K = 4096;  // 6 tiles: K split over clusters of 8
+  const auto x = RandomBf16Values(size_t(M) * K, 17, 2.0f);
+  const auto w = RandomBf16Values(size_t(N) * K, 18, 1.0f);
+  DeviceArray<uint16_t> d_x(x.size()), d_w(w.size());
+  d_x.Upload(ToBf16(x));
   d_w.Upload(ToBf16(w));
-  for (int M : {1, 64}) {
-    SCOPED_TRACE(testing::Message() << "M=" << M);
-    const auto x = RandomBf16Values(size_t(M) * K, 42 + M, 2.0f);
-    DeviceArray<uint16_t> d_x(x.size()), d_gu(size_t(M) * 2 * f), d_act(size_t(M) * f);
-    d_x.Upload(ToBf16(x));
-    const absl::Status st = (*gemm)->RunSwiGlu(
-        reinterpret_cast<const bf16*>(d_x.get()), reinterpret_cast<const bf16*>(d_w.get()),
-        reinterpret_cast<bf16*>(d_gu.get()), reinterpret_cast<bf16*>(d_act.get()), M, f, K,
-        nullptr);
-    ASSERT_TRUE(st.ok()) << st;
-    ASSERT_CUDA(cudaDeviceSynchronize());
-    EXPECT_TRUE(MatchesSwiGluTwin(FromBf16(d_act.Download()), GemvTwin(x, w, M, 2 * f, K), M, f));
+  DeviceArray<float> eager(size_t(M) * N), again(size_t(M) * N), graph(size_t(M) * N);
+  cudaStream_t stream;
+  ASSERT_CUDA(cudaStreamCreate(&stream));
+  ASSERT_CUDA(kernels::SkinnyGemm(AsBf16(d_x), AsBf16(d_w), eager.get(), M, N, K, true, stream));
+  ASSERT_CUDA(kernels::SkinnyGemm(AsBf16(d_x), AsBf16(d_w), again.get(), M, N, K, true, stream));
+  cudaGraph_t g;
+  cudaGraphExec_t exec;
+  ASSERT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  ASSERT_CUDA(kernels::SkinnyGemm(AsBf16(d_x), AsBf16(d_w), graph.get(), M, N, K, true, stream));
+  ASSERT_CUDA(cudaStreamEndCapture(stream, &g));
+  ASSERT_CUDA(cudaGraphInstantiate(&exec, g, 0));
+  ASSERT_CUDA(cudaGraphLaunch(exec, stream));
+  ASSERT_CUDA(cudaStreamSynchronize(stream));
+  const auto a = eager.Download(), b = again.Download(), c = graph.Download();
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), 4 * a.size()), 0);
+  EXPECT_EQ(std::memcmp(a.data(), c.data(), 4 * a.size()), 0);
+  EXPECT_TRUE(MatchesTwin(c, GemvTwin(x, w, M, N, K), false));
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(g);
+  cudaStreamDestroy(stream);
+}
+
+TEST(SkinnyGemmKernel, SwiGluFormMatchesTwinAndTheUnfusedKernelsBitwise) {
+  ATTNRES_REQUIRE_GPU();
+  uint32_t seed = 700;
+  for (int K : {8, 1000, 4096}) {
+    // 733: 12 tiles of 64 columns over clusters of 8; 8192: the 1B MLP (128 tiles, 2 blocks each).
+    for (int f : {1, 7, 733, 736, 8192}) {
+      if (f == 8192 && K != 4096) continue;
+      const auto w = RandomBf16Values(size_t(2) * f * K, ++seed, 1.0f);
+      DeviceArray<uint16_t> d_w(w.size());
+      d_w.Upload(ToBf16(w));
+      for (int M : {9, 33, 64}) {
+        if (f == 8192 && M != 64) continue;
+        SCOPED_TRACE(testing::Message() << "M=" << M << " f=" << f << " K=" << K);
+        const auto x = RandomBf16Values(size_t(M) * K, ++seed, 2.0f);
+        DeviceArray<uint16_t> d_x(x.size()), d_act(size_t(M) * f);
+        d_x.Upload(ToBf16(x));
+        ASSERT_CUDA(kernels::SkinnyGemmSwiGlu(AsBf16(d_x), AsBf16(d_w),
+                                              reinterpret_cast<bf16*>(d_act.get()), M, f, K,
+                                              nullptr));
+        ASSERT_CUDA(cudaDeviceSynchronize());
+        const auto act = d_act.Download();
+        ASSERT_TRUE(MatchesSwiGluTwin(FromBf16(act), GemvTwin(x, w, M, 2 * f, K), M, f));
+        if (f % 8 != 0) continue;  // the SwiGLU kernel's precondition
+        DeviceArray<uint16_t> d_gu(size_t(M) * 2 * f), d_ref(size_t(M) * f);
+        ASSERT_CUDA(kernels::SkinnyGemm(AsBf16(d_x), AsBf16(d_w), d_gu.get(), M, 2 * f, K, false,
+                                        nullptr));
+        ASSERT_CUDA(kernels::SwiGlu(AsBf16(d_gu), M, f, reinterpret_cast<bf16*>(d_ref.get()),
+                                    nullptr));
+        ASSERT_CUDA(cudaDeviceSynchronize());
+        EXPECT_EQ(act, d_ref.Download());
+      }
+    }
   }
 }
 
