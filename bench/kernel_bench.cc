@@ -159,7 +159,9 @@ void BenchPrefillMixCost() {
 
 // Decode GEMMs are weight streams: each timed call reads its own copy of w (>= 200 MB of copies,
 // 4x the 50 MB L2, as a real step never finds its weights in L2), and calls run back to back in
-// batches of 10 between the events so one launch gap is spread over 10 kernels.
+// batches of 10 between the events so one launch gap is spread over 10 kernels. Back to back, our
+// PDL kernels (Gemv, SkinnyGemm) start streaming weights under the previous call's tail, which a
+// step's different previous kernel may not allow: ATTNRES_PDL=0 times them without that overlap.
 double GemmMedianMs(const std::function<void(const bf16* w)>& f, size_t w_bytes, uint64_t seed) {
   const size_t copies = std::max<size_t>(1, (200u << 20) / w_bytes + 1);
   std::vector<bf16*> w;
