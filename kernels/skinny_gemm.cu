@@ -96,7 +96,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
   for (int j = 0; j < kTileRows / kLdRows; ++j) {
     const int r = ld_row + kLdRows * j;
-    const int row = kOut == Out::kSwiGlu ? (r < 64 ? 0 : N) + min(c0 + (r & 63), N - 1)
+    constexpr int kHalf = kTileRows / 2;  // SwiGLU: gate rows, then as many up rows
+    const int row = kOut == Out::kSwiGlu ? (r < kHalf ? 0 : N) + min(c0 + r % kHalf, N - 1)
                                          : min(c0 + r, N - 1);
     w_src[j] = w + static_cast<size_t>(row) * K + 8 * ld_chunk;
   }
