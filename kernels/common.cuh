@@ -172,8 +172,25 @@ __device__ inline void StoreBf16x8(__nv_bfloat16* p, const float (&v)[8]) {
 }
 
 // SwiGLU of one element pair, fp32 (twin: SwiGlu in models/cpu_ops.h): silu(g) * u. Shared by
-// the SwiGLU kernel and Gemv's fused gate/up epilogue so both round alike.
+// the SwiGLU kernel and the GEMMs' fused gate/up epilogue (StoreGemmOut) so both round alike.
 __device__ __forceinline__ float SiluMul(float g, float u) { return g / (1.0f + __expf(-g)) * u; }
+
+// What a small-M GEMM (Gemv, the skinny GEMM) writes: y in bf16 or fp32, or the MLP's SwiGLU of
+// a gate and an up sum. Both sums are rounded to bf16 first, as the unfused path stores them (the
+// GEMM's bf16 output, then the SwiGLU kernel), so the fused forms match it bit for bit.
+enum class GemmOut { kBf16, kF32, kSwiGlu };
+template <GemmOut kOut>
+__device__ __forceinline__ void StoreGemmOut(void* out, size_t i, float sum, float up_sum) {
+  if constexpr (kOut == GemmOut::kF32) {
+    static_cast<float*>(out)[i] = sum;
+  } else if constexpr (kOut == GemmOut::kBf16) {
+    static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(sum);
+  } else {
+    const float g = __bfloat162float(__float2bfloat16_rn(sum));
+    const float u = __bfloat162float(__float2bfloat16_rn(up_sum));
+    static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(SiluMul(g, u));
+  }
+}
 
 __device__ inline float WarpSum(float v) {
 #pragma unroll

@@ -31,18 +31,17 @@ __device__ __forceinline__ uint4 LoadStream(const bf16* p) {
   return v;
 }
 
-// What a block writes: y in bf16 or fp32, or SwiGLU. In the SwiGLU form w is the fused [2f, K]
-// gate/up matrix and a block's 16 mma rows are 8 gate rows c0 + g and the 8 up rows f + c0 + g
-// of the same columns, so every output's gate and up sums meet in one thread.
-enum class Out { kBf16, kF32, kSwiGlu };
+// What a block writes (common.cuh's GemmOut). In the SwiGLU form w is the fused [2f, K] gate/up
+// matrix and a block's 16 mma rows are 8 gate rows c0 + g and the 8 up rows f + c0 + g of the
+// same columns, so every output's gate and up sums meet in one thread.
 
 // The output columns of a block's kRows rows of w.
-template <Out kOut>
-constexpr int kColsPerTile = kOut == Out::kSwiGlu ? kRows / 2 : kRows;
+template <GemmOut kOut>
+constexpr int kColsPerTile = kOut == GemmOut::kSwiGlu ? kRows / 2 : kRows;
 
 // Sums the block's warps' K slices and writes its outputs of each x row. Accumulator j of lane
 // (g, t) is D[g + 8 * (j / 2), 2t + j % 2]. N: columns of y.
-template <Out kOut>
+template <GemmOut kOut>
 __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __restrict__ out,
                                           int M, int N, int c0) {
   __shared__ float partial[kWarps][4][32];
@@ -50,7 +49,7 @@ __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __rest
 #pragma unroll
   for (int j = 0; j < 4; ++j) partial[warp][j][lane] = acc[0][j] + acc[1][j];
   __syncthreads();
-  constexpr int kSums = kOut == Out::kSwiGlu ? 2 : 4;  // accumulators each thread sums
+  constexpr int kSums = kOut == GemmOut::kSwiGlu ? 2 : 4;  // accumulators each thread sums
   if (threadIdx.x >= kSums * 32) return;
   const int j = threadIdx.x >> 5, l = threadIdx.x & 31;
   float s = 0.0f;
@@ -59,18 +58,12 @@ __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __rest
   const int n = c0 + (l >> 2) + 8 * (j >> 1), m = 2 * (l & 3) + (j & 1);
   if (m >= M || n >= N) return;
   const size_t o = static_cast<size_t>(m) * N + n;
-  if constexpr (kOut == Out::kF32) {
-    static_cast<float*>(out)[o] = s;
-  } else if constexpr (kOut == Out::kBf16) {
-    static_cast<bf16*>(out)[o] = __float2bfloat16_rn(s);
-  } else {  // the up sum is accumulator j + 2; both rounded to bf16 as the unfused path stores them
-    float up = 0.0f;
+  float up = 0.0f;
+  if constexpr (kOut == GemmOut::kSwiGlu) {  // the up sum is accumulator j + 2
 #pragma unroll
     for (int v = 0; v < kWarps; ++v) up += partial[v][j + 2][l];
-    const float g = __bfloat162float(__float2bfloat16_rn(s));
-    const float u = __bfloat162float(__float2bfloat16_rn(up));
-    static_cast<bf16*>(out)[o] = __float2bfloat16_rn(SiluMul(g, u));
   }
+  StoreGemmOut<kOut>(out, o, s, up);
 }
 
 // The mma computes D[n, m] (16 w rows x 8 x rows) over k. Because a dot product may sum its k
@@ -80,7 +73,7 @@ __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __rest
 // 2t, 2t+1, 2t+8, 2t+9 all belong to lane t), words 2-3 the second. Rows of w past N are
 // clamped (read, never stored); x rows past M and k past K are zeros. N: columns of y (f in the
 // SwiGLU form, whose w has 2N rows).
-template <Out kOut, int kUnroll>
+template <GemmOut kOut, int kUnroll>
 __global__ void __launch_bounds__(kWarps * 32)
     GemvKernel(const bf16* x, const bf16* __restrict__ w, void* __restrict__ out,
                int M, int N, int K) {
@@ -89,7 +82,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int g = lane >> 2, t = lane & 3;
   const int c0 = blockIdx.x * kColsPerTile<kOut>;
   auto w_row = [&](int r) {  // w row of mma row r (0..15)
-    return kOut == Out::kSwiGlu ? (r < 8 ? 0 : N) + min(c0 + (r & 7), N - 1) : min(c0 + r, N - 1);
+    return kOut == GemmOut::kSwiGlu ? (r < 8 ? 0 : N) + min(c0 + (r & 7), N - 1) : min(c0 + r, N - 1);
   };
   const bf16* w_lo = w + static_cast<size_t>(w_row(g)) * K + 8 * t;
   const bf16* w_hi = w + static_cast<size_t>(w_row(g + 8)) * K + 8 * t;
@@ -137,7 +130,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // kUnroll 8 (128 registers, 2 blocks per SM) unless the grid fits one wave only at 3 blocks per
 // SM (kUnroll 4, 76 registers); see the block comment above.
-template <Out kOut>
+template <GemmOut kOut>
 cudaError_t LaunchGemv(const bf16* x, const bf16* w, void* out, int M, int N, int K,
                        cudaStream_t stream) {
   const int tiles = (N + kColsPerTile<kOut> - 1) / kColsPerTile<kOut>;
@@ -155,15 +148,15 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
                  cudaStream_t stream) {
   if (N < 0 || !GemvSupports(x, w, M, K)) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
-  return out_f32 ? LaunchGemv<Out::kF32>(x, w, out, M, N, K, stream)
-                 : LaunchGemv<Out::kBf16>(x, w, out, M, N, K, stream);
+  return out_f32 ? LaunchGemv<GemmOut::kF32>(x, w, out, M, N, K, stream)
+                 : LaunchGemv<GemmOut::kBf16>(x, w, out, M, N, K, stream);
 }
 
 cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,
                        cudaStream_t stream) {
   if (f < 0 || !GemvSupports(x, w_gate_up, M, K)) return cudaErrorInvalidValue;
   if (M == 0 || f == 0) return cudaSuccess;
-  return LaunchGemv<Out::kSwiGlu>(x, w_gate_up, out, M, f, K, stream);
+  return LaunchGemv<GemmOut::kSwiGlu>(x, w_gate_up, out, M, f, K, stream);
 }
 
 }  // namespace attnres::kernels

@@ -252,9 +252,13 @@ cudaError_t SampleRows(const float* logits, const float* sorted_logits, const in
 // cudaErrorInvalidValue without launching): 0 <= M <= kGemvMaxRows, K % 8 == 0, x and w 16-byte
 // aligned; any N >= 0. No allocation or sync: capturable in CUDA graphs.
 inline constexpr int kGemvMaxRows = 8;
-inline bool GemvSupports(const bf16* x, const bf16* w, int M, int K) {
-  return M >= 0 && M <= kGemvMaxRows && K >= 0 && K % 8 == 0 &&
+// The small-M kernels' shared preconditions: 0 <= M <= max_rows, K % 8 == 0, 16-byte aligned x, w.
+inline bool SmallMGemmSupports(const bf16* x, const bf16* w, int M, int K, int max_rows) {
+  return M >= 0 && M <= max_rows && K >= 0 && K % 8 == 0 &&
          reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+}
+inline bool GemvSupports(const bf16* x, const bf16* w, int M, int K) {
+  return SmallMGemmSupports(x, w, M, K, kGemvMaxRows);
 }
 cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, bool out_f32,
                  cudaStream_t stream);
@@ -273,8 +277,7 @@ cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, i
 // faster than cuBLASLt; see skinny_gemm.cu). No allocation or sync: capturable in CUDA graphs.
 inline constexpr int kSkinnyGemmMaxRows = 64;
 inline bool SkinnyGemmSupports(const bf16* x, const bf16* w, int M, int K) {
-  return M >= 0 && M <= kSkinnyGemmMaxRows && K >= 0 && K % 8 == 0 &&
-         reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  return SmallMGemmSupports(x, w, M, K, kSkinnyGemmMaxRows);
 }
 cudaError_t SkinnyGemm(const bf16* x, const bf16* w, void* out, int M, int N, int K,
                        bool out_f32, cudaStream_t stream);

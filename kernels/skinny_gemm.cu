@@ -59,12 +59,11 @@ constexpr int kSmemBytes = kStages * kStageBytes<kMt> > kXRows<kMt> * kCtStride 
                                ? kStages * kStageBytes<kMt>
                                : kXRows<kMt> * kCtStride * 4;
 
-// What a block writes: y in bf16 or fp32, or SwiGLU. In the SwiGLU form w is the fused [2f, K]
-// gate/up matrix and a block's 128 rows are 64 gate rows c0 + r and the 64 up rows f + c0 + r of
-// the same columns.
-enum class Out { kBf16, kF32, kSwiGlu };
-template <Out kOut>
-constexpr int kColsPerTile = kOut == Out::kSwiGlu ? kTileRows / 2 : kTileRows;
+// What a block writes (common.cuh's GemmOut). In the SwiGLU form w is the fused [2f, K] gate/up
+// matrix and a block's 128 rows are 64 gate rows c0 + r and the 64 up rows f + c0 + r of the same
+// columns.
+template <GemmOut kOut>
+constexpr int kColsPerTile = kOut == GemmOut::kSwiGlu ? kTileRows / 2 : kTileRows;
 
 // Byte offset of 16-byte chunk c (0..7) of shared row r in a stage.
 __device__ __forceinline__ uint32_t Swizzle(int r, int c) {
@@ -75,7 +74,7 @@ __device__ __forceinline__ uint32_t Swizzle(int r, int c) {
 // [rank * steps_per_rank, +steps_per_rank) of K's 64-wide stages on tile rows [tile * 128, +128).
 // N: columns of y (f in the SwiGLU form, whose w has 2N rows). Rows of w past N are clamped (read,
 // never stored); x rows past M and k past K are zero-filled.
-template <Out kOut, int kMt>
+template <GemmOut kOut, int kMt>
 __global__ void __launch_bounds__(kThreads, 2)
     SkinnyGemmKernel(const bf16* x, const bf16* __restrict__ w, void* __restrict__ out, int M,
                      int N, int K, int steps_per_rank, bool vector_out) {
@@ -97,7 +96,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int j = 0; j < kTileRows / kLdRows; ++j) {
     const int r = ld_row + kLdRows * j;
     constexpr int kHalf = kTileRows / 2;  // SwiGLU: gate rows, then as many up rows
-    const int row = kOut == Out::kSwiGlu ? (r < kHalf ? 0 : N) + min(c0 + r % kHalf, N - 1)
+    const int row = kOut == GemmOut::kSwiGlu ? (r < kHalf ? 0 : N) + min(c0 + r % kHalf, N - 1)
                                          : min(c0 + r, N - 1);
     w_src[j] = w + static_cast<size_t>(row) * K + 8 * ld_chunk;
   }
@@ -205,15 +204,15 @@ __global__ void __launch_bounds__(kThreads, 2)
       const float* part = cluster.map_shared_rank(ct, q) + m * kCtStride + j;
       const float4 v = *reinterpret_cast<const float4*>(part);
       s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
-      if constexpr (kOut == Out::kSwiGlu) {  // the up rows sit 64 tile rows further
+      if constexpr (kOut == GemmOut::kSwiGlu) {  // the up rows sit 64 tile rows further
         const float4 u = *reinterpret_cast<const float4*>(part + kTileRows / 2);
         su.x += u.x; su.y += u.y; su.z += u.z; su.w += u.w;
       }
     }
     const float sv[4] = {s.x, s.y, s.z, s.w}, uv[4] = {su.x, su.y, su.z, su.w};
     const size_t o4 = static_cast<size_t>(m) * N + c0 + j;
-    if (kOut != Out::kSwiGlu && vector_out && c0 + j + 3 < N) {  // one 16- or 8-byte store
-      if constexpr (kOut == Out::kF32) {
+    if (kOut != GemmOut::kSwiGlu && vector_out && c0 + j + 3 < N) {  // one 16- or 8-byte store
+      if constexpr (kOut == GemmOut::kF32) {
         *reinterpret_cast<float4*>(static_cast<float*>(out) + o4) = s;
       } else {
         const __nv_bfloat162 lo = __floats2bfloat162_rn(s.x, s.y);
@@ -229,16 +228,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     for (int c = 0; c < 4; ++c) {
       const int n = c0 + j + c;
       if (n >= N) break;
-      const size_t o = static_cast<size_t>(m) * N + n;
-      if constexpr (kOut == Out::kF32) {
-        static_cast<float*>(out)[o] = sv[c];
-      } else if constexpr (kOut == Out::kBf16) {
-        static_cast<bf16*>(out)[o] = __float2bfloat16_rn(sv[c]);
-      } else {  // g and u rounded to bf16 as the unfused path stores them
-        const float gate = __bfloat162float(__float2bfloat16_rn(sv[c]));
-        const float up = __bfloat162float(__float2bfloat16_rn(uv[c]));
-        static_cast<bf16*>(out)[o] = __float2bfloat16_rn(SiluMul(gate, up));
-      }
+      StoreGemmOut<kOut>(out, static_cast<size_t>(m) * N + n, sv[c], uv[c]);
     }
   }
   cluster.sync();  // keep this block's tile alive until the cluster has read it
@@ -287,7 +277,7 @@ int Splits(int tiles, int all_steps, int threads, int smem) {
   return 1;
 }
 
-template <Out kOut, int kMt>
+template <GemmOut kOut, int kMt>
 cudaError_t LaunchWith(const bf16* x, const bf16* w, void* out, int M, int N, int K,
                        cudaStream_t stream) {
   constexpr auto kKernel = SkinnyGemmKernel<kOut, kMt>;
@@ -314,7 +304,7 @@ cudaError_t LaunchWith(const bf16* x, const bf16* w, void* out, int M, int N, in
   return cudaLaunchKernelEx(&config, kKernel, x, w, out, M, N, K, steps_per_rank, vector_out);
 }
 
-template <Out kOut>
+template <GemmOut kOut>
 cudaError_t Launch(const bf16* x, const bf16* w, void* out, int M, int N, int K,
                    cudaStream_t stream) {
   if (M <= 16) return LaunchWith<kOut, 2>(x, w, out, M, N, K, stream);
@@ -328,15 +318,15 @@ cudaError_t SkinnyGemm(const bf16* x, const bf16* w, void* out, int M, int N, in
                        bool out_f32, cudaStream_t stream) {
   if (N < 0 || !SkinnyGemmSupports(x, w, M, K)) return cudaErrorInvalidValue;
   if (M == 0 || N == 0) return cudaSuccess;
-  return out_f32 ? Launch<Out::kF32>(x, w, out, M, N, K, stream)
-                 : Launch<Out::kBf16>(x, w, out, M, N, K, stream);
+  return out_f32 ? Launch<GemmOut::kF32>(x, w, out, M, N, K, stream)
+                 : Launch<GemmOut::kBf16>(x, w, out, M, N, K, stream);
 }
 
 cudaError_t SkinnyGemmSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f,
                              int K, cudaStream_t stream) {
   if (f < 0 || !SkinnyGemmSupports(x, w_gate_up, M, K)) return cudaErrorInvalidValue;
   if (M == 0 || f == 0) return cudaSuccess;
-  return Launch<Out::kSwiGlu>(x, w_gate_up, out, M, f, K, stream);
+  return Launch<GemmOut::kSwiGlu>(x, w_gate_up, out, M, f, K, stream);
 }
 
 }  // namespace attnres::kernels

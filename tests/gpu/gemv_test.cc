@@ -82,6 +82,10 @@ std::vector<float> RunInto(int M, int N, bool out_f32, const F& f) {
   return FromBf16(out.Download());
 }
 
+const bf16* AsBf16(const DeviceArray<uint16_t>& a) {
+  return reinterpret_cast<const bf16*>(a.get());
+}
+
 TEST(GemvKernel, MatchesDoubleTwinOverOddSizes) {
   ATTNRES_REQUIRE_GPU();
   uint32_t seed = 100;
@@ -263,6 +267,29 @@ testing::AssertionResult MatchesSwiGluTwin(const std::vector<float>& got, const 
   return testing::AssertionSuccess();
 }
 
+// One case of a fused gate/up + SwiGLU kernel (GemvSwiGlu, SkinnyGemmSwiGlu) over w [2f, K] (d_w
+// on the device) and random x [M, K]: against the twin, and where the SwiGLU kernel takes f (f % 8
+// == 0) bit for bit against the plain kernel into [M, 2f] bf16 followed by it.
+using SmallMSwiGlu = decltype(&kernels::GemvSwiGlu);
+void ExpectSwiGluForm(SmallMSwiGlu fused, SmallMGemm plain, const std::vector<float>& w,
+                      const DeviceArray<uint16_t>& d_w, int M, int f, int K, uint32_t seed) {
+  SCOPED_TRACE(testing::Message() << "M=" << M << " f=" << f << " K=" << K);
+  const auto x = RandomBf16Values(size_t(M) * K, seed, 2.0f);
+  DeviceArray<uint16_t> d_x(x.size()), d_act(size_t(M) * f);
+  d_x.Upload(ToBf16(x));
+  ASSERT_CUDA(fused(AsBf16(d_x), AsBf16(d_w), reinterpret_cast<bf16*>(d_act.get()), M, f, K,
+                    nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  const auto act = d_act.Download();
+  ASSERT_TRUE(MatchesSwiGluTwin(FromBf16(act), GemvTwin(x, w, M, 2 * f, K), M, f));
+  if (f % 8 != 0) return;  // the SwiGLU kernel's precondition
+  DeviceArray<uint16_t> d_gu(size_t(M) * 2 * f), d_ref(size_t(M) * f);
+  ASSERT_CUDA(plain(AsBf16(d_x), AsBf16(d_w), d_gu.get(), M, 2 * f, K, false, nullptr));
+  ASSERT_CUDA(kernels::SwiGlu(AsBf16(d_gu), M, f, reinterpret_cast<bf16*>(d_ref.get()), nullptr));
+  ASSERT_CUDA(cudaDeviceSynchronize());
+  EXPECT_EQ(act, d_ref.Download());
+}
+
 TEST(GemvKernel, SwiGluFormMatchesTwinAndTheUnfusedKernelsBitwise) {
   ATTNRES_REQUIRE_GPU();
   uint32_t seed = 300;
@@ -272,25 +299,8 @@ TEST(GemvKernel, SwiGluFormMatchesTwinAndTheUnfusedKernelsBitwise) {
       const auto w = RandomBf16Values(size_t(2) * f * K, ++seed, 1.0f);
       DeviceArray<uint16_t> d_w(w.size());
       d_w.Upload(ToBf16(w));
-      const bf16* wp = reinterpret_cast<const bf16*>(d_w.get());
       for (int M : {1, 3, 8}) {
-        SCOPED_TRACE(testing::Message() << "M=" << M << " f=" << f << " K=" << K);
-        const auto x = RandomBf16Values(size_t(M) * K, ++seed, 2.0f);
-        DeviceArray<uint16_t> d_x(x.size()), d_act(size_t(M) * f);
-        d_x.Upload(ToBf16(x));
-        const bf16* xp = reinterpret_cast<const bf16*>(d_x.get());
-        ASSERT_CUDA(
-            kernels::GemvSwiGlu(xp, wp, reinterpret_cast<bf16*>(d_act.get()), M, f, K, nullptr));
-        ASSERT_CUDA(cudaDeviceSynchronize());
-        const auto act = d_act.Download();
-        ASSERT_TRUE(MatchesSwiGluTwin(FromBf16(act), GemvTwin(x, w, M, 2 * f, K), M, f));
-        if (f % 8 != 0) continue;  // the SwiGLU kernel's precondition
-        DeviceArray<uint16_t> d_gu(size_t(M) * 2 * f), d_ref(size_t(M) * f);
-        ASSERT_CUDA(kernels::Gemv(xp, wp, d_gu.get(), M, 2 * f, K, false, nullptr));
-        ASSERT_CUDA(kernels::SwiGlu(reinterpret_cast<const bf16*>(d_gu.get()), M, f,
-                                    reinterpret_cast<bf16*>(d_ref.get()), nullptr));
-        ASSERT_CUDA(cudaDeviceSynchronize());
-        EXPECT_EQ(act, d_ref.Download());
+        ExpectSwiGluForm(kernels::GemvSwiGlu, kernels::Gemv, w, d_w, M, f, K, ++seed);
       }
     }
   }
@@ -326,10 +336,6 @@ TEST(GemmDispatch, SwiGluAtSmallAndLargeMAgreesWithTwin) {
       EXPECT_TRUE(MatchesSwiGluTwin(FromBf16(d_act.Download()), GemvTwin(x, w, M, 2 * f, K), M, f));
     }
   });
-}
-
-const bf16* AsBf16(const DeviceArray<uint16_t>& a) {
-  return reinterpret_cast<const bf16*>(a.get());
 }
 
 // Sizes that cover the kernel's cases: x rows in each of its 2, 4 and 8 n-tile forms and their
@@ -404,23 +410,7 @@ TEST(SkinnyGemmKernel, SwiGluFormMatchesTwinAndTheUnfusedKernelsBitwise) {
       d_w.Upload(ToBf16(w));
       for (int M : {9, 33, 64}) {
         if (f == 8192 && M != 64) continue;
-        SCOPED_TRACE(testing::Message() << "M=" << M << " f=" << f << " K=" << K);
-        const auto x = RandomBf16Values(size_t(M) * K, ++seed, 2.0f);
-        DeviceArray<uint16_t> d_x(x.size()), d_act(size_t(M) * f);
-        d_x.Upload(ToBf16(x));
-        ASSERT_CUDA(kernels::SkinnyGemmSwiGlu(
-            AsBf16(d_x), AsBf16(d_w), reinterpret_cast<bf16*>(d_act.get()), M, f, K, nullptr));
-        ASSERT_CUDA(cudaDeviceSynchronize());
-        const auto act = d_act.Download();
-        ASSERT_TRUE(MatchesSwiGluTwin(FromBf16(act), GemvTwin(x, w, M, 2 * f, K), M, f));
-        if (f % 8 != 0) continue;  // the SwiGLU kernel's precondition
-        DeviceArray<uint16_t> d_gu(size_t(M) * 2 * f), d_ref(size_t(M) * f);
-        ASSERT_CUDA(
-            kernels::SkinnyGemm(AsBf16(d_x), AsBf16(d_w), d_gu.get(), M, 2 * f, K, false, nullptr));
-        ASSERT_CUDA(
-            kernels::SwiGlu(AsBf16(d_gu), M, f, reinterpret_cast<bf16*>(d_ref.get()), nullptr));
-        ASSERT_CUDA(cudaDeviceSynchronize());
-        EXPECT_EQ(act, d_ref.Download());
+        ExpectSwiGluForm(kernels::SkinnyGemmSwiGlu, kernels::SkinnyGemm, w, d_w, M, f, K, ++seed);
       }
     }
   }
