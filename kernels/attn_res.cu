@@ -11,8 +11,10 @@
 #include <cmath>
 #include <utility>
 
+#include "kernels/attn_res_staged.h"
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
+#include "kernels/boundary_row.cuh"
 
 namespace attnres::kernels {
 namespace {
@@ -26,74 +28,7 @@ constexpr int kManyRows = 256;   // from here on, 2 chunks per thread (2 blocks 
 // 65% (bench/BENCHMARKS.md run 11); at T=256 it is 14% slower, so not below this.
 constexpr int kVeryManyRows = 1024;
 
-__device__ inline void LoadF32x8(const float* p, float (&v)[8]) {
-  const float4 a = __ldg(reinterpret_cast<const float4*>(p));
-  const float4 b = __ldg(reinterpret_cast<const float4*>(p + 4));
-  v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
-  v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
-}
-
-__device__ inline void StoreF32x8(float* p, const float (&v)[8]) {
-  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
-  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
-}
-
-// Sums N values over the block (every thread gets the totals): warp shuffles, then one padded
-// row of partials per warp in shared memory. With up to 8 warps every thread adds the rows
-// (16-byte loads); with more, warp 0 adds them across its lanes and publishes the totals: one
-// more barrier, but not 16 warps each adding 16 rows (the decode form's 512 threads). (A
-// reduce-scatter butterfly, 16 shuffles instead of 50 for 10 values, measured slower: its
-// selects cost more than the shuffles it saves, bench/BENCHMARKS.md run 17.)
-constexpr int kPad = (kGroup + 2 + 3) / 4 * 4;
-template <int N>
-__device__ inline void RowSum(float (&v)[N], float* scratch) {
-  static_assert(N <= kPad);
-  constexpr int NP = (N + 3) / 4 * 4;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-#pragma unroll
-  for (int i = 0; i < N; ++i) v[i] = WarpSum(v[i]);
-  __syncthreads();  // scratch may still be read by a previous call
-  if (lane == 0) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) scratch[warp * kPad + i] = v[i];
-  }
-  __syncthreads();
-  float s[NP];
-  if (warps > 8) {
-    float* totals = scratch + warps * kPad;
-    if (warp == 0) {
-#pragma unroll
-      for (int i = 0; i < N; ++i) {
-        const float x = WarpSum(lane < warps ? scratch[lane * kPad + i] : 0.0f);
-        if (lane == 0) totals[i] = x;
-      }
-    }
-    __syncthreads();
-#pragma unroll
-    for (int q = 0; q < NP / 4; ++q) {
-      const float4 f = reinterpret_cast<const float4*>(totals)[q];
-      s[4 * q] = f.x;
-      s[4 * q + 1] = f.y;
-      s[4 * q + 2] = f.z;
-      s[4 * q + 3] = f.w;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < NP; ++i) s[i] = 0.0f;
-    for (int w = 0; w < warps; ++w) {
-#pragma unroll
-      for (int q = 0; q < NP / 4; ++q) {
-        const float4 f = reinterpret_cast<const float4*>(scratch + w * kPad)[q];
-        s[4 * q] += f.x;
-        s[4 * q + 1] += f.y;
-        s[4 * q + 2] += f.z;
-        s[4 * q + 3] += f.w;
-      }
-    }
-  }
-#pragma unroll
-  for (int i = 0; i < N; ++i) v[i] = s[i];
-}
+static_assert(kGroup + 2 <= kRowSumPad);  // a group's dots, x's dot and sum(x^2) in one RowSum
 
 // Phase 1 over a bank of one group (nb <= G, every Block AttnRes model of up to G + 1 blocks):
 // the block's queries are scored in one reduction round per kBatch of them (warp sums into
@@ -234,7 +169,7 @@ constexpr int kNbAny = -1;
 template <int VPT, int G, int kThreads, int kMinBlocks, bool kSummary, int kNb = kNbAny>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     ResidualBoundaryKernel(const ResidualBoundaryArgs a, int queries_per_block) {
-  __shared__ __align__(16) float scratch[(kThreads / 32 + 1) * kPad];  // rows, then totals
+  __shared__ __align__(16) float scratch[(kThreads / 32 + 1) * kRowSumPad];  // rows, then totals
   __shared__ float scores[kMaxMixSources];
   __shared__ __align__(16) float part[kSummary ? 1 : (kThreads / 32 + 1) * PartStride<G>()];
   const int k = blockIdx.x;
@@ -649,12 +584,17 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
     return cudaErrorInvalidValue;
   }
   const int chunks = a.d / 8;
+  const bool two_phase = a.summary_queries > 0 || a.summary_index >= 0;
+  // Prefill: each row's sources bulk-copied into shared memory (attn_res_staged.cu) where they
+  // fit; the register forms below for the rest.
+  if (!two_phase && a.num_rows >= kVeryManyRows && StagedBoundaryServes(a)) {
+    return StagedBoundary(a, stream);
+  }
   // Few rows (and every two-phase boundary): one chunk per thread (the most loads in flight per
   // row). Many rows: two, so a d=4096 row takes 8 warps and each reduction is cheaper; blocks
   // overlap on each SM instead. Very many rows (prefill): four, in 4-warp blocks, 4 per SM (see
   // kVeryManyRows). Wider rows (d > 4096) hold half a group per thread to stay within the
   // register budget.
-  const bool two_phase = a.summary_queries > 0 || a.summary_index >= 0;
   if (chunks > kMaxThreads) {
     return LaunchForm<2, kGroup / 2, kMaxThreads, 1>(a, ThreadsFor(a.d, 2), stream);
   }

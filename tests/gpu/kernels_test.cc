@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "kernels/attn_res_staged.h"
 #include "kernels/ops.h"
 #include "models/attn_res_mix.h"
 #include "models/cpu_ops.h"
@@ -169,6 +170,58 @@ TEST(ResidualBoundaryKernel, MatchesCpuTwinOverOddSizes) {
   RunBoundaryCase({1031, 640, 3, false, false, true, false, true}, 108);
   RunBoundaryCase({1029, 2048, 0, false, false, true, false, false}, 109);
   RunBoundaryCase({1500, 1024, 5, false, false, true, true, true}, 110);
+  // The staged form (attn_res_staged.cu) at prefill-sized row counts: every bank size it
+  // compiles (0 to 8 mixed slots), both chunk counts per thread (d = 8192: 4), an empty prefix,
+  // no delta, the embedding's snapshot, a row subset of over 1024 rows, and a row narrower than
+  // a warp's chunks. (Case 109 above is its standard add + norm.)
+  for (int nb = 0; nb <= 8; ++nb) {
+    RunBoundaryCase({1024, 1000, nb, nb % 2 == 0, false, true, false, true}, 130 + nb);
+  }
+  RunBoundaryCase({1024, 4096, 8, true, false, true, false, true}, 140);
+  RunBoundaryCase({1024, 8192, 5, false, false, true, false, true}, 141);
+  RunBoundaryCase({1030, 384, 2, false, true, true, false, true}, 142);
+  RunBoundaryCase({1030, 384, 3, true, false, false, false, true}, 143);
+  RunBoundaryCase({1030, 384, 0, true, false, false, false, true}, 144);
+  RunBoundaryCase({3100, 64, 4, false, false, true, true, true}, 145);
+}
+
+// Which boundaries take the staged form: one-phase boundaries mixing 0-8 slots whose sources
+// fit its shared-memory budget, from 16-byte aligned buffers; the rest keep the register forms.
+TEST(ResidualBoundaryKernel, StagedFormServesOnePhaseBoundariesThatFit) {
+  alignas(16) static bf16 buf[64];
+  alignas(16) static float f32[8];
+  kernels::ResidualBoundaryArgs a;
+  a.num_rows = a.T = 4096;
+  a.d = 4096;
+  a.prefix = a.bank = a.out = buf;
+  a.delta = buf;
+  a.u = a.gamma = f32;
+  for (int nb = 0; nb <= 8; ++nb) {
+    a.bank_count = nb;
+    EXPECT_TRUE(kernels::StagedBoundaryServes(a)) << "nb=" << nb;
+  }
+  kernels::ResidualBoundaryArgs b = a;
+  b.bank_count = 9;
+  EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  EXPECT_EQ(cudaErrorInvalidValue, kernels::StagedBoundary(b, nullptr));  // without launching
+  b.u = nullptr;  // no mix: only x is staged
+  EXPECT_TRUE(kernels::StagedBoundaryServes(b));
+  b = a;
+  b.summary_index = 0;
+  EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  b = a;
+  b.summary_queries = 3;
+  EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  b = a;
+  b.delta = buf + 1;  // 2 bytes past alignment
+  EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  b = a;
+  b.d = 8192;  // 8 slots + prefix + delta of 16 KiB: over the budget; 5 fit
+  EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  b.bank_count = 5;
+  EXPECT_TRUE(kernels::StagedBoundaryServes(b));
+  b.d = 8200;  // past 8192
+  EXPECT_FALSE(kernels::StagedBoundaryServes(b));
 }
 
 // Two-phase mixing (kernels/ops.h): a snapshot boundary whose extra blocks summarize the

@@ -1,0 +1,21 @@
+// The staged form of the AttnRes residual boundary, for prefill-sized row counts (internal to
+// kernels/; ResidualBoundary in attn_res.cu dispatches to it).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/ops.h"
+
+namespace attnres::kernels {
+
+// Whether the staged form serves these arguments: a one-phase boundary (no two-phase fields)
+// that mixes 0..8 bank slots (0: the add + norm alone), whose sources fit the shared-memory
+// budget, with 16-byte aligned buffers, unless ATTNRES_STAGED_BOUNDARY=0. The caller decides by
+// row count.
+bool StagedBoundaryServes(const ResidualBoundaryArgs& a);
+
+// The boundary of ops.h ResidualBoundary (same outputs, the mix's fp32 rounding aside) with each
+// row's sources bulk-copied into shared memory. Precondition: StagedBoundaryServes(a).
+cudaError_t StagedBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream);
+
+}  // namespace attnres::kernels
