@@ -9,7 +9,9 @@
 // copy (bench/BENCHMARKS.md run 23). Here a row's whole bank is in flight at once, bounded by
 // shared memory, and the dots of slot j run as soon as slot j lands. All scores are known after
 // one block reduction, so the mix is a plain softmax (no online rescaling) and the row takes two
-// reductions whatever the bank size, against one per group.
+// reductions whatever the bank size, against one per group. At T = 4096, d = 4096 (ncu): the
+// standard add + norm 35.5 -> 32.8 us (96% of copy), 8 slots 116.1 -> 109.0 us (86%), faster at
+// every bank size but 2 (bench/BENCHMARKS.md run 26).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
