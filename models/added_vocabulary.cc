@@ -45,9 +45,8 @@ absl::StatusOr<AddedVocabulary> AddedVocabulary::FromJson(
     const std::string key = json_util::Cat("added_tokens[", i, "]");
     const nlohmann::json& t = j[i];
     AddedToken token;
-    if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() ||
-        t["id"].get<int64_t>() < 0 || t["id"].get<int64_t>() > (1 << 30)) {
-      return json_util::LoadError(origin, key + ".id", "missing or not a non-negative integer");
+    if (!t.is_object() || !t.contains("id") || !json_util::IsTokenId(t["id"])) {
+      return json_util::LoadError(origin, key + ".id", json_util::kTokenIdRule);
     }
     token.id = t["id"].get<int32_t>();
     if (absl::Status s = json_util::GetString(t, "content", origin, key, &token.content); !s.ok()) {

@@ -48,9 +48,9 @@ absl::StatusOr<BpeModel> BpeModel::FromJson(const nlohmann::json& j, std::string
   }
   int32_t max_id = -1;
   for (const auto& [token, id] : j["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 30)) {
+    if (!json_util::IsTokenId(id)) {
       return LoadError(origin, json_util::Cat("model.vocab[\"", token, "\"]"),
-                       "expected a non-negative integer id");
+                       json_util::kTokenIdRule);
     }
     bpe.vocab_[token] = id.get<int32_t>();
     max_id = std::max(max_id, id.get<int32_t>());

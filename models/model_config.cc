@@ -1,6 +1,8 @@
 // Parsing and validation of config.json, and the AttnRes mix layout derived from it.
 #include "models/model_config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -36,7 +38,19 @@ absl::Status ReadDouble(const json& j, absl::string_view origin, const char* key
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_number()) return KeyError(origin, key, "must be a number");
-  *out = it->get<double>();
+  const double v = it->get<double>();
+  if (!std::isfinite(v)) return KeyError(origin, key, "must be a finite number");
+  *out = v;
+  return absl::OkStatus();
+}
+
+// Reads a string key; leaves *out unchanged when the key is absent or null.
+absl::Status ReadString(const json& j, absl::string_view origin, const char* key,
+                        std::string* out) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_string()) return KeyError(origin, key, "must be a string");
+  *out = it->get<std::string>();
   return absl::OkStatus();
 }
 
@@ -44,14 +58,18 @@ absl::Status ReadTokenIds(const json& j, absl::string_view origin, const char* k
                           std::vector<int32_t>* out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (it->is_number_integer()) {
-    out->push_back(it->get<int32_t>());
-    return absl::OkStatus();
+  if (!it->is_number_integer() && !it->is_array()) {
+    return KeyError(origin, key, "must be an integer or a list of integers");
   }
-  if (!it->is_array()) return KeyError(origin, key, "must be an integer or a list of integers");
-  for (const json& v : *it) {
+  for (const json& v : it->is_array() ? *it : json::array({*it})) {
     if (!v.is_number_integer()) return KeyError(origin, key, "must hold integers only");
-    out->push_back(v.get<int32_t>());
+    // Read wide: a value past int32 must not wrap into a valid-looking id.
+    const int64_t id =
+        v.is_number_unsigned() && v.get<uint64_t>() > INT32_MAX ? int64_t{-1} : v.get<int64_t>();
+    if (id < 0 || id > INT32_MAX) {
+      return KeyError(origin, key, absl::StrCat("ids must be in [0, 2^31), got ", v.dump()));
+    }
+    out->push_back(static_cast<int32_t>(id));
   }
   return absl::OkStatus();
 }
@@ -60,7 +78,9 @@ absl::Status ParseRopeScaling(const json& j, absl::string_view origin, ModelConf
   auto it = j.find("rope_scaling");
   if (it == j.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_object()) return KeyError(origin, "rope_scaling", "must be an object or null");
-  std::string type = it->value("rope_type", it->value("type", std::string()));
+  std::string type;  // "rope_type", or the older "type"
+  if (auto st = ReadString(*it, origin, "type", &type); !st.ok()) return st;
+  if (auto st = ReadString(*it, origin, "rope_type", &type); !st.ok()) return st;
   if (type == "default") return absl::OkStatus();
   if (type != "llama3") {
     return KeyError(origin, "rope_scaling.rope_type",
@@ -91,10 +111,7 @@ absl::Status ParseAttnRes(const json& j, absl::string_view origin, ModelConfig* 
     return st;
   }
   std::string mode = "block";
-  if (auto it = j.find("attn_res_mode"); it != j.end() && !it->is_null()) {
-    if (!it->is_string()) return KeyError(origin, "attn_res_mode", "must be a string");
-    mode = it->get<std::string>();
-  }
+  if (auto st = ReadString(j, origin, "attn_res_mode", &mode); !st.ok()) return st;
   if (mode == "full") {
     c->residual_mode = ResidualMode::kFull;
   } else if (mode == "block") {
@@ -152,7 +169,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text, absl::
                                          (*it)[0].is_string()) {
     c.architecture = (*it)[0].get<std::string>();
   } else {
-    c.architecture = j.value("model_type", std::string("llama"));
+    c.architecture = "llama";
+    if (auto st = ReadString(j, origin, "model_type", &c.architecture); !st.ok()) return st;
   }
   struct IntKey { const char* key; bool required; int min; int* out; };
   c.num_kv_heads = -1;
@@ -188,10 +206,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text, absl::
   if (auto it = j.find("attention_bias"); it != j.end() && it->is_boolean() && it->get<bool>()) {
     return KeyError(origin, "attention_bias", "true is not supported (no projection biases)");
   }
-  if (auto it = j.find("hidden_act"); it != j.end() && it->is_string() &&
-                                      it->get<std::string>() != "silu") {
-    return KeyError(origin, "hidden_act", "must be \"silu\" (SwiGLU)");
-  }
+  std::string hidden_act = "silu";
+  if (auto st = ReadString(j, origin, "hidden_act", &hidden_act); !st.ok()) return st;
+  if (hidden_act != "silu") return KeyError(origin, "hidden_act", "must be \"silu\" (SwiGLU)");
   if (auto st = ReadInt(j, origin, "bos_token_id", false, 0, &c.bos_token_id); !st.ok()) return st;
   if (auto st = ReadTokenIds(j, origin, "eos_token_id", &c.eos_token_ids); !st.ok()) return st;
   if (auto st = ParseRopeScaling(j, origin, &c); !st.ok()) return st;

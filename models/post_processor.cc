@@ -83,9 +83,9 @@ absl::StatusOr<PostProcessor::Template> PostProcessor::ParseTemplate(const nlohm
     }
     std::vector<int32_t>& side = seen_sequence ? t.after : t.before;
     for (const nlohmann::json& id : table[name]["ids"]) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 30)) {
+      if (!json_util::IsTokenId(id)) {
         return LoadError(origin, json_util::Cat(key, ".special_tokens[\"", name, "\"].ids"),
-                         "expected non-negative integer ids");
+                         json_util::kTokenIdRule);
       }
       side.push_back(id.get<int32_t>());
     }

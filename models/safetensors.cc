@@ -1,6 +1,6 @@
 // safetensors parsing: 8-byte little-endian header length, a JSON header, then raw tensor data.
-// Every inconsistency (truncation, overlapping or out-of-range offsets, unknown dtype) is an
-// error naming the file and the tensor.
+// Every inconsistency (truncation, out-of-range offsets, a byte count that does not match shape
+// and dtype, unknown dtype) is an error naming the file and the tensor.
 #include "models/safetensors.h"
 
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -95,26 +96,24 @@ int64_t TensorView::num_elements() const {
 
 SafetensorsStore::~SafetensorsStore() = default;
 
-absl::Status SafetensorsStore::AddFile(const std::filesystem::path& path) {
-  auto mapped = MappedFile::Open(path);
-  if (!mapped.ok()) return mapped.status();
-  const MappedFile& f = **mapped;
-  const std::string name = path.string();
+absl::StatusOr<std::vector<std::pair<std::string, TensorView>>> ParseSafetensors(
+    std::span<const uint8_t> bytes, const std::string& file) {
   auto error = [&](absl::string_view what) {
-    return absl::InvalidArgumentError(absl::StrCat(name, ": ", what));
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", what));
   };
-  if (f.size() < 8) return error("truncated: shorter than the 8-byte header length");
+  if (bytes.size() < 8) return error("truncated: shorter than the 8-byte header length");
   uint64_t header_len = 0;
-  std::memcpy(&header_len, f.data(), 8);
-  if (header_len > f.size() - 8) {
+  std::memcpy(&header_len, bytes.data(), 8);
+  if (header_len > bytes.size() - 8) {
     return error(absl::StrCat("truncated: header of ", header_len, " bytes but file has ",
-                              f.size(), " bytes"));
+                              bytes.size(), " bytes"));
   }
-  absl::string_view header(reinterpret_cast<const char*>(f.data()) + 8, header_len);
-  nlohmann::json j = nlohmann::json::parse(std::string(header), nullptr, false);
+  absl::string_view header(reinterpret_cast<const char*>(bytes.data()) + 8, header_len);
+  nlohmann::json j = nlohmann::json::parse(header, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return error("header is not a JSON object");
-  const uint8_t* base = f.data() + 8 + header_len;
-  const uint64_t data_size = f.size() - 8 - header_len;
+  const uint8_t* base = bytes.data() + 8 + header_len;
+  const uint64_t data_size = bytes.size() - 8 - header_len;
+  std::vector<std::pair<std::string, TensorView>> out;
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     const nlohmann::json& t = it.value();
@@ -129,11 +128,18 @@ absl::Status SafetensorsStore::AddFile(const std::filesystem::path& path) {
     auto dtype = ParseDType(t["dtype"].get<std::string>());
     if (!dtype.ok()) return terr(dtype.status().message());
     TensorView view;
-    view.file = name;
+    view.file = file;
     view.dtype = *dtype;
+    // The byte count the shape needs, checked so that no product of dimensions overflows: a
+    // shape whose element count wraps must not pass as a small tensor.
+    uint64_t needed = DTypeSize(view.dtype);
     for (const auto& d : t["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) return terr("bad shape");
       view.shape.push_back(d.get<int64_t>());
+      if (__builtin_mul_overflow(needed, static_cast<uint64_t>(view.shape.back()), &needed) ||
+          needed > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        return terr("shape's byte count overflows 64 bits");
+      }
     }
     const auto& off = t["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
@@ -144,15 +150,27 @@ absl::Status SafetensorsStore::AddFile(const std::filesystem::path& path) {
       return terr(absl::StrCat("data_offsets [", begin, ", ", end, ") out of the ", data_size,
                                " data bytes (truncated file?)"));
     }
-    if (end - begin != static_cast<uint64_t>(view.num_elements()) * DTypeSize(view.dtype)) {
-      return terr(absl::StrCat("holds ", end - begin, " bytes but shape and dtype need ",
-                               view.num_elements() * DTypeSize(view.dtype)));
+    if (end - begin != needed) {
+      return terr(absl::StrCat("holds ", end - begin, " bytes but shape and dtype need ", needed));
     }
     view.data = base + begin;
     std::string key = it.key();
     if (absl::StartsWith(key, kStripPrefix)) key = key.substr(kStripPrefix.size());
-    if (tensors_.count(key)) {
-      return terr(absl::StrCat("also defined in ", tensors_[key].file));
+    out.emplace_back(std::move(key), std::move(view));
+  }
+  return out;
+}
+
+absl::Status SafetensorsStore::AddFile(const std::filesystem::path& path) {
+  auto mapped = MappedFile::Open(path);
+  if (!mapped.ok()) return mapped.status();
+  const MappedFile& f = **mapped;
+  auto parsed = ParseSafetensors(std::span<const uint8_t>(f.data(), f.size()), path.string());
+  if (!parsed.ok()) return parsed.status();
+  for (auto& [key, view] : *parsed) {
+    if (auto it = tensors_.find(key); it != tensors_.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path.string(), ": tensor \"", key, "\": also defined in ", it->second.file));
     }
     tensors_.emplace(std::move(key), std::move(view));
   }

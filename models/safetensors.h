@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -48,6 +50,13 @@ class SafetensorsStore {
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
 };
+
+// Parses one safetensors file's bytes (8-byte header length, JSON header, data) into (name,
+// view) pairs in header order, "language_model." stripped; views point into `bytes`. Every
+// inconsistency (truncation, a shape whose byte count overflows, offsets out of range or not
+// matching shape and dtype, an unknown dtype) is INVALID_ARGUMENT naming `file` and the tensor.
+absl::StatusOr<std::vector<std::pair<std::string, TensorView>>> ParseSafetensors(
+    std::span<const uint8_t> bytes, const std::string& file);
 
 // Writes tensors to a .safetensors file (used by the random-model tool and tests).
 struct TensorToWrite {

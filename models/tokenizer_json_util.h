@@ -2,6 +2,7 @@
 // errors that name the file and the key. Header-only; no tokenizer logic.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,16 @@ std::string Cat(const Args&... args) {
   (out.append(Piece(args)), ...);
   return out;
 }
+
+// Token ids index dense tables (id -> token), so a file may not name an id past this: 4M ids,
+// 16 times the largest real vocabulary, keeps a corrupt or hostile id from allocating gigabytes.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 22) - 1;
+
+// Whether `v` is a token id: an integer in [0, kMaxTokenId].
+inline bool IsTokenId(const nlohmann::json& v) {
+  return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= kMaxTokenId;
+}
+inline constexpr char kTokenIdRule[] = "expected an integer id in [0, 4194303]";
 
 // "<origin>: key <key>: <detail>", as INVALID_ARGUMENT.
 inline absl::Status LoadError(std::string_view origin, std::string_view key,

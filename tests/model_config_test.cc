@@ -51,6 +51,15 @@ TEST(ModelConfig, ErrorsNameFileAndKey) {
       {"rope_scaling", {{"rope_type", "yarn"}}, "rope_scaling.rope_type"},
       {"attention_bias", true, "attention_bias"},
       {"hidden_act", "gelu", "hidden_act"},
+      // Wrong JSON types are errors, not exceptions (found by tests/fuzz/model_config_fuzz).
+      {"model_type", 1e-05, "\"model_type\" must be a string"},
+      {"hidden_act", 7, "\"hidden_act\" must be a string"},
+      {"rope_scaling", {{"rope_type", 3}}, "\"rope_type\" must be a string"},
+      {"rope_scaling", {{"type", false}}, "\"type\" must be a string"},
+      {"attn_res_mode", 2, "\"attn_res_mode\" must be a string"},
+      // An id past int32 must not wrap into a valid one (4294967552 = 2^32 + 256).
+      {"eos_token_id", {1, 4294967552ULL}, "\"eos_token_id\" ids must be in [0, 2^31)"},
+      {"eos_token_id", -3, "\"eos_token_id\" ids must be in [0, 2^31)"},
   };
   for (const Case& c : cases) {
     auto j = BaseConfig();
@@ -61,6 +70,12 @@ TEST(ModelConfig, ErrorsNameFileAndKey) {
     EXPECT_THAT(std::string(r.status().message()), HasSubstr(c.expect)) << c.key;
   }
   EXPECT_FALSE(ParseModelConfig("{not json", "f").ok());
+  // A literal past double's range is refused (nlohmann rejects it; ReadDouble would too).
+  auto j = BaseConfig().dump();
+  j.insert(j.size() - 1, ", \"rope_theta\": 1e999");
+  auto r = ParseModelConfig(j, "dir/config.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("dir/config.json"));
 }
 
 TEST(MixLayout, BlockCountsFollowAttnResFormulas) {

@@ -1,6 +1,8 @@
 // safetensors: round trips in every dtype, shards with an index, the K3 prefix, and errors that
 // name the file and tensor for truncated or inconsistent files.
+#include <cstring>
 #include <fstream>
+#include <span>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -84,6 +86,26 @@ TEST(Safetensors, TruncatedAndCorruptFilesAreNamedErrors) {
   r = SafetensorsStore::Open(dir);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("dtype \"I8\""));
+}
+
+// A shape whose element count wraps 64 bits (2^32 x 2^32 = 0 mod 2^64) must not pass as an empty
+// tensor; neither may one whose byte count does (2^62 x 4 bf16 elements x 2 bytes).
+TEST(Safetensors, ShapesWhoseSizeOverflowsAreErrors) {
+  for (const std::string h : {R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],)"
+                              R"("data_offsets":[0,0]}})",
+                              R"({"w":{"dtype":"BF16","shape":[4611686018427387904,4],)"
+                              R"("data_offsets":[0,0]}})"}) {
+    std::string file(8, '\0');
+    const uint64_t n = h.size();
+    std::memcpy(file.data(), &n, 8);
+    file += h;
+    auto r = ParseSafetensors(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(file.data()), file.size()),
+        "x.safetensors");
+    ASSERT_FALSE(r.ok()) << h;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("x.safetensors: tensor \"w\""));
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr("overflows"));
+  }
 }
 
 TEST(Safetensors, MissingTensorAndDirectory) {

@@ -311,6 +311,12 @@ TEST(TokenizerLoad, UnsupportedPartsNameTheKey) {
            "merges": []}})",
        "added_tokens[0].id"},
       {R"({"vocab": {}})", "model"},
+      // Ids index dense tables: one far past any real vocabulary is refused, not allocated.
+      {R"({"model": {"type": "BPE", "vocab": {"a": 1073741824}, "merges": []}})",
+       "model.vocab[\"a\"]: expected an integer id in [0, 4194303]"},
+      {R"({"added_tokens": [{"id": 4194304, "content": "x"}], "model": {"type": "BPE",
+           "vocab": {}, "merges": []}})",
+       "added_tokens[0].id"},
   };
   for (const auto& [json, key] : cases) {
     auto tok = Tokenizer::FromJsonText(json, "t.json");
