@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(generate_request_fuzz stop_checker_fuzz tokenizer_fuzz
-                                   tokenizer_json_fuzz model_config_fuzz safetensors_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(generate_request_fuzz engine_batching_fuzz stop_checker_fuzz
+                                   tokenizer_fuzz tokenizer_json_fuzz model_config_fuzz
+                                   safetensors_fuzz)
 scripts/install-deps.sh
 extra=()
 for p in clang libclang-rt-14-dev; do
@@ -26,6 +27,8 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
   -DATTNRES_FUZZ=ON >/dev/null
 ninja -C build-fuzz -j"$(nproc)" "${targets[@]}"
 status=0
+# One fuzzing process is one thread of work; OpenMP's spinning workers would only take its core.
+export OMP_NUM_THREADS=1
 for t in "${targets[@]}"; do
   work=build-fuzz/corpus/$t crashes=build-fuzz/crashes/$t
   mkdir -p "$work" "$crashes"

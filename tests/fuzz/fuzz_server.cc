@@ -1,0 +1,98 @@
+// The fuzz targets' in-process server (see fuzz_server.h).
+#include "tests/fuzz/fuzz_server.h"
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "models/model_runner.h"
+#include "models/utf8.h"
+#include "server/grpc/proto_convert.h"
+#include "server/grpc/request_validation.h"
+#include "spdlog/spdlog.h"
+#include "tests/fuzz/fuzz_check.h"
+
+namespace attnres::fuzz {
+namespace {
+
+void CheckRefusal(const absl::Status& status, const char* what) {
+  FUZZ_CHECK(status.code() == absl::StatusCode::kInvalidArgument, what);
+  FUZZ_CHECK(!status.message().empty(), "a refusal says why");
+}
+
+}  // namespace
+
+std::unique_ptr<FuzzServer> StartFuzzServer(int64_t kv_cache_bytes) {
+  const std::string dir = std::string(ATTNRES_SOURCE_DIR) + "/tests/data/models/tiny_block";
+  spdlog::set_level(spdlog::level::warn);  // not one log line per request
+  auto server = std::make_unique<FuzzServer>();
+  auto tokenizer = Tokenizer::FromFile(dir + "/tokenizer.json");
+  FUZZ_CHECK(tokenizer.ok(), "the tiny model's tokenizer loads");
+  server->tokenizer = std::move(*tokenizer);
+  RunnerOptions runner_options;
+  runner_options.device = DeviceKind::kCpu;
+  runner_options.kv_page_size = 4;
+  runner_options.kv_cache_bytes = kv_cache_bytes;
+  auto runner = CreateModelRunner(dir, runner_options);
+  FUZZ_CHECK(runner.ok(), "the tiny model loads on the CPU");
+  EngineConfig engine_config;
+  engine_config.kv_page_size = 4;
+  engine_config.max_num_batched_tokens = 64;
+  auto engine = Engine::Create(engine_config, std::move(*runner), server->tokenizer.get());
+  FUZZ_CHECK(engine.ok(), "the engine starts");
+  server->engine = std::move(*engine);
+  ServiceOptions options;
+  options.model_name = "tiny_block";
+  server->service = std::make_unique<AttnResService>(server->engine.get(), options);
+  return server;
+}
+
+absl::StatusOr<GenerationRequest> PrepareRequest(const uint8_t* data, size_t size,
+                                                 const ServingContext& ctx) {
+  v1::GenerateRequest request;
+  if (!request.ParseFromArray(data, static_cast<int>(size))) {
+    return absl::FailedPreconditionError("not a GenerateRequest");
+  }
+  if (!request.has_max_tokens() || request.max_tokens() > kMaxFuzzTokens) {
+    request.set_max_tokens(kMaxFuzzTokens);
+  }
+  if (!request.sampling().has_seed()) request.mutable_sampling()->set_seed(0);
+  if (absl::Status s = ValidateGenerateRequest(request, ctx.limits); !s.ok()) {
+    CheckRefusal(s, "validation refuses as INVALID_ARGUMENT");
+    return s;
+  }
+  auto native = ToGenerationRequest(request, ctx, absl::InfiniteFuture());
+  if (!native.ok()) CheckRefusal(native.status(), "conversion refuses as INVALID_ARGUMENT");
+  return native;
+}
+
+void ResponseSink::OnDelta(GenerationDelta delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  FUZZ_CHECK(!done_, "no delta after the final one");
+  FUZZ_CHECK(utf8::IsValid(delta.text), "each delta's text is valid UTF-8");
+  MergeDelta(delta, ctx_, &response_);
+  if (delta.finished) {
+    done_ = true;
+    cv_.notify_all();
+  }
+}
+
+v1::GenerateResponse ResponseSink::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+  return response_;
+}
+
+void CheckResponse(const v1::GenerateResponse& response, int max_tokens) {
+  FUZZ_CHECK(response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED, "a finish reason is set");
+  FUZZ_CHECK(response.token_ids_size() <= max_tokens, "at most max_tokens tokens");
+  FUZZ_CHECK(response.usage().completion_tokens() == response.token_ids_size(),
+             "usage counts the tokens returned");
+  FUZZ_CHECK(response.logprobs_size() == 0 || response.logprobs_size() == response.token_ids_size(),
+             "one logprob record per token when asked");
+  std::string wire;
+  FUZZ_CHECK(response.SerializeToString(&wire), "the response serializes");
+  v1::GenerateResponse parsed;
+  FUZZ_CHECK(parsed.ParseFromString(wire), "the response parses back (strings are valid UTF-8)");
+}
+
+}  // namespace attnres::fuzz
