@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace attnres {
 
@@ -21,6 +22,11 @@ struct GenerationConfig {
   std::vector<int32_t> eos_token_ids;  // extra stop ids (merged with config.json's)
 };
 
+// Parses generation_config.json text: every key's type is checked (errors name `origin` and the
+// key); the value ranges are the API's and checked where requests are (ValidateGenerationDefaults
+// in server/grpc/request_validation.h). Keys other than these are ignored.
+absl::StatusOr<GenerationConfig> ParseGenerationConfig(absl::string_view json_text,
+                                                       absl::string_view origin);
 // Reads <dir>/generation_config.json; a missing file gives an empty GenerationConfig.
 absl::StatusOr<GenerationConfig> LoadGenerationConfig(const std::filesystem::path& model_dir);
 

@@ -1,78 +1,22 @@
 // Parsing and validation of config.json, and the AttnRes mix layout derived from it.
 #include "models/model_config.h"
 
-#include <cmath>
-#include <cstdint>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "models/config_json.h"
 #include "nlohmann/json.hpp"
 
 namespace attnres {
 namespace {
 
+using config_json::KeyError;
+using config_json::ReadDouble;
+using config_json::ReadInt;
+using config_json::ReadString;
+using config_json::ReadTokenIds;
 using nlohmann::json;
-
-absl::Status KeyError(absl::string_view origin, absl::string_view key, absl::string_view rule) {
-  return absl::InvalidArgumentError(absl::StrCat(origin, ": key \"", key, "\" ", rule));
-}
-
-// Reads an integer key; `required` keys must be present.
-absl::Status ReadInt(const json& j, absl::string_view origin, const char* key, bool required,
-                     int min_value, int* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) {
-    return required ? KeyError(origin, key, "is required") : absl::OkStatus();
-  }
-  if (!it->is_number_integer()) return KeyError(origin, key, "must be an integer");
-  int64_t v = it->get<int64_t>();
-  if (v < min_value || v > (int64_t{1} << 30)) {
-    return KeyError(origin, key, absl::StrCat("must be in [", min_value, ", 2^30], got ", v));
-  }
-  *out = static_cast<int>(v);
-  return absl::OkStatus();
-}
-
-absl::Status ReadDouble(const json& j, absl::string_view origin, const char* key, double* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number()) return KeyError(origin, key, "must be a number");
-  const double v = it->get<double>();
-  if (!std::isfinite(v)) return KeyError(origin, key, "must be a finite number");
-  *out = v;
-  return absl::OkStatus();
-}
-
-// Reads a string key; leaves *out unchanged when the key is absent or null.
-absl::Status ReadString(const json& j, absl::string_view origin, const char* key,
-                        std::string* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_string()) return KeyError(origin, key, "must be a string");
-  *out = it->get<std::string>();
-  return absl::OkStatus();
-}
-
-absl::Status ReadTokenIds(const json& j, absl::string_view origin, const char* key,
-                          std::vector<int32_t>* out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number_integer() && !it->is_array()) {
-    return KeyError(origin, key, "must be an integer or a list of integers");
-  }
-  for (const json& v : it->is_array() ? *it : json::array({*it})) {
-    if (!v.is_number_integer()) return KeyError(origin, key, "must hold integers only");
-    // Read wide: a value past int32 must not wrap into a valid-looking id.
-    const int64_t id =
-        v.is_number_unsigned() && v.get<uint64_t>() > INT32_MAX ? int64_t{-1} : v.get<int64_t>();
-    if (id < 0 || id > INT32_MAX) {
-      return KeyError(origin, key, absl::StrCat("ids must be in [0, 2^31), got ", v.dump()));
-    }
-    out->push_back(static_cast<int32_t>(id));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status ParseRopeScaling(const json& j, absl::string_view origin, ModelConfig* c) {
   auto it = j.find("rope_scaling");

@@ -2,6 +2,7 @@
 // the special-token wrapping of an encoded sequence.
 #include "models/post_processor.h"
 
+#include <algorithm>
 #include <string>
 
 #include "models/tokenizer_json_util.h"
@@ -63,7 +64,9 @@ absl::StatusOr<PostProcessor::Template> PostProcessor::ParseTemplate(const nlohm
     const nlohmann::json& item = j["single"][i];
     const std::string item_key = json_util::Cat(key, ".single[", i, "]");
     if (item.is_object() && item.contains("Sequence")) {
-      if (seen_sequence || item["Sequence"].value("id", "") != "A") {
+      std::string id;
+      if (seen_sequence ||
+          !json_util::GetString(item["Sequence"], "id", origin, item_key, &id).ok() || id != "A") {
         return LoadError(origin, item_key, "a single template holds exactly one $A");
       }
       seen_sequence = true;
@@ -93,6 +96,16 @@ absl::StatusOr<PostProcessor::Template> PostProcessor::ParseTemplate(const nlohm
   if (!seen_sequence)
     return LoadError(origin, key + ".single", "no {\"Sequence\": {\"id\": \"A\"}}");
   return t;
+}
+
+int32_t PostProcessor::max_id() const {
+  int32_t out = -1;
+  for (const Template& t : templates_) {
+    for (const auto* side : {&t.before, &t.after}) {
+      for (int32_t id : *side) out = std::max(out, id);
+    }
+  }
+  return out;
 }
 
 void PostProcessor::Apply(bool add_special_tokens, std::vector<int32_t>* ids) const {

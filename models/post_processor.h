@@ -18,6 +18,8 @@ class PostProcessor {
 
   // Wraps `ids` in the template's special tokens when `add_special_tokens`.
   void Apply(bool add_special_tokens, std::vector<int32_t>* ids) const;
+  // The largest id a template adds (-1 for none), to check it against the vocabulary.
+  int32_t max_id() const;
 
  private:
   struct Template {

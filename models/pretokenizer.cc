@@ -77,7 +77,11 @@ absl::Status PreTokenizer::AddSteps(const nlohmann::json& j, std::string_view or
       return s;
     }
     if (invert) return LoadError(origin, key + ".invert", "only false is supported");
-    if (j.value("behavior", std::string()) != "Isolated") {
+    std::string behavior;
+    if (absl::Status s = json_util::GetString(j, "behavior", origin, key, &behavior); !s.ok()) {
+      return s;
+    }
+    if (behavior != "Isolated") {
       return LoadError(origin, key + ".behavior", "only \"Isolated\" is supported");
     }
     const nlohmann::json& pattern = j.contains("pattern") ? j["pattern"] : nlohmann::json();

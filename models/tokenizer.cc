@@ -3,6 +3,7 @@
 // The parts own their own parsing; this file owns the order in which they run.
 #include "models/tokenizer.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -153,6 +154,16 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Build(const nlohmann::json& root,
   if (!model.ok()) return model.status();
   auto post_processor = PostProcessor::FromJson(Field(root, "post_processor"), origin);
   if (!post_processor.ok()) return post_processor.status();
+  // Encode's ids must lie in the vocabulary (the engine rejects others), so a template may only
+  // add ids that model.vocab or added_tokens define.
+  if (const int32_t vocab_size = std::max(model->max_id(), added->max_id()) + 1;
+      post_processor->max_id() >= vocab_size) {
+    return json_util::LoadError(
+        origin, "post_processor",
+        json_util::Cat("a template adds id ", std::to_string(post_processor->max_id()),
+                       ", past the vocabulary (model.vocab and added_tokens end at ",
+                       std::to_string(vocab_size - 1), ")"));
+  }
   auto byte_level_decoder = ParseDecoder(Field(root, "decoder"), origin);
   if (!byte_level_decoder.ok()) return byte_level_decoder.status();
   return std::make_unique<BpeTokenizer>(*std::move(added), *std::move(normalizer),

@@ -12,7 +12,7 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(generate_request_fuzz engine_batching_fuzz stop_checker_fuzz
                                    tokenizer_fuzz tokenizer_json_fuzz model_config_fuzz
-                                   safetensors_fuzz)
+                                   generation_config_fuzz safetensors_fuzz)
 scripts/install-deps.sh
 extra=()
 for p in clang libclang-rt-14-dev; do

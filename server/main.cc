@@ -26,6 +26,7 @@
 #include "server/engine/engine_config.h"
 #include "server/grpc/attnres_service.h"
 #include "server/grpc/grpc_server.h"
+#include "server/grpc/request_validation.h"
 #include "server/metrics/prometheus_metrics.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -141,6 +142,12 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
   s.tokenizer = *std::move(tokenizer);
   absl::StatusOr<GenerationConfig> generation = LoadGenerationConfig(f.model_dir);
   if (!generation.ok()) return generation.status();
+  if (absl::Status st = ValidateGenerationDefaults(
+          *generation, ValidationLimits{.vocab_size = config->vocab_size},
+          (f.model_dir / "generation_config.json").string());
+      !st.ok()) {
+    return st;
+  }
 
   spdlog::info("loading {} ({}, {} layers, residual {}) on {}", f.model_dir.string(),
                config->architecture, config->num_layers, ResidualModeName(config->residual_mode),

@@ -317,6 +317,15 @@ TEST(TokenizerLoad, UnsupportedPartsNameTheKey) {
       {R"({"added_tokens": [{"id": 4194304, "content": "x"}], "model": {"type": "BPE",
            "vocab": {}, "merges": []}})",
        "added_tokens[0].id"},
+      // A template may only add ids the vocabulary defines (Encode's ids must be in range).
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+           "post_processor": {"type": "TemplateProcessing",
+             "single": [{"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}],
+             "special_tokens": {"<s>": {"id": "<s>", "ids": [5], "tokens": ["<s>"]}}}})",
+       "post_processor: a template adds id 5, past the vocabulary"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+           "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "a"}, "behavior": 5}})",
+       "pre_tokenizer.behavior"},
   };
   for (const auto& [json, key] : cases) {
     auto tok = Tokenizer::FromJsonText(json, "t.json");

@@ -56,21 +56,24 @@ absl::Status ValidatePrompt(const v1::GenerateRequest& request, const Validation
   }
 }
 
-absl::Status ValidateSampling(const v1::SamplingParams& s, const ValidationLimits& limits) {
+// `prefix` names where the fields come from: "sampling." for a request, "<file>: " for defaults.
+absl::Status ValidateSampling(const v1::SamplingParams& s, const ValidationLimits& limits,
+                              std::string_view prefix) {
+  const auto field = [&](std::string_view name) { return std::string(prefix).append(name); };
   absl::Status status;
   if (s.has_temperature()) {
-    status.Update(CheckFloat("sampling.temperature", s.temperature(), 0.0f, kMaxTemperature));
+    status.Update(CheckFloat(field("temperature"), s.temperature(), 0.0f, kMaxTemperature));
   }
-  status.Update(CheckInt("sampling.top_k", s.top_k(), 0, limits.vocab_size));
-  if (s.has_top_p()) status.Update(CheckFloat("sampling.top_p", s.top_p(), 0.0f, 1.0f, false));
-  status.Update(CheckFloat("sampling.min_p", s.min_p(), 0.0f, 1.0f));
+  status.Update(CheckInt(field("top_k"), s.top_k(), 0, limits.vocab_size));
+  if (s.has_top_p()) status.Update(CheckFloat(field("top_p"), s.top_p(), 0.0f, 1.0f, false));
+  status.Update(CheckFloat(field("min_p"), s.min_p(), 0.0f, 1.0f));
   if (s.has_repetition_penalty()) {
-    status.Update(CheckFloat("sampling.repetition_penalty", s.repetition_penalty(), 0.0f,
+    status.Update(CheckFloat(field("repetition_penalty"), s.repetition_penalty(), 0.0f,
                              kMaxRepetitionPenalty, false));
   }
-  status.Update(CheckFloat("sampling.presence_penalty", s.presence_penalty(),
+  status.Update(CheckFloat(field("presence_penalty"), s.presence_penalty(),
                            -kMaxAbsPresenceFrequencyPenalty, kMaxAbsPresenceFrequencyPenalty));
-  status.Update(CheckFloat("sampling.frequency_penalty", s.frequency_penalty(),
+  status.Update(CheckFloat(field("frequency_penalty"), s.frequency_penalty(),
                            -kMaxAbsPresenceFrequencyPenalty, kMaxAbsPresenceFrequencyPenalty));
   return status;  // the first failure
 }
@@ -107,7 +110,7 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
   if (request.has_max_tokens() && request.max_tokens() < 1) {
     return Invalid(absl::StrFormat("max_tokens must be >= 1, got %d", request.max_tokens()));
   }
-  status = ValidateSampling(request.sampling(), limits);
+  status = ValidateSampling(request.sampling(), limits, "sampling.");
   if (!status.ok()) return status;
   status = ValidateStops(request, limits);
   if (!status.ok()) return status;
@@ -119,6 +122,27 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
     status = CheckInt("prompt_logprobs", request.prompt_logprobs(), 0, kMaxLogprobs);
   }
   return status;
+}
+
+absl::Status ValidateGenerationDefaults(const GenerationConfig& defaults,
+                                        const ValidationLimits& limits, std::string_view origin) {
+  // The defaults fill a request's unset sampling fields, so they obey the request's rules.
+  v1::SamplingParams s;
+  if (defaults.temperature) s.set_temperature(*defaults.temperature);
+  if (defaults.top_k) s.set_top_k(*defaults.top_k);
+  if (defaults.top_p) s.set_top_p(*defaults.top_p);
+  if (defaults.min_p) s.set_min_p(*defaults.min_p);
+  if (defaults.repetition_penalty) s.set_repetition_penalty(*defaults.repetition_penalty);
+  const std::string prefix = std::string(origin) + ": ";
+  absl::Status status = ValidateSampling(s, limits, prefix);
+  if (!status.ok()) return status;
+  if (defaults.max_new_tokens) {
+    status = CheckInt(prefix + "max_new_tokens", *defaults.max_new_tokens, 1, INT32_MAX);
+    if (!status.ok()) return status;
+  }
+  google::protobuf::RepeatedField<int32_t> eos(defaults.eos_token_ids.begin(),
+                                               defaults.eos_token_ids.end());
+  return CheckTokenIds(prefix + "eos_token_id", eos, limits.vocab_size);
 }
 
 absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,

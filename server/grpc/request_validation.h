@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "attnres/v1/attnres.pb.h"
+#include "models/generation_config.h"
 
 namespace attnres {
 
@@ -33,6 +35,11 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
 // fits in what remains of max_model_len.
 absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
                                   const ValidationLimits& limits);
+
+// generation_config.json's defaults (`origin` names the file) under the rules of the request fields
+// they stand in for: sampling ranges, max_new_tokens >= 1, EOS ids in [0, vocab_size).
+absl::Status ValidateGenerationDefaults(const GenerationConfig& defaults,
+                                        const ValidationLimits& limits, std::string_view origin);
 
 absl::Status ValidateTokenizeRequest(const v1::TokenizeRequest& request);
 absl::Status ValidateDetokenizeRequest(const v1::DetokenizeRequest& request,

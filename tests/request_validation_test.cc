@@ -1,0 +1,69 @@
+// The API edge's range rules (server/grpc/request_validation.h) at unit level: a request's fields
+// and generation_config.json's defaults, which stand in for unset request fields and so obey the
+// same rules. The gRPC status mapping of these errors is covered end to end (tests/e2e/).
+#include "server/grpc/request_validation.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace attnres {
+namespace {
+
+using ::testing::HasSubstr;
+
+const ValidationLimits kLimits{.vocab_size = 300, .max_model_len = 512};
+
+TEST(ValidateGenerationDefaults, AcceptsTypicalDefaults) {
+  GenerationConfig g;
+  g.temperature = 0.6f;
+  g.top_p = 0.9f;
+  g.top_k = 50;
+  g.min_p = 0.0f;
+  g.repetition_penalty = 1.1f;
+  g.max_new_tokens = 256;
+  g.eos_token_ids = {0, 299};
+  EXPECT_TRUE(ValidateGenerationDefaults(g, kLimits, "m/generation_config.json").ok());
+  EXPECT_TRUE(ValidateGenerationDefaults(GenerationConfig{}, kLimits, "x").ok());
+}
+
+TEST(ValidateGenerationDefaults, OutOfRangeValuesNameTheFileAndTheRule) {
+  struct Case {
+    void (*set)(GenerationConfig&);
+    const char* expect;
+  };
+  const Case cases[] = {
+      {[](GenerationConfig& g) { g.temperature = -1.0f; }, "temperature must be in [0, 100]"},
+      {[](GenerationConfig& g) { g.top_p = 0.0f; }, "top_p must be in (0, 1]"},
+      {[](GenerationConfig& g) { g.top_k = -1; }, "top_k must be in [0, 300]"},
+      {[](GenerationConfig& g) { g.min_p = 2.0f; }, "min_p must be in [0, 1]"},
+      {[](GenerationConfig& g) { g.repetition_penalty = 0.0f; }, "repetition_penalty must be in"},
+      {[](GenerationConfig& g) { g.max_new_tokens = 0; }, "max_new_tokens must be in [1,"},
+      {[](GenerationConfig& g) {
+         g.eos_token_ids = {5, 300};
+       },
+       "eos_token_id[1] must be in [0, vocab_size=300)"},
+  };
+  for (const Case& c : cases) {
+    GenerationConfig g;
+    c.set(g);
+    absl::Status s = ValidateGenerationDefaults(g, kLimits, "m/generation_config.json");
+    ASSERT_FALSE(s.ok()) << c.expect;
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.message()), HasSubstr("m/generation_config.json: ")) << c.expect;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.expect));
+  }
+}
+
+TEST(ValidateGenerateRequest, SamplingFieldsAreNamedUnderSampling) {
+  v1::GenerateRequest r;
+  r.mutable_prompt()->set_text("hi");
+  r.mutable_sampling()->set_top_p(1.5f);
+  absl::Status s = ValidateGenerateRequest(r, kLimits);
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("sampling.top_p must be in (0, 1], got 1.5"));
+  r.mutable_sampling()->set_top_p(0.5f);
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+}
+
+}  // namespace
+}  // namespace attnres
