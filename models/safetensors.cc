@@ -200,11 +200,15 @@ absl::StatusOr<std::unique_ptr<SafetensorsStore>> SafetensorsStore::Open(
           absl::StrCat(index_path.string(), ": needs a \"weight_map\" object"));
     }
     for (const auto& [tensor, file] : j["weight_map"].items()) {
-      if (!file.is_string()) {
+      // Shards sit beside the index: a plain file name, never a path out of the directory.
+      const std::filesystem::path name =
+          file.is_string() ? std::filesystem::path(file.get<std::string>()) : "";
+      if (name.empty() || name != name.filename() || name == "." || name == "..") {
         return absl::InvalidArgumentError(absl::StrCat(
-            index_path.string(), ": weight_map[\"", tensor, "\"] must be a file name"));
+            index_path.string(), ": weight_map[\"", tensor,
+            "\"] must be the file name of a shard in the same directory, got ", file.dump()));
       }
-      files.insert(dir / file.get<std::string>());
+      files.insert(dir / name);
     }
   } else {
     std::error_code ec;

@@ -56,6 +56,20 @@ TEST(Safetensors, ShardedWithIndex) {
   ASSERT_TRUE(std::filesystem::exists(dir / "model-00003-of-00003.safetensors"));
   auto model = testing::LoadCpuModel(dir);
   EXPECT_GT(model.weights.num_parameters, 100000);
+
+  // An index may only name shards beside it.
+  for (const char* shard :
+       {"../model-00001-of-00003.safetensors", "/etc/hostname", "sub/x", ".."}) {
+    const auto bad = testing::TempDir("st_bad_index");
+    std::ofstream(bad / "model.safetensors.index.json")
+        << R"({"weight_map": {"w": ")" << shard << R"("}})";
+    auto r = SafetensorsStore::Open(bad);
+    ASSERT_FALSE(r.ok()) << shard;
+    EXPECT_THAT(std::string(r.status().message()),
+                HasSubstr("weight_map[\"w\"] must be the file name of a shard in the same "
+                          "directory"))
+        << shard;
+  }
 }
 
 TEST(Safetensors, TruncatedAndCorruptFilesAreNamedErrors) {
