@@ -160,9 +160,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Build(const nlohmann::json& root,
       post_processor->max_id() >= vocab_size) {
     return json_util::LoadError(
         origin, "post_processor",
-        json_util::Cat("a template adds id ", std::to_string(post_processor->max_id()),
+        json_util::Cat("a template adds id ", post_processor->max_id(),
                        ", past the vocabulary (model.vocab and added_tokens end at ",
-                       std::to_string(vocab_size - 1), ")"));
+                       vocab_size - 1, ")"));
   }
   auto byte_level_decoder = ParseDecoder(Field(root, "decoder"), origin);
   if (!byte_level_decoder.ok()) return byte_level_decoder.status();
