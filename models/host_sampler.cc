@@ -51,6 +51,8 @@ void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const flo
     if (!e.sample) continue;
     const std::span<const float> raw = row(end - 1);
     std::copy(raw.begin(), raw.end(), work.begin());
+    ApplyLogitBias(*e.sampling, work);
+    if (e.suppressed != nullptr) SuppressTokens(*e.suppressed, work);
     if (e.sampling->has_penalties() && e.history) {
       ApplyPenalties(*e.sampling, *e.history, e.prompt_len, work);
     }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <unordered_map>
 
@@ -28,6 +29,14 @@ double LogSumExp(std::span<const float> x) {
 double SampleUniform(uint64_t seed, uint64_t index) {
   const uint64_t bits = SplitMix64(SplitMix64(seed) ^ (index * 0xD1B54A32D192ED03ull));
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
+void ApplyLogitBias(const SamplingParams& p, std::span<float> logits) {
+  for (const auto& [id, bias] : p.logit_bias) logits[id] += bias;
+}
+
+void SuppressTokens(std::span<const int32_t> ids, std::span<float> logits) {
+  for (int32_t id : ids) logits[id] = -std::numeric_limits<float>::infinity();
 }
 
 void ApplyPenalties(const SamplingParams& p, std::span<const int32_t> history, int prompt_len,

@@ -15,6 +15,12 @@ namespace attnres {
 // Uniform double in [0, 1) from (seed, index); same function on every backend.
 double SampleUniform(uint64_t seed, uint64_t index);
 
+// Adds params.logit_bias to the logits in place.
+void ApplyLogitBias(const SamplingParams& params, std::span<float> logits);
+
+// Sets the logits of `ids` (each in [0, logits.size())) to -infinity: they cannot be sampled.
+void SuppressTokens(std::span<const int32_t> ids, std::span<float> logits);
+
 // Applies repetition (prompt + output), presence and frequency (output only) penalties in place.
 // history[0:prompt_len] is the prompt.
 void ApplyPenalties(const SamplingParams& params, std::span<const int32_t> history, int prompt_len,

@@ -17,6 +17,8 @@ struct SamplingParams {
   float repetition_penalty = 1.0f;  // 1: off; applies to prompt and generated tokens
   float presence_penalty = 0.0f;    // applies to generated tokens
   float frequency_penalty = 0.0f;   // applies to generated tokens
+  // (token id, value added to its logit), ids ascending and unique, each in [0, vocab_size).
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   bool greedy() const { return temperature == 0.0f; }
   bool has_penalties() const {

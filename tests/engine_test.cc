@@ -157,6 +157,7 @@ TEST_F(EngineTest, ConcurrentBatchesEqualSoloRunsEvenWithPreemption) {
       reqs.push_back(Request(std::string(1 + i * 3, 'a' + i) + " story", 10 + i * 2,
                              i % 2 ? 0.8f : 0.0f, 100 + i));
       if (i % 3 == 0) reqs.back().sampling.repetition_penalty = 1.3f;
+      if (i % 4 == 1) reqs.back().sampling.logit_bias = {{5, 2.0f}, {9, -3.0f}};
     }
     std::vector<Result> solo;
     for (const auto& r : reqs) solo.push_back(Run(r));
@@ -339,6 +340,80 @@ TEST_F(EngineTest, GenerationConfigEosIdsEndLikeEosWithEmptyStopReason) {
   EXPECT_LE(cut.tokens.size(), 6u);
   // ignore_eos keeps generating past it.
   EXPECT_EQ(Run(Request("Hello", 30)).tokens.size(), 30u);
+}
+
+TEST_F(EngineTest, LogitBiasSteersTheDraw) {
+  SetUpEngine();
+  const Result full = Run(Request("Hello", 12));
+  GenerationRequest r = Request("Hello", 12);
+  const int32_t forced = full.tokens[0] == 7 ? 8 : 7;
+  r.sampling.logit_bias = {{forced, 100.0f}};
+  EXPECT_EQ(Run(r).tokens, std::vector<int32_t>(12, forced));
+  r = Request("Hello", 12);
+  r.sampling.logit_bias = {{full.tokens[0], -100.0f}};
+  EXPECT_NE(Run(r).tokens[0], full.tokens[0]);
+}
+
+// min_tokens: stop ids and EOS ids are not sampled before it; stop strings do not count before it.
+TEST_F(EngineTest, MinTokensDefersEveryStop) {
+  SetUpEngine();
+  const Result full = Run(Request("Hello", 30));
+  const int32_t stop_id = full.tokens[2];
+  const size_t first =
+      std::find(full.tokens.begin(), full.tokens.end(), stop_id) - full.tokens.begin();
+  GenerationRequest t = Request("Hello", 30);
+  t.stop.stop_token_ids = {stop_id};
+  t.stop.min_tokens = 12;
+  const Result held = Run(t);
+  ASSERT_GE(held.tokens.size(), 12u);
+  EXPECT_TRUE(std::equal(held.tokens.begin(), held.tokens.begin() + first, full.tokens.begin()));
+  EXPECT_EQ(std::count(held.tokens.begin(), held.tokens.begin() + 12, stop_id), 0);
+  if (held.reason == FinishReason::kStop) {
+    EXPECT_EQ(held.tokens.back(), stop_id);
+  }
+
+  // EOS (here generation_config.json's extra id) is suppressed the same way, unless ignored.
+  SetUpEngine(0, 64, [&](EngineConfig& c) { c.extra_eos_token_ids = {stop_id}; });
+  GenerationRequest e = Request("Hello", 30);
+  e.stop.ignore_eos = false;
+  e.stop.min_tokens = 12;
+  const Result eos_held = Run(e);
+  ASSERT_GE(eos_held.tokens.size(), 12u);
+  EXPECT_EQ(std::count(eos_held.tokens.begin(), eos_held.tokens.begin() + 12, stop_id), 0);
+
+  // A stop string counts only from token min_tokens on: at min_tokens = max_tokens the tokens
+  // are the unstopped run's.
+  ASSERT_GE(full.text.size(), 12u);
+  GenerationRequest s = Request("Hello", 30);
+  s.stop.stop_strings = {full.text.substr(6, 3)};
+  s.stop.min_tokens = 30;
+  const Result late = Run(s);
+  EXPECT_EQ(late.tokens, full.tokens);
+  if (late.reason == FinishReason::kLength) {
+    EXPECT_EQ(late.text, full.text);
+  }
+}
+
+TEST_F(EngineTest, MinTokensAndLogitBiasRefusals) {
+  SetUpEngine();
+  const int V = engine_->model_config().vocab_size;
+  auto sink = std::make_shared<CollectingSink>();
+  GenerationRequest r = Request("x", 5);
+  r.stop.min_tokens = 6;
+  EXPECT_THAT(std::string(engine_->Submit(r, sink).status().message()),
+              HasSubstr("min_tokens: must be in [0, max_tokens=5], got 6"));
+  r = Request("x", 5);
+  r.sampling.logit_bias = {{V, 1.0f}};
+  EXPECT_THAT(std::string(engine_->Submit(r, sink).status().message()),
+              HasSubstr("sampling.logit_bias: token id"));
+  r = Request("x", 5);
+  r.stop.min_tokens = 1;
+  for (int32_t id = 0; id < V; ++id) r.stop.stop_token_ids.push_back(id);
+  const absl::Status all = engine_->Submit(r, sink).status();
+  EXPECT_EQ(all.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(all.message()), HasSubstr("cover all"));
+  r.stop.min_tokens = 0;  // without min_tokens nothing is suppressed: fine
+  EXPECT_TRUE(engine_->Submit(r, sink).ok());
 }
 
 TEST_F(EngineTest, QueueBoundRefusesWithARetryHintAndQueuedDeadlinesExpire) {

@@ -3,6 +3,8 @@
 // same rules. The gRPC status mapping of these errors is covered end to end (tests/e2e/).
 #include "server/grpc/request_validation.h"
 
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -63,6 +65,38 @@ TEST(ValidateGenerateRequest, SamplingFieldsAreNamedUnderSampling) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("sampling.top_p must be in (0, 1], got 1.5"));
   r.mutable_sampling()->set_top_p(0.5f);
   EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+}
+
+TEST(ValidateGenerateRequest, LogitBiasReportsItsLowestBadEntry) {
+  v1::GenerateRequest r;
+  r.mutable_prompt()->set_text("hi");
+  auto& bias = *r.mutable_sampling()->mutable_logit_bias();
+  bias[299] = -100.0f;
+  bias[0] = 100.0f;
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+  bias[250] = NAN;
+  bias[7] = 200.0f;
+  absl::Status s = ValidateGenerateRequest(r, kLimits);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("sampling.logit_bias[7] must be in [-100, 100], got 200"));
+  bias.erase(7);
+  s = ValidateGenerateRequest(r, kLimits);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("sampling.logit_bias[250] must be in"));
+  bias.erase(250);
+  bias[300] = 1.0f;
+  s = ValidateGenerateRequest(r, kLimits);
+  EXPECT_THAT(
+      std::string(s.message()),
+      HasSubstr("sampling.logit_bias keys must be token ids in [0, vocab_size=300), got 300"));
+}
+
+TEST(ValidateMinTokens, AtMostMaxTokens) {
+  EXPECT_TRUE(ValidateMinTokens(0, 1).ok());
+  EXPECT_TRUE(ValidateMinTokens(7, 7).ok());
+  absl::Status s = ValidateMinTokens(8, 7);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("min_tokens must be in [0, max_tokens=7], got 8"));
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
-// Sampler: greedy, seeded reproducibility, distribution, truncation rules, penalties, logprobs.
+// Sampler: greedy, seeded reproducibility, distribution, truncation rules, penalties, logit bias,
+// suppressed ids, logprobs.
+#include "models/sampler.h"
+
 #include <cmath>
 #include <map>
 
 #include "gtest/gtest.h"
-#include "models/sampler.h"
+#include "models/host_sampler.h"
 
 namespace attnres {
 namespace {
@@ -81,6 +84,68 @@ TEST(Sampler, Penalties) {
   EXPECT_FLOAT_EQ(l[1], -4.0f);   // negative: multiplied
   EXPECT_FLOAT_EQ(l[2], 0.5f - 0.5f - 0.5f);  // 1/2, then presence, then 2 * frequency
   EXPECT_FLOAT_EQ(l[3], 1.0f);    // unseen
+}
+
+TEST(Sampler, LogitBiasAddsToTheNamedLogits) {
+  std::vector<float> l = {2.0f, -2.0f, 1.0f, 1.0f};
+  SamplingParams p = Params(0);
+  p.logit_bias = {{1, 5.0f}, {3, -0.5f}};
+  ApplyLogitBias(p, l);
+  EXPECT_EQ(l, (std::vector<float>{2.0f, 3.0f, 1.0f, 0.5f}));
+  EXPECT_EQ(SampleToken(p, 0, l), 1);
+}
+
+TEST(Sampler, SuppressedTokensAreNeverSampled) {
+  const std::vector<float> base = {std::log(0.5f), std::log(0.3f), std::log(0.15f),
+                                   std::log(0.05f)};
+  const std::vector<int32_t> suppressed = {0, 2};
+  for (float t : {0.0f, 0.7f, 1.0f}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      SamplingParams p = Params(t);
+      if (variant == 1) p.top_k = 2;
+      if (variant == 2) p.top_p = 0.5f;
+      if (variant == 3) p.min_p = 0.9f;
+      p.repetition_penalty = 1.5f;  // penalties after suppression keep it at -inf
+      p.frequency_penalty = 1.0f;
+      std::vector<float> l = base;
+      SuppressTokens(suppressed, l);
+      ApplyPenalties(p, std::vector<int32_t>{0, 2, 3}, 1, l);
+      EXPECT_TRUE(std::isinf(l[0]) && std::isinf(l[2]));
+      std::map<int, int> c;
+      for (int i = 0; i < 500; ++i) ++c[SampleToken(p, i, l)];
+      EXPECT_EQ(c.count(0) + c.count(2), 0u) << "t=" << t << " variant " << variant;
+    }
+  }
+}
+
+// SampleOnHost applies the bias and the suppression to the draw but reports logprobs of the
+// unmodified distribution.
+TEST(Sampler, HostSamplerBiasesTheDrawNotTheLogprobs) {
+  const int V = 5;
+  const std::vector<float> logits = {3.0f, 1.0f, 0.0f, -1.0f, 2.0f};
+  StepBatch b;
+  b.token_ids = {7};
+  b.positions = {0};
+  b.query_indptr = {0, 1};
+  SamplingParams p = Params(0);
+  p.logit_bias = {{2, 10.0f}};
+  const std::vector<int32_t> suppressed = {2};
+  SequenceBatchEntry e;
+  e.num_new_tokens = 1;
+  e.sample = true;
+  e.sampling = &p;
+  e.logprobs = 1;
+  b.seqs = {e};
+  const LogitRows plan = LogitRows::For(b);
+  StepOutput out;
+  SampleOnHost(b, plan, logits, V, {}, 0, &out);
+  EXPECT_EQ(out.seqs[0].token_id, 2);  // the bias beats token 0's lead
+  const TokenLogprob unbiased = ComputeLogprob(logits, 2, 1);
+  EXPECT_FLOAT_EQ(out.seqs[0].logprob.logprob, unbiased.logprob);
+  EXPECT_EQ(out.seqs[0].logprob.top, unbiased.top);
+  b.seqs[0].suppressed = &suppressed;  // suppression wins over the bias
+  SampleOnHost(b, plan, logits, V, {}, 0, &out);
+  EXPECT_EQ(out.seqs[0].token_id, 0);
 }
 
 TEST(Sampler, LogprobsNormalisedAndSorted) {

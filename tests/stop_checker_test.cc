@@ -1,4 +1,4 @@
-// StopChecker: hold-back of possible stop prefixes and cutting at a match.
+// StopChecker: hold-back of possible stop prefixes, cutting at a match, arming (min_tokens).
 #include "gtest/gtest.h"
 #include "server/engine/stop_checker.h"
 
@@ -40,6 +40,26 @@ TEST(StopChecker, MatchSpanningManyPieces) {
   }
   out += s.TakeReady(true);
   EXPECT_EQ(out, "we stop the");
+}
+
+// min_tokens: text appended unarmed never stops, but is held back while it could start a stop.
+TEST(StopChecker, UnarmedTextNeverStopsButAStopMayStartInIt) {
+  StopChecker s({"ab"});
+  EXPECT_FALSE(s.Append("xab", /*armed=*/false));
+  EXPECT_EQ(s.TakeReady(false), "xab");
+  EXPECT_FALSE(s.Append("xa", /*armed=*/false));
+  EXPECT_EQ(s.TakeReady(false), "x");
+  EXPECT_TRUE(s.Append("b!", /*armed=*/true));
+  EXPECT_EQ(s.matched(), "ab");
+  EXPECT_EQ(s.TakeReady(true), "");
+}
+
+// A stop lying wholly in unarmed text is not found once armed, even beside a longer stop.
+TEST(StopChecker, ArmingDoesNotFindOldMatches) {
+  StopChecker s({"ab", "zzzzz"});
+  EXPECT_FALSE(s.Append("abc", /*armed=*/false));
+  EXPECT_FALSE(s.Append("d", /*armed=*/true));
+  EXPECT_EQ(s.TakeReady(true), "abcd");
 }
 
 }  // namespace

@@ -104,4 +104,11 @@ bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {
   return true;
 }
 
+bool ParseIdValue(const std::string& text, int32_t* id, float* value) {
+  const std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(text, absl::MaxSplits('=', 1));
+  return absl::SimpleAtoi(absl::StripAsciiWhitespace(parts.first), id) &&
+         absl::SimpleAtof(absl::StripAsciiWhitespace(parts.second), value);
+}
+
 }  // namespace attnres::cli

@@ -37,5 +37,7 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& message);
 
 // "1,2, 3" -> {1,2,3}; false on a malformed list.
 bool ParseIdList(const std::string& text, std::vector<int32_t>* ids);
+// "ID=VALUE" (a token id and a number, e.g. "42=-100").
+bool ParseIdValue(const std::string& text, int32_t* id, float* value);
 
 }  // namespace attnres::cli

@@ -14,11 +14,12 @@ namespace {
 
 struct GenerateFlags {
   std::string prompt, prompt_ids, request_id;
-  int max_tokens = 0, top_k = 0, logprobs = 0, prompt_logprobs = 0;
+  int max_tokens = 0, min_tokens = 0, top_k = 0, logprobs = 0, prompt_logprobs = 0;
   float temperature = 1, top_p = 1, min_p = 0, repetition_penalty = 1;
   float presence_penalty = 0, frequency_penalty = 0;
   uint64_t seed = 0;
   std::vector<std::string> stop;
+  std::vector<std::string> logit_bias;  // "ID=VALUE"
   std::string stop_token_ids;
   bool mix_weights = false, ignore_eos = false, stream = false, json = false;
   bool keep_special = false, no_special = false;
@@ -50,6 +51,13 @@ std::string BuildRequest(const GenerateFlags& f, v1::GenerateRequest* r) {
   if (f.o_repetition->count() > 0) s->set_repetition_penalty(f.repetition_penalty);
   s->set_presence_penalty(f.presence_penalty);
   s->set_frequency_penalty(f.frequency_penalty);
+  for (const std::string& entry : f.logit_bias) {
+    int32_t id = 0;
+    float bias = 0;
+    if (!ParseIdValue(entry, &id, &bias)) return "--logit-bias must be ID=VALUE, got " + entry;
+    (*s->mutable_logit_bias())[id] = bias;
+  }
+  r->set_min_tokens(f.min_tokens);
   for (const std::string& stop : f.stop) r->add_stop(stop);
   if (!f.stop_token_ids.empty()) {
     std::vector<int32_t> ids;
@@ -135,6 +143,7 @@ void AddGenerateCommands(CLI::App& app, CliState& state) {
   f->o_prompt->excludes(f->o_prompt_ids);
   cmd->add_option("--request-id", f->request_id, "Caller-chosen request id");
   f->o_max_tokens = cmd->add_option("--max-tokens", f->max_tokens, "Tokens to generate at most");
+  cmd->add_option("--min-tokens", f->min_tokens, "Tokens to generate before EOS or a stop counts");
   f->o_temperature = cmd->add_option("--temperature", f->temperature, "0: greedy");
   cmd->add_option("--top-k", f->top_k, "0: off");
   f->o_top_p = cmd->add_option("--top-p", f->top_p, "Nucleus probability mass, (0, 1]");
@@ -147,6 +156,9 @@ void AddGenerateCommands(CLI::App& app, CliState& state) {
   f->o_repetition = cmd->add_option("--repetition-penalty", f->repetition_penalty, "(0, 10]");
   cmd->add_option("--presence-penalty", f->presence_penalty, "[-2, 2]");
   cmd->add_option("--frequency-penalty", f->frequency_penalty, "[-2, 2]");
+  cmd->add_option("--logit-bias", f->logit_bias, "ID=VALUE added to a token's logit (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   f->o_logprobs = cmd->add_option("--logprobs", f->logprobs, "Top alternatives per token, [0, 20]");
   f->o_prompt_logprobs = cmd->add_option("--prompt-logprobs", f->prompt_logprobs,
                                          "Prompt token logprobs with N alternatives");

@@ -248,7 +248,7 @@ void CudaRunner::LogLayout(double load_seconds) const {
 }
 
 // Logit rows as in CpuRunner; the GPU sampler handles a batch when nothing asks for prompt
-// logprobs, logprobs, penalties or mix weights.
+// logprobs, logprobs, penalties, a logit bias, suppressed ids (min_tokens) or mix weights.
 StepPlan CudaRunner::PlanStep(const StepBatch& b) const {
   StepPlan p;
   p.rows = LogitRows::For(b);
@@ -259,7 +259,8 @@ StepPlan CudaRunner::PlanStep(const StepBatch& b) const {
     } else if (e.sample) {
       const SamplingParams& s = *e.sampling;
       p.samples.push_back({s.temperature, s.top_k, s.top_p, s.min_p, s.seed, e.sample_index});
-      p.host_path |= e.logprobs >= 0 || (s.has_penalties() && e.history);
+      p.host_path |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
+                     e.suppressed != nullptr;
     }
   }
   if (p.host_path) p.samples.clear();

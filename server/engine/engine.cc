@@ -78,7 +78,9 @@ class EngineImpl final : public Engine {
   std::string compute_dtype() const override { return runner_->compute_dtype(); }
 
  private:
-  absl::Status Validate(const GenerationRequest& r) const;
+  // What min_tokens keeps from being sampled (Sequence::min_tokens_suppressed).
+  std::vector<int32_t> MinTokensSuppressed(const GenerationRequest& r) const;
+  absl::Status Validate(const GenerationRequest& r, const std::vector<int32_t>& suppressed) const;
   absl::Status Admit(std::unique_ptr<Sequence> seq);
   void Loop();
   void PublishState();
@@ -114,7 +116,17 @@ class EngineImpl final : public Engine {
   std::thread thread_;
 };
 
-absl::Status EngineImpl::Validate(const GenerationRequest& r) const {
+std::vector<int32_t> EngineImpl::MinTokensSuppressed(const GenerationRequest& r) const {
+  if (r.stop.min_tokens <= 0) return {};
+  std::vector<int32_t> ids = r.stop.stop_token_ids;
+  if (!r.stop.ignore_eos) ids.insert(ids.end(), eos_.begin(), eos_.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+absl::Status EngineImpl::Validate(const GenerationRequest& r,
+                                  const std::vector<int32_t>& suppressed) const {
   const int V = runner_->config().vocab_size;
   const int prompt_len = static_cast<int>(r.prompt_ids.size());
   if (prompt_len == 0) return absl::InvalidArgumentError("prompt: must not be empty");
@@ -134,6 +146,28 @@ absl::Status EngineImpl::Validate(const GenerationRequest& r) const {
         "max_tokens: prompt (", prompt_len, " tokens) + max_tokens (", r.stop.max_tokens,
         ") must be <= max_model_len (", config_.max_model_len, ")"));
   }
+  if (r.stop.min_tokens < 0 || r.stop.min_tokens > r.stop.max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_tokens: must be in [0, max_tokens=", r.stop.max_tokens, "], got ", r.stop.min_tokens));
+  }
+  // The sampler writes these ids' logits, so they must lie inside the vocabulary.
+  for (const auto& [id, bias] : r.sampling.logit_bias) {
+    if (id < 0 || id >= V) {
+      return absl::InvalidArgumentError(absl::StrCat("sampling.logit_bias: token id ", id,
+                                                     " is outside [0, vocab_size=", V, ")"));
+    }
+  }
+  for (int32_t id : suppressed) {
+    if (id < 0 || id >= V) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop_token_ids: ", id, " is outside [0, vocab_size=", V, ")"));
+    }
+  }
+  if (static_cast<int>(suppressed.size()) >= V) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_tokens: the stop ids and EOS ids cover all ", V,
+        " tokens of the vocabulary, so no token could be generated before min_tokens"));
+  }
   if (blocks_.PagesFor(total) > blocks_.num_pages()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_tokens: prompt + max_tokens (", total, " tokens) needs ", blocks_.PagesFor(total),
@@ -144,11 +178,13 @@ absl::Status EngineImpl::Validate(const GenerationRequest& r) const {
 
 absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
     GenerationRequest request, std::shared_ptr<RequestSink> sink) {
-  absl::Status status = Validate(request);
+  std::vector<int32_t> suppressed = MinTokensSuppressed(request);
+  absl::Status status = Validate(request, suppressed);
   auto handle = std::make_shared<RequestHandle>();
   if (status.ok()) {
-    status =
-        Admit(std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_));
+    auto seq = std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_);
+    seq->min_tokens_suppressed = std::move(suppressed);
+    status = Admit(std::move(seq));
   }
   if (!status.ok()) {
     observer_->OnRejected(status.code());
@@ -309,16 +345,18 @@ void EngineImpl::ProcessSample(Sequence* s, const SequenceStepOutput& out) {
   if (r.output.return_mix_weights && !out.mix_weights.empty()) {
     d.mix_weights.push_back(out.mix_weights);
   }
-  if (!r.stop.ignore_eos && eos_.contains(token)) {
+  // Before min_tokens the sampler suppressed EOS and stop ids; stop strings wait for it here.
+  const bool armed = s->stops_armed();
+  if (armed && !r.stop.ignore_eos && eos_.contains(token)) {
     Finish(s, FinishReason::kStop, "", absl::OkStatus());
     return;
   }
-  if (s->stop.Append(s->decoder.Push(token))) {
+  if (s->stop.Append(s->decoder.Push(token), armed)) {
     Finish(s, FinishReason::kStop, s->stop.matched(), absl::OkStatus());
     return;
   }
-  if (std::find(r.stop.stop_token_ids.begin(), r.stop.stop_token_ids.end(), token) !=
-      r.stop.stop_token_ids.end()) {
+  if (armed && std::find(r.stop.stop_token_ids.begin(), r.stop.stop_token_ids.end(), token) !=
+                   r.stop.stop_token_ids.end()) {
     Finish(s, FinishReason::kStop, absl::StrCat("token:", token), absl::OkStatus());
     return;
   }
@@ -335,7 +373,7 @@ void EngineImpl::Finish(Sequence* s, FinishReason reason, std::string stop_reaso
   GenerationDelta& d = s->pending;
   // Unless a stop string already cut the text, the bytes the decoder still holds may complete
   // (or hit) a stop string.
-  if (s->stop.matched().empty() && s->stop.Append(s->decoder.Flush())) {
+  if (s->stop.matched().empty() && s->stop.Append(s->decoder.Flush(), s->stops_armed())) {
     reason = FinishReason::kStop;
     stop_reason = s->stop.matched();
   }

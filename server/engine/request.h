@@ -18,6 +18,9 @@ namespace attnres {
 
 struct StopCriteria {
   int max_tokens = 16;                     // >= 1; generated tokens, the stop token included
+  // In [0, max_tokens]: EOS and stop ids cannot be sampled as tokens 0..min_tokens-1, and stop
+  // strings count only from the text of token min_tokens-1 on.
+  int min_tokens = 0;
   std::vector<std::string> stop_strings;   // text stops; the match is cut from the output
   std::vector<int32_t> stop_token_ids;     // token stops; the token is kept in the output
   bool ignore_eos = false;                 // when false, the model's EOS ids stop generation

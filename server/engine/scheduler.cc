@@ -144,6 +144,9 @@ StepBatch BuildStepBatch(const ScheduleResult& schedule, int page_size) {
     e.sample_index = static_cast<uint64_t>(s.num_generated());
     e.history = &s.tokens;
     e.prompt_len = s.prompt_len;
+    if (s.num_generated() < r.stop.min_tokens && !s.min_tokens_suppressed.empty()) {
+      e.suppressed = &s.min_tokens_suppressed;
+    }
     e.logprobs = r.output.logprobs;
     if (r.output.prompt_logprobs >= 0 && start < s.prompt_len && end > s.prompt_logprobs_sent) {
       e.prompt_logprobs = r.output.prompt_logprobs;

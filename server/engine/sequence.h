@@ -34,6 +34,9 @@ struct Sequence {
   int num_cached_tokens = 0;   // prompt tokens served from the prefix cache at admission
   int num_preemptions = 0;
   int prompt_logprobs_sent = 0;  // prompt positions already reported (survives preemption)
+  // What min_tokens keeps from being sampled: stop ids and EOS ids (unless ignore_eos), sorted,
+  // unique; empty when min_tokens is 0.
+  std::vector<int32_t> min_tokens_suppressed;
 
   IncrementalDecoder decoder;
   StopChecker stop;
@@ -47,6 +50,8 @@ struct Sequence {
   absl::Time last_token_time = absl::InfinitePast();
 
   int num_generated() const { return static_cast<int>(tokens.size()) - prompt_len; }
+  // Whether stop conditions apply to the last generated token (min_tokens reached).
+  bool stops_armed() const { return num_generated() >= request.stop.min_tokens; }
   int num_uncomputed() const { return static_cast<int>(tokens.size()) - num_computed; }
   bool in_prefill() const { return num_computed < prompt_len; }
 };

@@ -5,18 +5,16 @@
 
 namespace attnres {
 
-StopChecker::StopChecker(std::vector<std::string> stop_strings) : stops_(std::move(stop_strings)) {
-  for (const auto& s : stops_) max_len_ = std::max(max_len_, s.size());
-}
+StopChecker::StopChecker(std::vector<std::string> stop_strings) : stops_(std::move(stop_strings)) {}
 
-bool StopChecker::Append(const std::string& text) {
+bool StopChecker::Append(const std::string& text, bool armed) {
   const size_t old_len = text_.size();
   text_ += text;
-  if (stops_.empty() || text.empty()) return false;
-  // A new match must end inside the new text: start looking max_len-1 bytes before it.
-  const size_t from = old_len >= max_len_ ? old_len - max_len_ + 1 : 0;
+  if (!armed || stops_.empty() || text.empty()) return false;
+  // A match must end inside the new text, i.e. start at most size-1 bytes before it.
   size_t best = std::string::npos;
   for (const auto& s : stops_) {
+    const size_t from = old_len >= s.size() ? old_len - s.size() + 1 : 0;
     const size_t pos = text_.find(s, from);
     if (pos != std::string::npos && pos < best) {
       best = pos;

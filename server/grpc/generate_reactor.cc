@@ -4,8 +4,10 @@
 
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/grpc/call_common.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/status_mapping.h"
@@ -53,7 +55,7 @@ class GenerateSink : public RequestSink {
     }
     spdlog::debug("request {} finished: {} ({} tokens){}", request_id_,
                   FinishReasonName(delta.finish_reason), delta.usage.completion_tokens,
-                  status.ok() ? "" : " " + status.ToString());
+                  status.ok() ? std::string() : absl::StrCat(" ", status.ToString()));
     reactor->Finish(ToGrpcStatus(status));
   }
 

@@ -39,6 +39,8 @@ SamplingParams ToSamplingParams(const v1::SamplingParams& s, const GenerationCon
       s.has_repetition_penalty() ? s.repetition_penalty() : d.repetition_penalty.value_or(1.0f);
   out.presence_penalty = s.presence_penalty();
   out.frequency_penalty = s.frequency_penalty();
+  out.logit_bias.assign(s.logit_bias().begin(), s.logit_bias().end());
+  std::sort(out.logit_bias.begin(), out.logit_bias.end());
   return out;
 }
 
@@ -130,6 +132,9 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest&
   out.stop.max_tokens = max_tokens.value_or(
       std::min(ctx.defaults.max_new_tokens.value_or(ctx.default_max_tokens), room));
   out.stop.max_tokens = std::max(1, std::min(out.stop.max_tokens, room));
+  status = ValidateMinTokens(request.min_tokens(), out.stop.max_tokens);
+  if (!status.ok()) return status;
+  out.stop.min_tokens = request.min_tokens();
   out.stop.stop_strings.assign(request.stop().begin(), request.stop().end());
   out.stop.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());
   // generation_config.json's EOS ids are the engine's (EngineConfig::extra_eos_token_ids).
@@ -211,6 +216,7 @@ v1::ModelInfo BuildModelInfo(const Engine& engine, const std::string& model_name
   limits->set_kv_num_pages(engine.kv_num_pages());
   limits->set_max_stop_strings(kMaxStopStrings);
   limits->set_max_logprobs(kMaxLogprobs);
+  limits->set_max_logit_bias(kMaxLogitBias);
   return info;
 }
 

@@ -1,8 +1,11 @@
 // Request range checks (see request_validation.h). Comparisons are written so that NaN fails.
 #include "server/grpc/request_validation.h"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -56,6 +59,27 @@ absl::Status ValidatePrompt(const v1::GenerateRequest& request, const Validation
   }
 }
 
+// Entries in ascending id order, so that the first bad one reported does not depend on the map's.
+absl::Status ValidateLogitBias(const google::protobuf::Map<int32_t, float>& bias,
+                               const ValidationLimits& limits, const std::string& field) {
+  if (bias.size() > static_cast<size_t>(kMaxLogitBias)) {
+    return Invalid(absl::StrFormat("%s must have at most %d entries, got %d", field, kMaxLogitBias,
+                                   bias.size()));
+  }
+  std::vector<std::pair<int32_t, float>> entries(bias.begin(), bias.end());
+  std::sort(entries.begin(), entries.end());
+  for (const auto& [id, value] : entries) {
+    if (id < 0 || id >= limits.vocab_size) {
+      return Invalid(absl::StrFormat("%s keys must be token ids in [0, vocab_size=%d), got %d",
+                                     field, limits.vocab_size, id));
+    }
+    absl::Status status = CheckFloat(absl::StrFormat("%s[%d]", field, id), value, -kMaxAbsLogitBias,
+                                     kMaxAbsLogitBias);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
 // `prefix` names where the fields come from: "sampling." for a request, "<file>: " for defaults.
 absl::Status ValidateSampling(const v1::SamplingParams& s, const ValidationLimits& limits,
                               std::string_view prefix) {
@@ -75,6 +99,7 @@ absl::Status ValidateSampling(const v1::SamplingParams& s, const ValidationLimit
                            -kMaxAbsPresenceFrequencyPenalty, kMaxAbsPresenceFrequencyPenalty));
   status.Update(CheckFloat(field("frequency_penalty"), s.frequency_penalty(),
                            -kMaxAbsPresenceFrequencyPenalty, kMaxAbsPresenceFrequencyPenalty));
+  status.Update(ValidateLogitBias(s.logit_bias(), limits, field("logit_bias")));
   return status;  // the first failure
 }
 
@@ -109,6 +134,9 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
   if (!status.ok()) return status;
   if (request.has_max_tokens() && request.max_tokens() < 1) {
     return Invalid(absl::StrFormat("max_tokens must be >= 1, got %d", request.max_tokens()));
+  }
+  if (request.min_tokens() < 0) {
+    return Invalid(absl::StrFormat("min_tokens must be >= 0, got %d", request.min_tokens()));
   }
   status = ValidateSampling(request.sampling(), limits, "sampling.");
   if (!status.ok()) return status;
@@ -160,6 +188,12 @@ absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
         limits.max_model_len, prompt_len, room, *max_tokens));
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateMinTokens(int min_tokens, int max_tokens) {
+  if (min_tokens <= max_tokens) return absl::OkStatus();
+  return Invalid(
+      absl::StrFormat("min_tokens must be in [0, max_tokens=%d], got %d", max_tokens, min_tokens));
 }
 
 absl::Status ValidateTokenizeRequest(const v1::TokenizeRequest& request) {

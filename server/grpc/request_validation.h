@@ -13,7 +13,7 @@
 
 namespace attnres {
 
-// API limits that are not model facts; ServingLimits reports the first two.
+// API limits that are not model facts; ServingLimits reports the first two and kMaxLogitBias.
 inline constexpr int kMaxStopStrings = 16;
 inline constexpr int kMaxLogprobs = 20;
 inline constexpr int kMaxStopStringBytes = 256;
@@ -22,6 +22,8 @@ inline constexpr int kMaxRequestIdBytes = 256;
 inline constexpr float kMaxTemperature = 100.0f;
 inline constexpr float kMaxRepetitionPenalty = 10.0f;
 inline constexpr float kMaxAbsPresenceFrequencyPenalty = 2.0f;
+inline constexpr int kMaxLogitBias = 1024;  // entries; ServingLimits reports it
+inline constexpr float kMaxAbsLogitBias = 100.0f;
 
 struct ValidationLimits {
   int32_t vocab_size = 0;
@@ -35,6 +37,9 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
 // fits in what remains of max_model_len.
 absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
                                   const ValidationLimits& limits);
+
+// After max_tokens is resolved (the request's or its default): min_tokens <= max_tokens.
+absl::Status ValidateMinTokens(int min_tokens, int max_tokens);
 
 // generation_config.json's defaults (`origin` names the file) under the rules of the request fields
 // they stand in for: sampling ranges, max_new_tokens >= 1, EOS ids in [0, vocab_size).

@@ -82,6 +82,7 @@ TEST_F(ApiE2eTest, ModelInfoDescribesTheTinyBlockModel) {
   EXPECT_GT(info.limits().kv_num_pages(), 0);
   EXPECT_EQ(info.limits().max_stop_strings(), 16);
   EXPECT_EQ(info.limits().max_logprobs(), 20);
+  EXPECT_EQ(info.limits().max_logit_bias(), 1024);
 }
 
 TEST_F(ApiE2eTest, TokenizeDetokenizeRoundTrip) {
@@ -137,7 +138,7 @@ TEST_F(ApiE2eTest, BadRequestsAreInvalidArgumentNamingTheField) {
        "sampling.frequency_penalty"},
       {"too many stops",
        [](auto* r) {
-         for (int i = 0; i < 17; ++i) r->add_stop("x");
+         for (int i = 0; i < 17; ++i) r->add_stop(std::string(1, 'x'));
        },
        "stop"},
       {"empty stop", [](auto* r) { r->add_stop(""); }, "stop[0]"},
@@ -148,6 +149,19 @@ TEST_F(ApiE2eTest, BadRequestsAreInvalidArgumentNamingTheField) {
          for (int i = 0; i < 65; ++i) r->add_stop_token_ids(1);
        },
        "stop_token_ids"},
+      {"logit_bias id",
+       [](auto* r) { (*r->mutable_sampling()->mutable_logit_bias())[1 << 20] = 1; },
+       "sampling.logit_bias keys must be token ids"},
+      {"logit_bias value", [](auto* r) { (*r->mutable_sampling()->mutable_logit_bias())[3] = 101; },
+       "sampling.logit_bias[3] must be in [-100, 100], got 101"},
+      {"too many logit_bias",
+       [](auto* r) {
+         for (int i = 0; i < 1025; ++i) (*r->mutable_sampling()->mutable_logit_bias())[i] = 1;
+       },
+       "sampling.logit_bias must have at most 1024 entries"},
+      {"min_tokens negative", [](auto* r) { r->set_min_tokens(-1); }, "min_tokens must be >= 0"},
+      {"min_tokens past max_tokens", [](auto* r) { r->set_min_tokens(5); },
+       "min_tokens must be in [0, max_tokens=4], got 5"},
       {"logprobs", [](auto* r) { r->set_logprobs(21); }, "logprobs"},
       {"prompt_logprobs", [](auto* r) { r->set_prompt_logprobs(-1); }, "prompt_logprobs"},
       {"request_id", [](auto* r) { r->set_request_id(std::string(300, 'r')); }, "request_id"},

@@ -1,5 +1,7 @@
 // End-to-end generation semantics through the C++ stub against the real attnres-server:
-// determinism, stream == unary, seeds, stop strings and ids, max_tokens, logprobs, mix weights.
+// determinism, stream == unary, seeds, stop strings and ids, max_tokens, min_tokens, logit bias,
+// logprobs, mix weights.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -175,6 +177,35 @@ TEST_F(GenerateE2eTest, StopTokenIdIsKeptAndEndsGeneration) {
   EXPECT_EQ(Ids(r.token_ids()), std::vector<int32_t>(ids.begin(), ids.begin() + at + 1));
   EXPECT_EQ(r.finish_reason(), v1::FINISH_REASON_STOP);
   EXPECT_EQ(r.stop_reason(), "token:" + std::to_string(ids[at]));
+}
+
+TEST_F(GenerateE2eTest, LogitBiasForcesATokenAndLogprobsStayUnbiased) {
+  const v1::GenerateResponse full = MustGenerate(GreedyRequest("Bias", 10));
+  const int32_t forced = full.token_ids(0) == 11 ? 12 : 11;
+  v1::GenerateRequest request = GreedyRequest("Bias", 10);
+  (*request.mutable_sampling()->mutable_logit_bias())[forced] = 100.0f;
+  request.set_logprobs(1);
+  const v1::GenerateResponse r = MustGenerate(request);
+  EXPECT_EQ(Ids(r.token_ids()), std::vector<int32_t>(10, forced));
+  ASSERT_EQ(r.logprobs_size(), 10);
+  EXPECT_NE(r.logprobs(0).top(0).token_id(), forced) << "the top alternative is the model's";
+}
+
+TEST_F(GenerateE2eTest, MinTokensHoldsOffAStopTokenId) {
+  const v1::GenerateResponse full = MustGenerate(SeededRequest("Stop ids", 40, 5));
+  const std::vector<int32_t> ids = Ids(full.token_ids());
+  ASSERT_EQ(ids.size(), 40u);
+  v1::GenerateRequest request = SeededRequest("Stop ids", 40, 5);
+  request.add_stop_token_ids(ids[0]);
+  request.set_min_tokens(8);
+  const v1::GenerateResponse r = MustGenerate(request);
+  const std::vector<int32_t> got = Ids(r.token_ids());
+  ASSERT_GE(got.size(), 8u);
+  EXPECT_EQ(std::count(got.begin(), got.begin() + 8, ids[0]), 0);
+  if (r.finish_reason() == v1::FINISH_REASON_STOP) {
+    EXPECT_EQ(got.back(), ids[0]);
+  }
+  EXPECT_EQ(r.usage().completion_tokens(), static_cast<int>(got.size()));
 }
 
 TEST_F(GenerateE2eTest, LogprobsArePresentAndNotPositive) {

@@ -2,7 +2,8 @@
 """Smoke test of clients/python (attnres_client) against the real attnres-server.
 
 Starts the server on a free port (--port 0) with ATTNRES_SERVER / ATTNRES_E2E_MODEL_DIR (set by
-ctest), checks info, tokenize/detokenize, generate, generate_stream and an INVALID_ARGUMENT.
+ctest), checks info, tokenize/detokenize, generate (with logit_bias and min_tokens), generate_stream and an
+INVALID_ARGUMENT.
 """
 
 import os
@@ -51,6 +52,10 @@ def main() -> int:
             assert "".join(c.text for c in chunks) == r.text
             assert sum((c.token_ids for c in chunks), []) == r.token_ids
             assert chunks[-1].finish_reason == "LENGTH"
+            forced = 11 if r.token_ids[0] != 11 else 12
+            b = client.generate("Hello", max_tokens=4, temperature=0.0, ignore_eos=True,
+                                logit_bias={forced: 100.0}, min_tokens=4)
+            assert b.token_ids == [forced] * 4, b
             try:
                 client.generate("Hello", top_p=1.5)
                 raise AssertionError("top_p=1.5 was accepted")

@@ -82,9 +82,12 @@ v1::GenerateResponse ResponseSink::Wait() {
   return response_;
 }
 
-void CheckResponse(const v1::GenerateResponse& response, int max_tokens) {
+void CheckResponse(const v1::GenerateResponse& response, const StopCriteria& stop) {
   FUZZ_CHECK(response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED, "a finish reason is set");
-  FUZZ_CHECK(response.token_ids_size() <= max_tokens, "at most max_tokens tokens");
+  FUZZ_CHECK(response.token_ids_size() <= stop.max_tokens, "at most max_tokens tokens");
+  FUZZ_CHECK(response.finish_reason() != v1::FINISH_REASON_STOP ||
+                 response.token_ids_size() >= stop.min_tokens,
+             "no stop before min_tokens");
   FUZZ_CHECK(response.usage().completion_tokens() == response.token_ids_size(),
              "usage counts the tokens returned");
   FUZZ_CHECK(response.logprobs_size() == 0 || response.logprobs_size() == response.token_ids_size(),

@@ -55,8 +55,9 @@ class ResponseSink : public RequestSink {
   v1::GenerateResponse response_;
 };
 
-// Checks a finished response: a finish reason, at most `max_tokens` tokens, usage and logprob
-// counts that agree, and strings that survive the wire (serialize, parse back).
-void CheckResponse(const v1::GenerateResponse& response, int max_tokens);
+// Checks a finished response: a finish reason, at most max_tokens tokens, at least min_tokens when
+// a stop ended it, usage and logprob counts that agree, and strings that survive the wire
+// (serialize, parse back).
+void CheckResponse(const v1::GenerateResponse& response, const StopCriteria& stop);
 
 }  // namespace attnres::fuzz

@@ -1,7 +1,9 @@
 // Fuzz target: StopChecker against a direct reference. Input: byte 0 gives the number of stop
-// strings (1-4); the rest, split at each 0x00 byte, gives the stop strings and then the text chunks
-// as a sequence's decoded deltas. After each chunk the text so far either holds a stop string,
-// and the request's whole output is that text cut at the earliest start of one, or it holds none.
+// strings (1 + bits 0-1) and how many leading text chunks are unarmed (bits 2-7, as min_tokens
+// leaves a request's first tokens); the rest, split at each 0x00 byte, gives the stop strings and
+// then the text chunks as a sequence's decoded deltas. A stop counts only where it ends past the
+// unarmed text (length U). After each chunk the text so far either holds such a stop, and the
+// request's whole output is that text cut at the earliest start of one, or it holds none.
 // Checks: the pieces TakeReady returns (then a final flush) concatenate to exactly that output,
 // and matched() is a stop string found where the cut is.
 #include <algorithm>
@@ -16,6 +18,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const size_t num_stops = 1 + data[0] % 4;
+  const size_t num_unarmed = data[0] >> 2;
   std::vector<std::string> parts;
   std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
   for (size_t cut; (cut = rest.find('\0')) != std::string_view::npos; rest.remove_prefix(cut + 1)) {
@@ -31,13 +34,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   attnres::StopChecker checker(stops);
   std::string out, text;
+  size_t unarmed_len = 0;  // U
+  // The earliest start of stop s in t that ends past U.
+  const auto find_armed = [&](const std::string& t, const std::string& s) {
+    return t.find(s, unarmed_len >= s.size() ? unarmed_len - s.size() + 1 : 0);
+  };
   bool stopped = false;
   std::string expected;
-  for (; i < parts.size() && !stopped; ++i) {
+  for (size_t chunk = 0; i < parts.size() && !stopped; ++i, ++chunk) {
+    const bool armed = chunk >= num_unarmed;
     text += parts[i];
+    if (!armed) unarmed_len = text.size();
     size_t cut = std::string::npos;
-    for (const std::string& s : stops) cut = std::min(cut, text.find(s));
-    stopped = checker.Append(parts[i]);
+    for (const std::string& s : stops) cut = std::min(cut, find_armed(text, s));
+    stopped = checker.Append(parts[i], armed);
     FUZZ_CHECK(stopped == (cut != std::string::npos),
                "Append reports a stop exactly when one occurs");
     if (stopped) {
@@ -48,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     out += checker.TakeReady(/*flush=*/false);
     for (const std::string& s : stops) {
-      FUZZ_CHECK(out.find(s) == std::string::npos, "no sent text holds a stop string");
+      FUZZ_CHECK(find_armed(out, s) == std::string::npos, "no sent text holds an armed stop");
     }
   }
   out += checker.TakeReady(/*flush=*/true);

@@ -7,7 +7,7 @@ leaves the field unset (the server then applies generation_config.json defaults)
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Mapping, Optional, Sequence
 
 import grpc
 
@@ -22,8 +22,9 @@ from attnres.v1 import attnres_pb2, attnres_pb2_grpc  # noqa: E402
 
 _SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "min_p", "seed", "repetition_penalty",
                     "presence_penalty", "frequency_penalty")
-_REQUEST_FIELDS = ("request_id", "max_tokens", "ignore_eos", "logprobs", "prompt_logprobs",
-                   "return_mix_weights", "add_special_tokens", "skip_special_tokens")
+_REQUEST_FIELDS = ("request_id", "max_tokens", "min_tokens", "ignore_eos", "logprobs",
+                   "prompt_logprobs", "return_mix_weights", "add_special_tokens",
+                   "skip_special_tokens")
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Client:
     @staticmethod
     def build_request(prompt=None, *, prompt_ids: Optional[Sequence[int]] = None,
                       stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
+                      logit_bias: Optional[Mapping[int, float]] = None,
                       **kwargs) -> "attnres_pb2.GenerateRequest":
         """A GenerateRequest from a text prompt or prompt_ids and keyword fields."""
         if (prompt is None) == (prompt_ids is None):
@@ -83,6 +85,7 @@ class Client:
             request.prompt.token_ids.ids.extend(prompt_ids)
         request.stop.extend(stop)
         request.stop_token_ids.extend(stop_token_ids)
+        request.sampling.logit_bias.update(logit_bias or {})
         for name, value in kwargs.items():
             if value is None:
                 continue
