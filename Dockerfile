@@ -35,8 +35,8 @@ ENV LD_LIBRARY_PATH=/opt/attnres/lib \
     PATH=/opt/attnres/bin:${PATH}
 RUN useradd --system --uid 10001 attnres
 USER attnres
-EXPOSE 50051
+EXPOSE 50051 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD ["attnres-cli", "--target", "127.0.0.1:50051", "health"]
 ENTRYPOINT ["attnres-server", "--model", "/opt/attnres/models/attnres-tiny-stories", \
-            "--host", "0.0.0.0", "--port", "50051"]
+            "--host", "0.0.0.0", "--port", "50051", "--http-port", "8000"]

@@ -44,6 +44,14 @@ absl::Status ReadDouble(const json& j, absl::string_view origin, const char* key
   return absl::OkStatus();
 }
 
+absl::Status ReadBool(const json& j, absl::string_view origin, const char* key, bool* out) {
+  if (!Has(j, key)) return absl::OkStatus();
+  const json& value = j[key];
+  if (!value.is_boolean()) return KeyError(origin, key, "must be true or false");
+  *out = value.get<bool>();
+  return absl::OkStatus();
+}
+
 absl::Status ReadString(const json& j, absl::string_view origin, const char* key,
                         std::string* out) {
   if (!Has(j, key)) return absl::OkStatus();

@@ -1,6 +1,7 @@
-// Typed reads of single keys of a model directory's JSON files (config.json,
-// generation_config.json). Every wrong type or range is INVALID_ARGUMENT worded
-// `<origin>: key "<key>" <rule>`; no read throws. Absent or null keys leave the output unchanged.
+// Typed reads of single keys of JSON objects: a model directory's files (config.json,
+// generation_config.json) and the HTTP API's request bodies. Every wrong type or range is
+// INVALID_ARGUMENT worded `<origin>: key "<key>" <rule>`; no read throws. Absent or null keys
+// leave the output unchanged.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,8 @@ absl::Status ReadInt(const nlohmann::json& j, absl::string_view origin, const ch
 // A finite number.
 absl::Status ReadDouble(const nlohmann::json& j, absl::string_view origin, const char* key,
                         double* out);
+absl::Status ReadBool(const nlohmann::json& j, absl::string_view origin, const char* key,
+                      bool* out);
 absl::Status ReadString(const nlohmann::json& j, absl::string_view origin, const char* key,
                         std::string* out);
 // An integer or a list of integers, each in [0, 2^31) (read wide, so that no value wraps into a

@@ -1,7 +1,7 @@
 // attnres-server: flags -> EngineConfig/RunnerOptions -> model, tokenizer, engine -> gRPC server
-// (+ Prometheus /metrics). Owns process concerns only: flag parsing, logging setup, signals, exit
-// codes. Prints one line "listening on HOST:PORT" on stdout once serving (tests and scripts wait
-// for it).
+// (+ the OpenAI-compatible HTTP API, + Prometheus /metrics). Owns process concerns only: flag
+// parsing, logging setup, signals, exit codes. Prints one line "listening on HOST:PORT" on stdout
+// once serving (tests and scripts wait for it).
 #include <pthread.h>
 #include <signal.h>
 
@@ -28,6 +28,7 @@
 #include "server/grpc/grpc_server.h"
 #include "server/grpc/request_validation.h"
 #include "server/metrics/prometheus_metrics.h"
+#include "server/openai/openai_api.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -42,6 +43,8 @@ struct ServerFlags {
   std::string log_level = "info";
   double shutdown_grace_s = 30.0;
   int metrics_port = -1;  // -1: no metrics endpoint; 0: any free port
+  int http_port = -1;     // -1: no OpenAI-compatible HTTP API; 0: any free port
+  int http_threads = 128;
   int tensor_parallel = 1;
   bool cuda_graphs = true;
 };
@@ -95,6 +98,15 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
                  "port, printed as \"metrics on http://HOST:PORT/metrics\")")
       ->capture_default_str()
       ->check(CLI::Range(-1, 65535));
+  app.add_option("--http-port", f.http_port,
+                 "Serve the OpenAI-compatible API at http://HOST:PORT/v1 (-1: off; 0: any free "
+                 "port, printed as \"openai api on http://HOST:PORT/v1\")")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 65535));
+  app.add_option("--http-threads", f.http_threads,
+                 "HTTP handler threads; each holds one request until it is done")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   app.add_option("--shutdown-grace", f.shutdown_grace_s,
                  "Seconds streams get to flush after the engine drained on SIGTERM")
       ->capture_default_str()
@@ -129,6 +141,7 @@ struct Serving {
   std::shared_ptr<PrometheusMetrics> metrics;  // null without --metrics-port
   std::unique_ptr<Engine> engine;
   std::unique_ptr<AttnResService> service;
+  std::unique_ptr<OpenAiApi> openai;  // null without --http-port
   std::unique_ptr<GrpcServer> server;
 };
 
@@ -179,6 +192,16 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
                s.engine->kv_num_pages(), s.engine->config().kv_page_size,
                s.engine->config().enable_prefix_caching ? "on" : "off");
   s.service = std::make_unique<AttnResService>(s.engine.get(), std::move(options));
+  if (f.http_port >= 0) {
+    absl::StatusOr<std::unique_ptr<OpenAiApi>> openai =
+        OpenAiApi::Start(f.grpc.host, f.http_port, f.http_threads, &s.service->context());
+    if (!openai.ok()) {
+      s.engine->Shutdown();
+      return openai.status();
+    }
+    s.openai = *std::move(openai);
+    spdlog::info("openai api on http://{}:{}/v1", f.grpc.host, s.openai->port());
+  }
   absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(f.grpc, s.service.get());
   if (!server.ok()) {
     s.engine->Shutdown();
@@ -200,6 +223,7 @@ int WaitForSignal(const sigset_t& signals, Serving& s) {
       healthy = false;
       spdlog::error("engine is unhealthy (fatal runner error); health -> NOT_SERVING");
       s.server->SetServing(false);
+      if (s.openai) s.openai->SetServing(false);
     }
   }
 }
@@ -237,7 +261,9 @@ int Run(int argc, char** argv) {
 
   const int sig = WaitForSignal(signals, *serving);
   spdlog::info("received {}; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (serving->openai) serving->openai->SetServing(false);
   serving->server->DrainAndShutdown(serving->engine.get(), absl::Seconds(flags.shutdown_grace_s));
+  serving->openai.reset();  // after the drain: its last streams flush, then it stops
   serving->engine->Shutdown();
   spdlog::info("bye");
   return 0;

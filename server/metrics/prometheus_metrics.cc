@@ -7,8 +7,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "httplib.h"
 #include "prometheus/text_serializer.h"
-#include "server/metrics/http_endpoint.h"
+#include "server/http/http_server.h"
 
 namespace attnres {
 namespace {
@@ -104,9 +105,12 @@ PrometheusMetrics::PrometheusMetrics()
 PrometheusMetrics::~PrometheusMetrics() = default;
 
 absl::Status PrometheusMetrics::Serve(const std::string& host, int port) {
-  auto endpoint = HttpEndpoint::Start(host, port, "/metrics",
-                                      "text/plain; version=0.0.4; charset=utf-8",
-                                      [this] { return Serialize(); });
+  // One worker: scrapes are rare and cheap.
+  auto endpoint = HttpServer::Start(host, port, 1, [this](httplib::Server& s) {
+    s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(Serialize(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+  });
   if (!endpoint.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics: ", endpoint.status().message()));

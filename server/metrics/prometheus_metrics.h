@@ -16,7 +16,7 @@
 
 namespace attnres {
 
-class HttpEndpoint;
+class HttpServer;
 
 class PrometheusMetrics final : public EngineObserver {
  public:
@@ -38,7 +38,7 @@ class PrometheusMetrics final : public EngineObserver {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<HttpEndpoint> endpoint_;  // null until Serve
+  std::unique_ptr<HttpServer> endpoint_;  // null until Serve
 
   // Gauges: the engine's state after its latest iteration.
   prometheus::Gauge& running_;

@@ -48,7 +48,10 @@ TEST_F(CliE2eTest, TokenizeThenDetokenize) {
   nlohmann::json ids = Json(tok);
   ASSERT_FALSE(ids.is_discarded()) << tok.out;
   std::string list;
-  for (const auto& id : ids["token_ids"]) list += (list.empty() ? "" : ",") + id.dump();
+  for (const auto& id : ids["token_ids"]) {
+    if (!list.empty()) list += ',';
+    list += id.dump();
+  }
   ASSERT_FALSE(list.empty());
   CommandResult plain = Cli({"tokenize", "--text", "Hello there", "--no-special"});
   EXPECT_EQ(plain.out, list + "\n");
@@ -124,6 +127,18 @@ TEST_F(CliE2eTest, GenerateOptionsReachTheServer) {
   EXPECT_EQ(j["logprobs"].size(), j["token_ids"].size());
   EXPECT_EQ(j["mix_weights"].size(), j["token_ids"].size());
   EXPECT_EQ(j["logprobs"][0]["top"].size(), 2u);
+}
+
+TEST_F(CliE2eTest, LogitBiasAndMinTokensFlags) {
+  CommandResult r = Cli({"generate", "--prompt", "Hi", "--max-tokens", "3", "--temperature", "0",
+                         "--ignore-eos", "--logit-bias", "11=100", "--logit-bias", "12=-5",
+                         "--min-tokens", "3", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = Json(r);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["token_ids"], nlohmann::json({11, 11, 11}));
+  EXPECT_EQ(Cli({"generate", "--prompt", "Hi", "--logit-bias", "11"}).exit_code, 2);
+  EXPECT_EQ(Cli({"generate", "--prompt", "Hi", "--logit-bias", "x=1"}).exit_code, 2);
 }
 
 TEST_F(CliE2eTest, ServerErrorsAreReportedWithTheCode) {

@@ -22,8 +22,7 @@ sockaddr_in Loopback(int port) {
 
 }  // namespace
 
-int MetricsPortFromLog(const std::string& log) {
-  const std::string marker = "metrics on http://";
+int PortFromLog(const std::string& log, const std::string& marker) {
   const size_t at = log.find(marker);
   if (at == std::string::npos) return 0;
   const size_t colon = log.find(':', at + marker.size());

@@ -1,6 +1,6 @@
-// End-to-end test support for the Prometheus endpoint: the port a server started with
-// --metrics-port 0 picked (from its log), a minimal HTTP/1.0 GET, and reading one sample out of
-// the text format.
+// End-to-end test support for the HTTP endpoints: the port a server started with
+// --metrics-port 0 or --http-port 0 picked (from its log), a minimal HTTP/1.0 GET, and reading
+// one Prometheus sample out of the text format.
 #pragma once
 
 #include <optional>
@@ -8,8 +8,12 @@
 
 namespace attnres::e2e {
 
+// The port in the server's "<marker>HOST:PORT..." log line; 0 when absent.
+int PortFromLog(const std::string& log, const std::string& marker);
 // The port in the server's "metrics on http://HOST:PORT/metrics" log line; 0 when absent.
-int MetricsPortFromLog(const std::string& log);
+inline int MetricsPortFromLog(const std::string& log) {
+  return PortFromLog(log, "metrics on http://");
+}
 
 // The body of GET http://127.0.0.1:port/path; empty on any failure.
 std::string HttpGet(int port, const std::string& path);

@@ -1,7 +1,7 @@
-// HttpEndpoint over cpp-httplib. (civetweb, which prometheus-cpp's own exposer uses, starts its
+// HttpServer over cpp-httplib. (civetweb, which prometheus-cpp's own exposer uses, starts its
 // threads with a fixed small stack that cuBLASLt's thread-local storage does not fit in, so it
 // cannot start in a process that links the CUDA backend.)
-#include "server/metrics/http_endpoint.h"
+#include "server/http/http_server.h"
 
 #include <sys/socket.h>
 
@@ -13,22 +13,19 @@
 
 namespace attnres {
 
-absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
-    const std::string& host, int port, const std::string& path, const std::string& content_type,
-    std::function<std::string()> body) {
-  std::unique_ptr<HttpEndpoint> e(new HttpEndpoint());
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& host, int port,
+                                                              int threads, const Setup& setup) {
+  std::unique_ptr<HttpServer> e(new HttpServer());
   e->server_ = std::make_unique<httplib::Server>();
   httplib::Server& s = *e->server_;
-  // One worker: scrapes are rare and cheap.
-  s.new_task_queue = [] { return new httplib::ThreadPool(1); };
-  s.set_socket_options([](socket_t sock) {
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  socket_t listener = INVALID_SOCKET;  // the last socket httplib made: the one it binds
+  s.set_socket_options([&listener](socket_t sock) {
     int yes = 1;  // reuse a port in TIME_WAIT after a restart, never a live listener's
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listener = sock;
   });
-  s.Get(path, [body = std::move(body), content_type](const httplib::Request&,
-                                                     httplib::Response& res) {
-    res.set_content(body(), content_type);
-  });
+  setup(s);
   const std::string address = absl::StrCat(host, ":", port);
   if (port == 0) {
     e->port_ = s.bind_to_any_port(host);
@@ -42,7 +39,10 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
     }
     e->port_ = port;
   }
-  HttpEndpoint* self = e.get();
+  // Debian's httplib listens with a backlog of 5: past that many connections arriving at once,
+  // the kernel drops handshakes and clients see resets. listen() again only raises the backlog.
+  if (listener != INVALID_SOCKET) ::listen(listener, SOMAXCONN);
+  HttpServer* self = e.get();
   e->thread_ = std::thread([self] {
     self->server_->listen_after_bind();
     self->done_.store(true);
@@ -50,10 +50,10 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
   return e;
 }
 
-HttpEndpoint::~HttpEndpoint() {
+HttpServer::~HttpServer() {
   if (!thread_.joinable()) return;
   // stop() only ends a server already in its accept loop: wait for the thread to get there (or
-  // to have given up), else an endpoint destroyed right after Start would never stop.
+  // to have given up), else a server destroyed right after Start would never stop.
   while (!server_->is_running() && !done_.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

@@ -1,0 +1,56 @@
+// OpenAiApi: the OpenAI-compatible HTTP front end (--http-port) beside the gRPC API, over the
+// same engine and the same request rules:
+//   POST /v1/completions  one completion, whole or streamed as server-sent events
+//                         ("data: {chunk}" ... "data: [DONE]"); a stream whose client goes
+//                         away is cancelled in the engine;
+//   GET  /v1/models       the served model;
+//   GET  /health          200 while serving, 503 when draining or the engine failed.
+// Errors are OpenAI's {"error": {...}} with 400 (naming the field and the rule), 404 (another
+// model), 429 (queue full, with Retry-After), 503 (shutting down) or 500.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "server/grpc/serving_context.h"
+#include "server/http/http_server.h"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace attnres {
+
+class OpenAiApi {
+ public:
+  // Serves on host:port (0: any free port) with `threads` handler threads, each of which a
+  // request holds until it is done. `ctx` must outlive the API.
+  static absl::StatusOr<std::unique_ptr<OpenAiApi>> Start(const std::string& host, int port,
+                                                          int threads, const ServingContext* ctx);
+
+  // Waits (up to 10 s) for the responses still being written, then stops.
+  ~OpenAiApi();
+  OpenAiApi(const OpenAiApi&) = delete;
+  OpenAiApi& operator=(const OpenAiApi&) = delete;
+
+  int port() const { return http_->port(); }
+  // /health's answer (false from the start of a drain).
+  void SetServing(bool serving) { serving_.store(serving); }
+
+ private:
+  class InFlight;
+  explicit OpenAiApi(const ServingContext* ctx) : ctx_(ctx) {}
+  void Completions(const httplib::Request& req, httplib::Response& res);
+
+  const ServingContext* ctx_;
+  const int64_t started_ = absl::ToUnixSeconds(absl::Now());  // /v1/models' "created"
+  std::atomic<bool> serving_{true};
+  std::atomic<int> in_flight_{0};     // requests whose response is not yet written
+  std::unique_ptr<HttpServer> http_;  // last: stops (and joins its handlers) first
+};
+
+}  // namespace attnres

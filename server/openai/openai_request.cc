@@ -1,0 +1,227 @@
+// /v1/completions bodies -> GenerateRequest (see openai_request.h).
+#include "server/openai/openai_request.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "models/config_json.h"
+#include "nlohmann/json.hpp"
+
+namespace attnres {
+namespace {
+
+using config_json::Has;
+using config_json::KeyError;
+using nlohmann::json;
+
+constexpr char kOrigin[] = "request";
+constexpr int kDefaultMaxTokens = 16;  // OpenAI's default for completions
+
+#define RETURN_IF_ERROR(expr)                   \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
+  } while (0)
+
+bool IsKnownKey(const std::string& key) {
+  static const absl::flat_hash_set<std::string> kKeys = {
+      // OpenAI
+      "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options",
+      "logprobs", "echo", "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias",
+      "seed", "suffix", "user",
+      // the extensions other open servers accept too, named as in the gRPC API
+      "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos", "stop_token_ids",
+      "skip_special_tokens", "add_special_tokens"};
+  return kKeys.contains(key);
+}
+
+absl::Status ReadFloat(const json& j, const char* key, float* out, bool* present = nullptr) {
+  if (!Has(j, key)) return absl::OkStatus();
+  double v = 0;
+  RETURN_IF_ERROR(config_json::ReadDouble(j, kOrigin, key, &v));
+  *out = static_cast<float>(v);
+  if (present != nullptr) *present = true;
+  return absl::OkStatus();
+}
+
+// A string, a list of token ids, or a one-element list holding either.
+absl::Status ReadPrompt(const json& j, v1::GenerateRequest* r) {
+  if (!Has(j, "prompt")) return KeyError(kOrigin, "prompt", "is required");
+  const json* p = &j["prompt"];
+  if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) {
+    p = &(*p)[0];
+  } else if (p->is_array() && !p->empty() && !(*p)[0].is_number()) {
+    return KeyError(kOrigin, "prompt",
+                    "must be one prompt (a string or a list of token ids); send one request per "
+                    "prompt");
+  }
+  if (p->is_string()) {
+    r->mutable_prompt()->set_text(p->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!p->is_array()) return KeyError(kOrigin, "prompt", "must be a string or a list of token ids");
+  std::vector<int32_t> ids;
+  RETURN_IF_ERROR(config_json::ReadTokenIds(json{{"prompt", *p}}, kOrigin, "prompt", &ids));
+  r->mutable_prompt()->mutable_token_ids()->mutable_ids()->Add(ids.begin(), ids.end());
+  return absl::OkStatus();
+}
+
+absl::Status ReadStop(const json& j, v1::GenerateRequest* r) {
+  if (!Has(j, "stop")) return absl::OkStatus();
+  const json& stop = j["stop"];
+  if (stop.is_string()) {
+    r->add_stop(stop.get<std::string>());
+    return absl::OkStatus();
+  }
+  if (!stop.is_array()) return KeyError(kOrigin, "stop", "must be a string or a list of strings");
+  for (const json& s : stop) {
+    if (!s.is_string()) return KeyError(kOrigin, "stop", "must hold strings only");
+    r->add_stop(s.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+// {"<token id>": bias, ...}, the ids written as strings (JSON object keys).
+absl::Status ReadLogitBias(const json& j, v1::SamplingParams* s) {
+  if (!Has(j, "logit_bias")) return absl::OkStatus();
+  const json& bias = j["logit_bias"];
+  if (!bias.is_object()) {
+    return KeyError(kOrigin, "logit_bias", "must be an object from token ids to numbers");
+  }
+  for (const auto& [key, value] : bias.items()) {
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(key, &id)) {
+      return KeyError(kOrigin, "logit_bias",
+                      absl::StrCat("keys must be token ids, got \"", key, "\""));
+    }
+    const std::string name = absl::StrCat("logit_bias[", key, "]");
+    const json entry = {{name, value}};
+    float v = 0;
+    bool set = false;
+    RETURN_IF_ERROR(ReadFloat(entry, name.c_str(), &v, &set));
+    if (!set) return KeyError(kOrigin, name, "must be a number");
+    (*s->mutable_logit_bias())[id] = v;
+  }
+  return absl::OkStatus();
+}
+
+// Any integer; negative ones are taken as their two's-complement 64-bit pattern.
+absl::Status ReadSeed(const json& j, v1::SamplingParams* s) {
+  if (!Has(j, "seed")) return absl::OkStatus();
+  const json& seed = j["seed"];
+  if (!seed.is_number_integer()) return KeyError(kOrigin, "seed", "must be an integer");
+  s->set_seed(seed.is_number_unsigned() ? seed.get<uint64_t>()
+                                        : static_cast<uint64_t>(seed.get<int64_t>()));
+  return absl::OkStatus();
+}
+
+// Parameters OpenAI has that this server fixes to one value.
+absl::Status ReadFixed(const json& j) {
+  for (const char* key : {"n", "best_of"}) {
+    int n = 1;
+    RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, key, false, 1, &n));
+    if (n != 1) {
+      return KeyError(kOrigin, key,
+                      "must be 1: one completion per request (send several requests; they "
+                      "share the prompt through the prefix cache)");
+    }
+  }
+  bool echo = false;
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "echo", &echo));
+  if (echo) return KeyError(kOrigin, "echo", "must be false (echo is not supported)");
+  if (Has(j, "suffix")) return KeyError(kOrigin, "suffix", "is not supported");
+  std::string user;  // accepted and ignored
+  return config_json::ReadString(j, kOrigin, "user", &user);
+}
+
+absl::Status ReadStreamOptions(const json& j, CompletionCall* call) {
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "stream", &call->stream));
+  if (!Has(j, "stream_options")) return absl::OkStatus();
+  const json& o = j["stream_options"];
+  if (!o.is_object()) return KeyError(kOrigin, "stream_options", "must be an object");
+  for (const auto& [key, value] : o.items()) {
+    if (key != "include_usage") {
+      return KeyError(kOrigin, absl::StrCat("stream_options.", key), "is not known");
+    }
+  }
+  return config_json::ReadBool(o, "request: stream_options", "include_usage", &call->include_usage);
+}
+
+absl::Status ReadSampling(const json& j, v1::SamplingParams* s) {
+  float v = 0;
+  bool set = false;
+  RETURN_IF_ERROR(ReadFloat(j, "temperature", &v, &set));
+  if (set) s->set_temperature(v);
+  set = false;
+  RETURN_IF_ERROR(ReadFloat(j, "top_p", &v, &set));
+  if (set) s->set_top_p(v);
+  set = false;
+  RETURN_IF_ERROR(ReadFloat(j, "repetition_penalty", &v, &set));
+  if (set) s->set_repetition_penalty(v);
+  float min_p = 0, presence = 0, frequency = 0;
+  RETURN_IF_ERROR(ReadFloat(j, "min_p", &min_p));
+  RETURN_IF_ERROR(ReadFloat(j, "presence_penalty", &presence));
+  RETURN_IF_ERROR(ReadFloat(j, "frequency_penalty", &frequency));
+  s->set_min_p(min_p);
+  s->set_presence_penalty(presence);
+  s->set_frequency_penalty(frequency);
+  int top_k = 0;  // -1 (as other servers spell "off") or 0: off
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "top_k", false, -1, &top_k));
+  s->set_top_k(top_k < 0 ? 0 : top_k);
+  RETURN_IF_ERROR(ReadSeed(j, s));
+  return ReadLogitBias(j, s);
+}
+
+}  // namespace
+
+absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
+                                                      const std::string& served_model) {
+  const json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    if (!IsKnownKey(key)) return KeyError(kOrigin, key, "is not a known completions parameter");
+  }
+  std::string model;
+  RETURN_IF_ERROR(config_json::ReadString(j, kOrigin, "model", &model));
+  if (!model.empty() && model != served_model) {
+    return absl::NotFoundError(absl::StrCat(
+        "model \"", model, "\" is not served here; this server serves \"", served_model, "\""));
+  }
+  RETURN_IF_ERROR(ReadFixed(j));
+  CompletionCall call;
+  RETURN_IF_ERROR(ReadStreamOptions(j, &call));
+  v1::GenerateRequest& r = call.request;
+  RETURN_IF_ERROR(ReadPrompt(j, &r));
+  int max_tokens = kDefaultMaxTokens, min_tokens = 0, logprobs = -1;
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "max_tokens", false, 1, &max_tokens));
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "min_tokens", false, 0, &min_tokens));
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "logprobs", false, 0, &logprobs));
+  r.set_max_tokens(max_tokens);
+  r.set_min_tokens(min_tokens);
+  if (logprobs >= 0) r.set_logprobs(logprobs);
+  RETURN_IF_ERROR(ReadStop(j, &r));
+  std::vector<int32_t> stop_ids;
+  RETURN_IF_ERROR(config_json::ReadTokenIds(j, kOrigin, "stop_token_ids", &stop_ids));
+  r.mutable_stop_token_ids()->Add(stop_ids.begin(), stop_ids.end());
+  bool flag = false;
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "ignore_eos", &flag));
+  r.set_ignore_eos(flag);
+  if (Has(j, "skip_special_tokens")) {
+    RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "skip_special_tokens", &flag));
+    r.set_skip_special_tokens(flag);
+  }
+  if (Has(j, "add_special_tokens")) {
+    RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "add_special_tokens", &flag));
+    r.set_add_special_tokens(flag);
+  }
+  RETURN_IF_ERROR(ReadSampling(j, r.mutable_sampling()));
+  return call;
+}
+
+}  // namespace attnres

@@ -1,0 +1,27 @@
+// The body of an OpenAI-style POST /v1/completions, read into the gRPC API's GenerateRequest so
+// that both front ends share one set of range rules (request_validation.h) and one conversion
+// (proto_convert.h). This file checks only the JSON: types, known keys, the shapes OpenAI allows
+// (prompt as text, token ids or a one-element list of either; stop as a string or a list) and the
+// parameters this server fixes (n = best_of = 1, no echo, no suffix).
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "attnres/v1/attnres.pb.h"
+
+namespace attnres {
+
+struct CompletionCall {
+  v1::GenerateRequest request;  // max_tokens defaults to OpenAI's 16; other unset fields stay
+                                // unset, so generation_config.json's defaults apply
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage: a last chunk carrying usage
+};
+
+// INVALID_ARGUMENT naming the key and the rule for a malformed body; NOT_FOUND when "model" names
+// another model than `served_model`.
+absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
+                                                      const std::string& served_model);
+
+}  // namespace attnres

@@ -1,0 +1,280 @@
+// End-to-end OpenAI-compatible HTTP API (--http-port) against the real attnres-server: a
+// completion equals the gRPC API's for the same request; a stream's chunks concatenate to it,
+// end with [DONE] and carry usage when asked; refusals are OpenAI error bodies naming the
+// field; a client that goes away mid-stream cancels its request; SIGTERM lets an HTTP stream
+// finish. Clients are cpp-httplib's.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <latch>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "e2e_test_util.h"
+#include "gmock/gmock.h"
+#include "httplib.h"
+#include "metrics_client.h"
+#include "nlohmann/json.hpp"
+#include "server_fixture.h"
+
+namespace attnres::e2e {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kHttpMarker[] = "openai api on http://";
+
+// The data lines of a server-sent event stream, in order ("[DONE]" included).
+std::vector<std::string> Events(const std::string& body) {
+  std::vector<std::string> out;
+  for (size_t at = 0; (at = body.find("data: ", at)) != std::string::npos;) {
+    const size_t end = body.find("\n\n", at);
+    out.push_back(body.substr(at + 6, end - at - 6));
+    at = end;
+  }
+  return out;
+}
+
+class OpenAiE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess();
+    if (!server_->Start(TestModelDir(), {"--http-port", "0", "--log-level", "debug"})) {
+      delete server_;
+      server_ = nullptr;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr) << "the server did not start";
+    port_ = PortFromLog(server_->Log(), kHttpMarker);
+    ASSERT_GT(port_, 0) << server_->Log();
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(120, 0);
+  }
+
+  httplib::Result Post(const json& body) {
+    return client_->Post("/v1/completions", body.dump(), "application/json");
+  }
+
+  static ServerProcess* server_;
+  int port_ = 0;
+  std::unique_ptr<httplib::Client> client_;
+};
+ServerProcess* OpenAiE2eTest::server_ = nullptr;
+
+TEST_F(OpenAiE2eTest, CompletionEqualsTheGrpcApis) {
+  v1::GenerateResponse grpc_response;
+  ASSERT_TRUE(Generate(server_->Stub().get(), GreedyRequest("Once upon", 12), &grpc_response).ok());
+  auto res = Post({{"prompt", "Once upon"},
+                   {"max_tokens", 12},
+                   {"temperature", 0},
+                   {"ignore_eos", true},
+                   {"logprobs", 1}});
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["choices"][0]["text"], grpc_response.text());
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["choices"][0]["logprobs"]["tokens"].size(), 12u);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 12);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], grpc_response.usage().prompt_tokens());
+}
+
+TEST_F(OpenAiE2eTest, StreamConcatenatesToTheCompletion) {
+  const json body = {
+      {"prompt", "A stream"}, {"max_tokens", 10}, {"temperature", 0}, {"ignore_eos", true}};
+  auto whole = Post(body);
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200);
+  json streamed = body;
+  streamed["stream"] = true;
+  streamed["stream_options"] = {{"include_usage", true}};
+  auto res = Post(streamed);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  const std::vector<std::string> events = Events(res->body);
+  ASSERT_GE(events.size(), 3u) << res->body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    text += json::parse(events[i])["choices"][0]["text"].get<std::string>();
+  }
+  const json last = json::parse(events[events.size() - 3]);
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(text, json::parse(whole->body)["choices"][0]["text"]);
+  const json usage = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 10);
+}
+
+TEST_F(OpenAiE2eTest, RefusalsAreOpenAiErrorsNamingTheField) {
+  const std::vector<std::tuple<std::string, int, std::string>> cases = {
+      {R"({"prompt": "x", "top_p": 2})", 400, "top_p must be in (0, 1], got 2"},
+      {R"({"prompt": [99999999]})", 400, "prompt[0] must be in [0, vocab_size="},
+      {R"({"prompt": "x", "logit_bias": {"3": 500}})", 400, "logit_bias[3] must be in [-100, 100]"},
+      {R"({"prompt": "x", "max_tokens": 100000})", 400, "max_tokens must be in [1, max_model_len"},
+      {R"({"prompt": "x", "n": 2})", 400, R"(key "n" must be 1)"},
+      {R"({"prompt": "x", "model": "other"})", 404, R"(model "other" is not served here)"},
+      {R"({"prompt": )", 400, "not valid JSON"},
+  };
+  for (const auto& [body, status, message] : cases) {
+    auto res = client_->Post("/v1/completions", body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, status) << body << " -> " << res->body;
+    const json j = json::parse(res->body, nullptr, false);
+    ASSERT_TRUE(j.contains("error")) << res->body;
+    EXPECT_THAT(j["error"]["message"].get<std::string>(), ::testing::HasSubstr(message));
+  }
+}
+
+TEST_F(OpenAiE2eTest, ConcurrentRequestsEachGetTheirSoloCompletion) {
+  constexpr int kRequests = 24;  // more than a backlog of 5 (HttpServer raises it)
+  auto body = [](int i) {
+    return json({{"prompt", "Request " + std::to_string(i % 4)},
+                 {"max_tokens", 8 + i},
+                 {"temperature", 0},
+                 {"ignore_eos", true},
+                 {"stream", i % 2 == 1}});
+  };
+  // Solo texts, unary (streams concatenate to the same text, see above).
+  std::vector<std::string> solo(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    json unary = body(i);
+    unary["stream"] = false;
+    auto res = Post(unary);
+    ASSERT_TRUE(res && res->status == 200);
+    solo[i] = json::parse(res->body)["choices"][0]["text"];
+  }
+  // Rounds of requests released at once: more connections arrive together than httplib's
+  // default listen backlog of 5, which HttpServer raises (a full backlog resets connections).
+  for (int round = 0; round < 12; ++round) {
+    std::vector<std::string> together(kRequests);
+    std::latch start(kRequests);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kRequests; ++i) {
+      threads.emplace_back([&, i] {
+        httplib::Client client("127.0.0.1", port_);
+        client.set_read_timeout(120, 0);
+        start.arrive_and_wait();
+        auto res = client.Post("/v1/completions", body(i).dump(), "application/json");
+        if (!res || res->status != 200) {
+          together[i] = res ? "status " + std::to_string(res->status) + ": " + res->body
+                            : "error " + httplib::to_string(res.error());
+          return;
+        }
+        if (!body(i)["stream"].get<bool>()) {
+          together[i] = json::parse(res->body)["choices"][0]["text"];
+          return;
+        }
+        const std::vector<std::string> events = Events(res->body);
+        for (size_t k = 0; k + 1 < events.size(); ++k) {
+          together[i] += json::parse(events[k])["choices"][0]["text"].get<std::string>();
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    // bf16 GPU batches are not bit-invariant at near ties (see LoadE2eTest): exact on the CPU.
+    for (int i = 0; i < kRequests; ++i) {
+      EXPECT_FALSE(together[i].empty()) << "round " << round << " request " << i;
+      EXPECT_EQ(together[i].rfind("error ", 0), std::string::npos) << together[i];
+      if (E2eDevice() == "cpu") {
+        EXPECT_EQ(together[i], solo[i]) << "round " << round << " request " << i;
+      }
+    }
+  }
+}
+
+TEST_F(OpenAiE2eTest, ModelsAndHealth) {
+  auto models = client_->Get("/v1/models");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(models->status, 200);
+  const json m = json::parse(models->body);
+  ASSERT_EQ(m["data"].size(), 1u);
+  auto named = Post({{"prompt", "x"}, {"max_tokens", 1}, {"model", m["data"][0]["id"]}});
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->status, 200) << named->body;
+  auto health = client_->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(OpenAiE2eTest, ClientGoingAwayCancelsTheStream) {
+  const json body = {{"prompt", "away"},
+                     {"max_tokens", 400},
+                     {"ignore_eos", true},
+                     {"stream", true},
+                     {"temperature", 0}};
+  int chunks = 0;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+    return ++chunks < 3;  // hang up after 3 pieces
+  };
+  httplib::Client client("127.0.0.1", port_);
+  EXPECT_FALSE(client.send(req));  // the client cancelled the transfer
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  bool cancelled = false;
+  while (!cancelled && std::chrono::steady_clock::now() < end) {
+    cancelled = server_->Log().find("finish=cancelled") != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(cancelled) << server_->Log();
+}
+
+TEST(OpenAiShutdownE2eTest, SigtermLetsAnHttpStreamFinish) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(TestModelDir(), {"--http-port", "0"}));
+  const int port = PortFromLog(server.Log(), kHttpMarker);
+  ASSERT_GT(port, 0);
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(120, 0);
+  std::mutex mu;
+  std::string body;
+  std::atomic<bool> first_chunk{false};
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body =
+      json({{"prompt", "drain"}, {"max_tokens", 480}, {"ignore_eos", true}, {"stream", true}})
+          .dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    std::lock_guard<std::mutex> lock(mu);
+    body.append(data, n);
+    first_chunk.store(true);
+    return true;
+  };
+  int status = 0;
+  std::thread reader([&] {
+    if (auto res = client.send(req)) status = res->status;
+  });
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!first_chunk.load() && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  server.Signal(SIGTERM);
+  reader.join();
+  EXPECT_EQ(server.WaitForExit(60), 0) << server.Log();
+  EXPECT_EQ(status, 200);
+  const std::string log = server.Log();
+  EXPECT_LT(log.find("draining"), log.find("finish=length")) << "the stream ended before SIGTERM";
+  const std::vector<std::string> events = Events(body);
+  ASSERT_FALSE(events.empty()) << server.Log();
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], "length");
+}
+
+}  // namespace
+}  // namespace attnres::e2e

@@ -1,0 +1,73 @@
+// Fuzz target: a /v1/completions body through what the OpenAI-compatible API does with it:
+// ParseCompletionRequest, then (as a serialized GenerateRequest) the gRPC API's validation and
+// conversion, the real CPU engine, and the completion's JSON. Checks: a refusal is
+// INVALID_ARGUMENT or NOT_FOUND with a message, and its error body is JSON; an accepted body's
+// response checks out (CheckResponse) and renders as JSON whose text is the response's.
+#include <cstdint>
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "server/openai/openai_request.h"
+#include "server/openai/openai_response.h"
+#include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/fuzz_server.h"
+
+namespace {
+
+std::string Dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+bool IsJson(const std::string& text) {
+  return !nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false).is_discarded();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace attnres;
+  // Never destroyed: the engine thread lives for the whole fuzzing process.
+  static const fuzz::FuzzServer* server = fuzz::StartFuzzServer(int64_t{8} << 20).release();
+  const ServingContext& ctx = server->ctx();
+  const std::string body(reinterpret_cast<const char*>(data), size);
+  absl::StatusOr<CompletionCall> call = ParseCompletionRequest(body, ctx.model_name);
+  if (!call.ok()) {
+    FUZZ_CHECK(call.status().code() == absl::StatusCode::kInvalidArgument ||
+                   call.status().code() == absl::StatusCode::kNotFound,
+               "a body is refused as INVALID_ARGUMENT or NOT_FOUND");
+    FUZZ_CHECK(!call.status().message().empty(), "a refusal says why");
+    FUZZ_CHECK(IsJson(Dump(ErrorJson(call.status()))), "the error body is JSON");
+    return 0;
+  }
+  const std::string wire = call->request.SerializeAsString();
+  auto request =
+      fuzz::PrepareRequest(reinterpret_cast<const uint8_t*>(wire.data()), wire.size(), ctx);
+  if (!request.ok()) {
+    FUZZ_CHECK(IsJson(Dump(ErrorJson(WithHttpFieldNames(request.status())))),
+               "the error body is JSON");
+    return 0;
+  }
+  const StopCriteria stop = request->stop;
+  auto sink = std::make_shared<fuzz::ResponseSink>(ctx);
+  auto handle = server->engine->Submit(*std::move(request), sink);
+  if (!handle.ok()) {
+    FUZZ_CHECK(handle.status().code() == absl::StatusCode::kInvalidArgument,
+               "the engine refuses a lone request only as INVALID_ARGUMENT");
+    return 0;
+  }
+  const v1::GenerateResponse response = sink->Wait();
+  fuzz::CheckResponse(response, stop);
+  const CompletionMeta meta{.id = "cmpl-fuzz",
+                            .model = ctx.model_name,
+                            .created = 0,
+                            .logprobs = call->request.has_logprobs()};
+  const nlohmann::json rendered =
+      nlohmann::json::parse(Dump(CompletionJson(response, meta)), nullptr, false);
+  FUZZ_CHECK(!rendered.is_discarded(), "the completion renders as JSON");
+  FUZZ_CHECK(rendered["choices"][0]["text"] == response.text(),
+             "the rendered text is the response's");
+  FUZZ_CHECK(!meta.logprobs || rendered["choices"][0]["logprobs"]["tokens"].size() ==
+                                   static_cast<size_t>(response.token_ids_size()),
+             "one logprob entry per token");
+  return 0;
+}

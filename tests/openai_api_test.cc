@@ -1,0 +1,202 @@
+// The OpenAI-compatible API's JSON edge at unit level: bodies read into GenerateRequests (every
+// accepted shape, every refusal naming its key) and the JSON written back (completion, chunks
+// with running text offsets, usage chunk, errors and their HTTP codes). The HTTP server itself
+// runs end to end in tests/e2e/e2e_openai_test.cc.
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/openai/openai_request.h"
+#include "server/openai/openai_response.h"
+
+namespace attnres {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kModel[] = "tiny";
+
+absl::StatusOr<CompletionCall> Parse(const std::string& body) {
+  return ParseCompletionRequest(body, kModel);
+}
+
+TEST(OpenAiRequest, ReadsEveryParameter) {
+  auto call = Parse(R"({"model": "tiny", "prompt": "Hi", "max_tokens": 7, "temperature": 0.5,
+      "top_p": 0.9, "n": 1, "best_of": 1, "echo": false, "stream": true,
+      "stream_options": {"include_usage": true}, "logprobs": 2, "stop": ["a", "b"],
+      "presence_penalty": 0.5, "frequency_penalty": -0.5, "logit_bias": {"5": -100, "7": 2.5},
+      "seed": -1, "user": "u", "suffix": null, "top_k": -1, "min_p": 0.1,
+      "repetition_penalty": 1.2, "min_tokens": 3, "ignore_eos": true, "stop_token_ids": [4, 9],
+      "skip_special_tokens": false, "add_special_tokens": false})");
+  ASSERT_TRUE(call.ok()) << call.status();
+  const v1::GenerateRequest& r = call->request;
+  EXPECT_TRUE(call->stream);
+  EXPECT_TRUE(call->include_usage);
+  EXPECT_EQ(r.prompt().text(), "Hi");
+  EXPECT_EQ(r.max_tokens(), 7);
+  EXPECT_EQ(r.min_tokens(), 3);
+  EXPECT_EQ(r.logprobs(), 2);
+  EXPECT_EQ(r.stop_size(), 2);
+  EXPECT_EQ(r.stop(1), "b");
+  EXPECT_EQ(std::vector<int32_t>(r.stop_token_ids().begin(), r.stop_token_ids().end()),
+            (std::vector<int32_t>{4, 9}));
+  EXPECT_TRUE(r.ignore_eos());
+  EXPECT_FALSE(r.skip_special_tokens());
+  EXPECT_FALSE(r.add_special_tokens());
+  const v1::SamplingParams& s = r.sampling();
+  EXPECT_FLOAT_EQ(s.temperature(), 0.5f);
+  EXPECT_FLOAT_EQ(s.top_p(), 0.9f);
+  EXPECT_EQ(s.top_k(), 0);
+  EXPECT_FLOAT_EQ(s.min_p(), 0.1f);
+  EXPECT_FLOAT_EQ(s.repetition_penalty(), 1.2f);
+  EXPECT_FLOAT_EQ(s.presence_penalty(), 0.5f);
+  EXPECT_FLOAT_EQ(s.frequency_penalty(), -0.5f);
+  EXPECT_EQ(s.seed(), ~uint64_t{0});
+  EXPECT_EQ(s.logit_bias().size(), 2u);
+  EXPECT_FLOAT_EQ(s.logit_bias().at(5), -100.0f);
+  EXPECT_FLOAT_EQ(s.logit_bias().at(7), 2.5f);
+}
+
+TEST(OpenAiRequest, DefaultsLeaveSamplingUnsetAndMaxTokensAtSixteen) {
+  auto call = Parse(R"({"prompt": "Hi"})");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_FALSE(call->stream);
+  EXPECT_EQ(call->request.max_tokens(), 16);
+  EXPECT_FALSE(call->request.has_logprobs());
+  EXPECT_FALSE(call->request.sampling().has_temperature());
+  EXPECT_FALSE(call->request.sampling().has_top_p());
+  EXPECT_FALSE(call->request.sampling().has_seed());
+  EXPECT_FALSE(call->request.has_skip_special_tokens());
+}
+
+TEST(OpenAiRequest, PromptShapes) {
+  auto ids = Parse(R"({"prompt": [1, 2, 3]})");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->request.prompt().token_ids().ids_size(), 3);
+  auto one_text = Parse(R"({"prompt": ["Hi"]})");
+  ASSERT_TRUE(one_text.ok());
+  EXPECT_EQ(one_text->request.prompt().text(), "Hi");
+  auto one_ids = Parse(R"({"prompt": [[4, 5]]})");
+  ASSERT_TRUE(one_ids.ok());
+  EXPECT_EQ(one_ids->request.prompt().token_ids().ids(1), 5);
+  auto single_stop = Parse(R"({"prompt": "x", "stop": "\n"})");
+  ASSERT_TRUE(single_stop.ok());
+  EXPECT_EQ(single_stop->request.stop(0), "\n");
+}
+
+TEST(OpenAiRequest, RefusalsNameTheKeyAndTheRule) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"", "not valid JSON"},
+      {"[1]", "must be a JSON object"},
+      {R"({"max_tokens": 3})", R"(key "prompt" is required)"},
+      {R"({"prompt": 5})", R"(key "prompt" must be a string or a list of token ids)"},
+      {R"({"prompt": ["a", "b"]})", "send one request per prompt"},
+      {R"({"prompt": [1, "a"]})", R"(key "prompt" must hold integers only)"},
+      {R"({"prompt": [-1]})", "ids must be in [0, 2^31)"},
+      {R"({"prompt": "x", "frobnicate": 1})", R"(key "frobnicate" is not a known)"},
+      {R"({"prompt": "x", "temperature": "hot"})", R"(key "temperature" must be a number)"},
+      {R"({"prompt": "x", "max_tokens": 0})", R"(key "max_tokens" must be in [1, 2^30], got 0)"},
+      {R"({"prompt": "x", "max_tokens": 1.5})", R"(key "max_tokens" must be an integer)"},
+      {R"({"prompt": "x", "n": 2})", R"(key "n" must be 1)"},
+      {R"({"prompt": "x", "best_of": 3})", R"(key "best_of" must be 1)"},
+      {R"({"prompt": "x", "echo": true})", "echo is not supported"},
+      {R"({"prompt": "x", "suffix": "y"})", R"(key "suffix" is not supported)"},
+      {R"({"prompt": "x", "stream": 1})", R"(key "stream" must be true or false)"},
+      {R"({"prompt": "x", "stream_options": {"x": 1}})", R"(key "stream_options.x" is not)"},
+      {R"({"prompt": "x", "stop": [1]})", R"(key "stop" must hold strings only)"},
+      {R"({"prompt": "x", "logit_bias": [1]})", R"(key "logit_bias" must be an object)"},
+      {R"({"prompt": "x", "logit_bias": {"a": 1}})", R"(keys must be token ids, got "a")"},
+      {R"({"prompt": "x", "logit_bias": {"5": "up"}})", R"(key "logit_bias[5]" must be a number)"},
+      {R"({"prompt": "x", "logit_bias": {"5": null}})", R"(key "logit_bias[5]" must be a number)"},
+      {R"({"prompt": "x", "seed": 1.5})", R"(key "seed" must be an integer)"},
+      {R"({"prompt": "x", "top_k": -2})", R"(key "top_k" must be in [-1, 2^30])"},
+      {R"({"prompt": "x", "logprobs": true})", R"(key "logprobs" must be an integer)"},
+  };
+  for (const auto& [body, expect] : cases) {
+    auto call = Parse(body);
+    ASSERT_FALSE(call.ok()) << body;
+    EXPECT_EQ(call.status().code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_THAT(std::string(call.status().message()), HasSubstr(expect)) << body;
+  }
+  auto other = Parse(R"({"prompt": "x", "model": "gpt-4"})");
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(other.status().message()), HasSubstr(R"(serves "tiny")"));
+}
+
+v1::TokenLogprob Logprob(int id, const std::string& token, float lp) {
+  v1::TokenLogprob t;
+  t.set_token_id(id);
+  t.set_token(token);
+  t.set_logprob(lp);
+  v1::TopLogprob* top = t.add_top();
+  top->set_token_id(id);
+  top->set_token(token);
+  top->set_logprob(lp);
+  return t;
+}
+
+TEST(OpenAiResponse, CompletionWithLegacyLogprobs) {
+  v1::GenerateResponse r;
+  r.set_text("a\xc3\xa9!");
+  *r.add_logprobs() = Logprob(1, "a\xc3\xa9", -0.5f);  // 2 code points
+  *r.add_logprobs() = Logprob(2, "!", -1.0f);
+  r.set_finish_reason(v1::FINISH_REASON_STOP);
+  r.set_stop_reason("token:2");
+  r.mutable_usage()->set_prompt_tokens(3);
+  r.mutable_usage()->set_completion_tokens(2);
+  const CompletionMeta meta{.id = "cmpl-x", .model = "tiny", .created = 17, .logprobs = true};
+  const nlohmann::ordered_json j = CompletionJson(r, meta);
+  EXPECT_EQ(j["id"], "cmpl-x");
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["created"], 17);
+  const auto& choice = j["choices"][0];
+  EXPECT_EQ(choice["text"], "a\xc3\xa9!");
+  EXPECT_EQ(choice["finish_reason"], "stop");
+  EXPECT_EQ(choice["stop_reason"], "token:2");
+  EXPECT_EQ(choice["logprobs"]["tokens"], nlohmann::ordered_json({"a\xc3\xa9", "!"}));
+  EXPECT_EQ(choice["logprobs"]["text_offset"], nlohmann::ordered_json({0, 2}));
+  EXPECT_FLOAT_EQ(choice["logprobs"]["top_logprobs"][1]["!"].get<float>(), -1.0f);
+  EXPECT_EQ(j["usage"]["total_tokens"], 5);
+}
+
+TEST(OpenAiResponse, ChunksCarryTheirDeltaAndContinueTheOffsets) {
+  const CompletionMeta meta{.id = "cmpl-y", .model = "tiny", .created = 1, .logprobs = true};
+  TextOffset offset;
+  v1::GenerateStreamResponse first;
+  first.set_text("ab");
+  *first.add_logprobs() = Logprob(3, "ab", -0.1f);
+  const auto a = CompletionChunkJson(first, meta, &offset);
+  EXPECT_TRUE(a["choices"][0]["finish_reason"].is_null());
+  v1::GenerateStreamResponse last;
+  last.set_text("c");
+  *last.add_logprobs() = Logprob(4, "c", -0.2f);
+  last.set_finish_reason(v1::FINISH_REASON_LENGTH);
+  const auto b = CompletionChunkJson(last, meta, &offset);
+  EXPECT_EQ(b["choices"][0]["logprobs"]["text_offset"], nlohmann::ordered_json({2}));
+  EXPECT_EQ(b["choices"][0]["finish_reason"], "length");
+  v1::Usage usage;
+  usage.set_prompt_tokens(4);
+  usage.set_completion_tokens(2);
+  const auto u = UsageChunkJson(usage, meta);
+  EXPECT_TRUE(u["choices"].empty());
+  EXPECT_EQ(u["usage"]["total_tokens"], 6);
+  const CompletionMeta plain{.id = "cmpl-z", .model = "tiny", .created = 1, .logprobs = false};
+  EXPECT_TRUE(CompletionChunkJson(first, plain, &offset)["choices"][0]["logprobs"].is_null());
+}
+
+TEST(OpenAiResponse, ErrorsAndFieldNames) {
+  const absl::Status named = WithHttpFieldNames(absl::InvalidArgumentError(
+      "sampling.top_p must be in (0, 1], got 2; prompt.token_ids.ids[3] and prompt.text"));
+  EXPECT_EQ(named.message(), "top_p must be in (0, 1], got 2; prompt[3] and prompt");
+  EXPECT_EQ(named.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(HttpStatusCode(absl::StatusCode::kInvalidArgument), 400);
+  EXPECT_EQ(HttpStatusCode(absl::StatusCode::kNotFound), 404);
+  EXPECT_EQ(HttpStatusCode(absl::StatusCode::kResourceExhausted), 429);
+  EXPECT_EQ(HttpStatusCode(absl::StatusCode::kUnavailable), 503);
+  EXPECT_EQ(HttpStatusCode(absl::StatusCode::kInternal), 500);
+  const auto e = ErrorJson(absl::ResourceExhaustedError("queue is full"));
+  EXPECT_EQ(e["error"]["message"], "queue is full");
+  EXPECT_EQ(e["error"]["type"], "rate_limit_error");
+  EXPECT_EQ(ErrorJson(absl::InternalError("x"))["error"]["type"], "server_error");
+}
+
+}  // namespace
+}  // namespace attnres
