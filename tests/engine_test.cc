@@ -23,6 +23,8 @@ class CollectingSink : public RequestSink {
     std::lock_guard<std::mutex> lock(mu_);
     text_ += d.text;
     tokens_.insert(tokens_.end(), d.token_ids.begin(), d.token_ids.end());
+    prompt_logprobs_.insert(prompt_logprobs_.end(), d.prompt_logprobs.begin(),
+                            d.prompt_logprobs.end());
     ++num_deltas_;
     if (d.finished) {
       final_ = d;
@@ -38,12 +40,17 @@ class CollectingSink : public RequestSink {
   std::string text() { std::lock_guard<std::mutex> l(mu_); return text_; }
   std::vector<int32_t> tokens() { std::lock_guard<std::mutex> l(mu_); return tokens_; }
   int num_deltas() { std::lock_guard<std::mutex> l(mu_); return num_deltas_; }
+  std::vector<TokenLogprob> prompt_logprobs() {
+    std::lock_guard<std::mutex> l(mu_);
+    return prompt_logprobs_;
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   std::string text_;
   std::vector<int32_t> tokens_;
+  std::vector<TokenLogprob> prompt_logprobs_;
   int num_deltas_ = 0;
   bool done_ = false;
   GenerationDelta final_;
@@ -292,6 +299,45 @@ TEST_F(EngineTest, MixWeightsAndLogprobsPerToken) {
   EXPECT_EQ(mixes, 3);
   EXPECT_EQ(logprobs, 3);
   EXPECT_EQ(prompt_lp, prompt_len - 1);
+}
+
+// max_tokens 0 scores a prompt: its prompt logprobs, no token, finish kLength; beside a request
+// that also generates, over several prefill chunks (the step budget is 64 tokens).
+TEST_F(EngineTest, MaxTokensZeroScoresThePromptOnly) {
+  SetUpEngine();
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "word" + std::to_string(i) + " ";
+  GenerationRequest generating = Request(text, 3);
+  generating.output.prompt_logprobs = 2;
+  GenerationRequest scoring = generating;
+  scoring.stop.max_tokens = 0;
+  const int prompt_len = static_cast<int>(scoring.prompt_ids.size());
+  ASSERT_GT(prompt_len, 64);
+  auto a = std::make_shared<CollectingSink>(), b = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine_->Submit(generating, a).ok());
+  ASSERT_TRUE(engine_->Submit(scoring, b).ok());
+  a->Wait();
+  const GenerationDelta last = b->Wait();
+  EXPECT_EQ(last.finish_reason, FinishReason::kLength);
+  EXPECT_TRUE(last.status.ok());
+  EXPECT_TRUE(b->tokens().empty());
+  EXPECT_EQ(last.usage.completion_tokens, 0);
+  EXPECT_EQ(last.usage.prompt_tokens, prompt_len);
+  const std::vector<TokenLogprob> scored = b->prompt_logprobs(), reference = a->prompt_logprobs();
+  ASSERT_EQ(static_cast<int>(scored.size()), prompt_len - 1);
+  ASSERT_EQ(scored.size(), reference.size());
+  for (size_t k = 0; k < scored.size(); ++k) {
+    EXPECT_EQ(scored[k].token_id, scoring.prompt_ids[k + 1]);
+    EXPECT_EQ(scored[k].logprob, reference[k].logprob) << k;
+    EXPECT_EQ(scored[k].top, reference[k].top) << k;
+  }
+  EXPECT_EQ(a->tokens().size(), 3u);
+  // The prompt may fill the context when nothing is generated.
+  GenerationRequest full = Request("x", 0);
+  full.prompt_ids.assign(512, 1);
+  auto c = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine_->Submit(full, c).ok());
+  EXPECT_EQ(c->Wait().finish_reason, FinishReason::kLength);
 }
 
 TEST_F(EngineTest, PrefixCacheHitsAreReportedAndLeaveOutputsUnchanged) {

@@ -93,11 +93,10 @@ TEST(OpenAiRequest, RefusalsNameTheKeyAndTheRule) {
       {R"({"prompt": [-1]})", "ids must be in [0, 2^31)"},
       {R"({"prompt": "x", "frobnicate": 1})", R"(key "frobnicate" is not a known)"},
       {R"({"prompt": "x", "temperature": "hot"})", R"(key "temperature" must be a number)"},
-      {R"({"prompt": "x", "max_tokens": 0})", R"(key "max_tokens" must be in [1, 2^30], got 0)"},
+      {R"({"prompt": "x", "max_tokens": -1})", R"(key "max_tokens" must be in [0, 2^30], got -1)"},
       {R"({"prompt": "x", "max_tokens": 1.5})", R"(key "max_tokens" must be an integer)"},
       {R"({"prompt": "x", "n": 2})", R"(key "n" must be 1)"},
       {R"({"prompt": "x", "best_of": 3})", R"(key "best_of" must be 1)"},
-      {R"({"prompt": "x", "echo": true})", "echo is not supported"},
       {R"({"prompt": "x", "suffix": "y"})", R"(key "suffix" is not supported)"},
       {R"({"prompt": "x", "stream": 1})", R"(key "stream" must be true or false)"},
       {R"({"prompt": "x", "stream_options": {"x": 1}})", R"(key "stream_options.x" is not)"},
@@ -143,7 +142,7 @@ TEST(OpenAiResponse, CompletionWithLegacyLogprobs) {
   r.mutable_usage()->set_prompt_tokens(3);
   r.mutable_usage()->set_completion_tokens(2);
   const CompletionMeta meta{.id = "cmpl-x", .model = "tiny", .created = 17, .logprobs = true};
-  const nlohmann::ordered_json j = CompletionJson(r, meta);
+  const nlohmann::ordered_json j = CompletionJson(r, meta, nullptr);
   EXPECT_EQ(j["id"], "cmpl-x");
   EXPECT_EQ(j["object"], "text_completion");
   EXPECT_EQ(j["created"], 17);
@@ -163,13 +162,13 @@ TEST(OpenAiResponse, ChunksCarryTheirDeltaAndContinueTheOffsets) {
   v1::GenerateStreamResponse first;
   first.set_text("ab");
   *first.add_logprobs() = Logprob(3, "ab", -0.1f);
-  const auto a = CompletionChunkJson(first, meta, &offset);
+  const auto a = CompletionChunkJson(first, meta, &offset, nullptr);
   EXPECT_TRUE(a["choices"][0]["finish_reason"].is_null());
   v1::GenerateStreamResponse last;
   last.set_text("c");
   *last.add_logprobs() = Logprob(4, "c", -0.2f);
   last.set_finish_reason(v1::FINISH_REASON_LENGTH);
-  const auto b = CompletionChunkJson(last, meta, &offset);
+  const auto b = CompletionChunkJson(last, meta, &offset, nullptr);
   EXPECT_EQ(b["choices"][0]["logprobs"]["text_offset"], nlohmann::ordered_json({2}));
   EXPECT_EQ(b["choices"][0]["finish_reason"], "length");
   v1::Usage usage;
@@ -179,7 +178,46 @@ TEST(OpenAiResponse, ChunksCarryTheirDeltaAndContinueTheOffsets) {
   EXPECT_TRUE(u["choices"].empty());
   EXPECT_EQ(u["usage"]["total_tokens"], 6);
   const CompletionMeta plain{.id = "cmpl-z", .model = "tiny", .created = 1, .logprobs = false};
-  EXPECT_TRUE(CompletionChunkJson(first, plain, &offset)["choices"][0]["logprobs"].is_null());
+  EXPECT_TRUE(
+      CompletionChunkJson(first, plain, &offset, nullptr)["choices"][0]["logprobs"].is_null());
+}
+
+// echo: the prompt's text leads the text; its first token (null logprob) and the prompt
+// logprobs lead the logprob lists, whose offsets then run on through the completion.
+TEST(OpenAiResponse, EchoPutsThePromptFirst) {
+  v1::GenerateResponse r;
+  r.set_text("!");
+  *r.add_prompt_logprobs() = Logprob(5, " b", -2.0f);
+  *r.add_logprobs() = Logprob(2, "!", -1.0f);
+  r.set_finish_reason(v1::FINISH_REASON_LENGTH);
+  const CompletionMeta meta{
+      .id = "cmpl-e", .model = "tiny", .created = 1, .logprobs = true, .echo = true};
+  const EchoedPrompt echo{.text = "a b", .first_token = "a"};
+  const auto j = CompletionJson(r, meta, &echo);
+  const auto& choice = j["choices"][0];
+  EXPECT_EQ(choice["text"], "a b!");
+  EXPECT_EQ(choice["logprobs"]["tokens"], nlohmann::ordered_json({"a", " b", "!"}));
+  EXPECT_TRUE(choice["logprobs"]["token_logprobs"][0].is_null());
+  EXPECT_FLOAT_EQ(choice["logprobs"]["token_logprobs"][1].get<float>(), -2.0f);
+  EXPECT_TRUE(choice["logprobs"]["top_logprobs"][0].is_null());
+  EXPECT_EQ(choice["logprobs"]["text_offset"], nlohmann::ordered_json({0, 1, 3}));
+  // Scoring only (no completion): the prompt alone.
+  v1::GenerateResponse scored;
+  *scored.add_prompt_logprobs() = Logprob(5, " b", -2.0f);
+  const auto s = CompletionJson(scored, meta, &echo);
+  EXPECT_EQ(s["choices"][0]["text"], "a b");
+  EXPECT_EQ(s["choices"][0]["logprobs"]["tokens"].size(), 2u);
+}
+
+TEST(OpenAiRequest, EchoAsksForPromptLogprobs) {
+  auto call = Parse(R"({"prompt": "x y", "echo": true, "logprobs": 3, "max_tokens": 0})");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_TRUE(call->echo);
+  EXPECT_EQ(call->request.max_tokens(), 0);
+  EXPECT_EQ(call->request.prompt_logprobs(), 3);
+  auto plain = Parse(R"({"prompt": "x y", "echo": true})");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->request.has_prompt_logprobs());
 }
 
 TEST(OpenAiResponse, ErrorsAndFieldNames) {

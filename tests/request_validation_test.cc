@@ -90,6 +90,17 @@ TEST(ValidateGenerateRequest, LogitBiasReportsItsLowestBadEntry) {
       HasSubstr("sampling.logit_bias keys must be token ids in [0, vocab_size=300), got 300"));
 }
 
+TEST(ValidatePromptLength, ScoringMayFillTheContext) {
+  EXPECT_TRUE(ValidatePromptLength(512, 0, kLimits).ok());
+  EXPECT_FALSE(ValidatePromptLength(512, 1, kLimits).ok());
+  EXPECT_FALSE(ValidatePromptLength(512, std::nullopt, kLimits).ok());
+  const absl::Status s = ValidatePromptLength(513, 0, kLimits);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("at most max_model_len=512"));
+  EXPECT_THAT(
+      std::string(ValidatePromptLength(500, 13, kLimits).message()),
+      HasSubstr("max_tokens must be in [0, max_model_len - prompt length = 512 - 500 = 12]"));
+}
+
 TEST(ValidateMinTokens, AtMostMaxTokens) {
   EXPECT_TRUE(ValidateMinTokens(0, 1).ok());
   EXPECT_TRUE(ValidateMinTokens(7, 7).ok());

@@ -136,9 +136,9 @@ absl::Status EngineImpl::Validate(const GenerationRequest& r,
                                                      " is outside [0, vocab_size=", V, ")"));
     }
   }
-  if (r.stop.max_tokens < 1) {
+  if (r.stop.max_tokens < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("max_tokens: must be >= 1, got ", r.stop.max_tokens));
+        absl::StrCat("max_tokens: must be >= 0, got ", r.stop.max_tokens));
   }
   const int64_t total = int64_t{prompt_len} + r.stop.max_tokens;
   if (total > config_.max_model_len) {
@@ -291,7 +291,11 @@ void EngineImpl::Step() {
     s->num_computed += schedule.seqs[i].num_tokens;
     scheduler_.OnComputed(s);
     if (batch.seqs[i].prompt_logprobs >= 0) ProcessPromptLogprobs(s, first, out->seqs[i]);
-    if (schedule.seqs[i].sample) ProcessSample(s, out->seqs[i]);
+    if (schedule.seqs[i].sample) {
+      ProcessSample(s, out->seqs[i]);
+    } else if (s->request.stop.max_tokens == 0 && s->num_uncomputed() == 0) {
+      Finish(s, FinishReason::kLength, "", absl::OkStatus());  // scored, nothing to generate
+    }
   }
   // Emit what each sequence produced this step (finished ones already sent their last delta).
   for (const ScheduledSeq& ss : schedule.seqs) {

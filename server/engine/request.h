@@ -17,7 +17,7 @@
 namespace attnres {
 
 struct StopCriteria {
-  int max_tokens = 16;                     // >= 1; generated tokens, the stop token included
+  int max_tokens = 16;  // generated tokens, the stop token included; 0: score the prompt only
   // In [0, max_tokens]: EOS and stop ids cannot be sampled as tokens 0..min_tokens-1, and stop
   // strings count only from the text of token min_tokens-1 on.
   int min_tokens = 0;

@@ -35,7 +35,8 @@ bool Scheduler::Preempt(ScheduleResult* result, const Sequence* keep) {
 }
 
 void Scheduler::AddToBatch(ScheduleResult* result, Sequence* s, int num_tokens) {
-  const bool sample = num_tokens == s->num_uncomputed();
+  // A score-only request (max_tokens 0) computes its prompt and never samples.
+  const bool sample = num_tokens == s->num_uncomputed() && s->request.stop.max_tokens > 0;
   result->seqs.push_back({s, num_tokens, sample});
   // Every token but a decode's single new one is a (re)computation of known tokens.
   result->num_prefill_tokens += sample && num_tokens == 1 && !s->in_prefill() ? 0 : num_tokens;

@@ -129,9 +129,9 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest&
 
   out.sampling = ToSamplingParams(request.sampling(), ctx.defaults);
   const int room = ctx.limits.max_model_len - prompt_len;
-  out.stop.max_tokens = max_tokens.value_or(
-      std::min(ctx.defaults.max_new_tokens.value_or(ctx.default_max_tokens), room));
-  out.stop.max_tokens = std::max(1, std::min(out.stop.max_tokens, room));
+  // An explicit max_tokens was checked against the room; a default is clamped into [1, room].
+  out.stop.max_tokens = max_tokens.value_or(std::clamp(
+      ctx.defaults.max_new_tokens.value_or(ctx.default_max_tokens), 1, std::max(1, room)));
   status = ValidateMinTokens(request.min_tokens(), out.stop.max_tokens);
   if (!status.ok()) return status;
   out.stop.min_tokens = request.min_tokens();

@@ -132,8 +132,8 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
   }
   absl::Status status = ValidatePrompt(request, limits);
   if (!status.ok()) return status;
-  if (request.has_max_tokens() && request.max_tokens() < 1) {
-    return Invalid(absl::StrFormat("max_tokens must be >= 1, got %d", request.max_tokens()));
+  if (request.has_max_tokens() && request.max_tokens() < 0) {
+    return Invalid(absl::StrFormat("max_tokens must be >= 0, got %d", request.max_tokens()));
   }
   if (request.min_tokens() < 0) {
     return Invalid(absl::StrFormat("min_tokens must be >= 0, got %d", request.min_tokens()));
@@ -176,6 +176,11 @@ absl::Status ValidateGenerationDefaults(const GenerationConfig& defaults,
 absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
                                   const ValidationLimits& limits) {
   if (prompt_len < 1) return Invalid("prompt must not tokenize to zero tokens");
+  if (max_tokens == 0) {  // scoring only: the prompt may fill the context
+    if (prompt_len <= limits.max_model_len) return absl::OkStatus();
+    return Invalid(absl::StrFormat("prompt has %d tokens; it must be at most max_model_len=%d",
+                                   prompt_len, limits.max_model_len));
+  }
   if (prompt_len >= limits.max_model_len) {
     return Invalid(absl::StrFormat(
         "prompt has %d tokens; it must be shorter than max_model_len=%d to leave room for output",
@@ -184,7 +189,7 @@ absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
   const int room = limits.max_model_len - prompt_len;
   if (max_tokens.has_value() && *max_tokens > room) {
     return Invalid(absl::StrFormat(
-        "max_tokens must be in [1, max_model_len - prompt length = %d - %d = %d], got %d",
+        "max_tokens must be in [0, max_model_len - prompt length = %d - %d = %d], got %d",
         limits.max_model_len, prompt_len, room, *max_tokens));
   }
   return absl::OkStatus();

@@ -34,7 +34,7 @@ struct ValidationLimits {
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
                                      const ValidationLimits& limits);
 // After tokenization: the prompt leaves room for at least one token, and max_tokens (if set)
-// fits in what remains of max_model_len.
+// fits in what remains of max_model_len; with max_tokens 0 (scoring) the prompt may fill it.
 absl::Status ValidatePromptLength(int prompt_len, std::optional<int> max_tokens,
                                   const ValidationLimits& limits);
 

@@ -8,6 +8,8 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -108,6 +110,18 @@ class DeltaQueue final : public RequestSink {
   std::shared_ptr<RequestHandle> handle_;
 };
 
+// What echo writes first: the prompt as sent (a token-id prompt decoded as the output is), and its
+// first token, which no logprob covers.
+EchoedPrompt Echo(const ServingContext& ctx, const v1::GenerateRequest& request,
+                  const std::vector<int32_t>& prompt_ids, const OutputOptions& output) {
+  EchoedPrompt echo;
+  echo.text = request.prompt().kind_case() == v1::Prompt::kText
+                  ? request.prompt().text()
+                  : ctx.tokenizer->Decode(prompt_ids, output.skip_special_tokens);
+  echo.first_token = ctx.tokenizer->Decode(std::span<const int32_t>(prompt_ids.data(), 1), false);
+  return echo;
+}
+
 bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
   const std::string event = absl::StrCat("data: ", data, "\n\n");
   return sink.write(event.data(), event.size());
@@ -176,7 +190,11 @@ void OpenAiApi::Completions(const httplib::Request& req, httplib::Response& res)
   const CompletionMeta meta{.id = absl::StrCat("cmpl-", gen->request_id),
                             .model = ctx.model_name,
                             .created = absl::ToUnixSeconds(absl::Now()),
-                            .logprobs = call->request.has_logprobs()};
+                            .logprobs = call->request.has_logprobs(),
+                            .echo = call->echo && call->request.has_logprobs()};
+  // Written before the first chunk's text when echoing; null afterwards.
+  auto echo = std::make_shared<std::optional<EchoedPrompt>>();
+  if (call->echo) *echo = Echo(ctx, call->request, gen->prompt_ids, gen->output);
   auto queue = std::make_shared<DeltaQueue>(ctx.max_stream_buffer_bytes);
   absl::StatusOr<std::shared_ptr<RequestHandle>> handle =
       ctx.engine->Submit(*std::move(gen), queue);
@@ -200,7 +218,8 @@ void OpenAiApi::Completions(const httplib::Request& req, httplib::Response& res)
     }
     const absl::Status status = queue->FinalStatus(last);
     if (!status.ok()) return SendError(status, res);
-    res.set_content(Dump(CompletionJson(response, meta)), "application/json");
+    res.set_content(Dump(CompletionJson(response, meta, echo->has_value() ? &**echo : nullptr)),
+                    "application/json");
     return;
   }
 
@@ -209,21 +228,26 @@ void OpenAiApi::Completions(const httplib::Request& req, httplib::Response& res)
   const bool include_usage = call->include_usage;
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&ctx, meta, include_usage, queue, offset](size_t, httplib::DataSink& sink) {
+      [&ctx, meta, include_usage, queue, offset, echo](size_t, httplib::DataSink& sink) {
+        // The chunk's JSON; the first one of an echoing stream starts with the prompt.
+        auto render = [&](const v1::GenerateStreamResponse& chunk) {
+          const std::string out = Dump(CompletionChunkJson(chunk, meta, offset.get(),
+                                                           echo->has_value() ? &**echo : nullptr));
+          echo->reset();
+          return out;
+        };
         for (GenerationDelta& d : queue->Take()) {
           v1::GenerateStreamResponse chunk;
           MergeDelta(d, ctx, &chunk);
           if (!d.finished) {
-            if (!WriteEvent(sink, Dump(CompletionChunkJson(chunk, meta, offset.get())))) {
-              return false;
-            }
+            if (!WriteEvent(sink, render(chunk))) return false;
             continue;
           }
           const absl::Status status = queue->FinalStatus(d);
           if (!status.ok()) chunk.clear_finish_reason();
           bool ok = true;
           if (status.ok() || !chunk.text().empty() || chunk.token_ids_size() > 0) {
-            ok = WriteEvent(sink, Dump(CompletionChunkJson(chunk, meta, offset.get())));
+            ok = WriteEvent(sink, render(chunk));
           }
           if (ok && !status.ok()) ok = WriteEvent(sink, Dump(ErrorJson(status)));
           if (ok && status.ok() && include_usage) {

@@ -131,9 +131,6 @@ absl::Status ReadFixed(const json& j) {
                       "share the prompt through the prefix cache)");
     }
   }
-  bool echo = false;
-  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "echo", &echo));
-  if (echo) return KeyError(kOrigin, "echo", "must be false (echo is not supported)");
   if (Has(j, "suffix")) return KeyError(kOrigin, "suffix", "is not supported");
   std::string user;  // accepted and ignored
   return config_json::ReadString(j, kOrigin, "user", &user);
@@ -199,12 +196,14 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
   v1::GenerateRequest& r = call.request;
   RETURN_IF_ERROR(ReadPrompt(j, &r));
   int max_tokens = kDefaultMaxTokens, min_tokens = 0, logprobs = -1;
-  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "max_tokens", false, 1, &max_tokens));
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "max_tokens", false, 0, &max_tokens));
   RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "min_tokens", false, 0, &min_tokens));
   RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "logprobs", false, 0, &logprobs));
   r.set_max_tokens(max_tokens);
   r.set_min_tokens(min_tokens);
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "echo", &call.echo));
   if (logprobs >= 0) r.set_logprobs(logprobs);
+  if (logprobs >= 0 && call.echo) r.set_prompt_logprobs(logprobs);
   RETURN_IF_ERROR(ReadStop(j, &r));
   std::vector<int32_t> stop_ids;
   RETURN_IF_ERROR(config_json::ReadTokenIds(j, kOrigin, "stop_token_ids", &stop_ids));

@@ -2,7 +2,7 @@
 // that both front ends share one set of range rules (request_validation.h) and one conversion
 // (proto_convert.h). This file checks only the JSON: types, known keys, the shapes OpenAI allows
 // (prompt as text, token ids or a one-element list of either; stop as a string or a list) and the
-// parameters this server fixes (n = best_of = 1, no echo, no suffix).
+// parameters this server fixes (n = best_of = 1, no suffix).
 #pragma once
 
 #include <string>
@@ -17,6 +17,9 @@ struct CompletionCall {
                                 // unset, so generation_config.json's defaults apply
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk carrying usage
+  // echo: the prompt is written before the completion; with logprobs the request also asks for
+  // prompt_logprobs (max_tokens 0 then scores a text).
+  bool echo = false;
 };
 
 // INVALID_ARGUMENT naming the key and the rule for a malformed body; NOT_FOUND when "model" names

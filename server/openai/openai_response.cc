@@ -37,31 +37,61 @@ json UsageJson(const v1::Usage& u) {
           {"prompt_tokens_details", {{"cached_tokens", u.cached_prompt_tokens()}}}};
 }
 
+using Logprobs = google::protobuf::RepeatedPtrField<v1::TokenLogprob>;
+
 // OpenAI's legacy completions logprobs: parallel lists per token.
-json LogprobsJson(const google::protobuf::RepeatedPtrField<v1::TokenLogprob>& logprobs,
-                  TextOffset* offset) {
-  json tokens = json::array(), token_logprobs = json::array(), top = json::array(),
-       text_offset = json::array();
-  for (const v1::TokenLogprob& lp : logprobs) {
-    tokens.push_back(lp.token());
-    token_logprobs.push_back(lp.logprob());
-    json alternatives = json::object();
-    for (const v1::TopLogprob& t : lp.top()) alternatives[t.token()] = t.logprob();
-    top.push_back(std::move(alternatives));
-    text_offset.push_back(offset->chars);
-    offset->chars += CodePoints(lp.token());
+class LogprobLists {
+ public:
+  explicit LogprobLists(TextOffset* offset) : offset_(offset) {}
+
+  // A token no logprob is known for (an echoed prompt's first).
+  void AddUnscored(const std::string& token) {
+    AddToken(token);
+    token_logprobs_.push_back(nullptr);
+    top_.push_back(nullptr);
   }
-  return {{"tokens", std::move(tokens)},
-          {"token_logprobs", std::move(token_logprobs)},
-          {"top_logprobs", std::move(top)},
-          {"text_offset", std::move(text_offset)}};
-}
+  void Add(const Logprobs& logprobs) {
+    for (const v1::TokenLogprob& lp : logprobs) {
+      AddToken(lp.token());
+      token_logprobs_.push_back(lp.logprob());
+      json alternatives = json::object();
+      for (const v1::TopLogprob& t : lp.top()) alternatives[t.token()] = t.logprob();
+      top_.push_back(std::move(alternatives));
+    }
+  }
+  json ToJson() && {
+    return {{"tokens", std::move(tokens_)},
+            {"token_logprobs", std::move(token_logprobs_)},
+            {"top_logprobs", std::move(top_)},
+            {"text_offset", std::move(text_offset_)}};
+  }
+
+ private:
+  void AddToken(const std::string& token) {
+    tokens_.push_back(token);
+    text_offset_.push_back(offset_->chars);
+    offset_->chars += CodePoints(token);
+  }
+
+  TextOffset* offset_;
+  json tokens_ = json::array(), token_logprobs_ = json::array(), top_ = json::array(),
+       text_offset_ = json::array();
+};
 
 template <typename Message>
-json Choice(const Message& m, const CompletionMeta& meta, TextOffset* offset) {
+json Choice(const Message& m, const CompletionMeta& meta, TextOffset* offset,
+            const EchoedPrompt* echo) {
+  json logprobs = nullptr;
+  if (meta.logprobs) {
+    LogprobLists lists(offset);
+    if (echo != nullptr) lists.AddUnscored(echo->first_token);
+    if (meta.echo) lists.Add(m.prompt_logprobs());
+    lists.Add(m.logprobs());
+    logprobs = std::move(lists).ToJson();
+  }
   json choice = {{"index", 0},
-                 {"text", m.text()},
-                 {"logprobs", meta.logprobs ? LogprobsJson(m.logprobs(), offset) : json(nullptr)},
+                 {"text", echo != nullptr ? echo->text + m.text() : m.text()},
+                 {"logprobs", std::move(logprobs)},
                  {"finish_reason", FinishReasonJson(m.finish_reason())}};
   if (!m.stop_reason().empty()) choice["stop_reason"] = m.stop_reason();
   return choice;
@@ -76,18 +106,19 @@ json Envelope(const CompletionMeta& meta) {
 
 }  // namespace
 
-json CompletionJson(const v1::GenerateResponse& response, const CompletionMeta& meta) {
+json CompletionJson(const v1::GenerateResponse& response, const CompletionMeta& meta,
+                    const EchoedPrompt* echo) {
   TextOffset offset;
   json j = Envelope(meta);
-  j["choices"] = json::array({Choice(response, meta, &offset)});
+  j["choices"] = json::array({Choice(response, meta, &offset, echo)});
   j["usage"] = UsageJson(response.usage());
   return j;
 }
 
 json CompletionChunkJson(const v1::GenerateStreamResponse& chunk, const CompletionMeta& meta,
-                         TextOffset* offset) {
+                         TextOffset* offset, const EchoedPrompt* echo) {
   json j = Envelope(meta);
-  j["choices"] = json::array({Choice(chunk, meta, offset)});
+  j["choices"] = json::array({Choice(chunk, meta, offset, echo)});
   return j;
 }
 

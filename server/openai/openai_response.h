@@ -20,6 +20,14 @@ struct CompletionMeta {
   std::string model;      // the served model's name
   int64_t created = 0;    // Unix seconds
   bool logprobs = false;  // the request asked for logprobs
+  bool echo = false;      // ... and echo: its prompt logprobs lead the lists
+};
+
+// What echo writes before the completion, in the first (or only) choice: the prompt's text and
+// its first token, whose logprob is null (nothing predicts it).
+struct EchoedPrompt {
+  std::string text;
+  std::string first_token;
 };
 
 // Running state of the logprobs' text_offset across a stream's chunks.
@@ -27,11 +35,14 @@ struct TextOffset {
   int64_t chars = 0;  // Unicode code points of the token texts so far
 };
 
+// `echo` is null unless the request asked for it.
 nlohmann::ordered_json CompletionJson(const v1::GenerateResponse& response,
-                                      const CompletionMeta& meta);
-// One chunk: its text delta, its tokens' logprobs, and on the last one the finish reason.
+                                      const CompletionMeta& meta, const EchoedPrompt* echo);
+// One chunk: its text delta, its tokens' logprobs, and on the last one the finish reason; `echo`
+// for the first chunk of an echoing stream, else null.
 nlohmann::ordered_json CompletionChunkJson(const v1::GenerateStreamResponse& chunk,
-                                           const CompletionMeta& meta, TextOffset* offset);
+                                           const CompletionMeta& meta, TextOffset* offset,
+                                           const EchoedPrompt* echo);
 // stream_options.include_usage: a chunk with no choices and the request's usage.
 nlohmann::ordered_json UsageChunkJson(const v1::Usage& usage, const CompletionMeta& meta);
 

@@ -119,7 +119,7 @@ TEST_F(ApiE2eTest, BadRequestsAreInvalidArgumentNamingTheField) {
        "prompt.token_ids.ids[0]"},
       {"negative id", [](auto* r) { r->mutable_prompt()->mutable_token_ids()->add_ids(-1); },
        "prompt.token_ids.ids[0]"},
-      {"max_tokens 0", [](auto* r) { r->set_max_tokens(0); }, "max_tokens"},
+      {"max_tokens -1", [](auto* r) { r->set_max_tokens(-1); }, "max_tokens must be >= 0"},
       {"max_tokens too big", [](auto* r) { r->set_max_tokens(1 << 20); }, "max_tokens"},
       {"temperature", [](auto* r) { r->mutable_sampling()->set_temperature(-1); },
        "sampling.temperature"},

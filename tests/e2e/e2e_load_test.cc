@@ -22,18 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A model slow enough on CPU that a 1000-token stream stays in flight for a second or more.
-std::string SlowModelDir() {
-  static const std::string dir = [] {
-    const std::string out = ::testing::TempDir() + "/attnres-e2e-load-small-block";
-    CommandResult r = RunCommand(
-        {EnvPath("ATTNRES_MAKE_MODEL"), "--out", out, "--preset", "small-block", "--seed", "3"});
-    if (r.exit_code != 0) ADD_FAILURE() << "attnres-make-model failed: " << r.err;
-    return out;
-  }();
-  return dir;
-}
-
 // Polls /metrics until `done` holds for it (or 20 s pass); returns the last exposition.
 template <typename Pred>
 std::string WaitForMetrics(int port, Pred done) {

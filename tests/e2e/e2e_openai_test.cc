@@ -116,12 +116,49 @@ TEST_F(OpenAiE2eTest, StreamConcatenatesToTheCompletion) {
   EXPECT_EQ(usage["usage"]["completion_tokens"], 10);
 }
 
+// The evaluation harnesses' scoring call: echo, logprobs and max_tokens 0 give the prompt's
+// logprobs (the first token's null), equal to the gRPC API's prompt_logprobs.
+TEST_F(OpenAiE2eTest, ScoringEchoesThePromptWithItsLogprobs) {
+  v1::GenerateRequest request = GreedyRequest("Score this text please", 0);
+  request.set_prompt_logprobs(1);
+  v1::GenerateResponse grpc_response;
+  ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
+  EXPECT_EQ(grpc_response.token_ids_size(), 0);
+  const int n = grpc_response.usage().prompt_tokens();
+  ASSERT_EQ(grpc_response.prompt_logprobs_size(), n - 1);
+  for (bool stream : {false, true}) {
+    auto res = Post({{"prompt", "Score this text please"},
+                     {"max_tokens", 0},
+                     {"echo", true},
+                     {"logprobs", 1},
+                     {"stream", stream}});
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    json choice;
+    if (stream) {
+      const std::vector<std::string> events = Events(res->body);
+      ASSERT_EQ(events.size(), 2u) << res->body;  // the one chunk, then [DONE]
+      choice = json::parse(events[0])["choices"][0];
+    } else {
+      choice = json::parse(res->body)["choices"][0];
+    }
+    EXPECT_EQ(choice["text"], "Score this text please");
+    const json& lp = choice["logprobs"];
+    ASSERT_EQ(lp["tokens"].size(), static_cast<size_t>(n));
+    EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+    for (int k = 1; k < n; ++k) {
+      EXPECT_NEAR(lp["token_logprobs"][k].get<double>(),
+                  grpc_response.prompt_logprobs(k - 1).logprob(), 1e-6);
+    }
+  }
+}
+
 TEST_F(OpenAiE2eTest, RefusalsAreOpenAiErrorsNamingTheField) {
   const std::vector<std::tuple<std::string, int, std::string>> cases = {
       {R"({"prompt": "x", "top_p": 2})", 400, "top_p must be in (0, 1], got 2"},
       {R"({"prompt": [99999999]})", 400, "prompt[0] must be in [0, vocab_size="},
       {R"({"prompt": "x", "logit_bias": {"3": 500}})", 400, "logit_bias[3] must be in [-100, 100]"},
-      {R"({"prompt": "x", "max_tokens": 100000})", 400, "max_tokens must be in [1, max_model_len"},
+      {R"({"prompt": "x", "max_tokens": 100000})", 400, "max_tokens must be in [0, max_model_len"},
       {R"({"prompt": "x", "n": 2})", 400, R"(key "n" must be 1)"},
       {R"({"prompt": "x", "model": "other"})", 404, R"(model "other" is not served here)"},
       {R"({"prompt": )", 400, "not valid JSON"},
@@ -231,6 +268,40 @@ TEST_F(OpenAiE2eTest, ClientGoingAwayCancelsTheStream) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(cancelled) << server_->Log();
+}
+
+// A full queue answers 429 with Retry-After (whole seconds) and OpenAI's rate-limit error body.
+TEST(OpenAiShutdownE2eTest, FullQueueIsTooManyRequestsWithRetryAfter) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(SlowModelDir(), {"--http-port", "0", "--max-model-len", "1024",
+                                            "--max-num-seqs", "1", "--max-queued-requests", "1"}));
+  const int port = PortFromLog(server.Log(), kHttpMarker);
+  ASSERT_GT(port, 0);
+  // One long stream holds the only sequence slot and a second request fills the queue.
+  auto stub = server.Stub();
+  grpc::ClientContext long_context;
+  auto long_reader = stub->GenerateStream(&long_context, GreedyRequest("hold the slot", 1000));
+  v1::GenerateStreamResponse chunk;
+  ASSERT_TRUE(long_reader->Read(&chunk));
+  grpc::ClientContext queued_context;
+  auto queued = stub->GenerateStream(&queued_context, GreedyRequest("queued", 2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let it reach the queue
+  httplib::Client client("127.0.0.1", port);
+  auto res = client.Post("/v1/completions", R"({"prompt": "one too many"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 429) << res->body;
+  ASSERT_TRUE(res->has_header("Retry-After"));
+  EXPECT_GE(std::stoi(res->get_header_value("Retry-After")), 1);
+  const json error = json::parse(res->body)["error"];
+  EXPECT_EQ(error["type"], "rate_limit_error");
+  EXPECT_THAT(error["message"].get<std::string>(), ::testing::HasSubstr("queue is full"));
+  long_context.TryCancel();
+  while (long_reader->Read(&chunk)) {
+  }
+  long_reader->Finish();
+  while (queued->Read(&chunk)) {
+  }
+  EXPECT_TRUE(queued->Finish().ok());
 }
 
 TEST(OpenAiShutdownE2eTest, SigtermLetsAnHttpStreamFinish) {

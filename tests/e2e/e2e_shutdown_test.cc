@@ -17,18 +17,6 @@
 namespace attnres::e2e {
 namespace {
 
-// A model slow enough on CPU that ~1000 tokens take a second or more.
-std::string SlowModelDir() {
-  static const std::string dir = [] {
-    const std::string out = ::testing::TempDir() + "/attnres-e2e-small-block";
-    CommandResult r = RunCommand(
-        {EnvPath("ATTNRES_MAKE_MODEL"), "--out", out, "--preset", "small-block", "--seed", "3"});
-    if (r.exit_code != 0) ADD_FAILURE() << "attnres-make-model failed: " << r.err;
-    return out;
-  }();
-  return dir;
-}
-
 TEST(ShutdownE2eTest, SigtermLetsInFlightStreamFinishThenExitsZero) {
   ServerProcess server;
   ASSERT_TRUE(server.Start(SlowModelDir(), {"--max-model-len", "1024"}));

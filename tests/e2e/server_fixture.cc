@@ -108,6 +108,19 @@ CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s)
   return result;
 }
 
+std::string SlowModelDir() {
+  static const std::string dir = [] {
+    // One per process: ctest runs the suites as parallel processes.
+    const std::string out =
+        ::testing::TempDir() + "/attnres-e2e-small-block-" + std::to_string(getpid());
+    CommandResult r = RunCommand(
+        {EnvPath("ATTNRES_MAKE_MODEL"), "--out", out, "--preset", "small-block", "--seed", "3"});
+    if (r.exit_code != 0) ADD_FAILURE() << "attnres-make-model failed: " << r.err;
+    return out;
+  }();
+  return dir;
+}
+
 std::string TestModelDir() {
   static const std::string dir = [] {
     const char* env = std::getenv("ATTNRES_E2E_MODEL_DIR");

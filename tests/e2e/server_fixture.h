@@ -31,6 +31,10 @@ CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s 
 // the ctest fixture), else a fresh tiny-block model made with attnres-make-model.
 std::string TestModelDir();
 
+// A model slow enough on the CPU that a 1000-token stream stays in flight for a second or more
+// (the small-block preset, made once per test process).
+std::string SlowModelDir();
+
 // The --device the servers run on: ATTNRES_E2E_DEVICE (e.g. "cuda" on the GPU machine), else cpu.
 std::string E2eDevice();
 

@@ -60,14 +60,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const CompletionMeta meta{.id = "cmpl-fuzz",
                             .model = ctx.model_name,
                             .created = 0,
-                            .logprobs = call->request.has_logprobs()};
-  const nlohmann::json rendered =
-      nlohmann::json::parse(Dump(CompletionJson(response, meta)), nullptr, false);
+                            .logprobs = call->request.has_logprobs(),
+                            .echo = call->echo && call->request.has_logprobs()};
+  const EchoedPrompt echo{.text = "<prompt>", .first_token = "<first>"};
+  const nlohmann::json rendered = nlohmann::json::parse(
+      Dump(CompletionJson(response, meta, call->echo ? &echo : nullptr)), nullptr, false);
   FUZZ_CHECK(!rendered.is_discarded(), "the completion renders as JSON");
-  FUZZ_CHECK(rendered["choices"][0]["text"] == response.text(),
-             "the rendered text is the response's");
-  FUZZ_CHECK(!meta.logprobs || rendered["choices"][0]["logprobs"]["tokens"].size() ==
-                                   static_cast<size_t>(response.token_ids_size()),
-             "one logprob entry per token");
+  FUZZ_CHECK(rendered["choices"][0]["text"] == (call->echo ? echo.text : "") + response.text(),
+             "the rendered text is the (echoed prompt and the) response's");
+  // With echo: the first prompt token, then one per later prompt token, then the completion's.
+  const size_t expected_entries =
+      response.token_ids_size() +
+      (meta.echo ? 1 + static_cast<size_t>(response.prompt_logprobs_size()) : 0);
+  FUZZ_CHECK(
+      !meta.logprobs || rendered["choices"][0]["logprobs"]["tokens"].size() == expected_entries,
+      "one logprob entry per token");
+  FUZZ_CHECK(!meta.echo || response.prompt_logprobs_size() == response.usage().prompt_tokens() - 1,
+             "every prompt token after the first is scored");
   return 0;
 }
