@@ -120,6 +120,38 @@ TEST(OpenAiRequest, RefusalsNameTheKeyAndTheRule) {
   EXPECT_THAT(std::string(other.status().message()), HasSubstr(R"(serves "tiny")"));
 }
 
+TEST(OpenAiRequest, TokenizeAndDetokenizeBodies) {
+  auto tok = ParseTokenizeRequest(R"({"prompt": "Hi there", "add_special_tokens": false})", kModel);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_EQ(tok->text(), "Hi there");
+  EXPECT_FALSE(tok->add_special_tokens());
+  auto detok = ParseDetokenizeRequest(R"({"tokens": [3, 4], "model": "tiny"})", kModel);
+  ASSERT_TRUE(detok.ok()) << detok.status();
+  EXPECT_EQ(detok->token_ids_size(), 2);
+  EXPECT_FALSE(detok->has_skip_special_tokens());
+  const std::pair<const char*, const char*> tokenize_refusals[] = {
+      {R"({})", R"(key "prompt" is required)"},
+      {R"({"prompt": 3})", R"(key "prompt" must be a string)"},
+      {R"({"text": "x"})", R"(key "text" is not a known tokenize parameter)"},
+  };
+  for (const auto& [body, expect] : tokenize_refusals) {
+    EXPECT_THAT(std::string(ParseTokenizeRequest(body, kModel).status().message()),
+                HasSubstr(expect));
+  }
+  const std::pair<const char*, const char*> detokenize_refusals[] = {
+      {R"({})", R"(key "tokens" is required)"},
+      {R"({"tokens": 3})", R"(key "tokens" must be a list of token ids)"},
+      {R"({"tokens": [1, "a"]})", R"(key "tokens" must hold integers only)"},
+      {R"({"tokens": [1], "skip_special_tokens": "no"})", "must be true or false"},
+  };
+  for (const auto& [body, expect] : detokenize_refusals) {
+    EXPECT_THAT(std::string(ParseDetokenizeRequest(body, kModel).status().message()),
+                HasSubstr(expect));
+  }
+  EXPECT_EQ(ParseDetokenizeRequest(R"({"tokens": [], "model": "x"})", kModel).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 v1::TokenLogprob Logprob(int id, const std::string& token, float lp) {
   v1::TokenLogprob t;
   t.set_token_id(id);

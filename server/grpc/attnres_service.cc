@@ -1,16 +1,14 @@
 // AttnResService (see attnres_service.h): the ServingContext and the three small unary RPCs.
 #include "server/grpc/attnres_service.h"
 
-#include <span>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "server/grpc/generate_reactor.h"
 #include "server/grpc/generate_stream_reactor.h"
 #include "server/grpc/proto_convert.h"
-#include "server/grpc/request_validation.h"
 #include "server/grpc/status_mapping.h"
+#include "server/grpc/tokenization.h"
 
 namespace attnres {
 namespace {
@@ -51,17 +49,9 @@ grpc::ServerUnaryReactor* AttnResService::Tokenize(grpc::CallbackServerContext* 
                                                    const v1::TokenizeRequest* request,
                                                    v1::TokenizeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = ValidateTokenizeRequest(*request);
-  if (status.ok()) {
-    const bool add_special =
-        request->has_add_special_tokens() ? request->add_special_tokens() : true;
-    const std::vector<int32_t> ids = ctx_.tokenizer->Encode(request->text(), add_special);
-    response->mutable_token_ids()->Add(ids.begin(), ids.end());
-    for (int32_t id : ids) {
-      response->add_tokens(ctx_.tokenizer->Decode(std::span<const int32_t>(&id, 1), false));
-    }
-  }
-  reactor->Finish(ToGrpcStatus(status));
+  absl::StatusOr<v1::TokenizeResponse> result = TokenizeText(*request, ctx_);
+  if (result.ok()) *response = *std::move(result);
+  reactor->Finish(ToGrpcStatus(result.status()));
   return reactor;
 }
 
@@ -69,13 +59,9 @@ grpc::ServerUnaryReactor* AttnResService::Detokenize(grpc::CallbackServerContext
                                                      const v1::DetokenizeRequest* request,
                                                      v1::DetokenizeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status status = ValidateDetokenizeRequest(*request, ctx_.limits);
-  if (status.ok()) {
-    const std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
-    const bool skip = request->has_skip_special_tokens() ? request->skip_special_tokens() : true;
-    response->set_text(ctx_.tokenizer->Decode(ids, skip));
-  }
-  reactor->Finish(ToGrpcStatus(status));
+  absl::StatusOr<v1::DetokenizeResponse> result = DetokenizeIds(*request, ctx_);
+  if (result.ok()) *response = *std::move(result);
+  reactor->Finish(ToGrpcStatus(result.status()));
   return reactor;
 }
 

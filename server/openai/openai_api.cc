@@ -15,12 +15,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "httplib.h"
 #include "server/engine/request.h"
 #include "server/grpc/call_common.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/request_validation.h"
+#include "server/grpc/tokenization.h"
 #include "server/openai/openai_request.h"
 #include "server/openai/openai_response.h"
 
@@ -150,6 +152,12 @@ absl::StatusOr<std::unique_ptr<OpenAiApi>> OpenAiApi::Start(const std::string& h
     s.Post("/v1/completions", [self](const httplib::Request& req, httplib::Response& res) {
       self->Completions(req, res);
     });
+    s.Post("/tokenize", [self](const httplib::Request& req, httplib::Response& res) {
+      self->Tokenize(req, res);
+    });
+    s.Post("/detokenize", [self](const httplib::Request& req, httplib::Response& res) {
+      self->Detokenize(req, res);
+    });
     s.Get("/v1/models", [self](const httplib::Request&, httplib::Response& res) {
       res.set_content(Dump(ModelListJson(self->ctx_->model_name, self->started_,
                                          self->ctx_->limits.max_model_len)),
@@ -174,6 +182,28 @@ OpenAiApi::~OpenAiApi() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   http_.reset();
+}
+
+void OpenAiApi::Tokenize(const httplib::Request& req, httplib::Response& res) {
+  absl::StatusOr<v1::TokenizeRequest> request = ParseTokenizeRequest(req.body, ctx_->model_name);
+  if (!request.ok()) return SendError(request.status(), res);
+  absl::StatusOr<v1::TokenizeResponse> response = TokenizeText(*request, *ctx_);
+  if (!response.ok()) return SendError(response.status(), res);
+  res.set_content(Dump(TokenizeJson(*response, ctx_->limits.max_model_len)), "application/json");
+}
+
+void OpenAiApi::Detokenize(const httplib::Request& req, httplib::Response& res) {
+  absl::StatusOr<v1::DetokenizeRequest> request =
+      ParseDetokenizeRequest(req.body, ctx_->model_name);
+  if (!request.ok()) return SendError(request.status(), res);
+  absl::StatusOr<v1::DetokenizeResponse> response = DetokenizeIds(*request, *ctx_);
+  if (!response.ok()) {
+    // The gRPC field is token_ids; here it is tokens.
+    const absl::Status& s = response.status();
+    return SendError(
+        absl::Status(s.code(), absl::StrReplaceAll(s.message(), {{"token_ids", "tokens"}})), res);
+  }
+  res.set_content(Dump(DetokenizeJson(*response)), "application/json");
 }
 
 void OpenAiApi::Completions(const httplib::Request& req, httplib::Response& res) {

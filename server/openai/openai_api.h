@@ -3,6 +3,8 @@
 //   POST /v1/completions  one completion, whole or streamed as server-sent events
 //                         ("data: {chunk}" ... "data: [DONE]"); a stream whose client goes
 //                         away is cancelled in the engine;
+//   POST /tokenize        {"prompt"} -> {"count", "max_model_len", "tokens"};
+//   POST /detokenize      {"tokens"} -> {"prompt"};
 //   GET  /v1/models       the served model;
 //   GET  /health          200 while serving, 503 when draining or the engine failed.
 // Errors are OpenAI's {"error": {...}} with 400 (naming the field and the rule), 404 (another
@@ -45,6 +47,8 @@ class OpenAiApi {
   class InFlight;
   explicit OpenAiApi(const ServingContext* ctx) : ctx_(ctx) {}
   void Completions(const httplib::Request& req, httplib::Response& res);
+  void Tokenize(const httplib::Request& req, httplib::Response& res);
+  void Detokenize(const httplib::Request& req, httplib::Response& res);
 
   const ServingContext* ctx_;
   const int64_t started_ = absl::ToUnixSeconds(absl::Now());  // /v1/models' "created"

@@ -28,8 +28,10 @@ constexpr int kDefaultMaxTokens = 16;  // OpenAI's default for completions
     }                                           \
   } while (0)
 
-bool IsKnownKey(const std::string& key) {
-  static const absl::flat_hash_set<std::string> kKeys = {
+using KeySet = absl::flat_hash_set<std::string>;
+
+const KeySet& CompletionKeys() {
+  static const KeySet keys = {
       // OpenAI
       "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options",
       "logprobs", "echo", "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias",
@@ -37,7 +39,25 @@ bool IsKnownKey(const std::string& key) {
       // the extensions other open servers accept too, named as in the gRPC API
       "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos", "stop_token_ids",
       "skip_special_tokens", "add_special_tokens"};
-  return kKeys.contains(key);
+  return keys;
+}
+
+// The body as a JSON object with only `known` keys, whose "model" (if any) is the served one.
+absl::StatusOr<json> ParseBody(const std::string& body, const KeySet& known, const char* what,
+                               const std::string& served_model) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
+  for (const auto& [key, value] : j.items()) {
+    if (!known.contains(key)) return KeyError(kOrigin, key, absl::StrCat("is not a known ", what));
+  }
+  std::string model;
+  RETURN_IF_ERROR(config_json::ReadString(j, kOrigin, "model", &model));
+  if (!model.empty() && model != served_model) {
+    return absl::NotFoundError(absl::StrCat(
+        "model \"", model, "\" is not served here; this server serves \"", served_model, "\""));
+  }
+  return j;
 }
 
 absl::Status ReadFloat(const json& j, const char* key, float* out, bool* present = nullptr) {
@@ -46,6 +66,16 @@ absl::Status ReadFloat(const json& j, const char* key, float* out, bool* present
   RETURN_IF_ERROR(config_json::ReadDouble(j, kOrigin, key, &v));
   *out = static_cast<float>(v);
   if (present != nullptr) *present = true;
+  return absl::OkStatus();
+}
+
+// A bool key into a proto3 `optional` field, which stays unset when the key is absent.
+template <typename Setter>
+absl::Status ReadOptionalBool(const json& j, const char* key, Setter set) {
+  if (!Has(j, key)) return absl::OkStatus();
+  bool value = false;
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, key, &value));
+  set(value);
   return absl::OkStatus();
 }
 
@@ -178,18 +208,10 @@ absl::Status ReadSampling(const json& j, v1::SamplingParams* s) {
 
 absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
                                                       const std::string& served_model) {
-  const json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
-  if (!j.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
-  for (const auto& [key, value] : j.items()) {
-    if (!IsKnownKey(key)) return KeyError(kOrigin, key, "is not a known completions parameter");
-  }
-  std::string model;
-  RETURN_IF_ERROR(config_json::ReadString(j, kOrigin, "model", &model));
-  if (!model.empty() && model != served_model) {
-    return absl::NotFoundError(absl::StrCat(
-        "model \"", model, "\" is not served here; this server serves \"", served_model, "\""));
-  }
+  absl::StatusOr<json> parsed =
+      ParseBody(body, CompletionKeys(), "completions parameter", served_model);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
   RETURN_IF_ERROR(ReadFixed(j));
   CompletionCall call;
   RETURN_IF_ERROR(ReadStreamOptions(j, &call));
@@ -211,16 +233,41 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
   bool flag = false;
   RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "ignore_eos", &flag));
   r.set_ignore_eos(flag);
-  if (Has(j, "skip_special_tokens")) {
-    RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "skip_special_tokens", &flag));
-    r.set_skip_special_tokens(flag);
-  }
-  if (Has(j, "add_special_tokens")) {
-    RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "add_special_tokens", &flag));
-    r.set_add_special_tokens(flag);
-  }
+  RETURN_IF_ERROR(
+      ReadOptionalBool(j, "skip_special_tokens", [&](bool v) { r.set_skip_special_tokens(v); }));
+  RETURN_IF_ERROR(
+      ReadOptionalBool(j, "add_special_tokens", [&](bool v) { r.set_add_special_tokens(v); }));
   RETURN_IF_ERROR(ReadSampling(j, r.mutable_sampling()));
   return call;
+}
+
+absl::StatusOr<v1::TokenizeRequest> ParseTokenizeRequest(const std::string& body,
+                                                         const std::string& served_model) {
+  static const KeySet keys = {"model", "prompt", "add_special_tokens"};
+  absl::StatusOr<json> j = ParseBody(body, keys, "tokenize parameter", served_model);
+  if (!j.ok()) return j.status();
+  if (!Has(*j, "prompt")) return KeyError(kOrigin, "prompt", "is required");
+  v1::TokenizeRequest request;
+  RETURN_IF_ERROR(config_json::ReadString(*j, kOrigin, "prompt", request.mutable_text()));
+  RETURN_IF_ERROR(ReadOptionalBool(*j, "add_special_tokens",
+                                   [&](bool v) { request.set_add_special_tokens(v); }));
+  return request;
+}
+
+absl::StatusOr<v1::DetokenizeRequest> ParseDetokenizeRequest(const std::string& body,
+                                                             const std::string& served_model) {
+  static const KeySet keys = {"model", "tokens", "skip_special_tokens"};
+  absl::StatusOr<json> j = ParseBody(body, keys, "detokenize parameter", served_model);
+  if (!j.ok()) return j.status();
+  if (!Has(*j, "tokens")) return KeyError(kOrigin, "tokens", "is required");
+  if (!(*j)["tokens"].is_array()) return KeyError(kOrigin, "tokens", "must be a list of token ids");
+  std::vector<int32_t> ids;
+  RETURN_IF_ERROR(config_json::ReadTokenIds(*j, kOrigin, "tokens", &ids));
+  v1::DetokenizeRequest request;
+  request.mutable_token_ids()->Add(ids.begin(), ids.end());
+  RETURN_IF_ERROR(ReadOptionalBool(*j, "skip_special_tokens",
+                                   [&](bool v) { request.set_skip_special_tokens(v); }));
+  return request;
 }
 
 }  // namespace attnres

@@ -1,8 +1,8 @@
-// The body of an OpenAI-style POST /v1/completions, read into the gRPC API's GenerateRequest so
-// that both front ends share one set of range rules (request_validation.h) and one conversion
-// (proto_convert.h). This file checks only the JSON: types, known keys, the shapes OpenAI allows
-// (prompt as text, token ids or a one-element list of either; stop as a string or a list) and the
-// parameters this server fixes (n = best_of = 1, no suffix).
+// The bodies of the HTTP API's calls, read into the gRPC API's requests, so that both front ends
+// share one set of range rules (request_validation.h) and one conversion (proto_convert.h). This
+// file checks only the JSON: types, known keys, the shapes OpenAI allows (prompt as text, token
+// ids or a one-element list of either; stop as a string or a list) and the parameters this server
+// fixes (n = best_of = 1, no suffix).
 #pragma once
 
 #include <string>
@@ -26,5 +26,12 @@ struct CompletionCall {
 // another model than `served_model`.
 absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
                                                       const std::string& served_model);
+
+// POST /tokenize: {"prompt": text, "add_special_tokens"?, "model"?} (as other open servers).
+absl::StatusOr<v1::TokenizeRequest> ParseTokenizeRequest(const std::string& body,
+                                                         const std::string& served_model);
+// POST /detokenize: {"tokens": [ids], "skip_special_tokens"?, "model"?}.
+absl::StatusOr<v1::DetokenizeRequest> ParseDetokenizeRequest(const std::string& body,
+                                                             const std::string& served_model);
 
 }  // namespace attnres

@@ -138,6 +138,16 @@ json ModelListJson(std::string_view model, int64_t created, int max_model_len) {
                                  {"max_model_len", max_model_len}}})}};
 }
 
+json TokenizeJson(const v1::TokenizeResponse& response, int max_model_len) {
+  return {{"count", response.token_ids_size()},
+          {"max_model_len", max_model_len},
+          {"tokens", response.token_ids()}};
+}
+
+json DetokenizeJson(const v1::DetokenizeResponse& response) {
+  return {{"prompt", response.text()}};
+}
+
 absl::Status WithHttpFieldNames(const absl::Status& status) {
   if (status.ok()) return status;
   return absl::Status(status.code(),

@@ -48,6 +48,10 @@ nlohmann::ordered_json UsageChunkJson(const v1::Usage& usage, const CompletionMe
 
 nlohmann::ordered_json ModelListJson(std::string_view model, int64_t created, int max_model_len);
 
+// /tokenize: {"count", "max_model_len", "tokens"}; /detokenize: {"prompt"}.
+nlohmann::ordered_json TokenizeJson(const v1::TokenizeResponse& response, int max_model_len);
+nlohmann::ordered_json DetokenizeJson(const v1::DetokenizeResponse& response);
+
 // The gRPC API's field names in a status message, as the HTTP API spells them
 // ("sampling.top_p" -> "top_p", "prompt.token_ids.ids[3]" -> "prompt[3]").
 absl::Status WithHttpFieldNames(const absl::Status& status);

@@ -230,6 +230,30 @@ TEST_F(OpenAiE2eTest, ConcurrentRequestsEachGetTheirSoloCompletion) {
   }
 }
 
+TEST_F(OpenAiE2eTest, TokenizeAndDetokenizeMatchTheGrpcApi) {
+  grpc::ClientContext context;
+  v1::TokenizeRequest request;
+  request.set_text("Hello there, tokens");
+  v1::TokenizeResponse grpc_tokens;
+  ASSERT_TRUE(server_->Stub()->Tokenize(&context, request, &grpc_tokens).ok());
+  auto res = client_->Post("/tokenize", R"({"prompt": "Hello there, tokens"})", "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json tokens = json::parse(res->body);
+  EXPECT_EQ(tokens["tokens"].get<std::vector<int32_t>>(), Ids(grpc_tokens.token_ids()));
+  EXPECT_EQ(tokens["count"], grpc_tokens.token_ids_size());
+  auto text =
+      client_->Post("/detokenize", json({{"tokens", tokens["tokens"]}}).dump(), "application/json");
+  ASSERT_TRUE(text);
+  ASSERT_EQ(text->status, 200) << text->body;
+  EXPECT_EQ(json::parse(text->body)["prompt"], "Hello there, tokens");
+  auto bad = client_->Post("/detokenize", R"({"tokens": [5, 99999999]})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_THAT(json::parse(bad->body)["error"]["message"].get<std::string>(),
+              ::testing::HasSubstr("tokens[1] must be in [0, vocab_size="));
+}
+
 TEST_F(OpenAiE2eTest, ModelsAndHealth) {
   auto models = client_->Get("/v1/models");
   ASSERT_TRUE(models);

@@ -1,4 +1,5 @@
-// Fuzz target: a /v1/completions body through what the OpenAI-compatible API does with it:
+// Fuzz target: the same bytes as /tokenize and /detokenize bodies (answered or refused with a
+// reason), then as a /v1/completions body through what the OpenAI-compatible API does with it:
 // ParseCompletionRequest, then (as a serialized GenerateRequest) the gRPC API's validation and
 // conversion, the real CPU engine, and the completion's JSON. Checks: a refusal is
 // INVALID_ARGUMENT or NOT_FOUND with a message, and its error body is JSON; an accepted body's
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "nlohmann/json.hpp"
+#include "server/grpc/tokenization.h"
 #include "server/openai/openai_request.h"
 #include "server/openai/openai_response.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -30,6 +32,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const fuzz::FuzzServer* server = fuzz::StartFuzzServer(int64_t{8} << 20).release();
   const ServingContext& ctx = server->ctx();
   const std::string body(reinterpret_cast<const char*>(data), size);
+  // The same bytes as /tokenize and /detokenize bodies: refused with a reason, or answered.
+  if (auto t = ParseTokenizeRequest(body, ctx.model_name); t.ok()) {
+    auto tokens = TokenizeText(*t, ctx);
+    FUZZ_CHECK(tokens.ok(), "any tokenize body that parses is answered");
+    FUZZ_CHECK(IsJson(Dump(TokenizeJson(*tokens, 512))), "the tokens render as JSON");
+  } else {
+    FUZZ_CHECK(!t.status().message().empty(), "a refusal says why");
+  }
+  if (auto d = ParseDetokenizeRequest(body, ctx.model_name); d.ok()) {
+    auto text = DetokenizeIds(*d, ctx);
+    FUZZ_CHECK(text.ok() || text.status().code() == absl::StatusCode::kInvalidArgument,
+               "detokenize refuses only ids outside the vocabulary");
+    if (text.ok()) FUZZ_CHECK(IsJson(Dump(DetokenizeJson(*text))), "the text renders as JSON");
+  }
   absl::StatusOr<CompletionCall> call = ParseCompletionRequest(body, ctx.model_name);
   if (!call.ok()) {
     FUZZ_CHECK(call.status().code() == absl::StatusCode::kInvalidArgument ||
