@@ -8,10 +8,11 @@
 
 namespace attnres::kernels {
 
-// Whether the staged form serves these arguments: a one-phase boundary (no two-phase fields)
-// that mixes 0..8 bank slots (0: the add + norm alone), whose sources fit the shared-memory
-// budget, with 16-byte aligned buffers, unless ATTNRES_STAGED_BOUNDARY=0. The caller decides by
-// row count.
+// Whether the staged form serves these arguments: ATTNRES_STAGED_BOUNDARY=1 (it is opt-in: its
+// kernels are faster under ncu, but the 8B Block prefill step measured 1.5-2% slower with them,
+// bench/BENCHMARKS.md runs 26-27), a one-phase boundary (no two-phase fields) that mixes 0..8
+// bank slots (0: the add + norm alone), whose sources fit the shared-memory budget, with 16-byte
+// aligned buffers. The caller decides by row count.
 bool StagedBoundaryServes(const ResidualBoundaryArgs& a);
 
 // The boundary of ops.h ResidualBoundary (same outputs, the mix's fp32 rounding aside) with each
