@@ -32,7 +32,6 @@ namespace {
 // (chunked prefill and preemption recompute bit-identical K/V), and the AVX2 clone computes the
 // same floats as the baseline one (no FMA: a multiply, then an add, per lane).
 using V8 = float __attribute__((vector_size(32)));
-using V8Unaligned = float __attribute__((vector_size(32), aligned(4)));
 constexpr int kTileRows = 4, kTileCols = 3;
 constexpr int kColumnBlock = 8 * kTileCols;  // weight rows per task, reused across all x rows
 
@@ -40,7 +39,13 @@ constexpr int kColumnBlock = 8 * kTileCols;  // weight rows per task, reused acr
 // AVX2, and its vectors stay in registers (loaded by value, lanes read by subscript).
 #define ATTNRES_INLINE inline __attribute__((always_inline))
 
-ATTNRES_INLINE V8 Load8(const float* p) { return *reinterpret_cast<const V8Unaligned*>(p); }
+// memcpy, not a cast to an under-aligned vector type (clang keeps such a type's 32-byte
+// alignment, which UBSan reports); it compiles to one unaligned load.
+ATTNRES_INLINE V8 Load8(const float* p) {
+  V8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
 
 ATTNRES_INLINE float Finish(const V8& lanes, const float* a, const float* b, int from, int n) {
   float l0 = lanes[0];
