@@ -4,12 +4,12 @@
 #include <algorithm>
 #include <atomic>
 #include <optional>
-#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
+#include "server/grpc/tokenization.h"
 
 namespace attnres {
 namespace {
@@ -42,10 +42,6 @@ SamplingParams ToSamplingParams(const v1::SamplingParams& s, const GenerationCon
   out.logit_bias.assign(s.logit_bias().begin(), s.logit_bias().end());
   std::sort(out.logit_bias.begin(), out.logit_bias.end());
   return out;
-}
-
-std::string TokenText(const Tokenizer& tokenizer, int32_t id) {
-  return tokenizer.Decode(std::span<const int32_t>(&id, 1), /*skip_special_tokens=*/false);
 }
 
 size_t AppendLogprob(const TokenLogprob& in, const Tokenizer& tokenizer, v1::TokenLogprob* out) {

@@ -8,6 +8,10 @@
 
 namespace attnres {
 
+std::string TokenText(const Tokenizer& tokenizer, int32_t id) {
+  return tokenizer.Decode(std::span<const int32_t>(&id, 1), /*skip_special_tokens=*/false);
+}
+
 absl::StatusOr<v1::TokenizeResponse> TokenizeText(const v1::TokenizeRequest& request,
                                                   const ServingContext& ctx) {
   if (absl::Status status = ValidateTokenizeRequest(request); !status.ok()) return status;
@@ -16,7 +20,7 @@ absl::StatusOr<v1::TokenizeResponse> TokenizeText(const v1::TokenizeRequest& req
   v1::TokenizeResponse response;
   response.mutable_token_ids()->Add(ids.begin(), ids.end());
   for (int32_t id : ids) {
-    response.add_tokens(ctx.tokenizer->Decode(std::span<const int32_t>(&id, 1), false));
+    response.add_tokens(TokenText(*ctx.tokenizer, id));
   }
   return response;
 }

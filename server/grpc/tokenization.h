@@ -2,11 +2,18 @@
 // and the HTTP API's /tokenize and /detokenize).
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "attnres/v1/attnres.pb.h"
 #include "server/grpc/serving_context.h"
 
 namespace attnres {
+
+// One token's own text, special tokens included (a partial character's bytes are U+FFFD): what
+// Tokenize, logprobs and HTTP echo show for a token.
+std::string TokenText(const Tokenizer& tokenizer, int32_t id);
 
 // The text's token ids (with the special tokens unless add_special_tokens is false) and each
 // token's text.

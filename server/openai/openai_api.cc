@@ -9,7 +9,6 @@
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <span>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -120,7 +119,7 @@ EchoedPrompt Echo(const ServingContext& ctx, const v1::GenerateRequest& request,
   echo.text = request.prompt().kind_case() == v1::Prompt::kText
                   ? request.prompt().text()
                   : ctx.tokenizer->Decode(prompt_ids, output.skip_special_tokens);
-  echo.first_token = ctx.tokenizer->Decode(std::span<const int32_t>(prompt_ids.data(), 1), false);
+  echo.first_token = TokenText(*ctx.tokenizer, prompt_ids[0]);
   return echo;
 }
 
