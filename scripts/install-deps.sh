@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libpcre2-dev libicu-dev
   prometheus-cpp-dev libcpp-httplib-dev libgtest-dev libgmock-dev
-  python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy
+  python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-jinja2
 )
 missing=()
 for p in "${packages[@]}"; do

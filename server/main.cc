@@ -8,8 +8,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -18,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "models/chat_template.h"
 #include "models/generation_config.h"
 #include "models/model_config.h"
 #include "models/model_runner.h"
@@ -27,6 +31,7 @@
 #include "server/grpc/attnres_service.h"
 #include "server/grpc/grpc_server.h"
 #include "server/grpc/request_validation.h"
+#include "server/grpc/tokenization.h"
 #include "server/metrics/prometheus_metrics.h"
 #include "server/openai/openai_api.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -47,6 +52,7 @@ struct ServerFlags {
   int http_threads = 128;
   int tensor_parallel = 1;
   bool cuda_graphs = true;
+  std::filesystem::path chat_template;  // empty: tokenizer_config.json's, if any
 };
 
 void AddFlags(CLI::App& app, ServerFlags& f) {
@@ -89,6 +95,10 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
                  "GPUs 0..N-1, NCCL)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  app.add_option("--chat-template", f.chat_template,
+                 "Jinja chat template file for chat prompts (default: the model directory's "
+                 "tokenizer_config.json chat_template, if any)")
+      ->check(CLI::ExistingFile);
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");
   app.add_flag("!--no-cuda-graphs", f.cuda_graphs,
@@ -135,6 +145,42 @@ RunnerOptions ToRunnerOptions(const ServerFlags& f) {
   return options;
 }
 
+// How chat prompts are written out: --chat-template's file, else tokenizer_config.json's
+// chat_template; none is not an error (chat prompts are refused). bos_token and eos_token come
+// from tokenizer_config.json, else from config.json's ids.
+absl::StatusOr<std::optional<ChatFormat>> LoadChatFormat(const ServerFlags& f,
+                                                         const ModelConfig& config,
+                                                         const Tokenizer& tokenizer) {
+  absl::StatusOr<std::optional<ChatTemplateConfig>> from_dir = ReadChatTemplateConfig(f.model_dir);
+  if (!from_dir.ok()) return from_dir.status();
+  ChatTemplateConfig c = from_dir->value_or(ChatTemplateConfig{});
+  std::string origin = (f.model_dir / "tokenizer_config.json").string() + ": chat_template";
+  if (!f.chat_template.empty()) {
+    std::ifstream in(f.chat_template, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", f.chat_template.string()));
+    c.source = text.str();
+    origin = f.chat_template.string();
+  } else if (!from_dir->has_value()) {
+    return std::nullopt;
+  }
+  absl::StatusOr<ChatTemplate> compiled = ChatTemplate::Compile(c.source);
+  if (!compiled.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", compiled.status().message()));
+  }
+  if (c.bos_token.empty() && config.bos_token_id >= 0) {
+    c.bos_token = TokenText(tokenizer, config.bos_token_id);
+  }
+  if (c.eos_token.empty() && !config.eos_token_ids.empty()) {
+    c.eos_token = TokenText(tokenizer, config.eos_token_ids[0]);
+  }
+  spdlog::info("chat template from {}", origin);
+  return ChatFormat{.chat_template = *std::move(compiled),
+                    .bos_token = std::move(c.bos_token),
+                    .eos_token = std::move(c.eos_token)};
+}
+
 // Everything that must stay alive while serving, in destruction-safe order.
 struct Serving {
   std::unique_ptr<Tokenizer> tokenizer;
@@ -161,6 +207,8 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
       !st.ok()) {
     return st;
   }
+  absl::StatusOr<std::optional<ChatFormat>> chat = LoadChatFormat(f, *config, *s.tokenizer);
+  if (!chat.ok()) return chat.status();
 
   spdlog::info("loading {} ({}, {} layers, residual {}) on {}", f.model_dir.string(),
                config->architecture, config->num_layers, ResidualModeName(config->residual_mode),
@@ -177,6 +225,7 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
   // generation_config.json's EOS ids end generation like config.json's (empty stop_reason).
   engine_config.extra_eos_token_ids = generation->eos_token_ids;
   options.generation_config = *std::move(generation);
+  options.chat = *std::move(chat);
 
   if (f.metrics_port >= 0) {
     s.metrics = std::make_shared<PrometheusMetrics>();

@@ -4,6 +4,8 @@
 // runs end to end in tests/e2e/e2e_openai_test.cc.
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "models/tokenizer.h"
+#include "nlohmann/json.hpp"
 #include "server/openai/openai_request.h"
 #include "server/openai/openai_response.h"
 
@@ -95,8 +97,9 @@ TEST(OpenAiRequest, RefusalsNameTheKeyAndTheRule) {
       {R"({"prompt": "x", "temperature": "hot"})", R"(key "temperature" must be a number)"},
       {R"({"prompt": "x", "max_tokens": -1})", R"(key "max_tokens" must be in [0, 2^30], got -1)"},
       {R"({"prompt": "x", "max_tokens": 1.5})", R"(key "max_tokens" must be an integer)"},
-      {R"({"prompt": "x", "n": 2})", R"(key "n" must be 1)"},
-      {R"({"prompt": "x", "best_of": 3})", R"(key "best_of" must be 1)"},
+      {R"({"prompt": "x", "n": 17})", R"(key "n" must be in [1, 16], got 17)"},
+      {R"({"prompt": "x", "n": 0})", R"(key "n" must be in [1, 2^30], got 0)"},
+      {R"({"prompt": "x", "n": 2, "best_of": 3})", R"(key "best_of" must equal n)"},
       {R"({"prompt": "x", "suffix": "y"})", R"(key "suffix" is not supported)"},
       {R"({"prompt": "x", "stream": 1})", R"(key "stream" must be true or false)"},
       {R"({"prompt": "x", "stream_options": {"x": 1}})", R"(key "stream_options.x" is not)"},
@@ -174,7 +177,7 @@ TEST(OpenAiResponse, CompletionWithLegacyLogprobs) {
   r.mutable_usage()->set_prompt_tokens(3);
   r.mutable_usage()->set_completion_tokens(2);
   const CompletionMeta meta{.id = "cmpl-x", .model = "tiny", .created = 17, .logprobs = true};
-  const nlohmann::ordered_json j = CompletionJson(r, meta, nullptr);
+  const nlohmann::ordered_json j = CompletionJson({r}, meta, nullptr);
   EXPECT_EQ(j["id"], "cmpl-x");
   EXPECT_EQ(j["object"], "text_completion");
   EXPECT_EQ(j["created"], 17);
@@ -194,13 +197,13 @@ TEST(OpenAiResponse, ChunksCarryTheirDeltaAndContinueTheOffsets) {
   v1::GenerateStreamResponse first;
   first.set_text("ab");
   *first.add_logprobs() = Logprob(3, "ab", -0.1f);
-  const auto a = CompletionChunkJson(first, meta, &offset, nullptr);
+  const auto a = CompletionChunkJson(first, 0, meta, &offset, nullptr);
   EXPECT_TRUE(a["choices"][0]["finish_reason"].is_null());
   v1::GenerateStreamResponse last;
   last.set_text("c");
   *last.add_logprobs() = Logprob(4, "c", -0.2f);
   last.set_finish_reason(v1::FINISH_REASON_LENGTH);
-  const auto b = CompletionChunkJson(last, meta, &offset, nullptr);
+  const auto b = CompletionChunkJson(last, 0, meta, &offset, nullptr);
   EXPECT_EQ(b["choices"][0]["logprobs"]["text_offset"], nlohmann::ordered_json({2}));
   EXPECT_EQ(b["choices"][0]["finish_reason"], "length");
   v1::Usage usage;
@@ -211,7 +214,7 @@ TEST(OpenAiResponse, ChunksCarryTheirDeltaAndContinueTheOffsets) {
   EXPECT_EQ(u["usage"]["total_tokens"], 6);
   const CompletionMeta plain{.id = "cmpl-z", .model = "tiny", .created = 1, .logprobs = false};
   EXPECT_TRUE(
-      CompletionChunkJson(first, plain, &offset, nullptr)["choices"][0]["logprobs"].is_null());
+      CompletionChunkJson(first, 0, plain, &offset, nullptr)["choices"][0]["logprobs"].is_null());
 }
 
 // echo: the prompt's text leads the text; its first token (null logprob) and the prompt
@@ -225,7 +228,7 @@ TEST(OpenAiResponse, EchoPutsThePromptFirst) {
   const CompletionMeta meta{
       .id = "cmpl-e", .model = "tiny", .created = 1, .logprobs = true, .echo = true};
   const EchoedPrompt echo{.text = "a b", .first_token = "a"};
-  const auto j = CompletionJson(r, meta, &echo);
+  const auto j = CompletionJson({r}, meta, &echo);
   const auto& choice = j["choices"][0];
   EXPECT_EQ(choice["text"], "a b!");
   EXPECT_EQ(choice["logprobs"]["tokens"], nlohmann::ordered_json({"a", " b", "!"}));
@@ -236,7 +239,7 @@ TEST(OpenAiResponse, EchoPutsThePromptFirst) {
   // Scoring only (no completion): the prompt alone.
   v1::GenerateResponse scored;
   *scored.add_prompt_logprobs() = Logprob(5, " b", -2.0f);
-  const auto s = CompletionJson(scored, meta, &echo);
+  const auto s = CompletionJson({scored}, meta, &echo);
   EXPECT_EQ(s["choices"][0]["text"], "a b");
   EXPECT_EQ(s["choices"][0]["logprobs"]["tokens"].size(), 2u);
 }
@@ -266,6 +269,195 @@ TEST(OpenAiResponse, ErrorsAndFieldNames) {
   EXPECT_EQ(e["error"]["message"], "queue is full");
   EXPECT_EQ(e["error"]["type"], "rate_limit_error");
   EXPECT_EQ(ErrorJson(absl::InternalError("x"))["error"]["type"], "server_error");
+}
+
+TEST(OpenAiChatRequest, ReadsMessagesAndTheChatForms) {
+  auto call = ParseChatRequest(
+      R"({"model": "tiny", "messages": [{"role": "system", "content": "Be brief."},
+          {"role": "user", "content": [{"type": "text", "text": "Hi"},
+                                       {"type": "text", "text": "there"}]},
+          {"role": "assistant", "content": null}],
+          "max_completion_tokens": 9, "logprobs": true, "top_logprobs": 3, "stream": true,
+          "add_generation_prompt": false, "temperature": 0, "stop": "\n", "n": 3})",
+      kModel);
+  ASSERT_TRUE(call.ok()) << call.status();
+  const v1::GenerateRequest& r = call->request;
+  ASSERT_EQ(r.prompt().kind_case(), v1::Prompt::kChat);
+  const v1::Chat& chat = r.prompt().chat();
+  ASSERT_EQ(chat.messages_size(), 3);
+  EXPECT_EQ(chat.messages(0).role(), "system");
+  EXPECT_EQ(chat.messages(0).content(), "Be brief.");
+  EXPECT_EQ(chat.messages(1).content(), "Hi\nthere");  // text parts joined by newlines
+  EXPECT_EQ(chat.messages(2).content(), "");
+  EXPECT_FALSE(chat.add_generation_prompt());
+  EXPECT_EQ(r.max_tokens(), 9);
+  EXPECT_EQ(call->n, 3);
+  EXPECT_EQ(r.logprobs(), 3);
+  EXPECT_TRUE(call->stream);
+  EXPECT_EQ(r.stop(0), "\n");
+  EXPECT_FLOAT_EQ(r.sampling().temperature(), 0.0f);
+
+  // Defaults: no max_tokens (the server's default applies, not completions' 16), no logprobs,
+  // the generation prompt left to its default (true); max_tokens is the older name.
+  auto plain = ParseChatRequest(R"({"messages": [{"role": "user", "content": "Hi"}]})", kModel);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->n, 1);
+  EXPECT_FALSE(plain->request.has_max_tokens());
+  EXPECT_FALSE(plain->request.has_logprobs());
+  EXPECT_FALSE(plain->request.prompt().chat().has_add_generation_prompt());
+  auto older = ParseChatRequest(
+      R"({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "logprobs": true})",
+      kModel);
+  ASSERT_TRUE(older.ok()) << older.status();
+  EXPECT_EQ(older->request.max_tokens(), 4);
+  EXPECT_EQ(older->request.logprobs(), 0);
+}
+
+TEST(OpenAiChatRequest, RefusalsNameTheKeyAndTheRule) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"max_tokens": 3})", R"(key "messages" is required)"},
+      {R"({"messages": []})", R"(key "messages" must be a non-empty list)"},
+      {R"({"messages": "Hi"})", R"(key "messages" must be a non-empty list)"},
+      {R"({"messages": [5]})", R"(key "messages[0]" must be an object)"},
+      {R"({"messages": [{"content": "x"}]})", R"(key "messages[0].role" is required)"},
+      {R"({"messages": [{"role": 1, "content": "x"}]})", R"(key "messages[0].role" is required)"},
+      {R"({"messages": [{"role": "user", "content": 5}]})",
+       R"(key "messages[0].content" must be a string or a list of text parts)"},
+      {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})",
+       R"(key "messages[0].content[0]" must be a text part)"},
+      {R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "a", "x": 1}]}]})",
+       R"(key "messages[0].content[0].x" is not a known text part key)"},
+      {R"({"messages": [{"role": "user", "content": "x", "name": "bob"}]})",
+       R"(key "messages[0].name" is not a known message key)"},
+      {R"({"messages": [{"role": "assistant", "tool_calls": []}]})",
+       R"(key "messages[0].tool_calls" is not supported: this server does not parse tool calls)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": []})",
+       R"(key "tools" is not supported)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {}})",
+       R"(key "response_format" is not supported)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "prompt": "y"})",
+       R"(key "prompt" is not a known chat completions parameter)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "echo": true})",
+       R"(key "echo" is not a known chat completions parameter)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1,
+           "max_completion_tokens": 1})",
+       R"(key "max_tokens" must not be set with max_completion_tokens)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})",
+       R"(key "top_logprobs" needs "logprobs": true)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 2})",
+       R"(key "logprobs" must be true or false)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "n": 99})",
+       R"(key "n" must be in [1, 16], got 99)"},
+  };
+  for (const auto& [body, expect] : cases) {
+    auto call = ParseChatRequest(body, kModel);
+    ASSERT_FALSE(call.ok()) << body;
+    EXPECT_EQ(call.status().code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_THAT(std::string(call.status().message()), HasSubstr(expect)) << body;
+  }
+  // The completions call does not take chat keys, nor chat completions' tool keys.
+  EXPECT_THAT(std::string(Parse(R"({"prompt": "x", "tools": []})").status().message()),
+              HasSubstr(R"(key "tools" is not supported)"));
+  EXPECT_THAT(std::string(Parse(R"({"messages": []})").status().message()),
+              HasSubstr(R"(key "messages" is not a known completions parameter)"));
+}
+
+// The bundled model's byte-level BPE tokenizer (for the chat form's "bytes").
+std::unique_ptr<Tokenizer> BundledTokenizer() {
+  auto t = Tokenizer::FromFile("models/bundled/attnres-tiny-stories/tokenizer.json");
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? *std::move(t) : nullptr;
+}
+
+TEST(OpenAiChatResponse, CompletionAndChunks) {
+  std::unique_ptr<Tokenizer> tokenizer = BundledTokenizer();
+  ASSERT_NE(tokenizer, nullptr);
+  const int h = tokenizer->TokenToId("h").value_or(-1), q = tokenizer->TokenToId("q").value_or(-1);
+  ASSERT_GE(h, 0);
+  ASSERT_GE(q, 0);
+  v1::GenerateResponse r;
+  r.set_text("hi!");
+  *r.add_logprobs() = Logprob(h, "h", -0.5f);
+  r.mutable_logprobs(0)->mutable_top(0)->set_token_id(q);
+  r.mutable_logprobs(0)->mutable_top(0)->set_token("q");
+  r.set_finish_reason(v1::FINISH_REASON_STOP);
+  r.mutable_usage()->set_prompt_tokens(5);
+  r.mutable_usage()->set_completion_tokens(3);
+  const CompletionMeta meta{
+      .chat = true, .id = "chatcmpl-x", .model = "tiny", .created = 4, .logprobs = true};
+  const auto j = ChatCompletionJson({r}, meta, *tokenizer);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["id"], "chatcmpl-x");
+  const auto& choice = j["choices"][0];
+  EXPECT_EQ(choice["message"], nlohmann::ordered_json({{"role", "assistant"}, {"content", "hi!"}}));
+  EXPECT_EQ(choice["finish_reason"], "stop");
+  const auto& entry = choice["logprobs"]["content"][0];
+  EXPECT_EQ(entry["token"], "h");
+  EXPECT_FLOAT_EQ(entry["logprob"].get<float>(), -0.5f);
+  EXPECT_EQ(entry["bytes"], nlohmann::ordered_json({'h'}));
+  EXPECT_EQ(entry["top_logprobs"][0]["token"], "q");
+  EXPECT_EQ(entry["top_logprobs"][0]["bytes"], nlohmann::ordered_json({'q'}));
+  EXPECT_EQ(j["usage"]["total_tokens"], 8);
+
+  // Chunks: the first carries the role (even with no text yet), later ones only content, the
+  // last its finish reason; the usage chunk is a chat.completion.chunk too.
+  v1::GenerateStreamResponse first, middle, last;
+  middle.set_text("hi");
+  last.set_finish_reason(v1::FINISH_REASON_LENGTH);
+  const CompletionMeta plain{.chat = true, .id = "chatcmpl-y", .model = "tiny", .created = 4};
+  const auto a = ChatChunkJson(first, 0, plain, true, *tokenizer);
+  EXPECT_EQ(a["object"], "chat.completion.chunk");
+  EXPECT_EQ(a["choices"][0]["delta"],
+            nlohmann::ordered_json({{"role", "assistant"}, {"content", ""}}));
+  EXPECT_TRUE(a["choices"][0]["logprobs"].is_null());
+  EXPECT_TRUE(a["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(ChatChunkJson(middle, 0, plain, false, *tokenizer)["choices"][0]["delta"],
+            nlohmann::ordered_json({{"content", "hi"}}));
+  const auto c = ChatChunkJson(last, 2, plain, false, *tokenizer);
+  EXPECT_TRUE(c["choices"][0]["delta"].empty());
+  EXPECT_EQ(c["choices"][0]["index"], 2);
+  EXPECT_EQ(c["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(UsageChunkJson(v1::Usage(), plain)["object"], "chat.completion.chunk");
+}
+
+// n choices: one entry each, indexed; the prompt counted once in the usage.
+TEST(OpenAiResponse, ChoicesAreIndexedAndTheirUsageSummed) {
+  v1::GenerateResponse a, b;
+  a.set_text("x");
+  b.set_text("yz");
+  for (auto* r : {&a, &b}) {
+    r->set_finish_reason(v1::FINISH_REASON_LENGTH);
+    r->mutable_usage()->set_prompt_tokens(4);
+    r->mutable_usage()->set_cached_prompt_tokens(r == &a ? 0 : 4);
+  }
+  a.mutable_usage()->set_completion_tokens(1);
+  b.mutable_usage()->set_completion_tokens(2);
+  const CompletionMeta meta{.id = "cmpl-n", .model = "tiny", .created = 1};
+  const EchoedPrompt echo{.text = "p ", .first_token = "p"};
+  const auto j = CompletionJson({a, b}, meta, &echo);
+  ASSERT_EQ(j["choices"].size(), 2u);
+  EXPECT_EQ(j["choices"][1]["index"], 1);
+  EXPECT_EQ(j["choices"][0]["text"], "p x");  // every choice echoes the prompt
+  EXPECT_EQ(j["choices"][1]["text"], "p yz");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 4);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(j["usage"]["total_tokens"], 7);
+  const CompletionMeta chat{.chat = true, .id = "chatcmpl-n", .model = "tiny", .created = 1};
+  std::unique_ptr<Tokenizer> tokenizer = BundledTokenizer();
+  ASSERT_NE(tokenizer, nullptr);
+  const auto c = ChatCompletionJson({a, b}, chat, *tokenizer);
+  EXPECT_EQ(c["choices"][1]["message"]["content"], "yz");
+  EXPECT_EQ(c["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(TotalUsage({a.usage(), b.usage()}).completion_tokens(), 3);
+}
+
+TEST(OpenAiChatResponse, ChatFieldNamesAndMissingTemplate) {
+  EXPECT_EQ(
+      WithHttpFieldNames(absl::InvalidArgumentError(
+                             "prompt.chat.messages[1].role must be 1-64 bytes; prompt.chat: x"))
+          .message(),
+      "messages[1].role must be 1-64 bytes; messages: x");
+  EXPECT_EQ(HttpStatusCode(absl::StatusCode::kFailedPrecondition), 400);
 }
 
 }  // namespace

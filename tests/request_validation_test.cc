@@ -90,6 +90,27 @@ TEST(ValidateGenerateRequest, LogitBiasReportsItsLowestBadEntry) {
       HasSubstr("sampling.logit_bias keys must be token ids in [0, vocab_size=300), got 300"));
 }
 
+TEST(ValidateGenerateRequest, ChatPromptsNameTheMessage) {
+  v1::GenerateRequest r;
+  v1::Chat* chat = r.mutable_prompt()->mutable_chat();
+  EXPECT_THAT(std::string(ValidateGenerateRequest(r, kLimits).message()),
+              HasSubstr("prompt.chat.messages must not be empty"));
+  chat->add_messages()->set_role("user");
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());  // empty content is allowed
+  chat->add_messages();
+  EXPECT_THAT(std::string(ValidateGenerateRequest(r, kLimits).message()),
+              HasSubstr("prompt.chat.messages[1].role must be 1-64 bytes, got 0"));
+  chat->mutable_messages(1)->set_role(std::string(65, 'r'));
+  EXPECT_THAT(std::string(ValidateGenerateRequest(r, kLimits).message()),
+              HasSubstr("prompt.chat.messages[1].role must be 1-64 bytes, got 65"));
+  chat->clear_messages();
+  for (int i = 0; i <= kMaxChatMessages; ++i) chat->add_messages()->set_role("user");
+  EXPECT_THAT(std::string(ValidateGenerateRequest(r, kLimits).message()),
+              HasSubstr("prompt.chat.messages must have at most 4096 entries, got 4097"));
+  EXPECT_THAT(std::string(ValidateGenerateRequest(v1::GenerateRequest(), kLimits).message()),
+              HasSubstr("set prompt.text, prompt.token_ids or prompt.chat"));
+}
+
 TEST(ValidatePromptLength, ScoringMayFillTheContext) {
   EXPECT_TRUE(ValidatePromptLength(512, 0, kLimits).ok());
   EXPECT_FALSE(ValidatePromptLength(512, 1, kLimits).ok());

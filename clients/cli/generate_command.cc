@@ -20,21 +20,37 @@ struct GenerateFlags {
   uint64_t seed = 0;
   std::vector<std::string> stop;
   std::vector<std::string> logit_bias;  // "ID=VALUE"
+  std::vector<std::string> messages;    // "ROLE:TEXT", a chat prompt
+  bool no_generation_prompt = false;
   std::string stop_token_ids;
   bool mix_weights = false, ignore_eos = false, stream = false, json = false;
   bool keep_special = false, no_special = false;
   // Options whose presence matters (proto3 `optional` fields).
-  CLI::Option *o_prompt, *o_prompt_ids, *o_max_tokens, *o_temperature, *o_top_p, *o_seed;
+  CLI::Option *o_prompt, *o_prompt_ids, *o_messages, *o_max_tokens, *o_temperature, *o_top_p,
+      *o_seed;
   CLI::Option *o_repetition, *o_logprobs, *o_prompt_logprobs;
 };
 
 // Returns an empty string, or a usage error.
 std::string BuildRequest(const GenerateFlags& f, v1::GenerateRequest* r) {
-  if ((f.o_prompt->count() > 0) == (f.o_prompt_ids->count() > 0)) {
-    return "give exactly one of --prompt and --prompt-ids";
+  if ((f.o_prompt->count() > 0) + (f.o_prompt_ids->count() > 0) + (f.o_messages->count() > 0) !=
+      1) {
+    return "give exactly one of --prompt, --prompt-ids and --message";
   }
   if (f.o_prompt->count() > 0) {
     r->mutable_prompt()->set_text(f.prompt);
+  } else if (f.o_messages->count() > 0) {
+    v1::Chat* chat = r->mutable_prompt()->mutable_chat();
+    for (const std::string& m : f.messages) {
+      const size_t colon = m.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        return "--message must be ROLE:TEXT (e.g. user:Hello), got " + m;
+      }
+      v1::ChatMessage* message = chat->add_messages();
+      message->set_role(m.substr(0, colon));
+      message->set_content(m.substr(colon + 1));
+    }
+    if (f.no_generation_prompt) chat->set_add_generation_prompt(false);
   } else {
     std::vector<int32_t> ids;
     if (!ParseIdList(f.prompt_ids, &ids)) return "--prompt-ids must be comma-separated integers";
@@ -140,6 +156,13 @@ void AddGenerateCommands(CLI::App& app, CliState& state) {
   CLI::App* cmd = app.add_subcommand("generate", "Generate a completion");
   f->o_prompt = cmd->add_option("--prompt", f->prompt, "Prompt text");
   f->o_prompt_ids = cmd->add_option("--prompt-ids", f->prompt_ids, "Prompt token ids: 1,2,3");
+  f->o_messages = cmd->add_option("--message", f->messages,
+                                  "ROLE:TEXT, a chat message (repeatable, in order): the prompt "
+                                  "is the conversation, written out by the model's chat template")
+                      ->expected(1)
+                      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_flag("--no-generation-prompt", f->no_generation_prompt,
+                "Chat: continue the last message instead of starting the assistant's turn");
   f->o_prompt->excludes(f->o_prompt_ids);
   cmd->add_option("--request-id", f->request_id, "Caller-chosen request id");
   f->o_max_tokens = cmd->add_option("--max-tokens", f->max_tokens, "Tokens to generate at most");

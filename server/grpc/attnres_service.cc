@@ -26,6 +26,7 @@ ServingContext MakeContext(Engine* engine, ServiceOptions options) {
   ctx.model_name = std::move(options.model_name);
   ctx.max_stream_buffer_bytes = options.max_stream_buffer_bytes;
   ctx.defaults = std::move(options.generation_config);
+  ctx.chat = std::move(options.chat);
   return ctx;
 }
 
@@ -69,7 +70,7 @@ grpc::ServerUnaryReactor* AttnResService::GetModelInfo(grpc::CallbackServerConte
                                                        const v1::GetModelInfoRequest* request,
                                                        v1::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  *response = BuildModelInfo(*ctx_.engine, ctx_.model_name);
+  *response = BuildModelInfo(ctx_);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -9,6 +9,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_format.h"
+#include "server/grpc/chat_prompt.h"
 #include "server/grpc/tokenization.h"
 
 namespace attnres {
@@ -113,6 +114,12 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest&
     out.prompt_ids = ctx.tokenizer->Encode(
         request.prompt().text(),
         request.has_add_special_tokens() ? request.add_special_tokens() : true);
+  } else if (request.prompt().kind_case() == v1::Prompt::kChat) {
+    absl::StatusOr<std::string> text = RenderChat(request.prompt().chat(), ctx);
+    if (!text.ok()) return text.status();
+    // The template writes the special tokens it wants.
+    out.prompt_ids = ctx.tokenizer->Encode(
+        *text, request.has_add_special_tokens() ? request.add_special_tokens() : false);
   } else {
     const auto& ids = request.prompt().token_ids().ids();
     out.prompt_ids.assign(ids.begin(), ids.end());
@@ -169,7 +176,9 @@ size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
   return MergeDeltaImpl(delta, ctx, response);
 }
 
-v1::ModelInfo BuildModelInfo(const Engine& engine, const std::string& model_name) {
+v1::ModelInfo BuildModelInfo(const ServingContext& ctx) {
+  const Engine& engine = *ctx.engine;
+  const std::string& model_name = ctx.model_name;
   const ModelConfig& m = engine.model_config();
   const EngineConfig& e = engine.config();
   v1::ModelInfo info;
@@ -213,6 +222,7 @@ v1::ModelInfo BuildModelInfo(const Engine& engine, const std::string& model_name
   limits->set_max_stop_strings(kMaxStopStrings);
   limits->set_max_logprobs(kMaxLogprobs);
   limits->set_max_logit_bias(kMaxLogitBias);
+  info.set_has_chat_template(ctx.chat.has_value());
   return info;
 }
 

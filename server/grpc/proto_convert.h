@@ -14,8 +14,9 @@
 
 namespace attnres {
 
-// `request` must have passed ValidateGenerateRequest. Tokenizes a text prompt, checks the prompt
-// length, fills defaults, assigns a request id and a seed when unset.
+// `request` must have passed ValidateGenerateRequest. Writes out a chat prompt (chat_prompt.h),
+// tokenizes a text or chat prompt, checks the prompt length, fills defaults, assigns a request id
+// and a seed when unset.
 absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest& request,
                                                       const ServingContext& ctx,
                                                       absl::Time deadline);
@@ -30,7 +31,7 @@ size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
 size_t MergeDelta(const GenerationDelta& delta, const ServingContext& ctx,
                   v1::GenerateStreamResponse* response);
 
-// GetModelInfo: the model's shape and the engine's effective limits.
-v1::ModelInfo BuildModelInfo(const Engine& engine, const std::string& model_name);
+// GetModelInfo: the model's shape, the engine's effective limits, whether chat prompts work.
+v1::ModelInfo BuildModelInfo(const ServingContext& ctx);
 
 }  // namespace attnres

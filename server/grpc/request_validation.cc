@@ -41,9 +41,25 @@ absl::Status CheckTokenIds(std::string_view field,
   return absl::OkStatus();
 }
 
+absl::Status ValidateChat(const v1::Chat& chat) {
+  if (chat.messages().empty()) return Invalid("prompt.chat.messages must not be empty");
+  if (chat.messages_size() > kMaxChatMessages) {
+    return Invalid(absl::StrFormat("prompt.chat.messages must have at most %d entries, got %d",
+                                   kMaxChatMessages, chat.messages_size()));
+  }
+  for (int i = 0; i < chat.messages_size(); ++i) {
+    const size_t bytes = chat.messages(i).role().size();
+    if (bytes < 1 || bytes > static_cast<size_t>(kMaxChatRoleBytes)) {
+      return Invalid(absl::StrFormat("prompt.chat.messages[%d].role must be 1-%d bytes, got %d", i,
+                                     kMaxChatRoleBytes, bytes));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidatePrompt(const v1::GenerateRequest& request, const ValidationLimits& limits) {
   if (!request.has_prompt())
-    return Invalid("prompt is required (set prompt.text or prompt.token_ids)");
+    return Invalid("prompt is required (set prompt.text, prompt.token_ids or prompt.chat)");
   const v1::Prompt& prompt = request.prompt();
   switch (prompt.kind_case()) {
     case v1::Prompt::kText:
@@ -54,8 +70,10 @@ absl::Status ValidatePrompt(const v1::GenerateRequest& request, const Validation
         return Invalid("prompt.token_ids.ids must not be empty");
       }
       return CheckTokenIds("prompt.token_ids.ids", prompt.token_ids().ids(), limits.vocab_size);
+    case v1::Prompt::kChat:
+      return ValidateChat(prompt.chat());
     default:
-      return Invalid("prompt must set exactly one of text or token_ids");
+      return Invalid("prompt must set exactly one of text, token_ids or chat");
   }
 }
 

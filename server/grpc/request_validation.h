@@ -23,6 +23,8 @@ inline constexpr float kMaxTemperature = 100.0f;
 inline constexpr float kMaxRepetitionPenalty = 10.0f;
 inline constexpr float kMaxAbsPresenceFrequencyPenalty = 2.0f;
 inline constexpr int kMaxLogitBias = 1024;  // entries; ServingLimits reports it
+inline constexpr int kMaxChatMessages = 4096;
+inline constexpr int kMaxChatRoleBytes = 64;
 inline constexpr float kMaxAbsLogitBias = 100.0f;
 
 struct ValidationLimits {

@@ -5,9 +5,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "attnres/v1/attnres.pb.h"
+#include "models/chat_template.h"
 #include "models/generation_config.h"
 #include "models/model_config.h"
 #include "models/tokenizer.h"
@@ -15,6 +17,14 @@
 #include "server/grpc/request_validation.h"
 
 namespace attnres {
+
+// How prompt.chat is written out as text: the template (tokenizer_config.json's chat_template or
+// --chat-template's file) and the special-token texts it is given as bos_token and eos_token.
+struct ChatFormat {
+  ChatTemplate chat_template;
+  std::string bos_token;
+  std::string eos_token;
+};
 
 // What main.cc knows that the Engine interface does not expose.
 struct ServiceOptions {
@@ -24,6 +34,7 @@ struct ServiceOptions {
   // A stream whose client reads slower than the model writes is coalesced into one pending
   // message; past this many bytes the request is cancelled with RESOURCE_EXHAUSTED.
   size_t max_stream_buffer_bytes = size_t{32} << 20;
+  std::optional<ChatFormat> chat;  // unset: prompt.chat is refused
 };
 
 struct ServingContext {
@@ -35,6 +46,7 @@ struct ServingContext {
   MixLayout mix_layout;
   std::string model_name;
   size_t max_stream_buffer_bytes = size_t{32} << 20;
+  std::optional<ChatFormat> chat;  // unset: prompt.chat is refused
 };
 
 }  // namespace attnres

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -45,49 +46,65 @@ size_t ApproxBytes(const GenerationDelta& d) {
   return bytes;
 }
 
-// The engine's deltas for one request, handed from the engine thread to the handler thread.
-class DeltaQueue final : public RequestSink {
+// One delta of choice `choice` (an HTTP request's n choices are n engine requests).
+struct ChoiceDelta {
+  int choice = 0;
+  GenerationDelta delta;
+};
+
+// The engine's deltas for one HTTP request's choices, handed from the engine thread to the
+// handler thread.
+class DeltaQueue {
  public:
-  explicit DeltaQueue(size_t max_pending_bytes) : max_pending_bytes_(max_pending_bytes) {}
+  DeltaQueue(int choices, size_t max_pending_bytes)
+      : max_pending_bytes_(max_pending_bytes), finished_(choices, false) {}
+
+  // What Submit takes for choice `choice`: a sink that queues into `queue`.
+  static std::shared_ptr<RequestSink> SinkFor(std::shared_ptr<DeltaQueue> queue, int choice) {
+    return std::make_shared<Sink>(std::move(queue), choice);
+  }
 
   // Engine thread: queues and returns. Past max_pending_bytes (a client reading slower than the
-  // model writes) the request is cancelled.
-  void OnDelta(GenerationDelta delta) override {
+  // model writes) every choice is cancelled.
+  void Push(int choice, GenerationDelta delta) {
     std::lock_guard<std::mutex> lock(mu_);
     pending_bytes_ += ApproxBytes(delta);
     if (!delta.finished && pending_bytes_ > max_pending_bytes_ && !overflowed_) {
       overflowed_ = true;
-      if (handle_) handle_->Cancel();
+      for (const auto& handle : handles_) handle->Cancel();
     }
-    finished_ = finished_ || delta.finished;
-    queue_.push_back(std::move(delta));
+    if (delta.finished) finished_[choice] = true;
+    queue_.push_back({choice, std::move(delta)});
     cv_.notify_one();
   }
 
-  void SetHandle(std::shared_ptr<RequestHandle> handle) {
+  void AddHandle(std::shared_ptr<RequestHandle> handle) {
     std::lock_guard<std::mutex> lock(mu_);
-    handle_ = std::move(handle);
-    if (overflowed_) handle_->Cancel();
+    if (overflowed_) handle->Cancel();
+    handles_.push_back(std::move(handle));
   }
 
   // Waits for at least one delta and takes all queued ones, oldest first.
-  std::vector<GenerationDelta> Take() {
+  std::vector<ChoiceDelta> Take() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return !queue_.empty(); });
-    std::vector<GenerationDelta> out(std::make_move_iterator(queue_.begin()),
-                                     std::make_move_iterator(queue_.end()));
+    std::vector<ChoiceDelta> out(std::make_move_iterator(queue_.begin()),
+                                 std::make_move_iterator(queue_.end()));
     queue_.clear();
     pending_bytes_ = 0;
     return out;
   }
 
-  // The client went away: cancels the request unless it already ended.
+  // The client went away, or one choice failed: cancels every choice that has not ended (the
+  // submitted ones: handles_[i] is choice i's).
   void Abandon() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (handle_ && !finished_) handle_->Cancel();
+    for (size_t i = 0; i < handles_.size(); ++i) {
+      if (!finished_[i]) handles_[i]->Cancel();
+    }
   }
 
-  // The request's status from its final delta.
+  // A choice's status from its final delta.
   absl::Status FinalStatus(const GenerationDelta& last) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -101,14 +118,80 @@ class DeltaQueue final : public RequestSink {
   }
 
  private:
+  class Sink final : public RequestSink {
+   public:
+    Sink(std::shared_ptr<DeltaQueue> queue, int choice)
+        : queue_(std::move(queue)), choice_(choice) {}
+    void OnDelta(GenerationDelta delta) override { queue_->Push(choice_, std::move(delta)); }
+
+   private:
+    const std::shared_ptr<DeltaQueue> queue_;
+    const int choice_;
+  };
+
   const size_t max_pending_bytes_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<GenerationDelta> queue_;
+  std::deque<ChoiceDelta> queue_;
   size_t pending_bytes_ = 0;
   bool overflowed_ = false;
-  bool finished_ = false;
-  std::shared_ptr<RequestHandle> handle_;
+  std::vector<bool> finished_;  // by choice
+  std::vector<std::shared_ptr<RequestHandle>> handles_;
+};
+
+// The engine requests of a call's n choices: choice 0 as converted; choice i with the request id
+// "<id>-i" and the seed the request's + i when it set one, else a fresh draw.
+std::vector<GenerationRequest> Choices(GenerationRequest base, int n, bool seeded) {
+  thread_local absl::BitGen gen;
+  std::vector<GenerationRequest> out;
+  for (int i = 1; i < n; ++i) {
+    GenerationRequest r = base;
+    r.request_id = absl::StrCat(base.request_id, "-", i);
+    r.sampling.seed =
+        seeded ? base.sampling.seed + static_cast<uint64_t>(i) : absl::Uniform<uint64_t>(gen);
+    out.push_back(std::move(r));
+  }
+  out.insert(out.begin(), std::move(base));
+  return out;
+}
+
+// Submits a call's choices: choice 0 at once, the others once choice 0 has answered. By then its
+// prompt's full pages are in the prefix cache, so the others compute only the last partial page
+// instead of n prefills of the same prompt.
+class ChoiceLauncher {
+ public:
+  ChoiceLauncher(Engine* engine, std::shared_ptr<DeltaQueue> queue,
+                 std::vector<GenerationRequest> choices)
+      : engine_(engine), queue_(std::move(queue)), choices_(std::move(choices)) {}
+
+  absl::Status SubmitFirst() { return Submit(0); }
+
+  // After the handler took `taken`: submits the other choices if choice 0 has answered.
+  absl::Status OnTaken(const std::vector<ChoiceDelta>& taken) {
+    if (launched_ || taken.empty()) return absl::OkStatus();  // only choice 0 is out before
+    launched_ = true;
+    for (size_t i = 1; i < choices_.size(); ++i) {
+      if (absl::Status s = Submit(static_cast<int>(i)); !s.ok()) {
+        queue_->Abandon();
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Submit(int i) {
+    absl::StatusOr<std::shared_ptr<RequestHandle>> handle =
+        engine_->Submit(std::move(choices_[i]), DeltaQueue::SinkFor(queue_, i));
+    if (!handle.ok()) return handle.status();
+    queue_->AddHandle(*std::move(handle));
+    return absl::OkStatus();
+  }
+
+  Engine* const engine_;
+  const std::shared_ptr<DeltaQueue> queue_;
+  std::vector<GenerationRequest> choices_;
+  bool launched_ = false;
 };
 
 // What echo writes first: the prompt as sent (a token-id prompt decoded as the output is), and its
@@ -122,6 +205,65 @@ EchoedPrompt Echo(const ServingContext& ctx, const v1::GenerateRequest& request,
   echo.first_token = TokenText(*ctx.tokenizer, prompt_ids[0]);
   return echo;
 }
+
+// How one endpoint writes the engine's output: whole, or chunk by chunk (each choice's in order,
+// from one thread at a time), and the usage chunk.
+class OutputWriter {
+ public:
+  virtual ~OutputWriter() = default;
+  virtual json Whole(const std::vector<v1::GenerateResponse>& choices) = 0;
+  virtual json Chunk(const v1::GenerateStreamResponse& chunk, int choice) = 0;
+  json Usage(const std::vector<v1::Usage>& choices) const {
+    return UsageChunkJson(TotalUsage(choices), meta_);
+  }
+
+ protected:
+  explicit OutputWriter(CompletionMeta meta) : meta_(std::move(meta)) {}
+  const CompletionMeta meta_;
+};
+
+// /v1/completions: text_completion objects; an echoed prompt leads each choice's text.
+class TextWriter final : public OutputWriter {
+ public:
+  TextWriter(CompletionMeta meta, int choices, std::optional<EchoedPrompt> echo)
+      : OutputWriter(std::move(meta)),
+        echo_(std::move(echo)),
+        echo_pending_(choices, echo_.has_value()),
+        offsets_(choices) {}
+  json Whole(const std::vector<v1::GenerateResponse>& choices) override {
+    return CompletionJson(choices, meta_, echo_.has_value() ? &*echo_ : nullptr);
+  }
+  json Chunk(const v1::GenerateStreamResponse& chunk, int choice) override {
+    json j = CompletionChunkJson(chunk, choice, meta_, &offsets_[choice],
+                                 echo_pending_[choice] ? &*echo_ : nullptr);
+    echo_pending_[choice] = false;
+    return j;
+  }
+
+ private:
+  const std::optional<EchoedPrompt> echo_;
+  std::vector<bool> echo_pending_;  // by choice: its first chunk is still to come
+  std::vector<TextOffset> offsets_;
+};
+
+// /v1/chat/completions: chat.completion objects; each choice's first chunk carries the role.
+class ChatWriter final : public OutputWriter {
+ public:
+  ChatWriter(CompletionMeta meta, int choices, const Tokenizer* tokenizer)
+      : OutputWriter(std::move(meta)), tokenizer_(tokenizer), first_(choices, true) {}
+  json Whole(const std::vector<v1::GenerateResponse>& choices) override {
+    return ChatCompletionJson(choices, meta_, *tokenizer_);
+  }
+  json Chunk(const v1::GenerateStreamResponse& chunk, int choice) override {
+    json j = ChatChunkJson(chunk, choice, meta_, first_[choice], *tokenizer_);
+    first_[choice] = false;
+    return j;
+  }
+
+ private:
+  const Tokenizer* tokenizer_;
+  std::vector<bool> first_;
+};
 
 bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
   const std::string event = absl::StrCat("data: ", data, "\n\n");
@@ -149,7 +291,10 @@ absl::StatusOr<std::unique_ptr<OpenAiApi>> OpenAiApi::Start(const std::string& h
   auto http = HttpServer::Start(host, port, threads, [self](httplib::Server& s) {
     s.set_payload_max_length(kMaxBodyBytes);
     s.Post("/v1/completions", [self](const httplib::Request& req, httplib::Response& res) {
-      self->Completions(req, res);
+      self->Generate(ParseCompletionRequest(req.body, self->ctx_->model_name), false, res);
+    });
+    s.Post("/v1/chat/completions", [self](const httplib::Request& req, httplib::Response& res) {
+      self->Generate(ParseChatRequest(req.body, self->ctx_->model_name), true, res);
     });
     s.Post("/tokenize", [self](const httplib::Request& req, httplib::Response& res) {
       self->Tokenize(req, res);
@@ -205,10 +350,9 @@ void OpenAiApi::Detokenize(const httplib::Request& req, httplib::Response& res) 
   res.set_content(Dump(DetokenizeJson(*response)), "application/json");
 }
 
-void OpenAiApi::Completions(const httplib::Request& req, httplib::Response& res) {
+void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib::Response& res) {
   auto in_flight = std::make_shared<InFlight>(this);
   const ServingContext& ctx = *ctx_;
-  absl::StatusOr<CompletionCall> call = ParseCompletionRequest(req.body, ctx.model_name);
   if (!call.ok()) return SendError(call.status(), res);
   absl::StatusOr<GenerationRequest> gen = [&]() -> absl::StatusOr<GenerationRequest> {
     absl::Status status = ValidateGenerateRequest(call->request, ctx.limits);
@@ -216,71 +360,90 @@ void OpenAiApi::Completions(const httplib::Request& req, httplib::Response& res)
     return ToGenerationRequest(call->request, ctx, absl::InfiniteFuture());
   }();
   if (!gen.ok()) return SendError(WithHttpFieldNames(gen.status()), res);
-  const CompletionMeta meta{.id = absl::StrCat("cmpl-", gen->request_id),
+  const CompletionMeta meta{.chat = chat,
+                            .id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", gen->request_id),
                             .model = ctx.model_name,
                             .created = absl::ToUnixSeconds(absl::Now()),
                             .logprobs = call->request.has_logprobs(),
                             .echo = call->echo && call->request.has_logprobs()};
-  // Written before the first chunk's text when echoing; null afterwards.
-  auto echo = std::make_shared<std::optional<EchoedPrompt>>();
-  if (call->echo) *echo = Echo(ctx, call->request, gen->prompt_ids, gen->output);
-  auto queue = std::make_shared<DeltaQueue>(ctx.max_stream_buffer_bytes);
-  absl::StatusOr<std::shared_ptr<RequestHandle>> handle =
-      ctx.engine->Submit(*std::move(gen), queue);
-  if (!handle.ok()) {
-    if (handle.status().code() == absl::StatusCode::kResourceExhausted) {
+  const int n = call->n;
+  std::shared_ptr<OutputWriter> writer;
+  if (chat) {
+    writer = std::make_shared<ChatWriter>(meta, n, ctx.tokenizer);
+  } else {
+    std::optional<EchoedPrompt> echo;
+    if (call->echo) echo = Echo(ctx, call->request, gen->prompt_ids, gen->output);
+    writer = std::make_shared<TextWriter>(meta, n, std::move(echo));
+  }
+  auto queue = std::make_shared<DeltaQueue>(n, ctx.max_stream_buffer_bytes);
+  auto launcher = std::make_shared<ChoiceLauncher>(
+      ctx.engine, queue, Choices(*std::move(gen), n, call->request.sampling().has_seed()));
+  auto send_error = [&](const absl::Status& status) {
+    if (status.code() == absl::StatusCode::kResourceExhausted) {
       const int64_t ms = absl::ToInt64Milliseconds(ctx.engine->retry_after());
       res.set_header("Retry-After", std::to_string(std::max<int64_t>(1, (ms + 999) / 1000)));
     }
-    return SendError(WithHttpFieldNames(handle.status()), res);
-  }
-  queue->SetHandle(*std::move(handle));
+    SendError(WithHttpFieldNames(status), res);
+  };
+  if (absl::Status status = launcher->SubmitFirst(); !status.ok()) return send_error(status);
 
   if (!call->stream) {
-    v1::GenerateResponse response;
-    GenerationDelta last;
-    while (!last.finished) {
-      for (GenerationDelta& d : queue->Take()) {
-        MergeDelta(d, ctx, &response);
-        if (d.finished) last = std::move(d);
+    std::vector<v1::GenerateResponse> responses(n);
+    for (int done = 0; done < n;) {
+      std::vector<ChoiceDelta> taken = queue->Take();
+      if (absl::Status status = launcher->OnTaken(taken); !status.ok()) return send_error(status);
+      for (ChoiceDelta& d : taken) {
+        MergeDelta(d.delta, ctx, &responses[d.choice]);
+        if (!d.delta.finished) continue;
+        ++done;
+        if (absl::Status status = queue->FinalStatus(d.delta); !status.ok()) {
+          queue->Abandon();
+          return SendError(status, res);
+        }
       }
     }
-    const absl::Status status = queue->FinalStatus(last);
-    if (!status.ok()) return SendError(status, res);
-    res.set_content(Dump(CompletionJson(response, meta, echo->has_value() ? &**echo : nullptr)),
-                    "application/json");
+    res.set_content(Dump(writer->Whole(responses)), "application/json");
     return;
   }
 
   res.set_header("Cache-Control", "no-cache");
-  auto offset = std::make_shared<TextOffset>();
   const bool include_usage = call->include_usage;
+  // Each choice's usage, filled as it finishes; the stream ends when all have.
+  auto usages = std::make_shared<std::vector<v1::Usage>>(n);
+  auto unfinished = std::make_shared<int>(n);
   res.set_chunked_content_provider(
       "text/event-stream",
-      [&ctx, meta, include_usage, queue, offset, echo](size_t, httplib::DataSink& sink) {
-        // The chunk's JSON; the first one of an echoing stream starts with the prompt.
-        auto render = [&](const v1::GenerateStreamResponse& chunk) {
-          const std::string out = Dump(CompletionChunkJson(chunk, meta, offset.get(),
-                                                           echo->has_value() ? &**echo : nullptr));
-          echo->reset();
-          return out;
-        };
-        for (GenerationDelta& d : queue->Take()) {
+      [&ctx, include_usage, queue, launcher, writer, usages, unfinished](size_t,
+                                                                         httplib::DataSink& sink) {
+        std::vector<ChoiceDelta> taken = queue->Take();
+        if (absl::Status status = launcher->OnTaken(taken); !status.ok()) {
+          if (!WriteEvent(sink, Dump(ErrorJson(WithHttpFieldNames(status)))) ||
+              !WriteEvent(sink, "[DONE]")) {
+            return false;
+          }
+          sink.done();
+          return true;
+        }
+        for (ChoiceDelta& d : taken) {
           v1::GenerateStreamResponse chunk;
-          MergeDelta(d, ctx, &chunk);
-          if (!d.finished) {
-            if (!WriteEvent(sink, render(chunk))) return false;
+          MergeDelta(d.delta, ctx, &chunk);
+          if (!d.delta.finished) {
+            if (!WriteEvent(sink, Dump(writer->Chunk(chunk, d.choice)))) return false;
             continue;
           }
-          const absl::Status status = queue->FinalStatus(d);
+          const absl::Status status = queue->FinalStatus(d.delta);
           if (!status.ok()) chunk.clear_finish_reason();
           bool ok = true;
           if (status.ok() || !chunk.text().empty() || chunk.token_ids_size() > 0) {
-            ok = WriteEvent(sink, render(chunk));
+            ok = WriteEvent(sink, Dump(writer->Chunk(chunk, d.choice)));
           }
-          if (ok && !status.ok()) ok = WriteEvent(sink, Dump(ErrorJson(status)));
-          if (ok && status.ok() && include_usage) {
-            ok = WriteEvent(sink, Dump(UsageChunkJson(chunk.usage(), meta)));
+          if (ok && status.ok()) {
+            (*usages)[d.choice] = chunk.usage();
+            if (--*unfinished > 0) continue;
+            if (include_usage) ok = WriteEvent(sink, Dump(writer->Usage(*usages)));
+          } else if (ok) {
+            queue->Abandon();  // one choice failed: the request did
+            ok = WriteEvent(sink, Dump(ErrorJson(status)));
           }
           if (!ok || !WriteEvent(sink, "[DONE]")) return false;
           sink.done();

@@ -3,6 +3,8 @@
 //   POST /v1/completions  one completion, whole or streamed as server-sent events
 //                         ("data: {chunk}" ... "data: [DONE]"); a stream whose client goes
 //                         away is cancelled in the engine;
+//   POST /v1/chat/completions  the same for a conversation, written out by the model's chat
+//                         template (400 when the server has none);
 //   POST /tokenize        {"prompt"} -> {"count", "max_model_len", "tokens"};
 //   POST /detokenize      {"tokens"} -> {"prompt"};
 //   GET  /v1/models       the served model;
@@ -19,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "server/grpc/serving_context.h"
 #include "server/http/http_server.h"
+#include "server/openai/openai_request.h"
 
 namespace httplib {
 struct Request;
@@ -46,7 +49,8 @@ class OpenAiApi {
  private:
   class InFlight;
   explicit OpenAiApi(const ServingContext* ctx) : ctx_(ctx) {}
-  void Completions(const httplib::Request& req, httplib::Response& res);
+  // /v1/completions (chat false) or /v1/chat/completions: the parsed body through the engine.
+  void Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib::Response& res);
   void Tokenize(const httplib::Request& req, httplib::Response& res);
   void Detokenize(const httplib::Request& req, httplib::Response& res);
 

@@ -1,10 +1,14 @@
-// /v1/completions bodies -> GenerateRequest (see openai_request.h).
+// /v1/completions and /v1/chat/completions bodies -> GenerateRequest (see openai_request.h).
 #include "server/openai/openai_request.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -30,15 +34,59 @@ constexpr int kDefaultMaxTokens = 16;  // OpenAI's default for completions
 
 using KeySet = absl::flat_hash_set<std::string>;
 
+// The keys both generation calls take: OpenAI's, and the extensions other open servers accept
+// too, named as in the gRPC API.
+constexpr const char* kGenerationKeys[] = {"model",
+                                           "max_tokens",
+                                           "temperature",
+                                           "top_p",
+                                           "n",
+                                           "stream",
+                                           "stream_options",
+                                           "logprobs",
+                                           "stop",
+                                           "presence_penalty",
+                                           "frequency_penalty",
+                                           "logit_bias",
+                                           "seed",
+                                           "user",
+                                           "top_k",
+                                           "min_p",
+                                           "repetition_penalty",
+                                           "min_tokens",
+                                           "ignore_eos",
+                                           "stop_token_ids",
+                                           "skip_special_tokens",
+                                           "add_special_tokens"};
+
+KeySet GenerationKeysAnd(std::initializer_list<const char*> more) {
+  KeySet keys(std::begin(kGenerationKeys), std::end(kGenerationKeys));
+  keys.insert(more.begin(), more.end());
+  return keys;
+}
+
 const KeySet& CompletionKeys() {
-  static const KeySet keys = {
-      // OpenAI
-      "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options",
-      "logprobs", "echo", "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias",
-      "seed", "suffix", "user",
-      // the extensions other open servers accept too, named as in the gRPC API
-      "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos", "stop_token_ids",
-      "skip_special_tokens", "add_special_tokens"};
+  static const KeySet keys = GenerationKeysAnd({"prompt", "echo", "best_of", "suffix"});
+  return keys;
+}
+
+const KeySet& ChatKeys() {
+  static const KeySet keys = GenerationKeysAnd(
+      {"messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt"});
+  return keys;
+}
+
+// What OpenAI's API has and this server does not do, with the reason.
+const absl::flat_hash_map<std::string, std::string>& UnsupportedKeys() {
+  static const absl::flat_hash_map<std::string, std::string> keys = [] {
+    absl::flat_hash_map<std::string, std::string> k;
+    for (const char* key :
+         {"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"}) {
+      k[key] = "is not supported: this server does not parse tool calls";
+    }
+    k["response_format"] = "is not supported: this server does not constrain output formats";
+    return k;
+  }();
   return keys;
 }
 
@@ -49,7 +97,10 @@ absl::StatusOr<json> ParseBody(const std::string& body, const KeySet& known, con
   if (j.is_discarded()) return absl::InvalidArgumentError("request body is not valid JSON");
   if (!j.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
   for (const auto& [key, value] : j.items()) {
-    if (!known.contains(key)) return KeyError(kOrigin, key, absl::StrCat("is not a known ", what));
+    if (known.contains(key)) continue;
+    const auto unsupported = UnsupportedKeys().find(key);
+    if (unsupported != UnsupportedKeys().end()) return KeyError(kOrigin, key, unsupported->second);
+    return KeyError(kOrigin, key, absl::StrCat("is not a known ", what));
   }
   std::string model;
   RETURN_IF_ERROR(config_json::ReadString(j, kOrigin, "model", &model));
@@ -150,16 +201,17 @@ absl::Status ReadSeed(const json& j, v1::SamplingParams* s) {
   return absl::OkStatus();
 }
 
-// Parameters OpenAI has that this server fixes to one value.
-absl::Status ReadFixed(const json& j) {
-  for (const char* key : {"n", "best_of"}) {
-    int n = 1;
-    RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, key, false, 1, &n));
-    if (n != 1) {
-      return KeyError(kOrigin, key,
-                      "must be 1: one completion per request (send several requests; they "
-                      "share the prompt through the prefix cache)");
-    }
+// n, and what OpenAI has that this server does not take (best_of above n, suffix).
+absl::Status ReadChoices(const json& j, CompletionCall* call) {
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "n", false, 1, &call->n));
+  if (call->n > kMaxChoices) {
+    return KeyError(kOrigin, "n", absl::StrCat("must be in [1, ", kMaxChoices, "], got ", call->n));
+  }
+  int best_of = call->n;
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "best_of", false, 1, &best_of));
+  if (best_of != call->n) {
+    return KeyError(kOrigin, "best_of",
+                    "must equal n: this server returns every completion it generates");
   }
   if (Has(j, "suffix")) return KeyError(kOrigin, "suffix", "is not supported");
   std::string user;  // accepted and ignored
@@ -204,28 +256,14 @@ absl::Status ReadSampling(const json& j, v1::SamplingParams* s) {
   return ReadLogitBias(j, s);
 }
 
-}  // namespace
-
-absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
-                                                      const std::string& served_model) {
-  absl::StatusOr<json> parsed =
-      ParseBody(body, CompletionKeys(), "completions parameter", served_model);
-  if (!parsed.ok()) return parsed.status();
-  const json& j = *parsed;
-  RETURN_IF_ERROR(ReadFixed(j));
-  CompletionCall call;
-  RETURN_IF_ERROR(ReadStreamOptions(j, &call));
-  v1::GenerateRequest& r = call.request;
-  RETURN_IF_ERROR(ReadPrompt(j, &r));
-  int max_tokens = kDefaultMaxTokens, min_tokens = 0, logprobs = -1;
-  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "max_tokens", false, 0, &max_tokens));
+// What both generation calls read the same way: all but the prompt, max_tokens and logprobs.
+absl::Status ReadGenerationKeys(const json& j, CompletionCall* call) {
+  RETURN_IF_ERROR(ReadChoices(j, call));
+  RETURN_IF_ERROR(ReadStreamOptions(j, call));
+  v1::GenerateRequest& r = call->request;
+  int min_tokens = 0;
   RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "min_tokens", false, 0, &min_tokens));
-  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "logprobs", false, 0, &logprobs));
-  r.set_max_tokens(max_tokens);
   r.set_min_tokens(min_tokens);
-  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "echo", &call.echo));
-  if (logprobs >= 0) r.set_logprobs(logprobs);
-  if (logprobs >= 0 && call.echo) r.set_prompt_logprobs(logprobs);
   RETURN_IF_ERROR(ReadStop(j, &r));
   std::vector<int32_t> stop_ids;
   RETURN_IF_ERROR(config_json::ReadTokenIds(j, kOrigin, "stop_token_ids", &stop_ids));
@@ -237,7 +275,123 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
       ReadOptionalBool(j, "skip_special_tokens", [&](bool v) { r.set_skip_special_tokens(v); }));
   RETURN_IF_ERROR(
       ReadOptionalBool(j, "add_special_tokens", [&](bool v) { r.set_add_special_tokens(v); }));
-  RETURN_IF_ERROR(ReadSampling(j, r.mutable_sampling()));
+  return ReadSampling(j, r.mutable_sampling());
+}
+
+// A message's content: a string, null (empty), or a list of {"type": "text", "text": ...} parts,
+// joined with newlines (as other open servers join them for text-only templates).
+absl::Status ReadContent(const json& content, const std::string& field, std::string* out) {
+  if (content.is_null()) return absl::OkStatus();
+  if (content.is_string()) {
+    *out = content.get<std::string>();
+    return absl::OkStatus();
+  }
+  if (!content.is_array()) {
+    return KeyError(kOrigin, field, "must be a string or a list of text parts");
+  }
+  for (size_t i = 0; i < content.size(); ++i) {
+    const json& part = content[i];
+    const std::string name = absl::StrCat(field, "[", i, "]");
+    if (!part.is_object() || !part.contains("type") || part["type"] != "text" ||
+        !part.contains("text") || !part["text"].is_string()) {
+      return KeyError(kOrigin, name,
+                      "must be a text part {\"type\": \"text\", \"text\": \"...\"} (this "
+                      "server serves text-only models)");
+    }
+    for (const auto& [key, value] : part.items()) {
+      if (key != "type" && key != "text") {
+        return KeyError(kOrigin, absl::StrCat(name, ".", key), "is not a known text part key");
+      }
+    }
+    if (i > 0) out->push_back('\n');
+    out->append(part["text"].get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadMessages(const json& j, v1::Chat* chat) {
+  if (!Has(j, "messages")) return KeyError(kOrigin, "messages", "is required");
+  const json& messages = j["messages"];
+  if (!messages.is_array() || messages.empty()) {
+    return KeyError(kOrigin, "messages", "must be a non-empty list of messages");
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    const std::string field = absl::StrCat("messages[", i, "]");
+    if (!m.is_object()) return KeyError(kOrigin, field, "must be an object {role, content}");
+    for (const auto& [key, value] : m.items()) {
+      if (key == "role" || key == "content") continue;
+      return KeyError(kOrigin, absl::StrCat(field, ".", key),
+                      key == "tool_calls" || key == "tool_call_id"
+                          ? "is not supported: this server does not parse tool calls"
+                          : "is not a known message key (role, content)");
+    }
+    v1::ChatMessage* out = chat->add_messages();
+    if (!m.contains("role") || !m["role"].is_string()) {
+      return KeyError(kOrigin, absl::StrCat(field, ".role"), "is required and must be a string");
+    }
+    out->set_role(m["role"].get<std::string>());
+    if (m.contains("content")) {
+      RETURN_IF_ERROR(
+          ReadContent(m["content"], absl::StrCat(field, ".content"), out->mutable_content()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
+                                                      const std::string& served_model) {
+  absl::StatusOr<json> parsed =
+      ParseBody(body, CompletionKeys(), "completions parameter", served_model);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  CompletionCall call;
+  RETURN_IF_ERROR(ReadGenerationKeys(j, &call));
+  v1::GenerateRequest& r = call.request;
+  RETURN_IF_ERROR(ReadPrompt(j, &r));
+  int max_tokens = kDefaultMaxTokens, logprobs = -1;
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "max_tokens", false, 0, &max_tokens));
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "logprobs", false, 0, &logprobs));
+  r.set_max_tokens(max_tokens);
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "echo", &call.echo));
+  if (logprobs >= 0) r.set_logprobs(logprobs);
+  if (logprobs >= 0 && call.echo) r.set_prompt_logprobs(logprobs);
+  return call;
+}
+
+absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
+                                                const std::string& served_model) {
+  absl::StatusOr<json> parsed =
+      ParseBody(body, ChatKeys(), "chat completions parameter", served_model);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
+  CompletionCall call;
+  RETURN_IF_ERROR(ReadGenerationKeys(j, &call));
+  v1::GenerateRequest& r = call.request;
+  v1::Chat* chat = r.mutable_prompt()->mutable_chat();
+  RETURN_IF_ERROR(ReadMessages(j, chat));
+  RETURN_IF_ERROR(ReadOptionalBool(j, "add_generation_prompt",
+                                   [&](bool v) { chat->set_add_generation_prompt(v); }));
+  if (Has(j, "max_tokens") && Has(j, "max_completion_tokens")) {
+    return KeyError(kOrigin, "max_tokens",
+                    "must not be set with max_completion_tokens (it is the older name)");
+  }
+  for (const char* key : {"max_completion_tokens", "max_tokens"}) {
+    if (!Has(j, key)) continue;
+    int max_tokens = 0;
+    RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, key, false, 0, &max_tokens));
+    r.set_max_tokens(max_tokens);
+  }
+  bool logprobs = false;
+  int top_logprobs = -1;
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "logprobs", &logprobs));
+  RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "top_logprobs", false, 0, &top_logprobs));
+  if (top_logprobs >= 0 && !logprobs) {
+    return KeyError(kOrigin, "top_logprobs", "needs \"logprobs\": true");
+  }
+  if (logprobs) r.set_logprobs(std::max(top_logprobs, 0));
   return call;
 }
 

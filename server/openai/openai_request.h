@@ -1,8 +1,9 @@
 // The bodies of the HTTP API's calls, read into the gRPC API's requests, so that both front ends
 // share one set of range rules (request_validation.h) and one conversion (proto_convert.h). This
 // file checks only the JSON: types, known keys, the shapes OpenAI allows (prompt as text, token
-// ids or a one-element list of either; stop as a string or a list) and the parameters this server
-// fixes (n = best_of = 1, no suffix).
+// ids or a one-element list of either; chat message content as text or a list of text parts;
+// stop as a string or a list) and what this server does not take (best_of other than n, suffix,
+// tools).
 #pragma once
 
 #include <string>
@@ -12,9 +13,14 @@
 
 namespace attnres {
 
+inline constexpr int kMaxChoices = 16;  // n
+
 struct CompletionCall {
   v1::GenerateRequest request;  // max_tokens defaults to OpenAI's 16; other unset fields stay
                                 // unset, so generation_config.json's defaults apply
+  // Completions of the same request, each its own engine request with its own seed (the
+  // request's seed + i when set); their prompt pages are shared through the prefix cache.
+  int n = 1;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk carrying usage
   // echo: the prompt is written before the completion; with logprobs the request also asks for
@@ -26,6 +32,13 @@ struct CompletionCall {
 // another model than `served_model`.
 absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
                                                       const std::string& served_model);
+
+// POST /v1/chat/completions: "messages" become prompt.chat (rendered by the model's chat template
+// in the shared conversion); "max_completion_tokens" (or the older "max_tokens") is unset by
+// default, so generation_config.json's or the server's default applies; "logprobs" is a bool and
+// "top_logprobs" the number of alternatives. Same errors as ParseCompletionRequest.
+absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
+                                                const std::string& served_model);
 
 // POST /tokenize: {"prompt": text, "add_special_tokens"?, "model"?} (as other open servers).
 absl::StatusOr<v1::TokenizeRequest> ParseTokenizeRequest(const std::string& body,

@@ -79,7 +79,7 @@ class LogprobLists {
 };
 
 template <typename Message>
-json Choice(const Message& m, const CompletionMeta& meta, TextOffset* offset,
+json Choice(const Message& m, int index, const CompletionMeta& meta, TextOffset* offset,
             const EchoedPrompt* echo) {
   json logprobs = nullptr;
   if (meta.logprobs) {
@@ -89,7 +89,7 @@ json Choice(const Message& m, const CompletionMeta& meta, TextOffset* offset,
     lists.Add(m.logprobs());
     logprobs = std::move(lists).ToJson();
   }
-  json choice = {{"index", 0},
+  json choice = {{"index", index},
                  {"text", echo != nullptr ? echo->text + m.text() : m.text()},
                  {"logprobs", std::move(logprobs)},
                  {"finish_reason", FinishReasonJson(m.finish_reason())}};
@@ -97,33 +97,117 @@ json Choice(const Message& m, const CompletionMeta& meta, TextOffset* offset,
   return choice;
 }
 
-json Envelope(const CompletionMeta& meta) {
+json Envelope(const CompletionMeta& meta, bool chunk) {
   return {{"id", meta.id},
-          {"object", "text_completion"},
+          {"object", !meta.chat ? "text_completion"
+                     : chunk    ? "chat.completion.chunk"
+                                : "chat.completion"},
           {"created", meta.created},
           {"model", meta.model}};
 }
 
+json ByteList(const std::string& bytes) {
+  json out = json::array();
+  for (unsigned char c : bytes) out.push_back(static_cast<int>(c));
+  return out;
+}
+
+// The chat form of logprobs: one entry per token, with its alternatives.
+json ChatLogprobs(const Logprobs& logprobs, const Tokenizer& tokenizer) {
+  json content = json::array();
+  for (const v1::TokenLogprob& lp : logprobs) {
+    json top = json::array();
+    for (const v1::TopLogprob& t : lp.top()) {
+      top.push_back({{"token", t.token()},
+                     {"logprob", t.logprob()},
+                     {"bytes", ByteList(tokenizer.TokenBytes(t.token_id()))}});
+    }
+    content.push_back({{"token", lp.token()},
+                       {"logprob", lp.logprob()},
+                       {"bytes", ByteList(tokenizer.TokenBytes(lp.token_id()))},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}};
+}
+
+template <typename Message>
+json ChatChoice(const Message& m, int index, const CompletionMeta& meta, const char* message_key,
+                json message, const Tokenizer& tokenizer) {
+  json choice = {{"index", index},
+                 {message_key, std::move(message)},
+                 {"logprobs", meta.logprobs ? ChatLogprobs(m.logprobs(), tokenizer) : json()},
+                 {"finish_reason", FinishReasonJson(m.finish_reason())}};
+  if (!m.stop_reason().empty()) choice["stop_reason"] = m.stop_reason();
+  return choice;
+}
+
 }  // namespace
 
-json CompletionJson(const v1::GenerateResponse& response, const CompletionMeta& meta,
+v1::Usage TotalUsage(const std::vector<v1::Usage>& choices) {
+  v1::Usage total;
+  if (choices.empty()) return total;
+  total = choices[0];  // the prompt, counted once
+  for (size_t i = 1; i < choices.size(); ++i) {
+    total.set_completion_tokens(total.completion_tokens() + choices[i].completion_tokens());
+  }
+  return total;
+}
+
+namespace {
+
+v1::Usage ChoicesUsage(const std::vector<v1::GenerateResponse>& choices) {
+  std::vector<v1::Usage> usages;
+  for (const v1::GenerateResponse& c : choices) usages.push_back(c.usage());
+  return TotalUsage(usages);
+}
+
+}  // namespace
+
+json CompletionJson(const std::vector<v1::GenerateResponse>& choices, const CompletionMeta& meta,
                     const EchoedPrompt* echo) {
-  TextOffset offset;
-  json j = Envelope(meta);
-  j["choices"] = json::array({Choice(response, meta, &offset, echo)});
-  j["usage"] = UsageJson(response.usage());
+  json j = Envelope(meta, /*chunk=*/false);
+  j["choices"] = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    TextOffset offset;
+    j["choices"].push_back(Choice(choices[i], static_cast<int>(i), meta, &offset, echo));
+  }
+  j["usage"] = UsageJson(ChoicesUsage(choices));
   return j;
 }
 
-json CompletionChunkJson(const v1::GenerateStreamResponse& chunk, const CompletionMeta& meta,
-                         TextOffset* offset, const EchoedPrompt* echo) {
-  json j = Envelope(meta);
-  j["choices"] = json::array({Choice(chunk, meta, offset, echo)});
+json CompletionChunkJson(const v1::GenerateStreamResponse& chunk, int index,
+                         const CompletionMeta& meta, TextOffset* offset, const EchoedPrompt* echo) {
+  json j = Envelope(meta, /*chunk=*/true);
+  j["choices"] = json::array({Choice(chunk, index, meta, offset, echo)});
+  return j;
+}
+
+json ChatCompletionJson(const std::vector<v1::GenerateResponse>& choices,
+                        const CompletionMeta& meta, const Tokenizer& tokenizer) {
+  json j = Envelope(meta, /*chunk=*/false);
+  j["choices"] = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    j["choices"].push_back(ChatChoice(choices[i], static_cast<int>(i), meta, "message",
+                                      {{"role", "assistant"}, {"content", choices[i].text()}},
+                                      tokenizer));
+  }
+  j["usage"] = UsageJson(ChoicesUsage(choices));
+  return j;
+}
+
+json ChatChunkJson(const v1::GenerateStreamResponse& chunk, int index, const CompletionMeta& meta,
+                   bool first, const Tokenizer& tokenizer) {
+  json delta = json::object();
+  if (first) delta["role"] = "assistant";
+  if (!chunk.text().empty() || first) delta["content"] = chunk.text();
+  json j = Envelope(meta, /*chunk=*/true);
+  j["choices"] =
+      json::array({ChatChoice(chunk, index, meta, "delta", std::move(delta), tokenizer)});
   return j;
 }
 
 json UsageChunkJson(const v1::Usage& usage, const CompletionMeta& meta) {
-  json j = Envelope(meta);
+  json j = Envelope(meta, /*chunk=*/true);
   j["choices"] = json::array();
   j["usage"] = UsageJson(usage);
   return j;
@@ -154,7 +238,9 @@ absl::Status WithHttpFieldNames(const absl::Status& status) {
                       absl::StrReplaceAll(status.message(), {{"sampling.", ""},
                                                              {"prompt.token_ids.ids", "prompt"},
                                                              {"prompt.token_ids", "prompt"},
-                                                             {"prompt.text", "prompt"}}));
+                                                             {"prompt.text", "prompt"},
+                                                             {"prompt.chat.messages", "messages"},
+                                                             {"prompt.chat", "messages"}}));
 }
 
 int HttpStatusCode(absl::StatusCode code) {
@@ -163,6 +249,7 @@ int HttpStatusCode(absl::StatusCode code) {
       return 200;
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:  // e.g. a chat request without a chat template
       return 400;
     case absl::StatusCode::kNotFound:
       return 404;

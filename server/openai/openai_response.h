@@ -1,22 +1,25 @@
-// OpenAI-style JSON for what the engine produced: a text_completion object (from the merged
-// GenerateResponse), its streamed chunks (from GenerateStreamResponses, OpenAI's legacy logprobs
-// object included), the final usage chunk, the model list, and error bodies with their HTTP
-// status codes.
+// OpenAI-style JSON for what the engine produced: a text_completion or chat.completion object
+// (from the merged GenerateResponse), their streamed chunks (from GenerateStreamResponses, with
+// OpenAI's legacy logprobs lists or the chat form's per-token entries), the final usage chunk,
+// the model list, and error bodies with their HTTP status codes.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "attnres/v1/attnres.pb.h"
+#include "models/tokenizer.h"
 #include "nlohmann/json.hpp"
 
 namespace attnres {
 
 // What every object of one completion repeats.
 struct CompletionMeta {
-  std::string id;         // "cmpl-<request id>"
+  bool chat = false;      // a chat completion ("chat.completion" objects) or a text one
+  std::string id;         // "cmpl-<request id>" or "chatcmpl-<request id>"
   std::string model;      // the served model's name
   int64_t created = 0;    // Unix seconds
   bool logprobs = false;  // the request asked for logprobs
@@ -35,14 +38,29 @@ struct TextOffset {
   int64_t chars = 0;  // Unicode code points of the token texts so far
 };
 
-// `echo` is null unless the request asked for it.
-nlohmann::ordered_json CompletionJson(const v1::GenerateResponse& response,
+// The usage of n completions of one prompt: its prompt tokens once, every completion's tokens.
+v1::Usage TotalUsage(const std::vector<v1::Usage>& choices);
+
+// A text_completion with one choice per response (index i: choices[i]). `echo` is null unless
+// the request asked for it; then every choice starts with the prompt.
+nlohmann::ordered_json CompletionJson(const std::vector<v1::GenerateResponse>& choices,
                                       const CompletionMeta& meta, const EchoedPrompt* echo);
-// One chunk: its text delta, its tokens' logprobs, and on the last one the finish reason; `echo`
-// for the first chunk of an echoing stream, else null.
-nlohmann::ordered_json CompletionChunkJson(const v1::GenerateStreamResponse& chunk,
+// One chunk of choice `index`: its text delta, its tokens' logprobs (offsets running on in
+// `offset`, one per choice), and on the last one the finish reason; `echo` for the first chunk
+// of an echoing choice, else null.
+nlohmann::ordered_json CompletionChunkJson(const v1::GenerateStreamResponse& chunk, int index,
                                            const CompletionMeta& meta, TextOffset* offset,
                                            const EchoedPrompt* echo);
+// A chat.completion: each text as the assistant's message; logprobs as {"content": [{token,
+// logprob, bytes, top_logprobs}]} (bytes: the token's own bytes, from `tokenizer`).
+nlohmann::ordered_json ChatCompletionJson(const std::vector<v1::GenerateResponse>& choices,
+                                          const CompletionMeta& meta, const Tokenizer& tokenizer);
+// A chat.completion.chunk of choice `index`: its text as delta.content (a choice's first chunk
+// also carries the role).
+nlohmann::ordered_json ChatChunkJson(const v1::GenerateStreamResponse& chunk, int index,
+                                     const CompletionMeta& meta, bool first,
+                                     const Tokenizer& tokenizer);
+
 // stream_options.include_usage: a chunk with no choices and the request's usage.
 nlohmann::ordered_json UsageChunkJson(const v1::Usage& usage, const CompletionMeta& meta);
 
@@ -53,7 +71,8 @@ nlohmann::ordered_json TokenizeJson(const v1::TokenizeResponse& response, int ma
 nlohmann::ordered_json DetokenizeJson(const v1::DetokenizeResponse& response);
 
 // The gRPC API's field names in a status message, as the HTTP API spells them
-// ("sampling.top_p" -> "top_p", "prompt.token_ids.ids[3]" -> "prompt[3]").
+// ("sampling.top_p" -> "top_p", "prompt.token_ids.ids[3]" -> "prompt[3]",
+// "prompt.chat.messages[1].role" -> "messages[1].role").
 absl::Status WithHttpFieldNames(const absl::Status& status);
 int HttpStatusCode(absl::StatusCode code);
 // {"error": {"message", "type", "param": null, "code"}}

@@ -83,6 +83,7 @@ TEST_F(ApiE2eTest, ModelInfoDescribesTheTinyBlockModel) {
   EXPECT_EQ(info.limits().max_stop_strings(), 16);
   EXPECT_EQ(info.limits().max_logprobs(), 20);
   EXPECT_EQ(info.limits().max_logit_bias(), 1024);
+  EXPECT_FALSE(info.has_chat_template());  // the bundled model ships none
 }
 
 TEST_F(ApiE2eTest, TokenizeDetokenizeRoundTrip) {

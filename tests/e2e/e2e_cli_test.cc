@@ -145,6 +145,11 @@ TEST_F(CliE2eTest, ServerErrorsAreReportedWithTheCode) {
   CommandResult r = Cli({"generate", "--prompt", "hi", "--top-p", "1.5"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "error: INVALID_ARGUMENT: sampling.top_p must be in (0, 1], got 1.5\n");
+  // This server has no chat template (the bundled model ships none).
+  CommandResult chat = Cli({"generate", "--message", "user:Hi", "--max-tokens", "2"});
+  EXPECT_EQ(chat.exit_code, 1);
+  EXPECT_EQ(chat.err.rfind("error: FAILED_PRECONDITION: prompt.chat needs a chat template", 0), 0u)
+      << chat.err;
   CommandResult deadline = Cli(
       {"generate", "--prompt", "hi", "--temperature", "0", "--ignore-eos", "--timeout", "0.02"});
   EXPECT_EQ(deadline.exit_code, 1);
@@ -177,6 +182,8 @@ TEST_F(CliE2eTest, BenchReportsLatenciesAndThroughput) {
 TEST_F(CliE2eTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Cli({"generate"}).exit_code, 2);  // no prompt
   EXPECT_EQ(Cli({"generate", "--prompt", "a", "--prompt-ids", "1"}).exit_code, 2);
+  EXPECT_EQ(Cli({"generate", "--prompt", "a", "--message", "user:b"}).exit_code, 2);
+  EXPECT_EQ(Cli({"generate", "--message", "no role"}).exit_code, 2);
   EXPECT_EQ(Cli({"detokenize", "--ids", "1,x"}).exit_code, 2);
   EXPECT_EQ(Cli({"frobnicate"}).exit_code, 2);
   EXPECT_EQ(Cli({}).exit_code, 2);

@@ -26,6 +26,8 @@ namespace {
 using nlohmann::json;
 
 constexpr char kHttpMarker[] = "openai api on http://";
+// ChatML; refuses roles other than system, user and assistant.
+constexpr char kChatTemplate[] = "tests/e2e/data/chatml.jinja";
 
 // The data lines of a server-sent event stream, in order ("[DONE]" included).
 std::vector<std::string> Events(const std::string& body) {
@@ -82,7 +84,8 @@ class OpenAiE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     server_ = new ServerProcess();
-    if (!server_->Start(TestModelDir(), {"--http-port", "0", "--log-level", "debug"})) {
+    if (!server_->Start(TestModelDir(), {"--http-port", "0", "--log-level", "debug",
+                                         "--chat-template", kChatTemplate})) {
       delete server_;
       server_ = nullptr;
     }
@@ -199,7 +202,7 @@ TEST_F(OpenAiE2eTest, RefusalsAreOpenAiErrorsNamingTheField) {
       {R"({"prompt": [99999999]})", 400, "prompt[0] must be in [0, vocab_size="},
       {R"({"prompt": "x", "logit_bias": {"3": 500}})", 400, "logit_bias[3] must be in [-100, 100]"},
       {R"({"prompt": "x", "max_tokens": 100000})", 400, "max_tokens must be in [0, max_model_len"},
-      {R"({"prompt": "x", "n": 2})", 400, R"(key "n" must be 1)"},
+      {R"({"prompt": "x", "n": 17})", 400, R"(key "n" must be in [1, 16], got 17)"},
       {R"({"prompt": "x", "model": "other"})", 404, R"(model "other" is not served here)"},
       {R"({"prompt": )", 400, "not valid JSON"},
   };
@@ -313,6 +316,173 @@ TEST_F(OpenAiE2eTest, ClientGoingAwayCancelsTheStream) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(cancelled) << server_->Log();
+}
+
+// n choices are n requests: choice i is the completion with the request's seed + i, streamed or
+// whole; the prompt is counted once.
+TEST_F(OpenAiE2eTest, ChoicesAreTheCompletionsOfConsecutiveSeeds) {
+  const json body = {{"prompt", "Once upon a time"}, {"max_tokens", 8}, {"temperature", 1.0},
+                     {"ignore_eos", true},           {"seed", 41},      {"n", 3}};
+  auto res = Post(body);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+  ASSERT_EQ(j["choices"].size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    json one = body;
+    one["n"] = 1;
+    one["seed"] = 41 + i;
+    auto solo = Post(one);
+    ASSERT_TRUE(solo && solo->status == 200);
+    const json s = json::parse(solo->body);
+    EXPECT_EQ(j["choices"][i]["index"], i);
+    if (E2eDevice() == "cpu") {  // bf16 batches are not bit-invariant (see LoadE2eTest)
+      EXPECT_EQ(j["choices"][i]["text"], s["choices"][0]["text"]) << i;
+    }
+    EXPECT_EQ(j["usage"]["prompt_tokens"], s["usage"]["prompt_tokens"]);
+  }
+  EXPECT_EQ(j["usage"]["completion_tokens"], 24);
+
+  json streamed = body;
+  streamed["stream"] = true;
+  streamed["stream_options"] = {{"include_usage", true}};
+  auto stream = Post(streamed);
+  ASSERT_TRUE(stream);
+  ASSERT_EQ(stream->status, 200) << stream->body;
+  const std::vector<std::string> events = Events(stream->body);
+  ASSERT_GE(events.size(), 5u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::vector<std::string> texts(3);
+  int finished = 0;
+  for (size_t k = 0; k + 2 < events.size(); ++k) {
+    const json choice = json::parse(events[k])["choices"][0];
+    texts.at(choice["index"].get<int>()) += choice["text"].get<std::string>();
+    finished += !choice["finish_reason"].is_null();
+  }
+  EXPECT_EQ(finished, 3);
+  for (int i = 0; i < 3; ++i) {
+    if (E2eDevice() == "cpu") {
+      EXPECT_EQ(texts[i], j["choices"][i]["text"]) << i;
+    }
+  }
+  EXPECT_EQ(json::parse(events[events.size() - 2])["usage"]["completion_tokens"], 24);
+}
+
+// What tests/e2e/data/chatml.jinja writes for these messages, with the assistant's header.
+std::string ChatMl(const std::vector<std::pair<std::string, std::string>>& messages) {
+  std::string text;
+  for (const auto& [role, content] : messages) {
+    text += "<|im_start|>" + role + "\n" + content + "<|im_end|>\n";
+  }
+  return text + "<|im_start|>assistant\n";
+}
+
+// A chat completion is the completion of the prompt its template writes (tokenized without
+// special tokens), over HTTP and over gRPC's prompt.chat alike.
+TEST_F(OpenAiE2eTest, ChatCompletionIsTheCompletionOfTheTemplatedPrompt) {
+  const json messages = {{{"role", "system"}, {"content", "Tell stories."}},
+                         {{"role", "user"}, {"content", "Once upon a time"}}};
+  const std::string templated = ChatMl({{"system", "Tell stories."}, {"user", "Once upon a time"}});
+  auto text = Post({{"prompt", templated},
+                    {"max_tokens", 12},
+                    {"temperature", 0},
+                    {"ignore_eos", true},
+                    {"add_special_tokens", false}});
+  ASSERT_TRUE(text);
+  ASSERT_EQ(text->status, 200) << text->body;
+  const json expected = json::parse(text->body);
+  auto chat = client_->Post("/v1/chat/completions",
+                            json({{"messages", messages},
+                                  {"max_completion_tokens", 12},
+                                  {"temperature", 0},
+                                  {"ignore_eos", true},
+                                  {"logprobs", true},
+                                  {"top_logprobs", 2}})
+                                .dump(),
+                            "application/json");
+  ASSERT_TRUE(chat);
+  ASSERT_EQ(chat->status, 200) << chat->body;
+  const json j = json::parse(chat->body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_THAT(j["id"].get<std::string>(), ::testing::StartsWith("chatcmpl-"));
+  const json& choice = j["choices"][0];
+  EXPECT_EQ(choice["message"]["role"], "assistant");
+  EXPECT_EQ(choice["message"]["content"], expected["choices"][0]["text"]);
+  EXPECT_EQ(choice["finish_reason"], "length");
+  ASSERT_EQ(choice["logprobs"]["content"].size(), 12u);
+  EXPECT_EQ(choice["logprobs"]["content"][0]["top_logprobs"].size(), 2u);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], expected["usage"]["prompt_tokens"]);
+
+  v1::GenerateRequest request = GreedyRequest("", 12);
+  v1::Chat* grpc_chat = request.mutable_prompt()->mutable_chat();
+  for (const json& m : messages) {
+    v1::ChatMessage* message = grpc_chat->add_messages();
+    message->set_role(m["role"]);
+    message->set_content(m["content"]);
+  }
+  v1::GenerateResponse grpc_response;
+  ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
+  EXPECT_EQ(grpc_response.text(), choice["message"]["content"]);
+  EXPECT_EQ(grpc_response.usage().prompt_tokens(), expected["usage"]["prompt_tokens"]);
+  grpc::ClientContext context;
+  v1::ModelInfo info;
+  ASSERT_TRUE(server_->Stub()->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_TRUE(info.has_chat_template());
+}
+
+TEST_F(OpenAiE2eTest, ChatStreamStartsWithTheRoleAndConcatenatesToTheCompletion) {
+  json body = {{"messages", {{{"role", "user"}, {"content", "A stream, please"}}}},
+               {"max_tokens", 10},
+               {"temperature", 0},
+               {"ignore_eos", true}};
+  auto whole = client_->Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto res = client_->Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const std::vector<std::string> events = Events(res->body);
+  ASSERT_GE(events.size(), 3u) << res->body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string text;
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    const json chunk = json::parse(events[i]);
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    EXPECT_EQ(chunk["choices"][0]["delta"].contains("role"), i == 0) << events[i];
+    text += chunk["choices"][0]["delta"].value("content", "");
+  }
+  EXPECT_EQ(json::parse(events[events.size() - 3])["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(text, json::parse(whole->body)["choices"][0]["message"]["content"]);
+  const json usage = json::parse(events[events.size() - 2]);
+  EXPECT_EQ(usage["object"], "chat.completion.chunk");
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 10);
+}
+
+TEST_F(OpenAiE2eTest, ChatRefusalsNameTheMessageOrQuoteTheTemplate) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"messages": [{"role": "tool", "content": "x"}]})",
+       "messages: the model's chat template refused the conversation: Unknown role: tool"},
+      {R"({"messages": [{"role": "", "content": "x"}]})", "messages[0].role must be 1-64 bytes"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": []})",
+       R"(key "tools" is not supported)"},
+  };
+  for (const auto& [body, message] : cases) {
+    auto res = client_->Post("/v1/chat/completions", body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, 400) << body << " -> " << res->body;
+    EXPECT_THAT(json::parse(res->body)["error"]["message"].get<std::string>(),
+                ::testing::HasSubstr(message));
+  }
+  v1::GenerateRequest request = GreedyRequest("", 4);
+  request.mutable_prompt()->mutable_chat()->add_messages()->set_role("tool");
+  v1::GenerateResponse response;
+  const grpc::Status status = Generate(server_->Stub().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr("prompt.chat: the model's chat template refused the "
+                                   "conversation: Unknown role: tool"));
 }
 
 // A full queue answers 429 with Retry-After (whole seconds) and OpenAI's rate-limit error body.

@@ -2,8 +2,8 @@
 """Smoke test of clients/python (attnres_client) against the real attnres-server.
 
 Starts the server on a free port (--port 0) with ATTNRES_SERVER / ATTNRES_E2E_MODEL_DIR (set by
-ctest), checks info, tokenize/detokenize, generate (with logit_bias and min_tokens), generate_stream and an
-INVALID_ARGUMENT.
+ctest) and the ChatML template of tests/e2e/data, checks info, tokenize/detokenize, generate (with
+logit_bias and min_tokens, and with chat messages), generate_stream and an INVALID_ARGUMENT.
 """
 
 import os
@@ -23,7 +23,9 @@ def start_server():
     log = tempfile.NamedTemporaryFile(prefix="attnres-py-e2e-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [os.environ["ATTNRES_SERVER"], "--model", os.environ["ATTNRES_E2E_MODEL_DIR"],
-         "--port", "0", "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT)
+         "--port", "0", "--device", "cpu", "--chat-template",
+         os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chatml.jinja")],
+        stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while time.time() < deadline:
         with open(log.name) as f:
@@ -56,6 +58,13 @@ def main() -> int:
             b = client.generate("Hello", max_tokens=4, temperature=0.0, ignore_eos=True,
                                 logit_bias={forced: 100.0}, min_tokens=4)
             assert b.token_ids == [forced] * 4, b
+            assert info.has_chat_template
+            chat = client.generate(messages=[{"role": "user", "content": "Hello"}],
+                                   max_tokens=6, temperature=0.0, ignore_eos=True)
+            templated = client.generate("<|im_start|>user\nHello<|im_end|>\n"
+                                        "<|im_start|>assistant\n", add_special_tokens=False,
+                                        max_tokens=6, temperature=0.0, ignore_eos=True)
+            assert chat.text == templated.text and chat.token_ids == templated.token_ids, chat
             try:
                 client.generate("Hello", top_p=1.5)
                 raise AssertionError("top_p=1.5 was accepted")

@@ -1,6 +1,8 @@
 // The fuzz targets' in-process server (see fuzz_server.h).
 #include "tests/fuzz/fuzz_server.h"
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "absl/time/time.h"
@@ -42,6 +44,14 @@ std::unique_ptr<FuzzServer> StartFuzzServer(int64_t kv_cache_bytes) {
   server->engine = std::move(*engine);
   ServiceOptions options;
   options.model_name = "tiny_block";
+  // Chat prompts are written out by a ChatML template that refuses unknown roles.
+  std::ifstream in(std::string(ATTNRES_SOURCE_DIR) + "/tests/e2e/data/chatml.jinja");
+  std::stringstream source;
+  source << in.rdbuf();
+  auto chat_template = ChatTemplate::Compile(source.str());
+  FUZZ_CHECK(chat_template.ok(), "the ChatML template compiles");
+  options.chat = ChatFormat{
+      .chat_template = *std::move(chat_template), .bos_token = "<s>", .eos_token = "</s>"};
   server->service = std::make_unique<AttnResService>(server->engine.get(), options);
   return server;
 }

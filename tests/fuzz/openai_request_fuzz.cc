@@ -1,5 +1,6 @@
 // Fuzz target: the same bytes as /tokenize and /detokenize bodies (answered or refused with a
-// reason), then as a /v1/completions body through what the OpenAI-compatible API does with it:
+// reason), then as a /v1/completions body (else a /v1/chat/completions one, its messages
+// written out by a ChatML template) through what the OpenAI-compatible API does with it:
 // ParseCompletionRequest, then (as a serialized GenerateRequest) the gRPC API's validation and
 // conversion, the real CPU engine, and the completion's JSON. Checks: a refusal is
 // INVALID_ARGUMENT or NOT_FOUND with a message, and its error body is JSON; an accepted body's
@@ -46,14 +47,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "detokenize refuses only ids outside the vocabulary");
     if (text.ok()) FUZZ_CHECK(IsJson(Dump(DetokenizeJson(*text))), "the text renders as JSON");
   }
+  auto check_refusal = [](const absl::Status& status) {
+    FUZZ_CHECK(status.code() == absl::StatusCode::kInvalidArgument ||
+                   status.code() == absl::StatusCode::kNotFound,
+               "a body is refused as INVALID_ARGUMENT or NOT_FOUND");
+    FUZZ_CHECK(!status.message().empty(), "a refusal says why");
+    FUZZ_CHECK(IsJson(Dump(ErrorJson(status))), "the error body is JSON");
+  };
+  // A completions body, else a chat completions one (no body is both: prompt vs messages).
+  bool chat = false;
   absl::StatusOr<CompletionCall> call = ParseCompletionRequest(body, ctx.model_name);
   if (!call.ok()) {
-    FUZZ_CHECK(call.status().code() == absl::StatusCode::kInvalidArgument ||
-                   call.status().code() == absl::StatusCode::kNotFound,
-               "a body is refused as INVALID_ARGUMENT or NOT_FOUND");
-    FUZZ_CHECK(!call.status().message().empty(), "a refusal says why");
-    FUZZ_CHECK(IsJson(Dump(ErrorJson(call.status()))), "the error body is JSON");
-    return 0;
+    check_refusal(call.status());
+    call = ParseChatRequest(body, ctx.model_name);
+    if (!call.ok()) {
+      check_refusal(call.status());
+      return 0;
+    }
+    chat = true;
   }
   const std::string wire = call->request.SerializeAsString();
   auto request =
@@ -73,6 +84,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const v1::GenerateResponse response = sink->Wait();
   fuzz::CheckResponse(response, stop);
+  if (chat) {
+    const CompletionMeta meta{.chat = true,
+                              .id = "chatcmpl-fuzz",
+                              .model = ctx.model_name,
+                              .created = 0,
+                              .logprobs = call->request.has_logprobs()};
+    const nlohmann::json rendered = nlohmann::json::parse(
+        Dump(ChatCompletionJson({response}, meta, *ctx.tokenizer)), nullptr, false);
+    FUZZ_CHECK(!rendered.is_discarded(), "the chat completion renders as JSON");
+    FUZZ_CHECK(rendered["choices"][0]["message"]["content"] == response.text(),
+               "the rendered message is the response's text");
+    FUZZ_CHECK(!meta.logprobs || rendered["choices"][0]["logprobs"]["content"].size() ==
+                                     static_cast<size_t>(response.token_ids_size()),
+               "one logprob entry per token");
+    return 0;
+  }
   const CompletionMeta meta{.id = "cmpl-fuzz",
                             .model = ctx.model_name,
                             .created = 0,
@@ -80,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                             .echo = call->echo && call->request.has_logprobs()};
   const EchoedPrompt echo{.text = "<prompt>", .first_token = "<first>"};
   const nlohmann::json rendered = nlohmann::json::parse(
-      Dump(CompletionJson(response, meta, call->echo ? &echo : nullptr)), nullptr, false);
+      Dump(CompletionJson({response}, meta, call->echo ? &echo : nullptr)), nullptr, false);
   FUZZ_CHECK(!rendered.is_discarded(), "the completion renders as JSON");
   FUZZ_CHECK(rendered["choices"][0]["text"] == (call->echo ? echo.text : "") + response.text(),
              "the rendered text is the (echoed prompt and the) response's");

@@ -72,15 +72,24 @@ class Client:
 
     @staticmethod
     def build_request(prompt=None, *, prompt_ids: Optional[Sequence[int]] = None,
+                      messages: Optional[Sequence[Mapping[str, str]]] = None,
+                      add_generation_prompt: Optional[bool] = None,
                       stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
                       logit_bias: Optional[Mapping[int, float]] = None,
                       **kwargs) -> "attnres_pb2.GenerateRequest":
-        """A GenerateRequest from a text prompt or prompt_ids and keyword fields."""
-        if (prompt is None) == (prompt_ids is None):
-            raise ValueError("give exactly one of prompt and prompt_ids")
+        """A GenerateRequest from a text prompt, prompt_ids or chat messages
+        ([{"role": ..., "content": ...}], written out by the model's chat template) and keyword
+        fields."""
+        if sum(p is not None for p in (prompt, prompt_ids, messages)) != 1:
+            raise ValueError("give exactly one of prompt, prompt_ids and messages")
         request = attnres_pb2.GenerateRequest()
         if prompt is not None:
             request.prompt.text = prompt
+        elif messages is not None:
+            for m in messages:
+                request.prompt.chat.messages.add(role=m["role"], content=m.get("content") or "")
+            if add_generation_prompt is not None:
+                request.prompt.chat.add_generation_prompt = add_generation_prompt
         else:
             request.prompt.token_ids.ids.extend(prompt_ids)
         request.stop.extend(stop)

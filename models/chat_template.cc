@@ -1,0 +1,135 @@
+// ChatTemplate over the Jinja engine in models/jinja/, and reading tokenizer_config.json.
+#include "models/chat_template.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "models/jinja/interpreter.h"
+#include "models/jinja/lexer.h"
+#include "models/jinja/parser.h"
+
+namespace attnres {
+namespace {
+
+// The payload that marks a raise_exception() status.
+constexpr char kRaisePayload[] = "attnres.chat_template.raise";
+
+}  // namespace
+
+absl::StatusOr<ChatTemplate> ChatTemplate::Compile(std::string_view source) {
+  try {
+    return ChatTemplate(jinja::Parse(source));
+  } catch (const jinja::CompileError& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chat template line ", e.line, ", column ", e.column, ": ", e.message));
+  } catch (const jinja::TemplateError& e) {  // a value error while building constants
+    return absl::InvalidArgumentError(absl::StrCat("chat template: ", e.message));
+  }
+}
+
+absl::StatusOr<std::string> ChatTemplate::Render(const nlohmann::ordered_json& context) const {
+  return Render(context, ChatTemplateLimits{});
+}
+
+absl::StatusOr<std::string> ChatTemplate::Render(const nlohmann::ordered_json& context,
+                                                 const ChatTemplateLimits& limits) const {
+  if (!context.is_object()) {
+    return absl::InvalidArgumentError("chat template context must be a JSON object");
+  }
+  try {
+    jinja::Value ctx = jinja::Value::FromJson(context);
+    jinja::Interpreter interpreter(
+        compiled_, std::move(ctx),
+        jinja::Limits{limits.max_output_bytes, limits.max_steps, limits.max_macro_depth});
+    return interpreter.Render();
+  } catch (const jinja::TemplateError& e) {
+    if (e.is_raise) {
+      absl::Status s = absl::InvalidArgumentError(e.message);
+      s.SetPayload(kRaisePayload, absl::Cord("1"));
+      return s;
+    }
+    return absl::InvalidArgumentError(absl::StrCat("chat template line ", e.line, ": ", e.message));
+  }
+}
+
+bool IsTemplateRaise(const absl::Status& status) {
+  return !status.ok() && status.GetPayload(kRaisePayload).has_value();
+}
+
+namespace {
+
+absl::Status KeyError(const std::string& file, const char* key, const char* what) {
+  return absl::InvalidArgumentError(absl::StrCat(file, ": key \"", key, "\" must be ", what));
+}
+
+// A special token: absent or null -> "", a string, or an AddedToken object {"content": ...}.
+absl::Status ReadToken(const nlohmann::ordered_json& j, const std::string& file, const char* key,
+                       std::string* out) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
+  if (it->is_string()) {
+    *out = it->get<std::string>();
+    return absl::OkStatus();
+  }
+  if (it->is_object()) {
+    const auto c = it->find("content");
+    if (c != it->end() && c->is_string()) {
+      *out = c->get<std::string>();
+      return absl::OkStatus();
+    }
+  }
+  return KeyError(file, key, "a string or an object with a string \"content\"");
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
+    const std::filesystem::path& model_dir) {
+  const std::filesystem::path path = model_dir / "tokenizer_config.json";
+  const std::string file = path.string();
+  std::ifstream in(path);
+  if (!in) return std::optional<ChatTemplateConfig>();
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
+  }
+  const auto it = j.find("chat_template");
+  if (it == j.end() || it->is_null()) return std::optional<ChatTemplateConfig>();
+  ChatTemplateConfig config;
+  constexpr char kShape[] = "a string or a list of {name, template}";
+  if (it->is_string()) {
+    config.source = it->get<std::string>();
+  } else if (it->is_array()) {
+    bool found = false;
+    for (const auto& entry : *it) {
+      if (!entry.is_object()) return KeyError(file, "chat_template", kShape);
+      const auto name = entry.find("name");
+      const auto tmpl = entry.find("template");
+      if (name == entry.end() || !name->is_string() || tmpl == entry.end() || !tmpl->is_string()) {
+        return KeyError(file, "chat_template", kShape);
+      }
+      if (!found && name->get<std::string>() == "default") {
+        config.source = tmpl->get<std::string>();
+        found = true;
+      }
+    }
+    if (!found) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": key \"chat_template\" has no entry named \"default\""));
+    }
+  } else {
+    return KeyError(file, "chat_template", kShape);
+  }
+  for (absl::Status s : {ReadToken(j, file, "bos_token", &config.bos_token),
+                         ReadToken(j, file, "eos_token", &config.eos_token)}) {
+    if (!s.ok()) return s;
+  }
+  return std::optional<ChatTemplateConfig>(std::move(config));
+}
+
+}  // namespace attnres

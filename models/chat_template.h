@@ -1,0 +1,67 @@
+// Chat templates: the Jinja `chat_template` of a Hugging Face tokenizer_config.json, compiled once
+// and rendered per request the way transformers' apply_chat_template renders it (jinja2's
+// ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks, loop controls and
+// {% generation %}, raise_exception, strftime_now and a json.dumps tojson). The Jinja engine is
+// models/jinja/ (lexer -> parser -> interpreter, with values and built-ins below them); this
+// header is all its users see.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace attnres {
+
+namespace jinja {
+struct Template;
+}
+
+// Bounds on one render; exceeding one is an InvalidArgument error naming the limit.
+struct ChatTemplateLimits {
+  size_t max_output_bytes = 4 << 20;  // the output, and any one string or list built on the way
+  int64_t max_steps = 10'000'000;     // expression evaluations, statements and loop iterations
+  int max_macro_depth = 100;          // nested macro calls
+};
+
+class ChatTemplate {  // cheap to copy (shared immutable compiled form), thread-safe Render
+ public:
+  // Compiles Jinja source. Errors: InvalidArgument "chat template line L, column C: <what>".
+  static absl::StatusOr<ChatTemplate> Compile(std::string_view source);
+
+  // Renders with `context`'s keys as variables (messages, add_generation_prompt, bos_token,
+  // eos_token, tools, documents, and any extra keys; transformers passes tools and documents as
+  // null when absent). Errors: InvalidArgument; for raise_exception exactly the template's
+  // message, and IsTemplateRaise(status) true; for other runtime errors
+  // "chat template line L: <what>" (limits included).
+  absl::StatusOr<std::string> Render(const nlohmann::ordered_json& context) const;
+  absl::StatusOr<std::string> Render(const nlohmann::ordered_json& context,
+                                     const ChatTemplateLimits& limits) const;
+
+ private:
+  explicit ChatTemplate(std::shared_ptr<const jinja::Template> compiled)
+      : compiled_(std::move(compiled)) {}
+  std::shared_ptr<const jinja::Template> compiled_;
+};
+
+// The status came from the template's raise_exception().
+bool IsTemplateRaise(const absl::Status& status);
+
+// What tokenizer_config.json says about chat (absent file or no chat_template -> nullopt).
+struct ChatTemplateConfig {
+  std::string source;     // chat_template: a string, or the entry named "default" of a list of
+                          // {name, template}
+  std::string bos_token;  // "" when absent; a string or an AddedToken object {"content": ...}
+  std::string eos_token;
+};
+// Errors (InvalidArgument) name the file and key.
+absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
+    const std::filesystem::path& model_dir);
+
+}  // namespace attnres

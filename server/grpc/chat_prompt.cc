@@ -1,0 +1,37 @@
+// Chat prompts -> text (see chat_prompt.h).
+#include "server/grpc/chat_prompt.h"
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace attnres {
+
+absl::StatusOr<std::string> RenderChat(const v1::Chat& chat, const ServingContext& ctx) {
+  if (!ctx.chat.has_value()) {
+    return absl::FailedPreconditionError(
+        "prompt.chat needs a chat template: the model directory's tokenizer_config.json has no "
+        "chat_template and the server was started without --chat-template; send prompt.text");
+  }
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  for (const v1::ChatMessage& m : chat.messages()) {
+    messages.push_back({{"role", m.role()}, {"content", m.content()}});
+  }
+  const nlohmann::ordered_json context = {
+      {"messages", std::move(messages)},
+      {"add_generation_prompt",
+       chat.has_add_generation_prompt() ? chat.add_generation_prompt() : true},
+      {"bos_token", ctx.chat->bos_token},
+      {"eos_token", ctx.chat->eos_token},
+      {"tools", nullptr},  // as transformers passes them without tools or documents
+      {"documents", nullptr}};
+  absl::StatusOr<std::string> text = ctx.chat->chat_template.Render(context);
+  if (text.ok()) return text;
+  const absl::Status& s = text.status();
+  return absl::Status(s.code(), IsTemplateRaise(s)
+                                    ? absl::StrCat("prompt.chat: the model's chat template "
+                                                   "refused the conversation: ",
+                                                   s.message())
+                                    : absl::StrCat("prompt.chat: ", s.message()));
+}
+
+}  // namespace attnres

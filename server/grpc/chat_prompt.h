@@ -1,0 +1,20 @@
+// prompt.chat written out as text by the served model's chat template, as Hugging Face
+// transformers' apply_chat_template(tokenize=False) does: the template sees `messages` (a list of
+// {"role", "content"}), `add_generation_prompt`, `bos_token`, `eos_token`, and `tools` and
+// `documents` as none.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "attnres/v1/attnres.pb.h"
+#include "server/grpc/serving_context.h"
+
+namespace attnres {
+
+// FAILED_PRECONDITION when the server has no chat template; INVALID_ARGUMENT, prefixed
+// "prompt.chat: ", when the template refuses the conversation (its raise_exception message) or
+// fails on it.
+absl::StatusOr<std::string> RenderChat(const v1::Chat& chat, const ServingContext& ctx);
+
+}  // namespace attnres
