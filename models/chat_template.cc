@@ -6,6 +6,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "models/config_json.h"
 #include "models/jinja/interpreter.h"
 #include "models/jinja/lexer.h"
 #include "models/jinja/parser.h"
@@ -61,7 +62,7 @@ bool IsTemplateRaise(const absl::Status& status) {
 namespace {
 
 absl::Status KeyError(const std::string& file, const char* key, const char* what) {
-  return absl::InvalidArgumentError(absl::StrCat(file, ": key \"", key, "\" must be ", what));
+  return config_json::KeyError(file, key, absl::StrCat("must be ", what));
 }
 
 // A special token: absent or null -> "", a string, or an AddedToken object {"content": ...}.
@@ -83,27 +84,15 @@ absl::Status ReadToken(const nlohmann::ordered_json& j, const std::string& file,
   return KeyError(file, key, "a string or an object with a string \"content\"");
 }
 
-}  // namespace
-
-absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
-    const std::filesystem::path& model_dir) {
-  const std::filesystem::path path = model_dir / "tokenizer_config.json";
-  const std::string file = path.string();
-  std::ifstream in(path);
-  if (!in) return std::optional<ChatTemplateConfig>();
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  const auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
-  }
+// tokenizer_config.json's chat_template, if any: a string, or the entry named "default" of a
+// list of {name, template}.
+absl::Status ReadTemplate(const nlohmann::ordered_json& j, const std::string& file,
+                          ChatTemplateConfig* config) {
   const auto it = j.find("chat_template");
-  if (it == j.end() || it->is_null()) return std::optional<ChatTemplateConfig>();
-  ChatTemplateConfig config;
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
   constexpr char kShape[] = "a string or a list of {name, template}";
   if (it->is_string()) {
-    config.source = it->get<std::string>();
+    config->source = it->get<std::string>();
   } else if (it->is_array()) {
     bool found = false;
     for (const auto& entry : *it) {
@@ -114,7 +103,7 @@ absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
         return KeyError(file, "chat_template", kShape);
       }
       if (!found && name->get<std::string>() == "default") {
-        config.source = tmpl->get<std::string>();
+        config->source = tmpl->get<std::string>();
         found = true;
       }
     }
@@ -125,10 +114,41 @@ absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
   } else {
     return KeyError(file, "chat_template", kShape);
   }
-  for (absl::Status s : {ReadToken(j, file, "bos_token", &config.bos_token),
-                         ReadToken(j, file, "eos_token", &config.eos_token)}) {
-    if (!s.ok()) return s;
+  config->origin = absl::StrCat(file, ": chat_template");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
+    const std::filesystem::path& model_dir) {
+  ChatTemplateConfig config;
+  const std::filesystem::path path = model_dir / "tokenizer_config.json";
+  const std::string file = path.string();
+  if (std::ifstream in(path); in) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    const auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
+    }
+    if (absl::Status s = ReadTemplate(j, file, &config); !s.ok()) return s;
+    for (absl::Status s : {ReadToken(j, file, "bos_token", &config.bos_token),
+                           ReadToken(j, file, "eos_token", &config.eos_token)}) {
+      if (!s.ok()) return s;
+    }
   }
+  // Newer transformers versions save the template beside tokenizer_config.json instead; it wins,
+  // as it does there.
+  const std::filesystem::path jinja_path = model_dir / "chat_template.jinja";
+  if (std::ifstream in(jinja_path, std::ios::binary); in) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    config.source = ss.str();
+    config.origin = jinja_path.string();
+  }
+  if (config.origin.empty()) return std::optional<ChatTemplateConfig>();
   return std::optional<ChatTemplateConfig>(std::move(config));
 }
 

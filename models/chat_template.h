@@ -53,10 +53,13 @@ class ChatTemplate {  // cheap to copy (shared immutable compiled form), thread-
 // The status came from the template's raise_exception().
 bool IsTemplateRaise(const absl::Status& status);
 
-// What tokenizer_config.json says about chat (absent file or no chat_template -> nullopt).
+// What a model directory says about chat: the template from chat_template.jinja, else from
+// tokenizer_config.json's chat_template (nullopt when neither has one), and that file's special
+// tokens.
 struct ChatTemplateConfig {
   std::string source;     // chat_template: a string, or the entry named "default" of a list of
-                          // {name, template}
+                          // {name, template}; or chat_template.jinja's text
+  std::string origin;     // where source came from, for messages ("<dir>/chat_template.jinja")
   std::string bos_token;  // "" when absent; a string or an AddedToken object {"content": ...}
   std::string eos_token;
 };

@@ -97,7 +97,7 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
       ->check(CLI::Range(1, 64));
   app.add_option("--chat-template", f.chat_template,
                  "Jinja chat template file for chat prompts (default: the model directory's "
-                 "tokenizer_config.json chat_template, if any)")
+                 "chat_template.jinja or tokenizer_config.json chat_template, if any)")
       ->check(CLI::ExistingFile);
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");
@@ -145,29 +145,29 @@ RunnerOptions ToRunnerOptions(const ServerFlags& f) {
   return options;
 }
 
-// How chat prompts are written out: --chat-template's file, else tokenizer_config.json's
-// chat_template; none is not an error (chat prompts are refused). bos_token and eos_token come
-// from tokenizer_config.json, else from config.json's ids.
+// How chat prompts are written out: --chat-template's file, else the model directory's
+// (chat_template.jinja, else tokenizer_config.json's chat_template); none is not an error (chat
+// prompts are refused). bos_token and eos_token come from tokenizer_config.json, else from
+// config.json's ids.
 absl::StatusOr<std::optional<ChatFormat>> LoadChatFormat(const ServerFlags& f,
                                                          const ModelConfig& config,
                                                          const Tokenizer& tokenizer) {
   absl::StatusOr<std::optional<ChatTemplateConfig>> from_dir = ReadChatTemplateConfig(f.model_dir);
   if (!from_dir.ok()) return from_dir.status();
   ChatTemplateConfig c = from_dir->value_or(ChatTemplateConfig{});
-  std::string origin = (f.model_dir / "tokenizer_config.json").string() + ": chat_template";
   if (!f.chat_template.empty()) {
     std::ifstream in(f.chat_template, std::ios::binary);
     std::stringstream text;
     text << in.rdbuf();
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", f.chat_template.string()));
     c.source = text.str();
-    origin = f.chat_template.string();
+    c.origin = f.chat_template.string();
   } else if (!from_dir->has_value()) {
     return std::nullopt;
   }
   absl::StatusOr<ChatTemplate> compiled = ChatTemplate::Compile(c.source);
   if (!compiled.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(origin, ": ", compiled.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(c.origin, ": ", compiled.status().message()));
   }
   if (c.bos_token.empty() && config.bos_token_id >= 0) {
     c.bos_token = TokenText(tokenizer, config.bos_token_id);
@@ -175,7 +175,7 @@ absl::StatusOr<std::optional<ChatFormat>> LoadChatFormat(const ServerFlags& f,
   if (c.eos_token.empty() && !config.eos_token_ids.empty()) {
     c.eos_token = TokenText(tokenizer, config.eos_token_ids[0]);
   }
-  spdlog::info("chat template from {}", origin);
+  spdlog::info("chat template from {}", c.origin);
   return ChatFormat{.chat_template = *std::move(compiled),
                     .bos_token = std::move(c.bos_token),
                     .eos_token = std::move(c.eos_token)};

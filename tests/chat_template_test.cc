@@ -287,6 +287,27 @@ TEST_F(ReadChatTemplateConfigTest, ListFormPicksDefaultAndAddedTokens) {
   EXPECT_EQ((*c)->eos_token, "");
 }
 
+// Newer transformers save the template as chat_template.jinja beside tokenizer_config.json; it
+// wins over the key, and the special tokens still come from tokenizer_config.json.
+TEST_F(ReadChatTemplateConfigTest, ChatTemplateJinjaFileWins) {
+  std::ofstream(dir_ / "chat_template.jinja") << "{{ eos_token }}\n";
+  auto alone = ReadChatTemplateConfig(dir_);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  ASSERT_TRUE(alone->has_value());
+  EXPECT_EQ((*alone)->source, "{{ eos_token }}\n");
+  EXPECT_EQ((*alone)->origin, (dir_ / "chat_template.jinja").string());
+  Write(R"({"chat_template": "old", "eos_token": "</s>"})");
+  auto both = ReadChatTemplateConfig(dir_);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ((*both)->source, "{{ eos_token }}\n");
+  EXPECT_EQ((*both)->eos_token, "</s>");
+  std::filesystem::remove(dir_ / "chat_template.jinja");
+  auto key = ReadChatTemplateConfig(dir_);
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_EQ((*key)->source, "old");
+  EXPECT_EQ((*key)->origin, File() + ": chat_template");
+}
+
 TEST_F(ReadChatTemplateConfigTest, AbsentFileOrKeyIsNullopt) {
   auto none = ReadChatTemplateConfig(dir_);
   ASSERT_TRUE(none.ok());

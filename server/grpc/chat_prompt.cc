@@ -9,8 +9,9 @@ namespace attnres {
 absl::StatusOr<std::string> RenderChat(const v1::Chat& chat, const ServingContext& ctx) {
   if (!ctx.chat.has_value()) {
     return absl::FailedPreconditionError(
-        "prompt.chat needs a chat template: the model directory's tokenizer_config.json has no "
-        "chat_template and the server was started without --chat-template; send prompt.text");
+        "prompt.chat needs a chat template: the model directory has none (chat_template.jinja "
+        "or tokenizer_config.json's chat_template) and the server was started without "
+        "--chat-template; send prompt.text");
   }
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   for (const v1::ChatMessage& m : chat.messages()) {
