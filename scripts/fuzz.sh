@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(generate_request_fuzz engine_batching_fuzz stop_checker_fuzz
-                                   tokenizer_fuzz tokenizer_json_fuzz model_config_fuzz
-                                   generation_config_fuzz safetensors_fuzz)
+[ ${#targets[@]} -gt 0 ] || targets=(generate_request_fuzz openai_request_fuzz engine_batching_fuzz
+                                   stop_checker_fuzz chat_template_fuzz tokenizer_fuzz
+                                   tokenizer_json_fuzz model_config_fuzz generation_config_fuzz
+                                   safetensors_fuzz)
 scripts/install-deps.sh
 extra=()
 for p in clang libclang-rt-14-dev; do
