@@ -90,7 +90,10 @@ TEST(OpenAiRequest, RefusalsNameTheKeyAndTheRule) {
       {"[1]", "must be a JSON object"},
       {R"({"max_tokens": 3})", R"(key "prompt" is required)"},
       {R"({"prompt": 5})", R"(key "prompt" must be a string or a list of token ids)"},
-      {R"({"prompt": ["a", "b"]})", "send one request per prompt"},
+      {R"({"prompt": ["a", 5]})", R"(key "prompt[1]" must be a string or a list of token ids)"},
+      {R"({"prompt": [[1], [-1]]})", R"(key "prompt[1]" ids must be in [0, 2^31))"},
+      {R"({"prompt": ["a", "b", "c", "d", "e"], "n": 16})",
+       R"(key "n" times the number of prompts must be at most 64, got 16 x 5)"},
       {R"({"prompt": [1, "a"]})", R"(key "prompt" must hold integers only)"},
       {R"({"prompt": [-1]})", "ids must be in [0, 2^31)"},
       {R"({"prompt": "x", "frobnicate": 1})", R"(key "frobnicate" is not a known)"},
@@ -121,6 +124,28 @@ TEST(OpenAiRequest, RefusalsNameTheKeyAndTheRule) {
   auto other = Parse(R"({"prompt": "x", "model": "gpt-4"})");
   EXPECT_EQ(other.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(other.status().message()), HasSubstr(R"(serves "tiny")"));
+}
+
+// OpenAI's list of prompts: one request each, in order (request.prompt is the first).
+TEST(OpenAiRequest, PromptLists) {
+  auto texts = Parse(R"({"prompt": ["a", "b c"], "n": 2})");
+  ASSERT_TRUE(texts.ok()) << texts.status();
+  ASSERT_EQ(texts->prompts.size(), 2u);
+  EXPECT_EQ(texts->prompts[1].text(), "b c");
+  EXPECT_EQ(texts->request.prompt().text(), "a");
+  EXPECT_EQ(texts->n, 2);
+  auto ids = Parse(R"({"prompt": [[1, 2], [3]]})");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  ASSERT_EQ(ids->prompts.size(), 2u);
+  EXPECT_EQ(ids->prompts[1].token_ids().ids(0), 3);
+  auto one = Parse(R"({"prompt": [4, 5]})");  // token ids: one prompt
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->prompts.size(), 1u);
+  EXPECT_EQ(one->prompts[0].token_ids().ids_size(), 2);
+  std::string many = R"({"prompt": ["a")";
+  for (int i = 0; i < kMaxPrompts; ++i) many += R"(, "a")";
+  EXPECT_THAT(std::string(Parse(many + "]}").status().message()),
+              HasSubstr(R"(key "prompt" must hold at most 64 prompts, got 65)"));
 }
 
 TEST(OpenAiRequest, TokenizeAndDetokenizeBodies) {
@@ -177,7 +202,7 @@ TEST(OpenAiResponse, CompletionWithLegacyLogprobs) {
   r.mutable_usage()->set_prompt_tokens(3);
   r.mutable_usage()->set_completion_tokens(2);
   const CompletionMeta meta{.id = "cmpl-x", .model = "tiny", .created = 17, .logprobs = true};
-  const nlohmann::ordered_json j = CompletionJson({r}, meta, nullptr);
+  const nlohmann::ordered_json j = CompletionJson({r}, meta, 1, {});
   EXPECT_EQ(j["id"], "cmpl-x");
   EXPECT_EQ(j["object"], "text_completion");
   EXPECT_EQ(j["created"], 17);
@@ -228,7 +253,7 @@ TEST(OpenAiResponse, EchoPutsThePromptFirst) {
   const CompletionMeta meta{
       .id = "cmpl-e", .model = "tiny", .created = 1, .logprobs = true, .echo = true};
   const EchoedPrompt echo{.text = "a b", .first_token = "a"};
-  const auto j = CompletionJson({r}, meta, &echo);
+  const auto j = CompletionJson({r}, meta, 1, {&echo});
   const auto& choice = j["choices"][0];
   EXPECT_EQ(choice["text"], "a b!");
   EXPECT_EQ(choice["logprobs"]["tokens"], nlohmann::ordered_json({"a", " b", "!"}));
@@ -239,7 +264,7 @@ TEST(OpenAiResponse, EchoPutsThePromptFirst) {
   // Scoring only (no completion): the prompt alone.
   v1::GenerateResponse scored;
   *scored.add_prompt_logprobs() = Logprob(5, " b", -2.0f);
-  const auto s = CompletionJson({scored}, meta, &echo);
+  const auto s = CompletionJson({scored}, meta, 1, {&echo});
   EXPECT_EQ(s["choices"][0]["text"], "a b");
   EXPECT_EQ(s["choices"][0]["logprobs"]["tokens"].size(), 2u);
 }
@@ -434,7 +459,7 @@ TEST(OpenAiResponse, ChoicesAreIndexedAndTheirUsageSummed) {
   b.mutable_usage()->set_completion_tokens(2);
   const CompletionMeta meta{.id = "cmpl-n", .model = "tiny", .created = 1};
   const EchoedPrompt echo{.text = "p ", .first_token = "p"};
-  const auto j = CompletionJson({a, b}, meta, &echo);
+  const auto j = CompletionJson({a, b}, meta, 2, {&echo, &echo});
   ASSERT_EQ(j["choices"].size(), 2u);
   EXPECT_EQ(j["choices"][1]["index"], 1);
   EXPECT_EQ(j["choices"][0]["text"], "p x");  // every choice echoes the prompt
@@ -448,7 +473,7 @@ TEST(OpenAiResponse, ChoicesAreIndexedAndTheirUsageSummed) {
   const auto c = ChatCompletionJson({a, b}, chat, *tokenizer);
   EXPECT_EQ(c["choices"][1]["message"]["content"], "yz");
   EXPECT_EQ(c["usage"]["completion_tokens"], 3);
-  EXPECT_EQ(TotalUsage({a.usage(), b.usage()}).completion_tokens(), 3);
+  EXPECT_EQ(TotalUsage({a.usage(), b.usage()}, 2).completion_tokens(), 3);
 }
 
 TEST(OpenAiChatResponse, ChatFieldNamesAndMissingTemplate) {

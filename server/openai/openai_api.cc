@@ -57,7 +57,7 @@ struct ChoiceDelta {
 class DeltaQueue {
  public:
   DeltaQueue(int choices, size_t max_pending_bytes)
-      : max_pending_bytes_(max_pending_bytes), finished_(choices, false) {}
+      : max_pending_bytes_(max_pending_bytes), finished_(choices, false), handles_(choices) {}
 
   // What Submit takes for choice `choice`: a sink that queues into `queue`.
   static std::shared_ptr<RequestSink> SinkFor(std::shared_ptr<DeltaQueue> queue, int choice) {
@@ -71,17 +71,19 @@ class DeltaQueue {
     pending_bytes_ += ApproxBytes(delta);
     if (!delta.finished && pending_bytes_ > max_pending_bytes_ && !overflowed_) {
       overflowed_ = true;
-      for (const auto& handle : handles_) handle->Cancel();
+      for (const auto& handle : handles_) {
+        if (handle) handle->Cancel();
+      }
     }
     if (delta.finished) finished_[choice] = true;
     queue_.push_back({choice, std::move(delta)});
     cv_.notify_one();
   }
 
-  void AddHandle(std::shared_ptr<RequestHandle> handle) {
+  void SetHandle(int choice, std::shared_ptr<RequestHandle> handle) {
     std::lock_guard<std::mutex> lock(mu_);
     if (overflowed_) handle->Cancel();
-    handles_.push_back(std::move(handle));
+    handles_[choice] = std::move(handle);
   }
 
   // Waits for at least one delta and takes all queued ones, oldest first.
@@ -95,12 +97,12 @@ class DeltaQueue {
     return out;
   }
 
-  // The client went away, or one choice failed: cancels every choice that has not ended (the
-  // submitted ones: handles_[i] is choice i's).
+  // The client went away, or one choice failed: cancels every submitted choice that has not
+  // ended.
   void Abandon() {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < handles_.size(); ++i) {
-      if (!finished_[i]) handles_[i]->Cancel();
+      if (handles_[i] && !finished_[i]) handles_[i]->Cancel();
     }
   }
 
@@ -135,8 +137,8 @@ class DeltaQueue {
   std::deque<ChoiceDelta> queue_;
   size_t pending_bytes_ = 0;
   bool overflowed_ = false;
-  std::vector<bool> finished_;  // by choice
-  std::vector<std::shared_ptr<RequestHandle>> handles_;
+  std::vector<bool> finished_;                           // by choice
+  std::vector<std::shared_ptr<RequestHandle>> handles_;  // by choice; null until submitted
 };
 
 // The engine requests of a call's n choices: choice 0 as converted; choice i with the request id
@@ -155,43 +157,58 @@ std::vector<GenerationRequest> Choices(GenerationRequest base, int n, bool seede
   return out;
 }
 
-// Submits a call's choices: choice 0 at once, the others once choice 0 has answered. By then its
-// prompt's full pages are in the prefix cache, so the others compute only the last partial page
-// instead of n prefills of the same prompt.
+// Submits a call's choices, n per prompt (choice p * n + j is prompt p's j-th): each prompt's
+// first at once, its others once that one has answered. By then its prompt's full pages are in
+// the prefix cache, so the others compute only the last partial page instead of n prefills of
+// the same prompt.
 class ChoiceLauncher {
  public:
+  // groups[p]: prompt p's n requests.
   ChoiceLauncher(Engine* engine, std::shared_ptr<DeltaQueue> queue,
-                 std::vector<GenerationRequest> choices)
-      : engine_(engine), queue_(std::move(queue)), choices_(std::move(choices)) {}
+                 std::vector<std::vector<GenerationRequest>> groups)
+      : engine_(engine),
+        queue_(std::move(queue)),
+        groups_(std::move(groups)),
+        launched_(groups_.size(), false) {}
 
-  absl::Status SubmitFirst() { return Submit(0); }
+  absl::Status SubmitFirsts() {
+    for (size_t p = 0; p < groups_.size(); ++p) {
+      if (absl::Status s = Submit(p, 0); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
 
-  // After the handler took `taken`: submits the other choices if choice 0 has answered.
+  // After the handler took `taken`: submits the other choices of each prompt whose first choice
+  // has answered. An error is the request's (the submitted choices are cancelled).
   absl::Status OnTaken(const std::vector<ChoiceDelta>& taken) {
-    if (launched_ || taken.empty()) return absl::OkStatus();  // only choice 0 is out before
-    launched_ = true;
-    for (size_t i = 1; i < choices_.size(); ++i) {
-      if (absl::Status s = Submit(static_cast<int>(i)); !s.ok()) {
-        queue_->Abandon();
-        return s;
+    for (const ChoiceDelta& d : taken) {
+      const size_t p = static_cast<size_t>(d.choice) / groups_[0].size();
+      if (launched_[p]) continue;
+      launched_[p] = true;
+      for (size_t j = 1; j < groups_[p].size(); ++j) {
+        if (absl::Status s = Submit(p, j); !s.ok()) return s;
       }
     }
     return absl::OkStatus();
   }
 
  private:
-  absl::Status Submit(int i) {
+  absl::Status Submit(size_t p, size_t j) {
+    const int choice = static_cast<int>(p * groups_[p].size() + j);
     absl::StatusOr<std::shared_ptr<RequestHandle>> handle =
-        engine_->Submit(std::move(choices_[i]), DeltaQueue::SinkFor(queue_, i));
-    if (!handle.ok()) return handle.status();
-    queue_->AddHandle(*std::move(handle));
+        engine_->Submit(std::move(groups_[p][j]), DeltaQueue::SinkFor(queue_, choice));
+    if (!handle.ok()) {
+      queue_->Abandon();
+      return handle.status();
+    }
+    queue_->SetHandle(choice, *std::move(handle));
     return absl::OkStatus();
   }
 
   Engine* const engine_;
   const std::shared_ptr<DeltaQueue> queue_;
-  std::vector<GenerationRequest> choices_;
-  bool launched_ = false;
+  std::vector<std::vector<GenerationRequest>> groups_;
+  std::vector<bool> launched_;  // by prompt: its other choices are submitted
 };
 
 // What echo writes first: the prompt as sent (a token-id prompt decoded as the output is), and its
@@ -207,50 +224,57 @@ EchoedPrompt Echo(const ServingContext& ctx, const v1::GenerateRequest& request,
 }
 
 // How one endpoint writes the engine's output: whole, or chunk by chunk (each choice's in order,
-// from one thread at a time), and the usage chunk.
+// from one thread at a time), and the usage chunk. Choice c completes prompt c / n.
 class OutputWriter {
  public:
   virtual ~OutputWriter() = default;
   virtual json Whole(const std::vector<v1::GenerateResponse>& choices) = 0;
   virtual json Chunk(const v1::GenerateStreamResponse& chunk, int choice) = 0;
   json Usage(const std::vector<v1::Usage>& choices) const {
-    return UsageChunkJson(TotalUsage(choices), meta_);
+    return UsageChunkJson(TotalUsage(choices, n_), meta_);
   }
 
  protected:
-  explicit OutputWriter(CompletionMeta meta) : meta_(std::move(meta)) {}
+  OutputWriter(CompletionMeta meta, int n) : meta_(std::move(meta)), n_(n) {}
   const CompletionMeta meta_;
+  const int n_;
 };
 
-// /v1/completions: text_completion objects; an echoed prompt leads each choice's text.
+// /v1/completions: text_completion objects; with echo, its prompt leads each choice's text.
 class TextWriter final : public OutputWriter {
  public:
-  TextWriter(CompletionMeta meta, int choices, std::optional<EchoedPrompt> echo)
-      : OutputWriter(std::move(meta)),
-        echo_(std::move(echo)),
-        echo_pending_(choices, echo_.has_value()),
-        offsets_(choices) {}
+  // echoes: by prompt, each set when the request asked for echo.
+  TextWriter(CompletionMeta meta, int n, std::vector<std::optional<EchoedPrompt>> echoes)
+      : OutputWriter(std::move(meta), n), echoes_(std::move(echoes)) {
+    for (size_t c = 0; c < echoes_.size() * n; ++c) {
+      const std::optional<EchoedPrompt>& e = echoes_[c / n];
+      echo_of_.push_back(e.has_value() ? &*e : nullptr);
+    }
+    echo_pending_.assign(echo_of_.size(), true);
+    offsets_.resize(echo_of_.size());
+  }
   json Whole(const std::vector<v1::GenerateResponse>& choices) override {
-    return CompletionJson(choices, meta_, echo_.has_value() ? &*echo_ : nullptr);
+    return CompletionJson(choices, meta_, n_, echo_of_);
   }
   json Chunk(const v1::GenerateStreamResponse& chunk, int choice) override {
     json j = CompletionChunkJson(chunk, choice, meta_, &offsets_[choice],
-                                 echo_pending_[choice] ? &*echo_ : nullptr);
+                                 echo_pending_[choice] ? echo_of_[choice] : nullptr);
     echo_pending_[choice] = false;
     return j;
   }
 
  private:
-  const std::optional<EchoedPrompt> echo_;
-  std::vector<bool> echo_pending_;  // by choice: its first chunk is still to come
+  const std::vector<std::optional<EchoedPrompt>> echoes_;
+  std::vector<const EchoedPrompt*> echo_of_;  // by choice, into echoes_; null without echo
+  std::vector<bool> echo_pending_;            // by choice: its first chunk is still to come
   std::vector<TextOffset> offsets_;
 };
 
 // /v1/chat/completions: chat.completion objects; each choice's first chunk carries the role.
 class ChatWriter final : public OutputWriter {
  public:
-  ChatWriter(CompletionMeta meta, int choices, const Tokenizer* tokenizer)
-      : OutputWriter(std::move(meta)), tokenizer_(tokenizer), first_(choices, true) {}
+  ChatWriter(CompletionMeta meta, int n, const Tokenizer* tokenizer)
+      : OutputWriter(std::move(meta), n), tokenizer_(tokenizer), first_(n, true) {}
   json Whole(const std::vector<v1::GenerateResponse>& choices) override {
     return ChatCompletionJson(choices, meta_, *tokenizer_);
   }
@@ -354,30 +378,48 @@ void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib
   auto in_flight = std::make_shared<InFlight>(this);
   const ServingContext& ctx = *ctx_;
   if (!call.ok()) return SendError(call.status(), res);
-  absl::StatusOr<GenerationRequest> gen = [&]() -> absl::StatusOr<GenerationRequest> {
-    absl::Status status = ValidateGenerateRequest(call->request, ctx.limits);
-    if (!status.ok()) return status;
-    return ToGenerationRequest(call->request, ctx, absl::InfiniteFuture());
-  }();
-  if (!gen.ok()) return SendError(WithHttpFieldNames(gen.status()), res);
-  const CompletionMeta meta{.chat = chat,
-                            .id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", gen->request_id),
-                            .model = ctx.model_name,
-                            .created = absl::ToUnixSeconds(absl::Now()),
-                            .logprobs = call->request.has_logprobs(),
-                            .echo = call->echo && call->request.has_logprobs()};
-  const int n = call->n;
+  const int n = call->n, num_prompts = static_cast<int>(call->prompts.size());
+  const bool seeded = call->request.sampling().has_seed();
+  // Each prompt's n engine requests, checked and converted as the gRPC API does them.
+  std::vector<std::vector<GenerationRequest>> groups;
+  std::vector<std::optional<EchoedPrompt>> echoes;  // by prompt
+  for (int p = 0; p < num_prompts; ++p) {
+    v1::GenerateRequest request = call->request;
+    *request.mutable_prompt() = call->prompts[p];
+    absl::StatusOr<GenerationRequest> gen = [&]() -> absl::StatusOr<GenerationRequest> {
+      absl::Status status = ValidateGenerateRequest(request, ctx.limits);
+      if (!status.ok()) return status;
+      return ToGenerationRequest(request, ctx, absl::InfiniteFuture());
+    }();
+    if (!gen.ok()) {
+      const absl::Status& s = gen.status();
+      return SendError(
+          WithHttpFieldNames(
+              num_prompts == 1
+                  ? s
+                  : absl::Status(s.code(), absl::StrCat("prompt[", p, "]: ", s.message()))),
+          res);
+    }
+    echoes.push_back(call->echo ? std::optional(Echo(ctx, request, gen->prompt_ids, gen->output))
+                                : std::nullopt);
+    groups.push_back(Choices(*std::move(gen), n, seeded));
+  }
+  const CompletionMeta meta{
+      .chat = chat,
+      .id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", groups[0][0].request_id),
+      .model = ctx.model_name,
+      .created = absl::ToUnixSeconds(absl::Now()),
+      .logprobs = call->request.has_logprobs(),
+      .echo = call->echo && call->request.has_logprobs()};
+  const int choices = num_prompts * n;
   std::shared_ptr<OutputWriter> writer;
   if (chat) {
     writer = std::make_shared<ChatWriter>(meta, n, ctx.tokenizer);
   } else {
-    std::optional<EchoedPrompt> echo;
-    if (call->echo) echo = Echo(ctx, call->request, gen->prompt_ids, gen->output);
-    writer = std::make_shared<TextWriter>(meta, n, std::move(echo));
+    writer = std::make_shared<TextWriter>(meta, n, std::move(echoes));
   }
-  auto queue = std::make_shared<DeltaQueue>(n, ctx.max_stream_buffer_bytes);
-  auto launcher = std::make_shared<ChoiceLauncher>(
-      ctx.engine, queue, Choices(*std::move(gen), n, call->request.sampling().has_seed()));
+  auto queue = std::make_shared<DeltaQueue>(choices, ctx.max_stream_buffer_bytes);
+  auto launcher = std::make_shared<ChoiceLauncher>(ctx.engine, queue, std::move(groups));
   auto send_error = [&](const absl::Status& status) {
     if (status.code() == absl::StatusCode::kResourceExhausted) {
       const int64_t ms = absl::ToInt64Milliseconds(ctx.engine->retry_after());
@@ -385,11 +427,11 @@ void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib
     }
     SendError(WithHttpFieldNames(status), res);
   };
-  if (absl::Status status = launcher->SubmitFirst(); !status.ok()) return send_error(status);
+  if (absl::Status status = launcher->SubmitFirsts(); !status.ok()) return send_error(status);
 
   if (!call->stream) {
-    std::vector<v1::GenerateResponse> responses(n);
-    for (int done = 0; done < n;) {
+    std::vector<v1::GenerateResponse> responses(choices);
+    for (int done = 0; done < choices;) {
       std::vector<ChoiceDelta> taken = queue->Take();
       if (absl::Status status = launcher->OnTaken(taken); !status.ok()) return send_error(status);
       for (ChoiceDelta& d : taken) {
@@ -409,8 +451,8 @@ void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib
   res.set_header("Cache-Control", "no-cache");
   const bool include_usage = call->include_usage;
   // Each choice's usage, filled as it finishes; the stream ends when all have.
-  auto usages = std::make_shared<std::vector<v1::Usage>>(n);
-  auto unfinished = std::make_shared<int>(n);
+  auto usages = std::make_shared<std::vector<v1::Usage>>(choices);
+  auto unfinished = std::make_shared<int>(choices);
   res.set_chunked_content_provider(
       "text/event-stream",
       [&ctx, include_usage, queue, launcher, writer, usages, unfinished](size_t,

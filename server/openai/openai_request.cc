@@ -130,25 +130,33 @@ absl::Status ReadOptionalBool(const json& j, const char* key, Setter set) {
   return absl::OkStatus();
 }
 
-// A string, a list of token ids, or a one-element list holding either.
-absl::Status ReadPrompt(const json& j, v1::GenerateRequest* r) {
-  if (!Has(j, "prompt")) return KeyError(kOrigin, "prompt", "is required");
-  const json* p = &j["prompt"];
-  if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) {
-    p = &(*p)[0];
-  } else if (p->is_array() && !p->empty() && !(*p)[0].is_number()) {
-    return KeyError(kOrigin, "prompt",
-                    "must be one prompt (a string or a list of token ids); send one request per "
-                    "prompt");
-  }
-  if (p->is_string()) {
-    r->mutable_prompt()->set_text(p->get<std::string>());
+// One prompt: a string or a list of token ids. `name` is the key as the error shows it.
+absl::Status ReadOnePrompt(const json& p, const std::string& name, v1::Prompt* out) {
+  if (p.is_string()) {
+    out->set_text(p.get<std::string>());
     return absl::OkStatus();
   }
-  if (!p->is_array()) return KeyError(kOrigin, "prompt", "must be a string or a list of token ids");
+  if (!p.is_array()) return KeyError(kOrigin, name, "must be a string or a list of token ids");
   std::vector<int32_t> ids;
-  RETURN_IF_ERROR(config_json::ReadTokenIds(json{{"prompt", *p}}, kOrigin, "prompt", &ids));
-  r->mutable_prompt()->mutable_token_ids()->mutable_ids()->Add(ids.begin(), ids.end());
+  RETURN_IF_ERROR(config_json::ReadTokenIds(json{{name, p}}, kOrigin, name.c_str(), &ids));
+  out->mutable_token_ids()->mutable_ids()->Add(ids.begin(), ids.end());
+  return absl::OkStatus();
+}
+
+// A prompt (a string or a list of token ids), or a list of them: one request each.
+absl::Status ReadPrompts(const json& j, CompletionCall* call) {
+  if (!Has(j, "prompt")) return KeyError(kOrigin, "prompt", "is required");
+  const json& p = j["prompt"];
+  const bool many = p.is_array() && !p.empty() && (p[0].is_string() || p[0].is_array());
+  if (!many) return ReadOnePrompt(p, "prompt", &call->prompts.emplace_back());
+  if (p.size() > static_cast<size_t>(kMaxPrompts)) {
+    return KeyError(kOrigin, "prompt",
+                    absl::StrCat("must hold at most ", kMaxPrompts, " prompts, got ", p.size()));
+  }
+  for (size_t i = 0; i < p.size(); ++i) {
+    RETURN_IF_ERROR(
+        ReadOnePrompt(p[i], absl::StrCat("prompt[", i, "]"), &call->prompts.emplace_back()));
+  }
   return absl::OkStatus();
 }
 
@@ -204,8 +212,8 @@ absl::Status ReadSeed(const json& j, v1::SamplingParams* s) {
 // n, and what OpenAI has that this server does not take (best_of above n, suffix).
 absl::Status ReadChoices(const json& j, CompletionCall* call) {
   RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "n", false, 1, &call->n));
-  if (call->n > kMaxChoices) {
-    return KeyError(kOrigin, "n", absl::StrCat("must be in [1, ", kMaxChoices, "], got ", call->n));
+  if (call->n > kMaxN) {
+    return KeyError(kOrigin, "n", absl::StrCat("must be in [1, ", kMaxN, "], got ", call->n));
   }
   int best_of = call->n;
   RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "best_of", false, 1, &best_of));
@@ -350,7 +358,13 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
   CompletionCall call;
   RETURN_IF_ERROR(ReadGenerationKeys(j, &call));
   v1::GenerateRequest& r = call.request;
-  RETURN_IF_ERROR(ReadPrompt(j, &r));
+  RETURN_IF_ERROR(ReadPrompts(j, &call));
+  if (call.prompts.size() * call.n > static_cast<size_t>(kMaxChoices)) {
+    return KeyError(kOrigin, "n",
+                    absl::StrCat("times the number of prompts must be at most ", kMaxChoices,
+                                 ", got ", call.n, " x ", call.prompts.size()));
+  }
+  *r.mutable_prompt() = call.prompts[0];
   int max_tokens = kDefaultMaxTokens, logprobs = -1;
   RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "max_tokens", false, 0, &max_tokens));
   RETURN_IF_ERROR(config_json::ReadInt(j, kOrigin, "logprobs", false, 0, &logprobs));
@@ -370,10 +384,11 @@ absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
   CompletionCall call;
   RETURN_IF_ERROR(ReadGenerationKeys(j, &call));
   v1::GenerateRequest& r = call.request;
-  v1::Chat* chat = r.mutable_prompt()->mutable_chat();
+  v1::Chat* chat = call.prompts.emplace_back().mutable_chat();
   RETURN_IF_ERROR(ReadMessages(j, chat));
   RETURN_IF_ERROR(ReadOptionalBool(j, "add_generation_prompt",
                                    [&](bool v) { chat->set_add_generation_prompt(v); }));
+  *r.mutable_prompt() = call.prompts[0];
   if (Has(j, "max_tokens") && Has(j, "max_completion_tokens")) {
     return KeyError(kOrigin, "max_tokens",
                     "must not be set with max_completion_tokens (it is the older name)");

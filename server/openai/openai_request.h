@@ -1,25 +1,32 @@
 // The bodies of the HTTP API's calls, read into the gRPC API's requests, so that both front ends
 // share one set of range rules (request_validation.h) and one conversion (proto_convert.h). This
 // file checks only the JSON: types, known keys, the shapes OpenAI allows (prompt as text, token
-// ids or a one-element list of either; chat message content as text or a list of text parts;
+// ids or a list of either; chat message content as text or a list of text parts;
 // stop as a string or a list) and what this server does not take (best_of other than n, suffix,
 // tools).
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "attnres/v1/attnres.pb.h"
 
 namespace attnres {
 
-inline constexpr int kMaxChoices = 16;  // n
+inline constexpr int kMaxN = 16;        // n
+inline constexpr int kMaxPrompts = 64;  // prompts in one /v1/completions request
+inline constexpr int kMaxChoices = 64;  // prompts x n
 
 struct CompletionCall {
   v1::GenerateRequest request;  // max_tokens defaults to OpenAI's 16; other unset fields stay
-                                // unset, so generation_config.json's defaults apply
-  // Completions of the same request, each its own engine request with its own seed (the
-  // request's seed + i when set); their prompt pages are shared through the prefix cache.
+                                // unset, so generation_config.json's defaults apply; its prompt
+                                // is prompts[0]
+  // What the request's choices complete, in order: one prompt, or OpenAI's list of prompts
+  // (/v1/completions only), each as its own engine requests.
+  std::vector<v1::Prompt> prompts;
+  // Completions of each prompt, each its own engine request with its own seed (the request's
+  // seed + i when set); their prompt pages are shared through the prefix cache.
   int n = 1;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk carrying usage

@@ -143,35 +143,39 @@ json ChatChoice(const Message& m, int index, const CompletionMeta& meta, const c
 
 }  // namespace
 
-v1::Usage TotalUsage(const std::vector<v1::Usage>& choices) {
+v1::Usage TotalUsage(const std::vector<v1::Usage>& choices, int n) {
   v1::Usage total;
-  if (choices.empty()) return total;
-  total = choices[0];  // the prompt, counted once
-  for (size_t i = 1; i < choices.size(); ++i) {
-    total.set_completion_tokens(total.completion_tokens() + choices[i].completion_tokens());
+  for (size_t c = 0; c < choices.size(); ++c) {
+    if (c % static_cast<size_t>(n) == 0) {  // a prompt's first choice: its prompt, once
+      total.set_prompt_tokens(total.prompt_tokens() + choices[c].prompt_tokens());
+      total.set_cached_prompt_tokens(total.cached_prompt_tokens() +
+                                     choices[c].cached_prompt_tokens());
+    }
+    total.set_completion_tokens(total.completion_tokens() + choices[c].completion_tokens());
   }
   return total;
 }
 
 namespace {
 
-v1::Usage ChoicesUsage(const std::vector<v1::GenerateResponse>& choices) {
+v1::Usage ChoicesUsage(const std::vector<v1::GenerateResponse>& choices, int n) {
   std::vector<v1::Usage> usages;
   for (const v1::GenerateResponse& c : choices) usages.push_back(c.usage());
-  return TotalUsage(usages);
+  return TotalUsage(usages, n);
 }
 
 }  // namespace
 
 json CompletionJson(const std::vector<v1::GenerateResponse>& choices, const CompletionMeta& meta,
-                    const EchoedPrompt* echo) {
+                    int n, const std::vector<const EchoedPrompt*>& echoes) {
   json j = Envelope(meta, /*chunk=*/false);
   j["choices"] = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     TextOffset offset;
+    const EchoedPrompt* echo = i < echoes.size() ? echoes[i] : nullptr;
     j["choices"].push_back(Choice(choices[i], static_cast<int>(i), meta, &offset, echo));
   }
-  j["usage"] = UsageJson(ChoicesUsage(choices));
+  j["usage"] = UsageJson(ChoicesUsage(choices, n));
   return j;
 }
 
@@ -191,7 +195,7 @@ json ChatCompletionJson(const std::vector<v1::GenerateResponse>& choices,
                                       {{"role", "assistant"}, {"content", choices[i].text()}},
                                       tokenizer));
   }
-  j["usage"] = UsageJson(ChoicesUsage(choices));
+  j["usage"] = UsageJson(ChoicesUsage(choices, static_cast<int>(choices.size())));
   return j;
 }
 

@@ -38,13 +38,16 @@ struct TextOffset {
   int64_t chars = 0;  // Unicode code points of the token texts so far
 };
 
-// The usage of n completions of one prompt: its prompt tokens once, every completion's tokens.
-v1::Usage TotalUsage(const std::vector<v1::Usage>& choices);
+// The usage of the choices of one request, n per prompt (choice c completes prompt c / n): each
+// prompt's tokens once, every completion's tokens.
+v1::Usage TotalUsage(const std::vector<v1::Usage>& choices, int n);
 
-// A text_completion with one choice per response (index i: choices[i]). `echo` is null unless
-// the request asked for it; then every choice starts with the prompt.
+// A text_completion with one choice per response (index i: choices[i], n per prompt). `echoes`
+// is empty, or holds each choice's echoed prompt (null where none): that choice's text and
+// logprobs then start with the prompt's.
 nlohmann::ordered_json CompletionJson(const std::vector<v1::GenerateResponse>& choices,
-                                      const CompletionMeta& meta, const EchoedPrompt* echo);
+                                      const CompletionMeta& meta, int n,
+                                      const std::vector<const EchoedPrompt*>& echoes);
 // One chunk of choice `index`: its text delta, its tokens' logprobs (offsets running on in
 // `offset`, one per choice), and on the last one the finish reason; `echo` for the first chunk
 // of an echoing choice, else null.
@@ -53,6 +56,7 @@ nlohmann::ordered_json CompletionChunkJson(const v1::GenerateStreamResponse& chu
                                            const EchoedPrompt* echo);
 // A chat.completion: each text as the assistant's message; logprobs as {"content": [{token,
 // logprob, bytes, top_logprobs}]} (bytes: the token's own bytes, from `tokenizer`).
+// (One prompt: the usage counts choice 0's prompt tokens.)
 nlohmann::ordered_json ChatCompletionJson(const std::vector<v1::GenerateResponse>& choices,
                                           const CompletionMeta& meta, const Tokenizer& tokenizer);
 // A chat.completion.chunk of choice `index`: its text as delta.content (a choice's first chunk

@@ -368,6 +368,64 @@ TEST_F(OpenAiE2eTest, ChoicesAreTheCompletionsOfConsecutiveSeeds) {
   EXPECT_EQ(json::parse(events[events.size() - 2])["usage"]["completion_tokens"], 24);
 }
 
+// A list of prompts: choice p * n + j completes prompt p; each prompt counted once in the usage.
+// Batched scoring (echo, logprobs, max_tokens 0), as evaluation harnesses send it, gives each
+// prompt its solo scores.
+TEST_F(OpenAiE2eTest, PromptListsGiveEachPromptItsChoices) {
+  const std::vector<std::string> prompts = {"Once upon a time", "The dog", "A red ball"};
+  auto res = Post({{"prompt", json(prompts)},
+                   {"max_tokens", 6},
+                   {"temperature", 0},
+                   {"ignore_eos", true},
+                   {"n", 2}});
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+  ASSERT_EQ(j["choices"].size(), 6u);
+  int prompt_tokens = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    auto solo =
+        Post({{"prompt", prompts[p]}, {"max_tokens", 6}, {"temperature", 0}, {"ignore_eos", true}});
+    ASSERT_TRUE(solo && solo->status == 200);
+    const json s = json::parse(solo->body);
+    prompt_tokens += s["usage"]["prompt_tokens"].get<int>();
+    for (size_t k = 0; k < 2; ++k) {  // greedy: both choices are the solo completion
+      const json& choice = j["choices"][2 * p + k];
+      EXPECT_EQ(choice["index"], 2 * p + k);
+      if (E2eDevice() == "cpu") {
+        EXPECT_EQ(choice["text"], s["choices"][0]["text"]) << p;
+      }
+    }
+  }
+  EXPECT_EQ(j["usage"]["prompt_tokens"], prompt_tokens);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 36);
+
+  auto scored =
+      Post({{"prompt", json(prompts)}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}});
+  ASSERT_TRUE(scored);
+  ASSERT_EQ(scored->status, 200) << scored->body;
+  const json sj = json::parse(scored->body);
+  ASSERT_EQ(sj["choices"].size(), 3u);
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    auto solo = Post({{"prompt", prompts[p]}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}});
+    ASSERT_TRUE(solo && solo->status == 200);
+    const json want = json::parse(solo->body)["choices"][0];
+    const json& got = sj["choices"][p];
+    EXPECT_EQ(got["text"], prompts[p]);
+    ASSERT_EQ(got["logprobs"]["tokens"], want["logprobs"]["tokens"]) << p;
+    for (size_t k = 1; k < want["logprobs"]["token_logprobs"].size(); ++k) {
+      EXPECT_NEAR(got["logprobs"]["token_logprobs"][k].get<double>(),
+                  want["logprobs"]["token_logprobs"][k].get<double>(), 1e-4)
+          << p << " " << k;
+    }
+  }
+  auto bad = Post({{"prompt", json::array({"fine", ""})}, {"max_tokens", 2}});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_THAT(json::parse(bad->body)["error"]["message"].get<std::string>(),
+              ::testing::HasSubstr("prompt[1]: prompt must not be empty"));
+}
+
 // What tests/e2e/data/chatml.jinja writes for these messages, with the assistant's header.
 std::string ChatMl(const std::vector<std::pair<std::string, std::string>>& messages) {
   std::string text;

@@ -107,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                             .echo = call->echo && call->request.has_logprobs()};
   const EchoedPrompt echo{.text = "<prompt>", .first_token = "<first>"};
   const nlohmann::json rendered = nlohmann::json::parse(
-      Dump(CompletionJson({response}, meta, call->echo ? &echo : nullptr)), nullptr, false);
+      Dump(CompletionJson({response}, meta, 1, {call->echo ? &echo : nullptr})), nullptr, false);
   FUZZ_CHECK(!rendered.is_discarded(), "the completion renders as JSON");
   FUZZ_CHECK(rendered["choices"][0]["text"] == (call->echo ? echo.text : "") + response.text(),
              "the rendered text is the (echoed prompt and the) response's");
