@@ -413,9 +413,12 @@ TEST_F(OpenAiE2eTest, PromptListsGiveEachPromptItsChoices) {
     const json& got = sj["choices"][p];
     EXPECT_EQ(got["text"], prompts[p]);
     ASSERT_EQ(got["logprobs"]["tokens"], want["logprobs"]["tokens"]) << p;
+    // The prompts are computed in one step together: exact on the CPU (batch-invariant), within
+    // bf16 rounding on the GPU (GEMM shapes differ with the batch).
+    const double tolerance = E2eDevice() == "cpu" ? 1e-5 : 0.1;
     for (size_t k = 1; k < want["logprobs"]["token_logprobs"].size(); ++k) {
       EXPECT_NEAR(got["logprobs"]["token_logprobs"][k].get<double>(),
-                  want["logprobs"]["token_logprobs"][k].get<double>(), 1e-4)
+                  want["logprobs"]["token_logprobs"][k].get<double>(), tolerance)
           << p << " " << k;
     }
   }
