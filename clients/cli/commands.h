@@ -23,6 +23,7 @@ void AddHealthCommands(CLI::App& app, CliState& state);
 void AddInfoCommands(CLI::App& app, CliState& state);
 void AddTokenizeCommands(CLI::App& app, CliState& state);  // tokenize, detokenize
 void AddGenerateCommands(CLI::App& app, CliState& state);
+void AddChatCommands(CLI::App& app, CliState& state);
 void AddBenchCommands(CLI::App& app, CliState& state);
 
 }  // namespace attnres::cli

@@ -10,11 +10,8 @@ namespace attnres::cli {
 namespace {
 
 constexpr AddCommandsFn kCommandGroups[] = {
-    AddHealthCommands,
-    AddInfoCommands,
-    AddTokenizeCommands,
-    AddGenerateCommands,
-    AddBenchCommands,
+    AddHealthCommands,   AddInfoCommands, AddTokenizeCommands,
+    AddGenerateCommands, AddChatCommands, AddBenchCommands,
 };
 
 int Run(int argc, char** argv) {

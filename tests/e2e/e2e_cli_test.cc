@@ -12,10 +12,10 @@ namespace {
 
 class CliE2eTest : public SharedServerTest {
  protected:
-  CommandResult Cli(std::vector<std::string> args) {
+  CommandResult Cli(std::vector<std::string> args, const std::string& input = "") {
     std::vector<std::string> argv = {EnvPath("ATTNRES_CLI"), "--target", server().target()};
     argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
+    return RunCommand(argv, 60, input);
   }
   static nlohmann::json Json(const CommandResult& r) {
     return nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
@@ -150,6 +150,11 @@ TEST_F(CliE2eTest, ServerErrorsAreReportedWithTheCode) {
   EXPECT_EQ(chat.exit_code, 1);
   EXPECT_EQ(chat.err.rfind("error: FAILED_PRECONDITION: prompt.chat needs a chat template", 0), 0u)
       << chat.err;
+  CommandResult talk = Cli({"chat"}, "Hi\n");
+  EXPECT_EQ(talk.exit_code, 1);
+  EXPECT_EQ(talk.out, "");
+  EXPECT_EQ(talk.err.rfind("error: FAILED_PRECONDITION: prompt.chat needs a chat template", 0), 0u)
+      << talk.err;
   CommandResult deadline = Cli(
       {"generate", "--prompt", "hi", "--temperature", "0", "--ignore-eos", "--timeout", "0.02"});
   EXPECT_EQ(deadline.exit_code, 1);

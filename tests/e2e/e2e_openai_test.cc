@@ -491,6 +491,32 @@ TEST_F(OpenAiE2eTest, ChatCompletionIsTheCompletionOfTheTemplatedPrompt) {
   EXPECT_TRUE(info.has_chat_template());
 }
 
+// attnres-cli chat: each stdin line is a user turn; each answer is the completion of the whole
+// conversation so far (its earlier answers included) as the template writes it.
+TEST_F(OpenAiE2eTest, CliChatKeepsTheConversation) {
+  const std::string target = server_->target();
+  CommandResult r = RunCommand({EnvPath("ATTNRES_CLI"), "--target", target, "chat", "--system",
+                                "Tell stories.", "--max-tokens", "5", "--temperature", "0"},
+                               60, "Hello there\n\nWhat next?\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");  // no "> " prompt: stdin is not a terminal
+  auto complete = [&](const std::string& templated) {
+    auto res = Post({{"prompt", templated},
+                     {"max_tokens", 5},
+                     {"temperature", 0},
+                     {"add_special_tokens", false}});
+    EXPECT_TRUE(res && res->status == 200);
+    return res ? json::parse(res->body)["choices"][0]["text"].get<std::string>() : "";
+  };
+  const std::string first =
+      complete(ChatMl({{"system", "Tell stories."}, {"user", "Hello there"}}));
+  const std::string second = complete(ChatMl({{"system", "Tell stories."},
+                                              {"user", "Hello there"},
+                                              {"assistant", first},
+                                              {"user", "What next?"}}));
+  EXPECT_EQ(r.out, first + "\n" + second + "\n");  // the empty line was no turn
+}
+
 TEST_F(OpenAiE2eTest, ChatStreamStartsWithTheRoleAndConcatenatesToTheCompletion) {
   json body = {{"messages", {{{"role", "user"}, {"content", "A stream, please"}}}},
                {"max_tokens", 10},

@@ -41,10 +41,10 @@ std::string MakeTempDir(const std::string& prefix) {
 
 // Spawns argv with stdout/stderr redirected to files; returns the pid (-1 on failure).
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
-            const std::string& err_path) {
+            const std::string& err_path, const std::string& in_path = "/dev/null") {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                    0644);
   if (err_path == out_path) {
@@ -87,12 +87,14 @@ std::string EnvPath(const char* name) {
   return value;
 }
 
-CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s) {
+CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s,
+                         const std::string& input) {
   static const std::string dir = MakeTempDir("attnres-e2e-cmd-");
   static int counter = 0;
   const std::string base = dir + "/" + std::to_string(counter++);
+  std::ofstream(base + ".in", std::ios::binary) << input;
   CommandResult result;
-  const pid_t pid = Spawn(argv, base + ".out", base + ".err");
+  const pid_t pid = Spawn(argv, base + ".out", base + ".err", base + ".in");
   if (pid < 0) {
     result.err = "cannot spawn " + argv[0];
     return result;

@@ -24,8 +24,9 @@ struct CommandResult {
   std::string out;     // stdout
   std::string err;     // stderr
 };
-// Runs argv[0] with argv, waiting at most timeout_s.
-CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s = 60);
+// Runs argv[0] with argv and `input` as its stdin, waiting at most timeout_s.
+CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s = 60,
+                         const std::string& input = "");
 
 // The model directory for the tests: ATTNRES_E2E_MODEL_DIR when it holds a model (created by
 // the ctest fixture), else a fresh tiny-block model made with attnres-make-model.
