@@ -289,6 +289,58 @@ class ChatWriter final : public OutputWriter {
   std::vector<bool> first_;
 };
 
+// A call's engine requests, n per prompt, checked and converted as the gRPC API does them, and
+// each prompt's echo when the call asked for it. Of several prompts, a refused one is named
+// ("prompt[1]: ...").
+struct PreparedCall {
+  std::vector<std::vector<GenerationRequest>> groups;  // by prompt: its n choices
+  std::vector<std::optional<EchoedPrompt>> echoes;     // by prompt
+};
+
+absl::StatusOr<PreparedCall> Prepare(const CompletionCall& call, const ServingContext& ctx) {
+  const size_t num_prompts = call.prompts.size();
+  PreparedCall out;
+  for (size_t p = 0; p < num_prompts; ++p) {
+    v1::GenerateRequest request = call.request;
+    *request.mutable_prompt() = call.prompts[p];
+    absl::Status status = ValidateGenerateRequest(request, ctx.limits);
+    absl::StatusOr<GenerationRequest> gen =
+        status.ok() ? ToGenerationRequest(request, ctx, absl::InfiniteFuture())
+                    : absl::StatusOr<GenerationRequest>(status);
+    if (!gen.ok()) {
+      const absl::Status& s = gen.status();
+      if (num_prompts == 1) return s;
+      return absl::Status(s.code(), absl::StrCat("prompt[", p, "]: ", s.message()));
+    }
+    out.echoes.push_back(call.echo ? std::optional(Echo(ctx, request, gen->prompt_ids, gen->output))
+                                   : std::nullopt);
+    out.groups.push_back(Choices(*std::move(gen), call.n, call.request.sampling().has_seed()));
+  }
+  return out;
+}
+
+// A unary call: every choice's deltas merged into its response, the other choices submitted as
+// their first answers. The first failure is the call's (the other choices are cancelled).
+absl::StatusOr<std::vector<v1::GenerateResponse>> AwaitAll(DeltaQueue& queue,
+                                                           ChoiceLauncher& launcher,
+                                                           const ServingContext& ctx, int choices) {
+  std::vector<v1::GenerateResponse> responses(choices);
+  for (int done = 0; done < choices;) {
+    std::vector<ChoiceDelta> taken = queue.Take();
+    if (absl::Status status = launcher.OnTaken(taken); !status.ok()) return status;
+    for (ChoiceDelta& d : taken) {
+      MergeDelta(d.delta, ctx, &responses[d.choice]);
+      if (!d.delta.finished) continue;
+      ++done;
+      if (absl::Status status = queue.FinalStatus(d.delta); !status.ok()) {
+        queue.Abandon();
+        return status;
+      }
+    }
+  }
+  return responses;
+}
+
 bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
   const std::string event = absl::StrCat("data: ", data, "\n\n");
   return sink.write(event.data(), event.size());
@@ -378,48 +430,25 @@ void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib
   auto in_flight = std::make_shared<InFlight>(this);
   const ServingContext& ctx = *ctx_;
   if (!call.ok()) return SendError(call.status(), res);
-  const int n = call->n, num_prompts = static_cast<int>(call->prompts.size());
-  const bool seeded = call->request.sampling().has_seed();
-  // Each prompt's n engine requests, checked and converted as the gRPC API does them.
-  std::vector<std::vector<GenerationRequest>> groups;
-  std::vector<std::optional<EchoedPrompt>> echoes;  // by prompt
-  for (int p = 0; p < num_prompts; ++p) {
-    v1::GenerateRequest request = call->request;
-    *request.mutable_prompt() = call->prompts[p];
-    absl::StatusOr<GenerationRequest> gen = [&]() -> absl::StatusOr<GenerationRequest> {
-      absl::Status status = ValidateGenerateRequest(request, ctx.limits);
-      if (!status.ok()) return status;
-      return ToGenerationRequest(request, ctx, absl::InfiniteFuture());
-    }();
-    if (!gen.ok()) {
-      const absl::Status& s = gen.status();
-      return SendError(
-          WithHttpFieldNames(
-              num_prompts == 1
-                  ? s
-                  : absl::Status(s.code(), absl::StrCat("prompt[", p, "]: ", s.message()))),
-          res);
-    }
-    echoes.push_back(call->echo ? std::optional(Echo(ctx, request, gen->prompt_ids, gen->output))
-                                : std::nullopt);
-    groups.push_back(Choices(*std::move(gen), n, seeded));
-  }
+  absl::StatusOr<PreparedCall> prepared = Prepare(*call, ctx);
+  if (!prepared.ok()) return SendError(WithHttpFieldNames(prepared.status()), res);
+  const int n = call->n, choices = static_cast<int>(call->prompts.size()) * n;
   const CompletionMeta meta{
       .chat = chat,
-      .id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", groups[0][0].request_id),
+      .id = absl::StrCat(chat ? "chatcmpl-" : "cmpl-", prepared->groups[0][0].request_id),
       .model = ctx.model_name,
       .created = absl::ToUnixSeconds(absl::Now()),
       .logprobs = call->request.has_logprobs(),
       .echo = call->echo && call->request.has_logprobs()};
-  const int choices = num_prompts * n;
   std::shared_ptr<OutputWriter> writer;
   if (chat) {
     writer = std::make_shared<ChatWriter>(meta, n, ctx.tokenizer);
   } else {
-    writer = std::make_shared<TextWriter>(meta, n, std::move(echoes));
+    writer = std::make_shared<TextWriter>(meta, n, std::move(prepared->echoes));
   }
   auto queue = std::make_shared<DeltaQueue>(choices, ctx.max_stream_buffer_bytes);
-  auto launcher = std::make_shared<ChoiceLauncher>(ctx.engine, queue, std::move(groups));
+  auto launcher = std::make_shared<ChoiceLauncher>(ctx.engine, queue, std::move(prepared->groups));
+  // Errors before the response starts; a full queue adds Retry-After (whole seconds).
   auto send_error = [&](const absl::Status& status) {
     if (status.code() == absl::StatusCode::kResourceExhausted) {
       const int64_t ms = absl::ToInt64Milliseconds(ctx.engine->retry_after());
@@ -430,21 +459,10 @@ void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib
   if (absl::Status status = launcher->SubmitFirsts(); !status.ok()) return send_error(status);
 
   if (!call->stream) {
-    std::vector<v1::GenerateResponse> responses(choices);
-    for (int done = 0; done < choices;) {
-      std::vector<ChoiceDelta> taken = queue->Take();
-      if (absl::Status status = launcher->OnTaken(taken); !status.ok()) return send_error(status);
-      for (ChoiceDelta& d : taken) {
-        MergeDelta(d.delta, ctx, &responses[d.choice]);
-        if (!d.delta.finished) continue;
-        ++done;
-        if (absl::Status status = queue->FinalStatus(d.delta); !status.ok()) {
-          queue->Abandon();
-          return SendError(status, res);
-        }
-      }
-    }
-    res.set_content(Dump(writer->Whole(responses)), "application/json");
+    absl::StatusOr<std::vector<v1::GenerateResponse>> responses =
+        AwaitAll(*queue, *launcher, ctx, choices);
+    if (!responses.ok()) return send_error(responses.status());
+    res.set_content(Dump(writer->Whole(*responses)), "application/json");
     return;
   }
 
