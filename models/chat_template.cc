@@ -1,12 +1,10 @@
 // ChatTemplate over the Jinja engine in models/jinja/, and reading tokenizer_config.json.
 #include "models/chat_template.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "models/config_json.h"
+#include "models/file_text.h"
 #include "models/jinja/interpreter.h"
 #include "models/jinja/lexer.h"
 #include "models/jinja/parser.h"
@@ -41,9 +39,7 @@ absl::StatusOr<std::string> ChatTemplate::Render(const nlohmann::ordered_json& c
   }
   try {
     jinja::Value ctx = jinja::Value::FromJson(context);
-    jinja::Interpreter interpreter(
-        compiled_, std::move(ctx),
-        jinja::Limits{limits.max_output_bytes, limits.max_steps, limits.max_macro_depth});
+    jinja::Interpreter interpreter(compiled_, std::move(ctx), limits);
     return interpreter.Render();
   } catch (const jinja::TemplateError& e) {
     if (e.is_raise) {
@@ -125,11 +121,10 @@ absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
   ChatTemplateConfig config;
   const std::filesystem::path path = model_dir / "tokenizer_config.json";
   const std::string file = path.string();
-  if (std::ifstream in(path); in) {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
-    const auto j = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<std::string> text = ReadFileText(path);
+  if (!text.ok() && !absl::IsNotFound(text.status())) return text.status();
+  if (text.ok()) {
+    const auto j = nlohmann::ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
     }
@@ -142,10 +137,10 @@ absl::StatusOr<std::optional<ChatTemplateConfig>> ReadChatTemplateConfig(
   // Newer transformers versions save the template beside tokenizer_config.json instead; it wins,
   // as it does there.
   const std::filesystem::path jinja_path = model_dir / "chat_template.jinja";
-  if (std::ifstream in(jinja_path, std::ios::binary); in) {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    config.source = ss.str();
+  absl::StatusOr<std::string> jinja = ReadFileText(jinja_path);
+  if (!jinja.ok() && !absl::IsNotFound(jinja.status())) return jinja.status();
+  if (jinja.ok()) {
+    config.source = *std::move(jinja);
     config.origin = jinja_path.string();
   }
   if (config.origin.empty()) return std::optional<ChatTemplateConfig>();

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "models/jinja/limits.h"
 #include "nlohmann/json.hpp"
 
 namespace attnres {
@@ -24,11 +25,7 @@ struct Template;
 }
 
 // Bounds on one render; exceeding one is an InvalidArgument error naming the limit.
-struct ChatTemplateLimits {
-  size_t max_output_bytes = 4 << 20;  // the output, and any one string or list built on the way
-  int64_t max_steps = 10'000'000;     // expression evaluations, statements and loop iterations
-  int max_macro_depth = 100;          // nested macro calls
-};
+using ChatTemplateLimits = jinja::Limits;
 
 class ChatTemplate {  // cheap to copy (shared immutable compiled form), thread-safe Render
  public:

@@ -1,12 +1,11 @@
 // Reading generation_config.json (optional) into GenerationConfig.
 #include "models/generation_config.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "models/config_json.h"
+#include "models/file_text.h"
 #include "nlohmann/json.hpp"
 
 namespace attnres {
@@ -58,11 +57,10 @@ absl::StatusOr<GenerationConfig> ParseGenerationConfig(absl::string_view json_te
 
 absl::StatusOr<GenerationConfig> LoadGenerationConfig(const std::filesystem::path& model_dir) {
   const std::filesystem::path path = model_dir / "generation_config.json";
-  std::ifstream in(path);
-  if (!in) return GenerationConfig{};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseGenerationConfig(ss.str(), path.string());
+  absl::StatusOr<std::string> text = ReadFileText(path);
+  if (absl::IsNotFound(text.status())) return GenerationConfig{};  // optional
+  if (!text.ok()) return text.status();
+  return ParseGenerationConfig(*text, path.string());
 }
 
 }  // namespace attnres

@@ -1,11 +1,9 @@
 // Parsing and validation of config.json, and the AttnRes mix layout derived from it.
 #include "models/model_config.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "models/config_json.h"
+#include "models/file_text.h"
 #include "nlohmann/json.hpp"
 
 namespace attnres {
@@ -162,12 +160,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text, absl::
 }
 
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::filesystem::path& model_dir) {
-  std::filesystem::path path = model_dir / "config.json";
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseModelConfig(ss.str(), path.string());
+  const std::filesystem::path path = model_dir / "config.json";
+  absl::StatusOr<std::string> text = ReadFileText(path);
+  if (!text.ok()) return text.status();
+  return ParseModelConfig(*text, path.string());
 }
 
 std::string ModelConfigToJson(const ModelConfig& c) {

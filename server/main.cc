@@ -8,11 +8,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -22,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "models/chat_template.h"
+#include "models/file_text.h"
 #include "models/generation_config.h"
 #include "models/model_config.h"
 #include "models/model_runner.h"
@@ -156,11 +155,9 @@ absl::StatusOr<std::optional<ChatFormat>> LoadChatFormat(const ServerFlags& f,
   if (!from_dir.ok()) return from_dir.status();
   ChatTemplateConfig c = from_dir->value_or(ChatTemplateConfig{});
   if (!f.chat_template.empty()) {
-    std::ifstream in(f.chat_template, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", f.chat_template.string()));
-    c.source = text.str();
+    absl::StatusOr<std::string> text = ReadFileText(f.chat_template);
+    if (!text.ok()) return text.status();
+    c.source = *std::move(text);
     c.origin = f.chat_template.string();
   } else if (!from_dir->has_value()) {
     return std::nullopt;

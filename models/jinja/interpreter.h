@@ -11,16 +11,11 @@
 #include <vector>
 
 #include "models/jinja/ast.h"
+#include "models/jinja/limits.h"
 #include "models/jinja/parser.h"
 #include "models/jinja/value.h"
 
 namespace attnres::jinja {
-
-struct Limits {
-  size_t max_output_bytes = 4 << 20;  // the output, and any one string or list built on the way
-  int64_t max_steps = 10'000'000;     // expression evaluations, statements, loop iterations
-  int max_macro_depth = 100;          // nested macro calls
-};
 
 class Interpreter {
  public:

@@ -1,11 +1,10 @@
 // The fuzz targets' in-process server (see fuzz_server.h).
 #include "tests/fuzz/fuzz_server.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/time/time.h"
+#include "models/file_text.h"
 #include "models/model_runner.h"
 #include "models/utf8.h"
 #include "server/grpc/proto_convert.h"
@@ -45,10 +44,9 @@ std::unique_ptr<FuzzServer> StartFuzzServer(int64_t kv_cache_bytes) {
   ServiceOptions options;
   options.model_name = "tiny_block";
   // Chat prompts are written out by a ChatML template that refuses unknown roles.
-  std::ifstream in(std::string(ATTNRES_SOURCE_DIR) + "/tests/e2e/data/chatml.jinja");
-  std::stringstream source;
-  source << in.rdbuf();
-  auto chat_template = ChatTemplate::Compile(source.str());
+  auto source = ReadFileText(std::string(ATTNRES_SOURCE_DIR) + "/tests/e2e/data/chatml.jinja");
+  FUZZ_CHECK(source.ok(), "the ChatML template reads");
+  auto chat_template = ChatTemplate::Compile(*source);
   FUZZ_CHECK(chat_template.ok(), "the ChatML template compiles");
   options.chat = ChatFormat{
       .chat_template = *std::move(chat_template), .bos_token = "<s>", .eos_token = "</s>"};
