@@ -1,7 +1,8 @@
 // Per-kernel benchmarks at Llama-3.1-8B shapes: the fused AttnRes boundary (8 bank slots; a few
 // rows at Llama-3.2-1B width) against the standard add + RMSNorm boundary, the cuBLASLt GEMMs of
 // one layer at decode and prefill row counts next to our Gemv at M = 1/4/8 and skinny GEMM at
-// M = 16/32/64 (and the 1B shapes at 64), paged decode
+// M = 16/32/64 (and the 1B shapes at 64), the boundary between two decode Gemvs unfolded or
+// folded into them (ATTNRES_FUSED_BOUNDARY), paged decode
 // attention (1/64/256 x 512 and 1 x 4096 contexts, split sweeps, 1B heads at 1/64/128 x 512, and
 // with the step's RoPE + K/V write as its own kernel or fused in) and a 4096-token causal prefill
 // attention, the sampler (greedy and temperature over a 128256-entry vocabulary). Bytes or FLOPs,
@@ -220,6 +221,105 @@ void BenchSmallMSwiGlu(const char* kind, SmallMSwiGlu gemm, int M, int f, int K)
   cudaFree(x); cudaFree(y);
 }
 
+// A residual boundary between two decode GEMMs at the 8B width, M rows: the o projection then
+// qkv, or down then gate/up + SwiGLU; the standard add + norm or a phase-2 AttnRes mix. Unfolded
+// (Gemv into delta, ResidualBoundary, Gemv on its output, what a step runs by default) against
+// folded into the two Gemvs (GemvAddResidual, then GemvNormed / GemvSwiGluNormed, what
+// ATTNRES_FUSED_BOUNDARY=1 runs). Chains of 10 back to back, each on fresh weight copies; bytes =
+// both matrices once.
+void BenchBoundaryFold(const char* name, int M, int k1, int n2, bool swiglu, bool merge) {
+  namespace k = attnres::kernels;
+  constexpr int d = 4096;
+  const std::string row =
+      std::string("fold ") + name + (merge ? " mix" : " std") + " M=" + std::to_string(M);
+  if (!Wanted(row)) return;
+  const size_t w1_bytes = size_t(d) * k1 * 2, w2_bytes = size_t(swiglu ? 2 * n2 : n2) * d * 2;
+  const size_t copies = std::max<size_t>(1, (200u << 20) / (w1_bytes + w2_bytes) + 1);
+  std::vector<bf16*> w1, w2;
+  for (size_t i = 0; i < copies; ++i) {
+    w1.push_back(static_cast<bf16*>(Buf(w1_bytes, 40 + i)));
+    w2.push_back(static_cast<bf16*>(Buf(w2_bytes, 80 + i)));
+  }
+  bf16* x1 = static_cast<bf16*>(Buf(size_t(M) * k1 * 2, 1));
+  bf16* prefix = static_cast<bf16*>(Buf(size_t(M) * d * 2, 2));
+  bf16* delta = static_cast<bf16*>(Buf(size_t(M) * d * 2, 3));
+  bf16* xn = static_cast<bf16*>(Buf(size_t(M) * d * 2, 4));
+  bf16* y = static_cast<bf16*>(Buf(size_t(M) * n2 * 2, 5));
+  // fp32 inputs as BenchBoundary fills them (ml: max and sum both about 1).
+  auto floats = [](size_t n, uint64_t seed, float mean, float spread) {
+    float* p = nullptr;
+    if (cudaMalloc(&p, n * 4) != cudaSuccess) std::exit(1);
+    k::FillUniformF32(p, n, seed, mean, spread, nullptr);
+    return p;
+  };
+  float* gamma = floats(d, 6, 1.0f, 0.1f);
+  float* u = floats(d, 7, 0.0f, 0.02f);
+  float* summary_h = floats(size_t(M) * d, 8, 0.0f, 1.0f);
+  float2* ml = reinterpret_cast<float2*>(floats(size_t(M) * 2, 9, 1.0f, 0.1f));
+  float* stats = floats(size_t(M) * k::kBoundaryStats * k::GemvTiles(d), 10, 0.0f, 0.0f);
+  k::ResidualBoundaryArgs a;
+  a.num_rows = a.T = M;
+  a.d = d;
+  a.delta = delta;
+  a.prefix = prefix;
+  a.gamma = gamma;
+  a.out = xn;
+  k::GemvResidual r;
+  r.prefix = prefix;
+  r.stats = stats;
+  k::GemvNormIn in;
+  in.prefix = prefix;
+  in.stats = stats;
+  in.tiles = k::GemvTiles(d);
+  in.gamma = gamma;
+  if (merge) {
+    a.u = r.u = u;
+    a.bank_count = 1;
+    a.summary_index = 0;
+    a.summary_h = summary_h;
+    r.summary_h = in.summary_h = summary_h;
+    a.summary_ml = ml;
+    in.summary_ml = ml;
+    a.summary_stride = 1;
+  }
+  size_t next = 0;
+  auto unfolded_chain = [&] {
+    for (int i = 0; i < 10; ++i, ++next) {
+      k::Gemv(x1, w1[next % copies], delta, M, d, k1, false, nullptr);
+      k::ResidualBoundary(a, nullptr);
+      if (swiglu) {
+        k::GemvSwiGlu(xn, w2[next % copies], y, M, n2, d, nullptr);
+      } else {
+        k::Gemv(xn, w2[next % copies], y, M, n2, d, false, nullptr);
+      }
+    }
+  };
+  auto folded_chain = [&] {
+    for (int i = 0; i < 10; ++i, ++next) {
+      k::GemvAddResidual(x1, w1[next % copies], M, d, k1, r, nullptr);
+      if (swiglu) {
+        k::GemvSwiGluNormed(in, w2[next % copies], y, M, n2, d, nullptr);
+      } else {
+        k::GemvNormed(in, w2[next % copies], y, M, n2, d, nullptr);
+      }
+    }
+  };
+  const int reps = g_filter ? 1 : 30;
+  const double unfolded = MedianMs(unfolded_chain, reps) / 10;
+  const double folded = MedianMs(folded_chain, reps) / 10;
+  const double bytes = double(w1_bytes) + double(w2_bytes);
+  Row(row + " unfolded", unfolded, bytes, 0);
+  Row(row + " folded", folded, bytes, 0);
+  for (bf16* p : w1) cudaFree(p);
+  for (bf16* p : w2) cudaFree(p);
+  for (void* p : {static_cast<void*>(x1), static_cast<void*>(prefix), static_cast<void*>(delta),
+                  static_cast<void*>(xn), static_cast<void*>(y), static_cast<void*>(gamma),
+                  static_cast<void*>(u), static_cast<void*>(summary_h), static_cast<void*>(ml),
+                  static_cast<void*>(stats)}) {
+    cudaFree(p);
+  }
+}
+
 // splits > 0 forces that many KV splits; 0 takes PagedAttentionSplitCount's choice. hd 128:
 // Llama-3.1-8B heads; hd 64: Llama-3.2-1B heads (both 32 query heads over 8 KV heads). rope:
 // with the step's RoPE + K/V write, as the separate kernel before the attention or fused into it
@@ -414,6 +514,12 @@ int main(int argc, char** argv) {
       BenchSmallM("gemv", Gemv, s.name, M, s.N, s.K);
     }
     if (M != 4) BenchSmallMSwiGlu("gemv", GemvSwiGlu, M, 14336, 4096);
+  }
+  for (int M : {1, 8}) {  // the boundary between them folded into the Gemvs, or not
+    for (bool merge : {false, true}) {
+      BenchBoundaryFold("o>qkv", M, 4096, 6144, false, merge);
+      BenchBoundaryFold("down>gate_up", M, 14336, 14336, true, merge);
+    }
   }
   for (int M : {16, 32, 64}) {  // cuBLASLt next to the skinny GEMM
     for (const Shape& s : shapes) {

@@ -3,6 +3,7 @@
 // the epilogue. Purely bandwidth-bound, so it is built to stream w once (for all M rows) at close
 // to HBM speed; the math runs on tensor cores so M = 1..8 cost the same. Not a general GEMM:
 // larger M goes to cuBLASLt (models/cuda/gemm.cc decides).
+#include "kernels/boundary_row.cuh"
 #include "kernels/common.cuh"
 #include "kernels/mma.cuh"
 #include "kernels/ops.h"
@@ -19,6 +20,7 @@ namespace {
 // one wave at 3 blocks per SM but not at 2 (the 8B qkv: 384 tiles on 132 SMs); see LaunchGemv.
 constexpr int kWarps = 8;
 constexpr int kRows = 16;  // the mma's M dimension
+static_assert(kRows == kGemvTileCols);
 
 // Weights are streamed once: read-only path, no L1 allocation, and a 256-byte L2 prefetch since
 // the neighbouring bytes of the row are needed next. (x, written by the previous kernel, is
@@ -66,6 +68,171 @@ __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __rest
   StoreGemmOut<kOut>(out, o, s, up);
 }
 
+// What the kernel does around its product (ops.h): its input as given, or normalized from the
+// stream (the standard boundary, or the phase-2 AttnRes merge); and its output as written, or
+// added to the stream with the next boundary's row statistics (kResidual).
+enum class GemvIn { kPlain, kNorm, kMerge };
+struct GemvFusion {
+  GemvNormIn in;
+  GemvResidual residual;
+};
+
+// Rows of the normalized input in shared memory are padded by 8 bf16 so the 8 x rows a warp's
+// lanes read (16 bytes each at the same k) fall in different banks.
+constexpr int kXsPad = 8;
+constexpr int kMaxNormedSmem = 72 * 1024;
+__host__ __device__ constexpr size_t NormedSmemBytes(int M, int K) {
+  return static_cast<size_t>(M) * (K + kXsPad) * sizeof(bf16);
+}
+
+// GemvAddResidual's epilogue, in place of StoreTile: thread (j, l) of the first four warps owns
+// output (m, n) as there. x = the stream's new value goes to prefix; the tile's 16 columns of row
+// m (8 lanes of warp j and 8 of warp j ^ 2) are summed by shuffles in a fixed order, then the two
+// halves in shared memory, and stored as stats[m, s, tile].
+__device__ __forceinline__ void StoreResidualTile(const float (&acc)[2][4], const GemvResidual& r,
+                                                  int M, int N, int c0) {
+  __shared__ float partial[kWarps][4][32];
+  __shared__ float upper[2][4][kBoundaryStats];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) partial[warp][j][lane] = acc[0][j] + acc[1][j];
+  __syncthreads();
+  if (threadIdx.x >= 4 * 32) return;
+  const int j = threadIdx.x >> 5, l = threadIdx.x & 31;
+  float s = 0.0f;
+#pragma unroll
+  for (int v = 0; v < kWarps; ++v) s += partial[v][j][l];
+  const int n = c0 + (l >> 2) + 8 * (j >> 1), m = 2 * (l & 3) + (j & 1);
+  float st[kBoundaryStats] = {};
+  if (m < M && n < N) {
+    const size_t o = static_cast<size_t>(m) * N + n;
+    const float y = __bfloat162float(__float2bfloat16_rn(s));  // delta, as Gemv stores it
+    // ResidualBoundary's x: bf16(prefix + delta) in fp32, or delta after a snapshot.
+    const float x = r.prefix_empty
+                        ? y
+                        : __bfloat162float(__float2bfloat16_rn(__bfloat162float(r.prefix[o]) + y));
+    r.prefix[o] = __float2bfloat16_rn(x);
+    st[0] = x * x;
+    if (r.u) {
+      const float h = r.summary_h[o];
+      st[1] = __ldg(r.u + n) * x;
+      st[2] = h * x;
+      st[3] = h * h;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kBoundaryStats; ++i) {
+#pragma unroll
+    for (int o = 4; o < 32; o <<= 1) st[i] += __shfl_xor_sync(0xffffffffu, st[i], o);
+  }
+  if (j >= 2 && l < 4) {
+#pragma unroll
+    for (int i = 0; i < kBoundaryStats; ++i) upper[j & 1][l][i] = st[i];
+  }
+  asm volatile("bar.sync 1, 128;" ::: "memory");  // the four storing warps only
+  if (j >= 2 || l >= 4 || m >= M) return;
+  const int tiles = (N + kGemvTileCols - 1) / kGemvTileCols, stats = r.u ? kBoundaryStats : 1;
+  for (int i = 0; i < stats; ++i) {
+    r.stats[(static_cast<size_t>(m) * kBoundaryStats + i) * tiles + blockIdx.x] =
+        st[i] + upper[j][l][i];
+  }
+}
+
+// The consumer's prologue (after the wait): xs[m] = ResidualBoundary's out for stream row m,
+// bf16, rows kXsPad apart. Warp m completes row m's statistics (lanes over tiles, then a
+// shuffle tree: the same order in every block, so every block derives the same bits) into
+// per-row coefficients; then each thread normalizes its 8-column chunks.
+template <GemvIn kIn>
+__device__ void NormalizeInput(const GemvNormIn& in, int M, int K, bf16* xs) {
+  constexpr bool kMix = kIn == GemvIn::kMerge;
+  constexpr int kStats = kMix ? kBoundaryStats : 1;
+  // Row m: h = (c H + p x) * inv_l (the merge; standard: c = 0, p = inv_l = 1), out = h r g.
+  // r < 0 marks a row whose expanded sum of h^2 nearly cancels (summed directly below).
+  __shared__ float coef[kGemvMaxRows][4];                             // c, p, inv_l, r
+  __shared__ __align__(16) float scratch[(kWarps + 1) * kRowSumPad];  // RowSum's
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (warp < M) {
+    const int m = warp;
+    float t[kStats];
+#pragma unroll
+    for (int i = 0; i < kStats; ++i) {
+      const float* src = in.stats + (static_cast<size_t>(m) * kBoundaryStats + i) * in.tiles;
+      float a = 0.0f;
+      for (int k = lane; k < in.tiles; k += 32) a += LoadProduced(src + k);
+      t[i] = WarpSum(a);
+    }
+    if (lane == 0) {
+      const float sq = t[0];
+      float c = 0.0f, p = 1.0f, inv_l = 1.0f, hs = sq;
+      bool direct = false;
+      if constexpr (kMix) {
+        const float s_x = t[1] * rsqrtf(sq / K + in.eps);
+        const float* ml = reinterpret_cast<const float*>(in.summary_ml + m);
+        const float mx = LoadProduced(ml), l = LoadProduced(ml + 1);
+        const float mfin = fmaxf(mx, s_x);
+        c = __expf(mx - mfin);
+        p = __expf(s_x - mfin);
+        inv_l = 1.0f / (l * c + p);
+        const float pos = c * c * t[3] + p * p * sq;
+        const float sum = pos + 2.0f * c * p * t[2];
+        hs = sum * inv_l * inv_l;
+        direct = !(sum >= pos * (1.0f / 256.0f));  // lost 8 or more bits to cancellation
+      }
+      coef[m][0] = c;
+      coef[m][1] = p;
+      coef[m][2] = inv_l;
+      coef[m][3] = direct ? -1.0f : rsqrtf(hs / K + in.eps);
+    }
+  }
+  __syncthreads();
+  const int chunks = K / 8;
+  // h's chunk (fp32) of row m at columns 8 ch .. 8 ch + 7, and the stream's bf16 x there.
+  auto h_chunk = [&](int m, int ch, float(&h)[8]) {
+    const size_t at = static_cast<size_t>(m) * K + 8 * ch;
+    float x[8];
+    Bf16x8ToF32(LoadProduced(in.prefix + at), x);
+    if constexpr (kMix) {
+      const uint4 a = LoadProduced(static_cast<const void*>(in.summary_h + at));
+      const uint4 b = LoadProduced(static_cast<const void*>(in.summary_h + at + 4));
+      const float* ha = reinterpret_cast<const float*>(&a);
+      const float* hb = reinterpret_cast<const float*>(&b);
+      const float c = coef[m][0], p = coef[m][1], inv_l = coef[m][2];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) h[i] = ((i < 4 ? ha[i] : hb[i - 4]) * c + p * x[i]) * inv_l;
+    } else {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) h[i] = x[i];
+    }
+  };
+  if constexpr (kMix) {
+    for (int m = 0; m < M; ++m) {
+      if (coef[m][3] >= 0.0f) continue;  // block-uniform: coef is shared
+      float hs[1] = {0.0f};
+      for (int ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
+        float h[8];
+        h_chunk(m, ch, h);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) hs[0] += h[i] * h[i];
+      }
+      RowSum<1>(hs, scratch);  // its barriers: every thread has read coef[m][3] < 0
+      if (threadIdx.x == 0) coef[m][3] = rsqrtf(hs[0] / K + in.eps);
+      __syncthreads();
+    }
+  }
+  for (int m = 0; m < M; ++m) {
+    const float r = coef[m][3];
+    for (int ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
+      float h[8], g[8], y[8];
+      h_chunk(m, ch, h);
+      LoadF32x8(in.gamma + 8 * ch, g);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) y[i] = (h[i] * r) * g[i];
+      StoreBf16x8(xs + static_cast<size_t>(m) * (K + kXsPad) + 8 * ch, y);
+    }
+  }
+  __syncthreads();
+}
+
 // The mma computes D[n, m] (16 w rows x 8 x rows) over k. Because a dot product may sum its k
 // terms in any order, the mma's k positions are permuted so every operand is one 16-byte load:
 // lane (g = lane / 4, t = lane % 4) loads 8 consecutive k at kc = kb + 8t from w rows g and g + 8
@@ -73,10 +240,12 @@ __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __rest
 // 2t, 2t+1, 2t+8, 2t+9 all belong to lane t), words 2-3 the second. Rows of w past N are
 // clamped (read, never stored); x rows past M and k past K are zeros. N: columns of y (f in the
 // SwiGLU form, whose w has 2N rows).
-template <GemmOut kOut, int kUnroll>
+// kIn != kPlain: x is unused; the input rows come from NormalizeInput in shared memory
+// (dynamic, NormedSmemBytes). kResidual: the output goes through StoreResidualTile (out unused).
+template <GemmOut kOut, int kUnroll, GemvIn kIn = GemvIn::kPlain, bool kResidual = false>
 __global__ void __launch_bounds__(kWarps * 32)
-    GemvKernel(const bf16* x, const bf16* __restrict__ w, void* __restrict__ out,
-               int M, int N, int K) {
+    GemvKernel(const bf16* x, const bf16* __restrict__ w, void* __restrict__ out, int M, int N,
+               int K, const GemvFusion fusion) {
   constexpr int kStep = 32 * kUnroll;  // k per warp step: kUnroll slices of 32 (two k16 mmas each)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t = lane & 3;
@@ -91,55 +260,135 @@ __global__ void __launch_bounds__(kWarps * 32)
   const uint4 zero = make_uint4(0, 0, 0, 0);
 
   float acc[2][4] = {};  // two independent mma chains
-  for (int kb = warp * kStep; kb < K; kb += kWarps * kStep) {
-    uint4 lo[kUnroll], hi[kUnroll], xv[kUnroll];
-    if (kb + kStep <= K) {  // full step: no predicates between the loads
+  if constexpr (kIn == GemvIn::kPlain) {
+    for (int kb = warp * kStep; kb < K; kb += kWarps * kStep) {
+      uint4 lo[kUnroll], hi[kUnroll], xv[kUnroll];
+      if (kb + kStep <= K) {  // full step: no predicates between the loads
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        lo[u] = LoadStream(w_lo + kb + 32 * u);
-        hi[u] = LoadStream(w_hi + kb + 32 * u);
+        for (int u = 0; u < kUnroll; ++u) {
+          lo[u] = LoadStream(w_lo + kb + 32 * u);
+          hi[u] = LoadStream(w_hi + kb + 32 * u);
+        }
+        WaitForPrevious();  // weights are constant; x comes from the previous kernel
+        LetNextStart();     // (after the wait: common.cuh's rule; repeats are no-ops)
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          xv[u] = has_x ? LoadProduced(x_row + kb + 32 * u) : zero;
+        }
+      } else {
+        WaitForPrevious();
+        LetNextStart();
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const bool in_k = kb + 32 * u + 8 * t < K;
+          lo[u] = in_k ? LoadStream(w_lo + kb + 32 * u) : zero;
+          hi[u] = in_k ? LoadStream(w_hi + kb + 32 * u) : zero;
+          xv[u] = in_k && has_x ? LoadProduced(x_row + kb + 32 * u) : zero;
+        }
       }
-      WaitForPrevious();  // weights are constant; x comes from the previous kernel
-      LetNextStart();     // (after the wait: common.cuh's rule; repeats are no-ops)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        xv[u] = has_x ? LoadProduced(x_row + kb + 32 * u) : zero;
-      }
-    } else {
-      WaitForPrevious();
-      LetNextStart();
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const bool in_k = kb + 32 * u + 8 * t < K;
-        lo[u] = in_k ? LoadStream(w_lo + kb + 32 * u) : zero;
-        hi[u] = in_k ? LoadStream(w_hi + kb + 32 * u) : zero;
-        xv[u] = in_k && has_x ? LoadProduced(x_row + kb + 32 * u) : zero;
+        Mma(acc[0], lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
+        Mma(acc[1], lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
       }
     }
+  } else {
+    // The first step's weights go out before the wait, as above; the input is normalized while
+    // they are in flight, by every thread (barriers), then read from shared memory.
+    extern __shared__ __align__(16) unsigned char gemv_smem[];
+    bf16* xs = reinterpret_cast<bf16*>(gemv_smem);
+    const int kb0 = warp * kStep;
+    const bool early = kb0 + kStep <= K;
+    uint4 lo[kUnroll], hi[kUnroll];
+    if (early) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      Mma(acc[0], lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
-      Mma(acc[1], lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
+      for (int u = 0; u < kUnroll; ++u) {
+        lo[u] = LoadStream(w_lo + kb0 + 32 * u);
+        hi[u] = LoadStream(w_hi + kb0 + 32 * u);
+      }
+    }
+    WaitForPrevious();
+    LetNextStart();
+    NormalizeInput<kIn>(fusion.in, M, K, xs);
+    const bf16* xs_row = xs + static_cast<size_t>(has_x ? g : 0) * (K + kXsPad) + 8 * t;
+    for (int kb = kb0; kb < K; kb += kWarps * kStep) {
+      uint4 xv[kUnroll];
+      if (kb + kStep <= K) {
+        if (kb != kb0) {
+#pragma unroll
+          for (int u = 0; u < kUnroll; ++u) {
+            lo[u] = LoadStream(w_lo + kb + 32 * u);
+            hi[u] = LoadStream(w_hi + kb + 32 * u);
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          xv[u] = has_x ? *reinterpret_cast<const uint4*>(xs_row + kb + 32 * u) : zero;
+        }
+      } else {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const bool in_k = kb + 32 * u + 8 * t < K;
+          lo[u] = in_k ? LoadStream(w_lo + kb + 32 * u) : zero;
+          hi[u] = in_k ? LoadStream(w_hi + kb + 32 * u) : zero;
+          xv[u] = in_k && has_x ? *reinterpret_cast<const uint4*>(xs_row + kb + 32 * u) : zero;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        Mma(acc[0], lo[u].x, hi[u].x, lo[u].y, hi[u].y, xv[u].x, xv[u].y);
+        Mma(acc[1], lo[u].z, hi[u].z, lo[u].w, hi[u].w, xv[u].z, xv[u].w);
+      }
     }
   }
 
   WaitForPrevious();  // (warps with no K slice) before writing what earlier kernels may read
   LetNextStart();
-  StoreTile<kOut>(acc, out, M, N, c0);
+  if constexpr (kResidual) {
+    StoreResidualTile(acc, fusion.residual, M, N, c0);
+  } else {
+    StoreTile<kOut>(acc, out, M, N, c0);
+  }
 }
 
 // kUnroll 8 (128 registers, 2 blocks per SM) unless the grid fits one wave only at 3 blocks per
-// SM (kUnroll 4, 76 registers); see the block comment above.
-template <GemmOut kOut>
+// SM (kUnroll 4, 76 registers); see the block comment above. smem: the normed forms' input rows.
+template <GemmOut kOut, GemvIn kIn = GemvIn::kPlain, bool kResidual = false>
 cudaError_t LaunchGemv(const bf16* x, const bf16* w, void* out, int M, int N, int K,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, const GemvFusion& fusion = {}, size_t smem = 0) {
   const int tiles = (N + kColsPerTile<kOut> - 1) / kColsPerTile<kOut>;
   const dim3 grid(tiles), block(kWarps * 32);
   const int sms = NumSms();
   const bool one_wave_only_at_3 = tiles > 2 * sms && tiles <= 3 * sms;
+  constexpr auto kNarrow = GemvKernel<kOut, 4, kIn, kResidual>;
+  constexpr auto kWide = GemvKernel<kOut, 8, kIn, kResidual>;
+  if (smem > 0) {  // static + dynamic shared memory past 48 KiB needs the attribute
+    cudaError_t e = one_wave_only_at_3 ? AllowDynamicSmem<kNarrow>(kMaxNormedSmem)
+                                       : AllowDynamicSmem<kWide>(kMaxNormedSmem);
+    if (e != cudaSuccess) return e;
+  }
   return one_wave_only_at_3
-             ? LaunchPdl(GemvKernel<kOut, 4>, grid, block, 0, stream, x, w, out, M, N, K)
-             : LaunchPdl(GemvKernel<kOut, 8>, grid, block, 0, stream, x, w, out, M, N, K);
+             ? LaunchPdl(kNarrow, grid, block, smem, stream, x, w, out, M, N, K, fusion)
+             : LaunchPdl(kWide, grid, block, smem, stream, x, w, out, M, N, K, fusion);
+}
+
+// The normed forms' preconditions beyond Gemv's: a stream and its statistics.
+bool NormInValid(const GemvNormIn& in, int M, int K) {
+  return GemvNormedSupports(M, K) && GemvSupports(in.prefix, in.prefix, M, K) && in.stats &&
+         in.gamma && in.tiles > 0 && (in.summary_h == nullptr) == (in.summary_ml == nullptr) &&
+         reinterpret_cast<uintptr_t>(in.gamma) % 16 == 0 &&
+         reinterpret_cast<uintptr_t>(in.summary_h) % 16 == 0;
+}
+
+template <GemmOut kOut>
+cudaError_t LaunchNormed(const GemvNormIn& in, const bf16* w, bf16* out, int M, int N, int K,
+                         cudaStream_t stream) {
+  GemvFusion f;
+  f.in = in;
+  const size_t smem = NormedSmemBytes(M, K);
+  return in.summary_h
+             ? LaunchGemv<kOut, GemvIn::kMerge>(in.prefix, w, out, M, N, K, stream, f, smem)
+             : LaunchGemv<kOut, GemvIn::kNorm>(in.prefix, w, out, M, N, K, stream, f, smem);
 }
 
 }  // namespace
@@ -157,6 +406,41 @@ cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, i
   if (f < 0 || !GemvSupports(x, w_gate_up, M, K)) return cudaErrorInvalidValue;
   if (M == 0 || f == 0) return cudaSuccess;
   return LaunchGemv<GemmOut::kSwiGlu>(x, w_gate_up, out, M, f, K, stream);
+}
+
+bool GemvNormedSupports(int M, int K) {
+  return M >= 1 && M <= kGemvMaxRows && K >= 8 && K % 8 == 0 &&
+         NormedSmemBytes(M, K) <= kMaxNormedSmem;
+}
+
+cudaError_t GemvAddResidual(const bf16* x, const bf16* w, int M, int N, int K,
+                            const GemvResidual& residual, cudaStream_t stream) {
+  if (N < 0 || !GemvSupports(x, w, M, K) || !residual.prefix || !residual.stats ||
+      (residual.u == nullptr) != (residual.summary_h == nullptr)) {
+    return cudaErrorInvalidValue;
+  }
+  if (M == 0 || N == 0) return cudaSuccess;
+  GemvFusion f;
+  f.residual = residual;
+  return LaunchGemv<GemmOut::kBf16, GemvIn::kPlain, true>(x, w, nullptr, M, N, K, stream, f);
+}
+
+cudaError_t GemvNormed(const GemvNormIn& in, const bf16* w, bf16* out, int M, int N, int K,
+                       cudaStream_t stream) {
+  if (N < 0 || !NormInValid(in, M, K) || !GemvSupports(in.prefix, w, M, K)) {
+    return cudaErrorInvalidValue;
+  }
+  if (N == 0) return cudaSuccess;
+  return LaunchNormed<GemmOut::kBf16>(in, w, out, M, N, K, stream);
+}
+
+cudaError_t GemvSwiGluNormed(const GemvNormIn& in, const bf16* w_gate_up, bf16* out, int M, int f,
+                             int K, cudaStream_t stream) {
+  if (f < 0 || !NormInValid(in, M, K) || !GemvSupports(in.prefix, w_gate_up, M, K)) {
+    return cudaErrorInvalidValue;
+  }
+  if (f == 0) return cudaSuccess;
+  return LaunchNormed<GemmOut::kSwiGlu>(in, w_gate_up, out, M, f, K, stream);
 }
 
 }  // namespace attnres::kernels

@@ -269,6 +269,60 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
 cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,
                        cudaStream_t stream);
 
+// ---- gemv.cu: the residual boundary folded into the Gemvs around it (decode steps) ----
+// A boundary between two sublayers (ResidualBoundary's standard add + RMSNorm, or its phase-2
+// AttnRes mix) needs whole rows, which is why it is a kernel of its own. At decode sizes its
+// bytes are few and its time is latency, paid twice per layer. Folded: the Gemv that produces
+// the sublayer's output (o or down projection, GemvAddResidual) adds it to the stream in its
+// epilogue and leaves per-tile partial sums of the row statistics the boundary needs; the Gemv
+// that consumes the boundary's output (qkv, or gate/up + SwiGLU: GemvNormed, GemvSwiGluNormed)
+// completes those sums in a fixed order and normalizes its input into shared memory while its
+// first weights are in flight. Same results as GemvAddResidual's Gemv writing delta, then
+// ResidualBoundary, then the plain Gemv, up to fp32 rounding: the row sums run in another order,
+// and the mix's sum of h^2 is expanded as inv_l^2 (c^2 sum H^2 + 2 c p sum H x + p^2 sum x^2)
+// (c = exp(m - m'), p = exp(s_x - m')), summed directly where the terms nearly cancel.
+// The statistics of a row, per tile of kGemvTileCols columns: sum x^2, then for the mix sum u x,
+// sum H x and sum H^2 (H: the phase-1 state of the mix, ResidualBoundaryArgs::summary_h).
+inline constexpr int kBoundaryStats = 4;
+inline constexpr int kGemvTileCols = 16;
+inline int GemvTiles(int N) { return (N + kGemvTileCols - 1) / kGemvTileCols; }
+
+// The producer's epilogue: for each row m < M and column n < N of y = x . w^T,
+//   prefix[m, n] = prefix_empty ? bf16(y) : bf16(prefix[m, n] + bf16(y))  (ResidualBoundary's x)
+// and stats[m, s, tile] the tile's partial sums of that x (s = 0; 1-3 only with u). y itself
+// is not stored. prefix and summary_h must not be the previous kernel's outputs.
+struct GemvResidual {
+  bf16* prefix = nullptr;  // [M, N]
+  bool prefix_empty = false;
+  const float* u = nullptr;          // [N] the next mix's folded query, or null (standard)
+  const float* summary_h = nullptr;  // [M, N] the next mix's phase-1 state (with u)
+  float* stats = nullptr;            // [M, kBoundaryStats, GemvTiles(N)]
+};
+cudaError_t GemvAddResidual(const bf16* x, const bf16* w, int M, int N, int K,
+                            const GemvResidual& residual, cudaStream_t stream);
+
+// The consumer's prologue: its input row m is ResidualBoundary's out for the stream row x =
+// prefix[m] (after GemvAddResidual), i.e. bf16(rmsnorm(h) * gamma) with h = x (summary_h null:
+// the standard boundary) or the phase-2 merge of x into (summary_ml[m], summary_h[m]).
+struct GemvNormIn {
+  const bf16* prefix = nullptr;  // [M, K]
+  const float* stats = nullptr;  // [M, kBoundaryStats, tiles]
+  int tiles = 0;                 // GemvTiles(K)
+  const float* gamma = nullptr;  // [K]
+  float eps = 1e-6f;
+  const float* summary_h = nullptr;    // [M, K] or null
+  const float2* summary_ml = nullptr;  // [M] (max, sum), with summary_h
+};
+// Whether the normed forms take M rows of width K (their input rows live in shared memory).
+bool GemvNormedSupports(int M, int K);
+// out [M, N] bf16 = normed input . w^T; Gemv's preconditions on prefix and w, and
+// GemvNormedSupports.
+cudaError_t GemvNormed(const GemvNormIn& in, const bf16* w, bf16* out, int M, int N, int K,
+                       cudaStream_t stream);
+// GemvSwiGlu over the normed input.
+cudaError_t GemvSwiGluNormed(const GemvNormIn& in, const bf16* w_gate_up, bf16* out, int M, int f,
+                             int K, cudaStream_t stream);
+
 // ---- skinny_gemm.cu: GEMM for decode steps of 9-64 rows ----
 // y[M, N] = x[M, K] . w[N, K]^T as Gemv (same twin, outputs and preconditions, M up to
 // kSkinnyGemmMaxRows), for steps too wide for Gemv: blocks of 128 w rows stage x through shared

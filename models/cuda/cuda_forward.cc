@@ -36,6 +36,12 @@ bool EnvOn(const char* name) {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
+// An opt-in switch: on only when the variable is "1".
+bool EnvOptIn(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
+
 int ForkPhase1Rows() {
   const char* v = std::getenv("ATTNRES_FORK_PHASE1");
   return v == nullptr ? kForkByFit : std::max(0, std::atoi(v));
@@ -92,6 +98,10 @@ void CudaForward::Carve(Arena& a) {
   rope_ = a.Take<float2>(T * (c_.head_dim / 2));
   inv_freq_ = a.Take<double>(c_.head_dim / 2);
   final_xn_ = a.Take<bf16>(T * d);
+  boundary_stats_ =
+      a.Take<float>(fold_boundary_ ? size_t(kernels::kGemvMaxRows) * kernels::kBoundaryStats *
+                                         kernels::GemvTiles(c_.hidden_size)
+                                   : 0);
   attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
   dense_k_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
   dense_v_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
@@ -131,6 +141,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
   f->fuse_rope_ = EnvOn("ATTNRES_FUSED_ROPE");
+  f->fold_boundary_ = EnvOptIn("ATTNRES_FUSED_BOUNDARY") && f->comm_ == nullptr;
   if (c.attn_res() && EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
     f->fork_rows_ = ForkPhase1Rows();
@@ -200,11 +211,16 @@ void CudaForward::WaitForAttentionPlans() {
   if (cudnn_) cudnn_->WaitForQueued();
 }
 
-absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPool& pool,
-                                    bool dense, cudaStream_t s) {
+absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPool& pool, bool dense,
+                                    const kernels::GemvNormIn* in,
+                                    const kernels::GemvResidual* residual, cudaStream_t s) {
   const DeviceLayerWeights& L = w_.layers[layer];
   const int d = c_.hidden_size, q = c_.q_dim(), kv = c_.kv_dim();
-  if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) return st;
+  if (in) {
+    ATTNRES_CUDA_RETURN(kernels::GemvNormed(*in, L.w_qkv, qkv_, b.T, q + 2 * kv, d, s));
+  } else if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) {
+    return st;
+  }
   kernels::PagedAttentionArgs a;
   SetPagedKv(c_, pool, layer, b, a);
   a.q = q_;
@@ -249,6 +265,10 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
     }
   }
   if (a.num_tiles > 0) ATTNRES_CUDA_RETURN(kernels::PagedAttention(a, s));
+  if (residual) {
+    ATTNRES_CUDA_RETURN(kernels::GemvAddResidual(att_, L.w_o, b.T, d, q, *residual, s));
+    return absl::OkStatus();
+  }
   if (auto st = gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s); !st.ok()) return st;
   return ReduceDelta(b.T, s);
 }
@@ -303,11 +323,18 @@ int CudaForward::DecodeAttentionSplits(int rows, int max_context, int padded_row
   return kernels::PagedAttentionSplitCount(a);
 }
 
-absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, cudaStream_t s) {
+absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, const kernels::GemvNormIn* in,
+                              const kernels::GemvResidual* residual, cudaStream_t s) {
   const DeviceLayerWeights& L = w_.layers[layer];
   const int d = c_.hidden_size, f = c_.intermediate_size;
-  if (auto st = gemm_->RunSwiGlu(xn_, L.w_gate_up, gate_up_, act_, b.T, f, d, s); !st.ok()) {
+  if (in) {
+    ATTNRES_CUDA_RETURN(kernels::GemvSwiGluNormed(*in, L.w_gate_up, act_, b.T, f, d, s));
+  } else if (auto st = gemm_->RunSwiGlu(xn_, L.w_gate_up, gate_up_, act_, b.T, f, d, s); !st.ok()) {
     return st;
+  }
+  if (residual) {
+    ATTNRES_CUDA_RETURN(kernels::GemvAddResidual(act_, L.w_down, b.T, d, f, *residual, s));
+    return absl::OkStatus();
   }
   if (auto st = gemm_->Run(act_, L.w_down, delta_, b.T, d, f, false, s); !st.ok()) return st;
   return ReduceDelta(b.T, s);
@@ -361,6 +388,35 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     return later + (fork && later > 0 && sub + later + 1 < num_sub ? 1 : 0);
   };
   int last_snapshot = 0, last_queries = 0;
+  // Folding the boundaries into the Gemvs around them (fold_boundary_): the step must be Gemv's
+  // (checked per matrix below), every AttnRes mix it folds a phase-2 one, and no mix weights
+  // recorded (the folded forms do not write them).
+  const bool fold_step = fold_boundary_ && b.T <= kernels::kGemvMaxRows &&
+                         kernels::GemvNormedSupports(b.T, d) &&
+                         (!attn_res || (two_phase && !fork && mix_weights == nullptr));
+  const int tiles = kernels::GemvTiles(d);
+  // Boundary `next`, decided while the sublayer before it runs (so after its own boundary's
+  // bookkeeping): its mix is a phase-2 one (last_snapshot's summary), and both the GEMM before it
+  // (o or down) and the one after (qkv or gate/up) take Gemv.
+  auto folds = [&](int next) {
+    if (!fold_step || next < 1 || next >= num_sub) return false;
+    if (attn_res && (layout_.snapshot_before[next] || next - last_snapshot - 1 >= last_queries)) {
+      return false;
+    }
+    const DeviceLayerWeights& before = w_.layers[(next - 1) / 2];
+    const DeviceLayerWeights& after = w_.layers[next / 2];
+    const int f = c_.intermediate_size, q = c_.q_dim(), qkv = q + 2 * c_.kv_dim();
+    const bool produced = (next - 1) % 2 == 0 ? gemm_->TakesGemv(att_, before.w_o, b.T, d, q)
+                                              : gemm_->TakesGemv(act_, before.w_down, b.T, d, f);
+    const bool consumed = next % 2 == 0
+                              ? gemm_->TakesGemv(prefix_, after.w_qkv, b.T, qkv, d)
+                              : gemm_->TakesGemvSwiGlu(prefix_, after.w_gate_up, b.T, f, d);
+    return produced && consumed;
+  };
+  // The row offset of boundary `next`'s phase-1 state in the [Q, T, ...] summaries.
+  auto summary_of = [&](int next) { return static_cast<size_t>(next - last_snapshot - 1) * b.T; };
+  bool folded = false;  // whether this sublayer's boundary was folded (decided one earlier)
+  kernels::GemvNormIn norm_in;
   for (int sub = 0; sub < num_sub; ++sub) {
     const int layer = sub / 2;
     const bool is_attn = sub % 2 == 0;
@@ -382,7 +438,11 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     if (r.summary_index >= 0) {
       if (auto st = join(); !st.ok()) return st;
     }
-    if (fork && r.summary_queries > 0) {
+    if (folded) {
+      // Done by the GEMMs around it: the previous one added its output to the stream, and this
+      // sublayer's first one normalizes (norm_in, set then).
+      ++boundaries_folded_;
+    } else if (fork && r.summary_queries > 0) {
       if (auto st = ForkPhase1(r, s); !st.ok()) return st;
       joined = false;
     } else {
@@ -390,7 +450,33 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     }
     if (r.snapshot) ++r.bank_count;
     r.prefix_empty = r.snapshot;
-    auto st = is_attn ? Attention(layer, b, pool, dense, s) : Mlp(layer, b, s);
+    const kernels::GemvNormIn in = norm_in;  // this boundary's, where folded
+    const bool folded_in = folded;
+    folded = folds(sub + 1);
+    kernels::GemvResidual residual;
+    if (folded) {  // the next boundary: this sublayer's last GEMM adds, the next one normalizes
+      const int next = sub + 1;
+      const DeviceLayerWeights& N = w_.layers[next / 2];
+      residual.prefix = prefix_;
+      residual.prefix_empty = r.prefix_empty;
+      residual.stats = boundary_stats_;
+      norm_in = kernels::GemvNormIn{};
+      norm_in.prefix = prefix_;
+      norm_in.stats = boundary_stats_;
+      norm_in.tiles = tiles;
+      norm_in.gamma = next % 2 == 0 ? N.input_norm : N.post_norm;
+      norm_in.eps = r.eps;
+      if (attn_res) {
+        residual.u = next % 2 == 0 ? N.attn_res_u : N.mlp_res_u;
+        residual.summary_h = summary_h_ + summary_of(next) * d;
+        norm_in.summary_h = residual.summary_h;
+        norm_in.summary_ml = summary_ml_ + summary_of(next);
+      }
+    }
+    const kernels::GemvNormIn* in_ptr = folded_in ? &in : nullptr;
+    const kernels::GemvResidual* residual_ptr = folded ? &residual : nullptr;
+    auto st = is_attn ? Attention(layer, b, pool, dense, in_ptr, residual_ptr, s)
+                      : Mlp(layer, b, in_ptr, residual_ptr, s);
     if (!st.ok()) return st;
   }
   // Final mix (or the last residual add), norm, for the logit rows only.

@@ -106,6 +106,9 @@ class CudaForward {
   void set_wait_for_plans(bool wait) { wait_for_plans_ = wait; }
   void WaitForAttentionPlans();  // until the background builder is idle
   int64_t dense_chunks_run() const { return dense_chunks_run_; }  // through cuDNN, so far
+  // Residual boundaries folded into the Gemvs around them (fold_boundary_), launched so far (a
+  // CUDA graph's replays are not counted).
+  int64_t boundaries_folded() const { return boundaries_folded_; }
 
   const MixLayout& mix_layout() const { return layout_; }
   int max_tokens() const { return max_tokens_; }
@@ -117,7 +120,11 @@ class CudaForward {
       : plan_(p), c_(plan_.local), w_(w), comm_(p.world_size > 1 ? comm : nullptr) {}
   void Carve(Arena& a);
   // dense: the batch's dense chunks go through cuDNN (DensePlansReady).
+  // in: the residual boundary before this sublayer folded into its first GEMM (qkv or
+  // gate/up), else null (it reads xn_); residual: the boundary after it folded into its last
+  // GEMM (o or down), else null (it writes delta_). See fold_boundary_.
   absl::Status Attention(int layer, const DeviceBatch& b, const KvPool& pool, bool dense,
+                         const kernels::GemvNormIn* in, const kernels::GemvResidual* residual,
                          cudaStream_t s);
   // Whether this step's dense chunks run on cuDNN: all their plans are cached (else they are
   // queued, or with wait_for_plans_ built now).
@@ -125,7 +132,8 @@ class CudaForward {
   // cuDNN's attention of the batch's dense chunks (their K/V gathered from the pages first).
   absl::Status DenseAttention(int layer, const DeviceBatch& b, const KvPool& pool,
                               cudaStream_t s);
-  absl::Status Mlp(int layer, const DeviceBatch& b, cudaStream_t s);
+  absl::Status Mlp(int layer, const DeviceBatch& b, const kernels::GemvNormIn* in,
+                   const kernels::GemvResidual* residual, cudaStream_t s);
   // The snapshot boundary `snapshot` (with its later mixes' phase 1) as two kernels: the
   // boundary alone on s, then phase 1 on side_ after it; join_ marks phase 1's end.
   absl::Status ForkPhase1(const kernels::ResidualBoundaryArgs& snapshot, cudaStream_t s);
@@ -165,6 +173,14 @@ class CudaForward {
   // attention kernel (Attention); ATTNRES_FUSED_ROPE=0 runs the separate kernel (to measure
   // what the fusion buys).
   bool fuse_rope_ = true;
+  // Decode steps of up to kGemvMaxRows rows on one device fold each residual boundary between
+  // two Gemvs (the standard add + norm, or a phase-2 AttnRes mix) into them: the o or down
+  // projection adds its output to the stream and leaves row statistics in boundary_stats_, and
+  // the next qkv or gate/up projection normalizes its own input (kernels::GemvAddResidual,
+  // GemvNormed). Two kernels fewer per layer. Opt-in (ATTNRES_FUSED_BOUNDARY=1) until measured.
+  bool fold_boundary_ = false;
+  int64_t boundaries_folded_ = 0;
+  float* boundary_stats_ = nullptr;  // [kGemvMaxRows, kBoundaryStats, GemvTiles(d)]
   int64_t dense_chunks_run_ = 0;
   bf16* dense_k_ = nullptr;  // [kDenseMaxContext, kv]
   bf16* dense_v_ = nullptr;  // [kDenseMaxContext, kv]

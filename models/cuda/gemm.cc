@@ -81,12 +81,21 @@ constexpr double kGemvMaxWeightBytes = 128e6;
 constexpr double kGemvSwiGluMaxWeightBytes = 256e6;
 
 namespace {
-bool TakesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K,
-               double max_weight_bytes) {
+bool FitsGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K,
+              double max_weight_bytes) {
   return M <= kernels::kGemvMaxRows && 2.0 * N * K <= max_weight_bytes &&
          kernels::GemvSupports(x, w, M, K);
 }
 }  // namespace
+
+bool Gemm::TakesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K) const {
+  return M > 0 && FitsGemv(x, w, M, N, K, kGemvMaxWeightBytes);
+}
+
+bool Gemm::TakesGemvSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up, int M, int f,
+                           int K) const {
+  return M > 0 && FitsGemv(x, w_gate_up, M, 2 * f, K, kGemvSwiGluMaxWeightBytes);
+}
 
 bool Gemm::TakesSkinny(const kernels::bf16* x, const kernels::bf16* w, int M, int K) const {
   return skinny_ && M > kernels::kGemvMaxRows && kernels::SkinnyGemmSupports(x, w, M, K);
@@ -95,7 +104,7 @@ bool Gemm::TakesSkinny(const kernels::bf16* x, const kernels::bf16* w, int M, in
 absl::Status Gemm::Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                        int K, bool out_f32, cudaStream_t stream) {
   if (M == 0) return absl::OkStatus();
-  if (TakesGemv(x, w, M, N, K, kGemvMaxWeightBytes)) {
+  if (FitsGemv(x, w, M, N, K, kGemvMaxWeightBytes)) {
     ATTNRES_CUDA_RETURN(kernels::Gemv(x, w, out, M, N, K, out_f32, stream));
     return absl::OkStatus();
   }
@@ -110,7 +119,7 @@ absl::Status Gemm::RunSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate
                              kernels::bf16* gate_up, kernels::bf16* act, int M, int f, int K,
                              cudaStream_t stream) {
   if (M == 0) return absl::OkStatus();
-  if (TakesGemv(x, w_gate_up, M, 2 * f, K, kGemvSwiGluMaxWeightBytes)) {
+  if (FitsGemv(x, w_gate_up, M, 2 * f, K, kGemvSwiGluMaxWeightBytes)) {
     ATTNRES_CUDA_RETURN(kernels::GemvSwiGlu(x, w_gate_up, act, M, f, K, stream));
     return absl::OkStatus();
   }

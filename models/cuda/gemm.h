@@ -38,6 +38,11 @@ class Gemm {
   absl::Status RunSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up,
                          kernels::bf16* gate_up, kernels::bf16* act, int M, int f, int K,
                          cudaStream_t stream);
+  // Whether Run / RunSwiGlu take Gemv for these arguments: the decode step's folded residual
+  // boundary (kernels::GemvAddResidual, GemvNormed, GemvSwiGluNormed) runs only where they do.
+  bool TakesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K) const;
+  bool TakesGemvSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up, int M, int f,
+                       int K) const;
   // The same product, always through cuBLASLt (benchmarks and tests compare the two paths).
   absl::Status RunCublasLt(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                            int K, bool out_f32, cudaStream_t stream);

@@ -52,14 +52,17 @@ TEST(DecodeGraphs, ReplaysMatchEagerLogits) {
   ASSERT_TRUE(weights.ok()) << weights.status();
   const int ps = 16, per_seq = 16, max_rows = 8, V = c.vocab_size;
   int most_splits = 0;
-  for (int n : {4, 5}) {  // an exact bucket, and one padded to 8
+  for (int n : {4, 5, 3}) {  // exact buckets, and one padded to 8
     SCOPED_TRACE(::testing::Message() << n << " sequences");
     // 5 sequences fork phase 1 onto the side stream at every step (captured as a graph branch);
-    // 4 never do (CudaForward reads the threshold at creation).
+    // 4 and 3 never do (CudaForward reads the threshold at creation); 3 fold the residual
+    // boundaries into the decode Gemvs (ATTNRES_FUSED_BOUNDARY, also read at creation).
     setenv("ATTNRES_FORK_PHASE1", n == 5 ? "1" : "0", 1);
+    if (n == 3) setenv("ATTNRES_FUSED_BOUNDARY", "1", 1);
     auto eager_fwd = cuda::CudaForward::Create(single, **weights, nullptr, 256, max_rows);
     auto graph_fwd = cuda::CudaForward::Create(single, **weights, nullptr, 256, max_rows);
     unsetenv("ATTNRES_FORK_PHASE1");
+    unsetenv("ATTNRES_FUSED_BOUNDARY");
     ASSERT_TRUE(eager_fwd.ok() && graph_fwd.ok());
     auto eager_pool = cuda::KvPool::Create(c, n * per_seq + 1, ps);
     auto graph_pool = cuda::KvPool::Create(c, n * per_seq + 1, ps);

@@ -4,8 +4,9 @@
 // matrices rounded to bf16. The bound is the published one (relative L2 < 3e-2, cosine > 0.999),
 // widened only on a model where an independent all-bf16 implementation cannot meet it either
 // (tests/data/golden/bf16_reference_error.json, made by tests/reference/bf16_error.py: small
-// random models amplify rounding), so the GPU must be at least as exact as bf16 allows. And 32
-// greedy tokens of the CUDA runner against the CPU runner.
+// random models amplify rounding), so the GPU must be at least as exact as bf16 allows. The same
+// with the residual boundaries folded into the decode Gemvs. And 32 greedy tokens of the CUDA
+// runner against the CPU runner.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -34,6 +35,13 @@ std::vector<int32_t> Prompt(int n, int vocab) {
   std::vector<int32_t> ids(n);
   for (int i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((2654435761u * (i + 3)) % vocab);
   return ids;
+}
+
+// A 40-token prompt's steps: prefill chunks of 19, 7 and 5 rows, then 9 single-row decodes.
+std::vector<int> MixedChunks() {
+  std::vector<int> chunks = {19, 7, 5};
+  for (int i = 0; i < 9; ++i) chunks.push_back(1);
+  return chunks;
 }
 
 // Runs one step with every row a logit row (long chunks through cuDNN where the forward has it)
@@ -74,7 +82,8 @@ int64_t CudnnChunksDuring(const cuda::CudaForward& fwd, const F& f) {
 std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
                                              const std::vector<int32_t>& ids,
                                              const std::vector<int>& chunks, int page_size,
-                                             int max_tokens = 64) {
+                                             int max_tokens = 64,
+                                             int64_t* boundaries_folded = nullptr) {
   const ModelConfig& c = m.config;
   const TensorParallelPlan single = *PlanTensorParallel(c, 1, 0);
   auto weights = cuda::LoadDeviceWeights(c, *m.store, single);
@@ -108,6 +117,7 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
     StepAllLogits(**fwd, upload, *pool, c, b, static_cast<float*>(logits->get()), &out);
     start = end;
   }
+  if (boundaries_folded) *boundaries_folded = (*fwd)->boundaries_folded();
   return out;
 }
 
@@ -165,8 +175,7 @@ TEST(CudaModel, LogitsMatchCpuForward) {
   for (const char* dir : kModels) {
     auto m = testing::LoadCpuModel(dir);
     const auto ids = Prompt(40, m.config.vocab_size);
-    std::vector<int> chunks = {19, 7, 5};
-    for (int i = 0; i < 9; ++i) chunks.push_back(1);
+    const std::vector<int> chunks = MixedChunks();
     const auto cpu_fp32 = testing::AllLogits(m, ids, chunks, 4);
     const auto [fp32_l2, fp32_cos] = Worst(GpuAllLogits(m, ids, chunks, 16), cpu_fp32);
     const auto [l2_bound, cos_bound] = Bounds(dir);
@@ -182,6 +191,40 @@ TEST(CudaModel, LogitsMatchCpuForward) {
                   ps, worst_l2, worst_cos);
       EXPECT_LT(worst_l2, l2_bound) << dir << " page " << ps;
       EXPECT_GT(worst_cos, cos_bound) << dir << " page " << ps;
+    }
+  }
+}
+
+// The residual boundaries folded into the decode Gemvs (ATTNRES_FUSED_BOUNDARY=1, read at
+// creation): the same chunks as above, whose 5-row chunk and single-row decodes fold every
+// boundary between two Gemvs (standard, and Block AttnRes's phase-2 mixes; Full AttnRes
+// snapshots at every boundary, so nothing folds there), against the CPU forward within the same
+// bounds, and against the unfolded GPU forward within the rounding of the normed inputs.
+TEST(CudaModel, FoldedBoundariesMatchCpuForward) {
+  ATTNRES_REQUIRE_GPU();
+  for (const char* dir : kModels) {
+    auto m = testing::LoadCpuModel(dir);
+    const auto ids = Prompt(40, m.config.vocab_size);
+    const std::vector<int> chunks = MixedChunks();
+    const auto unfolded = GpuAllLogits(m, ids, chunks, 16);
+    int64_t folded_count = 0;
+    setenv("ATTNRES_FUSED_BOUNDARY", "1", 1);
+    const auto folded = GpuAllLogits(m, ids, chunks, 16, 64, &folded_count);
+    unsetenv("ATTNRES_FUSED_BOUNDARY");
+    RoundMatricesToBf16(m.weights);
+    const auto cpu = testing::AllLogits(m, ids, chunks, 4);
+    const auto [l2_bound, cos_bound] = Bounds(dir);
+    const auto [l2, cos] = Worst(folded, cpu);
+    const auto [self_l2, self_cos] = Worst(folded, unfolded);
+    std::printf(
+        "%-40s folded (%lld boundaries): worst rel L2 %.2e, cosine %.6f; against the "
+        "unfolded forward %.2e, %.6f\n",
+        dir, static_cast<long long>(folded_count), l2, cos, self_l2, self_cos);
+    EXPECT_LT(l2, l2_bound) << dir;
+    EXPECT_GT(cos, cos_bound) << dir;
+    EXPECT_LT(self_l2, 1e-2) << dir;
+    if (std::string(dir).find("tiny_full") == std::string::npos) {
+      EXPECT_GT(folded_count, 0) << dir << ": nothing was folded";
     }
   }
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A/B of one environment switch on the GPU machine: attnres-gpu-bench per preset, the default
+# against VAR=VALUE, in alternating processes (two variants compare only within one call on one
+# card: bench/BENCHMARKS.md, "Comparing figures"), PASSES passes; prints each pass's step times
+# and a table of medians last. Builds nothing: carry the binaries as for gpu_run.sh.
+#
+#   scripts/gpu_ab.sh ATTNRES_FUSED_BOUNDARY=1 [bench flags...]
+#
+# BUILD_DIR / DEVICE_DIR as in gpu_run.sh; PRESETS (default: the four 1B and 8B presets), PASSES
+# (default 3); bench flags default to --decode-only. Logs go to $OUT (or ./out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 1 ] && [[ "$1" == *=* ]] || { echo "usage: scripts/gpu_ab.sh VAR=VALUE [bench flags...]" >&2; exit 2; }
+switch=$1
+shift
+flags=("$@")
+[ ${#flags[@]} -eq 0 ] && flags=(--decode-only)
+BIN=${BUILD_DIR:-build-gpu}/bin
+DEV=${DEVICE_DIR:-.device}
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+nccl_dir=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
+export LD_LIBRARY_PATH=$PWD/$DEV/lib:${nccl_dir}:${LD_LIBRARY_PATH:-}
+export NCCL_NVLS_ENABLE=0
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/ab_gpu.txt"
+results="$OUT/ab_results.tsv"
+: >"$results"
+for pass in $(seq "${PASSES:-3}"); do
+  for preset in ${PRESETS:-llama-8b llama-8b-block llama-1b llama-1b-block}; do
+    for variant in default "$switch"; do
+      log="$OUT/ab_${pass}_${preset}_${variant//[^A-Za-z0-9_]/_}.md"
+      if [ "$variant" = default ]; then
+        timeout 300 "$BIN/attnres-gpu-bench" "${flags[@]}" "$preset" >"$log" 2>&1
+      else
+        timeout 300 env "$variant" "$BIN/attnres-gpu-bench" "${flags[@]}" "$preset" >"$log" 2>&1
+      fi
+      # Rows "| model | measurement | step time | ..." -> preset, variant, measurement, ms.
+      awk -F'|' -v p="$preset" -v v="$variant" '/ ms /{gsub(/^ +| +$/, "", $3); split($4, t, " ");
+        print p "\t" v "\t" $3 "\t" t[1]}' "$log" | tee -a "$results"
+    done
+  done
+done
+echo "=== medians over ${PASSES:-3} passes (ms) ==="
+python3 - "$results" <<'EOF'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    preset, variant, what, ms = line.rstrip("\n").split("\t")
+    try:
+        rows[(preset, what, variant)].append(float(ms))
+    except ValueError:
+        pass
+keys = sorted({(p, w) for p, w, _ in rows})
+variants = sorted({v for _, _, v in rows}, key=lambda v: v != "default")
+print("| preset | measurement | " + " | ".join(variants) + " | change |")
+print("|---|---|" + "---|" * (len(variants) + 1))
+for p, w in keys:
+    med = [statistics.median(rows[(p, w, v)]) if rows[(p, w, v)] else float("nan") for v in variants]
+    change = (med[-1] / med[0] - 1) * 100 if len(med) > 1 and med[0] else float("nan")
+    print(f"| {p} | {w} | " + " | ".join(f"{m:.3f}" for m in med) + f" | {change:+.1f}% |")
+EOF
