@@ -8,6 +8,7 @@
 #include "models/jinja/interpreter.h"
 #include "models/jinja/lexer.h"
 #include "models/jinja/parser.h"
+#include "models/jinja/py_string.h"
 
 namespace attnres {
 namespace {
@@ -53,6 +54,25 @@ absl::StatusOr<std::string> ChatTemplate::Render(const nlohmann::ordered_json& c
 
 bool IsTemplateRaise(const absl::Status& status) {
   return !status.ok() && status.GetPayload(kRaisePayload).has_value();
+}
+
+absl::StatusOr<std::string> CutAfterFinalMessage(std::string_view rendered,
+                                                 std::string_view final_message) {
+  const std::string stripped = jinja::pystr::Strip(final_message, std::nullopt, true, true);
+  const std::string lstripped = jinja::pystr::Strip(final_message, std::nullopt, true, false);
+  // rfind("") is rendered.size(), as Python's rindex("") is len(rendered).
+  const size_t loc = rendered.rfind(stripped);
+  if (loc == std::string_view::npos) {
+    return absl::InvalidArgumentError(
+        "the final message does not appear in the rendered conversation (the chat template "
+        "changes or drops its content), so it cannot be continued");
+  }
+  // transformers' test, kept as it is: the slice as long as the left-stripped content against the
+  // unstripped content. Equal: the template kept the content as given, trailing whitespace too.
+  if (rendered.substr(loc, lstripped.size()) == final_message) {
+    return std::string(rendered.substr(0, loc + lstripped.size()));
+  }
+  return std::string(rendered.substr(0, loc + stripped.size()));
 }
 
 namespace {

@@ -50,6 +50,16 @@ class ChatTemplate {  // cheap to copy (shared immutable compiled form), thread-
 // The status came from the template's raise_exception().
 bool IsTemplateRaise(const absl::Status& status);
 
+// What transformers' apply_chat_template(..., continue_final_message=True) keeps of `rendered`
+// (the conversation written without the generation prompt) so that the model continues the final
+// message, whose content is `final_message`: the text up to the last occurrence of that content
+// stripped of whitespace (Python's str.strip), plus its trailing whitespace when the template kept
+// it (transformers compares the unstripped content, so content with leading whitespace always
+// loses its trailing whitespace). Byte offsets; UTF-8 in and out. InvalidArgument when the
+// stripped content is not in `rendered` (the template rewrote or dropped it).
+absl::StatusOr<std::string> CutAfterFinalMessage(std::string_view rendered,
+                                                 std::string_view final_message);
+
 // What a model directory says about chat: the template from chat_template.jinja, else from
 // tokenizer_config.json's chat_template (nullopt when neither has one), and that file's special
 // tokens.

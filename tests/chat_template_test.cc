@@ -217,6 +217,41 @@ TEST(ChatTemplate, LimitsEndRunawayTemplates) {
   EXPECT_TRUE(t->Render(json::object()).ok());
 }
 
+// transformers' continue_final_message cut, on ChatML written out without the generation prompt
+// (expected values as Python's apply_chat_template computes them).
+TEST(CutAfterFinalMessage, KeepsTheTextUpToTheFinalContent) {
+  const std::string head = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+  auto cut = [](const std::string& rendered, std::string_view final_message) {
+    absl::StatusOr<std::string> r = CutAfterFinalMessage(rendered, final_message);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.value_or("");
+  };
+  EXPECT_EQ(cut(head + "Once upon<|im_end|>\n", "Once upon"), head + "Once upon");
+  // Trailing whitespace the template kept is kept; what it trimmed stays trimmed.
+  EXPECT_EQ(cut(head + "Once upon \n<|im_end|>\n", "Once upon \n"), head + "Once upon \n");
+  EXPECT_EQ(cut(head + "Once upon<|im_end|>\n", "Once upon  "), head + "Once upon");
+  // With leading whitespace transformers' comparison (against the unstripped content) never
+  // holds, so the trailing whitespace goes even where the template kept it.
+  EXPECT_EQ(cut(head + " Once upon <|im_end|>\n", " Once upon "), head + " Once upon");
+  // The last occurrence counts: past an earlier message with the same text, and (as in
+  // transformers) even inside the template's own text after the message.
+  EXPECT_EQ(cut(head + "Hi<|im_end|>\n", "Hi"), head + "Hi");
+  EXPECT_EQ(cut(head + "i<|im_end|>\n", "i"), head + "i<|i");
+  // Empty content is found at the very end (Python's rindex("")): nothing is cut.
+  EXPECT_EQ(cut(head + "<|im_end|>\n", ""), head + "<|im_end|>\n");
+  // Python's whitespace is Unicode's (U+3000 here); offsets are bytes of UTF-8.
+  EXPECT_EQ(cut(head + "Grüße<|im_end|>\n", "Grüße\u3000"), head + "Grüße");
+}
+
+TEST(CutAfterFinalMessage, ContentTheTemplateChangedIsAnError) {
+  absl::StatusOr<std::string> r =
+      CutAfterFinalMessage("<|im_start|>assistant\nONCE UPON<|im_end|>\n", "Once upon");
+  ASSERT_FALSE(r.ok()) << *r;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()),
+              StartsWith("the final message does not appear in the rendered conversation"));
+}
+
 TEST(ChatTemplate, StrftimeNowIsTheLocalTime) {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};

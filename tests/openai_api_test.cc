@@ -338,6 +338,38 @@ TEST(OpenAiChatRequest, ReadsMessagesAndTheChatForms) {
   EXPECT_EQ(older->request.logprobs(), 0);
 }
 
+// continue_final_message goes to prompt.chat as given; the generation prompt is left unset, so
+// that it defaults off there (prompt.chat's rule), and the pair both true is refused there too
+// (ChatFieldNamesAndMissingTemplate shows the error's HTTP spelling).
+TEST(OpenAiChatRequest, ContinueFinalMessage) {
+  auto call = ParseChatRequest(
+      R"({"messages": [{"role": "user", "content": "Hi"},
+          {"role": "assistant", "content": [{"type": "text", "text": "Once"},
+                                            {"type": "text", "text": "upon "}]}],
+          "continue_final_message": true})",
+      kModel);
+  ASSERT_TRUE(call.ok()) << call.status();
+  const v1::Chat& chat = call->request.prompt().chat();
+  EXPECT_TRUE(chat.has_continue_final_message());
+  EXPECT_TRUE(chat.continue_final_message());
+  EXPECT_FALSE(chat.has_add_generation_prompt());
+  // Text parts are joined before the template sees them, so the joined text is what is
+  // continued (as vLLM continues it).
+  EXPECT_EQ(chat.messages(1).content(), "Once\nupon ");
+  auto off = ParseChatRequest(
+      R"({"messages": [{"role": "user", "content": null}], "continue_final_message": false})",
+      kModel);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->request.prompt().chat().has_continue_final_message());
+  EXPECT_FALSE(off->request.prompt().chat().continue_final_message());
+  auto both = ParseChatRequest(
+      R"({"messages": [{"role": "user", "content": "Hi"}], "continue_final_message": true,
+          "add_generation_prompt": true})",
+      kModel);
+  ASSERT_TRUE(both.ok()) << both.status();  // refused by request validation, with gRPC's
+  EXPECT_TRUE(both->request.prompt().chat().add_generation_prompt());
+}
+
 TEST(OpenAiChatRequest, RefusalsNameTheKeyAndTheRule) {
   const std::pair<const char*, const char*> cases[] = {
       {R"({"max_tokens": 3})", R"(key "messages" is required)"},
@@ -373,6 +405,16 @@ TEST(OpenAiChatRequest, RefusalsNameTheKeyAndTheRule) {
        R"(key "logprobs" must be true or false)"},
       {R"({"messages": [{"role": "user", "content": "x"}], "n": 99})",
        R"(key "n" must be in [1, 16], got 99)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "continue_final_message": 1})",
+       R"(key "continue_final_message" must be true or false)"},
+      // Nothing to continue: no text at all, as transformers refuses it.
+      {R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": []}],
+           "continue_final_message": true})",
+       R"(key "messages[1].content" must hold text when continue_final_message is true)"},
+      {R"({"messages": [{"role": "assistant", "content": null}], "continue_final_message": true})",
+       R"(key "messages[0].content" must hold text when continue_final_message is true)"},
+      {R"({"messages": [{"role": "assistant"}], "continue_final_message": true})",
+       R"(key "messages[0].content" must hold text when continue_final_message is true)"},
   };
   for (const auto& [body, expect] : cases) {
     auto call = ParseChatRequest(body, kModel);
@@ -482,6 +524,13 @@ TEST(OpenAiChatResponse, ChatFieldNamesAndMissingTemplate) {
                              "prompt.chat.messages[1].role must be 1-64 bytes; prompt.chat: x"))
           .message(),
       "messages[1].role must be 1-64 bytes; messages: x");
+  EXPECT_EQ(WithHttpFieldNames(
+                absl::InvalidArgumentError(
+                    "prompt.chat.continue_final_message and prompt.chat.add_generation_prompt "
+                    "must not both be true; prompt.chat.continue_final_message: x"))
+                .message(),
+            "continue_final_message and add_generation_prompt must not both be true; "
+            "continue_final_message: x");
   EXPECT_EQ(HttpStatusCode(absl::StatusCode::kFailedPrecondition), 400);
 }
 

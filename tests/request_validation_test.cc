@@ -1,12 +1,17 @@
 // The API edge's range rules (server/grpc/request_validation.h) at unit level: a request's fields
 // and generation_config.json's defaults, which stand in for unset request fields and so obey the
-// same rules. The gRPC status mapping of these errors is covered end to end (tests/e2e/).
+// same rules; and prompt.chat written out as text (server/grpc/chat_prompt.h). The gRPC status
+// mapping of these errors is covered end to end (tests/e2e/).
 #include "server/grpc/request_validation.h"
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/grpc/chat_prompt.h"
 
 namespace attnres {
 namespace {
@@ -109,6 +114,83 @@ TEST(ValidateGenerateRequest, ChatPromptsNameTheMessage) {
               HasSubstr("prompt.chat.messages must have at most 4096 entries, got 4097"));
   EXPECT_THAT(std::string(ValidateGenerateRequest(v1::GenerateRequest(), kLimits).message()),
               HasSubstr("set prompt.text, prompt.token_ids or prompt.chat"));
+}
+
+TEST(ValidateGenerateRequest, ContinueFinalMessageRefusesTheGenerationPrompt) {
+  v1::GenerateRequest r;
+  v1::Chat* chat = r.mutable_prompt()->mutable_chat();
+  chat->add_messages()->set_role("user");
+  chat->set_continue_final_message(true);
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());  // the generation prompt then defaults off
+  chat->set_add_generation_prompt(false);
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+  chat->set_add_generation_prompt(true);
+  const absl::Status s = ValidateGenerateRequest(r, kLimits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("prompt.chat.continue_final_message and prompt.chat.add_generation_prompt "
+                        "must not both be true"));
+  chat->set_continue_final_message(false);
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+}
+
+// RenderChat's context needs only the chat format; ChatML as tests/e2e/data/chatml.jinja writes
+// it, with `trim` to strip each content when asked (as Llama 3's template does).
+ServingContext ChatMlContext(bool trim = false) {
+  const std::string content = trim ? "message['content'] | trim" : "message['content']";
+  absl::StatusOr<ChatTemplate> t = ChatTemplate::Compile(
+      "{%- for message in messages -%}{{ '<|im_start|>' + message['role'] + '\\n' + " + content +
+      " + '<|im_end|>\\n' }}{%- endfor -%}"
+      "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}");
+  EXPECT_TRUE(t.ok()) << t.status();
+  ServingContext ctx;
+  ctx.chat = ChatFormat{.chat_template = *std::move(t)};
+  return ctx;
+}
+
+v1::Chat MakeChat(const std::vector<std::pair<std::string, std::string>>& messages) {
+  v1::Chat chat;
+  for (const auto& [role, content] : messages) {
+    v1::ChatMessage* m = chat.add_messages();
+    m->set_role(role);
+    m->set_content(content);
+  }
+  return chat;
+}
+
+TEST(RenderChat, ContinueFinalMessageCutsAfterItsContent) {
+  const std::string user = "<|im_start|>user\nHi<|im_end|>\n";
+  v1::Chat chat = MakeChat({{"user", "Hi"}, {"assistant", "Once upon "}});
+  EXPECT_EQ(*RenderChat(chat, ChatMlContext()),  // unset: the generation prompt defaults on
+            user + "<|im_start|>assistant\nOnce upon <|im_end|>\n<|im_start|>assistant\n");
+  chat.set_continue_final_message(true);  // ... and off with continue_final_message
+  EXPECT_EQ(*RenderChat(chat, ChatMlContext()), user + "<|im_start|>assistant\nOnce upon ");
+  chat.set_add_generation_prompt(false);
+  EXPECT_EQ(*RenderChat(chat, ChatMlContext()), user + "<|im_start|>assistant\nOnce upon ");
+  // Whitespace the template trims from the end stays trimmed.
+  EXPECT_EQ(*RenderChat(chat, ChatMlContext(/*trim=*/true)),
+            user + "<|im_start|>assistant\nOnce upon");
+  chat.set_continue_final_message(false);
+  EXPECT_EQ(*RenderChat(chat, ChatMlContext()),
+            user + "<|im_start|>assistant\nOnce upon <|im_end|>\n");
+}
+
+TEST(RenderChat, ContinueFinalMessageNeedsItInTheText) {
+  absl::StatusOr<ChatTemplate> t = ChatTemplate::Compile(
+      "{% for m in messages %}{{ m['role'] }}: {{ m['content'] | upper }}\n{% endfor %}");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ServingContext ctx;
+  ctx.chat = ChatFormat{.chat_template = *std::move(t)};
+  v1::Chat chat = MakeChat({{"user", "Hi"}, {"assistant", "Once"}});
+  chat.set_continue_final_message(true);
+  absl::StatusOr<std::string> text = RenderChat(chat, ctx);
+  ASSERT_FALSE(text.ok()) << *text;
+  EXPECT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(text.status().message()),
+              HasSubstr("prompt.chat.continue_final_message: the final message does not appear in "
+                        "the rendered conversation"));
+  *chat.mutable_messages(1)->mutable_content() = "ONCE";  // unchanged by upper: found
+  EXPECT_EQ(*RenderChat(chat, ctx), "user: HI\nassistant: ONCE");
 }
 
 TEST(ValidatePromptLength, ScoringMayFillTheContext) {

@@ -21,7 +21,7 @@ struct GenerateFlags {
   std::vector<std::string> stop;
   std::vector<std::string> logit_bias;  // "ID=VALUE"
   std::vector<std::string> messages;    // "ROLE:TEXT", a chat prompt
-  bool no_generation_prompt = false;
+  bool no_generation_prompt = false, continue_final_message = false;
   std::string stop_token_ids;
   bool mix_weights = false, ignore_eos = false, stream = false, json = false;
   bool keep_special = false, no_special = false;
@@ -51,6 +51,7 @@ std::string BuildRequest(const GenerateFlags& f, v1::GenerateRequest* r) {
       message->set_content(m.substr(colon + 1));
     }
     if (f.no_generation_prompt) chat->set_add_generation_prompt(false);
+    if (f.continue_final_message) chat->set_continue_final_message(true);
   } else {
     std::vector<int32_t> ids;
     if (!ParseIdList(f.prompt_ids, &ids)) return "--prompt-ids must be comma-separated integers";
@@ -162,7 +163,11 @@ void AddGenerateCommands(CLI::App& app, CliState& state) {
                       ->expected(1)
                       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_flag("--no-generation-prompt", f->no_generation_prompt,
-                "Chat: continue the last message instead of starting the assistant's turn");
+                "Chat: leave the last message as the template closes it instead of starting "
+                "the assistant's turn");
+  cmd->add_flag("--continue-final-message", f->continue_final_message,
+                "Chat: continue the last message's text (e.g. a started assistant answer): the "
+                "conversation is cut right after it, without the generation prompt");
   f->o_prompt->excludes(f->o_prompt_ids);
   cmd->add_option("--request-id", f->request_id, "Caller-chosen request id");
   f->o_max_tokens = cmd->add_option("--max-tokens", f->max_tokens, "Tokens to generate at most");

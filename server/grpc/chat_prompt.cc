@@ -17,22 +17,32 @@ absl::StatusOr<std::string> RenderChat(const v1::Chat& chat, const ServingContex
   for (const v1::ChatMessage& m : chat.messages()) {
     messages.push_back({{"role", m.role()}, {"content", m.content()}});
   }
+  // Continuing the final message needs it left open, so the generation prompt then defaults off
+  // (request validation refuses both set true).
+  const bool continue_final = chat.continue_final_message();
   const nlohmann::ordered_json context = {
       {"messages", std::move(messages)},
       {"add_generation_prompt",
-       chat.has_add_generation_prompt() ? chat.add_generation_prompt() : true},
+       chat.has_add_generation_prompt() ? chat.add_generation_prompt() : !continue_final},
       {"bos_token", ctx.chat->bos_token},
       {"eos_token", ctx.chat->eos_token},
       {"tools", nullptr},  // as transformers passes them without tools or documents
       {"documents", nullptr}};
   absl::StatusOr<std::string> text = ctx.chat->chat_template.Render(context);
-  if (text.ok()) return text;
-  const absl::Status& s = text.status();
-  return absl::Status(s.code(), IsTemplateRaise(s)
-                                    ? absl::StrCat("prompt.chat: the model's chat template "
-                                                   "refused the conversation: ",
-                                                   s.message())
-                                    : absl::StrCat("prompt.chat: ", s.message()));
+  if (!text.ok()) {
+    const absl::Status& s = text.status();
+    return absl::Status(s.code(), IsTemplateRaise(s)
+                                      ? absl::StrCat("prompt.chat: the model's chat template "
+                                                     "refused the conversation: ",
+                                                     s.message())
+                                      : absl::StrCat("prompt.chat: ", s.message()));
+  }
+  if (!continue_final || chat.messages().empty()) return text;
+  absl::StatusOr<std::string> cut =
+      CutAfterFinalMessage(*text, chat.messages(chat.messages_size() - 1).content());
+  if (cut.ok()) return cut;
+  return absl::Status(cut.status().code(),
+                      absl::StrCat("prompt.chat.continue_final_message: ", cut.status().message()));
 }
 
 }  // namespace attnres

@@ -54,6 +54,14 @@ absl::Status ValidateChat(const v1::Chat& chat) {
                                      kMaxChatRoleBytes, bytes));
     }
   }
+  // The generation prompt closes the final message, which is what continuing it must not do (as
+  // transformers and vLLM refuse the pair).
+  if (chat.continue_final_message() && chat.has_add_generation_prompt() &&
+      chat.add_generation_prompt()) {
+    return Invalid(
+        "prompt.chat.continue_final_message and prompt.chat.add_generation_prompt must not both "
+        "be true: continue the final message or start the assistant's turn");
+  }
   return absl::OkStatus();
 }
 

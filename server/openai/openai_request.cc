@@ -71,8 +71,8 @@ const KeySet& CompletionKeys() {
 }
 
 const KeySet& ChatKeys() {
-  static const KeySet keys = GenerationKeysAnd(
-      {"messages", "max_completion_tokens", "top_logprobs", "add_generation_prompt"});
+  static const KeySet keys = GenerationKeysAnd({"messages", "max_completion_tokens", "top_logprobs",
+                                                "add_generation_prompt", "continue_final_message"});
   return keys;
 }
 
@@ -347,6 +347,18 @@ absl::Status ReadMessages(const json& j, v1::Chat* chat) {
   return absl::OkStatus();
 }
 
+// transformers refuses to continue a final message without text (content null or absent, or a
+// list without text parts); once read, those are indistinguishable from the empty string.
+absl::Status CheckFinalMessageHasText(const json& messages) {
+  const json& last = messages.back();
+  const auto content = last.find("content");
+  if (content != last.end() && !content->is_null() && !(content->is_array() && content->empty())) {
+    return absl::OkStatus();
+  }
+  return KeyError(kOrigin, absl::StrCat("messages[", messages.size() - 1, "].content"),
+                  "must hold text when continue_final_message is true");
+}
+
 }  // namespace
 
 absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
@@ -388,6 +400,9 @@ absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
   RETURN_IF_ERROR(ReadMessages(j, chat));
   RETURN_IF_ERROR(ReadOptionalBool(j, "add_generation_prompt",
                                    [&](bool v) { chat->set_add_generation_prompt(v); }));
+  RETURN_IF_ERROR(ReadOptionalBool(j, "continue_final_message",
+                                   [&](bool v) { chat->set_continue_final_message(v); }));
+  if (chat->continue_final_message()) RETURN_IF_ERROR(CheckFinalMessageHasText(j["messages"]));
   *r.mutable_prompt() = call.prompts[0];
   if (Has(j, "max_tokens") && Has(j, "max_completion_tokens")) {
     return KeyError(kOrigin, "max_tokens",

@@ -238,13 +238,17 @@ json DetokenizeJson(const v1::DetokenizeResponse& response) {
 
 absl::Status WithHttpFieldNames(const absl::Status& status) {
   if (status.ok()) return status;
-  return absl::Status(status.code(),
-                      absl::StrReplaceAll(status.message(), {{"sampling.", ""},
-                                                             {"prompt.token_ids.ids", "prompt"},
-                                                             {"prompt.token_ids", "prompt"},
-                                                             {"prompt.text", "prompt"},
-                                                             {"prompt.chat.messages", "messages"},
-                                                             {"prompt.chat", "messages"}}));
+  return absl::Status(
+      status.code(),
+      absl::StrReplaceAll(status.message(),
+                          {{"sampling.", ""},
+                           {"prompt.token_ids.ids", "prompt"},
+                           {"prompt.token_ids", "prompt"},
+                           {"prompt.text", "prompt"},
+                           {"prompt.chat.messages", "messages"},
+                           {"prompt.chat.add_generation_prompt", "add_generation_prompt"},
+                           {"prompt.chat.continue_final_message", "continue_final_message"},
+                           {"prompt.chat", "messages"}}));
 }
 
 int HttpStatusCode(absl::StatusCode code) {

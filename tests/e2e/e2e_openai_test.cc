@@ -491,6 +491,91 @@ TEST_F(OpenAiE2eTest, ChatCompletionIsTheCompletionOfTheTemplatedPrompt) {
   EXPECT_TRUE(info.has_chat_template());
 }
 
+// continue_final_message: a conversation ending in a started assistant answer is completed as
+// the text its template writes without the generation prompt, cut right after that answer (its
+// trailing space kept: ChatML keeps it), over HTTP (text parts joined), gRPC and the CLI alike.
+TEST_F(OpenAiE2eTest, ContinueFinalMessageCompletesTheCutTemplatedPrompt) {
+  const std::string templated =
+      ChatMl({{"system", "Tell stories."}, {"user", "Once upon a time"}}) + "there was a ";
+  auto text = Post({{"prompt", templated},
+                    {"max_tokens", 8},
+                    {"temperature", 0},
+                    {"ignore_eos", true},
+                    {"add_special_tokens", false}});
+  ASSERT_TRUE(text);
+  ASSERT_EQ(text->status, 200) << text->body;
+  const json expected = json::parse(text->body);
+  json body = {{"messages",
+                {{{"role", "system"}, {"content", "Tell stories."}},
+                 {{"role", "user"}, {"content", "Once upon a time"}},
+                 {{"role", "assistant"}, {"content", "there was a "}}}},
+               {"continue_final_message", true},
+               {"max_tokens", 8},
+               {"temperature", 0},
+               {"ignore_eos", true}};
+  auto chat = client_->Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(chat);
+  ASSERT_EQ(chat->status, 200) << chat->body;
+  const json j = json::parse(chat->body);
+  EXPECT_EQ(j["choices"][0]["message"]["content"], expected["choices"][0]["text"]);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], expected["usage"]["prompt_tokens"]);
+  // Text parts "there", "was a " are joined by a newline before the template sees them.
+  body["messages"][2]["content"] = {{{"type", "text"}, {"text", "there"}},
+                                    {{"type", "text"}, {"text", "was a "}}};
+  auto parts = client_->Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(parts);
+  ASSERT_EQ(parts->status, 200) << parts->body;
+  auto parts_text =
+      Post({{"prompt",
+             ChatMl({{"system", "Tell stories."}, {"user", "Once upon a time"}}) + "there\nwas a "},
+            {"max_tokens", 8},
+            {"temperature", 0},
+            {"ignore_eos", true},
+            {"add_special_tokens", false}});
+  ASSERT_TRUE(parts_text && parts_text->status == 200);
+  EXPECT_EQ(json::parse(parts->body)["choices"][0]["message"]["content"],
+            json::parse(parts_text->body)["choices"][0]["text"]);
+
+  v1::GenerateRequest request = GreedyRequest("", 8);
+  v1::Chat* grpc_chat = request.mutable_prompt()->mutable_chat();
+  for (const auto& [role, content] :
+       std::vector<std::pair<std::string, std::string>>{{"system", "Tell stories."},
+                                                        {"user", "Once upon a time"},
+                                                        {"assistant", "there was a "}}) {
+    v1::ChatMessage* message = grpc_chat->add_messages();
+    message->set_role(role);
+    message->set_content(content);
+  }
+  grpc_chat->set_continue_final_message(true);
+  v1::GenerateResponse grpc_response;
+  ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
+  EXPECT_EQ(grpc_response.text(), expected["choices"][0]["text"]);
+
+  CommandResult cli =
+      RunCommand({EnvPath("ATTNRES_CLI"), "--target", server_->target(), "generate", "--message",
+                  "system:Tell stories.", "--message", "user:Once upon a time", "--message",
+                  "assistant:there was a ", "--continue-final-message", "--max-tokens", "8",
+                  "--temperature", "0", "--ignore-eos"},
+                 60);
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(cli.out, expected["choices"][0]["text"].get<std::string>() + "\n");
+
+  // Not with the generation prompt; the final message must be in the text.
+  body["add_generation_prompt"] = true;
+  auto both = client_->Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(both);
+  EXPECT_EQ(both->status, 400) << both->body;
+  EXPECT_THAT(json::parse(both->body)["error"]["message"].get<std::string>(),
+              ::testing::HasSubstr(
+                  "continue_final_message and add_generation_prompt must not both be true"));
+  grpc_chat->set_add_generation_prompt(true);
+  grpc::Status status = Generate(server_->Stub().get(), request, &grpc_response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr("prompt.chat.continue_final_message and "
+                                   "prompt.chat.add_generation_prompt must not both be true"));
+}
+
 // attnres-cli chat: each stdin line is a user turn; each answer is the completion of the whole
 // conversation so far (its earlier answers included) as the template writes it.
 TEST_F(OpenAiE2eTest, CliChatKeepsTheConversation) {

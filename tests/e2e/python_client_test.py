@@ -3,7 +3,8 @@
 
 Starts the server on a free port (--port 0) with ATTNRES_SERVER / ATTNRES_E2E_MODEL_DIR (set by
 ctest) and the ChatML template of tests/e2e/data, checks info, tokenize/detokenize, generate (with
-logit_bias and min_tokens, and with chat messages), generate_stream and an INVALID_ARGUMENT.
+logit_bias and min_tokens, and with chat messages, continue_final_message included),
+generate_stream and an INVALID_ARGUMENT.
 """
 
 import os
@@ -65,6 +66,14 @@ def main() -> int:
                                         "<|im_start|>assistant\n", add_special_tokens=False,
                                         max_tokens=6, temperature=0.0, ignore_eos=True)
             assert chat.text == templated.text and chat.token_ids == templated.token_ids, chat
+            cont = client.generate(messages=[{"role": "user", "content": "Hello"},
+                                             {"role": "assistant", "content": "Once upon"}],
+                                   continue_final_message=True,
+                                   max_tokens=6, temperature=0.0, ignore_eos=True)
+            cut = client.generate("<|im_start|>user\nHello<|im_end|>\n"
+                                  "<|im_start|>assistant\nOnce upon", add_special_tokens=False,
+                                  max_tokens=6, temperature=0.0, ignore_eos=True)
+            assert cont.token_ids == cut.token_ids, cont
             try:
                 client.generate("Hello", top_p=1.5)
                 raise AssertionError("top_p=1.5 was accepted")

@@ -74,6 +74,7 @@ class Client:
     def build_request(prompt=None, *, prompt_ids: Optional[Sequence[int]] = None,
                       messages: Optional[Sequence[Mapping[str, str]]] = None,
                       add_generation_prompt: Optional[bool] = None,
+                      continue_final_message: Optional[bool] = None,
                       stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
                       logit_bias: Optional[Mapping[int, float]] = None,
                       **kwargs) -> "attnres_pb2.GenerateRequest":
@@ -90,6 +91,8 @@ class Client:
                 request.prompt.chat.messages.add(role=m["role"], content=m.get("content") or "")
             if add_generation_prompt is not None:
                 request.prompt.chat.add_generation_prompt = add_generation_prompt
+            if continue_final_message is not None:
+                request.prompt.chat.continue_final_message = continue_final_message
         else:
             request.prompt.token_ids.ids.extend(prompt_ids)
         request.stop.extend(stop)
