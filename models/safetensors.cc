@@ -13,11 +13,11 @@
 #include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "models/file_text.h"
 #include "nlohmann/json.hpp"
 
 namespace attnres {
@@ -65,14 +65,6 @@ absl::StatusOr<DType> ParseDType(const std::string& s) {
   if (s == "F16") return DType::kF16;
   if (s == "BF16") return DType::kBF16;
   return absl::InvalidArgumentError(absl::StrCat("dtype \"", s, "\" is not F32, F16 or BF16"));
-}
-
-std::string ReadText(const std::filesystem::path& path, bool* ok) {
-  std::ifstream in(path);
-  *ok = static_cast<bool>(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -193,9 +185,10 @@ absl::StatusOr<std::unique_ptr<SafetensorsStore>> SafetensorsStore::Open(
   std::set<std::filesystem::path> files;
   const auto index_path = dir / "model.safetensors.index.json";
   if (std::filesystem::exists(index_path)) {
-    bool ok = false;
-    nlohmann::json j = nlohmann::json::parse(ReadText(index_path, &ok), nullptr, false);
-    if (!ok || j.is_discarded() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
+    absl::StatusOr<std::string> text = ReadFileText(index_path);
+    if (!text.ok()) return text.status();
+    nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_discarded() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
       return absl::InvalidArgumentError(
           absl::StrCat(index_path.string(), ": needs a \"weight_map\" object"));
     }

@@ -70,6 +70,17 @@ TEST(Safetensors, ShardedWithIndex) {
                           "directory"))
         << shard;
   }
+  // An index that is not JSON with a weight_map, or not a readable file, is named.
+  const auto not_json = testing::TempDir("st_index_not_json");
+  std::ofstream(not_json / "model.safetensors.index.json") << "{\"weight_map\": [";
+  auto r = SafetensorsStore::Open(not_json);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("needs a \"weight_map\" object"));
+  const auto unreadable = testing::TempDir("st_index_dir");
+  std::filesystem::create_directory(unreadable / "model.safetensors.index.json");
+  r = SafetensorsStore::Open(unreadable);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("model.safetensors.index.json"));
 }
 
 TEST(Safetensors, TruncatedAndCorruptFilesAreNamedErrors) {
