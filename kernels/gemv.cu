@@ -80,6 +80,9 @@ struct GemvFusion {
 // Rows of the normalized input in shared memory are padded by 8 bf16 so the 8 x rows a warp's
 // lanes read (16 bytes each at the same k) fall in different banks.
 constexpr int kXsPad = 8;
+// Chunks of 8 of row 0 each thread holds from the start of the prologue: all of a 4096-wide row
+// (512 chunks over 256 threads); wider rows load the rest in turn.
+constexpr int kRow0Chunks = 2;
 constexpr int kMaxNormedSmem = 72 * 1024;
 __host__ __device__ constexpr size_t NormedSmemBytes(int M, int K) {
   return static_cast<size_t>(M) * (K + kXsPad) * sizeof(bf16);
@@ -151,6 +154,15 @@ __device__ void NormalizeInput(const GemvNormIn& in, int M, int K, bf16* xs) {
   __shared__ float coef[kGemvMaxRows][4];                             // c, p, inv_l, r
   __shared__ __align__(16) float scratch[(kWarps + 1) * kRowSumPad];  // RowSum's
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int chunks = K / 8;
+  // Row 0's stream chunks (every row of a batch-1 step) are requested first, so their L2 round
+  // trip overlaps the statistics' instead of following it.
+  uint4 x0[kRow0Chunks];
+#pragma unroll
+  for (int i = 0; i < kRow0Chunks; ++i) {
+    const int ch = threadIdx.x + i * blockDim.x;
+    if (ch < chunks) x0[i] = LoadProduced(in.prefix + 8 * ch);
+  }
   if (warp < M) {
     const int m = warp;
     float t[kStats];
@@ -185,12 +197,12 @@ __device__ void NormalizeInput(const GemvNormIn& in, int M, int K, bf16* xs) {
     }
   }
   __syncthreads();
-  const int chunks = K / 8;
-  // h's chunk (fp32) of row m at columns 8 ch .. 8 ch + 7, and the stream's bf16 x there.
-  auto h_chunk = [&](int m, int ch, float(&h)[8]) {
+  // h's chunk (fp32) of row m at columns 8 ch .. 8 ch + 7 from the stream's bf16 x there (raw:
+  // row 0's preloaded chunk, else loaded here).
+  auto h_chunk = [&](int m, int ch, const uint4* raw, float(&h)[8]) {
     const size_t at = static_cast<size_t>(m) * K + 8 * ch;
     float x[8];
-    Bf16x8ToF32(LoadProduced(in.prefix + at), x);
+    Bf16x8ToF32(raw ? *raw : LoadProduced(in.prefix + at), x);
     if constexpr (kMix) {
       const uint4 a = LoadProduced(static_cast<const void*>(in.summary_h + at));
       const uint4 b = LoadProduced(static_cast<const void*>(in.summary_h + at + 4));
@@ -210,7 +222,7 @@ __device__ void NormalizeInput(const GemvNormIn& in, int M, int K, bf16* xs) {
       float hs[1] = {0.0f};
       for (int ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
         float h[8];
-        h_chunk(m, ch, h);
+        h_chunk(m, ch, nullptr, h);
 #pragma unroll
         for (int i = 0; i < 8; ++i) hs[0] += h[i] * h[i];
       }
@@ -219,16 +231,25 @@ __device__ void NormalizeInput(const GemvNormIn& in, int M, int K, bf16* xs) {
       __syncthreads();
     }
   }
-  for (int m = 0; m < M; ++m) {
+  auto normalize = [&](int m, int ch, const uint4* raw) {
+    float h[8], g[8], y[8];
+    h_chunk(m, ch, raw, h);
+    LoadF32x8(in.gamma + 8 * ch, g);
     const float r = coef[m][3];
-    for (int ch = threadIdx.x; ch < chunks; ch += blockDim.x) {
-      float h[8], g[8], y[8];
-      h_chunk(m, ch, h);
-      LoadF32x8(in.gamma + 8 * ch, g);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) y[i] = (h[i] * r) * g[i];
-      StoreBf16x8(xs + static_cast<size_t>(m) * (K + kXsPad) + 8 * ch, y);
-    }
+    for (int i = 0; i < 8; ++i) y[i] = (h[i] * r) * g[i];
+    StoreBf16x8(xs + static_cast<size_t>(m) * (K + kXsPad) + 8 * ch, y);
+  };
+#pragma unroll
+  for (int i = 0; i < kRow0Chunks; ++i) {
+    const int ch = threadIdx.x + i * blockDim.x;
+    if (ch < chunks) normalize(0, ch, &x0[i]);
+  }
+  for (int ch = threadIdx.x + kRow0Chunks * blockDim.x; ch < chunks; ch += blockDim.x) {
+    normalize(0, ch, nullptr);
+  }
+  for (int m = 1; m < M; ++m) {
+    for (int ch = threadIdx.x; ch < chunks; ch += blockDim.x) normalize(m, ch, nullptr);
   }
   __syncthreads();
 }
@@ -307,6 +328,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         hi[u] = LoadStream(w_hi + kb0 + 32 * u);
       }
     }
+    // The norm's gain is constant: into L1 now, read by the prologue's __ldg after the wait.
+    for (int ch = threadIdx.x; ch < K / 8; ch += blockDim.x) PrefetchL1(fusion.in.gamma + 8 * ch);
     WaitForPrevious();
     LetNextStart();
     NormalizeInput<kIn>(fusion.in, M, K, xs);
