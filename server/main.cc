@@ -52,6 +52,7 @@ struct ServerFlags {
   int tensor_parallel = 1;
   bool cuda_graphs = true;
   std::filesystem::path chat_template;  // empty: tokenizer_config.json's, if any
+  std::string tool_call_parser;         // empty: chat requests with tools are refused
 };
 
 void AddFlags(CLI::App& app, ServerFlags& f) {
@@ -98,6 +99,11 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
                  "Jinja chat template file for chat prompts (default: the model directory's "
                  "chat_template.jinja or tokenizer_config.json chat_template, if any)")
       ->check(CLI::ExistingFile);
+  app.add_option("--tool-call-parser", f.tool_call_parser,
+                 "Read chat completions for tool calls in this format, as vLLM's parser of the "
+                 "name reads them, so /v1/chat/completions takes tools (default: none; requests "
+                 "with tools are refused)")
+      ->check(CLI::IsMember({"hermes", "llama3_json"}));
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");
   app.add_flag("!--no-cuda-graphs", f.cuda_graphs,
@@ -240,7 +246,8 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
   s.service = std::make_unique<AttnResService>(s.engine.get(), std::move(options));
   if (f.http_port >= 0) {
     absl::StatusOr<std::unique_ptr<OpenAiApi>> openai =
-        OpenAiApi::Start(f.grpc.host, f.http_port, f.http_threads, &s.service->context());
+        OpenAiApi::Start(f.grpc.host, f.http_port, f.http_threads, &s.service->context(),
+                         ToolCallParserFromName(f.tool_call_parser));
     if (!openai.ok()) {
       s.engine->Shutdown();
       return openai.status();

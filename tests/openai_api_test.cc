@@ -2,6 +2,8 @@
 // accepted shape, every refusal naming its key) and the JSON written back (completion, chunks
 // with running text offsets, usage chunk, errors and their HTTP codes). The HTTP server itself
 // runs end to end in tests/e2e/e2e_openai_test.cc.
+#include <cctype>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/tokenizer.h"
@@ -386,10 +388,11 @@ TEST(OpenAiChatRequest, RefusalsNameTheKeyAndTheRule) {
        R"(key "messages[0].content[0].x" is not a known text part key)"},
       {R"({"messages": [{"role": "user", "content": "x", "name": "bob"}]})",
        R"(key "messages[0].name" is not a known message key)"},
-      {R"({"messages": [{"role": "assistant", "tool_calls": []}]})",
-       R"(key "messages[0].tool_calls" is not supported: this server does not parse tool calls)"},
-      {R"({"messages": [{"role": "user", "content": "x"}], "tools": []})",
-       R"(key "tools" is not supported)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"function": {"name":
+           "f"}}]})",
+       R"(key "tools" needs a tool-call parser: start the server with --tool-call-parser)"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "functions": []})",
+       R"(key "functions" is not supported)"},
       {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {}})",
        R"(key "response_format" is not supported)"},
       {R"({"messages": [{"role": "user", "content": "x"}], "prompt": "y"})",
@@ -427,6 +430,156 @@ TEST(OpenAiChatRequest, RefusalsNameTheKeyAndTheRule) {
               HasSubstr(R"(key "tools" is not supported)"));
   EXPECT_THAT(std::string(Parse(R"({"messages": []})").status().message()),
               HasSubstr(R"(key "messages" is not a known completions parameter)"));
+}
+
+// A chat body with `extra` keys (a JSON object's members, without braces).
+std::string ChatBody(const std::string& extra) {
+  return R"({"messages": [{"role": "user", "content": "x"}])" +
+         (extra.empty() ? std::string() : ", " + extra) + "}";
+}
+
+constexpr char kWeatherTool[] =
+    R"({"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})";
+
+TEST(OpenAiChatRequest, ToolsToolCallsAndToolResults) {
+  const std::string body = R"({"messages": [
+      {"role": "user", "content": "Weather in Paris?"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+          "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "18 C"}],
+      "tools": [)" + std::string(kWeatherTool) +
+                           R"(, {"function": {"name": "now"}}], "parallel_tool_calls": false})";
+  auto call = ParseChatRequest(body, kModel, ToolCallParser::kHermes);
+  ASSERT_TRUE(call.ok()) << call.status();
+  const v1::Chat& chat = call->request.prompt().chat();
+  ASSERT_EQ(chat.tools_size(), 2);
+  EXPECT_EQ(chat.tools(0).name(), "get_weather");
+  EXPECT_EQ(chat.tools(0).description(), "Weather now");
+  // Compact, in the client's key order.
+  EXPECT_EQ(chat.tools(0).parameters_json(),
+            R"({"type":"object","properties":{"city":{"type":"string"}}})");
+  EXPECT_EQ(chat.tools(1).name(), "now");
+  EXPECT_FALSE(chat.tools(1).has_description());
+  EXPECT_EQ(chat.tools(1).parameters_json(), "");
+  ASSERT_EQ(chat.messages(1).tool_calls_size(), 1);
+  EXPECT_EQ(chat.messages(1).content(), "");
+  EXPECT_EQ(chat.messages(1).tool_calls(0).id(), "call_1");
+  EXPECT_EQ(chat.messages(1).tool_calls(0).name(), "get_weather");
+  EXPECT_EQ(chat.messages(1).tool_calls(0).arguments_json(), R"({"city": "Paris"})");
+  EXPECT_EQ(chat.messages(2).tool_call_id(), "call_1");
+  EXPECT_EQ(chat.messages(2).content(), "18 C");
+  // tool_choice defaults to "auto": the output is read with the server's parser, and special
+  // tokens are kept (the calls' tags may be ones).
+  ASSERT_TRUE(call->tool_calls.has_value());
+  EXPECT_EQ(call->tool_calls->parser, ToolCallParser::kHermes);
+  EXPECT_FALSE(call->tool_calls->parallel_tool_calls);
+  EXPECT_TRUE(call->request.has_skip_special_tokens());
+  EXPECT_FALSE(call->request.skip_special_tokens());
+
+  // tool_choice "none": the tools are still written into the prompt, nothing is read.
+  auto none = ParseChatRequest(
+      ChatBody(R"("tools": [)" + std::string(kWeatherTool) + R"(], "tool_choice": "none")"), kModel,
+      ToolCallParser::kLlama3Json);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->request.prompt().chat().tools_size(), 1);
+  EXPECT_FALSE(none->tool_calls.has_value());
+  EXPECT_FALSE(none->request.has_skip_special_tokens());
+  // An explicit skip_special_tokens is kept; "auto" spelled out.
+  auto kept = ParseChatRequest(ChatBody(R"("tools": [)" + std::string(kWeatherTool) +
+                                        R"(], "tool_choice": "auto", "skip_special_tokens": true)"),
+                               kModel, ToolCallParser::kLlama3Json);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->tool_calls->parser, ToolCallParser::kLlama3Json);
+  EXPECT_TRUE(kept->tool_calls->parallel_tool_calls);
+  EXPECT_TRUE(kept->request.skip_special_tokens());
+  // Without tools: tool_choice "none" and parallel_tool_calls are accepted and change nothing.
+  auto plain =
+      ParseChatRequest(ChatBody(R"("tool_choice": "none", "parallel_tool_calls": true)"), kModel);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->tool_calls.has_value());
+  EXPECT_EQ(plain->request.prompt().chat().tools_size(), 0);
+}
+
+TEST(OpenAiChatRequest, ToolRefusalsNameTheField) {
+  const std::string tools = R"("tools": [)" + std::string(kWeatherTool) + "]";
+  const std::string assistant = R"({"messages": [{"role": "assistant", "tool_calls": )";
+  const std::pair<std::string, const char*> cases[] = {
+      {ChatBody(R"("tools": [])"), R"(key "tools" must be a list of 1-128 tools)"},
+      {ChatBody(R"("tools": {})"), R"(key "tools" must be a list of 1-128 tools)"},
+      {ChatBody(R"("tools": [5])"), R"(key "tools[0]" must be a tool)"},
+      {ChatBody(R"("tools": [{"type": "code", "function": {"name": "f"}}])"),
+       R"(key "tools[0].type" must be "function")"},
+      {ChatBody(R"("tools": [{"type": "function"}])"),
+       R"(key "tools[0].function" is required and must be an object)"},
+      {ChatBody(R"("tools": [{"function": {"name": "f"}, "x": 1}])"),
+       R"(key "tools[0].x" is not a known tool key)"},
+      {ChatBody(R"("tools": [{"function": {"description": "d"}}])"),
+       R"(key "tools[0].function.name" is required and must be a string)"},
+      {ChatBody(R"("tools": [{"function": {"name": "get weather"}}])"),
+       R"(key "tools[0].function.name" must be 1-64 characters of a-z, A-Z, 0-9, _ and -)"},
+      {ChatBody(R"("tools": [{"function": {"name": ")" + std::string(65, 'a') + R"("}}])"),
+       R"(key "tools[0].function.name" must be 1-64 characters)"},
+      {ChatBody(R"("tools": [{"function": {"name": "f", "description": 1}}])"),
+       R"(key "tools[0].function.description" must be a string)"},
+      {ChatBody(R"("tools": [{"function": {"name": "f", "parameters": "{}"}}])"),
+       R"(key "tools[0].function.parameters" must be an object (a JSON schema))"},
+      {ChatBody(R"("tools": [{"function": {"name": "f", "strict": true}}])"),
+       R"(key "tools[0].function.strict" must be false: strict schemas need constrained decoding)"},
+      {ChatBody(R"("tools": [{"function": {"name": "f", "returns": {}}}])"),
+       R"(key "tools[0].function.returns" is not a known function key)"},
+      {ChatBody(tools + R"(, "tool_choice": "required")"),
+       R"(key "tool_choice" must be "none" or "auto": forcing a call ("required" or a named function) needs constrained decoding, which this server does not do)"},
+      {ChatBody(tools + R"(, "tool_choice": {"type": "function", "function": {"name": "f"}})"),
+       R"(key "tool_choice" must be "none" or "auto": forcing a call)"},
+      {ChatBody(tools + R"(, "tool_choice": "sometimes")"),
+       R"(key "tool_choice" must be "none" or "auto")"},
+      {ChatBody(R"("tool_choice": "auto")"), R"(key "tool_choice" needs tools)"},
+      {ChatBody(tools + R"(, "parallel_tool_calls": "yes")"),
+       R"(key "parallel_tool_calls" must be true or false)"},
+      {assistant + R"("x"}]})", R"(key "messages[0].tool_calls" must be a list of tool calls)"},
+      {R"({"messages": [{"role": "user", "tool_calls": []}]})",
+       R"(key "messages[0].tool_calls" is for messages of role "assistant" only)"},
+      {assistant + R"([5]}]})", R"(key "messages[0].tool_calls[0]" must be a tool call)"},
+      {assistant + R"([{"type": "function", "function": {"name": "f", "arguments": "{}"}}]}]})",
+       R"(key "messages[0].tool_calls[0].id" is required and must be a string)"},
+      {assistant + R"([{"id": "c", "type": "x", "function": {"name": "f", "arguments": "{}"}}]}]})",
+       R"(key "messages[0].tool_calls[0].type" must be "function")"},
+      {assistant + R"([{"id": "c", "function": {"name": "f", "arguments": "{}"}, "n": 1}]}]})",
+       R"(key "messages[0].tool_calls[0].n" is not a known tool call key)"},
+      {assistant + R"([{"id": "c"}]}]})",
+       R"(key "messages[0].tool_calls[0].function" is required and must be an object)"},
+      {assistant + R"([{"id": "c", "function": {"arguments": "{}"}}]}]})",
+       R"(key "messages[0].tool_calls[0].function.name" is required and must be a string)"},
+      {assistant + R"([{"id": "c", "function": {"name": "f"}}]}]})",
+       R"(key "messages[0].tool_calls[0].function.arguments" must be a string holding a JSON object)"},
+      {assistant + R"([{"id": "c", "function": {"name": "f", "arguments": {"a": 1}}}]}]})",
+       R"(key "messages[0].tool_calls[0].function.arguments" must be a string holding a JSON object)"},
+      {assistant + R"([{"id": "c", "function": {"name": "f", "arguments": "{\"a\": "}}]}]})",
+       R"(key "messages[0].tool_calls[0].function.arguments" must be a string holding a JSON object)"},
+      {assistant + R"([{"id": "c", "function": {"name": "f", "arguments": "[1]"}}]}]})",
+       R"(key "messages[0].tool_calls[0].function.arguments" must be a string holding a JSON object)"},
+      {assistant + R"([{"id": "c", "function": {"name": "f", "arguments": "{}", "x": 1}}]}]})",
+       R"(key "messages[0].tool_calls[0].function.x" is not a known function key)"},
+      {R"({"messages": [{"role": "user", "content": "x", "tool_call_id": "c"}]})",
+       R"(key "messages[0].tool_call_id" is for messages of role "tool" only)"},
+      {R"({"messages": [{"role": "tool", "content": "x", "tool_call_id": 5}]})",
+       R"(key "messages[0].tool_call_id" must be a string)"},
+  };
+  for (const auto& [body, expect] : cases) {
+    auto call = ParseChatRequest(body, kModel, ToolCallParser::kHermes);
+    ASSERT_FALSE(call.ok()) << body;
+    EXPECT_EQ(call.status().code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_THAT(std::string(call.status().message()), HasSubstr(expect)) << body;
+  }
+  // Tool calls in the history and tool results need no parser; tools do.
+  EXPECT_TRUE(ParseChatRequest(
+                  R"({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function":
+                      {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "content": "1"}]})",
+                  kModel)
+                  .ok());
+  EXPECT_THAT(std::string(ParseChatRequest(ChatBody(tools), kModel).status().message()),
+              HasSubstr(R"(key "tools" needs a tool-call parser)"));
 }
 
 // The bundled model's byte-level BPE tokenizer (for the chat form's "bytes").
@@ -532,6 +685,144 @@ TEST(OpenAiChatResponse, ChatFieldNamesAndMissingTemplate) {
             "continue_final_message and add_generation_prompt must not both be true; "
             "continue_final_message: x");
   EXPECT_EQ(HttpStatusCode(absl::StatusCode::kFailedPrecondition), 400);
+}
+
+// "call_" and 24 letters or digits.
+bool IsToolCallId(const std::string& id) {
+  if (id.size() != 29 || id.rfind("call_", 0) != 0) return false;
+  for (char c : id.substr(5)) {
+    if (!std::isalnum(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+TEST(OpenAiChatResponse, ToolCallsInTheMessage) {
+  std::unique_ptr<Tokenizer> tokenizer = BundledTokenizer();
+  ASSERT_NE(tokenizer, nullptr);
+  const ToolCallMode hermes{.parser = ToolCallParser::kHermes};
+  v1::GenerateResponse calls, plain, cut;
+  calls.set_text(
+      "Checking.<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+      "\"Paris\"}}</tool_call><tool_call>{\"name\": \"now\"}</tool_call>");
+  calls.set_finish_reason(v1::FINISH_REASON_STOP);
+  plain.set_text("It is sunny.");
+  plain.set_finish_reason(v1::FINISH_REASON_STOP);
+  cut.set_text("<tool_call>{\"name\": \"now\"}");  // parses, but max_tokens cut it
+  cut.set_finish_reason(v1::FINISH_REASON_LENGTH);
+  std::vector<std::optional<ParsedToolCalls>> parsed;
+  for (const auto* r : {&calls, &plain, &cut}) parsed.push_back(ChoiceToolCalls(*r, hermes));
+  EXPECT_TRUE(parsed[0].has_value());
+  EXPECT_FALSE(parsed[1].has_value());
+  EXPECT_FALSE(parsed[2].has_value());
+  const CompletionMeta meta{.chat = true, .id = "chatcmpl-t", .model = "tiny", .created = 4};
+  const auto j = ChatCompletionJson({calls, plain, cut}, meta, *tokenizer, parsed);
+  const auto& message = j["choices"][0]["message"];
+  EXPECT_EQ(message["role"], "assistant");
+  EXPECT_EQ(message["content"], "Checking.");
+  ASSERT_EQ(message["tool_calls"].size(), 2u);
+  const auto& first = message["tool_calls"][0];
+  EXPECT_TRUE(IsToolCallId(first["id"])) << first["id"];
+  EXPECT_EQ(first["type"], "function");
+  EXPECT_EQ(first["function"], nlohmann::ordered_json({{"name", "get_weather"},
+                                                       {"arguments", R"({"city":"Paris"})"}}));
+  EXPECT_EQ(message["tool_calls"][1]["function"]["arguments"], "{}");
+  EXPECT_NE(message["tool_calls"][1]["id"], first["id"]);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(j["choices"][1]["message"],
+            nlohmann::ordered_json({{"role", "assistant"}, {"content", "It is sunny."}}));
+  EXPECT_EQ(j["choices"][1]["finish_reason"], "stop");
+  EXPECT_EQ(j["choices"][2]["message"]["content"], cut.text());
+  EXPECT_EQ(j["choices"][2]["finish_reason"], "length");
+  // Calls only: the content is null.
+  v1::GenerateResponse only;
+  only.set_text("<tool_call>{\"name\": \"now\"}</tool_call>");
+  only.set_finish_reason(v1::FINISH_REASON_STOP);
+  const auto k = ChatCompletionJson({only}, meta, *tokenizer, {ChoiceToolCalls(only, hermes)});
+  EXPECT_TRUE(k["choices"][0]["message"]["content"].is_null());
+  EXPECT_EQ(k["choices"][0]["message"]["tool_calls"].size(), 1u);
+}
+
+TEST(OpenAiChatResponse, ToolCallChunks) {
+  const CompletionMeta meta{.chat = true, .id = "chatcmpl-s", .model = "tiny", .created = 4};
+  const std::vector<ParsedToolCall> calls = {{"a", R"({"x":1})"}, {"b", "{}"}};
+  const auto chunks = ToolCallChunksJson(calls, 1, meta, /*first=*/false, "");
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0]["object"], "chat.completion.chunk");
+  const auto& choice = chunks[0]["choices"][0];
+  EXPECT_EQ(choice["index"], 1);
+  EXPECT_TRUE(choice["finish_reason"].is_null());
+  EXPECT_FALSE(choice["delta"].contains("role"));
+  ASSERT_EQ(choice["delta"]["tool_calls"].size(), 2u);
+  const auto& call = choice["delta"]["tool_calls"][1];
+  EXPECT_EQ(call["index"], 1);
+  EXPECT_TRUE(IsToolCallId(call["id"])) << call["id"];
+  EXPECT_EQ(call["type"], "function");
+  EXPECT_EQ(call["function"], nlohmann::ordered_json({{"name", "b"}, {"arguments", "{}"}}));
+  EXPECT_EQ(chunks[1]["choices"][0]["delta"], nlohmann::ordered_json::object());
+  EXPECT_EQ(chunks[1]["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_FALSE(chunks[1]["choices"][0].contains("stop_reason"));
+  const auto with_role = ToolCallChunksJson(calls, 0, meta, /*first=*/true, "</s>");
+  EXPECT_EQ(with_role[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(with_role[1]["choices"][0]["stop_reason"], "</s>");
+}
+
+// A streamed choice read for tool calls, response by response as the engine sends them.
+TEST(OpenAiChatResponse, StreamReadingToolCalls) {
+  std::unique_ptr<Tokenizer> tokenizer = BundledTokenizer();
+  ASSERT_NE(tokenizer, nullptr);
+  const CompletionMeta meta{.chat = true, .id = "chatcmpl-s", .model = "tiny", .created = 4};
+  const ToolCallMode hermes{.parser = ToolCallParser::kHermes};
+  // Each response's events, the finish reason on the last.
+  const auto run = [&](const std::vector<std::string>& texts, v1::FinishReason finish) {
+    ToolCallStream stream(hermes);
+    bool first = true;
+    std::vector<std::vector<nlohmann::ordered_json>> out;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      v1::GenerateStreamResponse r;
+      r.set_text(texts[i]);
+      if (i + 1 == texts.size()) r.set_finish_reason(finish);
+      out.push_back(ChatChunksReadingToolCalls(r, 0, meta, &first, &stream, *tokenizer));
+    }
+    return out;
+  };
+  const auto calls = run({"", "Sure.", " <tool", "_call>{\"name\": ", "\"a\"}</tool_call>"},
+                         v1::FINISH_REASON_STOP);
+  ASSERT_EQ(calls.size(), 5u);
+  ASSERT_EQ(calls[0].size(), 1u);  // the role, even without text
+  EXPECT_EQ(calls[0][0]["choices"][0]["delta"],
+            nlohmann::ordered_json({{"role", "assistant"}, {"content", ""}}));
+  ASSERT_EQ(calls[1].size(), 1u);
+  EXPECT_EQ(calls[1][0]["choices"][0]["delta"], nlohmann::ordered_json({{"content", "Sure."}}));
+  ASSERT_EQ(calls[2].size(), 1u);  // " " goes out, "<tool" is held
+  EXPECT_EQ(calls[2][0]["choices"][0]["delta"], nlohmann::ordered_json({{"content", " "}}));
+  EXPECT_TRUE(calls[3].empty());   // held
+  ASSERT_EQ(calls[4].size(), 2u);  // the calls, then the finish
+  const auto& delta = calls[4][0]["choices"][0]["delta"];
+  EXPECT_FALSE(delta.contains("content"));
+  ASSERT_EQ(delta["tool_calls"].size(), 1u);
+  EXPECT_EQ(delta["tool_calls"][0]["index"], 0);
+  EXPECT_EQ(delta["tool_calls"][0]["function"],
+            nlohmann::ordered_json({{"name", "a"}, {"arguments", "{}"}}));
+  EXPECT_EQ(calls[4][1]["choices"][0]["finish_reason"], "tool_calls");
+
+  // Cut by length: the held text is flushed as content with "length".
+  const auto cut = run({"<tool_call>{\"name\": \"a\"}"}, v1::FINISH_REASON_LENGTH);
+  ASSERT_EQ(cut[0].size(), 1u);
+  EXPECT_EQ(
+      cut[0][0]["choices"][0]["delta"],
+      nlohmann::ordered_json({{"role", "assistant"}, {"content", "<tool_call>{\"name\": \"a\"}"}}));
+  EXPECT_EQ(cut[0][0]["choices"][0]["finish_reason"], "length");
+  // Not a call: the held text comes out at the end, with "stop".
+  const auto bad = run({"x", "<tool_call>oops", "</tool_call>"}, v1::FINISH_REASON_STOP);
+  EXPECT_TRUE(bad[1].empty());
+  ASSERT_EQ(bad[2].size(), 1u);
+  EXPECT_EQ(bad[2][0]["choices"][0]["delta"]["content"], "<tool_call>oops</tool_call>");
+  EXPECT_EQ(bad[2][0]["choices"][0]["finish_reason"], "stop");
+  // A call in the first and only response: the role still comes first, in its own chunk.
+  const auto only = run({"<tool_call>{\"name\": \"a\"}</tool_call>"}, v1::FINISH_REASON_STOP);
+  ASSERT_EQ(only[0].size(), 3u);  // role (empty content), calls, finish
+  EXPECT_EQ(only[0][0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(only[0][2]["choices"][0]["finish_reason"], "tool_calls");
 }
 
 }  // namespace

@@ -144,7 +144,7 @@ ServingContext ChatMlContext(bool trim = false) {
       "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}");
   EXPECT_TRUE(t.ok()) << t.status();
   ServingContext ctx;
-  ctx.chat = ChatFormat{.chat_template = *std::move(t)};
+  ctx.chat = ChatFormat{.chat_template = *std::move(t), .bos_token = "", .eos_token = ""};
   return ctx;
 }
 
@@ -180,7 +180,7 @@ TEST(RenderChat, ContinueFinalMessageNeedsItInTheText) {
       "{% for m in messages %}{{ m['role'] }}: {{ m['content'] | upper }}\n{% endfor %}");
   ASSERT_TRUE(t.ok()) << t.status();
   ServingContext ctx;
-  ctx.chat = ChatFormat{.chat_template = *std::move(t)};
+  ctx.chat = ChatFormat{.chat_template = *std::move(t), .bos_token = "", .eos_token = ""};
   v1::Chat chat = MakeChat({{"user", "Hi"}, {"assistant", "Once"}});
   chat.set_continue_final_message(true);
   absl::StatusOr<std::string> text = RenderChat(chat, ctx);
@@ -191,6 +191,108 @@ TEST(RenderChat, ContinueFinalMessageNeedsItInTheText) {
                         "the rendered conversation"));
   *chat.mutable_messages(1)->mutable_content() = "ONCE";  // unchanged by upper: found
   EXPECT_EQ(*RenderChat(chat, ctx), "user: HI\nassistant: ONCE");
+}
+
+// A chat with two tools, an assistant's call and its result.
+v1::Chat ToolChat() {
+  v1::Chat chat = MakeChat({{"user", "Weather?"}, {"assistant", ""}, {"tool", "18 C"}});
+  v1::Tool* weather = chat.add_tools();
+  weather->set_name("get_weather");
+  weather->set_description("Weather now");
+  weather->set_parameters_json(R"({"type":"object","properties":{"city":{"type":"string"}}})");
+  chat.add_tools()->set_name("now");
+  v1::ToolCall* call = chat.mutable_messages(1)->add_tool_calls();
+  call->set_id("call_1");
+  call->set_name("get_weather");
+  call->set_arguments_json(R"({"city": "Paris", "days": 2})");
+  chat.mutable_messages(2)->set_tool_call_id("call_1");
+  return chat;
+}
+
+TEST(ValidateGenerateRequest, ToolsAndToolCallsNameTheField) {
+  v1::GenerateRequest r;
+  *r.mutable_prompt()->mutable_chat() = ToolChat();
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+  const auto refused = [&](auto edit, const std::string& expect) {
+    v1::GenerateRequest bad = r;
+    edit(bad.mutable_prompt()->mutable_chat());
+    const absl::Status s = ValidateGenerateRequest(bad, kLimits);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << expect;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(expect));
+  };
+  refused([](v1::Chat* c) { c->mutable_tools(1)->set_name("no spaces"); },
+          R"(prompt.chat.tools[1].name must be 1-64 characters of [A-Za-z0-9_-], got "no spaces")");
+  refused([](v1::Chat* c) { c->mutable_tools(1)->set_name(""); },
+          "prompt.chat.tools[1].name must be 1-64 characters");
+  refused([](v1::Chat* c) { c->mutable_tools(1)->set_name(std::string(65, 'a')); },
+          "prompt.chat.tools[1].name must be 1-64 characters");
+  refused([](v1::Chat* c) { c->mutable_tools(0)->set_parameters_json("[1]"); },
+          "prompt.chat.tools[0].parameters_json must be empty or the text of a JSON object");
+  refused([](v1::Chat* c) { c->mutable_tools(0)->set_parameters_json("{"); },
+          "prompt.chat.tools[0].parameters_json must be empty or the text of a JSON object");
+  refused(
+      [](v1::Chat* c) {
+        for (int i = 0; i < kMaxTools; ++i) c->add_tools()->set_name("t");
+      },
+      "prompt.chat.tools must have at most 128 entries, got 130");
+  refused(
+      [](v1::Chat* c) { c->mutable_messages(1)->mutable_tool_calls(0)->set_arguments_json(""); },
+      "prompt.chat.messages[1].tool_calls[0].arguments_json must be the text of a JSON object");
+  refused(
+      [](v1::Chat* c) {
+        c->mutable_messages(1)->mutable_tool_calls(0)->set_arguments_json(R"("{}")");
+      },
+      "prompt.chat.messages[1].tool_calls[0].arguments_json must be the text of a JSON object");
+  refused([](v1::Chat* c) { c->mutable_messages(1)->mutable_tool_calls(0)->clear_name(); },
+          "prompt.chat.messages[1].tool_calls[0].name must be 1-256 bytes, got 0");
+  refused(
+      [](v1::Chat* c) {
+        c->mutable_messages(1)->mutable_tool_calls(0)->set_id(std::string(257, 'i'));
+      },
+      "prompt.chat.messages[1].tool_calls[0].id must be at most 256 bytes, got 257");
+  refused([](v1::Chat* c) { c->mutable_messages(1)->set_role("user"); },
+          R"(prompt.chat.messages[1].tool_calls is for messages of role "assistant" only)");
+  refused(
+      [](v1::Chat* c) {
+        for (int i = 0; i < kMaxToolCallsPerMessage; ++i) {
+          *c->mutable_messages(1)->add_tool_calls() = c->messages(1).tool_calls(0);
+        }
+      },
+      "prompt.chat.messages[1].tool_calls must have at most 128 entries, got 129");
+  refused([](v1::Chat* c) { c->mutable_messages(0)->set_tool_call_id("call_1"); },
+          R"(prompt.chat.messages[0].tool_call_id is for messages of role "tool" only)");
+  refused([](v1::Chat* c) { c->mutable_messages(2)->set_tool_call_id(std::string(257, 'i')); },
+          "prompt.chat.messages[2].tool_call_id must be at most 256 bytes, got 257");
+}
+
+// The template sees tools, tool calls and tool results as vLLM hands them to it.
+TEST(RenderChat, ToolsAndToolCallsReachTheTemplate) {
+  absl::StatusOr<ChatTemplate> t = ChatTemplate::Compile(
+      "{{ tools | tojson }}\n{% for m in messages %}{{ m | tojson }}\n{% endfor %}"
+      "{% for m in messages if m.tool_calls is defined %}"
+      "{{ m.tool_calls[0].function.arguments.city }}{% endfor %}");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ServingContext ctx;
+  ctx.chat = ChatFormat{.chat_template = *std::move(t), .bos_token = "", .eos_token = ""};
+  absl::StatusOr<std::string> text = RenderChat(ToolChat(), ctx);
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text,
+            R"([{"type": "function", "function": {"name": "get_weather", "description": )"
+            R"("Weather now", "parameters": {"type": "object", "properties": {"city": {"type": )"
+            R"("string"}}}}}, {"type": "function", "function": {"name": "now", "description": )"
+            R"(null, "parameters": null}}])"
+            "\n"
+            R"({"role": "user", "content": "Weather?"})"
+            "\n"
+            R"({"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": )"
+            R"("function", "function": {"name": "get_weather", "arguments": {"city": "Paris", )"
+            R"("days": 2}}}]})"
+            "\n"
+            R"({"role": "tool", "content": "18 C", "tool_call_id": "call_1"})"
+            "\nParis");
+  // Without tools, tools is none (as before) and messages carry no tool keys.
+  EXPECT_EQ(*RenderChat(MakeChat({{"user", "Hi"}}), ctx),
+            "null\n{\"role\": \"user\", \"content\": \"Hi\"}\n");
 }
 
 TEST(ValidatePromptLength, ScoringMayFillTheContext) {

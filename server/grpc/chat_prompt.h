@@ -1,8 +1,10 @@
 // prompt.chat written out as text by the served model's chat template, as Hugging Face
 // transformers' apply_chat_template(tokenize=False) does: the template sees `messages` (a list of
-// {"role", "content"}), `add_generation_prompt`, `bos_token`, `eos_token`, and `tools` and
-// `documents` as none. With continue_final_message the text is then cut after the final message's
-// content (CutAfterFinalMessage, models/chat_template.h), as transformers'
+// {"role", "content"}, with "tool_calls" on assistant messages that made calls and
+// "tool_call_id" on tool results, as vLLM passes them), `add_generation_prompt`, `bos_token`,
+// `eos_token`, `tools` (the list of {"type": "function", "function": {...}}, none without tools)
+// and `documents` as none. With continue_final_message the text is then cut after the final
+// message's content (CutAfterFinalMessage, models/chat_template.h), as transformers'
 // continue_final_message=True cuts it.
 #pragma once
 

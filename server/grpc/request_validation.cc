@@ -7,8 +7,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
 
 namespace attnres {
 namespace {
@@ -41,6 +43,61 @@ absl::Status CheckTokenIds(std::string_view field,
   return absl::OkStatus();
 }
 
+absl::Status ValidateTools(const v1::Chat& chat) {
+  if (chat.tools_size() > kMaxTools) {
+    return Invalid(absl::StrFormat("prompt.chat.tools must have at most %d entries, got %d",
+                                   kMaxTools, chat.tools_size()));
+  }
+  for (int i = 0; i < chat.tools_size(); ++i) {
+    const v1::Tool& tool = chat.tools(i);
+    if (!IsToolName(tool.name())) {
+      return Invalid(absl::StrFormat(
+          "prompt.chat.tools[%d].name must be 1-%d characters of [A-Za-z0-9_-], got \"%s\"", i,
+          kMaxToolNameChars, absl::CHexEscape(tool.name().substr(0, 80))));
+    }
+    if (!tool.parameters_json().empty() && !IsJsonObject(tool.parameters_json())) {
+      return Invalid(absl::StrFormat(
+          "prompt.chat.tools[%d].parameters_json must be empty or the text of a JSON object", i));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A message's tool calls (role "assistant") or tool_call_id (role "tool").
+absl::Status ValidateToolFields(const v1::ChatMessage& m, int i) {
+  const std::string field = absl::StrFormat("prompt.chat.messages[%d]", i);
+  if (m.tool_calls_size() > 0 && m.role() != "assistant") {
+    return Invalid(absl::StrCat(field, ".tool_calls is for messages of role \"assistant\" only"));
+  }
+  if (m.tool_calls_size() > kMaxToolCallsPerMessage) {
+    return Invalid(absl::StrFormat("%s.tool_calls must have at most %d entries, got %d", field,
+                                   kMaxToolCallsPerMessage, m.tool_calls_size()));
+  }
+  for (int k = 0; k < m.tool_calls_size(); ++k) {
+    const v1::ToolCall& call = m.tool_calls(k);
+    const std::string name = absl::StrFormat("%s.tool_calls[%d]", field, k);
+    if (call.id().size() > static_cast<size_t>(kMaxToolCallIdBytes)) {
+      return Invalid(absl::StrFormat("%s.id must be at most %d bytes, got %d", name,
+                                     kMaxToolCallIdBytes, call.id().size()));
+    }
+    if (call.name().empty() || call.name().size() > static_cast<size_t>(kMaxToolCallNameBytes)) {
+      return Invalid(absl::StrFormat("%s.name must be 1-%d bytes, got %d", name,
+                                     kMaxToolCallNameBytes, call.name().size()));
+    }
+    if (!IsJsonObject(call.arguments_json())) {
+      return Invalid(absl::StrCat(name, ".arguments_json must be the text of a JSON object"));
+    }
+  }
+  if (!m.tool_call_id().empty() && m.role() != "tool") {
+    return Invalid(absl::StrCat(field, ".tool_call_id is for messages of role \"tool\" only"));
+  }
+  if (m.tool_call_id().size() > static_cast<size_t>(kMaxToolCallIdBytes)) {
+    return Invalid(absl::StrFormat("%s.tool_call_id must be at most %d bytes, got %d", field,
+                                   kMaxToolCallIdBytes, m.tool_call_id().size()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateChat(const v1::Chat& chat) {
   if (chat.messages().empty()) return Invalid("prompt.chat.messages must not be empty");
   if (chat.messages_size() > kMaxChatMessages) {
@@ -53,7 +110,9 @@ absl::Status ValidateChat(const v1::Chat& chat) {
       return Invalid(absl::StrFormat("prompt.chat.messages[%d].role must be 1-%d bytes, got %d", i,
                                      kMaxChatRoleBytes, bytes));
     }
+    if (absl::Status s = ValidateToolFields(chat.messages(i), i); !s.ok()) return s;
   }
+  if (absl::Status s = ValidateTools(chat); !s.ok()) return s;
   // The generation prompt closes the final message, which is what continuing it must not do (as
   // transformers and vLLM refuse the pair).
   if (chat.continue_final_message() && chat.has_add_generation_prompt() &&
@@ -149,6 +208,20 @@ absl::Status ValidateStops(const v1::GenerateRequest& request, const ValidationL
 }
 
 }  // namespace
+
+bool IsToolName(std::string_view name) {
+  if (name.empty() || name.size() > static_cast<size_t>(kMaxToolNameChars)) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+bool IsJsonObject(std::string_view text) {
+  const nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr,
+                                                 /*allow_exceptions=*/false);
+  return j.is_object();
+}
 
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
                                      const ValidationLimits& limits) {

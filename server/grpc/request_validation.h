@@ -25,12 +25,22 @@ inline constexpr float kMaxAbsPresenceFrequencyPenalty = 2.0f;
 inline constexpr int kMaxLogitBias = 1024;  // entries; ServingLimits reports it
 inline constexpr int kMaxChatMessages = 4096;
 inline constexpr int kMaxChatRoleBytes = 64;
+inline constexpr int kMaxTools = 128;                // prompt.chat.tools (OpenAI's bound)
+inline constexpr int kMaxToolNameChars = 64;         // a tool's name (OpenAI's bound)
+inline constexpr int kMaxToolCallsPerMessage = 128;  // an assistant message's tool_calls
+inline constexpr int kMaxToolCallIdBytes = 256;      // a tool call's id, a tool_call_id
+inline constexpr int kMaxToolCallNameBytes = 256;    // the name in a tool call the model made
 inline constexpr float kMaxAbsLogitBias = 100.0f;
 
 struct ValidationLimits {
   int32_t vocab_size = 0;
   int max_model_len = 0;
 };
+
+// OpenAI's rule for a function's name: 1-64 characters of [A-Za-z0-9_-].
+bool IsToolName(std::string_view name);
+// Whether `text` is a JSON object (a tool's parameters, a tool call's arguments).
+bool IsJsonObject(std::string_view text);
 
 // Everything checkable before tokenization.
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,

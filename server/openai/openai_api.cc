@@ -229,7 +229,8 @@ class OutputWriter {
  public:
   virtual ~OutputWriter() = default;
   virtual json Whole(const std::vector<v1::GenerateResponse>& choices) = 0;
-  virtual json Chunk(const v1::GenerateStreamResponse& chunk, int choice) = 0;
+  // The events for one chunk of `choice`, in order (none when it has nothing to say).
+  virtual std::vector<json> Chunks(const v1::GenerateStreamResponse& chunk, int choice) = 0;
   json Usage(const std::vector<v1::Usage>& choices) const {
     return UsageChunkJson(TotalUsage(choices, n_), meta_);
   }
@@ -256,11 +257,11 @@ class TextWriter final : public OutputWriter {
   json Whole(const std::vector<v1::GenerateResponse>& choices) override {
     return CompletionJson(choices, meta_, n_, echo_of_);
   }
-  json Chunk(const v1::GenerateStreamResponse& chunk, int choice) override {
+  std::vector<json> Chunks(const v1::GenerateStreamResponse& chunk, int choice) override {
     json j = CompletionChunkJson(chunk, choice, meta_, &offsets_[choice],
                                  echo_pending_[choice] ? echo_of_[choice] : nullptr);
     echo_pending_[choice] = false;
-    return j;
+    return {std::move(j)};
   }
 
  private:
@@ -271,22 +272,48 @@ class TextWriter final : public OutputWriter {
 };
 
 // /v1/chat/completions: chat.completion objects; each choice's first chunk carries the role.
+// With `tool_calls`, each choice's text is read for tool calls: whole, or in a stream through
+// its own ToolCallStream (content goes out until the text may be a call; the rest is held to
+// the end, then sent as calls or as content).
 class ChatWriter final : public OutputWriter {
  public:
-  ChatWriter(CompletionMeta meta, int n, const Tokenizer* tokenizer)
-      : OutputWriter(std::move(meta), n), tokenizer_(tokenizer), first_(n, true) {}
-  json Whole(const std::vector<v1::GenerateResponse>& choices) override {
-    return ChatCompletionJson(choices, meta_, *tokenizer_);
+  ChatWriter(CompletionMeta meta, int n, int choices, const Tokenizer* tokenizer,
+             std::optional<ToolCallMode> tool_calls)
+      : OutputWriter(std::move(meta), n),
+        tokenizer_(tokenizer),
+        tool_calls_(tool_calls),
+        first_(choices, true) {
+    if (tool_calls_.has_value()) streams_.assign(choices, ToolCallStream(*tool_calls_));
   }
-  json Chunk(const v1::GenerateStreamResponse& chunk, int choice) override {
+  json Whole(const std::vector<v1::GenerateResponse>& choices) override {
+    std::vector<std::optional<ParsedToolCalls>> calls;
+    if (tool_calls_.has_value()) {
+      for (const v1::GenerateResponse& c : choices) {
+        calls.push_back(ChoiceToolCalls(c, *tool_calls_));
+      }
+    }
+    return ChatCompletionJson(choices, meta_, *tokenizer_, calls);
+  }
+  std::vector<json> Chunks(const v1::GenerateStreamResponse& chunk, int choice) override {
+    if (!tool_calls_.has_value()) return {Next(chunk, choice)};
+    bool first = first_[choice];
+    std::vector<json> events =
+        ChatChunksReadingToolCalls(chunk, choice, meta_, &first, &streams_[choice], *tokenizer_);
+    first_[choice] = first;
+    return events;
+  }
+
+ private:
+  json Next(const v1::GenerateStreamResponse& chunk, int choice) {
     json j = ChatChunkJson(chunk, choice, meta_, first_[choice], *tokenizer_);
     first_[choice] = false;
     return j;
   }
 
- private:
   const Tokenizer* tokenizer_;
-  std::vector<bool> first_;
+  const std::optional<ToolCallMode> tool_calls_;
+  std::vector<bool> first_;              // by choice: no chunk of it was written yet
+  std::vector<ToolCallStream> streams_;  // by choice, with tool_calls_
 };
 
 // A call's engine requests, n per prompt, checked and converted as the gRPC API does them, and
@@ -359,10 +386,10 @@ class OpenAiApi::InFlight {
   OpenAiApi* api_;
 };
 
-absl::StatusOr<std::unique_ptr<OpenAiApi>> OpenAiApi::Start(const std::string& host, int port,
-                                                            int threads,
-                                                            const ServingContext* ctx) {
-  std::unique_ptr<OpenAiApi> api(new OpenAiApi(ctx));
+absl::StatusOr<std::unique_ptr<OpenAiApi>> OpenAiApi::Start(
+    const std::string& host, int port, int threads, const ServingContext* ctx,
+    std::optional<ToolCallParser> tool_call_parser) {
+  std::unique_ptr<OpenAiApi> api(new OpenAiApi(ctx, tool_call_parser));
   OpenAiApi* self = api.get();
   auto http = HttpServer::Start(host, port, threads, [self](httplib::Server& s) {
     s.set_payload_max_length(kMaxBodyBytes);
@@ -370,7 +397,8 @@ absl::StatusOr<std::unique_ptr<OpenAiApi>> OpenAiApi::Start(const std::string& h
       self->Generate(ParseCompletionRequest(req.body, self->ctx_->model_name), false, res);
     });
     s.Post("/v1/chat/completions", [self](const httplib::Request& req, httplib::Response& res) {
-      self->Generate(ParseChatRequest(req.body, self->ctx_->model_name), true, res);
+      self->Generate(ParseChatRequest(req.body, self->ctx_->model_name, self->tool_call_parser_),
+                     true, res);
     });
     s.Post("/tokenize", [self](const httplib::Request& req, httplib::Response& res) {
       self->Tokenize(req, res);
@@ -442,7 +470,7 @@ void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib
       .echo = call->echo && call->request.has_logprobs()};
   std::shared_ptr<OutputWriter> writer;
   if (chat) {
-    writer = std::make_shared<ChatWriter>(meta, n, ctx.tokenizer);
+    writer = std::make_shared<ChatWriter>(meta, n, choices, ctx.tokenizer, call->tool_calls);
   } else {
     writer = std::make_shared<TextWriter>(meta, n, std::move(prepared->echoes));
   }
@@ -488,14 +516,18 @@ void OpenAiApi::Generate(absl::StatusOr<CompletionCall> call, bool chat, httplib
           v1::GenerateStreamResponse chunk;
           MergeDelta(d.delta, ctx, &chunk);
           if (!d.delta.finished) {
-            if (!WriteEvent(sink, Dump(writer->Chunk(chunk, d.choice)))) return false;
+            for (const json& event : writer->Chunks(chunk, d.choice)) {
+              if (!WriteEvent(sink, Dump(event))) return false;
+            }
             continue;
           }
           const absl::Status status = queue->FinalStatus(d.delta);
           if (!status.ok()) chunk.clear_finish_reason();
           bool ok = true;
           if (status.ok() || !chunk.text().empty() || chunk.token_ids_size() > 0) {
-            ok = WriteEvent(sink, Dump(writer->Chunk(chunk, d.choice)));
+            for (const json& event : writer->Chunks(chunk, d.choice)) {
+              if (ok) ok = WriteEvent(sink, Dump(event));
+            }
           }
           if (ok && status.ok()) {
             (*usages)[d.choice] = chunk.usage();

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "models/config_json.h"
 #include "nlohmann/json.hpp"
+#include "server/grpc/request_validation.h"
 
 namespace attnres {
 namespace {
@@ -72,7 +73,8 @@ const KeySet& CompletionKeys() {
 
 const KeySet& ChatKeys() {
   static const KeySet keys = GenerationKeysAnd({"messages", "max_completion_tokens", "top_logprobs",
-                                                "add_generation_prompt", "continue_final_message"});
+                                                "add_generation_prompt", "continue_final_message",
+                                                "tools", "tool_choice", "parallel_tool_calls"});
   return keys;
 }
 
@@ -80,9 +82,11 @@ const KeySet& ChatKeys() {
 const absl::flat_hash_map<std::string, std::string>& UnsupportedKeys() {
   static const absl::flat_hash_map<std::string, std::string> keys = [] {
     absl::flat_hash_map<std::string, std::string> k;
-    for (const char* key :
-         {"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"}) {
-      k[key] = "is not supported: this server does not parse tool calls";
+    for (const char* key : {"tools", "tool_choice", "parallel_tool_calls"}) {
+      k[key] = "is not supported here: tools are a /v1/chat/completions parameter";
+    }
+    for (const char* key : {"functions", "function_call"}) {
+      k[key] = "is not supported: use tools and tool_choice (OpenAI's newer names)";
     }
     k["response_format"] = "is not supported: this server does not constrain output formats";
     return k;
@@ -317,6 +321,77 @@ absl::Status ReadContent(const json& content, const std::string& field, std::str
   return absl::OkStatus();
 }
 
+// Keys of `obj` (named `field`) other than `known` are refused.
+absl::Status OnlyKeys(const json& obj, const std::string& field,
+                      std::initializer_list<const char*> known, const char* what) {
+  for (const auto& [key, value] : obj.items()) {
+    if (std::find_if(known.begin(), known.end(), [&](const char* k) { return key == k; }) ==
+        known.end()) {
+      return KeyError(kOrigin, absl::StrCat(field, ".", key),
+                      absl::StrCat("is not a known ", what));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A required string key of `obj` (named `field`).
+absl::StatusOr<std::string> RequiredString(const json& obj, const std::string& field,
+                                           const char* key) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) {
+    return KeyError(kOrigin, absl::StrCat(field, ".", key), "is required and must be a string");
+  }
+  return it->get<std::string>();
+}
+
+// "type", where given, is "function" (the only kind of tool OpenAI has).
+absl::Status CheckFunctionType(const json& obj, const std::string& field) {
+  const auto it = obj.find("type");
+  if (it == obj.end() || *it == "function") return absl::OkStatus();
+  return KeyError(kOrigin, absl::StrCat(field, ".type"), "must be \"function\"");
+}
+
+// An assistant message's [{"id", "type": "function", "function": {"name", "arguments"}}], the
+// arguments a string holding a JSON object (as OpenAI's responses write them).
+absl::Status ReadToolCalls(const json& calls, const std::string& field, v1::ChatMessage* out) {
+  if (out->role() != "assistant") {
+    return KeyError(kOrigin, field, "is for messages of role \"assistant\" only");
+  }
+  if (!calls.is_array()) return KeyError(kOrigin, field, "must be a list of tool calls");
+  for (size_t k = 0; k < calls.size(); ++k) {
+    const json& c = calls[k];
+    const std::string name = absl::StrCat(field, "[", k, "]");
+    if (!c.is_object()) {
+      return KeyError(kOrigin, name,
+                      "must be a tool call {\"id\", \"type\": \"function\", \"function\": "
+                      "{\"name\", \"arguments\"}}");
+    }
+    RETURN_IF_ERROR(OnlyKeys(c, name, {"id", "type", "function"}, "tool call key"));
+    RETURN_IF_ERROR(CheckFunctionType(c, name));
+    v1::ToolCall* call = out->add_tool_calls();
+    absl::StatusOr<std::string> id = RequiredString(c, name, "id");
+    if (!id.ok()) return id.status();
+    call->set_id(*std::move(id));
+    const auto function = c.find("function");
+    const std::string fn = absl::StrCat(name, ".function");
+    if (function == c.end() || !function->is_object()) {
+      return KeyError(kOrigin, fn, "is required and must be an object {name, arguments}");
+    }
+    RETURN_IF_ERROR(OnlyKeys(*function, fn, {"name", "arguments"}, "function key"));
+    absl::StatusOr<std::string> fn_name = RequiredString(*function, fn, "name");
+    if (!fn_name.ok()) return fn_name.status();
+    call->set_name(*std::move(fn_name));
+    const auto arguments = function->find("arguments");
+    if (arguments == function->end() || !arguments->is_string() ||
+        !IsJsonObject(arguments->get_ref<const std::string&>())) {
+      return KeyError(kOrigin, absl::StrCat(fn, ".arguments"),
+                      "must be a string holding a JSON object");
+    }
+    call->set_arguments_json(arguments->get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadMessages(const json& j, v1::Chat* chat) {
   if (!Has(j, "messages")) return KeyError(kOrigin, "messages", "is required");
   const json& messages = j["messages"];
@@ -327,23 +402,139 @@ absl::Status ReadMessages(const json& j, v1::Chat* chat) {
     const json& m = messages[i];
     const std::string field = absl::StrCat("messages[", i, "]");
     if (!m.is_object()) return KeyError(kOrigin, field, "must be an object {role, content}");
-    for (const auto& [key, value] : m.items()) {
-      if (key == "role" || key == "content") continue;
-      return KeyError(kOrigin, absl::StrCat(field, ".", key),
-                      key == "tool_calls" || key == "tool_call_id"
-                          ? "is not supported: this server does not parse tool calls"
-                          : "is not a known message key (role, content)");
-    }
+    RETURN_IF_ERROR(OnlyKeys(m, field, {"role", "content", "tool_calls", "tool_call_id"},
+                             "message key (role, content, tool_calls, tool_call_id)"));
     v1::ChatMessage* out = chat->add_messages();
-    if (!m.contains("role") || !m["role"].is_string()) {
-      return KeyError(kOrigin, absl::StrCat(field, ".role"), "is required and must be a string");
-    }
-    out->set_role(m["role"].get<std::string>());
+    absl::StatusOr<std::string> role = RequiredString(m, field, "role");
+    if (!role.ok()) return role.status();
+    out->set_role(*std::move(role));
     if (m.contains("content")) {
       RETURN_IF_ERROR(
           ReadContent(m["content"], absl::StrCat(field, ".content"), out->mutable_content()));
     }
+    if (Has(m, "tool_calls")) {
+      RETURN_IF_ERROR(ReadToolCalls(m["tool_calls"], absl::StrCat(field, ".tool_calls"), out));
+    }
+    if (Has(m, "tool_call_id")) {
+      const std::string name = absl::StrCat(field, ".tool_call_id");
+      if (!m["tool_call_id"].is_string()) return KeyError(kOrigin, name, "must be a string");
+      if (out->role() != "tool") {
+        return KeyError(kOrigin, name, "is for messages of role \"tool\" only");
+      }
+      out->set_tool_call_id(m["tool_call_id"].get<std::string>());
+    }
   }
+  return absl::OkStatus();
+}
+
+// One of "tools": {"type": "function", "function": {"name", "description"?, "parameters"?}}.
+// `ordered` is the same tool read with its keys in the client's order, which the parameters keep
+// (templates write them out with tojson, as Python keeps a dict's order).
+absl::Status ReadTool(const json& t, const nlohmann::ordered_json& ordered,
+                      const std::string& field, v1::Tool* out) {
+  if (!t.is_object()) {
+    return KeyError(kOrigin, field,
+                    "must be a tool {\"type\": \"function\", \"function\": {\"name\", "
+                    "\"description\", \"parameters\"}}");
+  }
+  RETURN_IF_ERROR(OnlyKeys(t, field, {"type", "function"}, "tool key (type, function)"));
+  RETURN_IF_ERROR(CheckFunctionType(t, field));
+  const std::string fn = absl::StrCat(field, ".function");
+  const auto function = t.find("function");
+  if (function == t.end() || !function->is_object()) {
+    return KeyError(kOrigin, fn,
+                    "is required and must be an object {name, description, parameters}");
+  }
+  const json& f = *function;
+  RETURN_IF_ERROR(OnlyKeys(f, fn, {"name", "description", "parameters", "strict"},
+                           "function key (name, description, parameters)"));
+  absl::StatusOr<std::string> name = RequiredString(f, fn, "name");
+  if (!name.ok()) return name.status();
+  if (!IsToolName(*name)) {
+    return KeyError(
+        kOrigin, absl::StrCat(fn, ".name"),
+        absl::StrCat("must be 1-", kMaxToolNameChars, " characters of a-z, A-Z, 0-9, _ and -"));
+  }
+  out->set_name(*std::move(name));
+  if (Has(f, "description")) {
+    if (!f["description"].is_string()) {
+      return KeyError(kOrigin, absl::StrCat(fn, ".description"), "must be a string");
+    }
+    out->set_description(f["description"].get<std::string>());
+  }
+  if (Has(f, "parameters")) {
+    if (!f["parameters"].is_object()) {
+      return KeyError(kOrigin, absl::StrCat(fn, ".parameters"),
+                      "must be an object (a JSON schema)");
+    }
+    const nlohmann::ordered_json* in_order = &ordered;
+    for (const char* key : {"function", "parameters"}) {
+      in_order = in_order->is_object() && in_order->contains(key) ? &(*in_order)[key] : nullptr;
+      if (in_order == nullptr) break;
+    }
+    out->set_parameters_json(
+        in_order != nullptr && in_order->is_object()
+            ? in_order->dump(-1, ' ', false, json::error_handler_t::replace)
+            : f["parameters"].dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  // strict: false (or absent) is OpenAI's default; strict: true promises arguments that follow
+  // the schema, which needs constrained decoding.
+  if (Has(f, "strict") && f["strict"] != false) {
+    return KeyError(kOrigin, absl::StrCat(fn, ".strict"),
+                    "must be false: strict schemas need constrained decoding, which this server "
+                    "does not do");
+  }
+  return absl::OkStatus();
+}
+
+// tools, tool_choice and parallel_tool_calls. tool_choice "none" renders the tools but reads no
+// calls (as vLLM does by default); "required" and a named function force a call, which needs
+// constrained decoding.
+absl::Status ReadTools(const json& j, const std::string& body, std::optional<ToolCallParser> parser,
+                       CompletionCall* call, v1::Chat* chat) {
+  const bool has_tools = Has(j, "tools");
+  if (has_tools) {
+    // Read again in order (the body parsed before, so this does too).
+    const nlohmann::ordered_json all =
+        nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+    const nlohmann::ordered_json ordered =
+        all.is_object() && all.contains("tools") ? all["tools"] : nlohmann::ordered_json();
+    const json& tools = j["tools"];
+    if (!tools.is_array() || tools.empty() || tools.size() > static_cast<size_t>(kMaxTools)) {
+      return KeyError(kOrigin, "tools", absl::StrCat("must be a list of 1-", kMaxTools, " tools"));
+    }
+    if (!parser.has_value()) {
+      return KeyError(kOrigin, "tools",
+                      "needs a tool-call parser: start the server with --tool-call-parser "
+                      "(hermes or llama3_json)");
+    }
+    for (size_t i = 0; i < tools.size(); ++i) {
+      const nlohmann::ordered_json& tool_in_order =
+          ordered.is_array() && i < ordered.size() ? ordered[i] : nlohmann::ordered_json();
+      RETURN_IF_ERROR(
+          ReadTool(tools[i], tool_in_order, absl::StrCat("tools[", i, "]"), chat->add_tools()));
+    }
+  }
+  bool parallel = true;
+  RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "parallel_tool_calls", &parallel));
+  std::string choice = has_tools ? "auto" : "none";
+  if (Has(j, "tool_choice")) {
+    const json& c = j["tool_choice"];
+    if (c == "required" || c.is_object()) {
+      return KeyError(kOrigin, "tool_choice",
+                      "must be \"none\" or \"auto\": forcing a call (\"required\" or a named "
+                      "function) needs constrained decoding, which this server does not do");
+    }
+    if (c != "none" && c != "auto") {
+      return KeyError(kOrigin, "tool_choice", "must be \"none\" or \"auto\"");
+    }
+    choice = c.get<std::string>();
+    if (choice == "auto" && !has_tools) return KeyError(kOrigin, "tool_choice", "needs tools");
+  }
+  if (choice != "auto") return absl::OkStatus();
+  call->tool_calls = ToolCallMode{.parser = *parser, .parallel_tool_calls = parallel};
+  // The calls' tags may be special tokens (Hermes' <tool_call>, Llama's <|python_tag|>).
+  if (!call->request.has_skip_special_tokens()) call->request.set_skip_special_tokens(false);
   return absl::OkStatus();
 }
 
@@ -388,7 +579,8 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
 }
 
 absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
-                                                const std::string& served_model) {
+                                                const std::string& served_model,
+                                                std::optional<ToolCallParser> tool_call_parser) {
   absl::StatusOr<json> parsed =
       ParseBody(body, ChatKeys(), "chat completions parameter", served_model);
   if (!parsed.ok()) return parsed.status();
@@ -398,6 +590,7 @@ absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
   v1::GenerateRequest& r = call.request;
   v1::Chat* chat = call.prompts.emplace_back().mutable_chat();
   RETURN_IF_ERROR(ReadMessages(j, chat));
+  RETURN_IF_ERROR(ReadTools(j, body, tool_call_parser, &call, chat));
   RETURN_IF_ERROR(ReadOptionalBool(j, "add_generation_prompt",
                                    [&](bool v) { chat->set_add_generation_prompt(v); }));
   RETURN_IF_ERROR(ReadOptionalBool(j, "continue_final_message",

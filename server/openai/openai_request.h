@@ -2,15 +2,18 @@
 // share one set of range rules (request_validation.h) and one conversion (proto_convert.h). This
 // file checks only the JSON: types, known keys, the shapes OpenAI allows (prompt as text, token
 // ids or a list of either; chat message content as text or a list of text parts;
-// stop as a string or a list) and what this server does not take (best_of other than n, suffix,
-// tools).
+// stop as a string or a list; chat tools, tool calls and tool results) and what this server does
+// not take (best_of other than n, suffix, tools without --tool-call-parser, tool_choice that
+// needs constrained decoding).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "attnres/v1/attnres.pb.h"
+#include "server/openai/tool_call_parser.h"
 
 namespace attnres {
 
@@ -33,6 +36,9 @@ struct CompletionCall {
   // echo: the prompt is written before the completion; with logprobs the request also asks for
   // prompt_logprobs (max_tokens 0 then scores a text).
   bool echo = false;
+  // Chat: set when the request gave tools with tool_choice "auto" (its default) and the server
+  // has a tool-call parser: each choice's text is read for tool calls.
+  std::optional<ToolCallMode> tool_calls;
 };
 
 // INVALID_ARGUMENT naming the key and the rule for a malformed body; NOT_FOUND when "model" names
@@ -43,9 +49,13 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
 // POST /v1/chat/completions: "messages" become prompt.chat (rendered by the model's chat template
 // in the shared conversion); "max_completion_tokens" (or the older "max_tokens") is unset by
 // default, so generation_config.json's or the server's default applies; "logprobs" is a bool and
-// "top_logprobs" the number of alternatives. Same errors as ParseCompletionRequest.
-absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
-                                                const std::string& served_model);
+// "top_logprobs" the number of alternatives. "tools" become prompt.chat.tools and need
+// `tool_call_parser` (the server's --tool-call-parser); with tools in use, skip_special_tokens
+// defaults to false, as vLLM sets it, since the calls' tags may be special tokens. Same errors as
+// ParseCompletionRequest.
+absl::StatusOr<CompletionCall> ParseChatRequest(
+    const std::string& body, const std::string& served_model,
+    std::optional<ToolCallParser> tool_call_parser = std::nullopt);
 
 // POST /tokenize: {"prompt": text, "add_special_tokens"?, "model"?} (as other open servers).
 absl::StatusOr<v1::TokenizeRequest> ParseTokenizeRequest(const std::string& body,

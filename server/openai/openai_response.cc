@@ -3,6 +3,7 @@
 
 #include <utility>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_replace.h"
 
 namespace attnres {
@@ -130,13 +131,15 @@ json ChatLogprobs(const Logprobs& logprobs, const Tokenizer& tokenizer) {
   return {{"content", std::move(content)}};
 }
 
+// `finish_reason` overrides the message's ("tool_calls").
 template <typename Message>
 json ChatChoice(const Message& m, int index, const CompletionMeta& meta, const char* message_key,
-                json message, const Tokenizer& tokenizer) {
+                json message, const Tokenizer& tokenizer, const char* finish_reason = nullptr) {
   json choice = {{"index", index},
                  {message_key, std::move(message)},
                  {"logprobs", meta.logprobs ? ChatLogprobs(m.logprobs(), tokenizer) : json()},
-                 {"finish_reason", FinishReasonJson(m.finish_reason())}};
+                 {"finish_reason", finish_reason != nullptr ? json(finish_reason)
+                                                            : FinishReasonJson(m.finish_reason())}};
   if (!m.stop_reason().empty()) choice["stop_reason"] = m.stop_reason();
   return choice;
 }
@@ -186,14 +189,55 @@ json CompletionChunkJson(const v1::GenerateStreamResponse& chunk, int index,
   return j;
 }
 
+namespace {
+
+// {"id", "type": "function", "function": {"name", "arguments"}}, with "index" first in a chunk.
+json ToolCallJson(const ParsedToolCall& call, std::optional<int> index) {
+  json j = json::object();
+  if (index.has_value()) j["index"] = *index;
+  j["id"] = NewToolCallId();
+  j["type"] = "function";
+  j["function"] = {{"name", call.name}, {"arguments", call.arguments_json}};
+  return j;
+}
+
+}  // namespace
+
+std::string NewToolCallId() {
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local absl::BitGen gen;
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id.push_back(kChars[absl::Uniform<size_t>(gen, 0, 62)]);
+  return id;
+}
+
+std::optional<ParsedToolCalls> ChoiceToolCalls(const v1::GenerateResponse& choice,
+                                               const ToolCallMode& mode) {
+  if (choice.finish_reason() != v1::FINISH_REASON_STOP) return std::nullopt;
+  return ParseToolCalls(choice.text(), mode);
+}
+
 json ChatCompletionJson(const std::vector<v1::GenerateResponse>& choices,
-                        const CompletionMeta& meta, const Tokenizer& tokenizer) {
+                        const CompletionMeta& meta, const Tokenizer& tokenizer,
+                        const std::vector<std::optional<ParsedToolCalls>>& tool_calls) {
   json j = Envelope(meta, /*chunk=*/false);
   j["choices"] = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
+    const ParsedToolCalls* calls =
+        i < tool_calls.size() && tool_calls[i].has_value() ? &*tool_calls[i] : nullptr;
+    if (calls == nullptr) {
+      j["choices"].push_back(ChatChoice(choices[i], static_cast<int>(i), meta, "message",
+                                        {{"role", "assistant"}, {"content", choices[i].text()}},
+                                        tokenizer));
+      continue;
+    }
+    json list = json::array();
+    for (const ParsedToolCall& call : calls->calls) list.push_back(ToolCallJson(call, {}));
+    json message = {{"role", "assistant"},
+                    {"content", calls->content.has_value() ? json(*calls->content) : json()},
+                    {"tool_calls", std::move(list)}};
     j["choices"].push_back(ChatChoice(choices[i], static_cast<int>(i), meta, "message",
-                                      {{"role", "assistant"}, {"content", choices[i].text()}},
-                                      tokenizer));
+                                      std::move(message), tokenizer, "tool_calls"));
   }
   j["usage"] = UsageJson(ChoicesUsage(choices, static_cast<int>(choices.size())));
   return j;
@@ -208,6 +252,60 @@ json ChatChunkJson(const v1::GenerateStreamResponse& chunk, int index, const Com
   j["choices"] =
       json::array({ChatChoice(chunk, index, meta, "delta", std::move(delta), tokenizer)});
   return j;
+}
+
+std::vector<json> ToolCallChunksJson(const std::vector<ParsedToolCall>& calls, int index,
+                                     const CompletionMeta& meta, bool first,
+                                     const std::string& stop_reason) {
+  json delta = json::object();
+  if (first) delta["role"] = "assistant";
+  delta["tool_calls"] = json::array();
+  for (size_t k = 0; k < calls.size(); ++k) {
+    delta["tool_calls"].push_back(ToolCallJson(calls[k], static_cast<int>(k)));
+  }
+  std::vector<json> out(2, Envelope(meta, /*chunk=*/true));
+  out[0]["choices"] = json::array({{{"index", index},
+                                    {"delta", std::move(delta)},
+                                    {"logprobs", nullptr},
+                                    {"finish_reason", nullptr}}});
+  json end = {{"index", index},
+              {"delta", json::object()},
+              {"logprobs", nullptr},
+              {"finish_reason", "tool_calls"}};
+  if (!stop_reason.empty()) end["stop_reason"] = stop_reason;
+  out[1]["choices"] = json::array({std::move(end)});
+  return out;
+}
+
+std::vector<json> ChatChunksReadingToolCalls(const v1::GenerateStreamResponse& chunk, int index,
+                                             const CompletionMeta& meta, bool* first,
+                                             ToolCallStream* stream, const Tokenizer& tokenizer) {
+  auto next = [&](const v1::GenerateStreamResponse& c) {
+    json j = ChatChunkJson(c, index, meta, *first, tokenizer);
+    *first = false;
+    return j;
+  };
+  v1::GenerateStreamResponse out = chunk;
+  out.set_text(stream->Push(chunk.text()));
+  const bool empty = out.text().empty() && out.logprobs_size() == 0 && !*first;
+  if (chunk.finish_reason() == v1::FINISH_REASON_UNSPECIFIED) {
+    if (empty) return {};  // held text only
+    return {next(out)};
+  }
+  ToolCallStream::End end = stream->Finish(chunk.finish_reason() == v1::FINISH_REASON_STOP);
+  if (end.calls.empty()) {
+    out.mutable_text()->append(end.content);
+    return {next(out)};
+  }
+  std::vector<json> events;
+  out.clear_finish_reason();
+  out.clear_stop_reason();
+  if (!empty) events.push_back(next(out));
+  for (json& j : ToolCallChunksJson(end.calls, index, meta, *first, chunk.stop_reason())) {
+    events.push_back(std::move(j));
+  }
+  *first = false;
+  return events;
 }
 
 json UsageChunkJson(const v1::Usage& usage, const CompletionMeta& meta) {
@@ -248,6 +346,7 @@ absl::Status WithHttpFieldNames(const absl::Status& status) {
                            {"prompt.chat.messages", "messages"},
                            {"prompt.chat.add_generation_prompt", "add_generation_prompt"},
                            {"prompt.chat.continue_final_message", "continue_final_message"},
+                           {"prompt.chat.tools", "tools"},
                            {"prompt.chat", "messages"}}));
 }
 

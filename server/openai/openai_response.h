@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "attnres/v1/attnres.pb.h"
 #include "models/tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "server/openai/tool_call_parser.h"
 
 namespace attnres {
 
@@ -56,14 +58,40 @@ nlohmann::ordered_json CompletionChunkJson(const v1::GenerateStreamResponse& chu
                                            const EchoedPrompt* echo);
 // A chat.completion: each text as the assistant's message; logprobs as {"content": [{token,
 // logprob, bytes, top_logprobs}]} (bytes: the token's own bytes, from `tokenizer`).
-// (One prompt: the usage counts choice 0's prompt tokens.)
-nlohmann::ordered_json ChatCompletionJson(const std::vector<v1::GenerateResponse>& choices,
-                                          const CompletionMeta& meta, const Tokenizer& tokenizer);
+// (One prompt: the usage counts choice 0's prompt tokens.) `tool_calls` is empty, or holds each
+// choice's calls (ChoiceToolCalls): a choice with calls has the message {"role", "content" (text
+// before the calls, or null), "tool_calls": [{"id", "type": "function", "function": {"name",
+// "arguments"}}]} and finish_reason "tool_calls".
+nlohmann::ordered_json ChatCompletionJson(
+    const std::vector<v1::GenerateResponse>& choices, const CompletionMeta& meta,
+    const Tokenizer& tokenizer, const std::vector<std::optional<ParsedToolCalls>>& tool_calls = {});
+// A choice's tool calls: only an output that ended on its own (EOS, a stop string or id) is
+// read; one cut by max_tokens stays text with finish_reason "length".
+std::optional<ParsedToolCalls> ChoiceToolCalls(const v1::GenerateResponse& choice,
+                                               const ToolCallMode& mode);
+// "call_" and 24 random letters and digits, as OpenAI's ids look.
+std::string NewToolCallId();
 // A chat.completion.chunk of choice `index`: its text as delta.content (a choice's first chunk
 // also carries the role).
 nlohmann::ordered_json ChatChunkJson(const v1::GenerateStreamResponse& chunk, int index,
                                      const CompletionMeta& meta, bool first,
                                      const Tokenizer& tokenizer);
+
+// The end of a streamed choice whose text held tool calls: a chunk with delta {"tool_calls":
+// [{"index": k, "id", "type": "function", "function": {"name", "arguments"}}]} (and the role,
+// when `first`), then one with finish_reason "tool_calls" (and `stop_reason` when not empty).
+std::vector<nlohmann::ordered_json> ToolCallChunksJson(const std::vector<ParsedToolCall>& calls,
+                                                       int index, const CompletionMeta& meta,
+                                                       bool first, const std::string& stop_reason);
+
+// The chunks of choice `index` for one of its stream's responses when its text is read for tool
+// calls through `stream`: a content chunk while there is content to pass on (none while the text
+// is held, unless it has logprobs or is the choice's `first`); on the last response, either the
+// held text as content with the finish reason, or ToolCallChunksJson. `first` is cleared once a
+// chunk is written.
+std::vector<nlohmann::ordered_json> ChatChunksReadingToolCalls(
+    const v1::GenerateStreamResponse& chunk, int index, const CompletionMeta& meta, bool* first,
+    ToolCallStream* stream, const Tokenizer& tokenizer);
 
 // stream_options.include_usage: a chunk with no choices and the request's usage.
 nlohmann::ordered_json UsageChunkJson(const v1::Usage& usage, const CompletionMeta& meta);

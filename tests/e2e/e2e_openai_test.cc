@@ -24,6 +24,7 @@ namespace attnres::e2e {
 namespace {
 
 using nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
 constexpr char kHttpMarker[] = "openai api on http://";
 // ChatML; refuses roles other than system, user and assistant.
@@ -80,35 +81,45 @@ std::string CompletionText(const std::string& body, bool stream) {
   return text;
 }
 
-class OpenAiE2eTest : public ::testing::Test {
+// A suite's server with the HTTP API on (--http-port 0 and its own flags), started once per
+// suite, and a client to it per test.
+class HttpServerSuite : public ::testing::Test {
+ protected:
+  static ServerProcess* StartServer(std::vector<std::string> flags) {
+    flags.insert(flags.begin(), {"--http-port", "0"});
+    auto* server = new ServerProcess();
+    if (server->Start(TestModelDir(), flags)) return server;
+    delete server;
+    return nullptr;
+  }
+  void Connect(const ServerProcess* server) {
+    ASSERT_NE(server, nullptr) << "the server did not start";
+    port_ = PortFromLog(server->Log(), kHttpMarker);
+    ASSERT_GT(port_, 0) << server->Log();
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+    client_->set_read_timeout(120, 0);
+  }
+
+  int port_ = 0;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+class OpenAiE2eTest : public HttpServerSuite {
  protected:
   static void SetUpTestSuite() {
-    server_ = new ServerProcess();
-    if (!server_->Start(TestModelDir(), {"--http-port", "0", "--log-level", "debug",
-                                         "--chat-template", kChatTemplate})) {
-      delete server_;
-      server_ = nullptr;
-    }
+    server_ = StartServer({"--log-level", "debug", "--chat-template", kChatTemplate});
   }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
   }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr) << "the server did not start";
-    port_ = PortFromLog(server_->Log(), kHttpMarker);
-    ASSERT_GT(port_, 0) << server_->Log();
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
-    client_->set_read_timeout(120, 0);
-  }
+  void SetUp() override { Connect(server_); }
 
   httplib::Result Post(const json& body) {
     return client_->Post("/v1/completions", body.dump(), "application/json");
   }
 
   static ServerProcess* server_;
-  int port_ = 0;
-  std::unique_ptr<httplib::Client> client_;
 };
 ServerProcess* OpenAiE2eTest::server_ = nullptr;
 
@@ -637,8 +648,10 @@ TEST_F(OpenAiE2eTest, ChatRefusalsNameTheMessageOrQuoteTheTemplate) {
       {R"({"messages": [{"role": "tool", "content": "x"}]})",
        "messages: the model's chat template refused the conversation: Unknown role: tool"},
       {R"({"messages": [{"role": "", "content": "x"}]})", "messages[0].role must be 1-64 bytes"},
-      {R"({"messages": [{"role": "user", "content": "x"}], "tools": []})",
-       R"(key "tools" is not supported)"},
+      // Without --tool-call-parser, tools are refused.
+      {R"({"messages": [{"role": "user", "content": "x"}],
+           "tools": [{"type": "function", "function": {"name": "f"}}]})",
+       R"(key "tools" needs a tool-call parser: start the server with --tool-call-parser)"},
   };
   for (const auto& [body, message] : cases) {
     auto res = client_->Post("/v1/chat/completions", body, "application/json");
@@ -655,6 +668,161 @@ TEST_F(OpenAiE2eTest, ChatRefusalsNameTheMessageOrQuoteTheTemplate) {
   EXPECT_THAT(status.error_message(),
               ::testing::HasSubstr("prompt.chat: the model's chat template refused the "
                                    "conversation: Unknown role: tool"));
+}
+
+// A server with --tool-call-parser hermes and a Hermes-style template
+// (tests/e2e/data/chatml_tools.jinja): tools, calls and results are written into the prompt as
+// the template writes them; the bundled model does not call tools, so its output comes back as
+// content, whole and streamed.
+class OpenAiToolsE2eTest : public HttpServerSuite {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = StartServer(
+        {"--chat-template", "tests/e2e/data/chatml_tools.jinja", "--tool-call-parser", "hermes"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { Connect(server_); }
+  // Bodies keep their keys in order (nlohmann::json would sort a tool's parameters).
+  httplib::Result Post(const std::string& path, const ojson& body) {
+    return client_->Post(path, body.dump(), "application/json");
+  }
+
+  static ServerProcess* server_;
+};
+ServerProcess* OpenAiToolsE2eTest::server_ = nullptr;
+
+TEST_F(OpenAiToolsE2eTest, ToolsAndCallsAreTemplatedAndPlainOutputIsContent) {
+  // Small: the test model's context is 512 tokens of a tiny vocabulary.
+  const ojson tools = ojson::parse(R"([
+      {"type": "function", "function": {"name": "r", "parameters": {"type": "object",
+                                                                    "properties": {"c": {}}}}},
+      {"function": {"name": "t", "description": "d"}}])");
+  const ojson messages = ojson::parse(R"([
+      {"role": "user", "content": "Rain?"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+          "function": {"name": "r", "arguments": "{\"c\": \"Oslo\"}"}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": "yes"},
+      {"role": "user", "content": "Hi"}])");
+  // What the template writes: tool | tojson is json.dumps (", " and ": "), keys in the client's
+  // order, unset description and parameters null; the call's arguments parsed into an object.
+  const std::string templated =
+      "<|im_start|>system\n# Tools\n<tools>\n"
+      R"({"type": "function", "function": {"name": "r", "description": null, )"
+      R"("parameters": {"type": "object", "properties": {"c": {}}}}})"
+      "\n"
+      R"({"type": "function", "function": {"name": "t", "description": "d", )"
+      R"("parameters": null}})"
+      "\n</tools><|im_end|>\n"
+      "<|im_start|>user\nRain?<|im_end|>\n"
+      "<|im_start|>assistant\n<tool_call>\n"
+      R"({"name": "r", "arguments": {"c": "Oslo"}})"
+      "\n</tool_call><|im_end|>\n"
+      "<|im_start|>tool\nc1: yes<|im_end|>\n"
+      "<|im_start|>user\nHi<|im_end|>\n"
+      "<|im_start|>assistant\n";
+  // The same prompt as text; special tokens kept, as the chat request with tools keeps them.
+  auto text = Post("/v1/completions", {{"prompt", templated},
+                                       {"max_tokens", 12},
+                                       {"temperature", 0},
+                                       {"add_special_tokens", false},
+                                       {"skip_special_tokens", false}});
+  ASSERT_TRUE(text);
+  ASSERT_EQ(text->status, 200) << text->body;
+  const json expected = json::parse(text->body);
+  const ojson body = {
+      {"messages", messages}, {"tools", tools}, {"max_tokens", 12}, {"temperature", 0}};
+  auto chat = Post("/v1/chat/completions", body);
+  ASSERT_TRUE(chat);
+  ASSERT_EQ(chat->status, 200) << chat->body;
+  const json j = json::parse(chat->body);
+  const json& choice = j["choices"][0];
+  EXPECT_EQ(j["usage"]["prompt_tokens"], expected["usage"]["prompt_tokens"]);
+  EXPECT_EQ(choice["message"]["content"], expected["choices"][0]["text"]);
+  EXPECT_FALSE(choice["message"].contains("tool_calls")) << chat->body;
+  EXPECT_EQ(choice["finish_reason"], expected["choices"][0]["finish_reason"]);
+  EXPECT_THAT(choice["finish_reason"].get<std::string>(), ::testing::AnyOf("stop", "length"));
+
+  // Streamed: content deltas concatenate to the same text, the same finish reason.
+  ojson streamed = body;
+  streamed["stream"] = true;
+  auto res = Post("/v1/chat/completions", streamed);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const std::vector<std::string> events = Events(res->body);
+  ASSERT_GE(events.size(), 2u) << res->body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string content;
+  json finish;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json delta = json::parse(events[i])["choices"][0];
+    EXPECT_FALSE(delta["delta"].contains("tool_calls")) << events[i];
+    content += delta["delta"].value("content", "");
+    if (!delta["finish_reason"].is_null()) finish = delta["finish_reason"];
+  }
+  EXPECT_EQ(content, expected["choices"][0]["text"]);
+  EXPECT_EQ(finish, expected["choices"][0]["finish_reason"]);
+
+  // tool_choice "none" writes the same prompt.
+  ojson none = body;
+  none["tool_choice"] = "none";
+  auto plain = Post("/v1/chat/completions", none);
+  ASSERT_TRUE(plain);
+  ASSERT_EQ(plain->status, 200) << plain->body;
+  EXPECT_EQ(json::parse(plain->body)["usage"]["prompt_tokens"], expected["usage"]["prompt_tokens"]);
+
+  // The same conversation over gRPC's prompt.chat.
+  v1::GenerateRequest request = GreedyRequest("", 12);
+  request.set_skip_special_tokens(false);
+  request.set_ignore_eos(false);
+  v1::Chat* grpc_chat = request.mutable_prompt()->mutable_chat();
+  for (const ojson& m : messages) {
+    v1::ChatMessage* message = grpc_chat->add_messages();
+    message->set_role(m["role"]);
+    if (m["content"].is_string()) message->set_content(m["content"]);
+    if (m.contains("tool_call_id")) message->set_tool_call_id(m["tool_call_id"]);
+    for (const ojson& c : m.value("tool_calls", ojson::array())) {
+      v1::ToolCall* call = message->add_tool_calls();
+      call->set_id(c["id"]);
+      call->set_name(c["function"]["name"]);
+      call->set_arguments_json(c["function"]["arguments"]);
+    }
+  }
+  for (const ojson& t : tools) {
+    v1::Tool* tool = grpc_chat->add_tools();
+    tool->set_name(t["function"]["name"]);
+    if (t["function"].contains("description")) tool->set_description(t["function"]["description"]);
+    if (t["function"].contains("parameters")) {
+      tool->set_parameters_json(t["function"]["parameters"].dump());
+    }
+  }
+  v1::GenerateResponse grpc_response;
+  ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
+  EXPECT_EQ(grpc_response.usage().prompt_tokens(), expected["usage"]["prompt_tokens"]);
+  EXPECT_EQ(grpc_response.text(), expected["choices"][0]["text"]);
+}
+
+TEST_F(OpenAiToolsE2eTest, RefusalsNameTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"messages": [{"role": "user", "content": "x"}],
+           "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"})",
+       "tool_choice\" must be \"none\" or \"auto\": forcing a call"},
+      {R"({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
+           "function": {"name": "f", "arguments": "not json"}}]}]})",
+       "messages[0].tool_calls[0].function.arguments\" must be a string holding a JSON object"},
+      {R"({"messages": [{"role": "assistant", "tool_calls": [{"id": ")" + std::string(300, 'i') +
+           R"(", "function": {"name": "f", "arguments": "{}"}}]}]})",
+       "messages[0].tool_calls[0].id must be at most 256 bytes"},
+  };
+  for (const auto& [body, message] : cases) {
+    auto res = client_->Post("/v1/chat/completions", body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, 400) << body << " -> " << res->body;
+    EXPECT_THAT(json::parse(res->body)["error"]["message"].get<std::string>(),
+                ::testing::HasSubstr(message));
+  }
 }
 
 // A full queue answers 429 with Retry-After (whole seconds) and OpenAI's rate-limit error body.

@@ -74,6 +74,20 @@ def main() -> int:
                                   "<|im_start|>assistant\nOnce upon", add_special_tokens=False,
                                   max_tokens=6, temperature=0.0, ignore_eos=True)
             assert cont.token_ids == cut.token_ids, cont
+            # Tools reach the template (ChatML writes none of them); a bad name is refused.
+            with_tools = client.generate(
+                messages=[{"role": "user", "content": "Hello"}],
+                tools=[{"type": "function",
+                        "function": {"name": "f", "parameters": {"type": "object"}}}],
+                max_tokens=6, temperature=0.0, ignore_eos=True)
+            assert with_tools.token_ids == chat.token_ids, with_tools
+            try:
+                client.generate(messages=[{"role": "user", "content": "Hello"}],
+                                tools=[{"function": {"name": "bad name"}}], max_tokens=1)
+                raise AssertionError("a bad tool name was accepted")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+                assert "prompt.chat.tools[0].name" in e.details(), e.details()
             try:
                 client.generate("Hello", top_p=1.5)
                 raise AssertionError("top_p=1.5 was accepted")

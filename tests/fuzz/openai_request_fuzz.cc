@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<CompletionCall> call = ParseCompletionRequest(body, ctx.model_name);
   if (!call.ok()) {
     check_refusal(call.status());
-    call = ParseChatRequest(body, ctx.model_name);
+    call = ParseChatRequest(body, ctx.model_name, ToolCallParser::kHermes);
     if (!call.ok()) {
       check_refusal(call.status());
       return 0;
@@ -90,10 +90,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                               .model = ctx.model_name,
                               .created = 0,
                               .logprobs = call->request.has_logprobs()};
+    std::optional<ParsedToolCalls> calls;
+    if (call->tool_calls.has_value()) {
+      calls = ChoiceToolCalls(response, *call->tool_calls);
+      // Streamed in pieces of 3 bytes: the content released plus the end is the text, or the
+      // same calls.
+      ToolCallStream stream(*call->tool_calls);
+      std::string released;
+      for (size_t at = 0; at < response.text().size(); at += 3) {
+        released += stream.Push(std::string_view(response.text()).substr(at, 3));
+      }
+      const ToolCallStream::End end =
+          stream.Finish(response.finish_reason() == v1::FINISH_REASON_STOP);
+      FUZZ_CHECK(end.calls.size() == (calls.has_value() ? calls->calls.size() : 0),
+                 "a stream reads the calls the whole text has");
+      if (end.calls.empty()) {
+        FUZZ_CHECK(released + end.content == response.text(), "a stream without calls is its text");
+      }
+    }
     const nlohmann::json rendered = nlohmann::json::parse(
-        Dump(ChatCompletionJson({response}, meta, *ctx.tokenizer)), nullptr, false);
+        Dump(ChatCompletionJson({response}, meta, *ctx.tokenizer, {calls})), nullptr, false);
     FUZZ_CHECK(!rendered.is_discarded(), "the chat completion renders as JSON");
-    FUZZ_CHECK(rendered["choices"][0]["message"]["content"] == response.text(),
+    FUZZ_CHECK(calls.has_value() || rendered["choices"][0]["message"]["content"] == response.text(),
                "the rendered message is the response's text");
     FUZZ_CHECK(!meta.logprobs || rendered["choices"][0]["logprobs"]["content"].size() ==
                                      static_cast<size_t>(response.token_ids_size()),

@@ -4,6 +4,7 @@ Keyword arguments map one-to-one onto GenerateRequest / SamplingParams fields; l
 leaves the field unset (the server then applies generation_config.json defaults).
 """
 
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -75,20 +76,43 @@ class Client:
                       messages: Optional[Sequence[Mapping[str, str]]] = None,
                       add_generation_prompt: Optional[bool] = None,
                       continue_final_message: Optional[bool] = None,
+                      tools: Optional[Sequence[Mapping]] = None,
                       stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
                       logit_bias: Optional[Mapping[int, float]] = None,
                       **kwargs) -> "attnres_pb2.GenerateRequest":
         """A GenerateRequest from a text prompt, prompt_ids or chat messages
-        ([{"role": ..., "content": ...}], written out by the model's chat template) and keyword
-        fields."""
+        ([{"role": ..., "content": ...}], written out by the model's chat template; OpenAI's
+        "tool_calls" and "tool_call_id" message keys included) and keyword fields. `tools`
+        (with messages only) are OpenAI's [{"type": "function", "function": {"name",
+        "description", "parameters"}}], which the template writes into the prompt; the text
+        that comes back is the model's own (the server reads tool calls out of it only over
+        HTTP, with --tool-call-parser)."""
         if sum(p is not None for p in (prompt, prompt_ids, messages)) != 1:
             raise ValueError("give exactly one of prompt, prompt_ids and messages")
+        if tools and messages is None:
+            raise ValueError("tools need messages")
         request = attnres_pb2.GenerateRequest()
         if prompt is not None:
             request.prompt.text = prompt
         elif messages is not None:
             for m in messages:
-                request.prompt.chat.messages.add(role=m["role"], content=m.get("content") or "")
+                message = request.prompt.chat.messages.add(role=m["role"],
+                                                           content=m.get("content") or "")
+                for call in m.get("tool_calls") or ():
+                    arguments = call["function"].get("arguments", "{}")
+                    message.tool_calls.add(
+                        id=call.get("id", ""), name=call["function"]["name"],
+                        arguments_json=(arguments if isinstance(arguments, str)
+                                        else json.dumps(arguments)))
+                if m.get("tool_call_id"):
+                    message.tool_call_id = m["tool_call_id"]
+            for tool in tools or ():
+                function = tool.get("function", tool)
+                added = request.prompt.chat.tools.add(name=function["name"])
+                if function.get("description") is not None:
+                    added.description = function["description"]
+                if function.get("parameters") is not None:
+                    added.parameters_json = json.dumps(function["parameters"])
             if add_generation_prompt is not None:
                 request.prompt.chat.add_generation_prompt = add_generation_prompt
             if continue_final_message is not None:
