@@ -324,7 +324,8 @@ absl::Status ReadContent(const json& content, const std::string& field, std::str
 // Keys of `obj` (named `field`) other than `known` are refused.
 absl::Status OnlyKeys(const json& obj, const std::string& field,
                       std::initializer_list<const char*> known, const char* what) {
-  for (const auto& [key, value] : obj.items()) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    const std::string& key = it.key();  // (a structured binding: clang 14 cannot capture it)
     if (std::find_if(known.begin(), known.end(), [&](const char* k) { return key == k; }) ==
         known.end()) {
       return KeyError(kOrigin, absl::StrCat(field, ".", key),
