@@ -22,6 +22,7 @@ export ATTNRES_SERVER=$BIN/attnres-server ATTNRES_CLI=$BIN/attnres-cli
 export ATTNRES_MAKE_MODEL=$BIN/attnres-make-model ATTNRES_E2E_MODEL_DIR=$model
 export ATTNRES_E2E_DEVICE=cuda
 for suite in ApiE2eTest GenerateE2eTest CliE2eTest ShutdownE2eTest LoadE2eTest OpenAiE2eTest \
+             OpenAiToolsE2eTest \
              OpenAiShutdownE2eTest; do
   timeout 300 "$BIN/attnres_e2e_test" --gtest_filter="$suite.*" --gtest_color=no \
     >"$OUT/e2e_$suite.log" 2>&1
