@@ -101,8 +101,9 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
       ->check(CLI::ExistingFile);
   app.add_option("--tool-call-parser", f.tool_call_parser,
                  "Read chat completions for tool calls in this format, as vLLM's parser of the "
-                 "name reads them, so /v1/chat/completions takes tools (default: none; requests "
-                 "with tools are refused)")
+                 "name reads them, so /v1/chat/completions takes tools and gRPC responses to "
+                 "chats with tools carry tool_calls (default: none; HTTP requests with tools are "
+                 "refused, gRPC ones get the text only)")
       ->check(CLI::IsMember({"hermes", "llama3_json"}));
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");
@@ -229,6 +230,7 @@ absl::StatusOr<Serving> LoadAndServe(const ServerFlags& f) {
   engine_config.extra_eos_token_ids = generation->eos_token_ids;
   options.generation_config = *std::move(generation);
   options.chat = *std::move(chat);
+  options.tool_call_parser = ToolCallParserFromName(f.tool_call_parser);
 
   if (f.metrics_port >= 0) {
     s.metrics = std::make_shared<PrometheusMetrics>();

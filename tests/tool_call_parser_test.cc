@@ -1,6 +1,6 @@
-// Tool calls read out of generated text (server/openai/tool_call_parser.h): vLLM's hermes and
+// Tool calls read out of generated text (server/grpc/tool_call_parser.h): vLLM's hermes and
 // llama3_json formats, whole and as a stream of deltas.
-#include "server/openai/tool_call_parser.h"
+#include "server/grpc/tool_call_parser.h"
 
 #include <string>
 #include <vector>

@@ -102,6 +102,7 @@ void MergeChunk(const v1::GenerateStreamResponse& chunk, v1::GenerateResponse* m
     merged->set_finish_reason(chunk.finish_reason());
     merged->set_stop_reason(chunk.stop_reason());
     *merged->mutable_usage() = chunk.usage();
+    merged->mutable_tool_calls()->MergeFrom(chunk.tool_calls());
   }
 }
 
@@ -113,6 +114,11 @@ int Finish(const v1::GenerateResponse& response, bool json, bool text_printed, i
   } else {
     if (!text_printed) std::cout << response.text();
     std::cout << std::endl;
+    // After the text it was read from (the server's --tool-call-parser with a chat's tools).
+    for (const v1::ToolCall& call : response.tool_calls()) {
+      std::cout << "tool call " << call.id() << ": " << call.name() << " " << call.arguments_json()
+                << std::endl;
+    }
     std::cerr << "[" << v1::FinishReason_Name(response.finish_reason()) << ", "
               << response.usage().prompt_tokens() << " prompt + "
               << response.usage().completion_tokens() << " completion tokens]" << std::endl;

@@ -27,6 +27,7 @@ ServingContext MakeContext(Engine* engine, ServiceOptions options) {
   ctx.max_stream_buffer_bytes = options.max_stream_buffer_bytes;
   ctx.defaults = std::move(options.generation_config);
   ctx.chat = std::move(options.chat);
+  ctx.tool_call_parser = options.tool_call_parser;
   return ctx;
 }
 

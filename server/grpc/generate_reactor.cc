@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include "server/grpc/call_common.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/status_mapping.h"
+#include "server/grpc/tool_call_response.h"
 #include "spdlog/spdlog.h"
 
 namespace attnres {
@@ -21,12 +23,14 @@ namespace {
 class GenerateSink : public RequestSink {
  public:
   GenerateSink(const ServingContext& ctx, grpc::ServerUnaryReactor* reactor,
-               v1::GenerateResponse* response, std::string request_id, absl::Time deadline)
+               v1::GenerateResponse* response, std::string request_id, absl::Time deadline,
+               std::optional<ToolCallMode> tool_calls)
       : ctx_(ctx),
         reactor_(reactor),
         response_(response),
         request_id_(std::move(request_id)),
-        deadline_(deadline) {}
+        deadline_(deadline),
+        tool_calls_(tool_calls) {}
 
   void SetHandle(std::shared_ptr<RequestHandle> handle) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -51,6 +55,8 @@ class GenerateSink : public RequestSink {
       finished_ = true;
       status = FinalStatus(delta, client_cancelled_, deadline_);
       response_->set_request_id(request_id_);
+      // The response holds the whole text now; AddToolCalls reads it only after a STOP.
+      if (tool_calls_.has_value()) AddToolCalls(*tool_calls_, response_->text(), response_);
       reactor = reactor_;
     }
     spdlog::debug("request {} finished: {} ({} tokens){}", request_id_,
@@ -66,6 +72,7 @@ class GenerateSink : public RequestSink {
   v1::GenerateResponse* response_;  // owned by gRPC, valid until Finish
   const std::string request_id_;
   const absl::Time deadline_;
+  const std::optional<ToolCallMode> tool_calls_;  // set: the final text is read for tool calls
   std::shared_ptr<RequestHandle> handle_;
   bool client_cancelled_ = false;
   bool finished_ = false;
@@ -80,8 +87,8 @@ class GenerateReactor : public grpc::ServerUnaryReactor {
       Finish(ToGrpcStatus(native.status()));
       return;
     }
-    sink_ =
-        std::make_shared<GenerateSink>(ctx, this, response, native->request_id, native->deadline);
+    sink_ = std::make_shared<GenerateSink>(ctx, this, response, native->request_id,
+                                           native->deadline, RequestToolCallMode(ctx, request));
     absl::StatusOr<std::shared_ptr<RequestHandle>> handle =
         ctx.engine->Submit(*std::move(native), sink_);
     if (!handle.ok()) {

@@ -5,11 +5,14 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "server/grpc/call_common.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/status_mapping.h"
+#include "server/grpc/tool_call_response.h"
 #include "spdlog/spdlog.h"
 
 namespace attnres {
@@ -20,8 +23,12 @@ using StreamReactor = grpc::ServerWriteReactor<v1::GenerateStreamResponse>;
 class StreamSink : public RequestSink {
  public:
   StreamSink(const ServingContext& ctx, StreamReactor* reactor, std::string request_id,
-             absl::Time deadline)
-      : ctx_(ctx), reactor_(reactor), request_id_(std::move(request_id)), deadline_(deadline) {}
+             absl::Time deadline, std::optional<ToolCallMode> tool_calls)
+      : ctx_(ctx),
+        reactor_(reactor),
+        request_id_(std::move(request_id)),
+        deadline_(deadline),
+        tool_calls_(tool_calls) {}
 
   void SetHandle(std::shared_ptr<RequestHandle> handle) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -44,12 +51,15 @@ class StreamSink : public RequestSink {
                       FinishReasonName(delta.finish_reason), delta.usage.completion_tokens);
       }
       if (finish_started_) return;  // the RPC already ended (client gone or buffer full)
+      if (tool_calls_.has_value()) text_.append(delta.text);
       pending_bytes_ += MergeDelta(delta, ctx_, &pending_);
       pending_has_data_ = pending_has_data_ || !delta.token_ids.empty() || !delta.text.empty() ||
                           !delta.prompt_logprobs.empty() || delta.finished;
       if (delta.finished) {
         final_received_ = true;
         final_status_ = FinalStatus(delta, client_cancelled_, deadline_);
+        // The calls go on the final response only; the deltas before it went out unchanged.
+        if (tool_calls_.has_value()) AddToolCalls(*tool_calls_, text_, &pending_);
       } else if (pending_bytes_ > ctx_.max_stream_buffer_bytes && !abort_) {
         // The client reads slower than we generate: stop generating rather than buffer more.
         abort_ = true;
@@ -134,6 +144,8 @@ class StreamSink : public RequestSink {
   StreamReactor* const reactor_;  // used only until finish_started_
   const std::string request_id_;
   const absl::Time deadline_;
+  const std::optional<ToolCallMode> tool_calls_;  // set: the whole text is read at the end
+  std::string text_;                              // the whole text so far, with tool_calls_
   std::shared_ptr<RequestHandle> handle_;
   v1::GenerateStreamResponse pending_;    // coalesced deltas not yet written
   v1::GenerateStreamResponse in_flight_;  // the message gRPC is writing; untouched meanwhile
@@ -156,7 +168,8 @@ class GenerateStreamReactor : public StreamReactor {
       Finish(ToGrpcStatus(native.status()));
       return;
     }
-    sink_ = std::make_shared<StreamSink>(ctx, this, native->request_id, native->deadline);
+    sink_ = std::make_shared<StreamSink>(ctx, this, native->request_id, native->deadline,
+                                         RequestToolCallMode(ctx, request));
     absl::StatusOr<std::shared_ptr<RequestHandle>> handle =
         ctx.engine->Submit(*std::move(native), sink_);
     if (!handle.ok()) {

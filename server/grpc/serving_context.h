@@ -15,6 +15,7 @@
 #include "models/tokenizer.h"
 #include "server/engine/engine.h"
 #include "server/grpc/request_validation.h"
+#include "server/grpc/tool_call_parser.h"
 
 namespace attnres {
 
@@ -35,6 +36,9 @@ struct ServiceOptions {
   // message; past this many bytes the request is cancelled with RESOURCE_EXHAUSTED.
   size_t max_stream_buffer_bytes = size_t{32} << 20;
   std::optional<ChatFormat> chat;  // unset: prompt.chat is refused
+  // --tool-call-parser: chat requests with tools get tool_calls in their responses (the HTTP
+  // API reads the same flag); unset: the text alone.
+  std::optional<ToolCallParser> tool_call_parser;
 };
 
 struct ServingContext {
@@ -47,6 +51,7 @@ struct ServingContext {
   std::string model_name;
   size_t max_stream_buffer_bytes = size_t{32} << 20;
   std::optional<ChatFormat> chat;  // unset: prompt.chat is refused
+  std::optional<ToolCallParser> tool_call_parser;  // unset: no tool_calls in responses
 };
 
 }  // namespace attnres

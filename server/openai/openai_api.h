@@ -22,9 +22,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "server/grpc/serving_context.h"
+#include "server/grpc/tool_call_parser.h"
 #include "server/http/http_server.h"
 #include "server/openai/openai_request.h"
-#include "server/openai/tool_call_parser.h"
 
 namespace httplib {
 struct Request;

@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "attnres/v1/attnres.pb.h"
-#include "server/openai/tool_call_parser.h"
+#include "server/grpc/tool_call_parser.h"
 
 namespace attnres {
 

@@ -3,7 +3,6 @@
 
 #include <utility>
 
-#include "absl/random/random.h"
 #include "absl/strings/str_replace.h"
 
 namespace attnres {
@@ -203,18 +202,9 @@ json ToolCallJson(const ParsedToolCall& call, std::optional<int> index) {
 
 }  // namespace
 
-std::string NewToolCallId() {
-  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  thread_local absl::BitGen gen;
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id.push_back(kChars[absl::Uniform<size_t>(gen, 0, 62)]);
-  return id;
-}
-
 std::optional<ParsedToolCalls> ChoiceToolCalls(const v1::GenerateResponse& choice,
                                                const ToolCallMode& mode) {
-  if (choice.finish_reason() != v1::FINISH_REASON_STOP) return std::nullopt;
-  return ParseToolCalls(choice.text(), mode);
+  return FinishedToolCalls(choice.finish_reason(), choice.text(), mode);
 }
 
 json ChatCompletionJson(const std::vector<v1::GenerateResponse>& choices,

@@ -14,7 +14,8 @@
 #include "attnres/v1/attnres.pb.h"
 #include "models/tokenizer.h"
 #include "nlohmann/json.hpp"
-#include "server/openai/tool_call_parser.h"
+#include "server/grpc/tool_call_parser.h"
+#include "server/grpc/tool_call_response.h"
 
 namespace attnres {
 
@@ -65,12 +66,11 @@ nlohmann::ordered_json CompletionChunkJson(const v1::GenerateStreamResponse& chu
 nlohmann::ordered_json ChatCompletionJson(
     const std::vector<v1::GenerateResponse>& choices, const CompletionMeta& meta,
     const Tokenizer& tokenizer, const std::vector<std::optional<ParsedToolCalls>>& tool_calls = {});
-// A choice's tool calls: only an output that ended on its own (EOS, a stop string or id) is
-// read; one cut by max_tokens stays text with finish_reason "length".
+// A choice's tool calls (FinishedToolCalls, the gRPC API's rule): only an output that ended on
+// its own (EOS, a stop string or id) is read; one cut by max_tokens stays text with
+// finish_reason "length". The ids come from NewToolCallId (tool_call_parser.h).
 std::optional<ParsedToolCalls> ChoiceToolCalls(const v1::GenerateResponse& choice,
                                                const ToolCallMode& mode);
-// "call_" and 24 random letters and digits, as OpenAI's ids look.
-std::string NewToolCallId();
 // A chat.completion.chunk of choice `index`: its text as delta.content (a choice's first chunk
 // also carries the role).
 nlohmann::ordered_json ChatChunkJson(const v1::GenerateStreamResponse& chunk, int index,

@@ -802,6 +802,22 @@ TEST_F(OpenAiToolsE2eTest, ToolsAndCallsAreTemplatedAndPlainOutputIsContent) {
   ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
   EXPECT_EQ(grpc_response.usage().prompt_tokens(), expected["usage"]["prompt_tokens"]);
   EXPECT_EQ(grpc_response.text(), expected["choices"][0]["text"]);
+  // The server has --tool-call-parser, so gRPC reads the text too; the bundled model never
+  // writes a call, so there are none and the finish reason is HTTP's.
+  const v1::FinishReason grpc_finish =
+      choice["finish_reason"] == "stop" ? v1::FINISH_REASON_STOP : v1::FINISH_REASON_LENGTH;
+  EXPECT_EQ(grpc_response.tool_calls_size(), 0);
+  EXPECT_EQ(grpc_response.finish_reason(), grpc_finish);
+
+  // Streamed over gRPC: the same text, no calls on the final response.
+  const StreamResult grpc_stream = GenerateStream(server_->Stub().get(), request);
+  ASSERT_TRUE(grpc_stream.status.ok()) << grpc_stream.status.error_message();
+  ASSERT_FALSE(grpc_stream.chunks.empty());
+  EXPECT_EQ(grpc_stream.text, expected["choices"][0]["text"]);
+  EXPECT_EQ(grpc_stream.chunks.back().finish_reason(), grpc_finish);
+  for (const v1::GenerateStreamResponse& chunk : grpc_stream.chunks) {
+    EXPECT_EQ(chunk.tool_calls_size(), 0);
+  }
 }
 
 TEST_F(OpenAiToolsE2eTest, RefusalsNameTheField) {

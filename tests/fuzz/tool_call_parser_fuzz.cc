@@ -1,4 +1,4 @@
-// Fuzz target: the tool-call parsers (server/openai/tool_call_parser.h) on arbitrary generated
+// Fuzz target: the tool-call parsers (server/grpc/tool_call_parser.h) on arbitrary generated
 // text. Input: byte 0 picks the parser (bit 0: hermes or llama3_json), parallel_tool_calls (bit
 // 1), and the stream's piece size (1 + bits 2-7); the rest is the text. Checks: a whole-text parse
 // holds calls whose arguments are JSON objects, only one without parallel calls, and content (for
@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "nlohmann/json.hpp"
-#include "server/openai/tool_call_parser.h"
+#include "server/grpc/tool_call_parser.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

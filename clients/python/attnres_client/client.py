@@ -32,7 +32,7 @@ _REQUEST_FIELDS = ("request_id", "max_tokens", "min_tokens", "ignore_eos", "logp
 class GenerateResult:
     text: str
     token_ids: List[int]
-    finish_reason: str          # "LENGTH", "STOP" or "CANCELLED"
+    finish_reason: str          # "LENGTH", "STOP", "CANCELLED" or "TOOL_CALLS"
     stop_reason: str
     prompt_tokens: int
     completion_tokens: int

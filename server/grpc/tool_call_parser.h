@@ -1,5 +1,6 @@
 // Tool calls read out of a chat completion's generated text, as vLLM's --tool-call-parser reads
-// them, for the HTTP API (--tool-call-parser): pure functions of the text, no engine.
+// them, for both APIs (--tool-call-parser): pure functions of the text, no engine. It lives in
+// server/grpc, below the HTTP API, so the gRPC responses (tool_call_response.h) read the same.
 //   hermes       every <tool_call>{"name": ..., "arguments": {...}}</tool_call> (a final unclosed
 //                <tool_call>BODY too); the content is the text before the first <tool_call>.
 //   llama3_json  the whole text (after an optional leading <|python_tag|>, surrounding
@@ -23,8 +24,8 @@ enum class ToolCallParser { kHermes, kLlama3Json };
 std::optional<ToolCallParser> ToolCallParserFromName(std::string_view name);
 const char* ToolCallParserName(ToolCallParser parser);
 
-// How a chat completion's output is read: set when the request gave tools, tool_choice is "auto"
-// and the server has a parser.
+// How a chat completion's output is read: set when the server has a parser and the request gave
+// tools (HTTP: with tool_choice "auto"; gRPC: RequestToolCallMode).
 struct ToolCallMode {
   ToolCallParser parser = ToolCallParser::kHermes;
   bool parallel_tool_calls = true;  // false: only the first call is returned
@@ -44,6 +45,9 @@ struct ParsedToolCalls {
 // nullopt: no tool call (the whole text is content). With mode.parallel_tool_calls false, only
 // the first call is kept.
 std::optional<ParsedToolCalls> ParseToolCalls(std::string_view text, const ToolCallMode& mode);
+
+// A fresh call id: "call_" and 24 random letters and digits (vLLM's shape), for both APIs.
+std::string NewToolCallId();
 
 // One streamed choice's text while it may turn into tool calls: content is passed on as it comes
 // until the text may be a call (hermes: from "<tool_call>", holding back a trailing prefix of

@@ -1,11 +1,12 @@
 // Tool calls out of generated text (see tool_call_parser.h). A hand scan: both formats are fixed
 // tags around JSON, and nlohmann reads the JSON.
-#include "server/openai/tool_call_parser.h"
+#include "server/grpc/tool_call_parser.h"
 
 #include <algorithm>
 #include <initializer_list>
 #include <utility>
 
+#include "absl/random/random.h"
 #include "nlohmann/json.hpp"
 
 namespace attnres {
@@ -195,6 +196,14 @@ ToolCallStream::End ToolCallStream::Finish(bool parse) {
   end.content = text_.substr(sent_);
   sent_ = text_.size();
   return end;
+}
+
+std::string NewToolCallId() {
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  thread_local absl::BitGen gen;
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id.push_back(kChars[absl::Uniform<size_t>(gen, 0, 62)]);
+  return id;
 }
 
 }  // namespace attnres
