@@ -35,6 +35,14 @@ void* Buf(size_t bytes, uint64_t seed) {
   return p;
 }
 
+// n fp32 values, uniform with this mean and spread.
+float* FloatBuf(size_t n, uint64_t seed, float mean, float spread) {
+  float* p = nullptr;
+  if (cudaMalloc(&p, n * sizeof(float)) != cudaSuccess) std::exit(1);
+  attnres::kernels::FillUniformF32(p, n, seed, mean, spread, nullptr);
+  return p;
+}
+
 double MedianMs(const std::function<void()>& f, int reps = 30) {
   cudaEvent_t a, b;
   cudaEventCreate(&a);
@@ -85,19 +93,11 @@ double BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) 
   bf16* delta = static_cast<bf16*>(Buf(size_t(T) * d * 2, 2));
   bf16* bank = static_cast<bf16*>(Buf(size_t(nb + 1) * T * d * 2, 3));
   bf16* out = static_cast<bf16*>(Buf(size_t(T) * d * 2, 4));
-  float *inv, *u, *gamma, *sum_h;
-  float2* sum_ml;
-  cudaMalloc(&inv, size_t(nb + 1) * T * 4);
-  cudaMalloc(&u, size_t(Q + 1) * d * 4);
-  cudaMalloc(&gamma, d * 4);
-  cudaMalloc(&sum_h, size_t(Q) * T * d * 4);
-  cudaMalloc(&sum_ml, size_t(Q) * T * 8);
-  attnres::kernels::FillUniformF32(inv, size_t(nb + 1) * T, 5, 1.0f, 0.1f, nullptr);
-  attnres::kernels::FillUniformF32(u, size_t(Q + 1) * d, 6, 0.0f, 0.02f, nullptr);
-  attnres::kernels::FillUniformF32(gamma, d, 7, 1.0f, 0.1f, nullptr);
-  attnres::kernels::FillUniformF32(sum_h, size_t(Q) * T * d, 8, 0.0f, 1.0f, nullptr);
-  attnres::kernels::FillUniformF32(reinterpret_cast<float*>(sum_ml), size_t(Q) * T * 2, 9, 1.0f,
-                                   0.1f, nullptr);
+  float* inv = FloatBuf(size_t(nb + 1) * T, 5, 1.0f, 0.1f);
+  float* u = FloatBuf(size_t(Q + 1) * d, 6, 0.0f, 0.02f);
+  float* gamma = FloatBuf(d, 7, 1.0f, 0.1f);
+  float* sum_h = FloatBuf(size_t(Q) * T * d, 8, 0.0f, 1.0f);
+  float2* sum_ml = reinterpret_cast<float2*>(FloatBuf(size_t(Q) * T * 2, 9, 1.0f, 0.1f));
   attnres::kernels::ResidualBoundaryArgs a;
   a.num_rows = a.T = T;
   a.d = d;
@@ -246,17 +246,11 @@ void BenchBoundaryFold(const char* name, int M, int k1, int n2, bool swiglu, boo
   bf16* xn = static_cast<bf16*>(Buf(size_t(M) * d * 2, 4));
   bf16* y = static_cast<bf16*>(Buf(size_t(M) * n2 * 2, 5));
   // fp32 inputs as BenchBoundary fills them (ml: max and sum both about 1).
-  auto floats = [](size_t n, uint64_t seed, float mean, float spread) {
-    float* p = nullptr;
-    if (cudaMalloc(&p, n * 4) != cudaSuccess) std::exit(1);
-    k::FillUniformF32(p, n, seed, mean, spread, nullptr);
-    return p;
-  };
-  float* gamma = floats(d, 6, 1.0f, 0.1f);
-  float* u = floats(d, 7, 0.0f, 0.02f);
-  float* summary_h = floats(size_t(M) * d, 8, 0.0f, 1.0f);
-  float2* ml = reinterpret_cast<float2*>(floats(size_t(M) * 2, 9, 1.0f, 0.1f));
-  float* stats = floats(size_t(M) * k::kBoundaryStats * k::GemvTiles(d), 10, 0.0f, 0.0f);
+  float* gamma = FloatBuf(d, 6, 1.0f, 0.1f);
+  float* u = FloatBuf(d, 7, 0.0f, 0.02f);
+  float* summary_h = FloatBuf(size_t(M) * d, 8, 0.0f, 1.0f);
+  float2* ml = reinterpret_cast<float2*>(FloatBuf(size_t(M) * 2, 9, 1.0f, 0.1f));
+  float* stats = FloatBuf(size_t(M) * k::kBoundaryStats * k::GemvTiles(d), 10, 0.0f, 0.0f);
   k::ResidualBoundaryArgs a;
   a.num_rows = a.T = M;
   a.d = d;

@@ -142,8 +142,11 @@ __global__ void __launch_bounds__(kWarps * 32)
         hi[u] = LoadStream(w_hi + kb0 + 32 * u);
       }
     }
-    // The norm's gain is constant: into L1 now, read by the prologue's __ldg after the wait.
-    for (int ch = threadIdx.x; ch < K / 8; ch += blockDim.x) PrefetchL1(fusion.in.gamma + 8 * ch);
+    // The norm's gain is constant: into L1 now (one request per 128-byte line, 32 floats), read
+    // by the prologue's __ldg after the wait.
+    for (int at = 32 * threadIdx.x; at < K; at += 32 * blockDim.x) {
+      PrefetchL1(fusion.in.gamma + at);
+    }
     WaitForPrevious();
     LetNextStart();
     NormalizeInput<kIn, kWarps>(fusion.in, M, K, xs);

@@ -19,9 +19,7 @@ BIN=${BUILD_DIR:-build-gpu}/bin
 DEV=${DEVICE_DIR:-.device}
 OUT=${OUT:-out}
 mkdir -p "$OUT"
-nccl_dir=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
-export LD_LIBRARY_PATH=$PWD/$DEV/lib:${nccl_dir}:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0
+. scripts/gpu_env.sh "$PWD/$DEV/lib"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/ab_gpu.txt"
 results="$OUT/ab_results.tsv"
 : >"$results"

@@ -10,9 +10,7 @@ OUT=${OUT:-out}
 BIN=${BIN:-build-gpu/bin}
 LIBDIR=${LIBDIR:-$PWD/.device/lib}
 mkdir -p "$OUT"
-nccl_dir=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
-export LD_LIBRARY_PATH=$LIBDIR:${nccl_dir}:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0
+. scripts/gpu_env.sh "$LIBDIR"
 declare -A rc
 timeout 120 "$BIN/nccl_communicator_test" --gtest_color=no >"$OUT/nccl.log" 2>&1
 rc[nccl_communicator_test]=$?

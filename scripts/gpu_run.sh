@@ -24,9 +24,7 @@ fi
 
 OUT=${OUT:-out}
 mkdir -p "$OUT"
-nccl_dir=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null)
-export LD_LIBRARY_PATH=$PWD/$DEV/lib:${nccl_dir}:${LD_LIBRARY_PATH:-}
-export NCCL_NVLS_ENABLE=0
+. scripts/gpu_env.sh "$PWD/$DEV/lib"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,memory.used \
   --format=csv 2>&1 | tee "$OUT/gpu.txt"
 declare -A rc

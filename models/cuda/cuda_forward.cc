@@ -388,6 +388,12 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     return later + (fork && later > 0 && sub + later + 1 < num_sub ? 1 : 0);
   };
   int last_snapshot = 0, last_queries = 0;
+  // Boundary x's index among the last snapshot's phase-1 summaries (its mix merges that state
+  // instead of reading the bank), or -1; valid once the boundaries before x are booked.
+  auto phase2_index = [&](int x) {
+    const int q = x - last_snapshot - 1;
+    return two_phase && attn_res && x > 0 && q < last_queries ? q : -1;
+  };
   // Folding the boundaries into the Gemvs around them (fold_boundary_): the step must be Gemv's
   // (checked per matrix below), every AttnRes mix it folds a phase-2 one, and no mix weights
   // recorded (the folded forms do not write them).
@@ -400,9 +406,7 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   // (o or down) and the one after (qkv or gate/up) take Gemv.
   auto folds = [&](int next) {
     if (!fold_step || next < 1 || next >= num_sub) return false;
-    if (attn_res && (layout_.snapshot_before[next] || next - last_snapshot - 1 >= last_queries)) {
-      return false;
-    }
+    if (attn_res && (layout_.snapshot_before[next] || phase2_index(next) < 0)) return false;
     const DeviceLayerWeights& before = w_.layers[(next - 1) / 2];
     const DeviceLayerWeights& after = w_.layers[next / 2];
     const int f = c_.intermediate_size, q = c_.q_dim(), qkv = q + 2 * c_.kv_dim();
@@ -413,8 +417,8 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
                               : gemm_->TakesGemvSwiGlu(prefix_, after.w_gate_up, b.T, f, d);
     return produced && consumed;
   };
-  // The row offset of boundary `next`'s phase-1 state in the [Q, T, ...] summaries.
-  auto summary_of = [&](int next) { return static_cast<size_t>(next - last_snapshot - 1) * b.T; };
+  // The row offset of (phase-2) boundary `next`'s state in the [Q, T, ...] summaries.
+  auto summary_of = [&](int next) { return static_cast<size_t>(phase2_index(next)) * b.T; };
   bool folded = false;  // whether this sublayer's boundary was folded (decided one earlier)
   kernels::GemvNormIn norm_in;
   for (int sub = 0; sub < num_sub; ++sub) {
@@ -426,8 +430,7 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     r.u = attn_res ? (is_attn ? L.attn_res_u : L.mlp_res_u) : nullptr;
     r.snapshot = attn_res && layout_.snapshot_before[sub];
     r.mix_offset = attn_res ? layout_.weight_offset[sub] : 0;
-    const int q = sub - last_snapshot - 1;  // this mix's index among the last phase 1's
-    r.summary_index = two_phase && attn_res && sub > 0 && q < last_queries ? q : -1;
+    r.summary_index = phase2_index(sub);
     r.summary_queries = two_phase && r.snapshot ? phase1_queries(sub) : 0;
     r.summary_u = attn_res ? w_.res_u + static_cast<size_t>(sub + 1) * d : nullptr;
     if (r.snapshot) {

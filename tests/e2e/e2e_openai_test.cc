@@ -118,6 +118,17 @@ class OpenAiE2eTest : public HttpServerSuite {
   httplib::Result Post(const json& body) {
     return client_->Post("/v1/completions", body.dump(), "application/json");
   }
+  // The greedy completion (EOS ignored) of a prompt a chat template wrote, tokenized without
+  // special tokens as chat prompts are: its body, or null after a failed expectation.
+  json TemplatedCompletion(const std::string& templated, int max_tokens) {
+    auto res = Post({{"prompt", templated},
+                     {"max_tokens", max_tokens},
+                     {"temperature", 0},
+                     {"ignore_eos", true},
+                     {"add_special_tokens", false}});
+    EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no response");
+    return res && res->status == 200 ? json::parse(res->body) : json();
+  }
 
   static ServerProcess* server_;
 };
@@ -440,8 +451,11 @@ TEST_F(OpenAiE2eTest, PromptListsGiveEachPromptItsChoices) {
               ::testing::HasSubstr("prompt[1]: prompt must not be empty"));
 }
 
+// A conversation: (role, content) messages.
+using Conversation = std::vector<std::pair<std::string, std::string>>;
+
 // What tests/e2e/data/chatml.jinja writes for these messages, with the assistant's header.
-std::string ChatMl(const std::vector<std::pair<std::string, std::string>>& messages) {
+std::string ChatMl(const Conversation& messages) {
   std::string text;
   for (const auto& [role, content] : messages) {
     text += "<|im_start|>" + role + "\n" + content + "<|im_end|>\n";
@@ -449,22 +463,34 @@ std::string ChatMl(const std::vector<std::pair<std::string, std::string>>& messa
   return text + "<|im_start|>assistant\n";
 }
 
+// The conversation as /v1/chat/completions messages.
+json MessagesJson(const Conversation& messages) {
+  json out = json::array();
+  for (const auto& [role, content] : messages)
+    out.push_back({{"role", role}, {"content", content}});
+  return out;
+}
+
+// A greedy gRPC request (GreedyRequest's settings) whose prompt is the conversation.
+v1::GenerateRequest GreedyChatRequest(const Conversation& messages, int max_tokens) {
+  v1::GenerateRequest request = GreedyRequest("", max_tokens);
+  v1::Chat* chat = request.mutable_prompt()->mutable_chat();
+  for (const auto& [role, content] : messages) {
+    v1::ChatMessage* message = chat->add_messages();
+    message->set_role(role);
+    message->set_content(content);
+  }
+  return request;
+}
+
 // A chat completion is the completion of the prompt its template writes (tokenized without
 // special tokens), over HTTP and over gRPC's prompt.chat alike.
 TEST_F(OpenAiE2eTest, ChatCompletionIsTheCompletionOfTheTemplatedPrompt) {
-  const json messages = {{{"role", "system"}, {"content", "Tell stories."}},
-                         {{"role", "user"}, {"content", "Once upon a time"}}};
-  const std::string templated = ChatMl({{"system", "Tell stories."}, {"user", "Once upon a time"}});
-  auto text = Post({{"prompt", templated},
-                    {"max_tokens", 12},
-                    {"temperature", 0},
-                    {"ignore_eos", true},
-                    {"add_special_tokens", false}});
-  ASSERT_TRUE(text);
-  ASSERT_EQ(text->status, 200) << text->body;
-  const json expected = json::parse(text->body);
+  const Conversation conversation = {{"system", "Tell stories."}, {"user", "Once upon a time"}};
+  const json expected = TemplatedCompletion(ChatMl(conversation), 12);
+  ASSERT_FALSE(expected.is_null());
   auto chat = client_->Post("/v1/chat/completions",
-                            json({{"messages", messages},
+                            json({{"messages", MessagesJson(conversation)},
                                   {"max_completion_tokens", 12},
                                   {"temperature", 0},
                                   {"ignore_eos", true},
@@ -485,15 +511,9 @@ TEST_F(OpenAiE2eTest, ChatCompletionIsTheCompletionOfTheTemplatedPrompt) {
   EXPECT_EQ(choice["logprobs"]["content"][0]["top_logprobs"].size(), 2u);
   EXPECT_EQ(j["usage"]["prompt_tokens"], expected["usage"]["prompt_tokens"]);
 
-  v1::GenerateRequest request = GreedyRequest("", 12);
-  v1::Chat* grpc_chat = request.mutable_prompt()->mutable_chat();
-  for (const json& m : messages) {
-    v1::ChatMessage* message = grpc_chat->add_messages();
-    message->set_role(m["role"]);
-    message->set_content(m["content"]);
-  }
   v1::GenerateResponse grpc_response;
-  ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
+  ASSERT_TRUE(
+      Generate(server_->Stub().get(), GreedyChatRequest(conversation, 12), &grpc_response).ok());
   EXPECT_EQ(grpc_response.text(), choice["message"]["content"]);
   EXPECT_EQ(grpc_response.usage().prompt_tokens(), expected["usage"]["prompt_tokens"]);
   grpc::ClientContext context;
@@ -506,20 +526,12 @@ TEST_F(OpenAiE2eTest, ChatCompletionIsTheCompletionOfTheTemplatedPrompt) {
 // the text its template writes without the generation prompt, cut right after that answer (its
 // trailing space kept: ChatML keeps it), over HTTP (text parts joined), gRPC and the CLI alike.
 TEST_F(OpenAiE2eTest, ContinueFinalMessageCompletesTheCutTemplatedPrompt) {
-  const std::string templated =
-      ChatMl({{"system", "Tell stories."}, {"user", "Once upon a time"}}) + "there was a ";
-  auto text = Post({{"prompt", templated},
-                    {"max_tokens", 8},
-                    {"temperature", 0},
-                    {"ignore_eos", true},
-                    {"add_special_tokens", false}});
-  ASSERT_TRUE(text);
-  ASSERT_EQ(text->status, 200) << text->body;
-  const json expected = json::parse(text->body);
-  json body = {{"messages",
-                {{{"role", "system"}, {"content", "Tell stories."}},
-                 {{"role", "user"}, {"content", "Once upon a time"}},
-                 {{"role", "assistant"}, {"content", "there was a "}}}},
+  const Conversation asked = {{"system", "Tell stories."}, {"user", "Once upon a time"}};
+  Conversation started = asked;
+  started.emplace_back("assistant", "there was a ");
+  const json expected = TemplatedCompletion(ChatMl(asked) + "there was a ", 8);
+  ASSERT_FALSE(expected.is_null());
+  json body = {{"messages", MessagesJson(started)},
                {"continue_final_message", true},
                {"max_tokens", 8},
                {"temperature", 0},
@@ -536,27 +548,13 @@ TEST_F(OpenAiE2eTest, ContinueFinalMessageCompletesTheCutTemplatedPrompt) {
   auto parts = client_->Post("/v1/chat/completions", body.dump(), "application/json");
   ASSERT_TRUE(parts);
   ASSERT_EQ(parts->status, 200) << parts->body;
-  auto parts_text =
-      Post({{"prompt",
-             ChatMl({{"system", "Tell stories."}, {"user", "Once upon a time"}}) + "there\nwas a "},
-            {"max_tokens", 8},
-            {"temperature", 0},
-            {"ignore_eos", true},
-            {"add_special_tokens", false}});
-  ASSERT_TRUE(parts_text && parts_text->status == 200);
+  const json parts_text = TemplatedCompletion(ChatMl(asked) + "there\nwas a ", 8);
+  ASSERT_FALSE(parts_text.is_null());
   EXPECT_EQ(json::parse(parts->body)["choices"][0]["message"]["content"],
-            json::parse(parts_text->body)["choices"][0]["text"]);
+            parts_text["choices"][0]["text"]);
 
-  v1::GenerateRequest request = GreedyRequest("", 8);
+  v1::GenerateRequest request = GreedyChatRequest(started, 8);
   v1::Chat* grpc_chat = request.mutable_prompt()->mutable_chat();
-  for (const auto& [role, content] :
-       std::vector<std::pair<std::string, std::string>>{{"system", "Tell stories."},
-                                                        {"user", "Once upon a time"},
-                                                        {"assistant", "there was a "}}) {
-    v1::ChatMessage* message = grpc_chat->add_messages();
-    message->set_role(role);
-    message->set_content(content);
-  }
   grpc_chat->set_continue_final_message(true);
   v1::GenerateResponse grpc_response;
   ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
