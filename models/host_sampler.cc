@@ -53,6 +53,7 @@ void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const flo
     std::copy(raw.begin(), raw.end(), work.begin());
     ApplyLogitBias(*e.sampling, work);
     if (e.suppressed != nullptr) SuppressTokens(*e.suppressed, work);
+    if (e.allowed != nullptr) KeepAllowed(*e.allowed, work);
     if (e.sampling->has_penalties() && e.history) {
       ApplyPenalties(*e.sampling, *e.history, e.prompt_len, work);
     }

@@ -1,7 +1,8 @@
 // What both backends share after the forward pass: which token rows of a step need logits
 // (LogitRows), and turning those rows' logits into sampled tokens, logprobs, prompt logprobs and
 // mix weights on the host (SampleOnHost). The CPU runner always samples here; the CUDA runner
-// does when a request asks for penalties, a logit bias, min_tokens, logprobs or mix weights.
+// does when a request asks for penalties, a logit bias, min_tokens, a structured output, logprobs
+// or mix weights.
 #pragma once
 
 #include <span>

@@ -28,6 +28,8 @@ struct SequenceBatchEntry {
   int prompt_len = 0;               // history[0:prompt_len] is the prompt
   // Ids the sampler must not pick at this token (min_tokens: the EOS and stop ids), or null.
   const std::vector<int32_t>* suppressed = nullptr;
+  // Structured output: only these ids may be sampled at this token, or null (any).
+  const TokenBitmask* allowed = nullptr;
   int logprobs = -1;                // -1: none, else top-n alternatives for the sampled token
   int prompt_logprobs = -1;         // -1: none, else logprobs of prompt tokens (see below)
   int32_t next_prompt_token = -1;   // prompt token right after this chunk, if the prompt goes on

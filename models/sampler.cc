@@ -39,6 +39,13 @@ void SuppressTokens(std::span<const int32_t> ids, std::span<float> logits) {
   for (int32_t id : ids) logits[id] = -std::numeric_limits<float>::infinity();
 }
 
+void KeepAllowed(const TokenBitmask& allowed, std::span<float> logits) {
+  for (size_t id = 0; id < logits.size(); ++id) {
+    if (!allowed.Has(static_cast<int32_t>(id)))
+      logits[id] = -std::numeric_limits<float>::infinity();
+  }
+}
+
 void ApplyPenalties(const SamplingParams& p, std::span<const int32_t> history, int prompt_len,
                     std::span<float> logits) {
   if (!p.has_penalties()) return;

@@ -21,6 +21,9 @@ void ApplyLogitBias(const SamplingParams& params, std::span<float> logits);
 // Sets the logits of `ids` (each in [0, logits.size())) to -infinity: they cannot be sampled.
 void SuppressTokens(std::span<const int32_t> ids, std::span<float> logits);
 
+// Sets the logits of every id that `allowed` does not hold to -infinity (structured outputs).
+void KeepAllowed(const TokenBitmask& allowed, std::span<float> logits);
+
 // Applies repetition (prompt + output), presence and frequency (output only) penalties in place.
 // history[0:prompt_len] is the prompt.
 void ApplyPenalties(const SamplingParams& params, std::span<const int32_t> history, int prompt_len,

@@ -26,6 +26,20 @@ struct SamplingParams {
   }
 };
 
+// The tokens that may be sampled (structured outputs): bit id % 64 of words[id / 64]. Ids past
+// the end may not.
+struct TokenBitmask {
+  std::vector<uint64_t> words;
+
+  explicit TokenBitmask(int32_t num_ids = 0) : words((num_ids + 63) / 64, 0) {}
+  int32_t capacity() const { return static_cast<int32_t>(words.size()) * 64; }
+  void Set(int32_t id) { words[id >> 6] |= uint64_t{1} << (id & 63); }
+  void Clear(int32_t id) { words[id >> 6] &= ~(uint64_t{1} << (id & 63)); }
+  bool Has(int32_t id) const {
+    return id >= 0 && id < capacity() && ((words[id >> 6] >> (id & 63)) & 1);
+  }
+};
+
 struct TokenLogprob {
   int32_t token_id = 0;
   float logprob = 0.0f;                          // natural log, of the unmodified distribution

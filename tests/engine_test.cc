@@ -1,6 +1,8 @@
 // The engine end to end on the real CPU runner: determinism, continuous batching equal to one-at-
 // a-time runs (also under preemption), prefix cache hits, stop criteria and finish reasons,
 // cancellation, deadlines, the queue bound, and what the observer sees.
+#include "server/engine/engine.h"
+
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -9,7 +11,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/model_runner.h"
-#include "server/engine/engine.h"
+#include "nlohmann/json.hpp"
+#include "server/structured/json_schema_grammar.h"
+#include "server/structured/token_constraint.h"
 #include "tests/test_models.h"
 
 namespace attnres {
@@ -460,6 +464,115 @@ TEST_F(EngineTest, MinTokensAndLogitBiasRefusals) {
   EXPECT_THAT(std::string(all.message()), HasSubstr("cover all"));
   r.stop.min_tokens = 0;  // without min_tokens nothing is suppressed: fine
   EXPECT_TRUE(engine_->Submit(r, sink).ok());
+}
+
+// Structured outputs on the random model, whose unconstrained text is noise: every output is a
+// JSON text of the schema, ends by itself (kStop, as EOS would), and a batch mixing constrained
+// and free requests gives each the tokens of its solo run.
+TEST_F(EngineTest, StructuredOutputFollowsTheSchemaAndEndsWhenComplete) {
+  SetUpEngine();
+  auto grammar = structured::JsonSchemaGrammarFromText(
+      R"({"type": "object", "properties": {"ok": {"type": "boolean"},
+          "tag": {"enum": ["x", "y z"]}, "n": {"type": "integer"}},
+          "required": ["ok", "tag"], "additionalProperties": false})");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  std::vector<GenerationRequest> reqs;
+  for (int i = 0; i < 8; ++i) {
+    reqs.push_back(Request("Answer: " + std::string(i, '!'), 400, i == 0 ? 0.0f : 1.0f, 40 + i));
+    if (i % 4 != 3) reqs.back().grammar = *grammar;  // every fourth runs free beside them
+  }
+  std::vector<Result> solo;
+  for (const GenerationRequest& r : reqs) solo.push_back(Run(r));
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (reqs[i].grammar == nullptr) continue;
+    const Result& r = solo[i];
+    EXPECT_EQ(r.reason, FinishReason::kStop) << i << ": " << r.text;
+    EXPECT_EQ(r.stop_reason, "");
+    EXPECT_EQ(r.text, tokenizer_->Decode(r.tokens, true));
+    const nlohmann::json j = nlohmann::json::parse(r.text, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << i << ": " << r.text;
+    EXPECT_TRUE(j["ok"].is_boolean()) << r.text;
+    EXPECT_TRUE(j["tag"] == "x" || j["tag"] == "y z") << r.text;
+    if (j.contains("n")) {  // an integer of any length (past 64 bits nlohmann reads a double)
+      const size_t key = r.text.find("\"n\"");
+      const size_t begin = r.text.find_first_not_of(" \t\n:", key + 3);
+      const std::string n = r.text.substr(begin, r.text.find_first_of(" \t\n,}", begin) - begin);
+      EXPECT_THAT(n, ::testing::MatchesRegex("-?(0|[1-9][0-9]*)")) << r.text;
+    }
+    EXPECT_LE(j.size(), 3u) << r.text;
+  }
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  for (const GenerationRequest& r : reqs) {
+    sinks.push_back(std::make_shared<CollectingSink>());
+    ASSERT_TRUE(engine_->Submit(r, sinks.back()).ok());
+  }
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    sinks[i]->Wait();
+    EXPECT_EQ(sinks[i]->tokens(), solo[i].tokens) << "request " << i;
+  }
+}
+
+// Cut by max_tokens, a structured output is a prefix of a sentence of its grammar; a grammar with
+// nothing to generate is refused at submission.
+TEST_F(EngineTest, StructuredOutputCutShortAndEmptyGrammar) {
+  SetUpEngine();
+  auto grammar = structured::JsonObjectGrammar();
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  GenerationRequest r = Request("Hello", 5, 1.0f, 9);
+  r.grammar = *grammar;
+  const Result cut = Run(r);
+  EXPECT_EQ(cut.reason, FinishReason::kLength);
+  EXPECT_EQ(cut.tokens.size(), 5u);
+  structured::GrammarAutomaton automaton(*grammar);
+  std::string bytes;
+  for (int32_t id : cut.tokens) bytes += tokenizer_->TokenBytes(id);
+  auto state = automaton.AdvanceBytes(automaton.initial(), bytes);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_NE(*state, structured::GrammarAutomaton::kDead) << bytes;
+  EXPECT_EQ(bytes.front(), '{');
+
+  structured::GrammarBuilder b;
+  const int root = b.AddRule("root", {structured::Alternative{}});
+  auto empty = std::move(b).Build(root);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  r = Request("Hello", 5);
+  r.grammar = *empty;
+  auto sink = std::make_shared<CollectingSink>();
+  const absl::Status refused = engine_->Submit(r, sink).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("accepts only the empty text"));
+}
+
+// With EOS not ignored, a grammar that is complete but could go on (a bare number) lets the
+// model end it with EOS; the EOS token ends the output as usual.
+TEST_F(EngineTest, StructuredOutputMayEndWithEosOnceComplete) {
+  SetUpEngine();
+  // "Q" becomes an EOS id with the larger bias, "7" the likeliest digit: the EOS cannot be drawn
+  // while the number is empty, not even as the letter it spells; once "7" is out it can.
+  const std::vector<int32_t> q = tokenizer_->Encode("Q", false),
+                             seven = tokenizer_->Encode("7", false);
+  ASSERT_EQ(q.size(), 1u);
+  ASSERT_EQ(seven.size(), 1u);
+  SetUpEngine(0, 64, [&](EngineConfig& c) { c.extra_eos_token_ids = {q[0]}; });
+  auto grammar = structured::JsonSchemaGrammarFromText(R"({"type": ["integer", "string"]})");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  GenerationRequest r = Request("Hello", 50);
+  r.stop.ignore_eos = false;
+  r.sampling.logit_bias = {{seven[0], 50.0f}, {q[0], 100.0f}};
+  r.grammar = *grammar;
+  const Result out = Run(r);
+  EXPECT_EQ(out.reason, FinishReason::kStop);
+  EXPECT_EQ(out.stop_reason, "");
+  EXPECT_EQ(out.tokens, (std::vector<int32_t>{seven[0], q[0]}));
+
+  // Inside a string the text is never complete: the EOS id is not drawn as the letter either.
+  auto string_grammar = structured::JsonSchemaGrammarFromText(R"({"type": "string"})");
+  ASSERT_TRUE(string_grammar.ok()) << string_grammar.status();
+  r.grammar = *string_grammar;
+  r.stop.max_tokens = 6;
+  const Result in_string = Run(r);
+  EXPECT_EQ(std::count(in_string.tokens.begin(), in_string.tokens.end(), q[0]), 0);
+  EXPECT_EQ(in_string.text.front(), '"');
 }
 
 TEST_F(EngineTest, QueueBoundRefusesWithARetryHintAndQueuedDeadlinesExpire) {

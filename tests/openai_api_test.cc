@@ -394,7 +394,7 @@ TEST(OpenAiChatRequest, RefusalsNameTheKeyAndTheRule) {
       {R"({"messages": [{"role": "user", "content": "x"}], "functions": []})",
        R"(key "functions" is not supported)"},
       {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {}})",
-       R"(key "response_format" is not supported)"},
+       R"(key "response_format.type" must be "text", "json_object" or "json_schema")"},
       {R"({"messages": [{"role": "user", "content": "x"}], "prompt": "y"})",
        R"(key "prompt" is not a known chat completions parameter)"},
       {R"({"messages": [{"role": "user", "content": "x"}], "echo": true})",
@@ -580,6 +580,100 @@ TEST(OpenAiChatRequest, ToolRefusalsNameTheField) {
                   .ok());
   EXPECT_THAT(std::string(ParseChatRequest(ChatBody(tools), kModel).status().message()),
               HasSubstr(R"(key "tools" needs a tool-call parser)"));
+}
+
+// response_format on both calls: text is none, json_object, and json_schema whose schema keeps
+// the client's key order (the output's property order), compact.
+TEST(OpenAiRequest, ResponseFormat) {
+  const std::string schema =
+      R"({"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"enum": [2, 1]},
+          "mid": {"type": "object", "properties": {"y": {}, "b": {}}}}, "required": ["zeta"]})";
+  const std::string format =
+      R"("response_format": {"type": "json_schema", "json_schema": {"name": "Reply_1",
+          "description": "d", "strict": true, "schema": )" +
+      schema + "}}";
+  for (const bool chat : {false, true}) {
+    const auto parse = [&](const std::string& extra) {
+      return chat ? ParseChatRequest(ChatBody(extra), kModel)
+                  : Parse(R"({"prompt": "x", )" + extra + "}");
+    };
+    auto call = parse(format);
+    ASSERT_TRUE(call.ok()) << call.status();
+    const v1::GenerateRequest& r = call->request;
+    ASSERT_EQ(r.response_format().format_case(), v1::ResponseFormat::kJsonSchema);
+    EXPECT_EQ(r.response_format().json_schema().name(), "Reply_1");
+    EXPECT_EQ(r.response_format().json_schema().schema_json(),
+              R"({"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"enum":[2,1]},)"
+              R"("mid":{"type":"object","properties":{"y":{},"b":{}}}},"required":["zeta"]})");
+    auto object = parse(R"("response_format": {"type": "json_object"})");
+    ASSERT_TRUE(object.ok()) << object.status();
+    EXPECT_EQ(object->request.response_format().format_case(), v1::ResponseFormat::kJsonObject);
+    for (const char* none :
+         {R"("response_format": {"type": "text"})", R"("response_format": null)"}) {
+      auto text = parse(none);
+      ASSERT_TRUE(text.ok()) << text.status();
+      EXPECT_FALSE(text->request.has_response_format()) << none;
+    }
+  }
+}
+
+TEST(OpenAiRequest, ResponseFormatRefusalsNameTheKey) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"("json")", R"(key "response_format" must be an object)"},
+      {R"({"type": "xml"})",
+       R"(key "response_format.type" must be "text", "json_object" or "json_schema")"},
+      {R"({"json_schema": {}})", R"(key "response_format.type" must be)"},
+      {R"({"type": "json_object", "schema": {}})",
+       R"(key "response_format.schema" is not a known response_format key)"},
+      {R"({"type": "json_object", "json_schema": {"name": "a", "schema": {}}})",
+       R"(key "response_format.json_schema" is for "type": "json_schema" only)"},
+      {R"({"type": "json_schema"})",
+       R"(key "response_format.json_schema" is required and must be an object)"},
+      {R"({"type": "json_schema", "json_schema": {"schema": {}}})",
+       R"(key "response_format.json_schema.name" is required and must be a string)"},
+      {R"({"type": "json_schema", "json_schema": {"name": "a b", "schema": {}}})",
+       R"(key "response_format.json_schema.name" must be 1-64 characters of a-z, A-Z, 0-9, _ and -)"},
+      {R"({"type": "json_schema", "json_schema": {"name": "a"}})",
+       R"(key "response_format.json_schema.schema" is required)"},
+      {R"({"type": "json_schema", "json_schema": {"name": "a", "schema": null}})",
+       R"(key "response_format.json_schema.schema" is required)"},
+      {R"({"type": "json_schema", "json_schema": {"name": "a", "schema": "{}"}})",
+       R"(key "response_format.json_schema.schema" must be an object (a JSON Schema))"},
+      {R"({"type": "json_schema", "json_schema": {"name": "a", "schema": {}, "strict": 1}})",
+       R"(key "response_format.json_schema.strict" must be true or false)"},
+      {R"({"type": "json_schema", "json_schema": {"name": "a", "schema": {}, "description": 1}})",
+       R"(key "response_format.json_schema.description" must be a string)"},
+      {R"({"type": "json_schema", "json_schema": {"name": "a", "schema": {}, "x": 1}})",
+       R"(key "response_format.json_schema.x" is not a known json_schema key)"},
+  };
+  for (const auto& [format, expect] : cases) {
+    const std::string extra = std::string(R"("response_format": )") + format;
+    for (const auto& call :
+         {Parse(R"({"prompt": "x", )" + extra + "}"), ParseChatRequest(ChatBody(extra), kModel)}) {
+      ASSERT_FALSE(call.ok()) << format;
+      EXPECT_EQ(call.status().code(), absl::StatusCode::kInvalidArgument) << format;
+      EXPECT_THAT(std::string(call.status().message()), HasSubstr(expect)) << format;
+    }
+  }
+  // Not with tools read for calls; with tool_choice "none" the tools only reach the prompt.
+  const std::string tools = R"("tools": [)" + std::string(kWeatherTool) + "], ";
+  const std::string object = R"("response_format": {"type": "json_object"})";
+  auto both = ParseChatRequest(ChatBody(tools + object), kModel, ToolCallParser::kHermes);
+  EXPECT_EQ(both.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(both.status().message()),
+              HasSubstr(R"(key "response_format" cannot be combined with tools)"));
+  auto none = ParseChatRequest(ChatBody(tools + R"("tool_choice": "none", )" + object), kModel,
+                               ToolCallParser::kHermes);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->request.response_format().has_json_object());
+  auto text = ParseChatRequest(ChatBody(tools + R"("response_format": {"type": "text"})"), kModel,
+                               ToolCallParser::kHermes);
+  EXPECT_TRUE(text.ok()) << text.status();
+  // The gRPC field's name as the HTTP API spells it (in a schema the compiler refused).
+  EXPECT_EQ(WithHttpFieldNames(absl::InvalidArgumentError(
+                                   "response_format.json_schema.schema_json: #/properties/a: x"))
+                .message(),
+            "response_format.json_schema.schema: #/properties/a: x");
 }
 
 // The bundled model's byte-level BPE tokenizer (for the chat form's "bytes").

@@ -134,6 +134,53 @@ TEST(ValidateGenerateRequest, ContinueFinalMessageRefusesTheGenerationPrompt) {
   EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
 }
 
+TEST(ValidateGenerateRequest, ResponseFormatSizesAndName) {
+  v1::GenerateRequest r;
+  r.mutable_prompt()->set_text("hi");
+  r.mutable_response_format()->mutable_json_object();
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+  v1::ResponseFormat::JsonSchema* schema = r.mutable_response_format()->mutable_json_schema();
+  schema->set_schema_json(std::string(kMaxResponseSchemaBytes, ' '));  // compiled later
+  schema->set_name("Answer_v2-x");
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+  schema->clear_name();  // optional
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+  const auto refused = [&](auto edit, const std::string& expect) {
+    v1::GenerateRequest bad = r;
+    edit(bad);
+    const absl::Status s = ValidateGenerateRequest(bad, kLimits);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << expect;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(expect));
+  };
+  refused([](v1::GenerateRequest& b) { b.mutable_response_format()->clear_format(); },
+          "response_format must set one of json_object or json_schema");
+  refused(
+      [](v1::GenerateRequest& b) {
+        b.mutable_response_format()->mutable_json_schema()->clear_schema_json();
+      },
+      "response_format.json_schema.schema_json must be 1-65536 bytes, got 0");
+  refused(
+      [](v1::GenerateRequest& b) {
+        b.mutable_response_format()->mutable_json_schema()->mutable_schema_json()->push_back(' ');
+      },
+      "response_format.json_schema.schema_json must be 1-65536 bytes, got 65537");
+  refused(
+      [](v1::GenerateRequest& b) {
+        b.mutable_response_format()->mutable_json_schema()->set_name("no spaces");
+      },
+      R"(response_format.json_schema.name must be empty or 1-64 characters of [A-Za-z0-9_-], got "no spaces")");
+  refused(
+      [](v1::GenerateRequest& b) {
+        b.mutable_response_format()->mutable_json_schema()->set_name(std::string(65, 'n'));
+      },
+      "response_format.json_schema.name must be empty or 1-64 characters");
+  // Scoring generates nothing to constrain.
+  refused([](v1::GenerateRequest& b) { b.set_max_tokens(0); },
+          "response_format must not be set with max_tokens 0");
+  r.set_max_tokens(1);
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+}
+
 // RenderChat's context needs only the chat format; ChatML as tests/e2e/data/chatml.jinja writes
 // it, with `trim` to strip each content when asked (as Llama 3's template does).
 ServingContext ChatMlContext(bool trim = false) {

@@ -148,6 +148,59 @@ TEST(Sampler, HostSamplerBiasesTheDrawNotTheLogprobs) {
   EXPECT_EQ(out.seqs[0].token_id, 0);
 }
 
+TEST(Sampler, KeepAllowedLeavesOnlyTheMaskedIds) {
+  std::vector<float> l(130, 1.0f);
+  TokenBitmask allowed(100);  // ids 100..129 lie past the mask: never allowed
+  for (int32_t id : {0, 63, 64, 99}) allowed.Set(id);
+  EXPECT_EQ(allowed.capacity(), 128);
+  EXPECT_FALSE(allowed.Has(-1));
+  EXPECT_FALSE(allowed.Has(128));
+  KeepAllowed(allowed, l);
+  for (int id = 0; id < 130; ++id) {
+    const bool kept = id == 0 || id == 63 || id == 64 || id == 99;
+    EXPECT_EQ(std::isinf(l[id]), !kept) << id;
+  }
+}
+
+// The mask decides the draw after bias and penalties, at every temperature and truncation, and
+// the logprobs stay those of the unmodified distribution.
+TEST(Sampler, HostSamplerDrawsOnlyAllowedTokens) {
+  const int V = 70;
+  std::vector<float> logits(V);
+  for (int i = 0; i < V; ++i) logits[i] = std::sin(0.37f * i) * 3.0f;
+  TokenBitmask allowed(V);
+  for (int32_t id : {5, 41, 66}) allowed.Set(id);
+  StepBatch b;
+  b.token_ids = {7};
+  b.positions = {0};
+  b.query_indptr = {0, 1};
+  SequenceBatchEntry e;
+  e.num_new_tokens = 1;
+  e.sample = true;
+  e.logprobs = 0;
+  e.allowed = &allowed;
+  for (float t : {0.0f, 0.8f, 1.5f}) {
+    SamplingParams p = Params(t);
+    p.top_k = 2;
+    p.logit_bias = {{3, 100.0f}};  // the bias cannot bring back a token the mask refuses
+    e.sampling = &p;
+    std::map<int, int> c;
+    for (uint64_t i = 0; i < 300; ++i) {
+      e.sample_index = i;
+      b.seqs = {e};
+      StepOutput out;
+      SampleOnHost(b, LogitRows::For(b), logits, V, {}, 0, &out);
+      const int32_t id = out.seqs[0].token_id;
+      ++c[id];
+      EXPECT_FLOAT_EQ(out.seqs[0].logprob.logprob, ComputeLogprob(logits, id, 0).logprob);
+    }
+    for (const auto& [id, n] : c) EXPECT_TRUE(allowed.Has(id)) << "t=" << t << " drew " << id;
+    if (t > 0) {
+      EXPECT_EQ(c.size(), 2u) << "top_k 2 of the three allowed";
+    }
+  }
+}
+
 TEST(Sampler, LogprobsNormalisedAndSorted) {
   const std::vector<float> l = {1.0f, 3.0f, 2.0f, 3.0f, -5.0f};
   TokenLogprob lp = ComputeLogprob(l, 2, 3);

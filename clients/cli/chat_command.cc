@@ -19,22 +19,24 @@ struct ChatFlags {
   int max_tokens = 0;
   float temperature = 1, top_p = 1;
   uint64_t seed = 0;
+  ResponseFormatFlags response_format;
   CLI::Option *o_max_tokens, *o_temperature, *o_top_p, *o_seed;
 };
 
-// The request for the conversation so far: the sampling flags, and prompt.chat.
-v1::GenerateRequest TurnRequest(const ChatFlags& f, const v1::Chat& chat) {
-  v1::GenerateRequest r;
-  *r.mutable_prompt()->mutable_chat() = chat;
-  if (f.o_max_tokens->count() > 0) r.set_max_tokens(f.max_tokens);
-  v1::SamplingParams* s = r.mutable_sampling();
+// What every turn's request carries (the conversation so far goes into a copy's prompt.chat):
+// the sampling flags and the response format. Returns an empty string, or a usage error.
+std::string BaseRequest(const ChatFlags& f, v1::GenerateRequest* r) {
+  if (f.o_max_tokens->count() > 0) r->set_max_tokens(f.max_tokens);
+  v1::SamplingParams* s = r->mutable_sampling();
   if (f.o_temperature->count() > 0) s->set_temperature(f.temperature);
   if (f.o_top_p->count() > 0) s->set_top_p(f.top_p);
   if (f.o_seed->count() > 0) s->set_seed(f.seed);
-  return r;
+  return SetResponseFormat(f.response_format, r);
 }
 
 int RunChat(const CliState& state, const ChatFlags& f) {
+  v1::GenerateRequest base;
+  if (std::string error = BaseRequest(f, &base); !error.empty()) return PrintUsageError(error);
   auto stub = MakeStub(state);
   const bool terminal = isatty(STDIN_FILENO) != 0;
   v1::Chat chat;
@@ -53,7 +55,9 @@ int RunChat(const CliState& state, const ChatFlags& f) {
     user->set_content(line);
     grpc::ClientContext context;
     ConfigureContext(state, &context);
-    auto reader = stub->GenerateStream(&context, TurnRequest(f, chat));
+    v1::GenerateRequest request = base;
+    *request.mutable_prompt()->mutable_chat() = chat;
+    auto reader = stub->GenerateStream(&context, request);
     v1::GenerateStreamResponse chunk;
     std::string answer;
     while (reader->Read(&chunk)) {
@@ -81,6 +85,7 @@ void AddChatCommands(CLI::App& app, CliState& state) {
   f->o_temperature = cmd->add_option("--temperature", f->temperature, "0: greedy");
   f->o_top_p = cmd->add_option("--top-p", f->top_p, "Nucleus probability mass, (0, 1]");
   f->o_seed = cmd->add_option("--seed", f->seed, "Random seed (unset: server picks)");
+  AddResponseFormatOptions(cmd, &f->response_format);
   cmd->callback([&state, f] { state.run = [&state, f] { return RunChat(state, *f); }; });
 }
 

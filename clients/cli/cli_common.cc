@@ -1,8 +1,13 @@
 // Shared pieces of attnres-cli commands (see cli_common.h).
 #include "cli_common.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -92,6 +97,31 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& message) {
     return nlohmann::json::object();
   }
   return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+void AddResponseFormatOptions(CLI::App* cmd, ResponseFormatFlags* flags) {
+  CLI::Option* object =
+      cmd->add_flag("--json-object", flags->json_object, "Constrain the output to a JSON object");
+  cmd->add_option("--json-schema", flags->json_schema_file,
+                  "Constrain the output to JSON that a JSON Schema (in FILE) accepts")
+      ->type_name("FILE")
+      ->excludes(object);
+}
+
+std::string SetResponseFormat(const ResponseFormatFlags& flags, v1::GenerateRequest* request) {
+  if (flags.json_object) request->mutable_response_format()->mutable_json_object();
+  if (flags.json_schema_file.empty()) return "";
+  const std::string& path = flags.json_schema_file;
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    return "--json-schema: cannot read " + path + ": it is a directory";
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "--json-schema: cannot read " + path + ": " + std::strerror(errno);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return "--json-schema: cannot read " + path;
+  request->mutable_response_format()->mutable_json_schema()->set_schema_json(std::move(text));
+  return "";
 }
 
 bool ParseIdList(const std::string& text, std::vector<int32_t>* ids) {

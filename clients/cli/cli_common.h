@@ -1,6 +1,7 @@
 // Shared pieces of attnres-cli commands: channel and stubs, per-call context with the global
 // --timeout, error printing ("error: <STATUS_CODE>: <message>" on stderr), JSON output of proto
-// messages, and list parsing. Exit codes: 0 ok, 1 RPC/server error, 2 usage error.
+// messages, the response-format flags, and list parsing. Exit codes: 0 ok, 1 RPC/server error, 2
+// usage error.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,16 @@ int PrintUsageError(const std::string& message);
 
 // A proto message as JSON with the .proto field names and every field present.
 nlohmann::json ProtoToJson(const google::protobuf::Message& message);
+
+// --json-object and --json-schema FILE (mutually exclusive): the request's response_format.
+struct ResponseFormatFlags {
+  bool json_object = false;
+  std::string json_schema_file;
+};
+void AddResponseFormatOptions(CLI::App* cmd, ResponseFormatFlags* flags);
+// Sets request->response_format from the flags (the schema file's text as it is); returns an
+// empty string, or a usage error naming the file when it cannot be read.
+std::string SetResponseFormat(const ResponseFormatFlags& flags, v1::GenerateRequest* request);
 
 // "1,2, 3" -> {1,2,3}; false on a malformed list.
 bool ParseIdList(const std::string& text, std::vector<int32_t>* ids);

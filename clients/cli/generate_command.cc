@@ -25,6 +25,7 @@ struct GenerateFlags {
   std::string stop_token_ids;
   bool mix_weights = false, ignore_eos = false, stream = false, json = false;
   bool keep_special = false, no_special = false;
+  ResponseFormatFlags response_format;
   // Options whose presence matters (proto3 `optional` fields).
   CLI::Option *o_prompt, *o_prompt_ids, *o_messages, *o_max_tokens, *o_temperature, *o_top_p,
       *o_seed;
@@ -87,7 +88,7 @@ std::string BuildRequest(const GenerateFlags& f, v1::GenerateRequest* r) {
   r->set_return_mix_weights(f.mix_weights);
   if (f.no_special) r->set_add_special_tokens(false);
   if (f.keep_special) r->set_skip_special_tokens(false);
-  return "";
+  return SetResponseFormat(f.response_format, r);
 }
 
 // Appends a stream chunk to the merged response (the shape --json prints).
@@ -200,6 +201,7 @@ void AddGenerateCommands(CLI::App& app, CliState& state) {
   cmd->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past EOS");
   cmd->add_flag("--no-special", f->no_special, "Do not add special tokens to a text prompt");
   cmd->add_flag("--keep-special", f->keep_special, "Keep special tokens in the output text");
+  AddResponseFormatOptions(cmd, &f->response_format);
   cmd->add_flag("--stream", f->stream, "Stream the text as it is generated");
   cmd->add_flag("--json", f->json, "Print one JSON object");
   cmd->callback([&state, f] { state.run = [&state, f] { return RunGenerate(state, *f); }; });

@@ -248,7 +248,8 @@ void CudaRunner::LogLayout(double load_seconds) const {
 }
 
 // Logit rows as in CpuRunner; the GPU sampler handles a batch when nothing asks for prompt
-// logprobs, logprobs, penalties, a logit bias, suppressed ids (min_tokens) or mix weights.
+// logprobs, logprobs, penalties, a logit bias, suppressed ids (min_tokens), a token mask
+// (structured outputs) or mix weights.
 StepPlan CudaRunner::PlanStep(const StepBatch& b) const {
   StepPlan p;
   p.rows = LogitRows::For(b);
@@ -260,7 +261,7 @@ StepPlan CudaRunner::PlanStep(const StepBatch& b) const {
       const SamplingParams& s = *e.sampling;
       p.samples.push_back({s.temperature, s.top_k, s.top_p, s.min_p, s.seed, e.sample_index});
       p.host_path |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
-                     e.suppressed != nullptr;
+                     e.suppressed != nullptr || e.allowed != nullptr;
     }
   }
   if (p.host_path) p.samples.clear();

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
@@ -81,6 +82,12 @@ class EngineImpl final : public Engine {
   // What min_tokens keeps from being sampled (Sequence::min_tokens_suppressed).
   std::vector<int32_t> MinTokensSuppressed(const GenerationRequest& r) const;
   absl::Status Validate(const GenerationRequest& r, const std::vector<int32_t>& suppressed) const;
+  // The constraint of a request with a grammar (thread-safe: Submit runs on callers' threads).
+  absl::StatusOr<std::unique_ptr<structured::TokenConstraint>> MakeConstraint(
+      const GenerationRequest& r);
+  // Fills each constrained sequence's mask for this step; a sequence whose mask fails finishes
+  // with the error and leaves the schedule.
+  void MaskConstrained(ScheduleResult* schedule);
   absl::Status Admit(std::unique_ptr<Sequence> seq);
   void Loop();
   void PublishState();
@@ -97,6 +104,9 @@ class EngineImpl final : public Engine {
   const Tokenizer* tokenizer_;
   const std::shared_ptr<EngineObserver> observer_;  // never null (a no-op one by default)
   absl::flat_hash_set<int32_t> eos_;
+  // The vocabulary structured outputs match against, built by the first request that has one.
+  std::once_flag vocabulary_once_;
+  std::shared_ptr<const structured::GrammarVocabulary> vocabulary_;
   BlockManager blocks_;
   Scheduler scheduler_;              // engine thread only
   std::vector<Sequence*> finished_;  // this step's, removed after emitting
@@ -180,10 +190,23 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
     GenerationRequest request, std::shared_ptr<RequestSink> sink) {
   std::vector<int32_t> suppressed = MinTokensSuppressed(request);
   absl::Status status = Validate(request, suppressed);
+  std::unique_ptr<structured::TokenConstraint> constraint;
+  if (status.ok() && request.grammar != nullptr) {
+    absl::StatusOr<std::unique_ptr<structured::TokenConstraint>> made = MakeConstraint(request);
+    if (made.ok()) {
+      constraint = *std::move(made);
+    } else {
+      status = made.status();
+    }
+  }
   auto handle = std::make_shared<RequestHandle>();
   if (status.ok()) {
     auto seq = std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_);
     seq->min_tokens_suppressed = std::move(suppressed);
+    if (constraint != nullptr) {
+      seq->grammar_state = constraint->initial();
+      seq->constraint = std::move(constraint);
+    }
     status = Admit(std::move(seq));
   }
   if (!status.ok()) {
@@ -191,6 +214,25 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
     return status;
   }
   return handle;
+}
+
+absl::StatusOr<std::unique_ptr<structured::TokenConstraint>> EngineImpl::MakeConstraint(
+    const GenerationRequest& r) {
+  std::call_once(vocabulary_once_, [&] {
+    vocabulary_ =
+        structured::GrammarVocabulary::FromTokenizer(*tokenizer_, runner_->config().vocab_size);
+  });
+  // What may end the output once the grammar is complete: the EOS ids (unless ignored) and the
+  // stop ids. A grammar that is complete where nothing can follow ends it without them.
+  std::vector<int32_t> terminators = r.stop.stop_token_ids;
+  if (!r.stop.ignore_eos) terminators.insert(terminators.end(), eos_.begin(), eos_.end());
+  auto constraint =
+      std::make_unique<structured::TokenConstraint>(r.grammar, vocabulary_, std::move(terminators));
+  if (r.stop.max_tokens > 0 && constraint->IsFinished(constraint->initial())) {
+    return absl::InvalidArgumentError(
+        "response_format: the grammar accepts only the empty text, so nothing can be generated");
+  }
+  return constraint;
 }
 
 absl::Status EngineImpl::Admit(std::unique_ptr<Sequence> seq) {
@@ -279,6 +321,12 @@ void EngineImpl::Step() {
   for (const ScheduledSeq& ss : schedule.seqs) {
     if (ss.seq->first_scheduled_time == absl::InfinitePast()) ss.seq->first_scheduled_time = start;
   }
+  MaskConstrained(&schedule);
+  if (schedule.seqs.empty()) {  // every sequence failed its mask
+    for (Sequence* s : finished_) scheduler_.Remove(s);
+    finished_.clear();
+    return;
+  }
   const StepBatch batch = BuildStepBatch(schedule, blocks_.page_size());
   absl::StatusOr<StepOutput> out = runner_->Execute(batch);
   if (!out.ok()) {
@@ -292,6 +340,7 @@ void EngineImpl::Step() {
     scheduler_.OnComputed(s);
     if (batch.seqs[i].prompt_logprobs >= 0) ProcessPromptLogprobs(s, first, out->seqs[i]);
     if (schedule.seqs[i].sample) {
+      s->allowed.reset();
       ProcessSample(s, out->seqs[i]);
     } else if (s->request.stop.max_tokens == 0 && s->num_uncomputed() == 0) {
       Finish(s, FinishReason::kLength, "", absl::OkStatus());  // scored, nothing to generate
@@ -319,6 +368,33 @@ void EngineImpl::Step() {
   stats.prefix_hit_tokens = schedule.prefix_hit_tokens;
   stats.duration_s = absl::ToDoubleSeconds(absl::Now() - start);
   observer_->OnStep(stats);
+}
+
+void EngineImpl::MaskConstrained(ScheduleResult* schedule) {
+  std::vector<ScheduledSeq> kept;
+  kept.reserve(schedule->seqs.size());
+  for (const ScheduledSeq& ss : schedule->seqs) {
+    Sequence* s = ss.seq;
+    if (ss.sample && s->constraint != nullptr) {
+      absl::StatusOr<std::shared_ptr<const TokenBitmask>> mask =
+          s->constraint->AllowedTokens(s->grammar_state);
+      absl::Status status = mask.status();
+      if (mask.ok() && std::none_of((*mask)->words.begin(), (*mask)->words.end(),
+                                    [](uint64_t w) { return w != 0; })) {
+        status = absl::FailedPreconditionError(
+            "response_format: no token of the vocabulary can continue the output here");
+      }
+      if (!status.ok()) {
+        Finish(s, FinishReason::kNone, "", status);
+        schedule->num_tokens -= ss.num_tokens;
+        if (ss.num_tokens > 1 || s->in_prefill()) schedule->num_prefill_tokens -= ss.num_tokens;
+        continue;
+      }
+      s->allowed = *std::move(mask);
+    }
+    kept.push_back(ss);
+  }
+  schedule->seqs = std::move(kept);
 }
 
 void EngineImpl::ProcessPromptLogprobs(Sequence* s, int start, const SequenceStepOutput& out) {
@@ -363,6 +439,25 @@ void EngineImpl::ProcessSample(Sequence* s, const SequenceStepOutput& out) {
                    r.stop.stop_token_ids.end()) {
     Finish(s, FinishReason::kStop, absl::StrCat("token:", token), absl::OkStatus());
     return;
+  }
+  if (s->constraint != nullptr) {
+    // The sampler drew from the mask, so the grammar takes the token; the output ends where the
+    // grammar is complete and nothing can follow (as if the model had sampled EOS there).
+    absl::StatusOr<structured::TokenConstraint::State> next =
+        s->constraint->Accept(s->grammar_state, token);
+    if (next.ok() && *next == structured::GrammarAutomaton::kDead) {
+      next = absl::InternalError(
+          absl::StrCat("response_format: sampled token ", token, ", which the grammar refuses"));
+    }
+    if (!next.ok()) {
+      Finish(s, FinishReason::kNone, "", next.status());
+      return;
+    }
+    s->grammar_state = *next;
+    if (s->constraint->IsFinished(s->grammar_state)) {
+      Finish(s, FinishReason::kStop, "", absl::OkStatus());
+      return;
+    }
   }
   if (s->num_generated() >= r.stop.max_tokens ||
       static_cast<int>(s->tokens.size()) >= config_.max_model_len) {

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "models/sampling_params.h"
+#include "server/structured/grammar.h"
 
 namespace attnres {
 
@@ -39,6 +40,9 @@ struct GenerationRequest {
   SamplingParams sampling;
   StopCriteria stop;
   OutputOptions output;
+  // Structured output: every generated text is a prefix of a sentence of this grammar, and the
+  // output ends (kStop) once the grammar is complete and nothing can follow. Null: free text.
+  std::shared_ptr<const structured::Grammar> grammar;
   absl::Time deadline = absl::InfiniteFuture();
 };
 

@@ -148,6 +148,7 @@ StepBatch BuildStepBatch(const ScheduleResult& schedule, int page_size) {
     if (s.num_generated() < r.stop.min_tokens && !s.min_tokens_suppressed.empty()) {
       e.suppressed = &s.min_tokens_suppressed;
     }
+    if (ss.sample) e.allowed = s.allowed.get();
     e.logprobs = r.output.logprobs;
     if (r.output.prompt_logprobs >= 0 && start < s.prompt_len && end > s.prompt_logprobs_sent) {
       e.prompt_logprobs = r.output.prompt_logprobs;

@@ -14,6 +14,7 @@
 #include "server/engine/block_manager.h"
 #include "server/engine/request.h"
 #include "server/engine/stop_checker.h"
+#include "server/structured/token_constraint.h"
 
 namespace attnres {
 
@@ -37,6 +38,11 @@ struct Sequence {
   // What min_tokens keeps from being sampled: stop ids and EOS ids (unless ignore_eos), sorted,
   // unique; empty when min_tokens is 0.
   std::vector<int32_t> min_tokens_suppressed;
+  // Structured output (request.grammar): the request's constraint, its state after the tokens
+  // generated so far, and the mask of the step in flight (held until the step has sampled).
+  std::unique_ptr<structured::TokenConstraint> constraint;
+  structured::TokenConstraint::State grammar_state = 0;
+  std::shared_ptr<const TokenBitmask> allowed;
 
   IncrementalDecoder decoder;
   StopChecker stop;

@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/grpc/chat_prompt.h"
 #include "server/grpc/tokenization.h"
+#include "server/structured/json_schema_grammar.h"
 
 namespace attnres {
 namespace {
@@ -43,6 +45,26 @@ SamplingParams ToSamplingParams(const v1::SamplingParams& s, const GenerationCon
   out.logit_bias.assign(s.logit_bias().begin(), s.logit_bias().end());
   std::sort(out.logit_bias.begin(), out.logit_bias.end());
   return out;
+}
+
+// response_format's grammar; null when unset. A schema the compiler refuses is INVALID_ARGUMENT
+// with its message (which names the schema location).
+absl::StatusOr<std::shared_ptr<const structured::Grammar>> ResponseGrammar(
+    const v1::GenerateRequest& request) {
+  const v1::ResponseFormat& format = request.response_format();
+  switch (format.format_case()) {
+    case v1::ResponseFormat::kJsonObject:
+      return structured::JsonObjectGrammar();
+    case v1::ResponseFormat::kJsonSchema: {
+      absl::StatusOr<std::shared_ptr<const structured::Grammar>> grammar =
+          structured::JsonSchemaGrammarFromText(format.json_schema().schema_json());
+      if (grammar.ok()) return grammar;
+      return absl::InvalidArgumentError(
+          absl::StrCat("response_format.json_schema.schema_json: ", grammar.status().message()));
+    }
+    default:
+      return nullptr;
+  }
 }
 
 size_t AppendLogprob(const TokenLogprob& in, const Tokenizer& tokenizer, v1::TokenLogprob* out) {
@@ -148,6 +170,9 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest&
       request.return_mix_weights() && ctx.engine->model_config().attn_res();
   out.output.skip_special_tokens =
       request.has_skip_special_tokens() ? request.skip_special_tokens() : true;
+  absl::StatusOr<std::shared_ptr<const structured::Grammar>> grammar = ResponseGrammar(request);
+  if (!grammar.ok()) return grammar.status();
+  out.grammar = *std::move(grammar);
   out.deadline = deadline;
   return out;
 }

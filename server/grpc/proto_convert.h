@@ -16,7 +16,8 @@ namespace attnres {
 
 // `request` must have passed ValidateGenerateRequest. Writes out a chat prompt (chat_prompt.h),
 // tokenizes a text or chat prompt, checks the prompt length, fills defaults, assigns a request id
-// and a seed when unset.
+// and a seed when unset, and compiles response_format into the request's grammar (a schema the
+// compiler refuses is INVALID_ARGUMENT naming response_format.json_schema.schema_json).
 absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest& request,
                                                       const ServingContext& ctx,
                                                       absl::Time deadline);

@@ -188,6 +188,39 @@ absl::Status ValidateSampling(const v1::SamplingParams& s, const ValidationLimit
   return status;  // the first failure
 }
 
+// Sizes and names only: the schema is compiled in the conversion (proto_convert.h).
+absl::Status ValidateResponseFormat(const v1::GenerateRequest& request) {
+  if (!request.has_response_format()) return absl::OkStatus();
+  if (request.has_max_tokens() && request.max_tokens() == 0) {
+    return Invalid(
+        "response_format must not be set with max_tokens 0: nothing is generated when scoring "
+        "the prompt");
+  }
+  const v1::ResponseFormat& format = request.response_format();
+  switch (format.format_case()) {
+    case v1::ResponseFormat::kJsonObject:
+      return absl::OkStatus();
+    case v1::ResponseFormat::kJsonSchema: {
+      const v1::ResponseFormat::JsonSchema& schema = format.json_schema();
+      const size_t bytes = schema.schema_json().size();
+      if (bytes < 1 || bytes > static_cast<size_t>(kMaxResponseSchemaBytes)) {
+        return Invalid(
+            absl::StrFormat("response_format.json_schema.schema_json must be 1-%d bytes, got %d",
+                            kMaxResponseSchemaBytes, bytes));
+      }
+      if (!schema.name().empty() && !IsToolName(schema.name())) {
+        return Invalid(absl::StrFormat(
+            "response_format.json_schema.name must be empty or 1-%d characters of [A-Za-z0-9_-], "
+            "got \"%s\"",
+            kMaxToolNameChars, absl::CHexEscape(schema.name().substr(0, 80))));
+      }
+      return absl::OkStatus();
+    }
+    default:
+      return Invalid("response_format must set one of json_object or json_schema");
+  }
+}
+
 absl::Status ValidateStops(const v1::GenerateRequest& request, const ValidationLimits& limits) {
   if (request.stop_size() > kMaxStopStrings) {
     return Invalid(absl::StrFormat("stop must have at most %d strings, got %d", kMaxStopStrings,
@@ -247,8 +280,9 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
   }
   if (request.has_prompt_logprobs()) {
     status = CheckInt("prompt_logprobs", request.prompt_logprobs(), 0, kMaxLogprobs);
+    if (!status.ok()) return status;
   }
-  return status;
+  return ValidateResponseFormat(request);
 }
 
 absl::Status ValidateGenerationDefaults(const GenerationConfig& defaults,

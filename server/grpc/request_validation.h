@@ -31,13 +31,15 @@ inline constexpr int kMaxToolCallsPerMessage = 128;  // an assistant message's t
 inline constexpr int kMaxToolCallIdBytes = 256;      // a tool call's id, a tool_call_id
 inline constexpr int kMaxToolCallNameBytes = 256;    // the name in a tool call the model made
 inline constexpr float kMaxAbsLogitBias = 100.0f;
+inline constexpr int kMaxResponseSchemaBytes = 64 << 10;  // response_format.json_schema.schema_json
 
 struct ValidationLimits {
   int32_t vocab_size = 0;
   int max_model_len = 0;
 };
 
-// OpenAI's rule for a function's name: 1-64 characters of [A-Za-z0-9_-].
+// OpenAI's rule for a function's name (and a response format's schema's): 1-64 characters of
+// [A-Za-z0-9_-].
 bool IsToolName(std::string_view name);
 // Whether `text` is a JSON object (a tool's parameters, a tool call's arguments).
 bool IsJsonObject(std::string_view text);

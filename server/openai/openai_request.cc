@@ -58,7 +58,8 @@ constexpr const char* kGenerationKeys[] = {"model",
                                            "ignore_eos",
                                            "stop_token_ids",
                                            "skip_special_tokens",
-                                           "add_special_tokens"};
+                                           "add_special_tokens",
+                                           "response_format"};
 
 KeySet GenerationKeysAnd(std::initializer_list<const char*> more) {
   KeySet keys(std::begin(kGenerationKeys), std::end(kGenerationKeys));
@@ -88,7 +89,6 @@ const absl::flat_hash_map<std::string, std::string>& UnsupportedKeys() {
     for (const char* key : {"functions", "function_call"}) {
       k[key] = "is not supported: use tools and tool_choice (OpenAI's newer names)";
     }
-    k["response_format"] = "is not supported: this server does not constrain output formats";
     return k;
   }();
   return keys;
@@ -345,6 +345,18 @@ absl::StatusOr<std::string> RequiredString(const json& obj, const std::string& f
   return it->get<std::string>();
 }
 
+// The required "name" of `obj` (named `field`) under OpenAI's rule for a function's (and a
+// response format's schema's) name.
+absl::StatusOr<std::string> RequiredName(const json& obj, const std::string& field) {
+  absl::StatusOr<std::string> name = RequiredString(obj, field, "name");
+  if (name.ok() && !IsToolName(*name)) {
+    return KeyError(
+        kOrigin, absl::StrCat(field, ".name"),
+        absl::StrCat("must be 1-", kMaxToolNameChars, " characters of a-z, A-Z, 0-9, _ and -"));
+  }
+  return name;
+}
+
 // "type", where given, is "function" (the only kind of tool OpenAI has).
 absl::Status CheckFunctionType(const json& obj, const std::string& field) {
   const auto it = obj.find("type");
@@ -428,6 +440,28 @@ absl::Status ReadMessages(const json& j, v1::Chat* chat) {
   return absl::OkStatus();
 }
 
+// The body's top-level `key` read again with its keys in the client's order (the body parsed
+// before, so this does too); null when absent.
+nlohmann::ordered_json InOrder(const std::string& body, const char* key) {
+  const nlohmann::ordered_json all =
+      nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  return all.is_object() && all.contains(key) ? all[key] : nlohmann::ordered_json();
+}
+
+// `value`, found at `path` under `in_order` (the same part of the body read in the client's key
+// order, as InOrder gives it), as compact JSON text with its keys in the client's order.
+std::string DumpInOrder(const json& value, const nlohmann::ordered_json& in_order,
+                        std::initializer_list<const char*> path) {
+  const nlohmann::ordered_json* at = &in_order;
+  for (const char* key : path) {
+    at = at->is_object() && at->contains(key) ? &(*at)[key] : nullptr;
+    if (at == nullptr) break;
+  }
+  return at != nullptr && at->type() == value.type()
+             ? at->dump(-1, ' ', false, json::error_handler_t::replace)
+             : value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // One of "tools": {"type": "function", "function": {"name", "description"?, "parameters"?}}.
 // `ordered` is the same tool read with its keys in the client's order, which the parameters keep
 // (templates write them out with tojson, as Python keeps a dict's order).
@@ -449,13 +483,8 @@ absl::Status ReadTool(const json& t, const nlohmann::ordered_json& ordered,
   const json& f = *function;
   RETURN_IF_ERROR(OnlyKeys(f, fn, {"name", "description", "parameters", "strict"},
                            "function key (name, description, parameters)"));
-  absl::StatusOr<std::string> name = RequiredString(f, fn, "name");
+  absl::StatusOr<std::string> name = RequiredName(f, fn);
   if (!name.ok()) return name.status();
-  if (!IsToolName(*name)) {
-    return KeyError(
-        kOrigin, absl::StrCat(fn, ".name"),
-        absl::StrCat("must be 1-", kMaxToolNameChars, " characters of a-z, A-Z, 0-9, _ and -"));
-  }
   out->set_name(*std::move(name));
   if (Has(f, "description")) {
     if (!f["description"].is_string()) {
@@ -468,15 +497,7 @@ absl::Status ReadTool(const json& t, const nlohmann::ordered_json& ordered,
       return KeyError(kOrigin, absl::StrCat(fn, ".parameters"),
                       "must be an object (a JSON schema)");
     }
-    const nlohmann::ordered_json* in_order = &ordered;
-    for (const char* key : {"function", "parameters"}) {
-      in_order = in_order->is_object() && in_order->contains(key) ? &(*in_order)[key] : nullptr;
-      if (in_order == nullptr) break;
-    }
-    out->set_parameters_json(
-        in_order != nullptr && in_order->is_object()
-            ? in_order->dump(-1, ' ', false, json::error_handler_t::replace)
-            : f["parameters"].dump(-1, ' ', false, json::error_handler_t::replace));
+    out->set_parameters_json(DumpInOrder(f["parameters"], ordered, {"function", "parameters"}));
   }
   // strict: false (or absent) is OpenAI's default; strict: true promises arguments that follow
   // the schema, which needs constrained decoding.
@@ -495,11 +516,7 @@ absl::Status ReadTools(const json& j, const std::string& body, std::optional<Too
                        CompletionCall* call, v1::Chat* chat) {
   const bool has_tools = Has(j, "tools");
   if (has_tools) {
-    // Read again in order (the body parsed before, so this does too).
-    const nlohmann::ordered_json all =
-        nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
-    const nlohmann::ordered_json ordered =
-        all.is_object() && all.contains("tools") ? all["tools"] : nlohmann::ordered_json();
+    const nlohmann::ordered_json ordered = InOrder(body, "tools");
     const json& tools = j["tools"];
     if (!tools.is_array() || tools.empty() || tools.size() > static_cast<size_t>(kMaxTools)) {
       return KeyError(kOrigin, "tools", absl::StrCat("must be a list of 1-", kMaxTools, " tools"));
@@ -539,6 +556,60 @@ absl::Status ReadTools(const json& j, const std::string& body, std::optional<Too
   return absl::OkStatus();
 }
 
+// OpenAI's response_format: {"type": "text"} (free text, as without it), {"type":
+// "json_object"} or {"type": "json_schema", "json_schema": {"name", "description"?, "schema",
+// "strict"?}}, the schema kept in the client's key order (its property order is the output's).
+// The schema is compiled with the request (an error names response_format.json_schema.schema).
+absl::Status ReadResponseFormat(const json& j, const std::string& body, v1::GenerateRequest* r) {
+  if (!Has(j, "response_format")) return absl::OkStatus();
+  const std::string field = "response_format";
+  const json& format = j["response_format"];
+  if (!format.is_object()) {
+    return KeyError(kOrigin, field, "must be an object {\"type\", \"json_schema\"}");
+  }
+  RETURN_IF_ERROR(
+      OnlyKeys(format, field, {"type", "json_schema"}, "response_format key (type, json_schema)"));
+  const auto type = format.find("type");
+  if (type == format.end() ||
+      (*type != "text" && *type != "json_object" && *type != "json_schema")) {
+    return KeyError(kOrigin, field + ".type", R"(must be "text", "json_object" or "json_schema")");
+  }
+  const std::string schema_field = field + ".json_schema";
+  if (*type != "json_schema") {
+    if (format.contains("json_schema")) {
+      return KeyError(kOrigin, schema_field, R"(is for "type": "json_schema" only)");
+    }
+    if (*type == "json_object") r->mutable_response_format()->mutable_json_object();
+    return absl::OkStatus();
+  }
+  const auto spec = format.find("json_schema");
+  if (spec == format.end() || !spec->is_object()) {
+    return KeyError(kOrigin, schema_field,
+                    "is required and must be an object {name, description, schema, strict}");
+  }
+  RETURN_IF_ERROR(OnlyKeys(*spec, schema_field, {"name", "description", "schema", "strict"},
+                           "json_schema key (name, description, schema, strict)"));
+  absl::StatusOr<std::string> name = RequiredName(*spec, schema_field);
+  if (!name.ok()) return name.status();
+  if (Has(*spec, "description") && !(*spec)["description"].is_string()) {
+    return KeyError(kOrigin, schema_field + ".description", "must be a string");
+  }
+  // strict true and false alike: the output always follows the schema.
+  if (Has(*spec, "strict") && !(*spec)["strict"].is_boolean()) {
+    return KeyError(kOrigin, schema_field + ".strict", "must be true or false");
+  }
+  if (!Has(*spec, "schema")) return KeyError(kOrigin, schema_field + ".schema", "is required");
+  const json& schema = (*spec)["schema"];
+  if (!schema.is_object()) {
+    return KeyError(kOrigin, schema_field + ".schema", "must be an object (a JSON Schema)");
+  }
+  v1::ResponseFormat::JsonSchema* out = r->mutable_response_format()->mutable_json_schema();
+  out->set_name(*std::move(name));
+  out->set_schema_json(
+      DumpInOrder(schema, InOrder(body, "response_format"), {"json_schema", "schema"}));
+  return absl::OkStatus();
+}
+
 // transformers refuses to continue a final message without text (content null or absent, or a
 // list without text parts); once read, those are indistinguishable from the empty string.
 absl::Status CheckFinalMessageHasText(const json& messages) {
@@ -563,6 +634,7 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
   RETURN_IF_ERROR(ReadGenerationKeys(j, &call));
   v1::GenerateRequest& r = call.request;
   RETURN_IF_ERROR(ReadPrompts(j, &call));
+  RETURN_IF_ERROR(ReadResponseFormat(j, body, &r));
   if (call.prompts.size() * call.n > static_cast<size_t>(kMaxChoices)) {
     return KeyError(kOrigin, "n",
                     absl::StrCat("times the number of prompts must be at most ", kMaxChoices,
@@ -592,6 +664,13 @@ absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
   v1::Chat* chat = call.prompts.emplace_back().mutable_chat();
   RETURN_IF_ERROR(ReadMessages(j, chat));
   RETURN_IF_ERROR(ReadTools(j, body, tool_call_parser, &call, chat));
+  RETURN_IF_ERROR(ReadResponseFormat(j, body, &r));
+  // Both would decide what the output is (and the calls' tags are no JSON).
+  if (r.has_response_format() && call.tool_calls.has_value()) {
+    return KeyError(kOrigin, "response_format",
+                    "cannot be combined with tools (unless tool_choice is \"none\"): both "
+                    "constrain the same output");
+  }
   RETURN_IF_ERROR(ReadOptionalBool(j, "add_generation_prompt",
                                    [&](bool v) { chat->set_add_generation_prompt(v); }));
   RETURN_IF_ERROR(ReadOptionalBool(j, "continue_final_message",

@@ -2,9 +2,10 @@
 // share one set of range rules (request_validation.h) and one conversion (proto_convert.h). This
 // file checks only the JSON: types, known keys, the shapes OpenAI allows (prompt as text, token
 // ids or a list of either; chat message content as text or a list of text parts;
-// stop as a string or a list; chat tools, tool calls and tool results) and what this server does
-// not take (best_of other than n, suffix, tools without --tool-call-parser, tool_choice that
-// needs constrained decoding).
+// stop as a string or a list; chat tools, tool calls and tool results; response_format text,
+// json_object or json_schema, the schema kept in the client's key order) and what this server
+// does not take (best_of other than n, suffix, tools without --tool-call-parser, tool_choice that
+// forces a call, response_format together with tools that are read for calls).
 #pragma once
 
 #include <optional>
@@ -51,7 +52,8 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
 // default, so generation_config.json's or the server's default applies; "logprobs" is a bool and
 // "top_logprobs" the number of alternatives. "tools" become prompt.chat.tools and need
 // `tool_call_parser` (the server's --tool-call-parser); with tools in use, skip_special_tokens
-// defaults to false, as vLLM sets it, since the calls' tags may be special tokens. Same errors as
+// defaults to false, as vLLM sets it, since the calls' tags may be special tokens; a JSON
+// response_format is refused with tools read for calls (tool_choice "auto"). Same errors as
 // ParseCompletionRequest.
 absl::StatusOr<CompletionCall> ParseChatRequest(
     const std::string& body, const std::string& served_model,

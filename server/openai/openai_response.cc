@@ -328,16 +328,18 @@ absl::Status WithHttpFieldNames(const absl::Status& status) {
   if (status.ok()) return status;
   return absl::Status(
       status.code(),
-      absl::StrReplaceAll(status.message(),
-                          {{"sampling.", ""},
-                           {"prompt.token_ids.ids", "prompt"},
-                           {"prompt.token_ids", "prompt"},
-                           {"prompt.text", "prompt"},
-                           {"prompt.chat.messages", "messages"},
-                           {"prompt.chat.add_generation_prompt", "add_generation_prompt"},
-                           {"prompt.chat.continue_final_message", "continue_final_message"},
-                           {"prompt.chat.tools", "tools"},
-                           {"prompt.chat", "messages"}}));
+      absl::StrReplaceAll(
+          status.message(),
+          {{"sampling.", ""},
+           {"prompt.token_ids.ids", "prompt"},
+           {"prompt.token_ids", "prompt"},
+           {"prompt.text", "prompt"},
+           {"prompt.chat.messages", "messages"},
+           {"prompt.chat.add_generation_prompt", "add_generation_prompt"},
+           {"prompt.chat.continue_final_message", "continue_final_message"},
+           {"prompt.chat.tools", "tools"},
+           {"prompt.chat", "messages"},
+           {"response_format.json_schema.schema_json", "response_format.json_schema.schema"}}));
 }
 
 int HttpStatusCode(absl::StatusCode code) {

@@ -1,9 +1,12 @@
 // End-to-end tests of attnres-cli against the real attnres-server: every command (bench
-// included), --json output that parses, streaming output equal to unary output, and error reporting
-// ("error: CODE: message" on stderr, exit 1; usage errors exit 2).
+// included), --json output that parses, streaming output equal to unary output, the
+// response-format flags, and error reporting ("error: CODE: message" on stderr, exit 1; usage
+// errors exit 2).
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "e2e_test_util.h"
 #include "nlohmann/json.hpp"
 #include "server_fixture.h"
 
@@ -139,6 +142,51 @@ TEST_F(CliE2eTest, LogitBiasAndMinTokensFlags) {
   EXPECT_EQ(j["token_ids"], nlohmann::json({11, 11, 11}));
   EXPECT_EQ(Cli({"generate", "--prompt", "Hi", "--logit-bias", "11"}).exit_code, 2);
   EXPECT_EQ(Cli({"generate", "--prompt", "Hi", "--logit-bias", "x=1"}).exit_code, 2);
+}
+
+// --json-schema FILE and --json-object: the output is JSON of that shape, ended by itself.
+TEST_F(CliE2eTest, ResponseFormatFlags) {
+  const std::string schema_file = ::testing::TempDir() + "/attnres-cli-small-schema.json";
+  std::ofstream(schema_file) << kSmallSchema;
+  const std::vector<std::string> args = {
+      "generate", "--prompt", "A record:", "--max-tokens", std::to_string(kJsonMaxTokens),
+      "--json"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return Cli(a);
+  };
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{"--json-schema", schema_file, "--temperature", "0"},
+        std::vector<std::string>{"--json-schema", schema_file, "--temperature", "0", "--stream"},
+        std::vector<std::string>{"--json-schema", schema_file, "--temperature", "1", "--seed", "3"},
+        // Steered to close its strings (SteerToCloseJson).
+        std::vector<std::string>{"--json-object", "--temperature", "0", "--logit-bias",
+                                 std::to_string(kQuoteToken) + "=100", "--logit-bias",
+                                 std::to_string(kCloseBraceToken) + "=50"}}) {
+    CommandResult r = with(extra);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    nlohmann::json j = Json(r);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    const std::string text = j["text"];
+    EXPECT_TRUE(extra[0] == "--json-object" ? IsJsonObject(text) : IsSmallSchemaJson(text));
+    EXPECT_EQ(j["finish_reason"], "FINISH_REASON_STOP") << text;
+  }
+  CommandResult both = with({"--json-object", "--json-schema", schema_file});
+  EXPECT_EQ(both.exit_code, 2);
+  CommandResult missing = with({"--json-schema", "/nonexistent/schema.json"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_EQ(missing.err,
+            "error: --json-schema: cannot read /nonexistent/schema.json: No such file or "
+            "directory\n");
+  // The server compiles the schema: its errors name the field.
+  const std::string bad_file = ::testing::TempDir() + "/attnres-cli-bad-schema.json";
+  std::ofstream(bad_file) << R"({"type": "string", "pattern": "^a"})";
+  CommandResult bad = with({"--json-schema", bad_file});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.err.rfind("error: INVALID_ARGUMENT: response_format.json_schema.schema_json: ", 0),
+            0u)
+      << bad.err;
 }
 
 TEST_F(CliE2eTest, ServerErrorsAreReportedWithTheCode) {

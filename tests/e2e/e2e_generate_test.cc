@@ -1,6 +1,6 @@
 // End-to-end generation semantics through the C++ stub against the real attnres-server:
 // determinism, stream == unary, seeds, stop strings and ids, max_tokens, min_tokens, logit bias,
-// logprobs, mix weights.
+// logprobs, mix weights, structured outputs (response_format).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "e2e_test_util.h"
+#include "gmock/gmock.h"
 #include "server_fixture.h"
 
 namespace attnres::e2e {
@@ -270,6 +271,64 @@ TEST_F(GenerateE2eTest, MixWeightsHaveTheLayoutCountsAndSumToOne) {
   }
   // Not asked: none.
   EXPECT_EQ(MustGenerate(GreedyRequest("Depth attention", 6)).mix_weights_size(), 0);
+}
+
+// response_format: greedy and sampled outputs are JSON the schema accepts (or an object, steered
+// to close its strings), end with STOP once whole (EOS ignored: nothing can follow), and stream
+// as they come unary.
+TEST_F(GenerateE2eTest, ResponseFormatOutputsJsonThatEndsItself) {
+  std::vector<v1::GenerateRequest> requests = {GreedyRequest("A record:", kJsonMaxTokens)};
+  for (uint64_t seed : {1, 2, 3})
+    requests.push_back(SeededRequest("A record:", kJsonMaxTokens, seed));
+  for (v1::GenerateRequest& request : requests) {
+    *request.mutable_response_format() = SmallSchemaFormat();
+    const v1::GenerateResponse r = MustGenerate(request);
+    EXPECT_TRUE(IsSmallSchemaJson(r.text())) << "seed " << request.sampling().seed();
+    EXPECT_EQ(r.finish_reason(), v1::FINISH_REASON_STOP) << r.text();
+    EXPECT_LT(r.token_ids_size(), kJsonMaxTokens);
+    const StreamResult s = GenerateStream(stub_.get(), request);
+    ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+    EXPECT_EQ(s.text, r.text());
+    EXPECT_EQ(s.chunks.back().finish_reason(), v1::FINISH_REASON_STOP);
+
+    request.mutable_response_format()->mutable_json_object();
+    SteerToCloseJson(request.mutable_sampling());
+    const v1::GenerateResponse object = MustGenerate(request);
+    EXPECT_TRUE(IsJsonObject(object.text())) << "seed " << request.sampling().seed();
+    EXPECT_EQ(object.finish_reason(), v1::FINISH_REASON_STOP) << object.text();
+  }
+}
+
+TEST_F(GenerateE2eTest, ResponseFormatRefusalsAreInvalidArgument) {
+  v1::GenerateRequest request = GreedyRequest("A record:", 20);
+  // pattern is a keyword the compiler does not enforce: refused, naming where it is.
+  request.mutable_response_format()->mutable_json_schema()->set_schema_json(
+      R"({"type":"object","properties":{"id":{"type":"string","pattern":"^[a-z]+$"}}})");
+  v1::GenerateResponse response;
+  grpc::Status status = Generate(stub_.get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::StartsWith("response_format.json_schema.schema_json: "));
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("#/properties/id"));
+  request.mutable_response_format()->mutable_json_schema()->set_schema_json("{\"type\":");
+  status = Generate(stub_.get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::StartsWith("response_format.json_schema.schema_json: "));
+  const StreamResult stream = GenerateStream(stub_.get(), request);
+  EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  request.mutable_response_format()->mutable_json_schema()->clear_schema_json();
+  status = Generate(stub_.get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(
+      status.error_message(),
+      ::testing::HasSubstr("response_format.json_schema.schema_json must be 1-65536 bytes"));
+  request.mutable_response_format()->mutable_json_object();
+  request.set_max_tokens(0);
+  status = Generate(stub_.get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::HasSubstr("response_format must not be set with max_tokens 0"));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <latch>
 #include <mutex>
 #include <string>
@@ -611,6 +612,20 @@ TEST_F(OpenAiE2eTest, CliChatKeepsTheConversation) {
   EXPECT_EQ(r.out, first + "\n" + second + "\n");  // the empty line was no turn
 }
 
+// attnres-cli chat --json-schema FILE: each answer is JSON the schema accepts.
+TEST_F(OpenAiE2eTest, CliChatKeepsToTheResponseFormat) {
+  const std::string schema_file = ::testing::TempDir() + "/attnres-chat-small-schema.json";
+  std::ofstream(schema_file) << kSmallSchema;
+  CommandResult r = RunCommand(
+      {EnvPath("ATTNRES_CLI"), "--target", server_->target(), "chat", "--max-tokens",
+       std::to_string(kJsonMaxTokens), "--temperature", "0", "--json-schema", schema_file},
+      60, "A record, please\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n');
+  EXPECT_TRUE(IsSmallSchemaJson(r.out.substr(0, r.out.size() - 1)));
+}
+
 TEST_F(OpenAiE2eTest, ChatStreamStartsWithTheRoleAndConcatenatesToTheCompletion) {
   json body = {{"messages", {{{"role", "user"}, {"content", "A stream, please"}}}},
                {"max_tokens", 10},
@@ -666,6 +681,104 @@ TEST_F(OpenAiE2eTest, ChatRefusalsNameTheMessageOrQuoteTheTemplate) {
   EXPECT_THAT(status.error_message(),
               ::testing::HasSubstr("prompt.chat: the model's chat template refused the "
                                    "conversation: Unknown role: tool"));
+}
+
+// response_format over HTTP: completions and chat, whole and streamed, greedy and sampled, give
+// JSON the schema accepts (or an object, steered to close its strings), finished with "stop"; the
+// completion is the gRPC
+// API's for the same request. The schema's key order is the client's, so ojson bodies.
+TEST_F(OpenAiE2eTest, ResponseFormatGivesJsonOverBothCalls) {
+  const ojson format = {
+      {"type", "json_schema"},
+      {"json_schema",
+       {{"name", "small"}, {"strict", true}, {"schema", ojson::parse(kSmallSchema)}}}};
+  const ojson object = {{"type", "json_object"}};
+  v1::GenerateRequest request = GreedyRequest("A record:", kJsonMaxTokens);
+  request.set_ignore_eos(false);
+  *request.mutable_response_format() = SmallSchemaFormat();
+  v1::GenerateResponse grpc_response;
+  ASSERT_TRUE(Generate(server_->Stub().get(), request, &grpc_response).ok());
+  for (const bool chat : {false, true}) {
+    const std::string path = chat ? "/v1/chat/completions" : "/v1/completions";
+    // The text of a choice, whole or streamed (deltas concatenated), and its finish reason.
+    const auto complete = [&](ojson body, bool stream) -> std::pair<std::string, std::string> {
+      body["stream"] = stream;
+      auto res = client_->Post(path, body.dump(), "application/json");
+      EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no response");
+      if (!res || res->status != 200) return {};
+      if (!stream) {
+        const json choice = json::parse(res->body)["choices"][0];
+        return {(chat ? choice["message"]["content"] : choice["text"]).get<std::string>(),
+                choice["finish_reason"].get<std::string>()};
+      }
+      std::string text, finish;
+      const std::vector<std::string> events = Events(res->body);
+      EXPECT_EQ(events.back(), "[DONE]");
+      for (size_t i = 0; i + 1 < events.size(); ++i) {
+        const json choice = json::parse(events[i])["choices"][0];
+        text += chat ? choice["delta"].value("content", "") : choice["text"].get<std::string>();
+        if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"].get<std::string>();
+      }
+      return {text, finish};
+    };
+    ojson body = {{"max_tokens", kJsonMaxTokens}, {"temperature", 0}, {"response_format", format}};
+    if (chat) {
+      body["messages"] = {{{"role", "user"}, {"content", "A record, please"}}};
+    } else {
+      body["prompt"] = "A record:";
+    }
+    for (const ojson& sampling : {ojson{{"temperature", 0}}, ojson{{"temperature", 1}, {"seed", 5}},
+                                  ojson{{"temperature", 0.8}, {"seed", 9}}}) {
+      body.update(sampling);
+      for (const bool stream : {false, true}) {
+        const auto [text, finish] = complete(body, stream);
+        EXPECT_TRUE(IsSmallSchemaJson(text)) << path << " " << sampling.dump() << " " << stream;
+        EXPECT_EQ(finish, "stop") << text;
+        if (!chat && sampling["temperature"] == 0) {
+          EXPECT_EQ(text, grpc_response.text());
+        }
+      }
+      ojson any = body;
+      any["response_format"] = object;
+      any["logit_bias"] = {{std::to_string(kQuoteToken), 100},
+                           {std::to_string(kCloseBraceToken), 50}};
+      for (const bool stream : {false, true}) {
+        const auto [text, finish] = complete(any, stream);
+        EXPECT_TRUE(IsJsonObject(text)) << path << " " << sampling.dump() << " " << stream;
+        EXPECT_EQ(finish, "stop") << text;
+      }
+    }
+  }
+}
+
+TEST_F(OpenAiE2eTest, ResponseFormatRefusalsNameTheField) {
+  const std::string format =
+      R"("response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": )";
+  const std::string bad_schema =
+      format + R"({"type": "object", "properties": {"id": {"type": "string", "pattern": "^a"}}}}})";
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"/v1/completions", R"({"prompt": "x", )" + bad_schema + "}",
+       "response_format.json_schema.schema: "},
+      {"/v1/chat/completions",
+       R"({"messages": [{"role": "user", "content": "x"}], )" + bad_schema + "}",
+       "response_format.json_schema.schema: "},
+      {"/v1/completions", R"({"prompt": "x", )" + format + "null}}}",
+       R"(key "response_format.json_schema.schema" is required)"},
+      {"/v1/completions", R"({"prompt": "x", "response_format": {"type": "yaml"}})",
+       R"(key "response_format.type" must be "text", "json_object" or "json_schema")"},
+      {"/v1/completions",
+       R"({"prompt": "x", "max_tokens": 0, "echo": true, "logprobs": 1,
+           "response_format": {"type": "json_object"}})",
+       "response_format must not be set with max_tokens 0"},
+  };
+  for (const auto& [path, body, message] : cases) {
+    auto res = client_->Post(path, body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, 400) << body << " -> " << res->body;
+    EXPECT_THAT(json::parse(res->body)["error"]["message"].get<std::string>(),
+                ::testing::HasSubstr(message))
+        << body;
+  }
 }
 
 // A server with --tool-call-parser hermes and a Hermes-style template

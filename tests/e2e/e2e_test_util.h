@@ -2,11 +2,14 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "attnres/v1/attnres.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace attnres::e2e {
 
@@ -66,6 +69,56 @@ inline StreamResult GenerateStream(v1::AttnRes::Stub* stub, const v1::GenerateRe
 
 inline std::vector<int32_t> Ids(const google::protobuf::RepeatedField<int32_t>& ids) {
   return std::vector<int32_t>(ids.begin(), ids.end());
+}
+
+// Structured outputs: a small schema (a boolean, an integer and an enum, all required), the
+// response_format that asks for it, and the checks that a text is JSON it accepts / any object.
+// Room for the whitespace a model may write between JSON tokens (the test model writes plenty);
+// within the test model's 512-token context with a short prompt.
+inline constexpr int kJsonMaxTokens = 400;
+inline constexpr char kSmallSchema[] =
+    R"({"type":"object","properties":{"ok":{"type":"boolean"},"n":{"type":"integer"},)"
+    R"("tag":{"enum":["a","b"]}},"required":["ok","n","tag"]})";
+
+inline v1::ResponseFormat SmallSchemaFormat() {
+  v1::ResponseFormat format;
+  format.mutable_json_schema()->set_schema_json(kSmallSchema);
+  format.mutable_json_schema()->set_name("small");
+  return format;
+}
+
+inline ::testing::AssertionResult IsSmallSchemaJson(const std::string& text) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return ::testing::AssertionFailure() << "not a JSON object: " << text;
+  const auto n = j.find("n");
+  // An integer of any size (one past 64 bits reads as an integral float).
+  const bool integer =
+      n != j.end() && (n->is_number_integer() ||
+                       (n->is_number_float() && std::floor(n->get<double>()) == n->get<double>()));
+  if (!j.contains("ok") || !j["ok"].is_boolean() || !integer || !j.contains("tag") ||
+      (j["tag"] != "a" && j["tag"] != "b")) {
+    return ::testing::AssertionFailure() << "not what the schema accepts: " << text;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A random model never ends a free JSON string by itself (it repeats a character), so the
+// json_object tests steer it among the tokens the grammar allows: '"' above all (empty keys and
+// strings), then '}' (closing) above ',' and whitespace: {"":""} in some spacing. The test model's
+// vocabulary is byte-level: a byte's token id is the byte.
+inline constexpr int32_t kQuoteToken = '"';
+inline constexpr int32_t kCloseBraceToken = '}';
+
+inline void SteerToCloseJson(v1::SamplingParams* sampling) {
+  (*sampling->mutable_logit_bias())[kQuoteToken] = 100.0f;
+  (*sampling->mutable_logit_bias())[kCloseBraceToken] = 50.0f;
+}
+
+inline ::testing::AssertionResult IsJsonObject(const std::string& text) {
+  if (nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false).is_object()) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "not a JSON object: " << text;
 }
 
 }  // namespace attnres::e2e

@@ -3,10 +3,11 @@
 
 Starts the server on a free port (--port 0) with ATTNRES_SERVER / ATTNRES_E2E_MODEL_DIR (set by
 ctest) and the ChatML template of tests/e2e/data, checks info, tokenize/detokenize, generate (with
-logit_bias and min_tokens, and with chat messages, continue_final_message included),
-generate_stream and an INVALID_ARGUMENT.
+logit_bias and min_tokens, with chat messages, continue_final_message included, and with a
+response_format), generate_stream and INVALID_ARGUMENTs.
 """
 
+import json
 import os
 import re
 import signal
@@ -88,6 +89,39 @@ def main() -> int:
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
                 assert "prompt.chat.tools[0].name" in e.details(), e.details()
+            # Structured output: JSON the schema accepts (or any object), ended by itself.
+            schema = {"type": "object", "properties": {"ok": {"type": "boolean"},
+                                                       "n": {"type": "integer"},
+                                                       "tag": {"enum": ["a", "b"]}},
+                      "required": ["ok", "n", "tag"]}
+            small = {"type": "json_schema", "json_schema": {"name": "small", "schema": schema}}
+            for sampling in ({"temperature": 0.0}, {"temperature": 1.0, "seed": 4}):
+                s = client.generate("A record:", max_tokens=400, response_format=small,
+                                    **sampling)
+                value = json.loads(s.text)
+                assert (isinstance(value["ok"], bool) and isinstance(value["n"], int)
+                        and not isinstance(value["n"], bool) and value["tag"] in ("a", "b")), s
+                assert s.finish_reason == "STOP", s
+                streamed = list(client.generate_stream("A record:", max_tokens=400,
+                                                       response_format=small, **sampling))
+                assert "".join(c.text for c in streamed) == s.text
+                # A random model never closes a free string: '"' first, then '}' (as the C++
+                # e2e tests' SteerToCloseJson).
+                o = client.generate("A record:", max_tokens=400,
+                                    response_format={"type": "json_object"},
+                                    logit_bias={ord('"'): 100.0, ord("}"): 50.0}, **sampling)
+                assert isinstance(json.loads(o.text), dict) and o.finish_reason == "STOP", o
+            plain = client.generate("Hello", max_tokens=8, temperature=0.0, ignore_eos=True,
+                                    response_format={"type": "text"})
+            assert plain.token_ids == r.token_ids, plain
+            try:
+                client.generate("Hello", max_tokens=8, response_format={
+                    "type": "json_schema",
+                    "json_schema": {"schema": {"type": "string", "pattern": "^a"}}})
+                raise AssertionError("a schema with pattern was accepted")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+                assert "response_format.json_schema.schema_json" in e.details(), e.details()
             try:
                 client.generate("Hello", top_p=1.5)
                 raise AssertionError("top_p=1.5 was accepted")

@@ -48,6 +48,28 @@ class StreamChunk:
     message: object = field(repr=False, default=None)  # the GenerateStreamResponse
 
 
+def _set_response_format(out, response_format: Mapping) -> None:
+    """Fills a ResponseFormat from OpenAI's response_format dict: {"type": "text"} (free text,
+    left unset), {"type": "json_object"} or {"type": "json_schema", "json_schema": {"schema":
+    {...} or its JSON text, "name"?}} (the schema's key order is kept)."""
+    kind = response_format.get("type")
+    if kind == "text":
+        return
+    if kind == "json_object":
+        out.json_object.SetInParent()
+        return
+    if kind != "json_schema":
+        raise ValueError('response_format["type"] must be "text", "json_object" or "json_schema"')
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, Mapping) or spec.get("schema") is None:
+        raise ValueError('response_format["json_schema"]["schema"] is required')
+    schema = spec["schema"]
+    out.json_schema.schema_json = (schema if isinstance(schema, str)
+                                   else json.dumps(schema, separators=(",", ":")))
+    if spec.get("name"):
+        out.json_schema.name = spec["name"]
+
+
 def _finish_name(value: int) -> Optional[str]:
     if value == attnres_pb2.FINISH_REASON_UNSPECIFIED:
         return None
@@ -79,6 +101,7 @@ class Client:
                       tools: Optional[Sequence[Mapping]] = None,
                       stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
                       logit_bias: Optional[Mapping[int, float]] = None,
+                      response_format: Optional[Mapping] = None,
                       **kwargs) -> "attnres_pb2.GenerateRequest":
         """A GenerateRequest from a text prompt, prompt_ids or chat messages
         ([{"role": ..., "content": ...}], written out by the model's chat template; OpenAI's
@@ -86,7 +109,9 @@ class Client:
         (with messages only) are OpenAI's [{"type": "function", "function": {"name",
         "description", "parameters"}}], which the template writes into the prompt; the text
         that comes back is the model's own (the server reads tool calls out of it only over
-        HTTP, with --tool-call-parser)."""
+        HTTP, with --tool-call-parser). `response_format` is OpenAI's dict ({"type":
+        "json_object"}, or {"type": "json_schema", "json_schema": {"schema": {...}, "name":
+        ...}}): the output is then JSON of that shape."""
         if sum(p is not None for p in (prompt, prompt_ids, messages)) != 1:
             raise ValueError("give exactly one of prompt, prompt_ids and messages")
         if tools and messages is None:
@@ -122,6 +147,8 @@ class Client:
         request.stop.extend(stop)
         request.stop_token_ids.extend(stop_token_ids)
         request.sampling.logit_bias.update(logit_bias or {})
+        if response_format is not None:
+            _set_response_format(request.response_format, response_format)
         for name, value in kwargs.items():
             if value is None:
                 continue

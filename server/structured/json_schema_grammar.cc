@@ -1,0 +1,831 @@
+// JSON Schema -> Grammar (see json_schema_grammar.h). One walk over the schema: each schema becomes
+// the alternatives of a rule (inlined where it is one alternative of its parent: anyOf branches),
+// each $ref target a rule declared once and compiled from a worklist (so recursive schemas
+// terminate and each target is compiled once), and the pieces every schema shares (whitespace,
+// strings, numbers, any value) are built once per compile.
+#include "server/structured/json_schema_grammar.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+
+namespace attnres::structured {
+namespace {
+
+using json = nlohmann::ordered_json;  // the schema's key order is the property order
+using Alternatives = std::vector<Alternative>;
+
+#define RETURN_IF_ERROR(expr)                   \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
+  } while (0)
+
+#define SCHEMA_CONCAT_INNER(a, b) a##b
+#define SCHEMA_CONCAT(a, b) SCHEMA_CONCAT_INNER(a, b)
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  ASSIGN_OR_RETURN_IMPL(SCHEMA_CONCAT(_status_or_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                          \
+  if (!tmp.ok()) return tmp.status();         \
+  lhs = *std::move(tmp)
+
+// Whitespace between tokens: nothing, one space, or a newline and up to 20 spaces or tabs
+// (llama.cpp's bound). Enough to pretty-print ten levels deep at two spaces; not enough for a
+// model to stall by writing whitespace forever.
+constexpr int kMaxIndent = 20;
+// Digits of a number: enough for any int64 or uint64 and any double as nlohmann or Python write
+// it (17 significant digits), few enough that a model cannot loop on "0.3333...". With at most
+// 2 exponent digits no accepted number overflows a double (which nlohmann refuses to read).
+constexpr int kMaxIntegerDigits = 20;
+constexpr int kMaxFractionDigits = 20;
+constexpr int kMaxExponentDigits = 2;
+// Schemas nested inside one another (a $ref target starts again from 0).
+constexpr int kMaxSchemaDepth = 64;
+// Counted repetition (minLength, maxItems, ...) costs a rule per count, so a schema's counts add
+// up to at most this, well inside GrammarLimits::max_rules.
+constexpr int64_t kMaxCounted = 1 << 15;
+
+// Keywords that do not constrain values; "$defs" and "definitions" hold schemas that only a $ref
+// reaches.
+bool IsIgnored(std::string_view key) {
+  static constexpr std::string_view kIgnored[] = {
+      "$schema", "$id",         "$anchor",  "$comment",  "$defs",           "definitions",
+      "title",   "description", "default",  "examples",  "example",         "format",
+      "strict",  "deprecated",  "readOnly", "writeOnly", "contentEncoding", "contentMediaType"};
+  return key.starts_with("x-") ||
+         std::find(std::begin(kIgnored), std::end(kIgnored), key) != std::end(kIgnored);
+}
+
+bool IsSupported(std::string_view key) {
+  static constexpr std::string_view kSupported[] = {
+      "type",     "enum",     "const",      "nullable",  "anyOf",           "oneOf",
+      "allOf",    "$ref",     "properties", "required",  "items",           "prefixItems",
+      "minItems", "maxItems", "minLength",  "maxLength", "additionalItems", "additionalProperties"};
+  return std::find(std::begin(kSupported), std::end(kSupported), key) != std::end(kSupported);
+}
+
+template <typename... Args>
+absl::Status Invalid(const std::string& at, const Args&... args) {
+  return absl::InvalidArgumentError(absl::StrCat(at, ": ", args...));
+}
+
+// JSON pointers (RFC 6901) name schema locations: "#/properties/a~1b" is the property "a/b".
+std::string Child(const std::string& at, const std::string& key) {
+  return absl::StrCat(at, "/", absl::StrReplaceAll(key, {{"~", "~0"}, {"/", "~1"}}));
+}
+std::string Child(const std::string& at, size_t index) { return absl::StrCat(at, "/", index); }
+
+// The node `ref` ("#", "#/$defs/Name", any JSON pointer into the root) names; nullptr if none.
+const json* Resolve(const json& root, const std::string& ref) {
+  if (ref.empty() || ref[0] != '#') return nullptr;
+  const json* node = &root;
+  if (ref.size() == 1) return node;
+  if (ref[1] != '/') return nullptr;
+  for (const absl::string_view segment : absl::StrSplit(ref.substr(2), '/')) {
+    // One pass, so "~01" is "~1", not "/".
+    const std::string key = absl::StrReplaceAll(segment, {{"~1", "/"}, {"~0", "~"}});
+    if (node->is_object()) {
+      const auto it = node->find(key);
+      if (it == node->end()) return nullptr;
+      node = &*it;
+    } else if (node->is_array()) {
+      size_t index = 0;
+      if (key.empty() || (key.size() > 1 && key[0] == '0') ||
+          !std::all_of(key.begin(), key.end(), absl::ascii_isdigit) ||
+          !absl::SimpleAtoi(key, &index) || index >= node->size()) {
+        return nullptr;
+      }
+      node = &(*node)[index];
+    } else {
+      return nullptr;
+    }
+  }
+  return node;
+}
+
+// A rule name for a schema location: "#/properties/a b" -> "properties-a-b" (the builder makes
+// names unique).
+std::string RuleName(const std::string& at, const std::string& suffix = "") {
+  std::string name;
+  for (char c : at) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
+      name += c;
+    } else if (!name.empty() && name.back() != '-') {
+      name += '-';
+    }
+  }
+  if (name.size() > 48) name.erase(0, name.size() - 48);
+  if (!name.empty() && name.back() == '-') name.pop_back();
+  if (name.empty()) name = "root";
+  if (!suffix.empty()) name += "-" + suffix;
+  return name;
+}
+
+// Compact JSON, as enum and const values and property names are matched. Schemas read from text
+// are valid UTF-8; replace keeps dump() from throwing on one built in code that is not.
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+constexpr std::string_view kTypeNames[] = {"null",   "boolean", "object", "array",
+                                           "number", "integer", "string"};
+
+bool HasType(const json& value, std::string_view type) {
+  if (type == "null") return value.is_null();
+  if (type == "boolean") return value.is_boolean();
+  if (type == "object") return value.is_object();
+  if (type == "array") return value.is_array();
+  if (type == "string") return value.is_string();
+  if (type == "number") return value.is_number();
+  // integer: JSON Schema counts 1.0 as an integer.
+  if (value.is_number_integer()) return true;
+  if (!value.is_number_float()) return false;
+  const double d = value.get<double>();
+  return std::isfinite(d) && d == std::trunc(d);
+}
+
+// Without "type", the kind of value is read from the keywords present (an object for
+// "properties", ...), as schemas written for tools mean it; none of them: any value.
+std::vector<std::string> InferredTypes(const json& s) {
+  const auto any_of = [&s](std::initializer_list<const char*> keys) {
+    return std::any_of(keys.begin(), keys.end(), [&s](const char* k) { return s.contains(k); });
+  };
+  std::vector<std::string> types;
+  if (any_of({"properties", "additionalProperties", "required"})) types.push_back("object");
+  if (any_of({"items", "prefixItems", "additionalItems", "minItems", "maxItems"})) {
+    types.push_back("array");
+  }
+  if (any_of({"minLength", "maxLength"})) types.push_back("string");
+  return types;
+}
+
+// Continuation byte of a UTF-8 sequence.
+constexpr std::pair<uint8_t, uint8_t> kCont{0x80, 0xBF};
+// Every well-formed UTF-8 sequence of 2 to 4 bytes (RFC 3629 section 4): no overlong forms, no
+// surrogates, nothing past U+10FFFF.
+const std::vector<std::vector<std::pair<uint8_t, uint8_t>>>& Utf8Sequences() {
+  static const auto* const kSequences = new std::vector<std::vector<std::pair<uint8_t, uint8_t>>>{
+      {{0xC2, 0xDF}, kCont},
+      {{0xE0, 0xE0}, {0xA0, 0xBF}, kCont},
+      {{0xE1, 0xEC}, kCont, kCont},
+      {{0xED, 0xED}, {0x80, 0x9F}, kCont},
+      {{0xEE, 0xEF}, kCont, kCont},
+      {{0xF0, 0xF0}, {0x90, 0xBF}, kCont, kCont},
+      {{0xF1, 0xF3}, kCont, kCont, kCont},
+      {{0xF4, 0xF4}, {0x80, 0x8F}, kCont, kCont}};
+  return *kSequences;
+}
+
+ByteSet Bytes(std::string_view chars) {
+  ByteSet set;
+  for (char c : chars) set.Add(static_cast<uint8_t>(c));
+  return set;
+}
+
+Alternative Concat(Alternative a, const Alternative& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// The rules of one schema (and of every schema its $refs reach) in a builder.
+class SchemaCompiler {
+ public:
+  SchemaCompiler(GrammarBuilder& b, const json& root) : b_(b), root_(root) {}
+
+  absl::StatusOr<int> CompileRoot() {
+    ASSIGN_OR_RETURN(const Element root, RefElement("#", "#"));
+    while (!pending_.empty()) {
+      const Pending p = std::move(pending_.back());
+      pending_.pop_back();
+      ASSIGN_OR_RETURN(Alternatives alternatives, SchemaAlternatives(*p.schema, p.at, 0));
+      b_.DefineRule(p.rule, std::move(alternatives));
+    }
+    return root.index;
+  }
+
+ private:
+  // A $ref target: declared when first referenced, compiled from the worklist.
+  struct Pending {
+    int rule;
+    const json* schema;
+    std::string at;
+  };
+
+  // ---- Schemas ----
+
+  // The alternatives of the rule that matches `s`'s values; `at` is `s`'s location.
+  absl::StatusOr<Alternatives> SchemaAlternatives(const json& s, const std::string& at, int depth) {
+    if (depth > kMaxSchemaDepth) {
+      return Invalid(at, "schemas nested more than ", kMaxSchemaDepth, " deep");
+    }
+    if (s.is_boolean()) {
+      if (!s.get<bool>()) return Invalid(at, "schema false accepts nothing");
+      return Alternatives{{AnyValue()}};
+    }
+    if (!s.is_object()) return Invalid(at, "a schema must be an object or a boolean");
+    for (auto it = s.begin(); it != s.end(); ++it) {
+      if (!IsIgnored(it.key()) && !IsSupported(it.key())) {
+        return Invalid(Child(at, it.key()), "keyword \"", it.key(),
+                       "\" is not supported (the output would not be held to it)");
+      }
+    }
+    const json* nullable = Find(s, "nullable");
+    if (nullable != nullptr && !nullable->is_boolean()) {
+      return Invalid(Child(at, "nullable"), "must be a boolean");
+    }
+    Alternatives alternatives;
+    if (s.contains("$ref")) {
+      ASSIGN_OR_RETURN(alternatives, RefAlternatives(s, at));
+    } else if (const char* keyword = Combinator(s)) {
+      ASSIGN_OR_RETURN(alternatives, CombinatorAlternatives(s, at, keyword, depth));
+    } else if (s.contains("enum") || s.contains("const")) {
+      ASSIGN_OR_RETURN(alternatives, LiteralAlternatives(s, at));
+    } else {
+      ASSIGN_OR_RETURN(alternatives, TypedAlternatives(s, at, depth));
+    }
+    const Alternative null = b_.Literal("null");
+    if (nullable != nullptr && nullable->get<bool>() &&
+        std::find(alternatives.begin(), alternatives.end(), null) == alternatives.end()) {
+      alternatives.push_back(null);
+    }
+    return alternatives;
+  }
+
+  // One element matching `s`'s values: a rule of its own unless it is one already.
+  absl::StatusOr<Element> Value(const json& s, const std::string& at, int depth) {
+    ASSIGN_OR_RETURN(Alternatives alternatives, SchemaAlternatives(s, at, depth));
+    if (alternatives.size() == 1 && alternatives[0].size() == 1 &&
+        alternatives[0][0].kind == Element::Kind::kRule) {
+      return alternatives[0][0];
+    }
+    return b_.Ref(b_.AddRule(RuleName(at), std::move(alternatives)));
+  }
+
+  // Value of `s` or nothing when `s` is absent or false (no items, no extra properties).
+  absl::StatusOr<std::optional<Element>> ValueUnlessFalse(const json* s, const std::string& at,
+                                                          int depth) {
+    if (s == nullptr || (s->is_boolean() && !s->get<bool>())) return std::nullopt;
+    ASSIGN_OR_RETURN(const Element value, Value(*s, at, depth));
+    return value;
+  }
+
+  // $ref with only annotations (and nullable) beside it: 2019-09 applies siblings together with
+  // the target, which would need an intersection of grammars.
+  absl::StatusOr<Alternatives> RefAlternatives(const json& s, const std::string& at) {
+    RETURN_IF_ERROR(OnlyAlongside(s, at, "$ref", {"nullable"}));
+    const json& ref = s["$ref"];
+    if (!ref.is_string()) return Invalid(Child(at, "$ref"), "must be a string");
+    ASSIGN_OR_RETURN(const Element target, RefElement(ref.get<std::string>(), Child(at, "$ref")));
+    return Alternatives{{target}};
+  }
+
+  absl::StatusOr<Element> RefElement(const std::string& ref, const std::string& at) {
+    if (const auto it = refs_.find(ref); it != refs_.end()) return b_.Ref(it->second);
+    const json* target = Resolve(root_, ref);
+    if (target == nullptr) {
+      return Invalid(at, "\"", ref,
+                     "\" does not resolve (references are JSON pointers into this schema: \"#\", "
+                     "\"#/$defs/Name\", \"#/definitions/Name\")");
+    }
+    const int rule = b_.DeclareRule(RuleName(ref));
+    refs_.emplace(ref, rule);
+    pending_.push_back({rule, target, ref});
+    return b_.Ref(rule);
+  }
+
+  static const char* Combinator(const json& s) {
+    for (const char* keyword : {"anyOf", "oneOf", "allOf"}) {
+      if (s.contains(keyword)) return keyword;
+    }
+    return nullptr;
+  }
+
+  // anyOf and oneOf are alternatives (oneOf's "exactly one" is not checked: branches written
+  // for structured outputs rarely overlap); allOf of one schema is that schema. Siblings other
+  // than nullable would intersect with the branches: refused.
+  absl::StatusOr<Alternatives> CombinatorAlternatives(const json& s, const std::string& at,
+                                                      const std::string& keyword, int depth) {
+    RETURN_IF_ERROR(OnlyAlongside(s, at, keyword, {"nullable"}));
+    const std::string list_at = Child(at, keyword);
+    const json& list = s[keyword];
+    if (!list.is_array() || list.empty()) {
+      return Invalid(list_at, "must be a non-empty array of schemas");
+    }
+    if (keyword == "allOf" && list.size() != 1) {
+      return Invalid(list_at, "allOf of ", list.size(),
+                     " schemas is not supported (only of one schema)");
+    }
+    Alternatives alternatives;
+    for (size_t i = 0; i < list.size(); ++i) {
+      ASSIGN_OR_RETURN(Alternatives branch,
+                       SchemaAlternatives(list[i], Child(list_at, i), depth + 1));
+      for (Alternative& a : branch) alternatives.push_back(std::move(a));
+    }
+    return alternatives;
+  }
+
+  // enum and const: each value written compactly, matched literally; a "type" beside them keeps
+  // the values of that type.
+  absl::StatusOr<Alternatives> LiteralAlternatives(const json& s, const std::string& at) {
+    const char* keyword = s.contains("const") ? "const" : "enum";
+    RETURN_IF_ERROR(OnlyAlongside(s, at, keyword, {"type", "nullable"}));
+    ASSIGN_OR_RETURN(const std::vector<std::string> types, ExplicitTypes(s, at));
+    const json& given = s[keyword];
+    std::vector<const json*> values;
+    if (keyword == std::string_view("const")) {
+      values.push_back(&given);
+    } else {
+      if (!given.is_array() || given.empty()) {
+        return Invalid(Child(at, "enum"), "must be a non-empty array");
+      }
+      for (const json& v : given) values.push_back(&v);
+    }
+    Alternatives alternatives;
+    absl::flat_hash_set<std::string> seen;
+    for (const json* v : values) {
+      const bool typed =
+          types.empty() || std::any_of(types.begin(), types.end(),
+                                       [v](const std::string& t) { return HasType(*v, t); });
+      std::string text = Dump(*v);
+      if (typed && seen.insert(text).second) alternatives.push_back(b_.Literal(text));
+    }
+    if (alternatives.empty()) {
+      return Invalid(Child(at, keyword), "no value has the type the schema names");
+    }
+    return alternatives;
+  }
+
+  // The names "type" lists (empty when absent).
+  absl::StatusOr<std::vector<std::string>> ExplicitTypes(const json& s, const std::string& at) {
+    const json* type = Find(s, "type");
+    if (type == nullptr) return std::vector<std::string>{};
+    std::vector<const json*> names;
+    if (type->is_array()) {
+      for (const json& t : *type) names.push_back(&t);
+    } else {
+      names.push_back(type);
+    }
+    std::vector<std::string> types;
+    for (const json* t : names) {
+      if (!t->is_string() || std::find(std::begin(kTypeNames), std::end(kTypeNames),
+                                       t->get<std::string>()) == std::end(kTypeNames)) {
+        return Invalid(Child(at, "type"),
+                       "must be a type name (null, boolean, object, array, "
+                       "number, integer, string) or a non-empty list of them");
+      }
+      if (std::find(types.begin(), types.end(), t->get<std::string>()) == types.end()) {
+        types.push_back(t->get<std::string>());
+      }
+    }
+    if (types.empty()) return Invalid(Child(at, "type"), "lists no type");
+    return types;
+  }
+
+  absl::StatusOr<Alternatives> TypedAlternatives(const json& s, const std::string& at, int depth) {
+    ASSIGN_OR_RETURN(std::vector<std::string> types, ExplicitTypes(s, at));
+    if (types.empty()) types = InferredTypes(s);
+    if (types.empty()) return Alternatives{{AnyValue()}};
+    const bool number = std::find(types.begin(), types.end(), "number") != types.end();
+    Alternatives alternatives;
+    for (const std::string& type : types) {
+      Alternatives more;
+      if (type == "null" || type == "boolean") {
+        more = type == "null" ? Alternatives{b_.Literal("null")}
+                              : Alternatives{b_.Literal("true"), b_.Literal("false")};
+      } else if (type == "integer") {
+        if (!number) more = {{Integer()}};  // numbers include the integers
+      } else if (type == "number") {
+        more = {{Number()}};
+      } else if (type == "string") {
+        ASSIGN_OR_RETURN(const Element string, BoundedString(s, at));
+        more = {{string}};
+      } else if (type == "array") {
+        ASSIGN_OR_RETURN(more, ArrayAlternatives(s, at, depth));
+      } else {
+        ASSIGN_OR_RETURN(more, ObjectAlternatives(s, at, depth));
+      }
+      for (Alternative& a : more) alternatives.push_back(std::move(a));
+    }
+    return alternatives;
+  }
+
+  // ---- Strings ----
+
+  absl::StatusOr<Element> BoundedString(const json& s, const std::string& at) {
+    ASSIGN_OR_RETURN(const int64_t min, Count(s, "minLength", at));
+    ASSIGN_OR_RETURN(const int64_t max, Count(s, "maxLength", at));
+    RETURN_IF_ERROR(CheckBounds(min, max, at, "minLength", "maxLength"));
+    const int64_t lo = std::max<int64_t>(min, 0);
+    if (lo == 0 && max < 0) return String();
+    const auto key = std::make_pair(lo, max);
+    if (const auto it = strings_.find(key); it != strings_.end()) return it->second;
+    ASSIGN_OR_RETURN(const Element chars, Counted("chars", {Char()}, lo, max,
+                                                  Child(at, max >= 0 ? "maxLength" : "minLength")));
+    const std::string name =
+        max >= 0 ? absl::StrCat("string-", lo, "-", max) : absl::StrCat("string-", lo, "-or-more");
+    const Element string = b_.Ref(b_.AddRule(name, {{Quote(), chars, Quote()}}));
+    strings_.emplace(key, string);
+    return string;
+  }
+
+  // Any JSON string.
+  Element String() {
+    if (!string_.has_value()) {
+      const Element chars = b_.Star("chars", {Char()});
+      string_ = b_.Ref(b_.AddRule("string", {{Quote(), chars, Quote()}}));
+    }
+    return *string_;
+  }
+
+  Element Quote() { return b_.Byte('"'); }
+
+  // One character of a string: printable ASCII (DEL included, as JSON allows) but the quote and
+  // backslash, an escape, or a well-formed UTF-8 sequence. A \u escape of a surrogate comes in a
+  // high-low pair (one character), so every string reads as UTF-8 (nlohmann refuses a lone one).
+  Element Char() {
+    if (char_.has_value()) return *char_;
+    Alternatives alternatives;
+    alternatives.push_back({b_.Bytes(ByteSet::Range(0x20, 0x7F).Remove('"').Remove('\\'))});
+    alternatives.push_back({b_.Byte('\\'), b_.Bytes(Bytes("\"\\/bfnrt"))});
+    const Element hex = b_.Bytes(Bytes("0123456789abcdefABCDEF"));
+    const Element d = b_.Bytes(Bytes("dD"));
+    const Alternative u = b_.Literal("\\u");
+    // \uXXXX outside D800-DFFF, then \uD[89AB]XX \uD[C-F]XX.
+    alternatives.push_back(Concat(u, {b_.Bytes(Bytes("0123456789abcefABCEF")), hex, hex, hex}));
+    alternatives.push_back(Concat(u, {d, b_.Bytes(ByteSet::Range('0', '7')), hex, hex}));
+    alternatives.push_back(Concat(Concat(u, {d, b_.Bytes(Bytes("89abAB")), hex, hex}),
+                                  Concat(u, {d, b_.Bytes(Bytes("cdefCDEF")), hex, hex})));
+    for (const auto& sequence : Utf8Sequences()) {
+      Alternative a;
+      for (const auto& [lo, hi] : sequence) a.push_back(b_.Bytes(ByteSet::Range(lo, hi)));
+      alternatives.push_back(std::move(a));
+    }
+    char_ = b_.Ref(b_.AddRule("char", std::move(alternatives)));
+    return *char_;
+  }
+
+  // ---- Numbers ----
+
+  // -?(0|[1-9][0-9]*), at most kMaxIntegerDigits digits.
+  Element Integer() {
+    if (!integer_.has_value()) {
+      const Element more = b_.Repeat("integer-digits", {Digit()}, 0, kMaxIntegerDigits - 1);
+      const int natural =
+          b_.AddRule("natural", {{b_.Byte('0')}, {b_.Bytes(ByteSet::Range('1', '9')), more}});
+      integer_ =
+          b_.Ref(b_.AddRule("integer", {{b_.Ref(natural)}, {b_.Byte('-'), b_.Ref(natural)}}));
+    }
+    return *integer_;
+  }
+
+  // An integer, then an optional fraction and exponent (RFC 8259).
+  Element Number() {
+    if (!number_.has_value()) {
+      const Element fraction = b_.Optional(
+          "fraction",
+          {b_.Byte('.'), b_.Repeat("fraction-digits", {Digit()}, 1, kMaxFractionDigits)});
+      const Element exponent = b_.Optional(
+          "exponent", {b_.Bytes(Bytes("eE")), b_.Optional("exponent-sign", {b_.Bytes(Bytes("+-"))}),
+                       b_.Repeat("exponent-digits", {Digit()}, 1, kMaxExponentDigits)});
+      number_ = b_.Ref(b_.AddRule("number", {{Integer(), fraction, exponent}}));
+    }
+    return *number_;
+  }
+
+  Element Digit() { return b_.Bytes(ByteSet::Range('0', '9')); }
+
+  // ---- Any value ----
+
+  // Any JSON value ("true", "{}", items or additionalProperties left open).
+  Element AnyValue() {
+    if (any_value_.has_value()) return *any_value_;
+    const int value = b_.DeclareRule("value");
+    any_value_ = b_.Ref(value);  // before the object and array rules, which recurse to it
+    const Element object =
+        b_.Ref(b_.AddRule("object", Bracketed("object", '{', Pair({String()}, *any_value_), '}')));
+    const Element array = b_.Ref(b_.AddRule("array", Bracketed("array", '[', {*any_value_}, ']')));
+    b_.DefineRule(value, {{object},
+                          {array},
+                          {String()},
+                          {Number()},
+                          b_.Literal("true"),
+                          b_.Literal("false"),
+                          b_.Literal("null")});
+    return *any_value_;
+  }
+
+  // open ws close | open ws item (ws "," ws item)* ws close
+  Alternatives Bracketed(const std::string& name, char open, const Alternative& item, char close) {
+    const Element more = b_.Star(name + "-more", Concat(Separator(), item));
+    return {{b_.Byte(open), Ws(), b_.Byte(close)},
+            Concat(Concat({b_.Byte(open), Ws()}, item), {more, Ws(), b_.Byte(close)})};
+  }
+
+  // ---- Whitespace and separators ----
+
+  Element Ws() {
+    if (!ws_.has_value()) {
+      const Element indent = b_.Repeat("indent", {b_.Bytes(Bytes(" \t"))}, 0, kMaxIndent);
+      ws_ = b_.Ref(b_.AddRule("ws", {{}, {b_.Byte(' ')}, {b_.Byte('\n'), indent}}));
+    }
+    return *ws_;
+  }
+
+  Alternative Separator() { return {Ws(), b_.Byte(','), Ws()}; }
+
+  // key ws ":" ws value
+  Alternative Pair(Alternative key, Element value) {
+    return Concat(std::move(key), {Ws(), b_.Byte(':'), Ws(), value});
+  }
+
+  // ---- Arrays ----
+
+  // prefixItems (or items as an array, draft 7's tuples) are the first items in order; items
+  // (additionalItems after a draft 7 tuple) the rest: after a tuple none unless given (as for
+  // properties), otherwise any value unless given; minItems and maxItems count both.
+  absl::StatusOr<Alternatives> ArrayAlternatives(const json& s, const std::string& at, int depth) {
+    const json* items = Find(s, "items");
+    const json* prefix_items = Find(s, "prefixItems");
+    const char* prefix_key = "prefixItems";
+    const char* rest_key = "items";
+    if (prefix_items == nullptr && items != nullptr && items->is_array()) {
+      prefix_items = items;
+      items = Find(s, "additionalItems");
+      prefix_key = "items";
+      rest_key = "additionalItems";
+    } else if (items != nullptr && items->is_array()) {
+      return Invalid(Child(at, "items"), "must be a schema alongside prefixItems");
+    }
+    std::vector<Element> prefix;
+    if (prefix_items != nullptr) {
+      if (!prefix_items->is_array()) return Invalid(Child(at, prefix_key), "must be an array");
+      for (size_t i = 0; i < prefix_items->size(); ++i) {
+        ASSIGN_OR_RETURN(const Element item,
+                         Value((*prefix_items)[i], Child(Child(at, prefix_key), i), depth + 1));
+        prefix.push_back(item);
+      }
+    }
+    std::optional<Element> rest;
+    if (prefix_items == nullptr && items == nullptr) {
+      rest = AnyValue();
+    } else {
+      ASSIGN_OR_RETURN(rest, ValueUnlessFalse(items, Child(at, rest_key), depth + 1));
+    }
+    ASSIGN_OR_RETURN(const int64_t min, Count(s, "minItems", at));
+    ASSIGN_OR_RETURN(int64_t max, Count(s, "maxItems", at));
+    RETURN_IF_ERROR(CheckBounds(min, max, at, "minItems", "maxItems"));
+    const int64_t lo = std::max<int64_t>(min, 0);
+    const int64_t k = static_cast<int64_t>(prefix.size());
+    if (!rest.has_value() && (max < 0 || max > k)) max = k;
+    if (lo > max && max >= 0) {
+      return Invalid(Child(at, "minItems"), "minItems ", lo, " is more than the ", max,
+                     " items the array may hold");
+    }
+    Alternatives alternatives;
+    if (lo == 0) alternatives.push_back({b_.Byte('['), Ws(), b_.Byte(']')});
+    if (max == 0) return alternatives;
+    // tail: the items after the first j (j >= 1), each after a separator: the rest's repeats
+    // once past the tuple, then for each tuple position from the end, its item or (once minItems
+    // are written) nothing.
+    const int64_t top = (max >= 0 && max < k) ? max : std::max<int64_t>(k, 1);
+    std::optional<Element> tail;
+    if (top >= k) {  // the rest is reached
+      const int64_t rest_max = max < 0 ? -1 : max - top;
+      if (rest_max != 0) {
+        ASSIGN_OR_RETURN(tail, Counted(RuleName(at, "items"), Concat(Separator(), {*rest}),
+                                       std::max<int64_t>(lo - top, 0), rest_max,
+                                       Child(at, max >= 0 ? "maxItems" : "minItems")));
+      }
+    }
+    for (int64_t j = std::min(top, k) - 1; j >= 1; --j) {
+      Alternative item = Concat(Separator(), {prefix[j]});
+      if (tail.has_value()) item.push_back(*tail);
+      Alternatives alts = {std::move(item)};
+      if (j >= lo) alts.push_back({});
+      tail = b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("items-after-", j)), std::move(alts)));
+    }
+    Alternative body = {b_.Byte('['), Ws(), k > 0 ? prefix[0] : *rest};
+    if (tail.has_value()) body.push_back(*tail);
+    body.push_back(Ws());
+    body.push_back(b_.Byte(']'));
+    alternatives.push_back(std::move(body));
+    return alternatives;
+  }
+
+  // ---- Objects ----
+
+  struct Member {
+    std::string name;
+    Element value;
+    bool required;
+  };
+
+  // Properties in the schema's order, required ones always, optional ones when the model writes
+  // them; then, where additionalProperties allows, more pairs with any names (not checked against
+  // the listed ones). additionalProperties absent means none beside listed properties (OpenAI's
+  // and vLLM's strict reading) and any object without "properties" (JSON Schema's).
+  absl::StatusOr<Alternatives> ObjectAlternatives(const json& s, const std::string& at, int depth) {
+    const json* properties = Find(s, "properties");
+    if (properties != nullptr && !properties->is_object()) {
+      return Invalid(Child(at, "properties"), "must be an object of schemas");
+    }
+    std::optional<Element> extra;
+    const json* additional = Find(s, "additionalProperties");
+    if (additional == nullptr) {
+      if (properties == nullptr) extra = AnyValue();
+    } else {
+      ASSIGN_OR_RETURN(extra,
+                       ValueUnlessFalse(additional, Child(at, "additionalProperties"), depth + 1));
+    }
+    ASSIGN_OR_RETURN(const std::vector<std::string> required, Required(s, at));
+    const absl::flat_hash_set<std::string> is_required(required.begin(), required.end());
+    std::vector<Member> members;
+    if (properties != nullptr) {
+      for (auto it = properties->begin(); it != properties->end(); ++it) {
+        ASSIGN_OR_RETURN(const Element value,
+                         Value(it.value(), Child(Child(at, "properties"), it.key()), depth + 1));
+        members.push_back({it.key(), value, is_required.contains(it.key())});
+      }
+    }
+    // A required name without a schema of its own is a member with additionalProperties' schema.
+    for (size_t i = 0; i < required.size(); ++i) {
+      if (properties != nullptr && properties->contains(required[i])) continue;
+      if (!extra.has_value()) {
+        return Invalid(Child(Child(at, "required"), i), "\"", required[i],
+                       "\" is required but not in properties, and no other property is allowed");
+      }
+      members.push_back({required[i], *extra, true});
+    }
+    return MemberChain(members, extra, at);
+  }
+
+  // "required": names, each once.
+  absl::StatusOr<std::vector<std::string>> Required(const json& s, const std::string& at) {
+    const json* required = Find(s, "required");
+    if (required == nullptr) return std::vector<std::string>{};
+    if (!required->is_array()) return Invalid(Child(at, "required"), "must be an array of names");
+    std::vector<std::string> names;
+    absl::flat_hash_set<std::string> seen;
+    for (size_t i = 0; i < required->size(); ++i) {
+      const json& name = (*required)[i];
+      if (!name.is_string()) return Invalid(Child(Child(at, "required"), i), "must be a string");
+      if (seen.insert(name.get<std::string>()).second) names.push_back(name.get<std::string>());
+    }
+    return names;
+  }
+
+  // The members' pairs with commas wherever optional ones are left out, in rules linear in the
+  // number of members: after(k) is the members from k on once one is written (each after a
+  // comma), first(k) the same when none is written yet (the first one written has no comma):
+  //   after(k) ::= "," member_k after(k+1)  [| after(k+1) when optional]
+  //   first(k) ::= member_k after(k+1)      [| first(k+1) when optional]
+  // and after(n) / first(n) are the extra pairs, or nothing. first(k) exists up to the first
+  // required member: past it, one has been written.
+  Alternatives MemberChain(const std::vector<Member>& members, std::optional<Element> extra,
+                           const std::string& at) {
+    const size_t first_required =
+        std::find_if(members.begin(), members.end(), [](const Member& m) { return m.required; }) -
+        members.begin();
+    std::optional<Element> after;  // nullopt: nothing more
+    std::optional<Element> first;  // nullopt: no member left to write
+    if (extra.has_value()) {
+      const Alternative pair = Pair({String()}, *extra);
+      after = b_.Star(RuleName(at, "more"), Concat(Separator(), pair));
+      if (first_required == members.size()) {
+        first = b_.Ref(b_.AddRule(RuleName(at, "extra"), {Concat(pair, {*after})}));
+      }
+    }
+    for (size_t k = members.size(); k-- > 0;) {
+      const Member& m = members[k];
+      Alternative written = Pair(b_.Literal(Dump(json(m.name))), m.value);
+      if (after.has_value()) written.push_back(*after);
+      if (k <= first_required) {
+        Alternatives firsts = {written};
+        if (!m.required && first.has_value()) firsts.push_back({*first});
+        first = b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("from-", k)), std::move(firsts)));
+      }
+      if (k > 0) {
+        Alternatives afters = {Concat(Separator(), std::move(written))};
+        if (!m.required) afters.push_back(after.has_value() ? Alternative{*after} : Alternative{});
+        after = b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("after-", k)), std::move(afters)));
+      }
+    }
+    Alternatives alternatives;
+    if (first_required == members.size()) {
+      alternatives.push_back({b_.Byte('{'), Ws(), b_.Byte('}')});
+    }
+    if (first.has_value()) {
+      alternatives.push_back({b_.Byte('{'), Ws(), *first, Ws(), b_.Byte('}')});
+    }
+    return alternatives;
+  }
+
+  // ---- Keyword values ----
+
+  static const json* Find(const json& s, const char* key) {
+    const auto it = s.find(key);
+    return it == s.end() ? nullptr : &*it;
+  }
+
+  // Every keyword of `s` but `keyword`, annotations and `allowed` is refused.
+  absl::Status OnlyAlongside(const json& s, const std::string& at, const std::string& keyword,
+                             std::initializer_list<std::string_view> allowed) {
+    for (auto it = s.begin(); it != s.end(); ++it) {
+      const std::string& key = it.key();
+      if (key == keyword || IsIgnored(key) ||
+          std::find(allowed.begin(), allowed.end(), key) != allowed.end()) {
+        continue;
+      }
+      return Invalid(Child(at, key), "\"", key, "\" alongside \"", keyword, "\" is not supported");
+    }
+    return absl::OkStatus();
+  }
+
+  // A count keyword (minLength, ...): a non-negative integer (2.0 included), -1 when absent.
+  static absl::StatusOr<int64_t> Count(const json& s, const char* key, const std::string& at) {
+    const json* v = Find(s, key);
+    if (v == nullptr) return -1;
+    constexpr int64_t kHuge = int64_t{1} << 62;  // past any count that can be built
+    if (v->is_number_unsigned()) {
+      return static_cast<int64_t>(std::min<uint64_t>(v->get<uint64_t>(), kHuge));
+    }
+    if (v->is_number_integer() && v->get<int64_t>() >= 0) return v->get<int64_t>();
+    if (v->is_number_float()) {
+      const double d = v->get<double>();
+      if (d >= 0 && d == std::trunc(d)) return d >= 0x1p62 ? kHuge : static_cast<int64_t>(d);
+    }
+    return Invalid(Child(at, key), "must be a non-negative integer");
+  }
+
+  static absl::Status CheckBounds(int64_t min, int64_t max, const std::string& at,
+                                  const char* min_key, const char* max_key) {
+    if (min >= 0 && max >= 0 && min > max) {
+      return Invalid(Child(at, min_key), min_key, " ", min, " is more than ", max_key, " ", max);
+    }
+    return absl::OkStatus();
+  }
+
+  // item{min,max} (max < 0: unbounded), charged against kMaxCounted; `at` names the count.
+  absl::StatusOr<Element> Counted(std::string_view name, Alternative item, int64_t min, int64_t max,
+                                  const std::string& at) {
+    const int64_t count = max < 0 ? min : max;
+    if (count > kMaxCounted - counted_) {
+      return Invalid(at, count, " is more than structured outputs can count (", kMaxCounted,
+                     " in all the counts of one schema)");
+    }
+    counted_ += count;
+    return b_.Repeat(name, std::move(item), static_cast<int>(min), static_cast<int>(max));
+  }
+
+  GrammarBuilder& b_;
+  const json& root_;
+  absl::flat_hash_map<std::string, int> refs_;  // $ref string -> its declared rule
+  std::vector<Pending> pending_;
+  absl::flat_hash_map<std::pair<int64_t, int64_t>, Element> strings_;  // (minLength, maxLength)
+  int64_t counted_ = 0;
+  std::optional<Element> ws_, char_, string_, integer_, number_, any_value_;
+};
+
+}  // namespace
+
+absl::StatusOr<int> AddJsonSchemaRules(GrammarBuilder& builder, const json& schema) {
+  return SchemaCompiler(builder, schema).CompileRoot();
+}
+
+absl::StatusOr<std::shared_ptr<const Grammar>> JsonSchemaGrammar(const json& schema) {
+  GrammarBuilder builder;
+  ASSIGN_OR_RETURN(const int root, AddJsonSchemaRules(builder, schema));
+  return std::move(builder).Build(root);
+}
+
+absl::StatusOr<std::shared_ptr<const Grammar>> JsonSchemaGrammarFromText(std::string_view text) {
+  const json schema = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (schema.is_discarded()) return absl::InvalidArgumentError("the schema is not valid JSON");
+  if (!schema.is_object() && !schema.is_boolean()) {
+    return absl::InvalidArgumentError("the schema must be a JSON object or a boolean");
+  }
+  return JsonSchemaGrammar(schema);
+}
+
+absl::StatusOr<std::shared_ptr<const Grammar>> JsonObjectGrammar() {
+  return JsonSchemaGrammar(json{{"type", "object"}});
+}
+
+}  // namespace attnres::structured

@@ -1,0 +1,132 @@
+// Fuzz target: JSON Schema -> Grammar (server/structured/json_schema_grammar.h) on arbitrary
+// schemas, and the automaton of what compiles. Input: a schema's JSON text, optionally followed
+// by a NUL byte and a candidate output text. Checks: the schema compiles or is refused with an
+// InvalidArgument error alike from its text and from its parsed JSON; a candidate text the
+// grammar accepts is JSON; a walk through the automaton, each byte picked by the input among the
+// bytes the grammar allows next, keeps every state live (it can continue or it is complete) and,
+// where it ends complete, has written JSON that the grammar accepts whole and that, for a root
+// schema of one plain type, has that type (strings: within minLength and maxLength characters).
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nlohmann/json.hpp"
+#include "server/structured/json_schema_grammar.h"
+#include "server/structured/token_constraint.h"
+#include "tests/fuzz/fuzz_check.h"
+
+namespace {
+
+using json = nlohmann::ordered_json;
+using attnres::structured::GrammarAutomaton;
+
+constexpr size_t kMaxWalk = 256;  // bytes written by one walk
+
+size_t Characters(const std::string& s) {
+  size_t n = 0;
+  for (const char c : s) n += (static_cast<uint8_t>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// For a root schema {"type": T, ...} with nothing else that decides the value (no enum, const,
+// $ref, combination or nullable): `value` has type T.
+void CheckRootType(const json& schema, const json& value) {
+  if (!schema.is_object() || !schema.contains("type") || !schema["type"].is_string()) return;
+  for (const char* other : {"enum", "const", "$ref", "anyOf", "oneOf", "allOf", "nullable"}) {
+    if (schema.contains(other)) return;
+  }
+  const std::string type = schema["type"].get<std::string>();
+  if (type == "null") FUZZ_CHECK(value.is_null(), "a null schema writes null");
+  if (type == "boolean") FUZZ_CHECK(value.is_boolean(), "a boolean schema writes a boolean");
+  if (type == "number") FUZZ_CHECK(value.is_number(), "a number schema writes a number");
+  if (type == "integer") {
+    FUZZ_CHECK(
+        value.is_number_integer() ||
+            (value.is_number_float() && value.get<double>() == std::trunc(value.get<double>())),
+        "an integer schema writes an integer");
+  }
+  if (type == "array") FUZZ_CHECK(value.is_array(), "an array schema writes an array");
+  if (type == "object") FUZZ_CHECK(value.is_object(), "an object schema writes an object");
+  if (type == "string") {
+    FUZZ_CHECK(value.is_string(), "a string schema writes a string");
+    const size_t n = Characters(value.get<std::string>());
+    const json& min = schema.value("minLength", json());
+    const json& max = schema.value("maxLength", json());
+    if (min.is_number()) FUZZ_CHECK(n >= min.get<double>(), "a string holds minLength");
+    if (max.is_number()) FUZZ_CHECK(n <= max.get<double>(), "a string holds maxLength");
+  }
+}
+
+// Text the grammar accepted whole: JSON, of the root's type.
+void CheckAccepted(const json& schema, std::string_view text) {
+  const json value = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  FUZZ_CHECK(!value.is_discarded(), "an accepted text is JSON");
+  CheckRootType(schema, value);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  namespace structured = attnres::structured;
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  const size_t nul = input.find('\0');
+  const std::string_view schema_text = input.substr(0, nul);
+  const json schema =
+      json::parse(schema_text.begin(), schema_text.end(), nullptr, /*allow_exceptions=*/false);
+  if (schema.is_discarded()) return 0;
+
+  const auto grammar = structured::JsonSchemaGrammar(schema);
+  const auto from_text = structured::JsonSchemaGrammarFromText(schema_text);
+  FUZZ_CHECK(grammar.ok() == from_text.ok(), "a schema compiles alike from its text and its JSON");
+  if (!grammar.ok()) {
+    FUZZ_CHECK(grammar.status().code() == absl::StatusCode::kInvalidArgument,
+               "a refused schema is an invalid argument");
+    FUZZ_CHECK(!grammar.status().message().empty(), "a refusal says why");
+    return 0;
+  }
+  (void)(*grammar)->ToString();
+
+  // Small limits: a schema may make a grammar too complex to run, which is an error, not a bug.
+  GrammarAutomaton automaton(*grammar, {.max_states = 4096, .max_stacks = 1 << 16});
+  if (nul != std::string_view::npos) {
+    const std::string_view text = input.substr(nul + 1);
+    const absl::StatusOr<bool> accepted = automaton.Accepts(text);
+    if (accepted.ok()) {
+      const auto end = automaton.AdvanceBytes(automaton.initial(), text);
+      FUZZ_CHECK(end.ok() && *accepted == automaton.IsComplete(*end),
+                 "Accepts is the state after the text being complete");
+      if (*accepted) CheckAccepted(schema, text);
+    }
+  }
+
+  // The walk: input byte i picks among the bytes allowed next (or, once complete, may stop).
+  std::string walked;
+  GrammarAutomaton::State state = automaton.initial();
+  for (size_t i = 0; state != GrammarAutomaton::kDead && walked.size() < kMaxWalk; ++i) {
+    std::vector<uint8_t> allowed;
+    std::vector<GrammarAutomaton::State> next;
+    for (int b = 0; b < 256; ++b) {
+      const absl::StatusOr<GrammarAutomaton::State> s =
+          automaton.Advance(state, static_cast<uint8_t>(b));
+      if (!s.ok()) return 0;  // a limit
+      if (*s == GrammarAutomaton::kDead) continue;
+      allowed.push_back(static_cast<uint8_t>(b));
+      next.push_back(*s);
+    }
+    FUZZ_CHECK(automaton.CanContinue(state) == !allowed.empty(),
+               "CanContinue is some byte being allowed");
+    FUZZ_CHECK(!allowed.empty() || automaton.IsComplete(state), "a live state can go on or end");
+    const uint8_t pick = size > 0 ? data[i % size] : 0;
+    if (allowed.empty() || (automaton.IsComplete(state) && pick % 4 == 0)) break;
+    walked += static_cast<char>(allowed[pick % allowed.size()]);
+    state = next[pick % allowed.size()];
+  }
+  if (automaton.IsComplete(state)) {
+    const absl::StatusOr<bool> accepted = automaton.Accepts(walked);
+    FUZZ_CHECK(!accepted.ok() || *accepted, "a walk that ends complete is accepted");
+    CheckAccepted(schema, walked);
+  }
+  return 0;
+}
