@@ -301,11 +301,11 @@ TEST(JsonSchemaRefs, TargetsAreCompiledOnce) {
     json schema = {{"$defs", {{"big", {{"type", "object"}}}}}, {"type", "object"}};
     schema["$defs"]["big"]["properties"] = json::object();
     for (int i = 0; i < 20; ++i) {
-      schema["$defs"]["big"]["properties"]["p" + std::to_string(i)] = {{"type", "string"}};
+      schema["$defs"]["big"]["properties"][absl::StrCat("p", i)] = {{"type", "string"}};
     }
     schema["properties"] = json::object();
     for (int i = 0; i < properties; ++i) {
-      schema["properties"]["q" + std::to_string(i)] = {{"$ref", "#/$defs/big"}};
+      schema["properties"][absl::StrCat("q", i)] = {{"$ref", "#/$defs/big"}};
     }
     absl::StatusOr<std::shared_ptr<const Grammar>> g = JsonSchemaGrammar(schema);
     EXPECT_TRUE(g.ok()) << g.status();
@@ -464,7 +464,7 @@ TEST(JsonSchemaErrors, SizeBounds) {
   // The counts add up over a schema.
   json many = {{"type", "object"}, {"properties", json::object()}};
   for (int i = 0; i < 40; ++i) {
-    many["properties"]["p" + std::to_string(i)] = {{"type", "string"}, {"maxLength", 1000 + i}};
+    many["properties"][absl::StrCat("p", i)] = {{"type", "string"}, {"maxLength", 1000 + i}};
   }
   ExpectError(many.dump(), "#/properties/p32/maxLength");
 }
@@ -649,7 +649,7 @@ class RandomSchemas {
     s["properties"] = json::object();
     s["required"] = json::array();
     for (size_t i = 0, n = Below(5); i < n; ++i) {
-      const std::string name = "p" + std::to_string(i);
+      const std::string name = absl::StrCat("p", i);
       s["properties"][name] = Node(depth - 1, may_ref);
       if (Chance(2)) s["required"].push_back(name);
     }
@@ -699,7 +699,7 @@ class RandomSchemas {
     const json extra = ExtraSchema(s);
     if (!(extra.is_boolean() && !extra.get<bool>())) {
       for (size_t i = 0, n = Below(3); i < n; ++i) {
-        out["x" + std::to_string(i)] = Value(extra, depth + 1);
+        out[absl::StrCat("x", i)] = Value(extra, depth + 1);
       }
     }
     return out;
@@ -739,8 +739,7 @@ class RandomSchemas {
       }
       default: {
         json o = json::object();
-        for (size_t i = 0, n = Below(3); i < n; ++i)
-          o["k" + std::to_string(i)] = AnyValue(depth - 1);
+        for (size_t i = 0, n = Below(3); i < n; ++i) o[absl::StrCat("k", i)] = AnyValue(depth - 1);
         return o;
       }
     }

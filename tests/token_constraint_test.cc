@@ -517,6 +517,28 @@ TEST(TokenConstraint, TerminatorIsNeverItsBytes) {
   EXPECT_THAT(AllowedIds(**c.AllowedTokens(done), 3), ElementsAre(0));
 }
 
+// Requests with one grammar share its masks; each applies its own terminators on top, and a
+// mask they do not change is the shared one itself.
+TEST(TokenConstraint, SharedMasksKeepEachRequestsTerminators) {
+  GrammarBuilder b;
+  auto g = *std::move(b).Build(b.AddRule("root", {b.Literal("ab")}));
+  auto vocab = std::make_shared<const GrammarVocabulary>(
+      std::vector<std::string>{"a", "b", "ab", "<end>"}, std::vector<int32_t>{3});
+  auto masks = std::make_shared<GrammarMasks>(g, vocab);
+  TokenConstraint plain(masks, {}), ended(masks, {3}), by_a(masks, {0});
+  const State start = plain.initial(), done = *plain.Accept(start, 2);
+  EXPECT_EQ(ended.initial(), start);
+  EXPECT_EQ(*ended.Accept(start, 2), done);
+  EXPECT_EQ(*plain.AllowedTokens(start), *masks->Mask(start));
+  EXPECT_EQ(*ended.AllowedTokens(start), *masks->Mask(start));  // <end> is no content anyway
+  EXPECT_THAT(AllowedIds(**plain.AllowedTokens(done), 4), ElementsAre());
+  EXPECT_THAT(AllowedIds(**ended.AllowedTokens(done), 4), ElementsAre(3));
+  // "a" as a terminator is no longer the first letter, and ends the output once it is complete.
+  EXPECT_THAT(AllowedIds(**by_a.AllowedTokens(start), 4), ElementsAre(2));
+  EXPECT_THAT(AllowedIds(**by_a.AllowedTokens(done), 4), ElementsAre(0));
+  EXPECT_THAT(AllowedIds(**masks->Mask(start), 4), ElementsAre(0, 2));
+}
+
 TEST(TokenConstraint, AcceptTerminatorRefusedAndInvalid) {
   AbcFixture f;
   TokenConstraint& c = *f.constraint;

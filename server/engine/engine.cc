@@ -82,9 +82,9 @@ class EngineImpl final : public Engine {
   // What min_tokens keeps from being sampled (Sequence::min_tokens_suppressed).
   std::vector<int32_t> MinTokensSuppressed(const GenerationRequest& r) const;
   absl::Status Validate(const GenerationRequest& r, const std::vector<int32_t>& suppressed) const;
-  // The constraint of a request with a grammar (thread-safe: Submit runs on callers' threads).
-  absl::StatusOr<std::unique_ptr<structured::TokenConstraint>> MakeConstraint(
-      const GenerationRequest& r);
+  // A request with a grammar gets its constraint on the engine thread, before its first mask,
+  // over the masks of an equal grammar's recent requests where there are some.
+  void AttachConstraint(Sequence* s);
   // Fills each constrained sequence's mask for this step; a sequence whose mask fails finishes
   // with the error and leaves the schedule.
   void MaskConstrained(ScheduleResult* schedule);
@@ -104,9 +104,12 @@ class EngineImpl final : public Engine {
   const Tokenizer* tokenizer_;
   const std::shared_ptr<EngineObserver> observer_;  // never null (a no-op one by default)
   absl::flat_hash_set<int32_t> eos_;
-  // The vocabulary structured outputs match against, built by the first request that has one.
-  std::once_flag vocabulary_once_;
+  // Structured outputs (engine thread): the vocabulary grammars match against, built by the
+  // first request that has one, and the masks of recent grammars, by the grammar's text, most
+  // recent first. Requests with the same schema share a grammar's automaton and masks, so each
+  // state's mask is computed once for all of them.
   std::shared_ptr<const structured::GrammarVocabulary> vocabulary_;
+  std::vector<std::pair<std::string, std::shared_ptr<structured::GrammarMasks>>> recent_masks_;
   BlockManager blocks_;
   Scheduler scheduler_;              // engine thread only
   std::vector<Sequence*> finished_;  // this step's, removed after emitting
@@ -178,6 +181,13 @@ absl::Status EngineImpl::Validate(const GenerationRequest& r,
         "min_tokens: the stop ids and EOS ids cover all ", V,
         " tokens of the vocabulary, so no token could be generated before min_tokens"));
   }
+  if (r.grammar != nullptr && r.stop.max_tokens > 0) {
+    structured::GrammarAutomaton automaton(r.grammar);  // its first state only: cheap
+    if (automaton.IsComplete(automaton.initial()) && !automaton.CanContinue(automaton.initial())) {
+      return absl::InvalidArgumentError(
+          "response_format: the grammar accepts only the empty text, so nothing can be generated");
+    }
+  }
   if (blocks_.PagesFor(total) > blocks_.num_pages()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_tokens: prompt + max_tokens (", total, " tokens) needs ", blocks_.PagesFor(total),
@@ -190,23 +200,10 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
     GenerationRequest request, std::shared_ptr<RequestSink> sink) {
   std::vector<int32_t> suppressed = MinTokensSuppressed(request);
   absl::Status status = Validate(request, suppressed);
-  std::unique_ptr<structured::TokenConstraint> constraint;
-  if (status.ok() && request.grammar != nullptr) {
-    absl::StatusOr<std::unique_ptr<structured::TokenConstraint>> made = MakeConstraint(request);
-    if (made.ok()) {
-      constraint = *std::move(made);
-    } else {
-      status = made.status();
-    }
-  }
   auto handle = std::make_shared<RequestHandle>();
   if (status.ok()) {
     auto seq = std::make_unique<Sequence>(std::move(request), std::move(sink), handle, *tokenizer_);
     seq->min_tokens_suppressed = std::move(suppressed);
-    if (constraint != nullptr) {
-      seq->grammar_state = constraint->initial();
-      seq->constraint = std::move(constraint);
-    }
     status = Admit(std::move(seq));
   }
   if (!status.ok()) {
@@ -214,25 +211,6 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> EngineImpl::Submit(
     return status;
   }
   return handle;
-}
-
-absl::StatusOr<std::unique_ptr<structured::TokenConstraint>> EngineImpl::MakeConstraint(
-    const GenerationRequest& r) {
-  std::call_once(vocabulary_once_, [&] {
-    vocabulary_ =
-        structured::GrammarVocabulary::FromTokenizer(*tokenizer_, runner_->config().vocab_size);
-  });
-  // What may end the output once the grammar is complete: the EOS ids (unless ignored) and the
-  // stop ids. A grammar that is complete where nothing can follow ends it without them.
-  std::vector<int32_t> terminators = r.stop.stop_token_ids;
-  if (!r.stop.ignore_eos) terminators.insert(terminators.end(), eos_.begin(), eos_.end());
-  auto constraint =
-      std::make_unique<structured::TokenConstraint>(r.grammar, vocabulary_, std::move(terminators));
-  if (r.stop.max_tokens > 0 && constraint->IsFinished(constraint->initial())) {
-    return absl::InvalidArgumentError(
-        "response_format: the grammar accepts only the empty text, so nothing can be generated");
-  }
-  return constraint;
 }
 
 absl::Status EngineImpl::Admit(std::unique_ptr<Sequence> seq) {
@@ -370,11 +348,43 @@ void EngineImpl::Step() {
   observer_->OnStep(stats);
 }
 
+void EngineImpl::AttachConstraint(Sequence* s) {
+  const GenerationRequest& r = s->request;
+  if (vocabulary_ == nullptr) {
+    vocabulary_ =
+        structured::GrammarVocabulary::FromTokenizer(*tokenizer_, runner_->config().vocab_size);
+  }
+  constexpr size_t kRecentGrammars = 8;
+  std::string key = r.grammar->ToString();
+  auto it = std::find_if(recent_masks_.begin(), recent_masks_.end(),
+                         [&](const auto& entry) { return entry.first == key; });
+  std::shared_ptr<structured::GrammarMasks> masks;
+  // An automaton that many requests have grown towards its limit starts afresh, so that one
+  // request never fails for the states of others (theirs keep the old one).
+  const int max_states = structured::AutomatonLimits().max_states;
+  if (it != recent_masks_.end() && it->second->automaton().num_states() <= max_states / 2) {
+    masks = it->second;
+  } else {
+    masks = std::make_shared<structured::GrammarMasks>(r.grammar, vocabulary_);
+  }
+  if (it != recent_masks_.end()) recent_masks_.erase(it);
+  recent_masks_.insert(recent_masks_.begin(), {std::move(key), masks});
+  if (recent_masks_.size() > kRecentGrammars) recent_masks_.pop_back();
+  // What may end the output once the grammar is complete: the EOS ids (unless ignored) and the
+  // stop ids. A grammar that is complete where nothing can follow ends it without them.
+  std::vector<int32_t> terminators = r.stop.stop_token_ids;
+  if (!r.stop.ignore_eos) terminators.insert(terminators.end(), eos_.begin(), eos_.end());
+  s->constraint =
+      std::make_unique<structured::TokenConstraint>(std::move(masks), std::move(terminators));
+  s->grammar_state = s->constraint->initial();
+}
+
 void EngineImpl::MaskConstrained(ScheduleResult* schedule) {
   std::vector<ScheduledSeq> kept;
   kept.reserve(schedule->seqs.size());
   for (const ScheduledSeq& ss : schedule->seqs) {
     Sequence* s = ss.seq;
+    if (s->request.grammar != nullptr && s->constraint == nullptr) AttachConstraint(s);
     if (ss.sample && s->constraint != nullptr) {
       absl::StatusOr<std::shared_ptr<const TokenBitmask>> mask =
           s->constraint->AllowedTokens(s->grammar_state);

@@ -23,28 +23,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "models/status_macros.h"
 
 namespace attnres::structured {
 namespace {
 
 using json = nlohmann::ordered_json;  // the schema's key order is the property order
 using Alternatives = std::vector<Alternative>;
-
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
-    if (absl::Status _st = (expr); !_st.ok()) { \
-      return _st;                               \
-    }                                           \
-  } while (0)
-
-#define SCHEMA_CONCAT_INNER(a, b) a##b
-#define SCHEMA_CONCAT(a, b) SCHEMA_CONCAT_INNER(a, b)
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(SCHEMA_CONCAT(_status_or_, __LINE__), lhs, expr)
-#define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                          \
-  if (!tmp.ok()) return tmp.status();         \
-  lhs = *std::move(tmp)
 
 // Whitespace between tokens: nothing, one space, or a newline and up to 20 spaces or tabs
 // (llama.cpp's bound). Enough to pretty-print ten levels deep at two spaces; not enough for a

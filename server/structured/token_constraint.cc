@@ -311,29 +311,18 @@ std::shared_ptr<const GrammarVocabulary> GrammarVocabulary::FromTokenizer(
   return std::make_shared<const GrammarVocabulary>(std::move(bytes), std::span<const int32_t>());
 }
 
-// ---- TokenConstraint ----
+// ---- GrammarMasks ----
 
-TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar,
-                                 std::shared_ptr<const GrammarVocabulary> vocabulary,
-                                 std::vector<int32_t> terminators, AutomatonLimits limits,
-                                 int mask_cache_entries)
+GrammarMasks::GrammarMasks(std::shared_ptr<const Grammar> grammar,
+                           std::shared_ptr<const GrammarVocabulary> vocabulary,
+                           AutomatonLimits limits, int cache_entries)
     : automaton_(std::move(grammar), limits),
       vocabulary_(std::move(vocabulary)),
-      mask_cache_entries_(std::max(mask_cache_entries, 1)) {
-  // Ids outside the vocabulary could not be sampled (nor set in a mask) anyway.
-  for (const int32_t id : terminators) {
-    if (id >= 0 && id < vocabulary_->vocab_size()) terminators_.push_back(id);
-  }
-  std::sort(terminators_.begin(), terminators_.end());
-  terminators_.erase(std::unique(terminators_.begin(), terminators_.end()), terminators_.end());
+      cache_entries_(std::max(cache_entries, 1)) {
   walk_.resize(vocabulary_->max_token_bytes_ + 1);
 }
 
-bool TokenConstraint::IsTerminator(int32_t token) const {
-  return std::binary_search(terminators_.begin(), terminators_.end(), token);
-}
-
-absl::StatusOr<std::shared_ptr<const TokenBitmask>> TokenConstraint::AllowedTokens(State state) {
+absl::StatusOr<std::shared_ptr<const TokenBitmask>> GrammarMasks::Mask(State state) {
   if (state == GrammarAutomaton::kDead) {
     // A limit hit earlier is why there is no state; otherwise the caller went on after a
     // refused token.
@@ -354,7 +343,7 @@ absl::StatusOr<std::shared_ptr<const TokenBitmask>> TokenConstraint::AllowedToke
   return mask;
 }
 
-absl::StatusOr<std::shared_ptr<const TokenBitmask>> TokenConstraint::ComputeMask(State state) {
+absl::StatusOr<std::shared_ptr<const TokenBitmask>> GrammarMasks::ComputeMask(State state) {
   // One walk over the tokens in byte order, i.e. over the vocabulary's trie: walk_[d] is the
   // state after the first d bytes of the previous token, and `depth` how many of those are
   // valid for the current one. A prefix the grammar refuses leaves walk_[depth] = kDead, and
@@ -383,9 +372,55 @@ absl::StatusOr<std::shared_ptr<const TokenBitmask>> TokenConstraint::ComputeMask
     if (cur != GrammarAutomaton::kDead) mask->Set(vocab.sorted_[i]);
     begin = end;
   }
+  return mask;
+}
+
+void GrammarMasks::CacheMask(State state, std::shared_ptr<const TokenBitmask> mask) {
+  masks_[state] = CachedMask{std::move(mask), ++clock_};
+  if (static_cast<int>(masks_.size()) <= cache_entries_) return;
+  auto oldest = std::min_element(masks_.begin(), masks_.end(), [](const auto& a, const auto& b) {
+    return a.second.last_used < b.second.last_used;
+  });
+  masks_.erase(oldest);
+}
+
+// ---- TokenConstraint ----
+
+TokenConstraint::TokenConstraint(std::shared_ptr<GrammarMasks> masks,
+                                 std::vector<int32_t> terminators)
+    : masks_(std::move(masks)) {
+  // Ids outside the vocabulary could not be sampled (nor set in a mask) anyway.
+  const int32_t vocab_size = masks_->vocabulary().vocab_size();
+  for (const int32_t id : terminators) {
+    if (id >= 0 && id < vocab_size) terminators_.push_back(id);
+  }
+  std::sort(terminators_.begin(), terminators_.end());
+  terminators_.erase(std::unique(terminators_.begin(), terminators_.end()), terminators_.end());
+}
+
+TokenConstraint::TokenConstraint(std::shared_ptr<const Grammar> grammar,
+                                 std::shared_ptr<const GrammarVocabulary> vocabulary,
+                                 std::vector<int32_t> terminators, AutomatonLimits limits,
+                                 int mask_cache_entries)
+    : TokenConstraint(std::make_shared<GrammarMasks>(std::move(grammar), std::move(vocabulary),
+                                                     limits, mask_cache_entries),
+                      std::move(terminators)) {}
+
+bool TokenConstraint::IsTerminator(int32_t token) const {
+  return std::binary_search(terminators_.begin(), terminators_.end(), token);
+}
+
+absl::StatusOr<std::shared_ptr<const TokenBitmask>> TokenConstraint::AllowedTokens(State state) {
+  absl::StatusOr<std::shared_ptr<const TokenBitmask>> content = masks_->Mask(state);
+  if (!content.ok()) return content;
   // A terminator ends the output (the engine stops at it), so it is never read as its bytes:
   // it is allowed exactly where the grammar is complete.
-  const bool complete = automaton_.IsComplete(state);
+  const bool complete = automaton().IsComplete(state);
+  const bool unchanged = std::all_of(terminators_.begin(), terminators_.end(),
+                                     [&](int32_t id) { return (*content)->Has(id) == complete; });
+  if (unchanged) return content;
+  if (auto it = with_terminators_.find(state); it != with_terminators_.end()) return it->second;
+  auto mask = std::make_shared<TokenBitmask>(**content);
   for (const int32_t id : terminators_) {
     if (complete) {
       mask->Set(id);
@@ -393,31 +428,25 @@ absl::StatusOr<std::shared_ptr<const TokenBitmask>> TokenConstraint::ComputeMask
       mask->Clear(id);
     }
   }
+  if (with_terminators_.size() >= 8) with_terminators_.clear();
+  with_terminators_[state] = mask;
   return mask;
 }
 
-void TokenConstraint::CacheMask(State state, std::shared_ptr<const TokenBitmask> mask) {
-  masks_[state] = CachedMask{std::move(mask), ++clock_};
-  if (static_cast<int>(masks_.size()) <= mask_cache_entries_) return;
-  auto oldest = std::min_element(masks_.begin(), masks_.end(), [](const auto& a, const auto& b) {
-    return a.second.last_used < b.second.last_used;
-  });
-  masks_.erase(oldest);
-}
-
 absl::StatusOr<TokenConstraint::State> TokenConstraint::Accept(State state, int32_t token) {
-  if (token < 0 || token >= vocabulary_->vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrCat("structured output: token ", token,
-                                                   " is outside the vocabulary of ",
-                                                   vocabulary_->vocab_size()));
+  const GrammarVocabulary& vocab = masks_->vocabulary();
+  if (token < 0 || token >= vocab.vocab_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "structured output: token ", token, " is outside the vocabulary of ", vocab.vocab_size()));
   }
-  if (state != GrammarAutomaton::kDead && !automaton_.impl_->Valid(state)) {
+  GrammarAutomaton& automaton = masks_->automaton();
+  if (state != GrammarAutomaton::kDead && (state < 0 || state >= automaton.num_states())) {
     return absl::InvalidArgumentError(absl::StrCat("structured output: no state ", state));
   }
   if (IsTerminator(token)) return state;
-  const std::string& bytes = vocabulary_->bytes(token);
+  const std::string& bytes = vocab.bytes(token);
   if (bytes.empty()) return GrammarAutomaton::kDead;  // special or byteless: never matches
-  return automaton_.AdvanceBytes(state, bytes);
+  return automaton.AdvanceBytes(state, bytes);
 }
 
 }  // namespace attnres::structured

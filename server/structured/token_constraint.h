@@ -47,7 +47,7 @@ class GrammarVocabulary {
   const std::vector<int32_t>& shared_prefix() const { return shared_prefix_; }
 
  private:
-  friend class TokenConstraint;
+  friend class GrammarMasks;
   int32_t vocab_size_ = 0;
   std::vector<std::string> bytes_;      // [vocab_size]
   std::vector<int32_t> sorted_;         // [matchable tokens]
@@ -89,24 +89,60 @@ class GrammarAutomaton {
   int num_states() const;
 
  private:
-  friend class TokenConstraint;  // its mask walk reads filled transitions without a call
+  friend class GrammarMasks;  // its mask walk reads filled transitions without a call
   struct Impl;
   std::unique_ptr<Impl> impl_;
   State initial_ = kDead;
 };
 
-// One request's constraint: the automaton, the vocabulary, the ids that may end the output once
-// the grammar is complete (EOS and stop token ids), and a cache of recent masks.
+// The masks of one grammar's states over one vocabulary, before terminators: the automaton and
+// a cache of recent masks. Requests with equal grammars can share one (the engine keeps the
+// recent ones), so a state's mask is computed once for all of them.
+class GrammarMasks {
+ public:
+  using State = GrammarAutomaton::State;
+
+  GrammarMasks(std::shared_ptr<const Grammar> grammar,
+               std::shared_ptr<const GrammarVocabulary> vocabulary, AutomatonLimits limits = {},
+               int cache_entries = 64);
+
+  GrammarAutomaton& automaton() { return automaton_; }
+  const GrammarAutomaton& automaton() const { return automaton_; }
+  const GrammarVocabulary& vocabulary() const { return *vocabulary_; }
+  // The tokens whose bytes the grammar accepts from `state`. Errors: kDead, an unknown state, a
+  // limit of the automaton. The pointer stays valid while held.
+  absl::StatusOr<std::shared_ptr<const TokenBitmask>> Mask(State state);
+
+ private:
+  absl::StatusOr<std::shared_ptr<const TokenBitmask>> ComputeMask(State state);
+  void CacheMask(State state, std::shared_ptr<const TokenBitmask> mask);
+
+  GrammarAutomaton automaton_;
+  std::shared_ptr<const GrammarVocabulary> vocabulary_;
+  int cache_entries_;
+  uint64_t clock_ = 0;
+  struct CachedMask {
+    std::shared_ptr<const TokenBitmask> mask;
+    uint64_t last_used = 0;
+  };
+  absl::flat_hash_map<State, CachedMask> masks_;
+  std::vector<State> walk_;  // [max token bytes + 1]: a mask walk's state at each prefix depth
+};
+
+// One request's constraint: its grammar's masks (shared or its own) and the ids that may end the
+// output once the grammar is complete (EOS and stop token ids).
 class TokenConstraint {
  public:
   using State = GrammarAutomaton::State;
 
+  TokenConstraint(std::shared_ptr<GrammarMasks> masks, std::vector<int32_t> terminators);
+  // With masks of its own.
   TokenConstraint(std::shared_ptr<const Grammar> grammar,
                   std::shared_ptr<const GrammarVocabulary> vocabulary,
                   std::vector<int32_t> terminators, AutomatonLimits limits = {},
                   int mask_cache_entries = 32);
 
-  State initial() const { return automaton_.initial(); }
+  State initial() const { return automaton().initial(); }
   // The tokens that may be sampled in `state`: those whose bytes the grammar accepts from there,
   // plus the terminators exactly when the state is complete (a terminator ends the output, so it
   // is never allowed as its bytes, even where they would match). The pointer stays valid while
@@ -115,28 +151,21 @@ class TokenConstraint {
   // The state after `token`. A terminator leaves the state as it is (the output ends there);
   // a token the grammar refuses gives kDead.
   absl::StatusOr<State> Accept(State state, int32_t token);
-  bool IsComplete(State state) const { return automaton_.IsComplete(state); }
+  bool IsComplete(State state) const { return automaton().IsComplete(state); }
   // Nothing but a terminator can follow: the output is finished.
   bool IsFinished(State state) const {
-    return automaton_.IsComplete(state) && !automaton_.CanContinue(state);
+    return automaton().IsComplete(state) && !automaton().CanContinue(state);
   }
   bool IsTerminator(int32_t token) const;
 
  private:
-  absl::StatusOr<std::shared_ptr<const TokenBitmask>> ComputeMask(State state);
-  void CacheMask(State state, std::shared_ptr<const TokenBitmask> mask);
+  const GrammarAutomaton& automaton() const { return masks_->automaton(); }
 
-  GrammarAutomaton automaton_;
-  std::shared_ptr<const GrammarVocabulary> vocabulary_;
-  std::vector<int32_t> terminators_;  // sorted, unique
-  int mask_cache_entries_;
-  uint64_t clock_ = 0;
-  struct CachedMask {
-    std::shared_ptr<const TokenBitmask> mask;
-    uint64_t last_used = 0;
-  };
-  absl::flat_hash_map<State, CachedMask> masks_;
-  std::vector<State> walk_;  // [max token bytes + 1]: a mask walk's state at each prefix depth
+  std::shared_ptr<GrammarMasks> masks_;
+  std::vector<int32_t> terminators_;  // sorted, unique, within the vocabulary
+  // Masks the terminators change (complete states, or a terminator the grammar would read as
+  // bytes), by state; few, so cleared when full.
+  absl::flat_hash_map<State, std::shared_ptr<const TokenBitmask>> with_terminators_;
 };
 
 }  // namespace attnres::structured
