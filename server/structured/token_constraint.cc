@@ -298,6 +298,19 @@ GrammarVocabulary::GrammarVocabulary(std::vector<std::string> token_bytes,
     max_token_bytes_ = std::max(max_token_bytes_, static_cast<int32_t>(cur.size()));
     previous = cur;
   }
+  // Backwards: first_at_most[d] is the first index after i whose shared prefix is <= d.
+  const auto n = static_cast<uint32_t>(sorted_.size());
+  std::vector<uint32_t> first_at_most(max_token_bytes_ + 1, n);
+  skip_.resize(new_bytes_.size());
+  for (uint32_t i = n; i-- > 0;) {
+    if (i + 1 < n) {
+      for (int32_t d = shared_prefix_[i + 1]; d <= max_token_bytes_; ++d) first_at_most[d] = i + 1;
+    }
+    const uint32_t begin = i == 0 ? 0 : new_bytes_end_[i - 1];
+    for (uint32_t e = begin; e < new_bytes_end_[i]; ++e) {
+      skip_[e] = first_at_most[shared_prefix_[i] + (e - begin)];
+    }
+  }
 }
 
 std::shared_ptr<const GrammarVocabulary> GrammarVocabulary::FromTokenizer(
@@ -345,32 +358,41 @@ absl::StatusOr<std::shared_ptr<const TokenBitmask>> GrammarMasks::Mask(State sta
 
 absl::StatusOr<std::shared_ptr<const TokenBitmask>> GrammarMasks::ComputeMask(State state) {
   // One walk over the tokens in byte order, i.e. over the vocabulary's trie: walk_[d] is the
-  // state after the first d bytes of the previous token, and `depth` how many of those are
-  // valid for the current one. A prefix the grammar refuses leaves walk_[depth] = kDead, and
-  // every following token that shares it is refused without a transition.
+  // state after the first d bytes of the previous token, and `depth` how many of those hold for
+  // the current one. A prefix the grammar refuses jumps past every token that starts with it
+  // (skip_), so a state that allows few tokens (inside a literal, between JSON tokens) costs
+  // about the live part of the trie, not the vocabulary.
   const GrammarVocabulary& vocab = *vocabulary_;
   GrammarAutomaton::Impl& dfa = *automaton_.impl_;
   auto mask = std::make_shared<TokenBitmask>(vocab.vocab_size());
   const auto* bytes = reinterpret_cast<const uint8_t*>(vocab.new_bytes_.data());
+  const auto n = static_cast<uint32_t>(vocab.sorted_.size());
   walk_[0] = state;
   int32_t depth = 0;
-  uint32_t begin = 0;
-  for (size_t i = 0; i < vocab.sorted_.size(); ++i) {
+  for (uint32_t i = 0; i < n;) {
+    const uint32_t begin = i == 0 ? 0 : vocab.new_bytes_end_[i - 1];
     const uint32_t end = vocab.new_bytes_end_[i];
     depth = std::min(depth, vocab.shared_prefix_[i]);
     State cur = walk_[depth];
-    for (uint32_t b = begin; b < end && cur != GrammarAutomaton::kDead; ++b) {
-      State next = dfa.transitions[static_cast<size_t>(cur) * 256 + bytes[b]];
+    uint32_t next_token = i + 1;
+    bool refused = false;
+    for (uint32_t e = begin; e < end; ++e) {
+      State next = dfa.transitions[static_cast<size_t>(cur) * 256 + bytes[e]];
       if (next == kUnknown) {
-        absl::StatusOr<State> computed = dfa.ComputeTransition(cur, bytes[b]);
+        absl::StatusOr<State> computed = dfa.ComputeTransition(cur, bytes[e]);
         if (!computed.ok()) return computed.status();
         next = *computed;
+      }
+      if (next == GrammarAutomaton::kDead) {
+        next_token = vocab.skip_[e];
+        refused = true;
+        break;
       }
       cur = next;
       walk_[++depth] = cur;
     }
-    if (cur != GrammarAutomaton::kDead) mask->Set(vocab.sorted_[i]);
-    begin = end;
+    if (!refused) mask->Set(vocab.sorted_[i]);
+    i = next_token;
   }
   return mask;
 }

@@ -6,12 +6,13 @@
 // builds the byte DFA lazily: each (state, byte) transition is computed once and then looked up.
 // GrammarVocabulary holds the tokenizer's tokens sorted by their bytes, so the mask of a state is
 // one walk over the sorted list in which tokens sharing a prefix share its transitions, and a
-// prefix the grammar refuses skips every token that starts with it. TokenConstraint caches the
+// prefix the grammar refuses jumps past every token that starts with it. GrammarMasks caches the
 // masks of recent states, so a state met again (inside a JSON string, every token leads back to
-// the same state) costs a lookup.
+// the same state; the next request with the same schema) costs a lookup. TokenConstraint is one
+// request's view: the shared masks with its own terminators.
 //
-// Not thread-safe: the engine thread owns a request's TokenConstraint; the Grammar and the
-// GrammarVocabulary it reads are immutable and shared.
+// Not thread-safe: the engine thread owns the GrammarMasks and every TokenConstraint; the Grammar
+// and the GrammarVocabulary they read are immutable and shared.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +57,10 @@ class GrammarVocabulary {
   // past its shared prefix are new_bytes_[new_bytes_end_[i - 1], new_bytes_end_[i]).
   std::string new_bytes_;                // [trie edges]
   std::vector<uint32_t> new_bytes_end_;  // [matchable tokens]
+  // [trie edges]: for new byte e of sorted token i, which ends its prefix of d + 1 bytes, the
+  // first sorted index after i whose token does not start with that prefix (shared_prefix <= d):
+  // where a walk that the grammar refuses at e goes on.
+  std::vector<uint32_t> skip_;
   int32_t max_token_bytes_ = 0;
 };
 
@@ -96,15 +101,16 @@ class GrammarAutomaton {
 };
 
 // The masks of one grammar's states over one vocabulary, before terminators: the automaton and
-// a cache of recent masks. Requests with equal grammars can share one (the engine keeps the
-// recent ones), so a state's mask is computed once for all of them.
+// a cache of recent masks (256 by default: 4 MiB at a 128 K vocabulary, enough for the states a
+// few hundred tokens of JSON visit). Requests with equal grammars can share one (the engine
+// keeps the recent ones), so a state's mask is computed once for all of them.
 class GrammarMasks {
  public:
   using State = GrammarAutomaton::State;
 
   GrammarMasks(std::shared_ptr<const Grammar> grammar,
                std::shared_ptr<const GrammarVocabulary> vocabulary, AutomatonLimits limits = {},
-               int cache_entries = 64);
+               int cache_entries = 256);
 
   GrammarAutomaton& automaton() { return automaton_; }
   const GrammarAutomaton& automaton() const { return automaton_; }
