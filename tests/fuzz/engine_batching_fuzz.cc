@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(solo[i].has_value() == together[i].has_value(),
                "a request is refused alone exactly when it is refused beside others");
     if (!solo[i]) continue;
-    fuzz::CheckResponse(*together[i], requests[i].stop);
+    fuzz::CheckResponse(*together[i], requests[i]);
     v1::GenerateResponse a = *solo[i], b = *together[i];
     // Prefix cache hits differ between the runs by design; everything else must not.
     a.mutable_usage()->clear_cached_prompt_tokens();

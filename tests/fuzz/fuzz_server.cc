@@ -9,6 +9,7 @@
 #include "models/utf8.h"
 #include "server/grpc/proto_convert.h"
 #include "server/grpc/request_validation.h"
+#include "server/structured/token_constraint.h"
 #include "spdlog/spdlog.h"
 #include "tests/fuzz/fuzz_check.h"
 
@@ -90,12 +91,28 @@ v1::GenerateResponse ResponseSink::Wait() {
   return response_;
 }
 
-void CheckResponse(const v1::GenerateResponse& response, const StopCriteria& stop) {
+void CheckResponse(const v1::GenerateResponse& response, const GenerationRequest& request) {
+  const StopCriteria& stop = request.stop;
   FUZZ_CHECK(response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED, "a finish reason is set");
   FUZZ_CHECK(response.token_ids_size() <= stop.max_tokens, "at most max_tokens tokens");
   FUZZ_CHECK(response.finish_reason() != v1::FINISH_REASON_STOP ||
-                 response.token_ids_size() >= stop.min_tokens,
-             "no stop before min_tokens");
+                 response.token_ids_size() >= stop.min_tokens || request.grammar != nullptr,
+             "no stop before min_tokens (a finished structured output aside)");
+  // The text of a structured output is its tokens' bytes (no special token is ever drawn inside
+  // the grammar; a terminator is special or a stop id, whose stop_reason is set). A stop string
+  // cuts it, which keeps it a prefix.
+  if (request.grammar != nullptr && request.output.skip_special_tokens &&
+      response.finish_reason() != v1::FINISH_REASON_CANCELLED &&
+      response.stop_reason().rfind("token:", 0) != 0) {
+    structured::GrammarAutomaton automaton(request.grammar);
+    const absl::StatusOr<structured::GrammarAutomaton::State> state =
+        automaton.AdvanceBytes(automaton.initial(), response.text());
+    FUZZ_CHECK(state.ok() && *state != structured::GrammarAutomaton::kDead,
+               "a structured output is a prefix of its grammar's language");
+    FUZZ_CHECK(response.finish_reason() != v1::FINISH_REASON_STOP ||
+                   !response.stop_reason().empty() || automaton.IsComplete(*state),
+               "a structured output that stopped by itself is whole");
+  }
   FUZZ_CHECK(response.usage().completion_tokens() == response.token_ids_size(),
              "usage counts the tokens returned");
   FUZZ_CHECK(response.logprobs_size() == 0 || response.logprobs_size() == response.token_ids_size(),

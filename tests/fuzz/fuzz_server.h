@@ -55,9 +55,10 @@ class ResponseSink : public RequestSink {
   v1::GenerateResponse response_;
 };
 
-// Checks a finished response: a finish reason, at most max_tokens tokens, at least min_tokens when
-// a stop ended it, usage and logprob counts that agree, and strings that survive the wire
-// (serialize, parse back).
-void CheckResponse(const v1::GenerateResponse& response, const StopCriteria& stop);
+// Checks a finished response to `request`: a finish reason, at most max_tokens tokens, at least
+// min_tokens when a stop ended it (unless a structured output ended there), usage and logprob
+// counts that agree, strings that survive the wire (serialize, parse back), and for a structured
+// output a text its grammar leads to (a whole sentence when it stopped by itself).
+void CheckResponse(const v1::GenerateResponse& response, const GenerationRequest& request);
 
 }  // namespace attnres::fuzz

@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const fuzz::FuzzServer* server = fuzz::StartFuzzServer(int64_t{8} << 20).release();
   auto request = fuzz::PrepareRequest(data, size, server->ctx());
   if (!request.ok()) return 0;
-  const StopCriteria stop = request->stop;
+  const GenerationRequest expected = *request;
   auto sink = std::make_shared<fuzz::ResponseSink>(server->ctx());
   auto handle = server->engine->Submit(std::move(*request), sink);
   if (!handle.ok()) {
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "the engine refuses a lone request only as INVALID_ARGUMENT");
     return 0;
   }
-  fuzz::CheckResponse(sink->Wait(), stop);
+  fuzz::CheckResponse(sink->Wait(), expected);
   FUZZ_CHECK(server->engine->healthy(), "the engine stays healthy");
   return 0;
 }

@@ -74,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "the error body is JSON");
     return 0;
   }
-  const StopCriteria stop = request->stop;
+  const GenerationRequest expected = *request;
   auto sink = std::make_shared<fuzz::ResponseSink>(ctx);
   auto handle = server->engine->Submit(*std::move(request), sink);
   if (!handle.ok()) {
@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   const v1::GenerateResponse response = sink->Wait();
-  fuzz::CheckResponse(response, stop);
+  fuzz::CheckResponse(response, expected);
   if (chat) {
     const CompletionMeta meta{.chat = true,
                               .id = "chatcmpl-fuzz",
