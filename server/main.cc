@@ -101,9 +101,10 @@ void AddFlags(CLI::App& app, ServerFlags& f) {
       ->check(CLI::ExistingFile);
   app.add_option("--tool-call-parser", f.tool_call_parser,
                  "Read chat completions for tool calls in this format, as vLLM's parser of the "
-                 "name reads them, so /v1/chat/completions takes tools and gRPC responses to "
-                 "chats with tools carry tool_calls (default: none; HTTP requests with tools are "
-                 "refused, gRPC ones get the text only)")
+                 "name reads them, so /v1/chat/completions takes tools, gRPC responses to "
+                 "chats with tools carry tool_calls, and tool_choice \"required\" or a named "
+                 "function constrains the output to calls in this format (default: none; HTTP "
+                 "requests with tools are refused, gRPC ones get the text only)")
       ->check(CLI::IsMember({"hermes", "llama3_json"}));
   app.add_flag("!--no-prefix-caching", f.engine.enable_prefix_caching,
                "Do not share KV pages of identical prompt prefixes between requests");

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "models/tokenizer.h"
 #include "nlohmann/json.hpp"
+#include "server/grpc/request_validation.h"
 #include "server/openai/openai_request.h"
 #include "server/openai/openai_response.h"
 
@@ -476,6 +477,9 @@ TEST(OpenAiChatRequest, ToolsToolCallsAndToolResults) {
   EXPECT_FALSE(call->tool_calls->parallel_tool_calls);
   EXPECT_TRUE(call->request.has_skip_special_tokens());
   EXPECT_FALSE(call->request.skip_special_tokens());
+  EXPECT_EQ(chat.tool_choice(), v1::Chat::TOOL_CHOICE_AUTO);
+  ASSERT_TRUE(chat.has_parallel_tool_calls());
+  EXPECT_FALSE(chat.parallel_tool_calls());
 
   // tool_choice "none": the tools are still written into the prompt, nothing is read.
   auto none = ParseChatRequest(
@@ -483,6 +487,7 @@ TEST(OpenAiChatRequest, ToolsToolCallsAndToolResults) {
       ToolCallParser::kLlama3Json);
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_EQ(none->request.prompt().chat().tools_size(), 1);
+  EXPECT_EQ(none->request.prompt().chat().tool_choice(), v1::Chat::TOOL_CHOICE_NONE);
   EXPECT_FALSE(none->tool_calls.has_value());
   EXPECT_FALSE(none->request.has_skip_special_tokens());
   // An explicit skip_special_tokens is kept; "auto" spelled out.
@@ -499,6 +504,81 @@ TEST(OpenAiChatRequest, ToolsToolCallsAndToolResults) {
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_FALSE(plain->tool_calls.has_value());
   EXPECT_EQ(plain->request.prompt().chat().tools_size(), 0);
+  EXPECT_EQ(plain->request.prompt().chat().tool_choice(), v1::Chat::TOOL_CHOICE_AUTO);
+  EXPECT_FALSE(plain->request.prompt().chat().has_parallel_tool_calls());
+}
+
+// tool_choice and parallel_tool_calls go into prompt.chat (the conversion compiles the calls'
+// grammar for "required" and a named function); every choice but "none" reads the output for
+// calls; strict tools only where the calls are forced (or none are read).
+TEST(OpenAiChatRequest, ToolChoiceRequiredNamedAndStrict) {
+  const std::string tools = R"("tools": [)" + std::string(kWeatherTool) +
+                            R"(, {"function": {"name": "now", "strict": true}}])";
+  const auto parse = [&](const std::string& extra) {
+    return ParseChatRequest(ChatBody(tools + extra), kModel, ToolCallParser::kHermes);
+  };
+  auto call = parse("");    // auto by default
+  ASSERT_FALSE(call.ok());  // "now" is strict
+  EXPECT_THAT(std::string(call.status().message()),
+              HasSubstr(R"(key "tools[1].function.strict" must be false with tool_choice "auto")"));
+
+  call = parse(R"(, "tool_choice": "required")");
+  ASSERT_TRUE(call.ok()) << call.status();
+  const v1::Chat* chat = &call->request.prompt().chat();
+  EXPECT_EQ(chat->tool_choice(), v1::Chat::TOOL_CHOICE_REQUIRED);
+  EXPECT_EQ(chat->tool_choice_function(), "");
+  EXPECT_FALSE(chat->has_parallel_tool_calls());  // unset: true
+  ASSERT_TRUE(call->tool_calls.has_value());
+  EXPECT_EQ(call->tool_calls->parser, ToolCallParser::kHermes);
+  EXPECT_TRUE(call->tool_calls->parallel_tool_calls);
+  EXPECT_FALSE(call->request.skip_special_tokens());
+
+  call = parse(
+      R"(, "tool_choice": {"type": "function", "function": {"name": "now"}},
+          "parallel_tool_calls": false)");
+  ASSERT_TRUE(call.ok()) << call.status();
+  chat = &call->request.prompt().chat();
+  EXPECT_EQ(chat->tool_choice(), v1::Chat::TOOL_CHOICE_AUTO);
+  EXPECT_EQ(chat->tool_choice_function(), "now");
+  ASSERT_TRUE(chat->has_parallel_tool_calls());
+  EXPECT_FALSE(chat->parallel_tool_calls());
+  ASSERT_TRUE(call->tool_calls.has_value());
+  EXPECT_FALSE(call->tool_calls->parallel_tool_calls);
+  // "type" may be left out, as in tools.
+  call = parse(R"(, "tool_choice": {"function": {"name": "get_weather"}})");
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->request.prompt().chat().tool_choice_function(), "get_weather");
+
+  // "none": rendered, not read; strict promises nothing then.
+  call = parse(R"(, "tool_choice": "none", "parallel_tool_calls": true)");
+  ASSERT_TRUE(call.ok()) << call.status();
+  chat = &call->request.prompt().chat();
+  EXPECT_EQ(chat->tool_choice(), v1::Chat::TOOL_CHOICE_NONE);
+  EXPECT_TRUE(chat->parallel_tool_calls());
+  EXPECT_FALSE(call->tool_calls.has_value());
+  // The gRPC validation takes what the HTTP API writes.
+  for (const char* extra :
+       {R"(, "tool_choice": "required")", R"(, "tool_choice": "none")",
+        R"(, "tool_choice": {"function": {"name": "now"}}, "parallel_tool_calls": false)"}) {
+    call = parse(extra);
+    ASSERT_TRUE(call.ok()) << call.status();
+    EXPECT_TRUE(
+        ValidateGenerateRequest(call->request, {.vocab_size = 300, .max_model_len = 512}).ok())
+        << extra;
+  }
+}
+
+TEST(OpenAiResponse, ToolChoiceFieldNames) {
+  EXPECT_EQ(
+      WithHttpFieldNames(absl::InvalidArgumentError(
+                             "prompt.chat.tool_choice_function must name one of prompt.chat.tools; "
+                             "prompt.chat.tool_choice: required needs a server; "
+                             "prompt.chat.parallel_tool_calls must be unset; "
+                             "prompt.chat.tools[1].parameters_json: #/properties/n/minimum"))
+          .message(),
+      "tool_choice.function.name must name one of tools; tool_choice: required needs a "
+      "server; parallel_tool_calls must be unset; tools[1].function.parameters: "
+      "#/properties/n/minimum");
 }
 
 TEST(OpenAiChatRequest, ToolRefusalsNameTheField) {
@@ -525,16 +605,36 @@ TEST(OpenAiChatRequest, ToolRefusalsNameTheField) {
       {ChatBody(R"("tools": [{"function": {"name": "f", "parameters": "{}"}}])"),
        R"(key "tools[0].function.parameters" must be an object (a JSON schema))"},
       {ChatBody(R"("tools": [{"function": {"name": "f", "strict": true}}])"),
-       R"(key "tools[0].function.strict" must be false: strict schemas need constrained decoding)"},
+       R"(key "tools[0].function.strict" must be false with tool_choice "auto": strict arguments need tool_choice "required" or a named function)"},
+      {ChatBody(
+           R"("tools": [{"function": {"name": "f", "strict": "yes"}}], "tool_choice": "required")"),
+       R"(key "tools[0].function.strict" must be true or false)"},
       {ChatBody(R"("tools": [{"function": {"name": "f", "returns": {}}}])"),
        R"(key "tools[0].function.returns" is not a known function key)"},
-      {ChatBody(tools + R"(, "tool_choice": "required")"),
-       R"(key "tool_choice" must be "none" or "auto": forcing a call ("required" or a named function) needs constrained decoding, which this server does not do)"},
       {ChatBody(tools + R"(, "tool_choice": {"type": "function", "function": {"name": "f"}})"),
-       R"(key "tool_choice" must be "none" or "auto": forcing a call)"},
+       R"(key "tool_choice.function.name" must name one of tools, got "f")"},
       {ChatBody(tools + R"(, "tool_choice": "sometimes")"),
-       R"(key "tool_choice" must be "none" or "auto")"},
+       R"(key "tool_choice" must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}})"},
+      {ChatBody(tools + R"(, "tool_choice": 1)"), R"(key "tool_choice" must be "none", "auto")"},
+      {ChatBody(tools + R"(, "tool_choice": {"type": "code", "function": {"name": "f"}})"),
+       R"(key "tool_choice.type" must be "function")"},
+      {ChatBody(tools + R"(, "tool_choice": {"type": "function"})"),
+       R"(key "tool_choice.function" is required and must be an object {name})"},
+      {ChatBody(tools + R"(, "tool_choice": {"type": "function", "name": "get_weather"})"),
+       R"(key "tool_choice.name" is not a known tool_choice key (type, function))"},
+      {ChatBody(tools + R"(, "tool_choice": {"function": {}})"),
+       R"(key "tool_choice.function.name" is required and must be a string)"},
+      {ChatBody(tools + R"(, "tool_choice": {"function": {"name": "a b"}})"),
+       R"(key "tool_choice.function.name" must be 1-64 characters)"},
+      {ChatBody(tools + R"(, "tool_choice": {"function": {"name": "get_weather", "x": 1}})"),
+       R"(key "tool_choice.function.x" is not a known tool_choice.function key (name))"},
       {ChatBody(R"("tool_choice": "auto")"), R"(key "tool_choice" needs tools)"},
+      {ChatBody(R"("tool_choice": "required")"), R"(key "tool_choice" needs tools)"},
+      {ChatBody(R"("tool_choice": {"function": {"name": "f"}})"),
+       R"(key "tool_choice" needs tools)"},
+      {ChatBody(tools +
+                R"(, "tool_choice": "required", "response_format": {"type": "json_object"})"),
+       R"(key "response_format" cannot be combined with tools)"},
       {ChatBody(tools + R"(, "parallel_tool_calls": "yes")"),
        R"(key "parallel_tool_calls" must be true or false)"},
       {assistant + R"("x"}]})", R"(key "messages[0].tool_calls" must be a list of tool calls)"},

@@ -1,7 +1,8 @@
 // The API edge's range rules (server/grpc/request_validation.h) at unit level: a request's fields
 // and generation_config.json's defaults, which stand in for unset request fields and so obey the
-// same rules; and prompt.chat written out as text (server/grpc/chat_prompt.h). The gRPC status
-// mapping of these errors is covered end to end (tests/e2e/).
+// same rules; prompt.chat written out as text (server/grpc/chat_prompt.h); and the grammar a
+// request decodes under (RequestGrammar, server/grpc/proto_convert.h). The gRPC status mapping of
+// these errors is covered end to end (tests/e2e/).
 #include "server/grpc/request_validation.h"
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/grpc/chat_prompt.h"
+#include "server/grpc/proto_convert.h"
 
 namespace attnres {
 namespace {
@@ -256,16 +258,22 @@ v1::Chat ToolChat() {
   return chat;
 }
 
+// `edit` applied to a copy of r's chat makes the request INVALID_ARGUMENT, naming `expect`.
+template <typename Edit>
+void ExpectChatRefused(const v1::GenerateRequest& r, Edit edit, const std::string& expect) {
+  v1::GenerateRequest bad = r;
+  edit(bad.mutable_prompt()->mutable_chat());
+  const absl::Status s = ValidateGenerateRequest(bad, kLimits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << expect;
+  EXPECT_THAT(std::string(s.message()), HasSubstr(expect));
+}
+
 TEST(ValidateGenerateRequest, ToolsAndToolCallsNameTheField) {
   v1::GenerateRequest r;
   *r.mutable_prompt()->mutable_chat() = ToolChat();
   EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
   const auto refused = [&](auto edit, const std::string& expect) {
-    v1::GenerateRequest bad = r;
-    edit(bad.mutable_prompt()->mutable_chat());
-    const absl::Status s = ValidateGenerateRequest(bad, kLimits);
-    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << expect;
-    EXPECT_THAT(std::string(s.message()), HasSubstr(expect));
+    ExpectChatRefused(r, edit, expect);
   };
   refused([](v1::Chat* c) { c->mutable_tools(1)->set_name("no spaces"); },
           R"(prompt.chat.tools[1].name must be 1-64 characters of [A-Za-z0-9_-], got "no spaces")");
@@ -310,6 +318,116 @@ TEST(ValidateGenerateRequest, ToolsAndToolCallsNameTheField) {
           R"(prompt.chat.messages[0].tool_call_id is for messages of role "tool" only)");
   refused([](v1::Chat* c) { c->mutable_messages(2)->set_tool_call_id(std::string(257, 'i')); },
           "prompt.chat.messages[2].tool_call_id must be at most 256 bytes, got 257");
+}
+
+// tool_choice, tool_choice_function and parallel_tool_calls: the function is one of the tools,
+// not with NONE, and none of them without tools. Whether calls can be forced (the server's
+// parser) is the conversion's (RequestGrammar, below).
+TEST(ValidateGenerateRequest, ToolChoiceNamesTheField) {
+  v1::GenerateRequest r;
+  *r.mutable_prompt()->mutable_chat() = ToolChat();
+  v1::Chat* chat = r.mutable_prompt()->mutable_chat();
+  for (const auto choice :
+       {v1::Chat::TOOL_CHOICE_AUTO, v1::Chat::TOOL_CHOICE_NONE, v1::Chat::TOOL_CHOICE_REQUIRED}) {
+    chat->set_tool_choice(choice);
+    chat->set_parallel_tool_calls(false);
+    EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok()) << choice;
+  }
+  chat->set_tool_choice_function("now");
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());  // REQUIRED and a function
+  chat->set_tool_choice(v1::Chat::TOOL_CHOICE_AUTO);
+  EXPECT_TRUE(ValidateGenerateRequest(r, kLimits).ok());
+  const auto refused = [&](auto edit, const std::string& expect) {
+    ExpectChatRefused(r, edit, expect);
+  };
+  refused([](v1::Chat* c) { c->set_tool_choice_function("rm"); },
+          R"(prompt.chat.tool_choice_function must name one of prompt.chat.tools, got "rm")");
+  refused([](v1::Chat* c) { c->set_tool_choice_function("NOW"); },
+          "prompt.chat.tool_choice_function must name one of prompt.chat.tools");
+  refused([](v1::Chat* c) { c->set_tool_choice(v1::Chat::TOOL_CHOICE_NONE); },
+          "prompt.chat.tool_choice_function must be empty with tool_choice TOOL_CHOICE_NONE");
+  refused([](v1::Chat* c) { c->set_tool_choice(static_cast<v1::Chat::ToolChoice>(7)); },
+          "prompt.chat.tool_choice must be TOOL_CHOICE_AUTO, TOOL_CHOICE_NONE or "
+          "TOOL_CHOICE_REQUIRED, got 7");
+  // Without tools: none of them.
+  refused([](v1::Chat* c) { c->clear_tools(); },
+          "prompt.chat.tool_choice_function must name one of prompt.chat.tools");
+  const auto without_tools = [](auto edit) {
+    return [edit](v1::Chat* c) {
+      c->clear_tools();
+      c->clear_tool_choice_function();
+      c->clear_parallel_tool_calls();
+      edit(c);
+    };
+  };
+  refused(without_tools([](v1::Chat* c) { c->set_tool_choice(v1::Chat::TOOL_CHOICE_REQUIRED); }),
+          "prompt.chat.tool_choice must be TOOL_CHOICE_AUTO (unset) without prompt.chat.tools, "
+          "got TOOL_CHOICE_REQUIRED");
+  refused(without_tools([](v1::Chat* c) { c->set_tool_choice(v1::Chat::TOOL_CHOICE_NONE); }),
+          "prompt.chat.tool_choice must be TOOL_CHOICE_AUTO (unset) without prompt.chat.tools, "
+          "got TOOL_CHOICE_NONE");
+  refused(without_tools([](v1::Chat* c) { c->set_parallel_tool_calls(true); }),
+          "prompt.chat.parallel_tool_calls must be unset without prompt.chat.tools");
+  v1::GenerateRequest plain = r;
+  without_tools([](v1::Chat*) {})(plain.mutable_prompt()->mutable_chat());
+  EXPECT_TRUE(ValidateGenerateRequest(plain, kLimits).ok());
+}
+
+// The grammar a request decodes under: forced calls need the server's parser and follow the
+// tools' schemas; response_format is refused with tools read for calls.
+TEST(RequestGrammar, ForcedCallsNeedAParserAndExcludeResponseFormat) {
+  ServingContext hermes;
+  hermes.tool_call_parser = ToolCallParser::kHermes;
+  v1::GenerateRequest r;
+  *r.mutable_prompt()->mutable_chat() = ToolChat();
+  v1::Chat* chat = r.mutable_prompt()->mutable_chat();
+  // AUTO and NONE: free text.
+  EXPECT_EQ(*RequestGrammar(r, hermes), nullptr);
+  chat->set_tool_choice(v1::Chat::TOOL_CHOICE_NONE);
+  EXPECT_EQ(*RequestGrammar(r, hermes), nullptr);
+  // NONE reads no calls, so response_format may decide the output; with AUTO it may not, nor
+  // with REQUIRED (on a server that reads calls).
+  r.mutable_response_format()->mutable_json_object();
+  EXPECT_NE(*RequestGrammar(r, hermes), nullptr);
+  for (const auto choice : {v1::Chat::TOOL_CHOICE_AUTO, v1::Chat::TOOL_CHOICE_REQUIRED}) {
+    chat->set_tool_choice(choice);
+    const absl::Status s = RequestGrammar(r, hermes).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << choice;
+    EXPECT_THAT(std::string(s.message()),
+                HasSubstr("response_format cannot be combined with prompt.chat.tools that are "
+                          "read for calls"));
+  }
+  // Without a parser, AUTO tools are text, so response_format is fine.
+  chat->set_tool_choice(v1::Chat::TOOL_CHOICE_AUTO);
+  EXPECT_NE(*RequestGrammar(r, ServingContext{}), nullptr);
+  r.clear_response_format();
+
+  chat->set_tool_choice(v1::Chat::TOOL_CHOICE_REQUIRED);
+  absl::StatusOr<std::shared_ptr<const structured::Grammar>> grammar = RequestGrammar(r, hermes);
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  ASSERT_NE(*grammar, nullptr);
+  EXPECT_THAT((*grammar)->ToString(), HasSubstr("get_weather"));
+  const absl::Status no_parser = RequestGrammar(r, ServingContext{}).status();
+  EXPECT_EQ(no_parser.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_parser.message()),
+              HasSubstr("prompt.chat.tool_choice: required needs a server started with "
+                        "--tool-call-parser"));
+  chat->set_tool_choice(v1::Chat::TOOL_CHOICE_AUTO);
+  chat->set_tool_choice_function("now");
+  ASSERT_TRUE(RequestGrammar(r, hermes).ok());
+  EXPECT_THAT(std::string(RequestGrammar(r, ServingContext{}).status().message()),
+              HasSubstr("prompt.chat.tool_choice_function: a named function needs a server "
+                        "started with --tool-call-parser"));
+  // A schema the compiler refuses names the tool; only the tools that can be called are
+  // compiled.
+  chat->mutable_tools(0)->set_parameters_json(R"({"properties": {"days": {"minimum": 1}}})");
+  EXPECT_TRUE(RequestGrammar(r, hermes).ok());  // "now" only
+  chat->clear_tool_choice_function();
+  chat->set_tool_choice(v1::Chat::TOOL_CHOICE_REQUIRED);
+  const absl::Status refused = RequestGrammar(r, hermes).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("prompt.chat.tools[0].parameters_json: #/properties/days/minimum"));
 }
 
 // The template sees tools, tool calls and tool results as vLLM hands them to it.

@@ -25,13 +25,26 @@ v1::GenerateRequest ChatRequest(int tools) {
   return request;
 }
 
-TEST(RequestToolCallMode, OnlyAChatWithToolsOnAServerWithAParser) {
+TEST(RequestToolCallMode, OnlyAChatWithToolsOnAServerWithAParserUnlessNone) {
   ServingContext with_parser;
   with_parser.tool_call_parser = ToolCallParser::kLlama3Json;
   const std::optional<ToolCallMode> mode = RequestToolCallMode(with_parser, ChatRequest(2));
   ASSERT_TRUE(mode.has_value());
   EXPECT_EQ(mode->parser, ToolCallParser::kLlama3Json);
-  EXPECT_TRUE(mode->parallel_tool_calls);  // gRPC has no parallel_tool_calls: all are kept
+  EXPECT_TRUE(mode->parallel_tool_calls);  // unset parallel_tool_calls: all are kept
+
+  v1::GenerateRequest request = ChatRequest(2);
+  request.mutable_prompt()->mutable_chat()->set_parallel_tool_calls(false);
+  EXPECT_FALSE(RequestToolCallMode(with_parser, request)->parallel_tool_calls);
+  request.mutable_prompt()->mutable_chat()->set_parallel_tool_calls(true);
+  EXPECT_TRUE(RequestToolCallMode(with_parser, request)->parallel_tool_calls);
+  // REQUIRED (and a named function) are read as AUTO is; NONE reads nothing.
+  request.mutable_prompt()->mutable_chat()->set_tool_choice(v1::Chat::TOOL_CHOICE_REQUIRED);
+  request.mutable_prompt()->mutable_chat()->set_tool_choice_function("f");
+  EXPECT_TRUE(RequestToolCallMode(with_parser, request).has_value());
+  request.mutable_prompt()->mutable_chat()->clear_tool_choice_function();
+  request.mutable_prompt()->mutable_chat()->set_tool_choice(v1::Chat::TOOL_CHOICE_NONE);
+  EXPECT_FALSE(RequestToolCallMode(with_parser, request).has_value());
 
   EXPECT_FALSE(RequestToolCallMode(ServingContext{}, ChatRequest(1)).has_value());
   EXPECT_FALSE(RequestToolCallMode(with_parser, ChatRequest(0)).has_value());

@@ -185,7 +185,8 @@ absl::Status EngineImpl::Validate(const GenerationRequest& r,
     structured::GrammarAutomaton automaton(r.grammar);  // its first state only: cheap
     if (automaton.IsComplete(automaton.initial()) && !automaton.CanContinue(automaton.initial())) {
       return absl::InvalidArgumentError(
-          "response_format: the grammar accepts only the empty text, so nothing can be generated");
+          "structured output: the grammar accepts only the empty text, so nothing can be "
+          "generated");
     }
   }
   if (blocks_.PagesFor(total) > blocks_.num_pages()) {
@@ -392,7 +393,7 @@ void EngineImpl::MaskConstrained(ScheduleResult* schedule) {
       if (mask.ok() && std::none_of((*mask)->words.begin(), (*mask)->words.end(),
                                     [](uint64_t w) { return w != 0; })) {
         status = absl::FailedPreconditionError(
-            "response_format: no token of the vocabulary can continue the output here");
+            "structured output: no token of the vocabulary can continue the output here");
       }
       if (!status.ok()) {
         Finish(s, FinishReason::kNone, "", status);
@@ -457,7 +458,7 @@ void EngineImpl::ProcessSample(Sequence* s, const SequenceStepOutput& out) {
         s->constraint->Accept(s->grammar_state, token);
     if (next.ok() && *next == structured::GrammarAutomaton::kDead) {
       next = absl::InternalError(
-          absl::StrCat("response_format: sampled token ", token, ", which the grammar refuses"));
+          absl::StrCat("structured output: sampled token ", token, ", which the grammar refuses"));
     }
     if (!next.ok()) {
       Finish(s, FinishReason::kNone, "", next.status());

@@ -12,6 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "server/grpc/chat_prompt.h"
 #include "server/grpc/tokenization.h"
+#include "server/grpc/tool_call_grammar.h"
+#include "server/grpc/tool_call_response.h"
 #include "server/structured/json_schema_grammar.h"
 
 namespace attnres {
@@ -127,6 +129,37 @@ size_t MergeDeltaImpl(const GenerationDelta& delta, const ServingContext& ctx, R
 
 }  // namespace
 
+// Forcing calls needs the server's parser (it is the calls' format); response_format is refused
+// with tools that are read for calls, whose text it would decide too. A named function is one
+// call of it.
+absl::StatusOr<std::shared_ptr<const structured::Grammar>> RequestGrammar(
+    const v1::GenerateRequest& request, const ServingContext& ctx) {
+  const v1::Chat& chat = request.prompt().chat();  // the default instance for other prompts
+  const std::string& function = chat.tool_choice_function();
+  const bool forced = chat.tool_choice() == v1::Chat::TOOL_CHOICE_REQUIRED || !function.empty();
+  if (forced && !ctx.tool_call_parser.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        function.empty() ? "prompt.chat.tool_choice: required"
+                         : "prompt.chat.tool_choice_function: a named function",
+        " needs a server started with --tool-call-parser (the calls are written in its format)"));
+  }
+  const std::optional<ToolCallMode> mode = RequestToolCallMode(ctx, request);
+  if (request.has_response_format() && mode.has_value()) {
+    return absl::InvalidArgumentError(
+        "response_format cannot be combined with prompt.chat.tools that are read for calls "
+        "(tool_choice other than TOOL_CHOICE_NONE on a server with --tool-call-parser): both "
+        "decide the output");
+  }
+  if (!forced) return ResponseGrammar(request);
+  if (!mode.has_value()) {  // no tools (which validation refuses)
+    return absl::InvalidArgumentError(
+        "prompt.chat.tool_choice: forcing calls needs prompt.chat.tools");
+  }
+  ToolCallMode grammar_mode = *mode;
+  if (!function.empty()) grammar_mode.parallel_tool_calls = false;  // one call of it
+  return ToolCallGrammar(grammar_mode, chat.tools(), function);
+}
+
 absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest& request,
                                                       const ServingContext& ctx,
                                                       absl::Time deadline) {
@@ -170,7 +203,7 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest&
       request.return_mix_weights() && ctx.engine->model_config().attn_res();
   out.output.skip_special_tokens =
       request.has_skip_special_tokens() ? request.skip_special_tokens() : true;
-  absl::StatusOr<std::shared_ptr<const structured::Grammar>> grammar = ResponseGrammar(request);
+  absl::StatusOr<std::shared_ptr<const structured::Grammar>> grammar = RequestGrammar(request, ctx);
   if (!grammar.ok()) return grammar.status();
   out.grammar = *std::move(grammar);
   out.deadline = deadline;

@@ -43,6 +43,44 @@ absl::Status CheckTokenIds(std::string_view field,
   return absl::OkStatus();
 }
 
+// tool_choice, tool_choice_function and parallel_tool_calls: only with tools; the function is one
+// of them, and not with NONE. Whether the server can force calls is the conversion's
+// (proto_convert.h): it knows the server's --tool-call-parser.
+absl::Status ValidateToolChoice(const v1::Chat& chat) {
+  if (!v1::Chat::ToolChoice_IsValid(chat.tool_choice())) {
+    return Invalid(
+        absl::StrFormat("prompt.chat.tool_choice must be TOOL_CHOICE_AUTO, TOOL_CHOICE_NONE or "
+                        "TOOL_CHOICE_REQUIRED, got %d",
+                        chat.tool_choice()));
+  }
+  const std::string& function = chat.tool_choice_function();
+  if (!function.empty()) {
+    if (chat.tool_choice() == v1::Chat::TOOL_CHOICE_NONE) {
+      return Invalid(
+          "prompt.chat.tool_choice_function must be empty with tool_choice TOOL_CHOICE_NONE: "
+          "a named function forces a call");
+    }
+    const bool known = std::any_of(chat.tools().begin(), chat.tools().end(),
+                                   [&](const v1::Tool& tool) { return tool.name() == function; });
+    if (!known) {
+      return Invalid(absl::StrFormat(
+          "prompt.chat.tool_choice_function must name one of prompt.chat.tools, got \"%s\"",
+          absl::CHexEscape(function.substr(0, 80))));
+    }
+  }
+  if (chat.tools_size() > 0) return absl::OkStatus();
+  if (chat.tool_choice() != v1::Chat::TOOL_CHOICE_AUTO) {
+    return Invalid(
+        absl::StrFormat("prompt.chat.tool_choice must be TOOL_CHOICE_AUTO (unset) without "
+                        "prompt.chat.tools, got %s",
+                        v1::Chat::ToolChoice_Name(chat.tool_choice())));
+  }
+  if (chat.has_parallel_tool_calls()) {
+    return Invalid("prompt.chat.parallel_tool_calls must be unset without prompt.chat.tools");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTools(const v1::Chat& chat) {
   if (chat.tools_size() > kMaxTools) {
     return Invalid(absl::StrFormat("prompt.chat.tools must have at most %d entries, got %d",
@@ -60,7 +98,7 @@ absl::Status ValidateTools(const v1::Chat& chat) {
           "prompt.chat.tools[%d].parameters_json must be empty or the text of a JSON object", i));
     }
   }
-  return absl::OkStatus();
+  return ValidateToolChoice(chat);
 }
 
 // A message's tool calls (role "assistant") or tool_call_id (role "tool").

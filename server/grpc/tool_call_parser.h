@@ -25,7 +25,7 @@ std::optional<ToolCallParser> ToolCallParserFromName(std::string_view name);
 const char* ToolCallParserName(ToolCallParser parser);
 
 // How a chat completion's output is read: set when the server has a parser and the request gave
-// tools (HTTP: with tool_choice "auto"; gRPC: RequestToolCallMode).
+// tools (HTTP: with tool_choice other than "none"; gRPC: RequestToolCallMode).
 struct ToolCallMode {
   ToolCallParser parser = ToolCallParser::kHermes;
   bool parallel_tool_calls = true;  // false: only the first call is returned

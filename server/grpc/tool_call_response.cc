@@ -22,11 +22,14 @@ bool AddToolCallsImpl(const ToolCallMode& mode, std::string_view text, Response*
 
 std::optional<ToolCallMode> RequestToolCallMode(const ServingContext& ctx,
                                                 const v1::GenerateRequest& request) {
-  if (!ctx.tool_call_parser.has_value() || !request.prompt().has_chat() ||
-      request.prompt().chat().tools_size() == 0) {
+  if (!ctx.tool_call_parser.has_value() || !request.prompt().has_chat()) return std::nullopt;
+  const v1::Chat& chat = request.prompt().chat();
+  if (chat.tools_size() == 0 || chat.tool_choice() == v1::Chat::TOOL_CHOICE_NONE) {
     return std::nullopt;
   }
-  return ToolCallMode{.parser = *ctx.tool_call_parser, .parallel_tool_calls = true};
+  return ToolCallMode{
+      .parser = *ctx.tool_call_parser,
+      .parallel_tool_calls = !chat.has_parallel_tool_calls() || chat.parallel_tool_calls()};
 }
 
 std::optional<ParsedToolCalls> FinishedToolCalls(v1::FinishReason reason, std::string_view text,

@@ -14,7 +14,8 @@
 namespace attnres {
 
 // How `request`'s outputs are read: set when the server has a parser and the prompt is a chat
-// with at least one tool. Every call is kept (the gRPC API has no parallel_tool_calls).
+// with at least one tool and a tool_choice other than TOOL_CHOICE_NONE; every call is kept unless
+// parallel_tool_calls is false (the first only).
 std::optional<ToolCallMode> RequestToolCallMode(const ServingContext& ctx,
                                                 const v1::GenerateRequest& request);
 

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "models/config_json.h"
+#include "models/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "server/grpc/request_validation.h"
 
@@ -25,13 +26,6 @@ using nlohmann::json;
 
 constexpr char kOrigin[] = "request";
 constexpr int kDefaultMaxTokens = 16;  // OpenAI's default for completions
-
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
-    if (absl::Status _st = (expr); !_st.ok()) { \
-      return _st;                               \
-    }                                           \
-  } while (0)
 
 using KeySet = absl::flat_hash_set<std::string>;
 
@@ -462,11 +456,12 @@ std::string DumpInOrder(const json& value, const nlohmann::ordered_json& in_orde
              : value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// One of "tools": {"type": "function", "function": {"name", "description"?, "parameters"?}}.
-// `ordered` is the same tool read with its keys in the client's order, which the parameters keep
-// (templates write them out with tojson, as Python keeps a dict's order).
+// One of "tools": {"type": "function", "function": {"name", "description"?, "parameters"?,
+// "strict"?}}. `ordered` is the same tool read with its keys in the client's order, which the
+// parameters keep (templates write them out with tojson, as Python keeps a dict's order).
+// `strict_ok`: no call escapes the schemas (tool_choice forces the calls, or reads none).
 absl::Status ReadTool(const json& t, const nlohmann::ordered_json& ordered,
-                      const std::string& field, v1::Tool* out) {
+                      const std::string& field, bool strict_ok, v1::Tool* out) {
   if (!t.is_object()) {
     return KeyError(kOrigin, field,
                     "must be a tool {\"type\": \"function\", \"function\": {\"name\", "
@@ -500,56 +495,101 @@ absl::Status ReadTool(const json& t, const nlohmann::ordered_json& ordered,
     out->set_parameters_json(DumpInOrder(f["parameters"], ordered, {"function", "parameters"}));
   }
   // strict: false (or absent) is OpenAI's default; strict: true promises arguments that follow
-  // the schema, which needs constrained decoding.
-  if (Has(f, "strict") && f["strict"] != false) {
-    return KeyError(kOrigin, absl::StrCat(fn, ".strict"),
-                    "must be false: strict schemas need constrained decoding, which this server "
-                    "does not do");
+  // the schema, which holds where calls are forced (their decoding follows the schemas) and
+  // vacuously where none are read; "auto" leaves the model's calls free.
+  if (Has(f, "strict")) {
+    if (!f["strict"].is_boolean()) {
+      return KeyError(kOrigin, absl::StrCat(fn, ".strict"), "must be true or false");
+    }
+    if (f["strict"] == true && !strict_ok) {
+      return KeyError(kOrigin, absl::StrCat(fn, ".strict"),
+                      "must be false with tool_choice \"auto\": strict arguments need "
+                      "tool_choice \"required\" or a named function, whose calls are decoded "
+                      "under the tools' schemas");
+    }
   }
   return absl::OkStatus();
 }
 
-// tools, tool_choice and parallel_tool_calls. tool_choice "none" renders the tools but reads no
-// calls (as vLLM does by default); "required" and a named function force a call, which needs
-// constrained decoding.
+// OpenAI's tool_choice: "none", "auto", "required" or {"type": "function", "function": {"name":
+// NAME}} (into `function`).
+absl::StatusOr<v1::Chat::ToolChoice> ReadToolChoice(const json& j, bool has_tools,
+                                                    std::string* function) {
+  if (!Has(j, "tool_choice")) {
+    return has_tools ? v1::Chat::TOOL_CHOICE_AUTO : v1::Chat::TOOL_CHOICE_NONE;
+  }
+  const json& c = j["tool_choice"];
+  constexpr char kShapes[] =
+      R"(must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}})";
+  v1::Chat::ToolChoice choice = v1::Chat::TOOL_CHOICE_AUTO;
+  if (c.is_object()) {
+    RETURN_IF_ERROR(
+        OnlyKeys(c, "tool_choice", {"type", "function"}, "tool_choice key (type, function)"));
+    RETURN_IF_ERROR(CheckFunctionType(c, "tool_choice"));
+    const auto f = c.find("function");
+    if (f == c.end() || !f->is_object()) {
+      return KeyError(kOrigin, "tool_choice.function", "is required and must be an object {name}");
+    }
+    RETURN_IF_ERROR(
+        OnlyKeys(*f, "tool_choice.function", {"name"}, "tool_choice.function key (name)"));
+    absl::StatusOr<std::string> name = RequiredName(*f, "tool_choice.function");
+    if (!name.ok()) return name.status();
+    *function = *std::move(name);
+  } else if (c == "none") {
+    choice = v1::Chat::TOOL_CHOICE_NONE;
+  } else if (c == "required") {
+    choice = v1::Chat::TOOL_CHOICE_REQUIRED;
+  } else if (c != "auto") {
+    return KeyError(kOrigin, "tool_choice", kShapes);
+  }
+  if (choice != v1::Chat::TOOL_CHOICE_NONE && !has_tools) {
+    return KeyError(kOrigin, "tool_choice", "needs tools");
+  }
+  return choice;
+}
+
+// tools, tool_choice and parallel_tool_calls into prompt.chat (without tools, tool_choice "none"
+// and parallel_tool_calls are accepted and change nothing). tool_choice "none" renders the tools
+// but reads no calls (as vLLM does by default); "auto" reads them out of the text; "required" and
+// a named function force them, decoded under the tools' schemas (proto_convert.h compiles them).
 absl::Status ReadTools(const json& j, const std::string& body, std::optional<ToolCallParser> parser,
                        CompletionCall* call, v1::Chat* chat) {
   const bool has_tools = Has(j, "tools");
-  if (has_tools) {
-    const nlohmann::ordered_json ordered = InOrder(body, "tools");
-    const json& tools = j["tools"];
-    if (!tools.is_array() || tools.empty() || tools.size() > static_cast<size_t>(kMaxTools)) {
-      return KeyError(kOrigin, "tools", absl::StrCat("must be a list of 1-", kMaxTools, " tools"));
-    }
-    if (!parser.has_value()) {
-      return KeyError(kOrigin, "tools",
-                      "needs a tool-call parser: start the server with --tool-call-parser "
-                      "(hermes or llama3_json)");
-    }
-    for (size_t i = 0; i < tools.size(); ++i) {
-      const nlohmann::ordered_json& tool_in_order =
-          ordered.is_array() && i < ordered.size() ? ordered[i] : nlohmann::ordered_json();
-      RETURN_IF_ERROR(
-          ReadTool(tools[i], tool_in_order, absl::StrCat("tools[", i, "]"), chat->add_tools()));
-    }
-  }
+  std::string function;
+  absl::StatusOr<v1::Chat::ToolChoice> choice = ReadToolChoice(j, has_tools, &function);
+  if (!choice.ok()) return choice.status();
   bool parallel = true;
   RETURN_IF_ERROR(config_json::ReadBool(j, kOrigin, "parallel_tool_calls", &parallel));
-  std::string choice = has_tools ? "auto" : "none";
-  if (Has(j, "tool_choice")) {
-    const json& c = j["tool_choice"];
-    if (c == "required" || c.is_object()) {
-      return KeyError(kOrigin, "tool_choice",
-                      "must be \"none\" or \"auto\": forcing a call (\"required\" or a named "
-                      "function) needs constrained decoding, which this server does not do");
-    }
-    if (c != "none" && c != "auto") {
-      return KeyError(kOrigin, "tool_choice", "must be \"none\" or \"auto\"");
-    }
-    choice = c.get<std::string>();
-    if (choice == "auto" && !has_tools) return KeyError(kOrigin, "tool_choice", "needs tools");
+  if (!has_tools) return absl::OkStatus();
+  const nlohmann::ordered_json ordered = InOrder(body, "tools");
+  const json& tools = j["tools"];
+  if (!tools.is_array() || tools.empty() || tools.size() > static_cast<size_t>(kMaxTools)) {
+    return KeyError(kOrigin, "tools", absl::StrCat("must be a list of 1-", kMaxTools, " tools"));
   }
-  if (choice != "auto") return absl::OkStatus();
+  if (!parser.has_value()) {
+    return KeyError(kOrigin, "tools",
+                    "needs a tool-call parser: start the server with --tool-call-parser "
+                    "(hermes or llama3_json)");
+  }
+  const bool strict_ok = *choice != v1::Chat::TOOL_CHOICE_AUTO || !function.empty();
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const nlohmann::ordered_json& tool_in_order =
+        ordered.is_array() && i < ordered.size() ? ordered[i] : nlohmann::ordered_json();
+    RETURN_IF_ERROR(ReadTool(tools[i], tool_in_order, absl::StrCat("tools[", i, "]"), strict_ok,
+                             chat->add_tools()));
+  }
+  if (!function.empty()) {
+    const bool known = std::any_of(chat->tools().begin(), chat->tools().end(),
+                                   [&](const v1::Tool& t) { return t.name() == function; });
+    if (!known) {
+      return KeyError(kOrigin, "tool_choice.function.name",
+                      absl::StrCat("must name one of tools, got \"", function, "\""));
+    }
+    chat->set_tool_choice_function(function);
+  }
+  chat->set_tool_choice(*choice);
+  if (Has(j, "parallel_tool_calls")) chat->set_parallel_tool_calls(parallel);
+  if (*choice == v1::Chat::TOOL_CHOICE_NONE) return absl::OkStatus();
   call->tool_calls = ToolCallMode{.parser = *parser, .parallel_tool_calls = parallel};
   // The calls' tags may be special tokens (Hermes' <tool_call>, Llama's <|python_tag|>).
   if (!call->request.has_skip_special_tokens()) call->request.set_skip_special_tokens(false);

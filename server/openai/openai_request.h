@@ -3,9 +3,10 @@
 // file checks only the JSON: types, known keys, the shapes OpenAI allows (prompt as text, token
 // ids or a list of either; chat message content as text or a list of text parts;
 // stop as a string or a list; chat tools, tool calls and tool results; response_format text,
-// json_object or json_schema, the schema kept in the client's key order) and what this server
-// does not take (best_of other than n, suffix, tools without --tool-call-parser, tool_choice that
-// forces a call, response_format together with tools that are read for calls).
+// json_object or json_schema, the schema kept in the client's key order; tool_choice none, auto,
+// required or a named function) and what this server does not take (best_of other than n,
+// suffix, tools without --tool-call-parser, a tool's strict: true with tool_choice "auto",
+// response_format together with tools that are read for calls).
 #pragma once
 
 #include <optional>
@@ -37,8 +38,9 @@ struct CompletionCall {
   // echo: the prompt is written before the completion; with logprobs the request also asks for
   // prompt_logprobs (max_tokens 0 then scores a text).
   bool echo = false;
-  // Chat: set when the request gave tools with tool_choice "auto" (its default) and the server
-  // has a tool-call parser: each choice's text is read for tool calls.
+  // Chat: set when the request gave tools with a tool_choice other than "none" ("auto", its
+  // default, "required" or a named function) and the server has a tool-call parser: each
+  // choice's text is read for tool calls (with parallel_tool_calls false, the first only).
   std::optional<ToolCallMode> tool_calls;
 };
 
@@ -52,8 +54,12 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
 // default, so generation_config.json's or the server's default applies; "logprobs" is a bool and
 // "top_logprobs" the number of alternatives. "tools" become prompt.chat.tools and need
 // `tool_call_parser` (the server's --tool-call-parser); with tools in use, skip_special_tokens
-// defaults to false, as vLLM sets it, since the calls' tags may be special tokens; a JSON
-// response_format is refused with tools read for calls (tool_choice "auto"). Same errors as
+// defaults to false, as vLLM sets it, since the calls' tags may be special tokens.
+// "tool_choice" ("none", "auto", "required" or {"type": "function", "function": {"name"}}) and
+// "parallel_tool_calls" go into prompt.chat.tool_choice, tool_choice_function and
+// parallel_tool_calls: "required" and a named function have the output constrained to calls
+// (proto_convert.h), and only they take tools with "strict": true. A JSON response_format is
+// refused with tools read for calls (tool_choice other than "none"). Same errors as
 // ParseCompletionRequest.
 absl::StatusOr<CompletionCall> ParseChatRequest(
     const std::string& body, const std::string& served_model,

@@ -338,6 +338,10 @@ absl::Status WithHttpFieldNames(const absl::Status& status) {
            {"prompt.chat.add_generation_prompt", "add_generation_prompt"},
            {"prompt.chat.continue_final_message", "continue_final_message"},
            {"prompt.chat.tools", "tools"},
+           {".parameters_json", ".function.parameters"},
+           {"prompt.chat.tool_choice_function", "tool_choice.function.name"},
+           {"prompt.chat.tool_choice", "tool_choice"},
+           {"prompt.chat.parallel_tool_calls", "parallel_tool_calls"},
            {"prompt.chat", "messages"},
            {"response_format.json_schema.schema_json", "response_format.json_schema.schema"}}));
 }

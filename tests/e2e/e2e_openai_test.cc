@@ -5,6 +5,7 @@
 // finish. Clients are cpp-httplib's.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -86,10 +87,11 @@ std::string CompletionText(const std::string& body, bool stream) {
 // suite, and a client to it per test.
 class HttpServerSuite : public ::testing::Test {
  protected:
-  static ServerProcess* StartServer(std::vector<std::string> flags) {
+  static ServerProcess* StartServer(std::vector<std::string> flags,
+                                    const std::string& model_dir = TestModelDir()) {
     flags.insert(flags.begin(), {"--http-port", "0"});
     auto* server = new ServerProcess();
-    if (server->Start(TestModelDir(), flags)) return server;
+    if (server->Start(model_dir, flags)) return server;
     delete server;
     return nullptr;
   }
@@ -784,12 +786,15 @@ TEST_F(OpenAiE2eTest, ResponseFormatRefusalsNameTheField) {
 // A server with --tool-call-parser hermes and a Hermes-style template
 // (tests/e2e/data/chatml_tools.jinja): tools, calls and results are written into the prompt as
 // the template writes them; the bundled model does not call tools, so its output comes back as
-// content, whole and streamed.
+// content, whole and streamed, unless tool_choice forces calls (then it is calls of the tools).
+// The small-block model: its 2048-token context leaves room for calls after a prompt of tools,
+// which the byte-level tokenizer spells a token per byte.
 class OpenAiToolsE2eTest : public HttpServerSuite {
  protected:
   static void SetUpTestSuite() {
     server_ = StartServer(
-        {"--chat-template", "tests/e2e/data/chatml_tools.jinja", "--tool-call-parser", "hermes"});
+        {"--chat-template", "tests/e2e/data/chatml_tools.jinja", "--tool-call-parser", "hermes"},
+        SlowModelDir());
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -806,7 +811,7 @@ class OpenAiToolsE2eTest : public HttpServerSuite {
 ServerProcess* OpenAiToolsE2eTest::server_ = nullptr;
 
 TEST_F(OpenAiToolsE2eTest, ToolsAndCallsAreTemplatedAndPlainOutputIsContent) {
-  // Small: the test model's context is 512 tokens of a tiny vocabulary.
+  // Small: a tiny vocabulary spells the prompt a token per byte.
   const ojson tools = ojson::parse(R"([
       {"type": "function", "function": {"name": "r", "parameters": {"type": "object",
                                                                     "properties": {"c": {}}}}},
@@ -931,11 +936,252 @@ TEST_F(OpenAiToolsE2eTest, ToolsAndCallsAreTemplatedAndPlainOutputIsContent) {
   }
 }
 
+// Forced calls (tool_choice "required" or a named function) need tools whose arguments are few
+// (an enum, a short string, a boolean): the random test model's output, constrained to calls, is
+// then whole well within max_tokens. "strict" is taken where calls are forced.
+constexpr char kForcedTools[] = R"([
+    {"type": "function", "function": {"name": "w", "strict": true, "parameters": {
+        "type": "object", "properties": {"u": {"enum": ["c", "f"]},
+        "c": {"type": "string", "maxLength": 4}}, "required": ["u", "c"]}}},
+    {"type": "function", "function": {"name": "b", "parameters": {"type": "object",
+        "properties": {"x": {"type": "boolean"}}, "required": ["x"]}}}])";
+
+// Whether a call names one of kForcedTools (`only` when set) with arguments its schema accepts.
+::testing::AssertionResult IsForcedToolCall(const std::string& name, const std::string& arguments,
+                                            const std::string& only = "") {
+  const json args = json::parse(arguments, nullptr, /*allow_exceptions=*/false);
+  bool ok = args.is_object() && (only.empty() || name == only);
+  if (ok && name == "w") {
+    const auto chars = [](const std::string& s) {  // UTF-8 code points
+      return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
+    };
+    ok = args.size() == 2 && args.contains("u") && (args["u"] == "c" || args["u"] == "f") &&
+         args.contains("c") && args["c"].is_string() && chars(args["c"].get<std::string>()) <= 4;
+  } else if (ok && name == "b") {
+    ok = args.size() == 1 && args.contains("x") && args["x"].is_boolean();
+  } else {
+    ok = false;
+  }
+  if (ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "not a call of the tools: " << name << " " << arguments;
+}
+
+// A chat completion's calls (name and arguments), content and finish reason, whole or streamed.
+struct ChatCalls {
+  std::vector<std::pair<std::string, std::string>> calls;
+  std::string content;
+  std::string finish;
+};
+
+ChatCalls ReadChatCalls(const std::string& body, bool stream) {
+  ChatCalls out;
+  const auto add_calls = [&](const json& calls) {
+    for (const json& c : calls) {
+      out.calls.emplace_back(c["function"]["name"], c["function"]["arguments"]);
+      EXPECT_EQ(c["type"], "function");
+      EXPECT_EQ(c["id"].get<std::string>().rfind("call_", 0), 0u) << c;
+    }
+  };
+  if (!stream) {
+    const json choice = json::parse(body)["choices"][0];
+    out.finish = choice["finish_reason"];
+    const json& message = choice["message"];
+    if (message["content"].is_string()) out.content = message["content"];
+    if (message.contains("tool_calls")) add_calls(message["tool_calls"]);
+    return out;
+  }
+  const std::vector<std::string> events = Events(body);
+  EXPECT_EQ(events.back(), "[DONE]");
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const json choice = json::parse(events[i])["choices"][0];
+    out.content += choice["delta"].value("content", "");
+    if (choice["delta"].contains("tool_calls")) add_calls(choice["delta"]["tool_calls"]);
+    if (!choice["finish_reason"].is_null()) out.finish = choice["finish_reason"];
+  }
+  return out;
+}
+
+// The test models' EOS (attnres-make-model's <|endoftext|>). With parallel calls the grammar
+// lets another call follow each one, and a random model keeps adding them until max_tokens; a
+// bias on EOS, which the grammar allows only where the calls are whole, ends the output after a
+// call instead (unless min_tokens holds it back: then another call follows).
+constexpr int kEosToken = 256;
+
+// tool_choice "required" and a named function over HTTP: whatever the (random) model samples,
+// the output is calls of the tools (the named one only, once) with arguments their schemas
+// accept, finished with "tool_calls"; parallel_tool_calls false gives one call, true one or more;
+// a stream gives the same calls as the whole completion.
+TEST_F(OpenAiToolsE2eTest, ForcedToolChoiceGivesCallsOfTheTools) {
+  const ojson tools = ojson::parse(kForcedTools);
+  const ojson messages = {{{"role", "user"}, {"content", "Hi"}}};
+  const ojson named = {{"type", "function"}, {"function", {{"name", "b"}}}};
+  struct Calls {
+    bool parallel;
+    int min_tokens;  // past one call (~65 tokens): two calls or more
+  };
+  for (const ojson& choice : {ojson("required"), named}) {
+    const std::string only = choice.is_object() ? "b" : "";
+    for (const Calls calls : {Calls{true, 0}, Calls{true, 100}, Calls{false, 0}}) {
+      for (const ojson& sampling :
+           {ojson{{"temperature", 0}}, ojson{{"temperature", 1}, {"seed", 3}},
+            ojson{{"temperature", 0.8}, {"seed", 11}}}) {
+        ojson body = {
+            {"messages", messages}, {"tools", tools}, {"tool_choice", choice}, {"max_tokens", 300}};
+        body.update(sampling);
+        if (calls.parallel) {
+          body["logit_bias"] = {{std::to_string(kEosToken), 100}};
+          body["min_tokens"] = calls.min_tokens;
+        } else {
+          body["parallel_tool_calls"] = false;
+        }
+        const std::string what = body.dump();
+        std::vector<std::pair<std::string, std::string>> whole_calls;
+        for (const bool stream : {false, true}) {
+          body["stream"] = stream;
+          auto res = Post("/v1/chat/completions", body);
+          ASSERT_TRUE(res) << what;
+          ASSERT_EQ(res->status, 200) << what << " -> " << res->body;
+          const ChatCalls got = ReadChatCalls(res->body, stream);
+          EXPECT_EQ(got.finish, "tool_calls") << what << " -> " << res->body;
+          EXPECT_EQ(got.content, "") << what;
+          if (!calls.parallel || !only.empty()) {
+            EXPECT_EQ(got.calls.size(), 1u) << what << " -> " << res->body;
+          } else {
+            EXPECT_GE(got.calls.size(), calls.min_tokens > 0 ? 2u : 1u)
+                << what << " -> " << res->body;
+          }
+          for (const auto& [name, arguments] : got.calls) {
+            EXPECT_TRUE(IsForcedToolCall(name, arguments, only)) << what;
+          }
+          if (stream) {
+            EXPECT_EQ(got.calls, whole_calls) << what;
+          } else {
+            whole_calls = got.calls;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The same over gRPC: TOOL_CHOICE_REQUIRED and tool_choice_function give FINISH_REASON_TOOL_CALLS
+// with calls of the tools, the text the model's (the calls in the hermes format), unary and
+// streamed alike; greedy, the calls are the HTTP API's.
+TEST_F(OpenAiToolsE2eTest, ForcedToolChoiceOverGrpc) {
+  const ojson tools = ojson::parse(kForcedTools);
+  v1::GenerateRequest request = GreedyRequest("", 300);
+  request.set_ignore_eos(false);
+  request.set_skip_special_tokens(false);
+  v1::Chat* chat = request.mutable_prompt()->mutable_chat();
+  v1::ChatMessage* message = chat->add_messages();
+  message->set_role("user");
+  message->set_content("Hi");
+  for (const ojson& t : tools) {
+    v1::Tool* tool = chat->add_tools();
+    tool->set_name(t["function"]["name"]);
+    tool->set_parameters_json(t["function"]["parameters"].dump());
+  }
+  for (const std::string only : {"", "w"}) {
+    chat->set_tool_choice(only.empty() ? v1::Chat::TOOL_CHOICE_REQUIRED
+                                       : v1::Chat::TOOL_CHOICE_AUTO);
+    chat->set_tool_choice_function(only);
+    chat->set_parallel_tool_calls(false);
+    v1::GenerateResponse response;
+    const grpc::Status status = Generate(server_->Stub().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.finish_reason(), v1::FINISH_REASON_TOOL_CALLS) << response.text();
+    ASSERT_EQ(response.tool_calls_size(), 1) << response.text();
+    EXPECT_TRUE(IsForcedToolCall(response.tool_calls(0).name(),
+                                 response.tool_calls(0).arguments_json(), only));
+    EXPECT_EQ(response.text().rfind("<tool_call>\n{\"name\": \"", 0), 0u) << response.text();
+
+    const StreamResult stream = GenerateStream(server_->Stub().get(), request);
+    ASSERT_TRUE(stream.status.ok()) << stream.status.error_message();
+    EXPECT_EQ(stream.text, response.text());
+    EXPECT_EQ(stream.chunks.back().finish_reason(), v1::FINISH_REASON_TOOL_CALLS);
+    ASSERT_EQ(stream.chunks.back().tool_calls_size(), 1);
+    EXPECT_EQ(stream.chunks.back().tool_calls(0).name(), response.tool_calls(0).name());
+    EXPECT_EQ(stream.chunks.back().tool_calls(0).arguments_json(),
+              response.tool_calls(0).arguments_json());
+
+    // Greedy over HTTP: the same call.
+    ojson body = {{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                  {"tools", tools},
+                  {"temperature", 0},
+                  {"max_tokens", 300},
+                  {"parallel_tool_calls", false}};
+    body["tool_choice"] = only.empty()
+                              ? ojson("required")
+                              : ojson{{"type", "function"}, {"function", {{"name", only}}}};
+    auto res = Post("/v1/chat/completions", body);
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const ChatCalls http = ReadChatCalls(res->body, false);
+    ASSERT_EQ(http.calls.size(), 1u) << res->body;
+    EXPECT_EQ(http.calls[0].first, response.tool_calls(0).name());
+    EXPECT_EQ(http.calls[0].second, response.tool_calls(0).arguments_json());
+  }
+  // With parallel calls allowed (and EOS steered to end them), one or more.
+  chat->set_tool_choice(v1::Chat::TOOL_CHOICE_REQUIRED);
+  chat->clear_tool_choice_function();
+  chat->clear_parallel_tool_calls();
+  (*request.mutable_sampling()->mutable_logit_bias())[kEosToken] = 100.0f;
+  for (const uint64_t seed : {1, 2}) {
+    request.mutable_sampling()->set_temperature(1.0f);
+    request.mutable_sampling()->set_seed(seed);
+    v1::GenerateResponse response;
+    ASSERT_TRUE(Generate(server_->Stub().get(), request, &response).ok());
+    EXPECT_EQ(response.finish_reason(), v1::FINISH_REASON_TOOL_CALLS) << response.text();
+    ASSERT_GE(response.tool_calls_size(), 1) << response.text();
+    for (const v1::ToolCall& call : response.tool_calls()) {
+      EXPECT_TRUE(IsForcedToolCall(call.name(), call.arguments_json()));
+    }
+  }
+
+  // Refused: response_format with tools read for calls, a function not among the tools, a
+  // schema that cannot be enforced (named by its location).
+  const auto refused = [&](v1::GenerateRequest bad, const std::string& expect) {
+    v1::GenerateResponse response;
+    const grpc::Status status = Generate(server_->Stub().get(), bad, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << expect;
+    EXPECT_THAT(status.error_message(), ::testing::HasSubstr(expect));
+  };
+  v1::GenerateRequest bad = request;
+  bad.mutable_response_format()->mutable_json_object();
+  refused(bad, "response_format cannot be combined with prompt.chat.tools that are read for calls");
+  bad.mutable_prompt()->mutable_chat()->set_tool_choice(v1::Chat::TOOL_CHOICE_AUTO);
+  refused(bad, "response_format cannot be combined with prompt.chat.tools that are read for calls");
+  bad.mutable_prompt()->mutable_chat()->set_tool_choice(v1::Chat::TOOL_CHOICE_NONE);
+  bad.set_max_tokens(4);
+  v1::GenerateResponse not_read;
+  EXPECT_TRUE(Generate(server_->Stub().get(), bad, &not_read).ok());  // NONE: the text is JSON
+  EXPECT_EQ(not_read.tool_calls_size(), 0);
+  bad = request;
+  bad.mutable_prompt()->mutable_chat()->set_tool_choice_function("x");
+  refused(bad, R"(prompt.chat.tool_choice_function must name one of prompt.chat.tools, got "x")");
+  bad = request;
+  bad.mutable_prompt()->mutable_chat()->mutable_tools(1)->set_parameters_json(
+      R"({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}})");
+  refused(bad, "prompt.chat.tools[1].parameters_json: #/properties/n/minimum");
+}
+
 TEST_F(OpenAiToolsE2eTest, RefusalsNameTheField) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"messages": [{"role": "user", "content": "x"}],
-           "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "required"})",
-       "tool_choice\" must be \"none\" or \"auto\": forcing a call"},
+           "tools": [{"type": "function", "function": {"name": "f", "strict": true}}]})",
+       "tools[0].function.strict\" must be false with tool_choice \"auto\""},
+      {R"({"messages": [{"role": "user", "content": "x"}],
+           "tools": [{"type": "function", "function": {"name": "f"}}],
+           "tool_choice": {"type": "function", "function": {"name": "g"}}})",
+       "tool_choice.function.name\" must name one of tools, got \"g\""},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
+           "tools": [{"type": "function", "function": {"name": "f", "strict": true,
+               "parameters": {"type": "object", "properties": {"s": {"pattern": "a+"}}}}}]})",
+       "tools[0].function.parameters: #/properties/s/pattern"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
+           "tools": [{"type": "function", "function": {"name": "f"}}],
+           "response_format": {"type": "json_object"}})",
+       "response_format\" cannot be combined with tools"},
       {R"({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function",
            "function": {"name": "f", "arguments": "not json"}}]}]})",
        "messages[0].tool_calls[0].function.arguments\" must be a string holding a JSON object"},

@@ -3,8 +3,8 @@
 
 Starts the server on a free port (--port 0) with ATTNRES_SERVER / ATTNRES_E2E_MODEL_DIR (set by
 ctest) and the ChatML template of tests/e2e/data, checks info, tokenize/detokenize, generate (with
-logit_bias and min_tokens, with chat messages, continue_final_message included, and with a
-response_format), generate_stream and INVALID_ARGUMENTs.
+logit_bias and min_tokens, with chat messages, continue_final_message and tools included, and
+with a response_format), generate_stream and INVALID_ARGUMENTs.
 """
 
 import json
@@ -82,13 +82,28 @@ def main() -> int:
                         "function": {"name": "f", "parameters": {"type": "object"}}}],
                 max_tokens=6, temperature=0.0, ignore_eos=True)
             assert with_tools.token_ids == chat.token_ids, with_tools
-            try:
-                client.generate(messages=[{"role": "user", "content": "Hello"}],
-                                tools=[{"function": {"name": "bad name"}}], max_tokens=1)
-                raise AssertionError("a bad tool name was accepted")
-            except grpc.RpcError as e:
-                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
-                assert "prompt.chat.tools[0].name" in e.details(), e.details()
+            # tool_choice "none" and parallel_tool_calls leave the text as it is; forcing calls
+            # needs --tool-call-parser, which this server lacks, and a named tool must be one.
+            not_read = client.generate(
+                messages=[{"role": "user", "content": "Hello"}],
+                tools=[{"function": {"name": "f"}}], tool_choice="none",
+                parallel_tool_calls=False, max_tokens=6, temperature=0.0, ignore_eos=True)
+            assert not_read.token_ids == chat.token_ids, not_read
+            for kwargs, field in (
+                    ({"tools": [{"function": {"name": "bad name"}}]}, "prompt.chat.tools[0].name"),
+                    ({"tools": [{"function": {"name": "f"}}], "tool_choice": "required"},
+                     "prompt.chat.tool_choice: required needs a server started with "
+                     "--tool-call-parser"),
+                    ({"tools": [{"function": {"name": "f"}}],
+                      "tool_choice": {"type": "function", "function": {"name": "g"}}},
+                     "prompt.chat.tool_choice_function must name one of prompt.chat.tools")):
+                try:
+                    client.generate(messages=[{"role": "user", "content": "Hello"}],
+                                    max_tokens=1, **kwargs)
+                    raise AssertionError(f"{kwargs} was accepted")
+                except grpc.RpcError as e:
+                    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+                    assert field in e.details(), e.details()
             # Structured output: JSON the schema accepts (or any object), ended by itself.
             schema = {"type": "object", "properties": {"ok": {"type": "boolean"},
                                                        "n": {"type": "integer"},

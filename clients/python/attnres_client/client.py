@@ -70,6 +70,24 @@ def _set_response_format(out, response_format: Mapping) -> None:
         out.json_schema.name = spec["name"]
 
 
+def _set_tool_choice(chat, tool_choice) -> None:
+    """Fills Chat.tool_choice / tool_choice_function from OpenAI's tool_choice: "auto", "none",
+    "required" or {"type": "function", "function": {"name": ...}}."""
+    if isinstance(tool_choice, Mapping):
+        function = tool_choice.get("function")
+        if not isinstance(function, Mapping) or not function.get("name"):
+            raise ValueError('tool_choice must be {"type": "function", "function": {"name": ...}}')
+        chat.tool_choice_function = function["name"]
+        return
+    choices = {"auto": attnres_pb2.Chat.TOOL_CHOICE_AUTO,
+               "none": attnres_pb2.Chat.TOOL_CHOICE_NONE,
+               "required": attnres_pb2.Chat.TOOL_CHOICE_REQUIRED}
+    if tool_choice not in choices:
+        raise ValueError('tool_choice must be "auto", "none", "required" or {"type": "function", '
+                         '"function": {"name": ...}}')
+    chat.tool_choice = choices[tool_choice]
+
+
 def _finish_name(value: int) -> Optional[str]:
     if value == attnres_pb2.FINISH_REASON_UNSPECIFIED:
         return None
@@ -99,6 +117,7 @@ class Client:
                       add_generation_prompt: Optional[bool] = None,
                       continue_final_message: Optional[bool] = None,
                       tools: Optional[Sequence[Mapping]] = None,
+                      tool_choice=None, parallel_tool_calls: Optional[bool] = None,
                       stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
                       logit_bias: Optional[Mapping[int, float]] = None,
                       response_format: Optional[Mapping] = None,
@@ -108,14 +127,21 @@ class Client:
         "tool_calls" and "tool_call_id" message keys included) and keyword fields. `tools`
         (with messages only) are OpenAI's [{"type": "function", "function": {"name",
         "description", "parameters"}}], which the template writes into the prompt; the text
-        that comes back is the model's own (the server reads tool calls out of it only over
-        HTTP, with --tool-call-parser). `response_format` is OpenAI's dict ({"type":
+        that comes back is the model's own, and a server with --tool-call-parser also reads
+        calls out of it (response.tool_calls, finish_reason "TOOL_CALLS"). `tool_choice` (with
+        tools) is OpenAI's "auto", "none" (the text is not read for calls), "required" or
+        {"type": "function", "function": {"name": ...}}: the last two make the output exactly
+        tool calls (any tools, or one call of the named one) whose arguments follow the tools'
+        parameters, which needs --tool-call-parser. `parallel_tool_calls` False keeps one call.
+        `response_format` is OpenAI's dict ({"type":
         "json_object"}, or {"type": "json_schema", "json_schema": {"schema": {...}, "name":
         ...}}): the output is then JSON of that shape."""
         if sum(p is not None for p in (prompt, prompt_ids, messages)) != 1:
             raise ValueError("give exactly one of prompt, prompt_ids and messages")
         if tools and messages is None:
             raise ValueError("tools need messages")
+        if (tool_choice is not None or parallel_tool_calls is not None) and not tools:
+            raise ValueError("tool_choice and parallel_tool_calls need tools")
         request = attnres_pb2.GenerateRequest()
         if prompt is not None:
             request.prompt.text = prompt
@@ -138,6 +164,10 @@ class Client:
                     added.description = function["description"]
                 if function.get("parameters") is not None:
                     added.parameters_json = json.dumps(function["parameters"])
+            if tool_choice is not None:
+                _set_tool_choice(request.prompt.chat, tool_choice)
+            if parallel_tool_calls is not None:
+                request.prompt.chat.parallel_tool_calls = parallel_tool_calls
             if add_generation_prompt is not None:
                 request.prompt.chat.add_generation_prompt = add_generation_prompt
             if continue_final_message is not None:
