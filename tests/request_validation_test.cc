@@ -342,6 +342,15 @@ TEST(ValidateGenerateRequest, ToolChoiceNamesTheField) {
   };
   refused([](v1::Chat* c) { c->set_tool_choice_function("rm"); },
           R"(prompt.chat.tool_choice_function must name one of prompt.chat.tools, got "rm")");
+  // Scoring (max_tokens 0) generates nothing to force; a choice that forces nothing may score.
+  v1::GenerateRequest scoring = r;
+  scoring.set_max_tokens(0);
+  const absl::Status forced = ValidateGenerateRequest(scoring, kLimits);
+  EXPECT_EQ(forced.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(forced.message()),
+              HasSubstr("prompt.chat.tool_choice must not force calls with max_tokens 0"));
+  scoring.mutable_prompt()->mutable_chat()->clear_tool_choice_function();
+  EXPECT_TRUE(ValidateGenerateRequest(scoring, kLimits).ok());
   refused([](v1::Chat* c) { c->set_tool_choice_function("NOW"); },
           "prompt.chat.tool_choice_function must name one of prompt.chat.tools");
   refused([](v1::Chat* c) { c->set_tool_choice(v1::Chat::TOOL_CHOICE_NONE); },

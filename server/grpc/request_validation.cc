@@ -320,6 +320,14 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request,
     status = CheckInt("prompt_logprobs", request.prompt_logprobs(), 0, kMaxLogprobs);
     if (!status.ok()) return status;
   }
+  const v1::Chat& chat = request.prompt().chat();  // the default instance for other prompts
+  if (request.has_max_tokens() && request.max_tokens() == 0 &&
+      (chat.tool_choice() == v1::Chat::TOOL_CHOICE_REQUIRED ||
+       !chat.tool_choice_function().empty())) {
+    return Invalid(
+        "prompt.chat.tool_choice must not force calls with max_tokens 0: nothing is generated "
+        "when scoring the prompt");
+  }
   return ValidateResponseFormat(request);
 }
 
