@@ -358,6 +358,7 @@ TEST(GrammarAutomaton, StackLimit) {
   // Too small even for the initial state: every use reports the limit.
   GrammarAutomaton tiny(BracketsGrammar(), {.max_states = 1 << 16, .max_stacks = 1});
   EXPECT_EQ(tiny.Accepts("1").status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(tiny.Accepts("").status().code(), absl::StatusCode::kResourceExhausted);
 }
 
 TEST(GrammarAutomaton, RandomGrammarsAgreeWithReference) {

@@ -243,6 +243,8 @@ absl::StatusOr<GrammarAutomaton::State> GrammarAutomaton::Advance(State state, u
 
 absl::StatusOr<GrammarAutomaton::State> GrammarAutomaton::AdvanceBytes(State state,
                                                                        std::string_view bytes) {
+  // Dead from a limit (even with no bytes to read): the limit's error, as Advance reports it.
+  if (state == kDead && !impl_->error.ok()) return impl_->error;
   for (const char c : bytes) {
     absl::StatusOr<State> next = Advance(state, static_cast<uint8_t>(c));
     if (!next.ok() || *next == kDead) return next;
