@@ -40,9 +40,15 @@ void SuppressTokens(std::span<const int32_t> ids, std::span<float> logits) {
 }
 
 void KeepAllowed(const TokenBitmask& allowed, std::span<float> logits) {
-  for (size_t id = 0; id < logits.size(); ++id) {
-    if (!allowed.Has(static_cast<int32_t>(id)))
-      logits[id] = -std::numeric_limits<float>::infinity();
+  // A word at a time: a word of all-allowed ids is skipped; ids past the mask are refused.
+  const size_t n = logits.size();
+  for (size_t w = 0; w * 64 < n; ++w) {
+    const uint64_t bits = w < allowed.words.size() ? allowed.words[w] : 0;
+    if (bits == ~uint64_t{0}) continue;
+    const size_t end = std::min(n, (w + 1) * 64);
+    for (size_t id = w * 64; id < end; ++id) {
+      if (((bits >> (id & 63)) & 1) == 0) logits[id] = -std::numeric_limits<float>::infinity();
+    }
   }
 }
 

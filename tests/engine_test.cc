@@ -144,6 +144,27 @@ class EngineTest : public ::testing::Test {
     return {sink->text(), sink->tokens(), d.finish_reason, d.stop_reason, d.usage};
   }
 
+  // Submits every request at once (one batch where they fit); the results in request order.
+  std::vector<Result> RunTogether(const std::vector<GenerationRequest>& reqs) {
+    std::vector<std::shared_ptr<CollectingSink>> sinks;
+    for (const GenerationRequest& r : reqs) {
+      sinks.push_back(std::make_shared<CollectingSink>());
+      auto h = engine_->Submit(r, sinks.back());
+      EXPECT_TRUE(h.ok()) << h.status();
+      if (!h.ok()) {  // refused: nothing to wait for
+        GenerationDelta refused;
+        refused.finished = true;
+        sinks.back()->OnDelta(std::move(refused));
+      }
+    }
+    std::vector<Result> out;
+    for (const auto& sink : sinks) {
+      GenerationDelta d = sink->Wait();
+      out.push_back({sink->text(), sink->tokens(), d.finish_reason, d.stop_reason, d.usage});
+    }
+    return out;
+  }
+
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Engine> engine_;
 };
@@ -172,15 +193,10 @@ TEST_F(EngineTest, ConcurrentBatchesEqualSoloRunsEvenWithPreemption) {
     }
     std::vector<Result> solo;
     for (const auto& r : reqs) solo.push_back(Run(r));
-    std::vector<std::shared_ptr<CollectingSink>> sinks;
-    for (const auto& r : reqs) {
-      sinks.push_back(std::make_shared<CollectingSink>());
-      ASSERT_TRUE(engine_->Submit(r, sinks.back()).ok());
-    }
+    const std::vector<Result> together = RunTogether(reqs);
     for (size_t i = 0; i < reqs.size(); ++i) {
-      sinks[i]->Wait();
-      EXPECT_EQ(sinks[i]->tokens(), solo[i].tokens) << "request " << i << " kv=" << kv_bytes;
-      EXPECT_EQ(sinks[i]->text(), solo[i].text) << "request " << i;
+      EXPECT_EQ(together[i].tokens, solo[i].tokens) << "request " << i << " kv=" << kv_bytes;
+      EXPECT_EQ(together[i].text, solo[i].text) << "request " << i;
     }
   }
 }
@@ -501,14 +517,9 @@ TEST_F(EngineTest, StructuredOutputFollowsTheSchemaAndEndsWhenComplete) {
     }
     EXPECT_LE(j.size(), 3u) << r.text;
   }
-  std::vector<std::shared_ptr<CollectingSink>> sinks;
-  for (const GenerationRequest& r : reqs) {
-    sinks.push_back(std::make_shared<CollectingSink>());
-    ASSERT_TRUE(engine_->Submit(r, sinks.back()).ok());
-  }
+  const std::vector<Result> together = RunTogether(reqs);
   for (size_t i = 0; i < reqs.size(); ++i) {
-    sinks[i]->Wait();
-    EXPECT_EQ(sinks[i]->tokens(), solo[i].tokens) << "request " << i;
+    EXPECT_EQ(together[i].tokens, solo[i].tokens) << "request " << i;
   }
 }
 
