@@ -1,3 +1,5 @@
+// The grammar of forced tool calls (see tool_call_grammar.h): each tool's call body with its
+// arguments compiled from its parameters schema, wrapped in the parser's format.
 #include "server/grpc/tool_call_grammar.h"
 
 #include <string>
