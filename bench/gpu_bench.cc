@@ -106,6 +106,8 @@ struct BenchFlags {
   int offset_mib = 0;
   // Decode steps sample at this temperature (no truncation); 0: greedy.
   float temperature = 0.0f;
+  // Decode steps ask for the sampled tokens' logprobs with this many alternatives; -1: none.
+  int logprobs = -1;
 };
 
 void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
@@ -164,6 +166,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
       if (!r.Execute(pb).ok()) std::exit(1);
     }
     StepBatch db = MakeBatch(decode, o.kv_page_size, c.vocab_size, &sampled);
+    for (SequenceBatchEntry& e : db.seqs) e.logprobs = flags.logprobs;
     const int pages_per_seq = (ctx + 1 + o.kv_page_size - 1) / o.kv_page_size;
     for (int i = 0; i < batch; ++i) {
       for (int k = db.kv_page_indptr[i]; k < db.kv_page_indptr[i + 1]; ++k) {
@@ -193,7 +196,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
 
 int main(int argc, char** argv) {
   // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only | --prefill-only]
-  //                   [--offset-mib N] [--temperature T] [preset...]
+  //                   [--offset-mib N] [--temperature T] [--logprobs N] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
                                                     "llama-8b-block"};
@@ -230,6 +233,15 @@ int main(int argc, char** argv) {
         return 2;
       }
       flags.temperature = t;
+    } else if (a == "--logprobs" && i + 1 < argc) {
+      char* end = nullptr;
+      const long n = std::strtol(argv[++i], &end, 10);
+      if (*argv[i] == '\0' || *end != '\0' || n < 0 || n > 20) {
+        std::fprintf(stderr, "--logprobs %s: want a number of alternatives from 0 to 20\n",
+                     argv[i]);
+        return 2;
+      }
+      flags.logprobs = static_cast<int>(n);
     } else {
       presets.push_back(a);
     }
@@ -243,10 +255,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (presets.empty()) presets = kDefaultPresets;
-  std::printf("CUDA graphs %s, tensor parallel %d, decode sampling %s\n",
-              flags.cuda_graphs ? "on" : "off", flags.tensor_parallel,
-              flags.temperature == 0.0f ? "greedy"
-                                        : ("at temperature " + std::to_string(flags.temperature)).c_str());
+  std::printf(
+      "CUDA graphs %s, tensor parallel %d, decode sampling %s%s\n",
+      flags.cuda_graphs ? "on" : "off", flags.tensor_parallel,
+      flags.temperature == 0.0f ? "greedy"
+                                : ("at temperature " + std::to_string(flags.temperature)).c_str(),
+      flags.logprobs < 0 ? "" : (" with logprobs " + std::to_string(flags.logprobs)).c_str());
   std::printf("| model           | measurement                        | step time    | vs ceiling |\n");
   std::printf("|---|---|---|---|\n");
   for (const auto& p : presets) attnres::Bench(p, p.find("8b") != std::string::npos, flags);

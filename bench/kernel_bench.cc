@@ -468,6 +468,66 @@ void BenchSample(int R, float temperature, bool wide) {
   cudaFree(logits); cudaFree(params); cudaFree(tokens); cudaFree(temp);
 }
 
+// The sampler's logit edits and logprobs over R rows of a Llama-3 vocabulary: the top 20 and
+// log-sum-exp of each row (two reads of the row), a structured output's mask on every row (the
+// mask read, about 80% of the row written), and 512 penalised ids per row (launch-bound).
+void BenchLogitEdits(int R) {
+  namespace k = attnres::kernels;
+  constexpr int V = 128256, kEditsPerRow = 512;
+  const int words = (V + 63) / 64;
+  float* logits = FloatBuf(size_t(R) * V, 40, 0.0f, 3.0f);
+  std::vector<k::LogprobRow> lp(R);
+  std::vector<k::MaskedRow> masked(R);
+  std::vector<k::EditedRow> rows(R);
+  std::vector<k::LogitEdit> edits;
+  std::vector<uint64_t> mask(size_t(R) * words);
+  for (int r = 0; r < R; ++r) {
+    lp[r] = {r, k::kMaxTopLogprobs, -1};
+    masked[r] = {r, r * words};
+    rows[r] = {r, r * kEditsPerRow, (r + 1) * kEditsPerRow, 1.1f, 0.5f, 0.25f};
+    for (int e = 0; e < kEditsPerRow; ++e) {
+      edits.push_back({r, (e * 251) % V, 1 + e % 3, k::kEditSeen | k::kEditCounted, 0.0f});
+    }
+  }
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = 0x1111111111111111ull * (i % 3 == 0);
+  auto upload = [](const auto& v) {
+    void* d = nullptr;
+    cudaMalloc(&d, std::max<size_t>(1, v.size() * sizeof(v[0])));
+    cudaMemcpy(d, v.data(), v.size() * sizeof(v[0]), cudaMemcpyHostToDevice);
+    return d;
+  };
+  auto* d_lp = static_cast<k::LogprobRow*>(upload(lp));
+  auto* d_masked = static_cast<k::MaskedRow*>(upload(masked));
+  auto* d_rows = static_cast<k::EditedRow*>(upload(rows));
+  auto* d_edits = static_cast<k::LogitEdit*>(upload(edits));
+  auto* d_mask = static_cast<uint64_t*>(upload(mask));
+  k::LogprobOut* out = nullptr;
+  double* lse = nullptr;
+  float* raw = nullptr;
+  cudaMalloc(&out, R * sizeof(k::LogprobOut));
+  cudaMalloc(&lse, R * sizeof(double));
+  cudaMalloc(&raw, edits.size() * sizeof(float));
+  const std::string shape = std::to_string(R) + "x" + std::to_string(V);
+  const double top = MedianMs([&] { k::RawLogprobs(logits, V, d_lp, R, out, lse, nullptr); });
+  Row("logprobs top-20 + lse " + shape, top, 2.0 * R * V * 4, 0);
+  const double m = MedianMs([&] {
+    k::EditLogits(logits, V, nullptr, nullptr, 0, nullptr, d_masked, R, d_mask, nullptr);
+  });
+  Row("token mask " + shape, m, R * (V / 8.0 + 0.8 * V * 4), 0);
+  const double e = MedianMs([&] {
+    k::EditLogits(logits, V, d_rows, d_edits, static_cast<int>(edits.size()), raw, nullptr, 0,
+                  nullptr, nullptr);
+  });
+  Row("penalties " + std::to_string(kEditsPerRow) + " ids x " + std::to_string(R) + " rows", e,
+      edits.size() * (sizeof(k::LogitEdit) + 12.0), 0);
+  for (void* p :
+       {static_cast<void*>(logits), static_cast<void*>(d_lp), static_cast<void*>(d_masked),
+        static_cast<void*>(d_rows), static_cast<void*>(d_edits), static_cast<void*>(d_mask),
+        static_cast<void*>(out), static_cast<void*>(lse), static_cast<void*>(raw)}) {
+    cudaFree(p);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -559,6 +619,7 @@ int main(int argc, char** argv) {
       BenchSample(R, 0.0f, wide);
       BenchSample(R, 0.8f, wide);
     }
+    BenchLogitEdits(R);
   }
   return 0;
 }

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/logit_edits.h"
+
 namespace attnres::kernels {
 
 using bf16 = __nv_bfloat16;
@@ -244,6 +246,27 @@ size_t SampleRowsTempBytes(int max_rows);
 cudaError_t SampleRows(const float* logits, const float* sorted_logits, const int32_t* sorted_ids,
                        const SampleParams* params, int R, int V, int32_t* tokens, void* temp,
                        size_t temp_bytes, cudaStream_t stream);
+
+// ---- logit_edits.cu: the sampler's logit edits and logprobs (layout: logit_edits.h) ----
+// A step with edits or logprobs runs RawLogprobs (on the raw logits), EditLogits (in place),
+// the sampler, then ChosenLogprobs. Twins: models/logit_edits.h ApplyLogitEdits and
+// models/sampler.h ComputeLogprob. No allocation or sync.
+// For each of L rows: out[j].ids/logprobs = the top rows[j].top_n of log_softmax(logits row),
+// most likely first, ties by lower id; lse[j] = the row's log-sum-exp (double, for
+// ChosenLogprobs). logits: [*, V] fp32.
+cudaError_t RawLogprobs(const float* logits, int V, const LogprobRow* rows, int L, LogprobOut* out,
+                        double* lse, cudaStream_t stream);
+// Applies edits[0:num_edits] (raw[i] receives edit i's logit before it) and the masks of
+// masked[0:num_masked] (mask_words as LogitEditPlan lays them out) to logits [*, V] in place.
+cudaError_t EditLogits(float* logits, int V, const EditedRow* rows, const LogitEdit* edits,
+                       int num_edits, float* raw, const MaskedRow* masked, int num_masked,
+                       const uint64_t* mask_words, cudaStream_t stream);
+// out[j].token = tokens[rows[j].logit_row] and its logprob in the raw row (lse from
+// RawLogprobs; the raw value from EditLogits' raw where the row's edits touched the token).
+cudaError_t ChosenLogprobs(const float* logits, int V, const LogprobRow* rows, int L,
+                           const EditedRow* edited_rows, const LogitEdit* edits, const float* raw,
+                           const int32_t* tokens, const double* lse, LogprobOut* out,
+                           cudaStream_t stream);
 
 // ---- gemv.cu: small-M GEMM for decode steps ----
 // y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), bf16 in, fp32 accumulation (tensor

@@ -29,6 +29,15 @@ int LogitRows::IndexOf(const StepBatch& b, int s, int r) const {
   return first_row[s] + (b.seqs[s].prompt_logprobs >= 0 ? r - b.query_indptr[s] : 0);
 }
 
+void EditRowOnHost(const SequenceBatchEntry& e, std::span<float> logits) {
+  ApplyLogitBias(*e.sampling, logits);
+  if (e.suppressed != nullptr) SuppressTokens(*e.suppressed, logits);
+  if (e.allowed != nullptr) KeepAllowed(*e.allowed, logits);
+  if (e.sampling->has_penalties() && e.history) {
+    ApplyPenalties(*e.sampling, *e.history, e.prompt_len, logits);
+  }
+}
+
 void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const float> logits,
                   int V, std::span<const float> mix, int W, StepOutput* out) {
   out->seqs.resize(b.num_seqs());
@@ -51,12 +60,7 @@ void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const flo
     if (!e.sample) continue;
     const std::span<const float> raw = row(end - 1);
     std::copy(raw.begin(), raw.end(), work.begin());
-    ApplyLogitBias(*e.sampling, work);
-    if (e.suppressed != nullptr) SuppressTokens(*e.suppressed, work);
-    if (e.allowed != nullptr) KeepAllowed(*e.allowed, work);
-    if (e.sampling->has_penalties() && e.history) {
-      ApplyPenalties(*e.sampling, *e.history, e.prompt_len, work);
-    }
+    EditRowOnHost(e, work);
     o.token_id = SampleToken(*e.sampling, e.sample_index, work);
     if (e.logprobs >= 0) o.logprob = ComputeLogprob(raw, o.token_id, e.logprobs);
     if (e.return_mix_weights && W > 0 && !mix.empty()) {

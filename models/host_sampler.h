@@ -1,8 +1,9 @@
 // What both backends share after the forward pass: which token rows of a step need logits
 // (LogitRows), and turning those rows' logits into sampled tokens, logprobs, prompt logprobs and
 // mix weights on the host (SampleOnHost). The CPU runner always samples here; the CUDA runner
-// does when a request asks for penalties, a logit bias, min_tokens, a structured output, logprobs
-// or mix weights.
+// does for steps with prompt logprobs or mix weights, and unless ATTNRES_GPU_EDITS=1 for steps
+// with penalties, a logit bias, min_tokens, a structured output or logprobs (with it, its own
+// sampler takes those, through models/logit_edits.h).
 #pragma once
 
 #include <span>
@@ -22,6 +23,10 @@ struct LogitRows {
   // Index into rows of token row r of sequence s (which must have logits there).
   int IndexOf(const StepBatch& batch, int s, int r) const;
 };
+
+// What a sampled row's logits get before SampleToken: the logit bias, suppressed ids, the token
+// mask, then the penalties (models/sampler.h), in place.
+void EditRowOnHost(const SequenceBatchEntry& entry, std::span<float> logits);
 
 // logits: [rows.size(), vocab]; mix_weights: [rows.size(), num_weights] (may be empty).
 void SampleOnHost(const StepBatch& batch, const LogitRows& plan, std::span<const float> logits,

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "models/cuda/env_switch.h"
 #include "models/rope.h"
 
 namespace attnres::cuda {
@@ -29,18 +30,6 @@ constexpr int kTwoPhaseMaxRows = 255;
 // mixes of 256-thread blocks, two per SM). ATTNRES_FORK_PHASE1=N forks from N rows instead (0:
 // never), to measure the rule.
 constexpr int kForkByFit = -1;
-
-// An on-by-default switch: off only when the variable is "0" (to measure what a path buys).
-bool EnvOn(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
-// An opt-in switch: on only when the variable is "1".
-bool EnvOptIn(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::strcmp(v, "1") == 0;
-}
 
 int ForkPhase1Rows() {
   const char* v = std::getenv("ATTNRES_FORK_PHASE1");

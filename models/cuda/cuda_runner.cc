@@ -18,8 +18,11 @@
 #include "models/cuda/cuda_forward.h"
 #include "models/cuda/decode_graphs.h"
 #include "models/cuda/device_weights.h"
+#include "models/cuda/edit_upload.h"
+#include "models/cuda/env_switch.h"
 #include "models/cuda/step_upload.h"
 #include "models/host_sampler.h"
+#include "models/logit_edits.h"
 #include "models/parallel/nccl_communicator.h"
 #include "models/parallel/rank_workers.h"
 #include "models/parallel/tensor_parallel.h"
@@ -35,10 +38,12 @@ using WeightLoader = std::function<absl::StatusOr<std::unique_ptr<cuda::DeviceWe
 // Rank 0's sampling buffers, on its device.
 struct SamplerBuffers {
   // [max_rows, V] logits, their sorted copy and ids, sort temp, the wide sampler's temp, row
-  // offsets [max_rows + 1], mix weights [max_tokens, total_weights], sampled tokens [max_rows].
-  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, sample_temp, row_offsets, mix, tokens;
-  size_t sort_temp_bytes = 0, sample_temp_bytes = 0;
-  cuda::PinnedPtr host_tokens;  // [max_rows]
+  // offsets [max_rows + 1], mix weights [max_tokens, total_weights], and the results: sampled
+  // tokens [max_rows], then at logprobs_at LogprobOut [max_rows] (one copy back per step).
+  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, sample_temp, row_offsets, mix, results;
+  size_t sort_temp_bytes = 0, sample_temp_bytes = 0, logprobs_at = 0;
+  cuda::PinnedPtr host_results;  // the results' layout
+  cuda::EditUpload edits;        // the step's logit edits and logprob rows
 };
 
 // One GPU: its shard of the weights, forward pass, KV pages (its KV heads), upload buffers,
@@ -66,7 +71,8 @@ struct CudaRank {
 struct StepPlan {
   LogitRows rows;
   std::vector<kernels::SampleParams> samples;  // rows the GPU sampler draws; empty: host path
-  bool host_path = false;  // prompt logprobs, logprobs, penalties or mix weights
+  LogitEditPlan edits;     // their penalties, bias, suppressed ids, masks and logprob rows
+  bool host_path = false;  // prompt logprobs or mix weights
   int bucket = 0;          // > 0: a pure decode step, replayed as the graph of this many rows
 };
 
@@ -95,7 +101,7 @@ class CudaRunner final : public ModelRunner {
   absl::Status InitSampler(CudaRank& k, const RunnerOptions& o);
   absl::Status InitPool(int r, int64_t pages, int page_size, bool graphs);
   void LogLayout(double load_seconds) const;
-  StepPlan PlanStep(const StepBatch& b) const;
+  StepPlan PlanStep(const StepBatch& b);
   absl::Status RankStep(int r, const StepBatch& b, const StepPlan& p, StepOutput* out);
   absl::Status GpuSample(CudaRank& k, const StepBatch& b, const StepPlan& p, StepOutput* out);
   absl::Status HeadToHost(int r, const StepBatch& b, const StepPlan& p, StepOutput* out);
@@ -106,6 +112,9 @@ class CudaRunner final : public ModelRunner {
   std::string device_name_;
   int max_rows_ = 0;    // logit rows per head call
   int graph_rows_ = 0;  // the largest decode bucket
+  // The engine thread's (PlanStep); null: edits and logprobs take the host path. Opt-in
+  // (ATTNRES_GPU_EDITS=1) until measured on the GPU.
+  std::unique_ptr<LogitEditPlanner> edit_planner_;
 };
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(ModelConfig config,
@@ -199,11 +208,15 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   s.sort_temp_bytes = kernels::SortRowsTempBytes(max_rows_, config_.vocab_size);
   s.sample_temp_bytes = kernels::SampleRowsTempBytes(max_rows_);
   const size_t W = std::max(1, k.forward->mix_layout().total_weights());
-  for (auto [ptr, bytes] : {std::pair{&s.logits, R * V * 4}, {&s.sorted_logits, R * V * 4},
-                            {&s.sorted_ids, R * V * 4}, {&s.sort_temp, s.sort_temp_bytes},
+  s.logprobs_at = (R * sizeof(int32_t) + 15) / 16 * 16;
+  for (auto [ptr, bytes] : {std::pair{&s.logits, R * V * 4},
+                            {&s.sorted_logits, R * V * 4},
+                            {&s.sorted_ids, R * V * 4},
+                            {&s.sort_temp, s.sort_temp_bytes},
                             {&s.sample_temp, s.sample_temp_bytes},
                             {&s.row_offsets, (R + 1) * 4},
-                            {&s.mix, o.max_num_batched_tokens * W * 4}, {&s.tokens, R * 4}}) {
+                            {&s.mix, o.max_num_batched_tokens * W * 4},
+                            {&s.results, s.logprobs_at + R * sizeof(kernels::LogprobOut)}}) {
     auto m = cuda::DeviceAlloc(bytes);
     if (!m.ok()) return m.status();
     *ptr = std::move(*m);
@@ -212,9 +225,12 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   for (size_t i = 0; i <= R; ++i) offsets[i] = static_cast<int32_t>(i * V);
   ATTNRES_CUDA_RETURN(cudaMemcpy(s.row_offsets.get(), offsets.data(), 4 * offsets.size(),
                                  cudaMemcpyHostToDevice));
-  auto pinned = cuda::PinnedAlloc(R * 4);
+  auto pinned = cuda::PinnedAlloc(s.logprobs_at + R * sizeof(kernels::LogprobOut));
   if (!pinned.ok()) return pinned.status();
-  s.host_tokens = std::move(*pinned);
+  s.host_results = std::move(*pinned);
+  if (cuda::EnvOptIn("ATTNRES_GPU_EDITS")) {
+    edit_planner_ = std::make_unique<LogitEditPlanner>(config_.vocab_size);
+  }
   return absl::OkStatus();
 }
 
@@ -247,24 +263,31 @@ void CudaRunner::LogLayout(double load_seconds) const {
   }
 }
 
-// Logit rows as in CpuRunner; the GPU sampler handles a batch when nothing asks for prompt
-// logprobs, logprobs, penalties, a logit bias, suppressed ids (min_tokens), a token mask
-// (structured outputs) or mix weights.
-StepPlan CudaRunner::PlanStep(const StepBatch& b) const {
+// Logit rows as in CpuRunner; the GPU sampler handles a batch (with its penalties, logit bias,
+// suppressed ids, token masks and logprobs, as a LogitEditPlan) unless a sequence asks for
+// prompt logprobs or mix weights, or more logprob alternatives than the device returns.
+StepPlan CudaRunner::PlanStep(const StepBatch& b) {
   StepPlan p;
   p.rows = LogitRows::For(b);
   p.host_path = p.rows.want_mix_weights;
+  bool edits = false;
   for (const SequenceBatchEntry& e : b.seqs) {
     if (e.prompt_logprobs >= 0) {
       p.host_path = true;
     } else if (e.sample) {
       const SamplingParams& s = *e.sampling;
       p.samples.push_back({s.temperature, s.top_k, s.top_p, s.min_p, s.seed, e.sample_index});
-      p.host_path |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
-                     e.suppressed != nullptr || e.allowed != nullptr;
+      p.host_path |= e.logprobs > kernels::kMaxTopLogprobs;
+      edits |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
+               e.suppressed != nullptr || e.allowed != nullptr;
     }
   }
-  if (p.host_path) p.samples.clear();
+  p.host_path |= edits && !edit_planner_;
+  if (p.host_path) {
+    p.samples.clear();
+  } else if (edits) {
+    p.edits = edit_planner_->Plan(b, p.rows);
+  }
   const int R = static_cast<int>(p.rows.rows.size()), n = b.num_seqs();
   if (rank0().graphs && !p.host_path && R == n && b.num_tokens() == n) {
     p.bucket = cuda::DecodeBucket(n, graph_rows_);
@@ -326,11 +349,28 @@ absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, 
   return absl::OkStatus();
 }
 
+// Rank 0 samples: the step's logit edits (after the logprob rows' top lists and log-sum-exps
+// of the raw logits), the sort where a row truncates, the draw, the sampled tokens' logprobs,
+// then one copy of the results back.
 absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPlan& p,
                                    StepOutput* out) {
   SamplerBuffers& s = *k.sampler;
   const int R = static_cast<int>(p.rows.rows.size()), V = config_.vocab_size;
   float* logits = static_cast<float*>(s.logits.get());
+  int32_t* tokens = static_cast<int32_t*>(s.results.get());
+  auto* logprobs =
+      reinterpret_cast<kernels::LogprobOut*>(static_cast<char*>(s.results.get()) + s.logprobs_at);
+  const LogitEditPlan& ep = p.edits;
+  const int L = static_cast<int>(ep.logprobs.size());
+  if (!ep.empty()) {
+    if (auto st = s.edits.Upload(ep, k.stream); !st.ok()) return st;
+    ATTNRES_CUDA_RETURN(kernels::RawLogprobs(logits, V, s.edits.logprob_rows(), L, logprobs,
+                                             s.edits.lse(), k.stream));
+    ATTNRES_CUDA_RETURN(kernels::EditLogits(logits, V, s.edits.rows(), s.edits.edits(),
+                                            static_cast<int>(ep.edits.size()), s.edits.raw(),
+                                            s.edits.masked(), static_cast<int>(ep.masked.size()),
+                                            s.edits.mask_words(), k.stream));
+  }
   bool sort = false;
   for (const auto& sp : p.samples) sort |= kernels::NeedsSortedLogits(sp, V);
   if (sort) {
@@ -340,16 +380,35 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
         s.sort_temp.get(), s.sort_temp_bytes, k.stream));
   }
   ATTNRES_CUDA_RETURN(kernels::SampleRows(
-      logits, static_cast<float*>(s.sorted_logits.get()),
-      static_cast<int32_t*>(s.sorted_ids.get()), k.upload.device_samples(), R, V,
-      static_cast<int32_t*>(s.tokens.get()), s.sample_temp.get(), s.sample_temp_bytes,
-      k.stream));
-  ATTNRES_CUDA_RETURN(cudaMemcpyAsync(s.host_tokens.get(), s.tokens.get(), 4 * R,
+      logits, static_cast<float*>(s.sorted_logits.get()), static_cast<int32_t*>(s.sorted_ids.get()),
+      k.upload.device_samples(), R, V, tokens, s.sample_temp.get(), s.sample_temp_bytes, k.stream));
+  if (L > 0) {
+    ATTNRES_CUDA_RETURN(kernels::ChosenLogprobs(logits, V, s.edits.logprob_rows(), L,
+                                                s.edits.rows(), s.edits.edits(), s.edits.raw(),
+                                                tokens, s.edits.lse(), logprobs, k.stream));
+  }
+  const size_t bytes = L > 0 ? s.logprobs_at + L * sizeof(kernels::LogprobOut) : 4 * R;
+  ATTNRES_CUDA_RETURN(cudaMemcpyAsync(s.host_results.get(), s.results.get(), bytes,
                                       cudaMemcpyDeviceToHost, k.stream));
   ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
-  const int32_t* tokens = static_cast<const int32_t*>(s.host_tokens.get());
+  const auto* host = static_cast<const char*>(s.host_results.get());
+  const auto* host_tokens = reinterpret_cast<const int32_t*>(host);
+  const auto* host_logprobs = reinterpret_cast<const kernels::LogprobOut*>(host + s.logprobs_at);
+  int j = 0;  // the plan's logprob rows follow the sequences' order
   for (int i = 0; i < b.num_seqs(); ++i) {
-    if (p.rows.first_row[i] >= 0) out->seqs[i].token_id = tokens[p.rows.first_row[i]];
+    const int row = p.rows.first_row[i];
+    if (row < 0) continue;
+    SequenceStepOutput& o = out->seqs[i];
+    o.token_id = host_tokens[row];
+    if (j < L && ep.logprobs[j].logit_row == row) {
+      const kernels::LogprobOut& lo = host_logprobs[j];
+      o.logprob.token_id = lo.token;
+      o.logprob.logprob = lo.logprob;
+      for (int t = 0; t < std::min(ep.logprobs[j].top_n, V); ++t) {
+        o.logprob.top.emplace_back(lo.ids[t], lo.logprobs[t]);
+      }
+      ++j;
+    }
   }
   return absl::OkStatus();
 }

@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -54,6 +55,32 @@ inline absl::StatusOr<EventPtr> EventCreate() {
   ATTNRES_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   return EventPtr(e);
 }
+
+// A pinned host buffer and a device buffer of one size, for data packed on the host and moved
+// with one copy. Reserve grows both (to at least twice the old size), keeping nothing: call it
+// only once the previous copy is done.
+class StagingBuffers {
+ public:
+  absl::Status Reserve(size_t bytes) {
+    if (bytes <= capacity_) return absl::OkStatus();
+    const size_t cap = std::max(bytes, 2 * capacity_);
+    auto h = PinnedAlloc(cap);
+    if (!h.ok()) return h.status();
+    auto d = DeviceAlloc(cap);
+    if (!d.ok()) return d.status();
+    host_ = std::move(*h);
+    device_ = std::move(*d);
+    capacity_ = cap;
+    return absl::OkStatus();
+  }
+  char* host() const { return static_cast<char*>(host_.get()); }
+  char* device() const { return static_cast<char*>(device_.get()); }
+
+ private:
+  PinnedPtr host_;
+  DevicePtr device_;
+  size_t capacity_ = 0;
+};
 
 // Two passes over the same sequence of Take calls: first with base == nullptr to measure, then
 // with the real base to hand out pointers.

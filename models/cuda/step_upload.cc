@@ -8,19 +8,6 @@
 
 namespace attnres::cuda {
 
-absl::Status StepUpload::Reserve(size_t bytes) {
-  if (bytes <= capacity_) return absl::OkStatus();
-  const size_t cap = std::max(bytes, 2 * capacity_);
-  auto h = PinnedAlloc(cap);
-  if (!h.ok()) return h.status();
-  auto d = DeviceAlloc(cap);
-  if (!d.ok()) return d.status();
-  host_ = std::move(*h);
-  device_ = std::move(*d);
-  capacity_ = cap;
-  return absl::OkStatus();
-}
-
 absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
                                                const std::vector<int>& logit_rows,
                                                const std::vector<kernels::SampleParams>& samples,
@@ -88,9 +75,9 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
   for (const auto* a : arrays) ints += a->size();
   const size_t params_at = (ints * 4 + 15) / 16 * 16;
   const size_t bytes = params_at + samples.size() * sizeof(kernels::SampleParams);
-  if (auto st = Reserve(bytes); !st.ok()) return st;
-  int32_t* h = static_cast<int32_t*>(host_.get());
-  const int32_t* d = static_cast<const int32_t*>(device_.get());
+  if (auto st = staging_.Reserve(bytes); !st.ok()) return st;
+  int32_t* h = reinterpret_cast<int32_t*>(staging_.host());
+  const int32_t* d = reinterpret_cast<const int32_t*>(staging_.device());
   const int32_t* views[kArrays + 1];
   size_t at = 0;
   for (int i = 0; i < kArrays; ++i) {
@@ -100,12 +87,11 @@ absl::StatusOr<DeviceBatch> StepUpload::Upload(const StepBatch& b,
   }
   std::memcpy(h + at, rows32.data(), 4 * rows32.size());
   views[kArrays] = d + at;
-  std::memcpy(static_cast<char*>(host_.get()) + params_at, samples.data(),
+  std::memcpy(staging_.host() + params_at, samples.data(),
               samples.size() * sizeof(kernels::SampleParams));
-  device_samples_ = reinterpret_cast<const kernels::SampleParams*>(
-      static_cast<const char*>(device_.get()) + params_at);
+  device_samples_ = reinterpret_cast<const kernels::SampleParams*>(staging_.device() + params_at);
   ATTNRES_CUDA_RETURN(
-      cudaMemcpyAsync(device_.get(), host_.get(), bytes, cudaMemcpyHostToDevice, stream));
+      cudaMemcpyAsync(staging_.device(), staging_.host(), bytes, cudaMemcpyHostToDevice, stream));
 
   DeviceBatch db;
   db.T = T;

@@ -39,11 +39,7 @@ class StepUpload {
   uint64_t layout_generation() const { return generation_; }
 
  private:
-  absl::Status Reserve(size_t bytes);
-
-  PinnedPtr host_;
-  DevicePtr device_;
-  size_t capacity_ = 0;
+  StagingBuffers staging_;
   const kernels::SampleParams* device_samples_ = nullptr;
   // The fixed decode layout: its own buffers, sized for max_rows and page_room pages.
   PinnedPtr fixed_host_;

@@ -125,4 +125,30 @@ inline std::vector<int32_t> Generate(ModelRunner& runner, std::vector<int32_t> i
   return out;
 }
 
+// Tokens ids[s][start[s]:] of every sequence s, whose KV pages are [s * per_seq, (s + 1) *
+// per_seq).
+inline StepBatch PagedBatch(const std::vector<std::vector<int32_t>>& ids,
+                            const std::vector<int>& start, int page_size, int per_seq) {
+  StepBatch b;
+  b.query_indptr = {0};
+  b.kv_page_indptr = {0};
+  for (size_t s = 0; s < ids.size(); ++s) {
+    const int end = static_cast<int>(ids[s].size()), used = (end + page_size - 1) / page_size;
+    for (int p = start[s]; p < end; ++p) {
+      b.token_ids.push_back(ids[s][p]);
+      b.positions.push_back(p);
+    }
+    b.query_indptr.push_back(b.num_tokens());
+    for (int i = 0; i < used; ++i)
+      b.kv_page_indices.push_back(static_cast<int32_t>(s) * per_seq + i);
+    b.kv_page_indptr.push_back(static_cast<int32_t>(b.kv_page_indices.size()));
+    b.kv_last_page_len.push_back(end - (used - 1) * page_size);
+    SequenceBatchEntry e;
+    e.num_new_tokens = end - start[s];
+    e.start_pos = start[s];
+    b.seqs.push_back(e);
+  }
+  return b;
+}
+
 }  // namespace attnres::gpu_testing

@@ -17,31 +17,8 @@
 namespace attnres {
 namespace {
 
+using gpu_testing::PagedBatch;
 using gpu_testing::RelL2;
-
-// Sequence s owns pages [s * per_seq, (s + 1) * per_seq); batch of each sequence's next token.
-StepBatch Batch(const std::vector<std::vector<int32_t>>& ids, const std::vector<int>& start,
-                int page_size, int per_seq) {
-  StepBatch b;
-  b.query_indptr = {0};
-  b.kv_page_indptr = {0};
-  for (size_t s = 0; s < ids.size(); ++s) {
-    const int end = static_cast<int>(ids[s].size()), used = (end + page_size - 1) / page_size;
-    for (int p = start[s]; p < end; ++p) {
-      b.token_ids.push_back(ids[s][p]);
-      b.positions.push_back(p);
-    }
-    b.query_indptr.push_back(b.num_tokens());
-    for (int i = 0; i < used; ++i) b.kv_page_indices.push_back(static_cast<int32_t>(s) * per_seq + i);
-    b.kv_page_indptr.push_back(static_cast<int32_t>(b.kv_page_indices.size()));
-    b.kv_last_page_len.push_back(end - (used - 1) * page_size);
-    SequenceBatchEntry e;
-    e.num_new_tokens = end - start[s];
-    e.start_pos = start[s];
-    b.seqs.push_back(e);
-  }
-  return b;
-}
 
 TEST(DecodeGraphs, ReplaysMatchEagerLogits) {
   ATTNRES_REQUIRE_GPU();
@@ -91,7 +68,7 @@ TEST(DecodeGraphs, ReplaysMatchEagerLogits) {
     std::vector<int> logit_rows(n);
     std::iota(logit_rows.begin(), logit_rows.end(), 0);
     for (int step = 0; step < 150; ++step) {
-      StepBatch b = Batch(ids, start, ps, per_seq);
+      StepBatch b = PagedBatch(ids, start, ps, per_seq);
       const bool decode = b.num_tokens() == n;
       // Eager: every sequence's last row.
       std::vector<int> rows;
@@ -182,7 +159,8 @@ std::vector<std::vector<int32_t>> RunnerTokens(bool graphs, int64_t* pages) {
   for (int step = 0; step < 60; ++step) {
     const size_t live = step < 35 ? 5 : 4;  // bucket 8 (3 padded rows), then exactly 4
     std::vector<std::vector<int32_t>> cur(ids.begin(), ids.begin() + live);
-    StepBatch b = Batch(cur, std::vector<int>(start.begin(), start.begin() + live), ps, per_seq);
+    StepBatch b =
+        PagedBatch(cur, std::vector<int>(start.begin(), start.begin() + live), ps, per_seq);
     for (size_t s = 0; s < live; ++s) {
       b.seqs[s].sample = true;
       b.seqs[s].sampling = params[s];

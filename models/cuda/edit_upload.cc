@@ -1,0 +1,43 @@
+#include "models/cuda/edit_upload.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace attnres::cuda {
+
+absl::Status EditUpload::Upload(const LogitEditPlan& p, cudaStream_t stream) {
+  // Sections at 256-byte offsets: the plan's arrays (copied), then the scratch (not copied).
+  size_t bytes = 0;
+  auto take = [&](size_t n) {
+    bytes = (bytes + 255) / 256 * 256;
+    const size_t at = bytes;
+    bytes += n;
+    return at;
+  };
+  auto size_of = [](const auto& v) { return v.size() * sizeof(v[0]); };
+  const size_t rows_at = take(size_of(p.rows)), edits_at = take(size_of(p.edits)),
+               masked_at = take(size_of(p.masked)), words_at = take(size_of(p.mask_words)),
+               logprobs_at = take(size_of(p.logprobs));
+  const size_t uploaded = bytes;
+  const size_t raw_at = take(p.edits.size() * sizeof(float)),
+               lse_at = take(p.logprobs.size() * sizeof(double));
+  if (auto st = staging_.Reserve(bytes); !st.ok()) return st;
+  char* host = staging_.host();
+  char* device = staging_.device();
+  auto put = [&](size_t at, const auto& v) {
+    std::memcpy(host + at, v.data(), size_of(v));
+    return reinterpret_cast<const typename std::decay_t<decltype(v)>::value_type*>(device + at);
+  };
+  rows_ = put(rows_at, p.rows);
+  edits_ = put(edits_at, p.edits);
+  masked_ = put(masked_at, p.masked);
+  mask_words_ = put(words_at, p.mask_words);
+  logprob_rows_ = put(logprobs_at, p.logprobs);
+  raw_ = reinterpret_cast<float*>(device + raw_at);
+  lse_ = reinterpret_cast<double*>(device + lse_at);
+  ATTNRES_CUDA_RETURN(cudaMemcpyAsync(device, host, uploaded, cudaMemcpyHostToDevice, stream));
+  return absl::OkStatus();
+}
+
+}  // namespace attnres::cuda

@@ -1,0 +1,22 @@
+// The CUDA backend's environment switches, read when a runner or forward pass is created (to
+// measure what a path buys, or to turn one off).
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+
+namespace attnres::cuda {
+
+// An on-by-default switch: off only when the variable is "0".
+inline bool EnvOn(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+// An opt-in switch: on only when the variable is "1".
+inline bool EnvOptIn(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
+
+}  // namespace attnres::cuda

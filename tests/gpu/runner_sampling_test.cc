@@ -1,0 +1,101 @@
+// The CUDA runner's sampling with logit edits on the device against its host path: each decode
+// step of four sequences (penalties over their history, a logit bias with suppressed ids, a
+// token mask with top-k, and a plain row; all with logprobs) runs twice, once as is (edits and
+// logprobs on the GPU) and once with mix weights asked for one sequence, which sends the step to
+// the host sampler over the same logits. Tokens must be identical, logprobs within the rounding
+// of the log-sum-exp's order, for 40 steps, with CUDA graphs off and on.
+#include <cstdlib>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "models/cuda/cuda_runner.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace attnres {
+namespace {
+
+using gpu_testing::PagedBatch;
+
+void ExpectSameLogprob(const TokenLogprob& got, const TokenLogprob& want, const std::string& at) {
+  EXPECT_EQ(got.token_id, want.token_id) << at;
+  EXPECT_NEAR(got.logprob, want.logprob, 1e-5f * (1.0f + std::fabs(want.logprob))) << at;
+  ASSERT_EQ(got.top.size(), want.top.size()) << at;
+  for (size_t t = 0; t < want.top.size(); ++t) {
+    EXPECT_EQ(got.top[t].first, want.top[t].first) << at << " alt " << t;
+    EXPECT_NEAR(got.top[t].second, want.top[t].second,
+                1e-5f * (1.0f + std::fabs(want.top[t].second)))
+        << at << " alt " << t;
+  }
+}
+
+TEST(CudaRunnerSampling, EditsAndLogprobsOnTheDeviceMatchTheHostPath) {
+  ATTNRES_REQUIRE_GPU();
+  for (bool graphs : {false, true}) {
+    RunnerOptions o;
+    o.cuda_graphs = graphs;
+    o.kv_cache_bytes = 64 << 20;
+    o.max_num_seqs = 8;
+    o.max_num_batched_tokens = 256;
+    setenv("ATTNRES_GPU_EDITS", "1", 1);  // read at creation
+    auto runner = CreateCudaRunner("models/bundled/attnres-tiny-stories", o);
+    unsetenv("ATTNRES_GPU_EDITS");
+    ASSERT_TRUE(runner.ok()) << runner.status();
+    const int V = (*runner)->config().vocab_size, ps = (*runner)->kv_page_size(), per_seq = 16;
+    SamplingParams penalised, biased, masked, plain;
+    penalised.temperature = 0.8f;
+    penalised.seed = 3;
+    penalised.repetition_penalty = 1.3f;
+    penalised.presence_penalty = 0.4f;
+    penalised.frequency_penalty = 0.3f;
+    biased.temperature = 0.0f;
+    biased.logit_bias = {{11, 2.5f}, {262, -100.0f}, {329, 1.5f}};
+    masked.temperature = 1.0f;
+    masked.top_k = 20;
+    masked.seed = 9;
+    plain.temperature = 0.0f;
+    const std::vector<int32_t> suppressed = {11, 612};
+    TokenBitmask mask(V);
+    std::mt19937 rng(5);
+    for (int32_t id = 0; id < V; ++id) {
+      if (rng() % 10 < 3) mask.Set(id);
+    }
+    const SamplingParams* params[] = {&penalised, &biased, &masked, &plain};
+    const int logprobs[] = {5, 0, 20, 3};
+    std::vector<std::vector<int32_t>> ids = {
+        {0, 410, 1167, 329}, {0, 262, 1110, 11, 612}, {0, 329}, {0, 1110, 410}};
+    const std::vector<int> prompt_len = {4, 5, 2, 3};
+    std::vector<int> start(ids.size(), 0);
+    for (int step = 0; step < 40; ++step) {
+      StepBatch b = PagedBatch(ids, start, ps, per_seq);
+      for (size_t s = 0; s < ids.size(); ++s) {
+        SequenceBatchEntry& e = b.seqs[s];
+        e.sample = true;
+        e.sampling = params[s];
+        e.sample_index = step;
+        e.logprobs = logprobs[s];
+        e.history = &ids[s];
+        e.prompt_len = prompt_len[s];
+      }
+      b.seqs[1].suppressed = step % 2 == 0 ? &suppressed : nullptr;
+      b.seqs[2].allowed = &mask;
+      auto device = (*runner)->Execute(b);
+      ASSERT_TRUE(device.ok()) << device.status();
+      b.seqs[3].return_mix_weights = true;  // the whole step on the host sampler
+      auto host = (*runner)->Execute(b);
+      ASSERT_TRUE(host.ok()) << host.status();
+      ASSERT_FALSE(host->seqs[3].mix_weights.empty());
+      for (size_t s = 0; s < ids.size(); ++s) {
+        const std::string at =
+            absl::StrCat(graphs ? "graphs" : "eager", " step ", step, " seq ", s);
+        ASSERT_EQ(device->seqs[s].token_id, host->seqs[s].token_id) << at;
+        ExpectSameLogprob(device->seqs[s].logprob, host->seqs[s].logprob, at);
+        if (s == 2) EXPECT_TRUE(mask.Has(device->seqs[s].token_id)) << at;
+        start[s] = static_cast<int>(ids[s].size());
+        ids[s].push_back(device->seqs[s].token_id);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace attnres
