@@ -1,8 +1,8 @@
 // What both backends share after the forward pass: which token rows of a step need logits
 // (LogitRows), and turning those rows' logits into sampled tokens, logprobs, prompt logprobs and
 // mix weights on the host (SampleOnHost). The CPU runner always samples here; the CUDA runner
-// does for steps with prompt logprobs or mix weights, and unless ATTNRES_GPU_EDITS=1 for steps
-// with penalties, a logit bias, min_tokens, a structured output or logprobs (with it, its own
+// does for steps with prompt logprobs, and unless ATTNRES_GPU_EDITS=1 for steps with penalties,
+// a logit bias, min_tokens, a structured output, logprobs or mix weights (with it, its own
 // sampler takes those, through models/logit_edits.h).
 #pragma once
 

@@ -38,11 +38,12 @@ using WeightLoader = std::function<absl::StatusOr<std::unique_ptr<cuda::DeviceWe
 // Rank 0's sampling buffers, on its device.
 struct SamplerBuffers {
   // [max_rows, V] logits, their sorted copy and ids, sort temp, the wide sampler's temp, row
-  // offsets [max_rows + 1], mix weights [max_tokens, total_weights], and the results: sampled
-  // tokens [max_rows], then at logprobs_at LogprobOut [max_rows] (one copy back per step).
-  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, sample_temp, row_offsets, mix, results;
-  size_t sort_temp_bytes = 0, sample_temp_bytes = 0, logprobs_at = 0;
-  cuda::PinnedPtr host_results;  // the results' layout
+  // offsets [max_rows + 1], and the results: sampled tokens [max_rows], at logprobs_at
+  // LogprobOut [max_rows], at mix_at the mix weights [max_tokens, total_weights] (what a step
+  // copies back is one prefix of them).
+  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, sample_temp, row_offsets, results;
+  size_t sort_temp_bytes = 0, sample_temp_bytes = 0, logprobs_at = 0, mix_at = 0;
+  cuda::PinnedPtr host_results;  // the results' layout, up to max_rows rows of mix weights
   cuda::EditUpload edits;        // the step's logit edits and logprob rows
 };
 
@@ -72,7 +73,7 @@ struct StepPlan {
   LogitRows rows;
   std::vector<kernels::SampleParams> samples;  // rows the GPU sampler draws; empty: host path
   LogitEditPlan edits;     // their penalties, bias, suppressed ids, masks and logprob rows
-  bool host_path = false;  // prompt logprobs or mix weights
+  bool host_path = false;  // prompt logprobs (or without ATTNRES_GPU_EDITS, any of the above)
   int bucket = 0;          // > 0: a pure decode step, replayed as the graph of this many rows
 };
 
@@ -209,14 +210,14 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   s.sample_temp_bytes = kernels::SampleRowsTempBytes(max_rows_);
   const size_t W = std::max(1, k.forward->mix_layout().total_weights());
   s.logprobs_at = (R * sizeof(int32_t) + 15) / 16 * 16;
+  s.mix_at = (s.logprobs_at + R * sizeof(kernels::LogprobOut) + 15) / 16 * 16;
   for (auto [ptr, bytes] : {std::pair{&s.logits, R * V * 4},
                             {&s.sorted_logits, R * V * 4},
                             {&s.sorted_ids, R * V * 4},
                             {&s.sort_temp, s.sort_temp_bytes},
                             {&s.sample_temp, s.sample_temp_bytes},
                             {&s.row_offsets, (R + 1) * 4},
-                            {&s.mix, o.max_num_batched_tokens * W * 4},
-                            {&s.results, s.logprobs_at + R * sizeof(kernels::LogprobOut)}}) {
+                            {&s.results, s.mix_at + o.max_num_batched_tokens * W * 4}}) {
     auto m = cuda::DeviceAlloc(bytes);
     if (!m.ok()) return m.status();
     *ptr = std::move(*m);
@@ -225,7 +226,7 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   for (size_t i = 0; i <= R; ++i) offsets[i] = static_cast<int32_t>(i * V);
   ATTNRES_CUDA_RETURN(cudaMemcpy(s.row_offsets.get(), offsets.data(), 4 * offsets.size(),
                                  cudaMemcpyHostToDevice));
-  auto pinned = cuda::PinnedAlloc(s.logprobs_at + R * sizeof(kernels::LogprobOut));
+  auto pinned = cuda::PinnedAlloc(s.mix_at + R * W * 4);
   if (!pinned.ok()) return pinned.status();
   s.host_results = std::move(*pinned);
   if (cuda::EnvOptIn("ATTNRES_GPU_EDITS")) {
@@ -264,13 +265,13 @@ void CudaRunner::LogLayout(double load_seconds) const {
 }
 
 // Logit rows as in CpuRunner; the GPU sampler handles a batch (with its penalties, logit bias,
-// suppressed ids, token masks and logprobs, as a LogitEditPlan) unless a sequence asks for
-// prompt logprobs or mix weights, or more logprob alternatives than the device returns.
+// suppressed ids, token masks and logprobs, as a LogitEditPlan, and mix weights) unless a
+// sequence asks for prompt logprobs or more logprob alternatives than the device returns.
+// Without ATTNRES_GPU_EDITS, edits, logprobs and mix weights take the host path too.
 StepPlan CudaRunner::PlanStep(const StepBatch& b) {
   StepPlan p;
   p.rows = LogitRows::For(b);
-  p.host_path = p.rows.want_mix_weights;
-  bool edits = false;
+  bool extras = p.rows.want_mix_weights;  // edits, logprobs or mix weights
   for (const SequenceBatchEntry& e : b.seqs) {
     if (e.prompt_logprobs >= 0) {
       p.host_path = true;
@@ -278,18 +279,18 @@ StepPlan CudaRunner::PlanStep(const StepBatch& b) {
       const SamplingParams& s = *e.sampling;
       p.samples.push_back({s.temperature, s.top_k, s.top_p, s.min_p, s.seed, e.sample_index});
       p.host_path |= e.logprobs > kernels::kMaxTopLogprobs;
-      edits |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
-               e.suppressed != nullptr || e.allowed != nullptr;
+      extras |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
+                e.suppressed != nullptr || e.allowed != nullptr;
     }
   }
-  p.host_path |= edits && !edit_planner_;
+  p.host_path |= extras && !edit_planner_;
   if (p.host_path) {
     p.samples.clear();
-  } else if (edits) {
+  } else if (extras) {
     p.edits = edit_planner_->Plan(b, p.rows);
   }
   const int R = static_cast<int>(p.rows.rows.size()), n = b.num_seqs();
-  if (rank0().graphs && !p.host_path && R == n && b.num_tokens() == n) {
+  if (rank0().graphs && !p.host_path && !p.rows.want_mix_weights && R == n && b.num_tokens() == n) {
     p.bucket = cuda::DecodeBucket(n, graph_rows_);
   }
   return p;
@@ -336,8 +337,10 @@ absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, 
       return st;
     }
   } else {
-    float* mix = k.sampler && p.rows.want_mix_weights ? static_cast<float*>(k.sampler->mix.get())
-                                                       : nullptr;
+    float* mix = k.sampler && p.rows.want_mix_weights
+                     ? reinterpret_cast<float*>(static_cast<char*>(k.sampler->results.get()) +
+                                                k.sampler->mix_at)
+                     : nullptr;
     if (auto st = k.forward->Run(*db, k.pool, mix, k.stream); !st.ok()) return st;
     if (p.host_path) return HeadToHost(r, b, p, out);
     if (R > 0) {
@@ -387,13 +390,17 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
                                                 s.edits.rows(), s.edits.edits(), s.edits.raw(),
                                                 tokens, s.edits.lse(), logprobs, k.stream));
   }
-  const size_t bytes = L > 0 ? s.logprobs_at + L * sizeof(kernels::LogprobOut) : 4 * R;
+  const int W = p.rows.want_mix_weights ? k.forward->mix_layout().total_weights() : 0;
+  const size_t bytes = W > 0   ? s.mix_at + sizeof(float) * R * W
+                       : L > 0 ? s.logprobs_at + L * sizeof(kernels::LogprobOut)
+                               : 4 * R;
   ATTNRES_CUDA_RETURN(cudaMemcpyAsync(s.host_results.get(), s.results.get(), bytes,
                                       cudaMemcpyDeviceToHost, k.stream));
   ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
   const auto* host = static_cast<const char*>(s.host_results.get());
   const auto* host_tokens = reinterpret_cast<const int32_t*>(host);
   const auto* host_logprobs = reinterpret_cast<const kernels::LogprobOut*>(host + s.logprobs_at);
+  const auto* host_mix = reinterpret_cast<const float*>(host + s.mix_at);
   int j = 0;  // the plan's logprob rows follow the sequences' order
   for (int i = 0; i < b.num_seqs(); ++i) {
     const int row = p.rows.first_row[i];
@@ -408,6 +415,10 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
         o.logprob.top.emplace_back(lo.ids[t], lo.logprobs[t]);
       }
       ++j;
+    }
+    if (W > 0 && b.seqs[i].return_mix_weights) {
+      o.mix_weights.assign(host_mix + static_cast<size_t>(row) * W,
+                           host_mix + static_cast<size_t>(row + 1) * W);
     }
   }
   return absl::OkStatus();
@@ -433,9 +444,9 @@ absl::Status CudaRunner::HeadToHost(int r, const StepBatch& b, const StepPlan& p
   }
   if (k.sampler && p.rows.want_mix_weights && W > 0) {
     mix.resize(static_cast<size_t>(R) * W);
-    ATTNRES_CUDA_RETURN(cudaMemcpyAsync(mix.data(), k.sampler->mix.get(),
-                                        sizeof(float) * mix.size(), cudaMemcpyDeviceToHost,
-                                        k.stream));
+    ATTNRES_CUDA_RETURN(cudaMemcpyAsync(
+        mix.data(), static_cast<char*>(k.sampler->results.get()) + k.sampler->mix_at,
+        sizeof(float) * mix.size(), cudaMemcpyDeviceToHost, k.stream));
   }
   ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
   if (k.sampler) SampleOnHost(b, p.rows, logits, V, mix, W, out);

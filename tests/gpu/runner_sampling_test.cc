@@ -1,9 +1,11 @@
-// The CUDA runner's sampling with logit edits on the device against its host path: each decode
-// step of four sequences (penalties over their history, a logit bias with suppressed ids, a
-// token mask with top-k, and a plain row; all with logprobs) runs twice, once as is (edits and
-// logprobs on the GPU) and once with mix weights asked for one sequence, which sends the step to
-// the host sampler over the same logits. Tokens must be identical, logprobs within the rounding
-// of the log-sum-exp's order, for 40 steps, with CUDA graphs off and on.
+// The CUDA runner's sampling with logit edits on the device (ATTNRES_GPU_EDITS=1) against its
+// host path: each decode step of four sequences (penalties over their history, a logit bias with
+// suppressed ids, a token mask with top-k, and a plain row; all with logprobs, and on even steps
+// mix weights for one) runs twice, once as is (on the GPU sampler; odd steps replay CUDA graphs
+// when they are on) and once with prompt logprobs asked for one sequence (none to return at a
+// decode step), which sends the step to the host sampler over the same logits. Tokens and mix
+// weights must be identical, logprobs within the rounding of the log-sum-exp's order, for 40
+// steps, with CUDA graphs off and on.
 #include <cstdlib>
 #include <random>
 
@@ -78,12 +80,15 @@ TEST(CudaRunnerSampling, EditsAndLogprobsOnTheDeviceMatchTheHostPath) {
       }
       b.seqs[1].suppressed = step % 2 == 0 ? &suppressed : nullptr;
       b.seqs[2].allowed = &mask;
+      b.seqs[0].return_mix_weights = step % 2 == 0;
       auto device = (*runner)->Execute(b);
       ASSERT_TRUE(device.ok()) << device.status();
-      b.seqs[3].return_mix_weights = true;  // the whole step on the host sampler
+      b.seqs[3].prompt_logprobs = 0;  // the whole step on the host sampler
       auto host = (*runner)->Execute(b);
       ASSERT_TRUE(host.ok()) << host.status();
-      ASSERT_FALSE(host->seqs[3].mix_weights.empty());
+      EXPECT_TRUE(host->seqs[3].prompt_logprobs.empty());
+      EXPECT_EQ(device->seqs[0].mix_weights, host->seqs[0].mix_weights) << "step " << step;
+      EXPECT_EQ(device->seqs[0].mix_weights.empty(), step % 2 != 0) << "step " << step;
       for (size_t s = 0; s < ids.size(); ++s) {
         const std::string at =
             absl::StrCat(graphs ? "graphs" : "eager", " step ", step, " seq ", s);
