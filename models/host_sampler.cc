@@ -38,34 +38,39 @@ void EditRowOnHost(const SequenceBatchEntry& e, std::span<float> logits) {
   }
 }
 
-void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const float> logits,
-                  int V, std::span<const float> mix, int W, StepOutput* out) {
+void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const float> logits, int V,
+                  std::span<const float> mix, int W, StepOutput* out) {
   out->seqs.resize(b.num_seqs());
-  std::vector<float> work(V);
-  for (int s = 0; s < b.num_seqs(); ++s) {
-    const SequenceBatchEntry& e = b.seqs[s];
-    SequenceStepOutput& o = out->seqs[s];
-    if (plan.first_row[s] < 0) continue;
-    const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
-    auto row = [&](int r) {
-      return logits.subspan(static_cast<size_t>(plan.IndexOf(b, s, r)) * V, V);
-    };
-    if (e.prompt_logprobs >= 0) {
-      for (int r = begin; r < end; ++r) {
-        const int32_t target = r + 1 < end ? b.token_ids[r + 1] : e.next_prompt_token;
-        if (target < 0) break;
-        o.prompt_logprobs.push_back(ComputeLogprob(row(r), target, e.prompt_logprobs));
+  // Sequences are independent (each writes its own output): one per thread at a time.
+#pragma omp parallel
+  {
+    std::vector<float> work(V);
+#pragma omp for schedule(dynamic)
+    for (int s = 0; s < b.num_seqs(); ++s) {
+      const SequenceBatchEntry& e = b.seqs[s];
+      SequenceStepOutput& o = out->seqs[s];
+      if (plan.first_row[s] < 0) continue;
+      const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
+      auto row = [&](int r) {
+        return logits.subspan(static_cast<size_t>(plan.IndexOf(b, s, r)) * V, V);
+      };
+      if (e.prompt_logprobs >= 0) {
+        for (int r = begin; r < end; ++r) {
+          const int32_t target = r + 1 < end ? b.token_ids[r + 1] : e.next_prompt_token;
+          if (target < 0) break;
+          o.prompt_logprobs.push_back(ComputeLogprob(row(r), target, e.prompt_logprobs));
+        }
       }
-    }
-    if (!e.sample) continue;
-    const std::span<const float> raw = row(end - 1);
-    std::copy(raw.begin(), raw.end(), work.begin());
-    EditRowOnHost(e, work);
-    o.token_id = SampleToken(*e.sampling, e.sample_index, work);
-    if (e.logprobs >= 0) o.logprob = ComputeLogprob(raw, o.token_id, e.logprobs);
-    if (e.return_mix_weights && W > 0 && !mix.empty()) {
-      const size_t k = plan.IndexOf(b, s, end - 1);
-      o.mix_weights.assign(mix.begin() + k * W, mix.begin() + (k + 1) * W);
+      if (!e.sample) continue;
+      const std::span<const float> raw = row(end - 1);
+      std::copy(raw.begin(), raw.end(), work.begin());
+      EditRowOnHost(e, work);
+      o.token_id = SampleToken(*e.sampling, e.sample_index, work);
+      if (e.logprobs >= 0) o.logprob = ComputeLogprob(raw, o.token_id, e.logprobs);
+      if (e.return_mix_weights && W > 0 && !mix.empty()) {
+        const size_t k = plan.IndexOf(b, s, end - 1);
+        o.mix_weights.assign(mix.begin() + k * W, mix.begin() + (k + 1) * W);
+      }
     }
   }
 }

@@ -80,59 +80,78 @@ int32_t SampleToken(const SamplingParams& p, uint64_t index, std::span<const flo
   if (p.greedy()) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
-  // Candidates sorted by probability (descending; ties by id) when any truncation is on.
-  const bool truncate = (p.top_k > 0 && p.top_k < V) || p.top_p < 1.0f || p.min_p > 0.0f;
+  const double inv_t = 1.0 / p.temperature;
+  const bool top_k = p.top_k > 0 && p.top_k < V;
+  if (!top_k && p.top_p >= 1.0f && p.min_p <= 0.0f) {  // no truncation: ids in order
+    const double mx = *std::max_element(logits.begin(), logits.end());
+    std::vector<double> prob(V);
+    double total = 0.0;
+    for (int k = 0; k < V; ++k) total += (prob[k] = std::exp((logits[k] - mx) * inv_t));
+    const double target = SampleUniform(p.seed, index) * total;
+    double cum = 0.0;
+    for (int k = 0; k < V; ++k) {
+      cum += prob[k];
+      if (target < cum) return k;
+    }
+    return V - 1;  // rounding at the very end of the distribution
+  }
+  // Candidates by probability (descending; ties by id): the top k, else a sorted prefix that
+  // grows (doubling from 256) until it decides min-p's floor and top-p's mass, each a prefix of
+  // that order; a row is sorted whole only when the rule keeps most of it.
   std::vector<int32_t> ids(V);
   std::iota(ids.begin(), ids.end(), 0);
   auto better = [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   };
-  int n = V;
-  if (truncate) {
-    if (p.top_k > 0 && p.top_k < V) {
-      n = p.top_k;
-      std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
-    } else {
-      std::sort(ids.begin(), ids.end(), better);
+  const int n = top_k ? p.top_k : V;
+  int sorted = 0;
+  std::vector<double> prob;  // [sorted]: exp((logit - max) / t) of the sorted prefix
+  double mx = 0.0;
+  auto sort_to = [&](int m) {
+    m = std::min(m, n);
+    std::partial_sort(ids.begin() + sorted, ids.begin() + m, ids.end(), better);
+    if (sorted == 0) mx = logits[ids[0]];
+    for (int k = sorted; k < m; ++k) prob.push_back(std::exp((logits[ids[k]] - mx) * inv_t));
+    sorted = m;
+  };
+  sort_to(top_k ? n : 256);
+  // min-p relative to the top token, then the nucleus over what is left.
+  int keep = n;
+  if (p.min_p > 0.0f) {
+    const double floor = p.min_p * prob[0];
+    keep = 1;
+    for (;;) {
+      while (keep < sorted && prob[keep] >= floor) ++keep;
+      if (keep < sorted || sorted == n) break;
+      sort_to(2 * sorted);
     }
   }
-  const double inv_t = 1.0 / p.temperature;
-  const double mx = logits[truncate ? ids[0] : static_cast<int32_t>(
-                                                   std::max_element(logits.begin(), logits.end()) -
-                                                   logits.begin())];
-  std::vector<double> prob(n);
-  double total = 0.0;
-  for (int k = 0; k < n; ++k) total += (prob[k] = std::exp((logits[ids[k]] - mx) * inv_t));
-  if (truncate) {
-    // min-p relative to the top token, then the nucleus over what is left.
-    int keep = n;
-    if (p.min_p > 0.0f) {
-      const double floor = p.min_p * prob[0];
-      keep = 1;
-      while (keep < n && prob[keep] >= floor) ++keep;
-    }
-    if (p.top_p < 1.0f) {
-      double kept_total = 0.0;
+  if (p.top_p < 1.0f) {
+    double kept_total = 0.0;
+    if (keep <= sorted) {
       for (int k = 0; k < keep; ++k) kept_total += prob[k];
-      double cum = 0.0;
-      int k = 0;
-      while (k < keep) {
-        cum += prob[k++];
-        if (cum >= p.top_p * kept_total) break;
-      }
-      keep = k;
+    } else {  // the whole row, unsorted: in id order
+      for (int k = 0; k < V; ++k) kept_total += std::exp((logits[k] - mx) * inv_t);
     }
-    n = keep;
-    total = 0.0;
-    for (int k = 0; k < n; ++k) total += prob[k];
+    double cum = 0.0;
+    int k = 0;
+    while (k < keep) {
+      if (k == sorted) sort_to(2 * sorted);
+      cum += prob[k++];
+      if (cum >= p.top_p * kept_total) break;
+    }
+    keep = k;
   }
+  if (keep > sorted) sort_to(keep);
+  double total = 0.0;
+  for (int k = 0; k < keep; ++k) total += prob[k];
   const double target = SampleUniform(p.seed, index) * total;
   double cum = 0.0;
-  for (int k = 0; k < n; ++k) {
+  for (int k = 0; k < keep; ++k) {
     cum += prob[k];
     if (target < cum) return ids[k];
   }
-  return ids[n - 1];  // rounding at the very end of the distribution
+  return ids[keep - 1];  // rounding at the very end of the distribution
 }
 
 TokenLogprob ComputeLogprob(std::span<const float> logits, int32_t token, int top_n) {

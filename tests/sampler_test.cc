@@ -3,7 +3,9 @@
 #include "models/sampler.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
+#include <random>
 
 #include "gtest/gtest.h"
 #include "models/host_sampler.h"
@@ -70,6 +72,69 @@ TEST(Sampler, TruncationRules) {
   for (int i = 0; i < 4000; ++i) ++c[SampleToken(p, i, l)];
   EXPECT_EQ(c.count(3), 0u);
   EXPECT_GT(c[2], 0);
+}
+
+// The truncating draw sorts only a growing prefix of the row; a reference that sorts it whole
+// (the rule as documented: top-k, min-p relative to the top, top-p over what is left, the draw in
+// probability order) picks the same tokens over sizes, ties, -inf logits and parameter mixes.
+int32_t FullSortReference(const SamplingParams& p, uint64_t index, const std::vector<float>& l) {
+  const int V = static_cast<int>(l.size());
+  std::vector<int32_t> ids(V);
+  for (int i = 0; i < V; ++i) ids[i] = i;
+  std::sort(ids.begin(), ids.end(),
+            [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  int n = p.top_k > 0 && p.top_k < V ? p.top_k : V;
+  std::vector<double> prob(n);
+  for (int k = 0; k < n; ++k) prob[k] = std::exp((l[ids[k]] - l[ids[0]]) / double(p.temperature));
+  if (p.min_p > 0.0f) {
+    int keep = 1;
+    while (keep < n && prob[keep] >= p.min_p * prob[0]) ++keep;
+    n = keep;
+  }
+  if (p.top_p < 1.0f) {
+    double kept = 0.0;
+    for (int k = 0; k < n; ++k) kept += prob[k];
+    double cum = 0.0;
+    int k = 0;
+    while (k < n) {
+      cum += prob[k++];
+      if (cum >= p.top_p * kept) break;
+    }
+    n = k;
+  }
+  double total = 0.0;
+  for (int k = 0; k < n; ++k) total += prob[k];
+  const double target = SampleUniform(p.seed, index) * total;
+  double cum = 0.0;
+  for (int k = 0; k < n; ++k) {
+    cum += prob[k];
+    if (target < cum) return ids[k];
+  }
+  return ids[n - 1];
+}
+
+TEST(Sampler, TruncationMatchesAFullSort) {
+  std::mt19937 rng(11);
+  int draws = 0;
+  for (int V : {1, 2, 7, 255, 256, 257, 1000, 5003}) {
+    for (int trial = 0; trial < 40; ++trial) {
+      std::vector<float> l(V);
+      std::normal_distribution<float> normal(0.0f, (trial / 2) % 2 ? 1.0f : 6.0f);
+      for (float& x : l) x = rng() % 7 == 0 ? std::round(normal(rng)) : normal(rng);  // ties
+      if (V > 3 && trial % 5 == 0) l[rng() % V] = -std::numeric_limits<float>::infinity();
+      SamplingParams p = Params(trial % 3 == 0 ? 0.5f : 1.2f);
+      p.top_k = trial % 4 == 0 ? 1 + static_cast<int>(rng() % V) : 0;
+      p.top_p = trial % 2 == 0 ? 0.3f + (rng() % 70) / 100.0f : 1.0f;
+      p.min_p = trial % 3 == 1 ? (rng() % 30) / 100.0f : 0.0f;
+      if (p.top_k == 0 && p.top_p >= 1.0f && p.min_p <= 0.0f) p.min_p = 0.01f;
+      for (uint64_t index = 0; index < 10; ++index, ++draws) {
+        ASSERT_EQ(SampleToken(p, index, l), FullSortReference(p, index, l))
+            << "V=" << V << " trial " << trial << " k=" << p.top_k << " p=" << p.top_p
+            << " m=" << p.min_p;
+      }
+    }
+  }
+  EXPECT_EQ(draws, 8 * 40 * 10);
 }
 
 TEST(Sampler, Penalties) {
