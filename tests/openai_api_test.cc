@@ -717,6 +717,37 @@ TEST(OpenAiRequest, ResponseFormat) {
   }
 }
 
+// vLLM's guided_regex and guided_choice on both calls, each alone.
+TEST(OpenAiRequest, GuidedRegexAndChoice) {
+  for (const bool chat : {false, true}) {
+    const auto parse = [&](const std::string& extra) {
+      return chat ? ParseChatRequest(ChatBody(extra), kModel)
+                  : Parse(R"({"prompt": "x", )" + extra + "}");
+    };
+    auto regex = parse(R"("guided_regex": "\\d{3}-[a-z]+")");
+    ASSERT_TRUE(regex.ok()) << regex.status();
+    EXPECT_EQ(regex->request.response_format().regex().pattern(), R"(\d{3}-[a-z]+)");
+    auto choice = parse(R"("guided_choice": ["yes", "no"])");
+    ASSERT_TRUE(choice.ok()) << choice.status();
+    EXPECT_THAT(choice->request.response_format().choice().choices(),
+                ::testing::ElementsAre("yes", "no"));
+    const std::pair<const char*, const char*> refusals[] = {
+        {R"("guided_regex": 5)", R"(key "guided_regex" must be a string)"},
+        {R"("guided_choice": [])", R"(key "guided_choice" must be a non-empty array of strings)"},
+        {R"("guided_choice": ["a", 1])", R"(key "guided_choice[1]" must be a string)"},
+        {R"("guided_regex": "a", "guided_choice": ["a"])",
+         R"(key "guided_regex" cannot be combined with response_format or the other guided_)"},
+        {R"("guided_choice": ["a"], "response_format": {"type": "json_object"})",
+         R"(key "guided_choice" cannot be combined)"},
+    };
+    for (const auto& [extra, expect] : refusals) {
+      auto r = parse(extra);
+      ASSERT_FALSE(r.ok()) << extra;
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr(expect)) << extra;
+    }
+  }
+}
+
 TEST(OpenAiRequest, ResponseFormatRefusalsNameTheKey) {
   const std::pair<const char*, const char*> cases[] = {
       {R"("json")", R"(key "response_format" must be an object)"},

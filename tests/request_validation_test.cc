@@ -155,7 +155,14 @@ TEST(ValidateGenerateRequest, ResponseFormatSizesAndName) {
     EXPECT_THAT(std::string(s.message()), HasSubstr(expect));
   };
   refused([](v1::GenerateRequest& b) { b.mutable_response_format()->clear_format(); },
-          "response_format must set one of json_object or json_schema");
+          "response_format must set one of json_object, json_schema, regex or choice");
+  refused([](v1::GenerateRequest& b) { b.mutable_response_format()->mutable_regex(); },
+          "response_format.regex.pattern must be 1-16384 bytes, got 0");
+  refused(
+      [](v1::GenerateRequest& b) {
+        b.mutable_response_format()->mutable_regex()->set_pattern(std::string(16385, 'a'));
+      },
+      "response_format.regex.pattern must be 1-16384 bytes, got 16385");
   refused(
       [](v1::GenerateRequest& b) {
         b.mutable_response_format()->mutable_json_schema()->clear_schema_json();

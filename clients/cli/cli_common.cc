@@ -102,14 +102,32 @@ nlohmann::json ProtoToJson(const google::protobuf::Message& message) {
 void AddResponseFormatOptions(CLI::App* cmd, ResponseFormatFlags* flags) {
   CLI::Option* object =
       cmd->add_flag("--json-object", flags->json_object, "Constrain the output to a JSON object");
-  cmd->add_option("--json-schema", flags->json_schema_file,
-                  "Constrain the output to JSON that a JSON Schema (in FILE) accepts")
-      ->type_name("FILE")
-      ->excludes(object);
+  CLI::Option* schema =
+      cmd->add_option("--json-schema", flags->json_schema_file,
+                      "Constrain the output to JSON that a JSON Schema (in FILE) accepts")
+          ->type_name("FILE")
+          ->excludes(object);
+  CLI::Option* regex =
+      cmd->add_option("--regex", flags->regex,
+                      "Constrain the output to text the regular expression matches whole")
+          ->type_name("PATTERN")
+          ->excludes(object)
+          ->excludes(schema);
+  cmd->add_option("--choice", flags->choices,
+                  "Constrain the output to one of these strings (repeat the option)")
+      ->type_name("TEXT")
+      ->excludes(object)
+      ->excludes(schema)
+      ->excludes(regex);
 }
 
 std::string SetResponseFormat(const ResponseFormatFlags& flags, v1::GenerateRequest* request) {
   if (flags.json_object) request->mutable_response_format()->mutable_json_object();
+  if (!flags.regex.empty())
+    request->mutable_response_format()->mutable_regex()->set_pattern(flags.regex);
+  for (const std::string& choice : flags.choices) {
+    request->mutable_response_format()->mutable_choice()->add_choices(choice);
+  }
   if (flags.json_schema_file.empty()) return "";
   const std::string& path = flags.json_schema_file;
   std::error_code error;

@@ -36,10 +36,13 @@ int PrintUsageError(const std::string& message);
 // A proto message as JSON with the .proto field names and every field present.
 nlohmann::json ProtoToJson(const google::protobuf::Message& message);
 
-// --json-object and --json-schema FILE (mutually exclusive): the request's response_format.
+// --json-object, --json-schema FILE, --regex PATTERN and --choice TEXT... (mutually exclusive):
+// the request's response_format.
 struct ResponseFormatFlags {
   bool json_object = false;
   std::string json_schema_file;
+  std::string regex;                 // --regex: the whole output matches it
+  std::vector<std::string> choices;  // --choice (repeated): the output is one of them
 };
 void AddResponseFormatOptions(CLI::App* cmd, ResponseFormatFlags* flags);
 // Sets request->response_format from the flags (the schema file's text as it is); returns an

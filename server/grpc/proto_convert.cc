@@ -15,6 +15,7 @@
 #include "server/grpc/tool_call_grammar.h"
 #include "server/grpc/tool_call_response.h"
 #include "server/structured/json_schema_grammar.h"
+#include "server/structured/regex_grammar.h"
 
 namespace attnres {
 namespace {
@@ -49,20 +50,29 @@ SamplingParams ToSamplingParams(const v1::SamplingParams& s, const GenerationCon
   return out;
 }
 
-// response_format's grammar; null when unset. A schema the compiler refuses is INVALID_ARGUMENT
-// with its message (which names the schema location).
+// response_format's grammar; null when unset. A schema or pattern the compiler refuses is
+// INVALID_ARGUMENT with its message (which names the schema location or the byte) after the field.
 absl::StatusOr<std::shared_ptr<const structured::Grammar>> ResponseGrammar(
     const v1::GenerateRequest& request) {
+  using GrammarOr = absl::StatusOr<std::shared_ptr<const structured::Grammar>>;
+  const auto named = [](absl::string_view field, GrammarOr grammar) -> GrammarOr {
+    if (grammar.ok()) return grammar;
+    return absl::InvalidArgumentError(absl::StrCat(field, grammar.status().message()));
+  };
   const v1::ResponseFormat& format = request.response_format();
   switch (format.format_case()) {
     case v1::ResponseFormat::kJsonObject:
       return structured::JsonObjectGrammar();
-    case v1::ResponseFormat::kJsonSchema: {
-      absl::StatusOr<std::shared_ptr<const structured::Grammar>> grammar =
-          structured::JsonSchemaGrammarFromText(format.json_schema().schema_json());
-      if (grammar.ok()) return grammar;
-      return absl::InvalidArgumentError(
-          absl::StrCat("response_format.json_schema.schema_json: ", grammar.status().message()));
+    case v1::ResponseFormat::kJsonSchema:
+      return named("response_format.json_schema.schema_json: ",
+                   structured::JsonSchemaGrammarFromText(format.json_schema().schema_json()));
+    case v1::ResponseFormat::kRegex:
+      return named("response_format.regex.pattern: ",
+                   structured::RegexGrammar(format.regex().pattern()));
+    case v1::ResponseFormat::kChoice: {
+      const auto& choices = format.choice().choices();
+      return named("response_format.choice.", structured::ChoiceGrammar(std::vector<std::string>(
+                                                  choices.begin(), choices.end())));
     }
     default:
       return nullptr;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "server/structured/regex_grammar.h"
 
 namespace attnres {
 namespace {
@@ -254,8 +255,18 @@ absl::Status ValidateResponseFormat(const v1::GenerateRequest& request) {
       }
       return absl::OkStatus();
     }
+    case v1::ResponseFormat::kRegex: {
+      const size_t bytes = format.regex().pattern().size();
+      if (bytes < 1 || bytes > structured::kMaxRegexBytes) {
+        return Invalid(absl::StrFormat("response_format.regex.pattern must be 1-%d bytes, got %d",
+                                       structured::kMaxRegexBytes, bytes));
+      }
+      return absl::OkStatus();
+    }
+    case v1::ResponseFormat::kChoice:  // sizes: ChoiceGrammar, at the conversion
+      return absl::OkStatus();
     default:
-      return Invalid("response_format must set one of json_object or json_schema");
+      return Invalid("response_format must set one of json_object, json_schema, regex or choice");
   }
 }
 

@@ -53,7 +53,9 @@ constexpr const char* kGenerationKeys[] = {"model",
                                            "stop_token_ids",
                                            "skip_special_tokens",
                                            "add_special_tokens",
-                                           "response_format"};
+                                           "response_format",
+                                           "guided_regex",
+                                           "guided_choice"};
 
 KeySet GenerationKeysAnd(std::initializer_list<const char*> more) {
   KeySet keys(std::begin(kGenerationKeys), std::end(kGenerationKeys));
@@ -650,6 +652,39 @@ absl::Status ReadResponseFormat(const json& j, const std::string& body, v1::Gene
   return absl::OkStatus();
 }
 
+// vLLM's guided decoding keys: guided_regex (a regular expression the whole output matches) and
+// guided_choice (exactly one of a list of strings); neither with the other or response_format.
+absl::Status ReadGuided(const json& j, v1::GenerateRequest* r) {
+  const bool regex = Has(j, "guided_regex"), choice = Has(j, "guided_choice");
+  if (!regex && !choice) return absl::OkStatus();
+  const std::string field = regex ? "guided_regex" : "guided_choice";
+  if ((regex && choice) || r->has_response_format()) {
+    return KeyError(kOrigin, field,
+                    "cannot be combined with response_format or the other guided_ key: each "
+                    "decides the output");
+  }
+  if (regex) {
+    if (!j["guided_regex"].is_string()) {
+      return KeyError(kOrigin, field, "must be a string (a regular expression)");
+    }
+    r->mutable_response_format()->mutable_regex()->set_pattern(
+        j["guided_regex"].get<std::string>());
+    return absl::OkStatus();
+  }
+  const json& choices = j["guided_choice"];
+  if (!choices.is_array() || choices.empty()) {
+    return KeyError(kOrigin, field, "must be a non-empty array of strings");
+  }
+  v1::ResponseFormat::Choice* out = r->mutable_response_format()->mutable_choice();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (!choices[i].is_string()) {
+      return KeyError(kOrigin, absl::StrCat(field, "[", i, "]"), "must be a string");
+    }
+    out->add_choices(choices[i].get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
 // transformers refuses to continue a final message without text (content null or absent, or a
 // list without text parts); once read, those are indistinguishable from the empty string.
 absl::Status CheckFinalMessageHasText(const json& messages) {
@@ -675,6 +710,7 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(const std::string& body,
   v1::GenerateRequest& r = call.request;
   RETURN_IF_ERROR(ReadPrompts(j, &call));
   RETURN_IF_ERROR(ReadResponseFormat(j, body, &r));
+  RETURN_IF_ERROR(ReadGuided(j, &r));
   if (call.prompts.size() * call.n > static_cast<size_t>(kMaxChoices)) {
     return KeyError(kOrigin, "n",
                     absl::StrCat("times the number of prompts must be at most ", kMaxChoices,
@@ -705,6 +741,7 @@ absl::StatusOr<CompletionCall> ParseChatRequest(const std::string& body,
   RETURN_IF_ERROR(ReadMessages(j, chat));
   RETURN_IF_ERROR(ReadTools(j, body, tool_call_parser, &call, chat));
   RETURN_IF_ERROR(ReadResponseFormat(j, body, &r));
+  RETURN_IF_ERROR(ReadGuided(j, &r));
   // Both would decide what the output is (and the calls' tags are no JSON).
   if (r.has_response_format() && call.tool_calls.has_value()) {
     return KeyError(kOrigin, "response_format",

@@ -343,7 +343,9 @@ absl::Status WithHttpFieldNames(const absl::Status& status) {
            {"prompt.chat.tool_choice", "tool_choice"},
            {"prompt.chat.parallel_tool_calls", "parallel_tool_calls"},
            {"prompt.chat", "messages"},
-           {"response_format.json_schema.schema_json", "response_format.json_schema.schema"}}));
+           {"response_format.json_schema.schema_json", "response_format.json_schema.schema"},
+           {"response_format.regex.pattern", "guided_regex"},
+           {"response_format.choice.choices", "guided_choice"}}));
 }
 
 int HttpStatusCode(absl::StatusCode code) {

@@ -3,6 +3,7 @@
 // response-format flags, and error reporting ("error: CODE: message" on stderr, exit 1; usage
 // errors exit 2).
 #include <fstream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -187,6 +188,31 @@ TEST_F(CliE2eTest, ResponseFormatFlags) {
   EXPECT_EQ(bad.err.rfind("error: INVALID_ARGUMENT: response_format.json_schema.schema_json: ", 0),
             0u)
       << bad.err;
+}
+
+// --regex PATTERN and --choice TEXT (repeated): the whole output matches / is one of them.
+TEST_F(CliE2eTest, RegexAndChoiceFlags) {
+  const std::vector<std::string> args = {"generate", "--prompt",      "Say:", "--max-tokens", "30",
+                                         "--json",   "--temperature", "1",    "--seed",       "5"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return Cli(a);
+  };
+  CommandResult regex = with({"--regex", "[a-c]{3}-(x|y)"});
+  ASSERT_EQ(regex.exit_code, 0) << regex.err;
+  const std::string text = Json(regex)["text"];
+  EXPECT_TRUE(std::regex_match(text, std::regex("[a-c]{3}-(x|y)"))) << text;
+  CommandResult choice = with({"--choice", "north", "--choice", "south"});
+  ASSERT_EQ(choice.exit_code, 0) << choice.err;
+  const std::string picked = Json(choice)["text"];
+  EXPECT_TRUE(picked == "north" || picked == "south") << picked;
+  EXPECT_EQ(with({"--regex", "a", "--choice", "b"}).exit_code, 2);
+  CommandResult bad = with({"--regex", "(?=a)"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.err,
+            "error: INVALID_ARGUMENT: response_format.regex.pattern: regex at byte 0: lookaround "
+            "is not supported\n");
 }
 
 TEST_F(CliE2eTest, ServerErrorsAreReportedWithTheCode) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -297,6 +298,35 @@ TEST_F(GenerateE2eTest, ResponseFormatOutputsJsonThatEndsItself) {
     EXPECT_TRUE(IsJsonObject(object.text())) << "seed " << request.sampling().seed();
     EXPECT_EQ(object.finish_reason(), v1::FINISH_REASON_STOP) << object.text();
   }
+}
+
+// response_format regex and choice: greedy and sampled outputs are texts the pattern matches
+// whole (std::regex on the decoded text) or one of the choices, ending with STOP; a pattern the
+// compiler refuses is InvalidArgument naming the field and the byte.
+TEST_F(GenerateE2eTest, RegexAndChoiceOutputsMatchWhole) {
+  const std::string pattern = "(yes|no|maybe), [a-z]{2,6}-[0-9]{1,3}!";
+  const std::vector<std::string> choices = {"alpha", "beta gamma", "d\xc3\xa9lta"};
+  std::vector<v1::GenerateRequest> requests = {GreedyRequest("Say:", 40)};
+  for (uint64_t seed : {1, 2, 3}) requests.push_back(SeededRequest("Say:", 40, seed));
+  for (v1::GenerateRequest& request : requests) {
+    request.mutable_response_format()->mutable_regex()->set_pattern(pattern);
+    const v1::GenerateResponse r = MustGenerate(request);
+    EXPECT_TRUE(std::regex_match(r.text(), std::regex(pattern))) << r.text();
+    EXPECT_EQ(r.finish_reason(), v1::FINISH_REASON_STOP) << r.text();
+    for (const std::string& c : choices) {
+      request.mutable_response_format()->mutable_choice()->add_choices(c);
+    }
+    const v1::GenerateResponse one = MustGenerate(request);
+    EXPECT_THAT(choices, ::testing::Contains(one.text()));
+    EXPECT_EQ(one.finish_reason(), v1::FINISH_REASON_STOP) << one.text();
+  }
+  v1::GenerateRequest bad = GreedyRequest("Say:", 10);
+  bad.mutable_response_format()->mutable_regex()->set_pattern("(a)\\1");
+  v1::GenerateResponse response;
+  const grpc::Status status = Generate(stub_.get(), bad, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "response_format.regex.pattern: regex at byte 3: backreferences are not supported");
 }
 
 TEST_F(GenerateE2eTest, ResponseFormatRefusalsAreInvalidArgument) {

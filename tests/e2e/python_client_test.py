@@ -126,6 +126,14 @@ def main() -> int:
                                     response_format={"type": "json_object"},
                                     logit_bias={ord('"'): 100.0, ord("}"): 50.0}, **sampling)
                 assert isinstance(json.loads(o.text), dict) and o.finish_reason == "STOP", o
+            # vLLM's guided_regex and guided_choice: the whole output matches.
+            for sampling in ({"temperature": 0.0}, {"temperature": 1.0, "seed": 4}):
+                g = client.generate("Say:", max_tokens=40, guided_regex=r"(yes|no), [a-z]{2,5}!",
+                                    **sampling)
+                assert re.fullmatch(r"(yes|no), [a-z]{2,5}!", g.text), g
+                c = client.generate("Say:", max_tokens=40, guided_choice=["red", "green"],
+                                    **sampling)
+                assert c.text in ("red", "green") and c.finish_reason == "STOP", c
             plain = client.generate("Hello", max_tokens=8, temperature=0.0, ignore_eos=True,
                                     response_format={"type": "text"})
             assert plain.token_ids == r.token_ids, plain

@@ -121,6 +121,8 @@ class Client:
                       stop: Sequence[str] = (), stop_token_ids: Sequence[int] = (),
                       logit_bias: Optional[Mapping[int, float]] = None,
                       response_format: Optional[Mapping] = None,
+                      guided_regex: Optional[str] = None,
+                      guided_choice: Optional[Sequence[str]] = None,
                       **kwargs) -> "attnres_pb2.GenerateRequest":
         """A GenerateRequest from a text prompt, prompt_ids or chat messages
         ([{"role": ..., "content": ...}], written out by the model's chat template; OpenAI's
@@ -135,7 +137,9 @@ class Client:
         parameters, which needs --tool-call-parser. `parallel_tool_calls` False keeps one call.
         `response_format` is OpenAI's dict ({"type":
         "json_object"}, or {"type": "json_schema", "json_schema": {"schema": {...}, "name":
-        ...}}): the output is then JSON of that shape."""
+        ...}}): the output is then JSON of that shape. `guided_regex` (a regular expression the
+        whole output matches) and `guided_choice` (exactly one of these strings) are vLLM's;
+        at most one of the three."""
         if sum(p is not None for p in (prompt, prompt_ids, messages)) != 1:
             raise ValueError("give exactly one of prompt, prompt_ids and messages")
         if tools and messages is None:
@@ -177,8 +181,14 @@ class Client:
         request.stop.extend(stop)
         request.stop_token_ids.extend(stop_token_ids)
         request.sampling.logit_bias.update(logit_bias or {})
+        if sum(x is not None for x in (response_format, guided_regex, guided_choice)) > 1:
+            raise ValueError("give at most one of response_format, guided_regex and guided_choice")
         if response_format is not None:
             _set_response_format(request.response_format, response_format)
+        if guided_regex is not None:
+            request.response_format.regex.pattern = guided_regex
+        if guided_choice is not None:
+            request.response_format.choice.choices.extend(guided_choice)
         for name, value in kwargs.items():
             if value is None:
                 continue
