@@ -64,25 +64,69 @@ __device__ __forceinline__ bool Before(float a, int ia, float b, int ib) {
   return a > b || (a == b && ia < ib);
 }
 
-// One block per logprob row: each thread keeps its ids' best kMaxTopLogprobs in registers (a
-// sorted list, insertion by compare-and-swap), the block merges the lists' heads top_n times
-// (at least once, for the row's maximum), then sums exp(x - max) in double for the
-// log-sum-exp. Writes the top list as logprobs and lse.
-__global__ void __launch_bounds__(kTopThreads)
-    RawLogprobKernel(const float* logits, int V, const LogprobRow* rows, LogprobOut* out,
-                     double* lse) {
-  constexpr int K = kMaxTopLogprobs;
+// A row's ids [lo, hi) summarised by one block: its best kMaxTopLogprobs (value, id) in order,
+// its maximum and its sum of exp(x - maximum) in double.
+struct LogprobPartial {
+  float val[kMaxTopLogprobs];
+  int id[kMaxTopLogprobs];
+  float max;
+  double sum;
+};
+
+// Rows of few logprob requests are cut into chunks of ids over many blocks (one block per row
+// streamed a 128 K row through one SM: 0.35 ms on an H100); then one block per row merges.
+constexpr int kMaxLogprobChunks = 64;
+constexpr int kMinLogprobChunkIds = 2048;
+
+// Block-wide best (value, id) of every thread's candidate (all threads get it). Alternating
+// shared buffers: one barrier a call, if calls alternate `buf`.
+__device__ void BlockBest(float& bv, int& bi, float (*warp_val)[kTopThreads / 32],
+                          int (*warp_id)[kTopThreads / 32], int buf) {
   constexpr int kWarps = kTopThreads / 32;
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (Before(ov, oi, bv, bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) {
+    warp_val[buf][warp] = bv;
+    warp_id[buf][warp] = bi;
+  }
+  __syncthreads();
+  bv = warp_val[buf][0];
+  bi = warp_id[buf][0];
+  for (int w = 1; w < kWarps; ++w) {
+    if (Before(warp_val[buf][w], warp_id[buf][w], bv, bi)) {
+      bv = warp_val[buf][w];
+      bi = warp_id[buf][w];
+    }
+  }
+}
+
+// Grid (chunks, logprob rows), chunk c covering ids [c * chunk, ...): each thread keeps its ids'
+// best kMaxTopLogprobs in registers (a sorted list, insertion by compare-and-swap), the block
+// merges the lists' heads n times (n = top_n, at least 1 for the maximum), then sums
+// exp(x - max) in double. One chunk: writes the row's results; else its LogprobPartial.
+__global__ void __launch_bounds__(kTopThreads)
+    RawLogprobKernel(const float* logits, int V, const LogprobRow* rows, int chunk, LogprobOut* out,
+                     double* lse, LogprobPartial* partials) {
+  constexpr int K = kMaxTopLogprobs;
   using Reduce = cub::BlockReduce<double, kTopThreads>;
   __shared__ typename Reduce::TempStorage tmp;
-  __shared__ float warp_val[2][kWarps];
-  __shared__ int warp_id[2][kWarps];
+  __shared__ float warp_val[2][kTopThreads / 32];
+  __shared__ int warp_id[2][kTopThreads / 32];
   __shared__ float top_val[K];
   __shared__ int top_id[K];
-  const LogprobRow lr = rows[blockIdx.x];
+  const int j = blockIdx.y, c = blockIdx.x, chunks = gridDim.x;
+  const LogprobRow lr = rows[j];
   WaitForPrevious();
   LetNextStart();
   const float* x = logits + static_cast<size_t>(lr.logit_row) * V;
+  const int lo = c * chunk, hi = min(V, lo + chunk);
   float v[K];
   int id[K];
 #pragma unroll
@@ -90,7 +134,7 @@ __global__ void __launch_bounds__(kTopThreads)
     v[k] = -INFINITY;
     id[k] = INT_MAX;
   }
-  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+  for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
     const float a = x[i];
     if (!Before(a, i, v[K - 1], id[K - 1])) continue;
     v[K - 1] = a;
@@ -107,38 +151,16 @@ __global__ void __launch_bounds__(kTopThreads)
       }
     }
   }
-  const int rounds = min(max(lr.top_n, 1), V);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int rounds = min(max(lr.top_n, 1), hi - lo);
   for (int k = 0; k < rounds; ++k) {
     float bv = v[0];
     int bi = id[0];
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (Before(ov, oi, bv, bi)) {
-        bv = ov;
-        bi = oi;
-      }
-    }
-    const int buf = k & 1;  // alternate buffers: one barrier a round
-    if (lane == 0) {
-      warp_val[buf][warp] = bv;
-      warp_id[buf][warp] = bi;
-    }
-    __syncthreads();
-    bv = warp_val[buf][0];
-    bi = warp_id[buf][0];
-    for (int w = 1; w < kWarps; ++w) {
-      if (Before(warp_val[buf][w], warp_id[buf][w], bv, bi)) {
-        bv = warp_val[buf][w];
-        bi = warp_id[buf][w];
-      }
-    }
+    BlockBest(bv, bi, warp_val, warp_id, k & 1);
     if (id[0] == bi) {  // ids are unique: only the winner pops its head
 #pragma unroll
-      for (int j = 0; j < K - 1; ++j) {
-        v[j] = v[j + 1];
-        id[j] = id[j + 1];
+      for (int t = 0; t < K - 1; ++t) {
+        v[t] = v[t + 1];
+        id[t] = id[t + 1];
       }
       v[K - 1] = -INFINITY;
       id[K - 1] = INT_MAX;
@@ -149,16 +171,92 @@ __global__ void __launch_bounds__(kTopThreads)
     }
   }
   __syncthreads();
-  const double mx = top_val[0];
+  const float mx = top_val[0];
   double local = 0.0;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) local += exp(static_cast<double>(x[i]) - mx);
+  if (mx != -INFINITY) {
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+      local += exp(static_cast<double>(x[i]) - static_cast<double>(mx));
+    }
+  }
   const double sum = Reduce(tmp).Sum(local);
-  if (threadIdx.x == 0) {
-    const double l = mx + log(sum);
-    lse[blockIdx.x] = l;
+  if (threadIdx.x != 0) return;
+  if (chunks == 1) {
+    const double l = static_cast<double>(mx) + log(sum);
+    lse[j] = l;
     for (int k = 0; k < lr.top_n && k < V; ++k) {
-      out[blockIdx.x].ids[k] = top_id[k];
-      out[blockIdx.x].logprobs[k] = static_cast<float>(static_cast<double>(top_val[k]) - l);
+      out[j].ids[k] = top_id[k];
+      out[j].logprobs[k] = static_cast<float>(static_cast<double>(top_val[k]) - l);
+    }
+    return;
+  }
+  LogprobPartial& p = partials[j * chunks + c];
+  for (int k = 0; k < K; ++k) {
+    p.val[k] = k < rounds ? top_val[k] : -INFINITY;
+    p.id[k] = k < rounds ? top_id[k] : INT_MAX;
+  }
+  p.max = mx;
+  p.sum = sum;
+}
+
+// One block per logprob row over its chunks' partials: the row's maximum and log-sum-exp (each
+// chunk's sum rescaled to the row's maximum), and its top n from the chunks' lists.
+__global__ void __launch_bounds__(kTopThreads)
+    MergeLogprobKernel(const LogprobRow* rows, int chunks, int V, const LogprobPartial* partials,
+                       LogprobOut* out, double* lse) {
+  constexpr int K = kMaxTopLogprobs;
+  constexpr int kPerThread = (kMaxLogprobChunks * K + kTopThreads - 1) / kTopThreads;
+  __shared__ float warp_val[2][kTopThreads / 32];
+  __shared__ int warp_id[2][kTopThreads / 32];
+  __shared__ double row_lse;
+  const int j = blockIdx.x;
+  const LogprobRow lr = rows[j];
+  WaitForPrevious();
+  LetNextStart();
+  const LogprobPartial* p = partials + j * chunks;
+  if (threadIdx.x == 0) {
+    float mx = -INFINITY;
+    for (int c = 0; c < chunks; ++c) mx = fmaxf(mx, p[c].max);
+    double sum = 0.0;
+    for (int c = 0; c < chunks; ++c) {
+      if (p[c].max != -INFINITY) {
+        sum += p[c].sum * exp(static_cast<double>(p[c].max) - static_cast<double>(mx));
+      }
+    }
+    row_lse = static_cast<double>(mx) + log(sum);
+    lse[j] = row_lse;
+  }
+  // Candidate t of the row: chunk t / K's t % K-th best; thread i holds i, i + 256, ...
+  bool taken[kPerThread];
+#pragma unroll
+  for (int u = 0; u < kPerThread; ++u) taken[u] = false;
+  const int n = chunks * K;
+  __syncthreads();
+  const double l = row_lse;
+  const int rounds = min(lr.top_n, V);
+  for (int k = 0; k < rounds; ++k) {
+    float bv = -INFINITY;
+    int bi = INT_MAX, bu = -1;
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const int t = threadIdx.x + u * kTopThreads;
+      if (t >= n || taken[u]) continue;
+      const float cv = p[t / K].val[t % K];
+      const int ci = p[t / K].id[t % K];
+      if (Before(cv, ci, bv, bi)) {
+        bv = cv;
+        bi = ci;
+        bu = u;
+      }
+    }
+    const int mine = bi;
+    BlockBest(bv, bi, warp_val, warp_id, k & 1);
+    if (bu >= 0 && mine == bi) {
+#pragma unroll
+      for (int u = 0; u < kPerThread; ++u) taken[u] |= u == bu;
+    }
+    if (threadIdx.x == 0) {
+      out[j].ids[k] = bi;
+      out[j].logprobs[k] = static_cast<float>(static_cast<double>(bv) - l);
     }
   }
 }
@@ -193,11 +291,27 @@ __global__ void __launch_bounds__(kChosenThreads)
 
 }  // namespace
 
+size_t RawLogprobsTempBytes(int L) {
+  return static_cast<size_t>(std::max(L, 0)) * kMaxLogprobChunks * sizeof(LogprobPartial);
+}
+
 cudaError_t RawLogprobs(const float* logits, int V, const LogprobRow* rows, int L, LogprobOut* out,
-                        double* lse, cudaStream_t stream) {
+                        double* lse, void* temp, size_t temp_bytes, cudaStream_t stream) {
   if (L == 0) return cudaSuccess;
   if (V < 1) return cudaErrorInvalidValue;
-  return LaunchPdl(RawLogprobKernel, L, kTopThreads, 0, stream, logits, V, rows, out, lse);
+  // Chunks enough for two blocks per SM over all rows, of at least kMinLogprobChunkIds ids.
+  const int want = std::min({kMaxLogprobChunks, std::max(1, 2 * NumSms() / L),
+                             (V + kMinLogprobChunkIds - 1) / kMinLogprobChunkIds});
+  const int chunks = temp != nullptr && temp_bytes >= RawLogprobsTempBytes(L) ? want : 1;
+  const int chunk = (V + chunks - 1) / chunks, used = (V + chunk - 1) / chunk;  // none empty
+  auto* partials = static_cast<LogprobPartial*>(temp);
+  if (cudaError_t e = LaunchPdl(RawLogprobKernel, dim3(used, L), kTopThreads, 0, stream, logits, V,
+                                rows, chunk, out, lse, partials);
+      e != cudaSuccess || used == 1) {
+    return e;
+  }
+  return LaunchPdl(MergeLogprobKernel, L, kTopThreads, 0, stream, rows, used, V, partials, out,
+                   lse);
 }
 
 cudaError_t EditLogits(float* logits, int V, const EditedRow* rows, const LogitEdit* edits,

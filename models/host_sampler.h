@@ -1,9 +1,9 @@
 // What both backends share after the forward pass: which token rows of a step need logits
 // (LogitRows), and turning those rows' logits into sampled tokens, logprobs, prompt logprobs and
 // mix weights on the host (SampleOnHost). The CPU runner always samples here; the CUDA runner
-// does for steps with prompt logprobs, and unless ATTNRES_GPU_EDITS=1 for steps with penalties,
-// a logit bias, min_tokens, a structured output, logprobs or mix weights (with it, its own
-// sampler takes those, through models/logit_edits.h).
+// does for steps with prompt logprobs (its own sampler takes penalties, a logit bias,
+// min_tokens, structured outputs, logprobs and mix weights through models/logit_edits.h, unless
+// ATTNRES_GPU_EDITS=0).
 #pragma once
 
 #include <span>

@@ -73,7 +73,7 @@ struct StepPlan {
   LogitRows rows;
   std::vector<kernels::SampleParams> samples;  // rows the GPU sampler draws; empty: host path
   LogitEditPlan edits;     // their penalties, bias, suppressed ids, masks and logprob rows
-  bool host_path = false;  // prompt logprobs (or without ATTNRES_GPU_EDITS, any of the above)
+  bool host_path = false;  // prompt logprobs (or with ATTNRES_GPU_EDITS=0, any of the above)
   int bucket = 0;          // > 0: a pure decode step, replayed as the graph of this many rows
 };
 
@@ -113,9 +113,12 @@ class CudaRunner final : public ModelRunner {
   std::string device_name_;
   int max_rows_ = 0;    // logit rows per head call
   int graph_rows_ = 0;  // the largest decode bucket
-  // The engine thread's (PlanStep); null: edits and logprobs take the host path. Opt-in
-  // (ATTNRES_GPU_EDITS=1) until measured on the GPU.
+  // The engine thread's (PlanStep); null: edits, logprobs and mix weights take the host path
+  // (ATTNRES_GPU_EDITS=0, to measure what the device path buys).
   std::unique_ptr<LogitEditPlanner> edit_planner_;
+  // Logprob rows cut into chunks over many blocks (ATTNRES_LOGPROB_CHUNKS=1; opt-in until run
+  // on a GPU), else one block per row.
+  bool logprob_chunks_ = false;
 };
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(ModelConfig config,
@@ -229,7 +232,8 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   auto pinned = cuda::PinnedAlloc(s.mix_at + R * W * 4);
   if (!pinned.ok()) return pinned.status();
   s.host_results = std::move(*pinned);
-  if (cuda::EnvOptIn("ATTNRES_GPU_EDITS")) {
+  logprob_chunks_ = cuda::EnvOptIn("ATTNRES_LOGPROB_CHUNKS");
+  if (cuda::EnvOn("ATTNRES_GPU_EDITS")) {
     edit_planner_ = std::make_unique<LogitEditPlanner>(config_.vocab_size);
   }
   return absl::OkStatus();
@@ -267,7 +271,7 @@ void CudaRunner::LogLayout(double load_seconds) const {
 // Logit rows as in CpuRunner; the GPU sampler handles a batch (with its penalties, logit bias,
 // suppressed ids, token masks and logprobs, as a LogitEditPlan, and mix weights) unless a
 // sequence asks for prompt logprobs or more logprob alternatives than the device returns.
-// Without ATTNRES_GPU_EDITS, edits, logprobs and mix weights take the host path too.
+// With ATTNRES_GPU_EDITS=0, edits, logprobs and mix weights take the host path too.
 StepPlan CudaRunner::PlanStep(const StepBatch& b) {
   StepPlan p;
   p.rows = LogitRows::For(b);
@@ -368,7 +372,9 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
   if (!ep.empty()) {
     if (auto st = s.edits.Upload(ep, k.stream); !st.ok()) return st;
     ATTNRES_CUDA_RETURN(kernels::RawLogprobs(logits, V, s.edits.logprob_rows(), L, logprobs,
-                                             s.edits.lse(), k.stream));
+                                             s.edits.lse(),
+                                             logprob_chunks_ ? s.edits.logprob_temp() : nullptr,
+                                             s.edits.logprob_temp_bytes(), k.stream));
     ATTNRES_CUDA_RETURN(kernels::EditLogits(logits, V, s.edits.rows(), s.edits.edits(),
                                             static_cast<int>(ep.edits.size()), s.edits.raw(),
                                             s.edits.masked(), static_cast<int>(ep.masked.size()),

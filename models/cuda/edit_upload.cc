@@ -20,8 +20,9 @@ absl::Status EditUpload::Upload(const LogitEditPlan& p, cudaStream_t stream) {
                masked_at = take(size_of(p.masked)), words_at = take(size_of(p.mask_words)),
                logprobs_at = take(size_of(p.logprobs));
   const size_t uploaded = bytes;
-  const size_t raw_at = take(p.edits.size() * sizeof(float)),
-               lse_at = take(p.logprobs.size() * sizeof(double));
+  const int L = static_cast<int>(p.logprobs.size());
+  const size_t raw_at = take(p.edits.size() * sizeof(float)), lse_at = take(L * sizeof(double)),
+               temp_at = take(kernels::RawLogprobsTempBytes(L));
   if (auto st = staging_.Reserve(bytes); !st.ok()) return st;
   char* host = staging_.host();
   char* device = staging_.device();
@@ -36,6 +37,8 @@ absl::Status EditUpload::Upload(const LogitEditPlan& p, cudaStream_t stream) {
   logprob_rows_ = put(logprobs_at, p.logprobs);
   raw_ = reinterpret_cast<float*>(device + raw_at);
   lse_ = reinterpret_cast<double*>(device + lse_at);
+  logprob_temp_ = device + temp_at;
+  logprob_temp_bytes_ = kernels::RawLogprobsTempBytes(L);
   ATTNRES_CUDA_RETURN(cudaMemcpyAsync(device, host, uploaded, cudaMemcpyHostToDevice, stream));
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "kernels/logit_edits.h"
+#include "kernels/ops.h"
 #include "models/cuda/device_memory.h"
 #include "models/logit_edits.h"
 
@@ -24,6 +25,8 @@ class EditUpload {
   const kernels::LogprobRow* logprob_rows() const { return logprob_rows_; }
   float* raw() const { return raw_; }   // [edits]
   double* lse() const { return lse_; }  // [logprob rows]
+  void* logprob_temp() const { return logprob_temp_; }  // kernels::RawLogprobsTempBytes(rows)
+  size_t logprob_temp_bytes() const { return logprob_temp_bytes_; }
 
  private:
   StagingBuffers staging_;
@@ -34,6 +37,8 @@ class EditUpload {
   const kernels::LogprobRow* logprob_rows_ = nullptr;
   float* raw_ = nullptr;
   double* lse_ = nullptr;
+  void* logprob_temp_ = nullptr;
+  size_t logprob_temp_bytes_ = 0;
 };
 
 }  // namespace attnres::cuda

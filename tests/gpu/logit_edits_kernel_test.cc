@@ -3,7 +3,8 @@
 // EditLogits gives the rows ApplyLogitEdits gives bit for bit (and each edit's raw value), the
 // tokens sampled from them are SampleToken's, and RawLogprobs + ChosenLogprobs give
 // ComputeLogprob's alternatives (ids exactly) and logprobs (within the rounding of a
-// differently ordered double sum). Vocabularies of 1, 7, 733, 50257 and 128256 ids.
+// differently ordered double sum), with rows in one block each and cut into chunks.
+// Vocabularies of 1, 7, 733, 50257 and 128256 ids.
 #include <cstring>
 
 #include "kernels/ops.h"
@@ -47,8 +48,11 @@ TEST(LogitEditsKernel, MatchesTwinAndHostSampler) {
       DeviceArray<float> raw(E);
       DeviceArray<double> lse(L);
       DeviceArray<kernels::LogprobOut> out(L);
-      ASSERT_CUDA(
-          kernels::RawLogprobs(logits->get(), V, lp_rows->get(), L, out.get(), lse.get(), nullptr));
+      // Both forms: one block per row (no temp; even seeds), rows cut into chunks (odd).
+      const size_t lp_bytes = kernels::RawLogprobsTempBytes(L);
+      DeviceArray<char> lp_temp(lp_bytes);
+      ASSERT_CUDA(kernels::RawLogprobs(logits->get(), V, lp_rows->get(), L, out.get(), lse.get(),
+                                       seed % 2 ? lp_temp.get() : nullptr, lp_bytes, nullptr));
       ASSERT_CUDA(kernels::EditLogits(logits->get(), V, rows->get(), edits->get(), E, raw.get(),
                                       masked->get(), static_cast<int>(plan.masked.size()),
                                       words->get(), nullptr));

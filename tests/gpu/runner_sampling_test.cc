@@ -1,11 +1,12 @@
-// The CUDA runner's sampling with logit edits on the device (ATTNRES_GPU_EDITS=1) against its
-// host path: each decode step of four sequences (penalties over their history, a logit bias with
-// suppressed ids, a token mask with top-k, and a plain row; all with logprobs, and on even steps
-// mix weights for one) runs twice, once as is (on the GPU sampler; odd steps replay CUDA graphs
-// when they are on) and once with prompt logprobs asked for one sequence (none to return at a
-// decode step), which sends the step to the host sampler over the same logits. Tokens and mix
-// weights must be identical, logprobs within the rounding of the log-sum-exp's order, for 40
-// steps, with CUDA graphs off and on.
+// The CUDA runner's sampling with logit edits on the device (ATTNRES_GPU_EDITS, on by default)
+// against its host path: each decode step of four sequences (penalties over their history, a
+// logit bias with suppressed ids, a token mask with top-k, and a plain row; all with logprobs,
+// and on even steps mix weights for one) runs twice, once as is (on the GPU sampler; odd steps
+// replay CUDA graphs when they are on) and once with prompt logprobs asked for one sequence
+// (none to return at a decode step), which sends the step to the host sampler over the same
+// logits. Tokens and mix weights must be identical, logprobs within the rounding of the
+// log-sum-exp's order, for 40 steps, with CUDA graphs off and on, and logprob rows in one block
+// each and in chunks (ATTNRES_LOGPROB_CHUNKS=1).
 #include <cstdlib>
 #include <random>
 
@@ -32,15 +33,18 @@ void ExpectSameLogprob(const TokenLogprob& got, const TokenLogprob& want, const 
 
 TEST(CudaRunnerSampling, EditsAndLogprobsOnTheDeviceMatchTheHostPath) {
   ATTNRES_REQUIRE_GPU();
-  for (bool graphs : {false, true}) {
+  for (int mode = 0; mode < 4; ++mode) {
+    const bool graphs = mode & 1, chunks = mode & 2;
     RunnerOptions o;
     o.cuda_graphs = graphs;
     o.kv_cache_bytes = 64 << 20;
     o.max_num_seqs = 8;
     o.max_num_batched_tokens = 256;
-    setenv("ATTNRES_GPU_EDITS", "1", 1);  // read at creation
+    setenv("ATTNRES_GPU_EDITS", "1", 1);  // both read at creation
+    setenv("ATTNRES_LOGPROB_CHUNKS", chunks ? "1" : "0", 1);
     auto runner = CreateCudaRunner("models/bundled/attnres-tiny-stories", o);
     unsetenv("ATTNRES_GPU_EDITS");
+    unsetenv("ATTNRES_LOGPROB_CHUNKS");
     ASSERT_TRUE(runner.ok()) << runner.status();
     const int V = (*runner)->config().vocab_size, ps = (*runner)->kv_page_size(), per_seq = 16;
     SamplingParams penalised, biased, masked, plain;
@@ -86,12 +90,13 @@ TEST(CudaRunnerSampling, EditsAndLogprobsOnTheDeviceMatchTheHostPath) {
       b.seqs[3].prompt_logprobs = 0;  // the whole step on the host sampler
       auto host = (*runner)->Execute(b);
       ASSERT_TRUE(host.ok()) << host.status();
-      EXPECT_TRUE(host->seqs[3].prompt_logprobs.empty());
+      // None at a decode step (the first step, the prompts' prefill, has them).
+      if (step > 0) EXPECT_TRUE(host->seqs[3].prompt_logprobs.empty()) << "step " << step;
       EXPECT_EQ(device->seqs[0].mix_weights, host->seqs[0].mix_weights) << "step " << step;
       EXPECT_EQ(device->seqs[0].mix_weights.empty(), step % 2 != 0) << "step " << step;
       for (size_t s = 0; s < ids.size(); ++s) {
-        const std::string at =
-            absl::StrCat(graphs ? "graphs" : "eager", " step ", step, " seq ", s);
+        const std::string at = absl::StrCat(graphs ? "graphs" : "eager", chunks ? " chunked" : "",
+                                            " step ", step, " seq ", s);
         ASSERT_EQ(device->seqs[s].token_id, host->seqs[s].token_id) << at;
         ExpectSameLogprob(device->seqs[s].logprob, host->seqs[s].logprob, at);
         if (s == 2) EXPECT_TRUE(mask.Has(device->seqs[s].token_id)) << at;
