@@ -13,7 +13,8 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(generate_request_fuzz openai_request_fuzz engine_batching_fuzz
                                    stop_checker_fuzz chat_template_fuzz tokenizer_fuzz
                                    tokenizer_json_fuzz model_config_fuzz generation_config_fuzz
-                                   safetensors_fuzz tool_call_parser_fuzz json_schema_grammar_fuzz)
+                                   safetensors_fuzz tool_call_parser_fuzz json_schema_grammar_fuzz
+                                   regex_grammar_fuzz)
 scripts/install-deps.sh
 extra=()
 for p in clang libclang-rt-14-dev; do
