@@ -16,6 +16,7 @@
 #include "server/structured/json_schema_grammar.h"
 #include "server/structured/token_constraint.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/grammar_walk.h"
 
 namespace {
 
@@ -92,41 +93,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   GrammarAutomaton automaton(*grammar, {.max_states = 4096, .max_stacks = 1 << 16});
   if (nul != std::string_view::npos) {
     const std::string_view text = input.substr(nul + 1);
-    const absl::StatusOr<bool> accepted = automaton.Accepts(text);
-    if (accepted.ok()) {
-      const auto end = automaton.AdvanceBytes(automaton.initial(), text);
-      FUZZ_CHECK(end.ok() && *accepted == automaton.IsComplete(*end),
-                 "Accepts is the state after the text being complete");
-      if (*accepted) CheckAccepted(schema, text);
+    if (attnres::fuzzing::CheckedAccepts(automaton, text).value_or(false)) {
+      CheckAccepted(schema, text);
     }
   }
-
-  // The walk: input byte i picks among the bytes allowed next (or, once complete, may stop).
-  std::string walked;
-  GrammarAutomaton::State state = automaton.initial();
-  for (size_t i = 0; state != GrammarAutomaton::kDead && walked.size() < kMaxWalk; ++i) {
-    std::vector<uint8_t> allowed;
-    std::vector<GrammarAutomaton::State> next;
-    for (int b = 0; b < 256; ++b) {
-      const absl::StatusOr<GrammarAutomaton::State> s =
-          automaton.Advance(state, static_cast<uint8_t>(b));
-      if (!s.ok()) return 0;  // a limit
-      if (*s == GrammarAutomaton::kDead) continue;
-      allowed.push_back(static_cast<uint8_t>(b));
-      next.push_back(*s);
-    }
-    FUZZ_CHECK(automaton.CanContinue(state) == !allowed.empty(),
-               "CanContinue is some byte being allowed");
-    FUZZ_CHECK(!allowed.empty() || automaton.IsComplete(state), "a live state can go on or end");
-    const uint8_t pick = size > 0 ? data[i % size] : 0;
-    if (allowed.empty() || (automaton.IsComplete(state) && pick % 4 == 0)) break;
-    walked += static_cast<char>(allowed[pick % allowed.size()]);
-    state = next[pick % allowed.size()];
-  }
-  if (automaton.IsComplete(state)) {
-    const absl::StatusOr<bool> accepted = automaton.Accepts(walked);
-    FUZZ_CHECK(!accepted.ok() || *accepted, "a walk that ends complete is accepted");
-    CheckAccepted(schema, walked);
+  if (const auto walked = attnres::fuzzing::Walk(automaton, data, size, kMaxWalk)) {
+    CheckAccepted(schema, *walked);
   }
   return 0;
 }

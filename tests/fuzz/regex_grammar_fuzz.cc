@@ -7,12 +7,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "absl/strings/match.h"
 #include "server/structured/regex_grammar.h"
 #include "server/structured/token_constraint.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/grammar_walk.h"
 
 namespace {
 
@@ -59,37 +59,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   GrammarAutomaton automaton(*grammar, {.max_states = 4096, .max_stacks = 1 << 16});
   if (nul != std::string_view::npos) {
     const std::string_view text = input.substr(nul + 1);
-    const absl::StatusOr<bool> accepted = automaton.Accepts(text);
-    if (accepted.ok()) {
-      const auto end = automaton.AdvanceBytes(automaton.initial(), text);
-      FUZZ_CHECK(end.ok() && *accepted == automaton.IsComplete(*end),
-                 "Accepts is the state after the text being complete");
-      if (*accepted) FUZZ_CHECK(IsUtf8(text), "an accepted text is UTF-8");
+    if (attnres::fuzzing::CheckedAccepts(automaton, text).value_or(false)) {
+      FUZZ_CHECK(IsUtf8(text), "an accepted text is UTF-8");
     }
   }
-  std::string walked;
-  GrammarAutomaton::State state = automaton.initial();
-  for (size_t i = 0; state != GrammarAutomaton::kDead && walked.size() < kMaxWalk; ++i) {
-    std::vector<uint8_t> allowed;
-    std::vector<GrammarAutomaton::State> next;
-    for (int b = 0; b < 256; ++b) {
-      const absl::StatusOr<GrammarAutomaton::State> s =
-          automaton.Advance(state, static_cast<uint8_t>(b));
-      if (!s.ok()) return 0;  // a limit
-      if (*s == GrammarAutomaton::kDead) continue;
-      allowed.push_back(static_cast<uint8_t>(b));
-      next.push_back(*s);
-    }
-    FUZZ_CHECK(!allowed.empty() || automaton.IsComplete(state), "a live state can go on or end");
-    const uint8_t pick = size > 0 ? data[i % size] : 0;
-    if (allowed.empty() || (automaton.IsComplete(state) && pick % 4 == 0)) break;
-    walked += static_cast<char>(allowed[pick % allowed.size()]);
-    state = next[pick % allowed.size()];
-  }
-  if (automaton.IsComplete(state)) {
-    FUZZ_CHECK(IsUtf8(walked), "a walk that ends complete wrote UTF-8");
-    const absl::StatusOr<bool> accepted = automaton.Accepts(walked);
-    FUZZ_CHECK(!accepted.ok() || *accepted, "a walk that ends complete is accepted");
+  if (const auto walked = attnres::fuzzing::Walk(automaton, data, size, kMaxWalk)) {
+    FUZZ_CHECK(IsUtf8(*walked), "a walk that ends complete wrote UTF-8");
   }
   return 0;
 }
