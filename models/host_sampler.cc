@@ -41,10 +41,11 @@ void EditRowOnHost(const SequenceBatchEntry& e, std::span<float> logits) {
 void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const float> logits, int V,
                   std::span<const float> mix, int W, StepOutput* out) {
   out->seqs.resize(b.num_seqs());
-  // Sequences are independent (each writes its own output): one per thread at a time.
-#pragma omp parallel
+  // Sequences are independent (each writes its own output): one per thread at a time. Each
+  // thread's row copy is made from the first row it samples, so idle threads allocate nothing.
+#pragma omp parallel if (b.num_seqs() > 1)
   {
-    std::vector<float> work(V);
+    std::vector<float> work;
 #pragma omp for schedule(dynamic)
     for (int s = 0; s < b.num_seqs(); ++s) {
       const SequenceBatchEntry& e = b.seqs[s];
@@ -63,7 +64,7 @@ void SampleOnHost(const StepBatch& b, const LogitRows& plan, std::span<const flo
       }
       if (!e.sample) continue;
       const std::span<const float> raw = row(end - 1);
-      std::copy(raw.begin(), raw.end(), work.begin());
+      work.assign(raw.begin(), raw.end());
       EditRowOnHost(e, work);
       o.token_id = SampleToken(*e.sampling, e.sample_index, work);
       if (e.logprobs >= 0) o.logprob = ComputeLogprob(raw, o.token_id, e.logprobs);

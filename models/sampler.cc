@@ -142,7 +142,6 @@ int32_t SampleToken(const SamplingParams& p, uint64_t index, std::span<const flo
     }
     keep = k;
   }
-  if (keep > sorted) sort_to(keep);
   double total = 0.0;
   for (int k = 0; k < keep; ++k) total += prob[k];
   const double target = SampleUniform(p.seed, index) * total;

@@ -1,3 +1,4 @@
+// Random steps with every logit edit, for the edit plan's CPU and GPU tests (see the header).
 #include "tests/logit_edit_cases.h"
 
 #include <algorithm>

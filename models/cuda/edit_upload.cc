@@ -1,3 +1,4 @@
+// Packs a LogitEditPlan into the staging buffers and queues its one host-to-device copy.
 #include "models/cuda/edit_upload.h"
 
 #include <algorithm>

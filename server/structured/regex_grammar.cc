@@ -348,25 +348,23 @@ class RegexCompiler {
       ++pos_;
       return Escaped{v, {}};
     };
+    auto cls = [&](Ranges ranges) {
+      ++pos_;
+      return Escaped{std::nullopt, std::move(ranges)};
+    };
     switch (c) {
       case 'd':
-        ++pos_;
-        return Escaped{std::nullopt, Digits()};
+        return cls(Digits());
       case 'D':
-        ++pos_;
-        return Escaped{std::nullopt, Complement(Digits())};
+        return cls(Complement(Digits()));
       case 'w':
-        ++pos_;
-        return Escaped{std::nullopt, WordChars()};
+        return cls(WordChars());
       case 'W':
-        ++pos_;
-        return Escaped{std::nullopt, Complement(WordChars())};
+        return cls(Complement(WordChars()));
       case 's':
-        ++pos_;
-        return Escaped{std::nullopt, Spaces()};
+        return cls(Spaces());
       case 'S':
-        ++pos_;
-        return Escaped{std::nullopt, Complement(Spaces())};
+        return cls(Complement(Spaces()));
       case 't':
         return cp('\t');
       case 'n':
@@ -411,7 +409,7 @@ class RegexCompiler {
   // \xHH, \x{H...}, \uHHHH at pos_ (on the letter).
   absl::StatusOr<Escaped> HexEscape(size_t at) {
     const char kind = p_[pos_++];
-    size_t digits = kind == 'u' ? 4 : 2;
+    const size_t digits = kind == 'u' ? 4 : 2;
     const bool braced = kind == 'x' && At('{');
     if (braced) ++pos_;
     uint32_t v = 0;
