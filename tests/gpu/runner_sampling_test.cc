@@ -6,7 +6,7 @@
 // (none to return at a decode step), which sends the step to the host sampler over the same
 // logits. Tokens and mix weights must be identical, logprobs within the rounding of the
 // log-sum-exp's order, for 40 steps, with CUDA graphs off and on, and logprob rows in one block
-// each and in chunks (ATTNRES_LOGPROB_CHUNKS=1).
+// each (ATTNRES_LOGPROB_CHUNKS=0) and in chunks (the default).
 #include <cstdlib>
 #include <random>
 
