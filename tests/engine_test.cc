@@ -3,7 +3,10 @@
 // cancellation, deadlines, the queue bound, and what the observer sees.
 #include "server/engine/engine.h"
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -520,6 +523,45 @@ TEST_F(EngineTest, StructuredOutputFollowsTheSchemaAndEndsWhenComplete) {
   const std::vector<Result> together = RunTogether(reqs);
   for (size_t i = 0; i < reqs.size(); ++i) {
     EXPECT_EQ(together[i].tokens, solo[i].tokens) << "request " << i;
+  }
+}
+
+// Strings held to a pattern (with characters JSON must escape) and a format, integers and
+// numbers held to bounds: every output of the random model parses and keeps them.
+TEST_F(EngineTest, StructuredOutputKeepsPatternsFormatsAndBounds) {
+  SetUpEngine();
+  auto grammar = structured::JsonSchemaGrammarFromText(
+      R"({"type": "object", "properties": {
+            "code": {"type": "string", "pattern": "^[A-Z]{2}-\\d{1,4}$"},
+            "mark": {"type": "string", "pattern": "^[^a-z]{1,3}$"},
+            "day": {"type": "string", "format": "date"},
+            "score": {"type": "integer", "minimum": -3, "maximum": 7},
+            "ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
+          "required": ["code", "mark", "day", "score", "ratio"], "additionalProperties": false})");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  for (int i = 0; i < 6; ++i) {
+    GenerationRequest r =
+        Request("Record: " + std::string(i, '#'), 400, i == 0 ? 0.0f : 1.0f, 70 + i);
+    r.grammar = *grammar;
+    const Result out = Run(r);
+    EXPECT_EQ(out.reason, FinishReason::kStop) << i << ": " << out.text;
+    const nlohmann::json j = nlohmann::json::parse(out.text, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(j.is_object()) << i << ": " << out.text;
+    EXPECT_THAT(j["code"].get<std::string>(), ::testing::MatchesRegex("[A-Z][A-Z]-[0-9]{1,4}"));
+    // 1 to 3 characters (code points), none of them a-z.
+    const std::string mark = j["mark"].get<std::string>();
+    const auto chars = std::count_if(
+        mark.begin(), mark.end(), [](char c) { return (static_cast<uint8_t>(c) & 0xC0) != 0x80; });
+    EXPECT_TRUE(chars >= 1 && chars <= 3) << out.text;
+    EXPECT_EQ(mark.find_first_of("abcdefghijklmnopqrstuvwxyz"), std::string::npos) << out.text;
+    const std::string day = j["day"].get<std::string>();
+    int y = 0;
+    unsigned m = 0, d = 0;
+    ASSERT_EQ(std::sscanf(day.c_str(), "%4d-%2u-%2u", &y, &m, &d), 3) << out.text;
+    EXPECT_TRUE((std::chrono::year(y) / std::chrono::month(m) / std::chrono::day(d)).ok())
+        << out.text;
+    EXPECT_TRUE(j["score"].is_number_integer() && j["score"] >= -3 && j["score"] <= 7) << out.text;
+    EXPECT_TRUE(j["ratio"].is_number() && j["ratio"] >= 0 && j["ratio"] < 1) << out.text;
   }
 }
 

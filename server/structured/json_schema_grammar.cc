@@ -24,6 +24,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "models/status_macros.h"
+#include "server/structured/regex_grammar.h"
 
 namespace attnres::structured {
 namespace {
@@ -59,11 +60,73 @@ bool IsIgnored(std::string_view key) {
 }
 
 bool IsSupported(std::string_view key) {
-  static constexpr std::string_view kSupported[] = {
-      "type",     "enum",     "const",      "nullable",  "anyOf",           "oneOf",
-      "allOf",    "$ref",     "properties", "required",  "items",           "prefixItems",
-      "minItems", "maxItems", "minLength",  "maxLength", "additionalItems", "additionalProperties"};
+  static constexpr std::string_view kSupported[] = {"type",
+                                                    "enum",
+                                                    "const",
+                                                    "nullable",
+                                                    "anyOf",
+                                                    "oneOf",
+                                                    "allOf",
+                                                    "$ref",
+                                                    "properties",
+                                                    "required",
+                                                    "items",
+                                                    "prefixItems",
+                                                    "minItems",
+                                                    "maxItems",
+                                                    "minLength",
+                                                    "maxLength",
+                                                    "additionalItems",
+                                                    "additionalProperties",
+                                                    "pattern",
+                                                    "minimum",
+                                                    "maximum",
+                                                    "exclusiveMinimum",
+                                                    "exclusiveMaximum"};
   return std::find(std::begin(kSupported), std::end(kSupported), key) != std::end(kSupported);
+}
+
+// The string formats held to (JSON Schema 2020-12's, RFC 3339 and RFC 5321 among them), as
+// whole-text patterns over ASCII. Each accepts only valid values but not every valid value where
+// the full rule would not fit a pattern: dates check the month's days (February 29 in leap
+// years), times have no leap second, host names at most 4 labels of up to 62 characters (so
+// never past 253), email addresses a dot-atom local part of at most 63, IPv6 no embedded IPv4.
+// Other formats are annotations.
+const char* FormatPattern(std::string_view format) {
+  static const auto* const kFormats = new absl::flat_hash_map<std::string_view, std::string>([] {
+    const std::string days31 = R"((?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01]))";
+    const std::string days30 = R"((?:0[469]|11)-(?:0[1-9]|[12]\d|30))";
+    const std::string february = R"(02-(?:0[1-9]|1\d|2[0-8]))";
+    const std::string leap_year =
+        R"((?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00))";
+    const std::string date = absl::StrCat(R"((?:\d{4}-(?:)", days31, "|", days30, "|", february,
+                                          ")|", leap_year, "-02-29)");
+    const std::string time =
+        R"((?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d))";
+    const std::string dur_time = R"(T(?:\d+H(?:\d+M(?:\d+S)?)?|\d+M(?:\d+S)?|\d+S))";
+    const std::string dur_date = R"((?:\d+D|\d+M(?:\d+D)?|\d+Y(?:\d+M(?:\d+D)?)?))";
+    const std::string label = R"([A-Za-z0-9](?:[A-Za-z0-9-]{0,60}[A-Za-z0-9])?)";
+    const std::string hostname = absl::StrCat(label, R"((?:\.)", label, "){0,3}");
+    const std::string atom = R"([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,31})";
+    const std::string h = "[0-9A-Fa-f]{1,4}";
+    const std::string octet = R"((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))";
+    return absl::flat_hash_map<std::string_view, std::string>{
+        {"date", date},
+        {"time", time},
+        {"date-time", absl::StrCat(date, "[Tt]", time)},
+        {"duration", absl::StrCat("P(?:", dur_date, "(?:", dur_time, ")?|", dur_time, R"(|\d+W))")},
+        {"uuid", "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"},
+        {"ipv4", absl::StrCat(octet, R"((?:\.)", octet, "){3}")},
+        {"ipv6", absl::StrCat("(?:(?:", h, ":){7}", h, "|(?:", h, ":){1,7}:|(?:", h, ":){1,6}:", h,
+                              "|(?:", h, ":){1,5}(?::", h, "){1,2}|(?:", h, ":){1,4}(?::", h,
+                              "){1,3}|(?:", h, ":){1,3}(?::", h, "){1,4}|(?:", h, ":){1,2}(?::", h,
+                              "){1,5}|", h, ":(?::", h, "){1,6}|:(?:(?::", h, "){1,7}|:))")},
+        {"hostname", hostname},
+        {"email", absl::StrCat(atom, R"((?:\.)", atom, ")?@", hostname)},
+    };
+  }());
+  const auto it = kFormats->find(format);
+  return it == kFormats->end() ? nullptr : it->second.c_str();
 }
 
 template <typename... Args>
@@ -157,7 +220,10 @@ std::vector<std::string> InferredTypes(const json& s) {
   if (any_of({"items", "prefixItems", "additionalItems", "minItems", "maxItems"})) {
     types.push_back("array");
   }
-  if (any_of({"minLength", "maxLength"})) types.push_back("string");
+  if (any_of({"minLength", "maxLength", "pattern"})) types.push_back("string");
+  if (any_of({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})) {
+    types.push_back("number");
+  }
   return types;
 }
 
@@ -234,6 +300,16 @@ class SchemaCompiler {
     const json* nullable = Find(s, "nullable");
     if (nullable != nullptr && !nullable->is_boolean()) {
       return Invalid(Child(at, "nullable"), "must be a boolean");
+    }
+    // Keywords of one type are checked even where the schema's type leaves them unused.
+    if (const json* pattern = Find(s, "pattern"); pattern != nullptr && !pattern->is_string()) {
+      return Invalid(Child(at, "pattern"), "must be a string");
+    }
+    for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+      const json* v = Find(s, key);
+      if (v != nullptr && !v->is_number() && !(v->is_boolean() && key[0] == 'e')) {
+        return Invalid(Child(at, key), "must be a number");
+      }
     }
     Alternatives alternatives;
     if (s.contains("$ref")) {
@@ -394,10 +470,9 @@ class SchemaCompiler {
       if (type == "null" || type == "boolean") {
         more = type == "null" ? Alternatives{b_.Literal("null")}
                               : Alternatives{b_.Literal("true"), b_.Literal("false")};
-      } else if (type == "integer") {
-        if (!number) more = {{Integer()}};  // numbers include the integers
-      } else if (type == "number") {
-        more = {{Number()}};
+      } else if (type == "integer" || type == "number") {
+        if (type == "integer" && number) continue;  // numbers include the integers
+        ASSIGN_OR_RETURN(more, NumericAlternatives(s, at, type == "integer"));
       } else if (type == "string") {
         ASSIGN_OR_RETURN(const Element string, BoundedString(s, at));
         more = {{string}};
@@ -414,6 +489,25 @@ class SchemaCompiler {
   // ---- Strings ----
 
   absl::StatusOr<Element> BoundedString(const json& s, const std::string& at) {
+    const json* pattern = Find(s, "pattern");
+    const json* format = Find(s, "format");
+    const char* format_pattern = format != nullptr && format->is_string()
+                                     ? FormatPattern(format->get<std::string>())
+                                     : nullptr;
+    if (pattern != nullptr || format_pattern != nullptr) {
+      // The grammar cannot intersect two constraints on one string.
+      const char* held = pattern != nullptr ? "pattern" : "format";
+      std::vector<const char*> others = {"minLength", "maxLength"};
+      if (pattern != nullptr && format_pattern != nullptr) others.push_back("format");
+      for (const char* other : others) {
+        if (s.contains(other)) {
+          return Invalid(Child(at, other), "\"", other, "\" alongside \"", held,
+                         "\" is not supported (write it into the pattern)");
+        }
+      }
+      if (pattern == nullptr) return PatternString(format_pattern, false, Child(at, "format"));
+      return PatternString(pattern->get<std::string>(), true, Child(at, "pattern"));
+    }
     ASSIGN_OR_RETURN(const int64_t min, Count(s, "minLength", at));
     ASSIGN_OR_RETURN(const int64_t max, Count(s, "maxLength", at));
     RETURN_IF_ERROR(CheckBounds(min, max, at, "minLength", "maxLength"));
@@ -427,6 +521,21 @@ class SchemaCompiler {
         max >= 0 ? absl::StrCat("string-", lo, "-", max) : absl::StrCat("string-", lo, "-or-more");
     const Element string = b_.Ref(b_.AddRule(name, {{Quote(), chars, Quote()}}));
     strings_.emplace(key, string);
+    return string;
+  }
+
+  // A JSON string whose characters `pattern` matches: anywhere (JSON Schema's "pattern",
+  // ECMA-262) when `search`, else whole (formats). `at` names the keyword.
+  absl::StatusOr<Element> PatternString(const std::string& pattern, bool search,
+                                        const std::string& at) {
+    const auto key = std::make_pair(pattern, search);
+    if (const auto it = patterns_.find(key); it != patterns_.end()) return it->second;
+    const absl::StatusOr<int> chars =
+        AddRegexRules(b_, pattern, {.json_string = true, .ecma_search = search});
+    if (!chars.ok()) return Invalid(at, chars.status().message());
+    const Element string =
+        b_.Ref(b_.AddRule(RuleName(at, "string"), {{Quote(), b_.Ref(*chars), Quote()}}));
+    patterns_.emplace(key, string);
     return string;
   }
 
@@ -483,9 +592,7 @@ class SchemaCompiler {
   // An integer, then an optional fraction and exponent (RFC 8259).
   Element Number() {
     if (!number_.has_value()) {
-      const Element fraction = b_.Optional(
-          "fraction",
-          {b_.Byte('.'), b_.Repeat("fraction-digits", {Digit()}, 1, kMaxFractionDigits)});
+      const Element fraction = AnyFraction();
       const Element exponent = b_.Optional(
           "exponent", {b_.Bytes(Bytes("eE")), b_.Optional("exponent-sign", {b_.Bytes(Bytes("+-"))}),
                        b_.Repeat("exponent-digits", {Digit()}, 1, kMaxExponentDigits)});
@@ -495,6 +602,197 @@ class SchemaCompiler {
   }
 
   Element Digit() { return b_.Bytes(ByteSet::Range('0', '9')); }
+
+  // ---- Numbers between bounds ----
+
+  // A bound of minimum / maximum / exclusiveMinimum / exclusiveMaximum, as a whole number:
+  // values past kBeyond are as far as the 20 digits reach.
+  static constexpr __int128 kBeyond = static_cast<__int128>(10'000'000'000) * 10'000'000'000;
+  struct Bound {
+    __int128 value = 0;
+    bool exclusive = false;
+  };
+
+  // Integers or numbers (no exponent) between the schema's bounds; without bounds, Integer()
+  // or Number(). "-0" is not written. A number's bounds must be whole numbers; an integer's are
+  // rounded inward.
+  absl::StatusOr<Alternatives> NumericAlternatives(const json& s, const std::string& at,
+                                                   bool integer) {
+    ASSIGN_OR_RETURN(const std::optional<Bound> lo, ReadBound(s, at, "minimum", integer));
+    ASSIGN_OR_RETURN(const std::optional<Bound> hi, ReadBound(s, at, "maximum", integer));
+    if (!lo.has_value() && !hi.has_value()) return Alternatives{{integer ? Integer() : Number()}};
+    // Non-negative values: at least 0 and lo; negative ones: their magnitudes u, above 0 and
+    // -hi, at most -lo.
+    Alternatives alternatives;
+    if (!hi.has_value() || hi->value > 0 || (hi->value == 0 && !hi->exclusive)) {
+      const Bound from = lo.has_value() && lo->value >= 0 ? *lo : Bound{0, false};
+      Unsigned(from, hi, integer, {}, &alternatives);
+    }
+    if (!lo.has_value() || lo->value < 0) {
+      const Bound from =
+          hi.has_value() && hi->value < 0 ? Bound{-hi->value, hi->exclusive} : Bound{0, true};
+      std::optional<Bound> to;
+      if (lo.has_value()) to = Bound{-lo->value, lo->exclusive};
+      Unsigned(from, to, integer, {b_.Byte('-')}, &alternatives);
+    }
+    if (alternatives.empty()) {
+      return Invalid(at, "no ", integer ? "integer" : "number", " of at most ", kMaxIntegerDigits,
+                     " digits lies between the bounds");
+    }
+    return alternatives;
+  }
+
+  // The lower ("minimum") or upper ("maximum") bound of `s`: the tighter of the keyword and its
+  // exclusive form (a number, or draft 4's boolean beside it); nullopt without either.
+  absl::StatusOr<std::optional<Bound>> ReadBound(const json& s, const std::string& at,
+                                                 const std::string& key, bool integer) {
+    const bool lower = key == "minimum";
+    const std::string exclusive_key = lower ? "exclusiveMinimum" : "exclusiveMaximum";
+    const json* inclusive = Find(s, key.c_str());
+    const json* exclusive = Find(s, exclusive_key.c_str());
+    std::optional<Bound> bound;
+    auto tighten = [&](const json& v, bool is_exclusive, const std::string& where) -> absl::Status {
+      const long double x = v.is_number_unsigned()  ? static_cast<long double>(v.get<uint64_t>())
+                            : v.is_number_integer() ? static_cast<long double>(v.get<int64_t>())
+                                                    : static_cast<long double>(v.get<double>());
+      if (!std::isfinite(x)) return Invalid(where, "must be finite");
+      const long double whole = lower ? std::ceil(x) : std::floor(x);
+      if (!integer && whole != x) {
+        return Invalid(where,
+                       "a number's bound must be a whole number here (structured outputs bound "
+                       "numbers by their integer part; \"integer\" takes any bound)");
+      }
+      Bound b{static_cast<__int128>(std::clamp<long double>(whole, -1e21L, 1e21L)),
+              is_exclusive && whole == x};
+      b.value = std::clamp(b.value, -kBeyond, kBeyond);
+      if (integer && b.exclusive) b = {lower ? b.value + 1 : b.value - 1, false};
+      const bool tighter = !bound.has_value() ||
+                           (lower ? b.value > bound->value : b.value < bound->value) ||
+                           (b.value == bound->value && b.exclusive);
+      if (tighter) bound = b;
+      return absl::OkStatus();
+    };
+    if (exclusive != nullptr && exclusive->is_boolean()) {  // draft 4
+      if (exclusive->get<bool>() && inclusive == nullptr) {
+        return Invalid(Child(at, exclusive_key), "true needs \"", key, "\" beside it");
+      }
+      if (inclusive != nullptr) {
+        RETURN_IF_ERROR(tighten(*inclusive, exclusive->get<bool>(), Child(at, key)));
+      }
+      return bound;
+    }
+    if (inclusive != nullptr) RETURN_IF_ERROR(tighten(*inclusive, false, Child(at, key)));
+    if (exclusive != nullptr) RETURN_IF_ERROR(tighten(*exclusive, true, Child(at, exclusive_key)));
+    return bound;
+  }
+
+  // Adds `sign` followed by the unsigned numbers in [from, to] (bounds maybe exclusive; `to`
+  // absent: up to 20 digits; from.value >= 0): integers, or numbers whose integer part lies
+  // strictly inside with any fraction, plus from's with a non-zero fraction (from exclusive) and
+  // to's with a zero one (to inclusive).
+  void Unsigned(const Bound& from, const std::optional<Bound>& to, bool integer,
+                const Alternative& sign, Alternatives* out) {
+    const __int128 top = kBeyond - 1;  // 20 nines
+    const __int128 a = from.exclusive ? from.value + 1 : from.value;
+    const __int128 b = !to.has_value()               ? top
+                       : (integer && !to->exclusive) ? to->value
+                                                     : to->value - 1;
+    for (Alternative& digits : Naturals(a, std::min(b, top))) {
+      Alternative alt = Concat(sign, digits);
+      if (!integer) alt.push_back(AnyFraction());
+      out->push_back(std::move(alt));
+    }
+    if (integer) return;
+    if (from.exclusive && from.value <= top && (!to.has_value() || to->value > from.value)) {
+      out->push_back(Concat(Concat(sign, b_.Literal(Decimal(from.value))), {NonzeroFraction()}));
+    }
+    if (to.has_value() && !to->exclusive && to->value <= top &&
+        (to->value > from.value || (to->value == from.value && !from.exclusive))) {
+      out->push_back(Concat(Concat(sign, b_.Literal(Decimal(to->value))), {ZeroFraction()}));
+    }
+  }
+
+  // The decimal spellings (no leading zeros) of the integers in [a, b]: per length, digit-range
+  // sequences as a regex range expansion writes them.
+  std::vector<Alternative> Naturals(__int128 a, __int128 b) {
+    std::vector<Alternative> out;
+    a = std::max<__int128>(a, 0);
+    __int128 low = 0, high = 9;  // the numbers of `length` digits
+    for (int length = 1; length <= kMaxIntegerDigits && a <= b; ++length) {
+      if (a <= high && b >= low) {
+        DigitRanges(Decimal(std::max(a, low)), Decimal(std::min(b, high)), {}, &out);
+      }
+      low = high + 1;
+      high = high * 10 + 9;
+    }
+    return out;
+  }
+
+  // lo <= hi, both of one length: `prefix` then every digit string between them.
+  void DigitRanges(const std::string& lo, const std::string& hi, Alternative prefix,
+                   std::vector<Alternative>* out) {
+    if (lo.empty()) {
+      out->push_back(std::move(prefix));
+      return;
+    }
+    const auto with = [&](char first, char last) {
+      Alternative a = prefix;
+      a.push_back(b_.Bytes(ByteSet::Range(first, last)));
+      return a;
+    };
+    const size_t n = lo.size() - 1;
+    if (lo[0] == hi[0]) return DigitRanges(lo.substr(1), hi.substr(1), with(lo[0], lo[0]), out);
+    const bool lo_all = lo.find_first_not_of('0', 1) == std::string::npos;
+    const bool hi_all = hi.find_first_not_of('9', 1) == std::string::npos;
+    if (!lo_all) DigitRanges(lo.substr(1), std::string(n, '9'), with(lo[0], lo[0]), out);
+    const char first = lo_all ? lo[0] : lo[0] + 1, last = hi_all ? hi[0] : hi[0] - 1;
+    if (first <= last) {
+      Alternative a = with(first, last);
+      for (size_t i = 0; i < n; ++i) a.push_back(Digit());
+      out->push_back(std::move(a));
+    }
+    if (!hi_all) DigitRanges(std::string(n, '0'), hi.substr(1), with(hi[0], hi[0]), out);
+  }
+
+  static std::string Decimal(__int128 v) {
+    std::string s;
+    do {
+      s.insert(s.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
+      v /= 10;
+    } while (v > 0);
+    return s;
+  }
+
+  // ("." digits)?, ("." zeros)? and "." digits not all zeros, up to kMaxFractionDigits.
+  Element AnyFraction() {
+    if (!any_fraction_.has_value()) {
+      any_fraction_ = b_.Optional("fraction", {b_.Byte('.'), b_.Repeat("fraction-digits", {Digit()},
+                                                                       1, kMaxFractionDigits)});
+    }
+    return *any_fraction_;
+  }
+  Element ZeroFraction() {
+    if (!zero_fraction_.has_value()) {
+      zero_fraction_ =
+          b_.Optional("zero-fraction",
+                      {b_.Byte('.'), b_.Repeat("zeros", {b_.Byte('0')}, 1, kMaxFractionDigits)});
+    }
+    return *zero_fraction_;
+  }
+  // "." z(20), z(k) ::= "0" z(k-1) | [1-9] digit{0,k-1}: a non-zero digit within k.
+  Element NonzeroFraction() {
+    if (!nonzero_fraction_.has_value()) {
+      const Element nonzero = b_.Bytes(ByteSet::Range('1', '9'));
+      int z = b_.AddRule("nonzero-digits-1", {{nonzero}});
+      for (int k = 2; k <= kMaxFractionDigits; ++k) {
+        const Element rest = b_.Repeat("fraction-digits", {Digit()}, 0, k - 1);
+        z = b_.AddRule(absl::StrCat("nonzero-digits-", k),
+                       {{b_.Byte('0'), b_.Ref(z)}, {nonzero, rest}});
+      }
+      nonzero_fraction_ = b_.Ref(b_.AddRule("nonzero-fraction", {{b_.Byte('.'), b_.Ref(z)}}));
+    }
+    return *nonzero_fraction_;
+  }
 
   // ---- Any value ----
 
@@ -784,8 +1082,10 @@ class SchemaCompiler {
   absl::flat_hash_map<std::string, int> refs_;  // $ref string -> its declared rule
   std::vector<Pending> pending_;
   absl::flat_hash_map<std::pair<int64_t, int64_t>, Element> strings_;  // (minLength, maxLength)
+  absl::flat_hash_map<std::pair<std::string, bool>, Element> patterns_;  // (pattern, search)
   int64_t counted_ = 0;
   std::optional<Element> ws_, char_, string_, integer_, number_, any_value_;
+  std::optional<Element> any_fraction_, zero_fraction_, nonzero_fraction_;
 };
 
 }  // namespace

@@ -18,9 +18,22 @@
 // Supported keywords: type (a name or a list; "integer" is integer syntax), enum, const,
 // properties, required, additionalProperties, items, prefixItems, additionalItems (after draft
 // 7's array-valued items), minItems, maxItems, minLength, maxLength (characters: an escape or a
-// surrogate pair is one), anyOf and oneOf (both as alternatives), allOf of one schema, $ref, and
-// OpenAPI's nullable. Without "type", the kind of value comes from the keywords (properties ->
-// object, items -> array, minLength -> string); none: any JSON value, as for `true`.
+// surrogate pair is one), pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum,
+// anyOf and oneOf (both as alternatives), allOf of one schema, $ref, and OpenAPI's nullable.
+// Without "type", the kind of value comes from the keywords (properties -> object, items ->
+// array, minLength or pattern -> string, minimum... -> number); none: any JSON value, as for
+// `true`.
+// - pattern is ECMA-262's, as JSON Schema means it: it may match anywhere in the string unless
+//   ^ / $ anchor it, over the decoded characters (regex_grammar.h, RegexOptions); the string's
+//   characters are then written raw, or escaped where JSON must (no \uXXXX spellings of others).
+//   Beside minLength, maxLength or an enforced format it is refused (no intersection).
+// - format on strings: date-time, date, time, duration, email, hostname, ipv4, ipv6 and uuid
+//   are held to (every accepted text valid; a few valid forms left out: leap seconds, IPv4 inside
+//   IPv6, quoted or long email local parts, host names past 4 labels); other formats, and format
+//   on other types, are annotations.
+// - minimum / maximum and their exclusive forms (numbers, or draft 4's booleans beside them)
+//   bound integers (rounded inward) and numbers (whole bounds only: the integer part decides,
+//   the fraction only at a bound); bounded values are written without exponent and "-0".
 // - additionalProperties absent means no other properties where "properties" is given (OpenAI's
 //   strict mode, vLLM and xgrammar read it so) and any where it is not; true or a schema allows
 //   more pairs after the listed ones, with any names (the listed ones are not excluded). A
@@ -31,12 +44,13 @@
 //   unescaped); recursion is allowed, each target compiled once. Beside $ref, anyOf, oneOf and
 //   allOf only annotations and nullable; beside enum and const also type (which filters them).
 // Annotations are ignored: title, description, default, examples, example, $schema, $id,
-// $anchor, $comment, $defs/definitions (reached through $ref), format, strict, deprecated,
-// readOnly, writeOnly, contentEncoding, contentMediaType and x-* extensions. Every other keyword
-// (pattern, minimum, multipleOf, not, uniqueItems, ... and unknown ones) is refused rather than
-// silently not enforced, as are schema false, malformed keyword values, schemas nested more than
-// 64 deep and counts (minLength, maxItems, ...) adding up past 32768. Errors are
-// InvalidArgument and name the schema location as a JSON pointer ("#/properties/age/minimum").
+// $anchor, $comment, $defs/definitions (reached through $ref), format (where not held to),
+// strict, deprecated, readOnly, writeOnly, contentEncoding, contentMediaType and x-* extensions.
+// Every other keyword (multipleOf, not, uniqueItems, minProperties, ... and unknown ones) is
+// refused rather than silently not enforced, as are schema false, malformed keyword values,
+// schemas nested more than 64 deep and counts (minLength, maxItems, ...) adding up past 32768.
+// Errors are InvalidArgument and name the schema location as a JSON pointer
+// ("#/properties/age/pattern").
 #pragma once
 
 #include <memory>

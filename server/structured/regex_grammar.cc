@@ -7,6 +7,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "models/status_macros.h"
 
@@ -142,20 +143,64 @@ const Ranges& Spaces() {
   static const Ranges r = {{'\t', '\r'}, {' ', ' '}};
   return r;
 }
+// ECMA-262's \s: WhiteSpace and LineTerminator.
+const Ranges& UnicodeSpaces() {
+  static const Ranges r = {{'\t', '\r'},     {' ', ' '},       {0xA0, 0xA0},     {0x1680, 0x1680},
+                           {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F},
+                           {0x3000, 0x3000}, {0xFEFF, 0xFEFF}};
+  return r;
+}
+// What '.' does not match.
+const Ranges& LineTerminators(bool ecma) {
+  static const Ranges python = {{'\n', '\n'}};
+  static const Ranges ecma_terminators = {{'\n', '\n'}, {'\r', '\r'}, {0x2028, 0x2029}};
+  return ecma ? ecma_terminators : python;
+}
+// The characters a JSON string holds only escaped.
+const Ranges& JsonEscaped() {
+  static const Ranges r = {{0, 0x1F}, {'"', '"'}, {'\\', '\\'}};
+  return r;
+}
+// a without b.
+Ranges Minus(const Ranges& a, const Ranges& b) {
+  Ranges both = Complement(a);
+  both.insert(both.end(), b.begin(), b.end());
+  return Complement(both);
+}
+bool Contains(const Ranges& normalized, uint32_t cp) {
+  return std::any_of(normalized.begin(), normalized.end(),
+                     [cp](const auto& r) { return r.first <= cp && cp <= r.second; });
+}
 
 class RegexCompiler {
  public:
-  RegexCompiler(GrammarBuilder& b, std::string_view pattern) : b_(b), p_(pattern) {}
+  RegexCompiler(GrammarBuilder& b, std::string_view pattern, const RegexOptions& options)
+      : b_(b), p_(pattern), o_(options) {}
 
+  // The top-level alternatives, each with its anchors: ^ first and $ last change nothing where
+  // the whole text matches; under ecma_search an alternative without them may have any text
+  // before (after) it.
   absl::StatusOr<int> Compile() {
     if (p_.size() > kMaxRegexBytes) {
       return absl::InvalidArgumentError(
           absl::StrCat("regex: at most ", kMaxRegexBytes, " bytes, got ", p_.size()));
     }
-    if (At('^')) ++pos_;
-    ASSIGN_OR_RETURN(Piece whole, Alternation(0));
+    std::vector<Alternative> branches;
+    for (;;) {
+      const bool from_start = At('^');
+      if (from_start) ++pos_;
+      bool to_end = false;
+      ASSIGN_OR_RETURN(Piece branch, Concat(0, &to_end));
+      Alternative alt;
+      if (o_.ecma_search && !from_start) alt.push_back(AnyText());
+      alt.insert(alt.end(), branch.alt.begin(), branch.alt.end());
+      if (o_.ecma_search && !to_end) alt.push_back(AnyText());
+      branches.push_back(std::move(alt));
+      if (!At('|')) break;
+      ++pos_;
+    }
     if (pos_ < p_.size()) return Error("unbalanced parenthesis: ')' without '('");
-    return b_.AddRule("regex", {std::move(whole.alt)});
+    return b_.AddRule("regex", std::move(branches));
   }
 
  private:
@@ -189,13 +234,19 @@ class RegexCompiler {
     return Piece{{b_.Ref(b_.AddRule("alt", std::move(branches)))}, nullable};
   }
 
-  // Quantified atoms one after another, up to | or ) or the end ($ last of all ends it too).
-  absl::StatusOr<Piece> Concat(int depth) {
+  // Quantified atoms one after another, up to | or ) or the end. At the top level (to_end
+  // given) a $ before | or the end ends it too, and sets *to_end.
+  absl::StatusOr<Piece> Concat(int depth, bool* to_end = nullptr) {
     Piece seq{{}, true};
     while (!AtEnd() && !At('|') && !At(')')) {
       if (At('$')) {
-        if (pos_ + 1 != p_.size() || depth > 0) return Error("$ is supported only at the end");
+        if (to_end == nullptr || (pos_ + 1 != p_.size() && p_[pos_ + 1] != '|')) {
+          return Error(
+              "$ is supported only at the end of the pattern or of a top-level "
+              "alternative");
+        }
         ++pos_;
+        *to_end = true;
         break;
       }
       ASSIGN_OR_RETURN(Piece piece, Quantified(depth));
@@ -298,7 +349,9 @@ class RegexCompiler {
       case '?':
         return Error("nothing to repeat");
       case '^':
-        return Error("^ is supported only at the start");
+        return Error(
+            "^ is supported only at the start of the pattern or of a top-level "
+            "alternative");
       case '{':
         if (LooksLikeCounts()) return Error("nothing to repeat");
         break;
@@ -362,9 +415,9 @@ class RegexCompiler {
       case 'W':
         return cls(Complement(WordChars()));
       case 's':
-        return cls(Spaces());
+        return cls(o_.ecma_search ? UnicodeSpaces() : Spaces());
       case 'S':
-        return cls(Complement(Spaces()));
+        return cls(Complement(o_.ecma_search ? UnicodeSpaces() : Spaces()));
       case 't':
         return cp('\t');
       case 'n':
@@ -478,6 +531,7 @@ class RegexCompiler {
   }
 
   Alternative Literal(uint32_t cp) {
+    if (o_.json_string && Contains(JsonEscaped(), cp)) return CharsOf({{cp, cp}});
     uint8_t bytes[4];
     const int n = EncodeUtf8(cp, bytes);
     Alternative alt;
@@ -485,13 +539,26 @@ class RegexCompiler {
     return alt;
   }
 
-  // One character of `ranges`: ASCII in one byte set, longer encodings as byte-range sequences.
+  // One character of `ranges`, or an error where they hold none.
   absl::StatusOr<Alternative> ClassOf(const Ranges& ranges) {
-    std::vector<ByteRanges> seqs;
-    for (const auto& [lo, hi] : Normalized(ranges)) Utf8Split(lo, hi, &seqs);
-    if (seqs.empty()) return Error("a character set that matches no character");
-    ByteSet ascii;
+    const Ranges chars = Minus(Normalized(ranges), {{0xD800, 0xDFFF}});
+    if (chars.empty()) return Error("a character set that matches no character");
+    return CharsOf(chars);
+  }
+
+  // One character of `ranges` (not empty, surrogates aside): ASCII in one byte set, longer
+  // encodings as byte-range sequences; under json_string, the characters JSON escapes as their
+  // escapes.
+  Alternative CharsOf(const Ranges& ranges) {
     std::vector<Alternative> alternatives;
+    Ranges plain = Normalized(ranges);
+    if (o_.json_string) {
+      JsonEscapes(plain, &alternatives);
+      plain = Minus(plain, JsonEscaped());
+    }
+    std::vector<ByteRanges> seqs;
+    for (const auto& [lo, hi] : plain) Utf8Split(lo, hi, &seqs);
+    ByteSet ascii;
     for (const ByteRanges& seq : seqs) {
       if (seq.size() == 1) {
         ascii.AddRange(seq[0].first, seq[0].second);
@@ -506,25 +573,63 @@ class RegexCompiler {
     return Alternative{b_.Ref(b_.AddRule("class", std::move(alternatives)))};
   }
 
+  // The JSON escapes of the characters of `normalized` that JSON escapes: one alternative for
+  // the short escapes (\" \\ \b \f \n \r \t) and \u000X / \u001X for the controls.
+  void JsonEscapes(const Ranges& normalized, std::vector<Alternative>* out) {
+    static constexpr std::pair<uint32_t, char> kShort[] = {
+        {'"', '"'}, {'\\', '\\'}, {'\b', 'b'}, {'\f', 'f'}, {'\n', 'n'}, {'\r', 'r'}, {'\t', 't'}};
+    ByteSet letters;
+    for (const auto& [cp, letter] : kShort) {
+      if (Contains(normalized, cp)) letters.Add(static_cast<uint8_t>(letter));
+    }
+    if (!letters.empty()) out->push_back({b_.Byte('\\'), b_.Bytes(letters)});
+    for (uint32_t high = 0; high < 2; ++high) {
+      ByteSet low;  // hex digits of the low nibble, both cases
+      for (uint32_t n = 0; n < 16; ++n) {
+        if (!Contains(normalized, 16 * high + n)) continue;
+        const char* digits = "0123456789abcdef";
+        low.Add(static_cast<uint8_t>(digits[n]));
+        low.Add(static_cast<uint8_t>(absl::ascii_toupper(digits[n])));
+      }
+      if (low.empty()) continue;
+      Alternative a = b_.Literal(high == 0 ? "\\u000" : "\\u001");
+      a.push_back(b_.Bytes(low));
+      out->push_back(std::move(a));
+    }
+  }
+
   Element AnyButNewline() {
     if (!dot_.has_value()) {
-      absl::StatusOr<Alternative> alt = ClassOf(Complement({{'\n', '\n'}}));
-      dot_ = (*alt)[0];  // a class of many sequences: one rule reference
+      dot_ = CharsOf(Complement(LineTerminators(o_.ecma_search)))[0];  // one rule reference
     }
     return *dot_;
   }
 
+  // Any text (ecma_search's unanchored ends).
+  Element AnyText() {
+    if (!any_text_.has_value()) {
+      any_text_ = b_.Star("any", CharsOf(Minus({{0, kMaxCodePoint}}, {{0xD800, 0xDFFF}})));
+    }
+    return *any_text_;
+  }
+
   GrammarBuilder& b_;
   std::string_view p_;
+  const RegexOptions o_;
   size_t pos_ = 0;
-  std::optional<Element> dot_;
+  std::optional<Element> dot_, any_text_;
 };
 
 }  // namespace
 
+absl::StatusOr<int> AddRegexRules(GrammarBuilder& builder, std::string_view pattern,
+                                  const RegexOptions& options) {
+  return RegexCompiler(builder, pattern, options).Compile();
+}
+
 absl::StatusOr<std::shared_ptr<const Grammar>> RegexGrammar(std::string_view pattern) {
   GrammarBuilder b;
-  ASSIGN_OR_RETURN(const int root, RegexCompiler(b, pattern).Compile());
+  ASSIGN_OR_RETURN(const int root, AddRegexRules(b, pattern, {}));
   absl::StatusOr<std::shared_ptr<const Grammar>> g = std::move(b).Build(root);
   if (!g.ok()) return absl::InvalidArgumentError(absl::StrCat("regex: ", g.status().message()));
   return g;

@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -71,14 +73,17 @@ inline std::vector<int32_t> Ids(const google::protobuf::RepeatedField<int32_t>& 
   return std::vector<int32_t>(ids.begin(), ids.end());
 }
 
-// Structured outputs: a small schema (a boolean, an integer and an enum, all required), the
-// response_format that asks for it, and the checks that a text is JSON it accepts / any object.
-// Room for the whitespace a model may write between JSON tokens (the test model writes plenty);
-// within the test model's 512-token context with a short prompt.
+// Structured outputs: a small schema (a boolean, a bounded integer, an enum, a string held to a
+// pattern and a date, all required), the response_format that asks for it, and the checks that
+// a text is JSON it accepts / any object. Room for the whitespace a model may write between JSON
+// tokens (the test model writes plenty); within the test model's 512-token context with a short
+// prompt.
 inline constexpr int kJsonMaxTokens = 400;
 inline constexpr char kSmallSchema[] =
-    R"({"type":"object","properties":{"ok":{"type":"boolean"},"n":{"type":"integer"},)"
-    R"("tag":{"enum":["a","b"]}},"required":["ok","n","tag"]})";
+    R"({"type":"object","properties":{"ok":{"type":"boolean"},)"
+    R"("n":{"type":"integer","minimum":-5,"maximum":99},"tag":{"enum":["a","b"]},)"
+    R"("code":{"type":"string","pattern":"^[a-z]{1,4}[0-9]$"},)"
+    R"("day":{"type":"string","format":"date"}},"required":["ok","n","tag","code","day"]})";
 
 inline v1::ResponseFormat SmallSchemaFormat() {
   v1::ResponseFormat format;
@@ -95,8 +100,16 @@ inline ::testing::AssertionResult IsSmallSchemaJson(const std::string& text) {
   const bool integer =
       n != j.end() && (n->is_number_integer() ||
                        (n->is_number_float() && std::floor(n->get<double>()) == n->get<double>()));
-  if (!j.contains("ok") || !j["ok"].is_boolean() || !integer || !j.contains("tag") ||
-      (j["tag"] != "a" && j["tag"] != "b")) {
+  int year = 0;
+  unsigned month = 0, day = 0;
+  const bool date =
+      j.contains("day") && j["day"].is_string() &&
+      std::sscanf(j["day"].get<std::string>().c_str(), "%4d-%2u-%2u", &year, &month, &day) == 3 &&
+      (std::chrono::year(year) / std::chrono::month(month) / std::chrono::day(day)).ok();
+  if (!j.contains("ok") || !j["ok"].is_boolean() || !integer || *n < -5 || *n > 99 ||
+      !j.contains("tag") || (j["tag"] != "a" && j["tag"] != "b") || !j.contains("code") ||
+      !j["code"].is_string() ||
+      !std::regex_match(j["code"].get<std::string>(), std::regex("[a-z]{1,4}[0-9]")) || !date) {
     return ::testing::AssertionFailure() << "not what the schema accepts: " << text;
   }
   return ::testing::AssertionSuccess();

@@ -5,9 +5,12 @@
 // grammar accepts is JSON; a walk through the automaton, each byte picked by the input among the
 // bytes the grammar allows next, keeps every state live (it can continue or it is complete) and,
 // where it ends complete, has written JSON that the grammar accepts whole and that, for a root
-// schema of one plain type, has that type (strings: within minLength and maxLength characters).
+// schema of one plain type, has that type (strings: within minLength and maxLength characters,
+// and for an ASCII pattern and value, a std::regex_search match; numbers: within their bounds).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +28,41 @@ using attnres::structured::GrammarAutomaton;
 
 constexpr size_t kMaxWalk = 256;  // bytes written by one walk
 
+bool Ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<uint8_t>(c) < 0x80; });
+}
+
+// minimum, maximum and their exclusive forms, compared as doubles (rounding is monotonic, so an
+// exclusive bound is checked as an inclusive one).
+void CheckBounds(const json& schema, const json& value) {
+  const double v = value.get<double>();
+  for (const char* key : {"minimum", "exclusiveMinimum"}) {
+    const json& b = schema.value(key, json());
+    if (b.is_number()) FUZZ_CHECK(v >= b.get<double>(), "a number holds its lower bound");
+  }
+  for (const char* key : {"maximum", "exclusiveMaximum"}) {
+    const json& b = schema.value(key, json());
+    if (b.is_number()) FUZZ_CHECK(v <= b.get<double>(), "a number holds its upper bound");
+  }
+}
+
+// An ASCII pattern on an ASCII value: ECMAScript's search, where std::regex reads the pattern
+// alike (one it refuses, or Python-only syntax, is not compared).
+void CheckPattern(const json& schema, const std::string& value) {
+  const json& pattern = schema.value("pattern", json());
+  if (!pattern.is_string() || !Ascii(pattern.get<std::string>()) || !Ascii(value)) return;
+  const std::string p = pattern.get<std::string>();
+  if (p.find("(?P") != std::string::npos || p.find("(?<") != std::string::npos ||
+      p.find("\\x{") != std::string::npos) {
+    return;
+  }
+  try {
+    const std::regex re(p, std::regex::ECMAScript);
+    FUZZ_CHECK(std::regex_search(value, re), "a string matches its pattern");
+  } catch (const std::regex_error&) {
+  }
+}
+
 size_t Characters(const std::string& s) {
   size_t n = 0;
   for (const char c : s) n += (static_cast<uint8_t>(c) & 0xC0) != 0x80;
@@ -41,12 +79,16 @@ void CheckRootType(const json& schema, const json& value) {
   const std::string type = schema["type"].get<std::string>();
   if (type == "null") FUZZ_CHECK(value.is_null(), "a null schema writes null");
   if (type == "boolean") FUZZ_CHECK(value.is_boolean(), "a boolean schema writes a boolean");
-  if (type == "number") FUZZ_CHECK(value.is_number(), "a number schema writes a number");
+  if (type == "number") {
+    FUZZ_CHECK(value.is_number(), "a number schema writes a number");
+    CheckBounds(schema, value);
+  }
   if (type == "integer") {
     FUZZ_CHECK(
         value.is_number_integer() ||
             (value.is_number_float() && value.get<double>() == std::trunc(value.get<double>())),
         "an integer schema writes an integer");
+    CheckBounds(schema, value);
   }
   if (type == "array") FUZZ_CHECK(value.is_array(), "an array schema writes an array");
   if (type == "object") FUZZ_CHECK(value.is_object(), "an object schema writes an object");
@@ -57,6 +99,7 @@ void CheckRootType(const json& schema, const json& value) {
     const json& max = schema.value("maxLength", json());
     if (min.is_number()) FUZZ_CHECK(n >= min.get<double>(), "a string holds minLength");
     if (max.is_number()) FUZZ_CHECK(n <= max.get<double>(), "a string holds maxLength");
+    CheckPattern(schema, value.get<std::string>());
   }
 }
 

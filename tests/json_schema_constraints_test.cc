@@ -1,0 +1,328 @@
+// The JSON Schema keywords that constrain a string's characters or a number's value
+// (server/structured/json_schema_grammar.h): "pattern" (ECMA-262, unanchored, over the decoded
+// characters while the grammar writes them JSON-escaped), the string formats held to, and
+// minimum / maximum / exclusiveMinimum / exclusiveMaximum on integers and numbers. Checked on
+// directed texts, against std::regex_search on random patterns and texts, against
+// std::chrono's calendar for every day of several years, and against exact comparisons for
+// random bounds and values.
+#include <chrono>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/json_schema_matching.h"
+
+namespace attnres::structured {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// `text` as a JSON string (nlohmann's escapes: \" \\ \b \f \n \r \t, \u00XX for the rest).
+std::string Quoted(const std::string& text) { return json(text).dump(); }
+
+// ---- pattern ----
+
+TEST(JsonSchemaPattern, MatchesAnywhereUnlessAnchored) {
+  ExpectTexts(R"({"type": "string", "pattern": "^[a-z]+$"})", {"\"abc\"", "\"z\""},
+              {"\"\"", "\"ab1\"", "\"Abc\"", "abc", "\"abc\" "});
+  ExpectTexts(R"({"pattern": "ab"})",  // a string, from the keyword
+              {"\"ab\"", "\"xxabyy\"", R"("a\nab")",
+               "\"\xC3\xA9"
+               "ab\""},
+              {"\"a b\"", "\"\"", "\"ba\"", "1"});
+  ExpectTexts(R"({"type": "string", "pattern": "^a|b$"})", {"\"axx\"", "\"xxb\"", "\"ab\""},
+              {"\"xax\"", "\"bx\""});
+  ExpectTexts(R"({"type": "string", "pattern": "^[A-Z]{3}-\\d{2,3}$"})",
+              {"\"ABC-12\"", "\"XYZ-999\""}, {"\"AB-12\"", "\"ABC-1\"", "\"ABC-1234\""});
+  ExpectTexts(R"({"type": "object", "properties": {"code": {"type": "string", "pattern": "^x+$"}},
+                  "required": ["code"]})",
+              {R"({"code":"xxx"})", R"({"code": "x"})"}, {R"({"code":"xy"})", R"({"code":""})"});
+}
+
+TEST(JsonSchemaPattern, CharactersAreWrittenAsJsonEscapesThem) {
+  // The pattern a"b\c (a JSON string: ^a\"b\\\\c$) matches the decoded text a"b\c.
+  ExpectTexts(R"({"type": "string", "pattern": "^a\"b\\\\c$"})", {R"("a\"b\\c")"},
+              {R"("a"b\c")", R"("a\"b\c")", R"("a\u0022b\\c")"});
+  // A tab and a newline: short escapes or \u00XX in either case, never raw.
+  ExpectTexts(R"({"type": "string", "pattern": "^\\t\\n$"})",
+              {R"("\t\n")", R"("\u0009\u000a")", R"("\u0009\u000A")", R"("\t\u000a")"},
+              {"\"\t\n\"", R"("\\t\\n")", R"("\u0009\u00a")"});
+  // Other controls only as \u00XX; a class of them writes each.
+  ExpectTexts(R"({"type": "string", "pattern": "^[\\x00-\\x1f]$"})",
+              {R"("\u0000")", R"("\u001F")", R"("\u001f")", R"("\b")", R"("\r")"},
+              {"\"\x01\"", R"("\u0020")", R"("a")", R"("\u002")"});
+  // Negated classes and '.' hold the escaped characters too, but '.' no line terminator.
+  ExpectTexts(R"({"type": "string", "pattern": "^[^a]$"})", {R"("\"")", R"("\\")", R"("\t")"},
+              {R"("a")", "\"\"\""});
+  ExpectTexts(R"({"type": "string", "pattern": "^.$"})",
+              {"\"x\"", "\"\xC3\xA9\"", R"("\t")", R"("\"")"},
+              {R"("\n")", R"("\r")", "\"\xE2\x80\xA8\"", "\"\xE2\x80\xA9\""});
+  // ECMA-262's \s is Unicode white space.
+  ExpectTexts(R"({"type": "string", "pattern": "^\\s+$"})",
+              {R"(" ")", R"("\n\t")", "\"\xC2\xA0\"", "\"\xE3\x80\x80\""}, {R"("x")", "\"\""});
+  ExpectTexts(R"({"type": "string", "pattern": "^\u00e9+$"})", {"\"\xC3\xA9\xC3\xA9\""},
+              {"\"e\"", R"("\u00e9")"});  // \uXXXX spellings of other characters: not written
+}
+
+TEST(JsonSchemaPattern, Errors) {
+  ExpectError(R"j({"type": "string", "pattern": "(?=a)"})j",
+              "#/pattern: regex at byte 0: lookaround");
+  ExpectError(R"({"properties": {"p": {"pattern": "a(b"}}})", "#/properties/p/pattern: regex at");
+  ExpectError(R"({"type": "string", "pattern": 5})", "#/pattern: must be a string");
+  ExpectError(R"({"type": "integer", "pattern": ["a"]})", "#/pattern: must be a string");
+  ExpectError(R"({"type": "string", "pattern": "a", "minLength": 1})",
+              "#/minLength: \"minLength\" alongside \"pattern\" is not supported");
+  ExpectError(R"({"type": "string", "pattern": "a", "format": "date"})",
+              "#/format: \"format\" alongside \"pattern\"");
+  ExpectError(R"({"type": "string", "format": "uuid", "maxLength": 40})",
+              "#/maxLength: \"maxLength\" alongside \"format\"");
+  // Beside an unenforced format, a pattern is fine.
+  ExpectTexts(R"({"type": "string", "pattern": "^a", "format": "uri"})", {"\"ab\""}, {"\"ba\""});
+}
+
+// Random patterns over a small alphabet, under JSON Schema's reading, against std::regex_search
+// (ECMAScript) on random texts that hold the characters JSON escapes.
+std::string RandomPattern(std::mt19937& rng, int depth) {
+  const auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  static const std::vector<std::string> kAtoms = {"a",    "b",   "\"",  "\\\\", "\\t", "[ab]",
+                                                  "[^a]", "\\d", "\\s", "\\S",  ".",   "[\\n\"]"};
+  std::string out;
+  for (int i = 0, n = 1 + pick(3); i < n; ++i) {
+    std::string atom = depth < 2 && pick(5) == 0
+                           ? absl::StrCat("(", RandomPattern(rng, depth + 1), "|",
+                                          RandomPattern(rng, depth + 1), ")")
+                           : kAtoms[pick(static_cast<int>(kAtoms.size()))];
+    static const char* kQuantifiers[] = {"", "", "", "*", "+", "?", "{1,2}"};
+    out += atom + kQuantifiers[pick(7)];
+  }
+  return out;
+}
+
+TEST(JsonSchemaPattern, RandomPatternsMatchRegexSearch) {
+  std::mt19937 rng(77);
+  int compared = 0, matched = 0;
+  for (int n = 0; n < 200; ++n) {
+    std::string pattern = RandomPattern(rng, 0);
+    if (rng() % 3 == 0) pattern = "^" + pattern;
+    if (rng() % 3 == 0) pattern += "$";
+    absl::StatusOr<std::shared_ptr<const Grammar>> g =
+        JsonSchemaGrammarFromText(json{{"type", "string"}, {"pattern", pattern}}.dump());
+    if (!g.ok()) {  // only what the regex compiler documents it refuses
+      EXPECT_THAT(std::string(g.status().message()), ::testing::HasSubstr("unbounded repetition"))
+          << pattern;
+      continue;
+    }
+    GrammarAutomaton automaton(*g);
+    const std::regex re(pattern, std::regex::ECMAScript);
+    for (int t = 0; t < 50; ++t) {
+      std::string text;
+      for (int i = 0, len = static_cast<int>(rng() % 6); i < len; ++i) {
+        text += "ab1 \"\\\t\n\r\x01"[rng() % 10];
+      }
+      const bool expected = std::regex_search(text, re);
+      absl::StatusOr<bool> accepted = automaton.Accepts(Quoted(text));
+      ASSERT_TRUE(accepted.ok()) << accepted.status();
+      EXPECT_EQ(*accepted, expected) << "pattern '" << pattern << "' text " << Quoted(text);
+      ++compared;
+      matched += expected;
+    }
+  }
+  EXPECT_GT(compared, 9000);
+  EXPECT_GT(matched, compared / 20);
+  EXPECT_LT(matched, compared * 19 / 20);
+}
+
+// ---- format ----
+
+TEST(JsonSchemaFormat, DatesFollowTheCalendar) {
+  Matcher date(R"({"type": "string", "format": "date"})");
+  Matcher date_time(R"({"type": "string", "format": "date-time"})");
+  int valid = 0;
+  for (int year : {0, 1600, 1900, 1999, 2000, 2023, 2024, 2100, 9996}) {
+    for (unsigned month = 0; month <= 13; ++month) {
+      for (unsigned day = 0; day <= 32; ++day) {
+        const std::chrono::year_month_day ymd{std::chrono::year(year), std::chrono::month(month),
+                                              std::chrono::day(day)};
+        char text[32];
+        std::snprintf(text, sizeof(text), "\"%04d-%02u-%02u\"", year, month, day);
+        EXPECT_EQ(date.Accepts(text), ymd.ok()) << text;
+        std::snprintf(text, sizeof(text), "\"%04d-%02u-%02uT12:00:00Z\"", year, month, day);
+        EXPECT_EQ(date_time.Accepts(text), ymd.ok()) << text;
+        valid += ymd.ok();
+      }
+    }
+  }
+  EXPECT_EQ(valid, 365 * 9 + 5);  // leap years: 0, 1600, 2000, 2024, 9996
+}
+
+TEST(JsonSchemaFormat, EachFormat) {
+  const auto format = [](const char* name) {
+    return absl::StrCat(R"({"type": "string", "format": ")", name, "\"}");
+  };
+  const auto quoted = [](std::vector<std::string> texts) {
+    for (std::string& t : texts) t = Quoted(t);
+    return texts;
+  };
+  ExpectTexts(
+      format("time"), quoted({"23:59:59Z", "00:00:00z", "12:00:00.123+05:30", "08:15:00-11:00"}),
+      quoted({"24:00:00Z", "12:00:00", "12:60:00Z", "12:00:60Z", "1:00:00Z", "12:00:00+5:00"}));
+  ExpectTexts(format("date-time"), quoted({"2024-01-15T10:30:00Z", "2024-01-15t10:30:00.5+01:00"}),
+              quoted({"2024-01-15 10:30:00Z", "2024-01-15T10:30Z", "2024-01-15"}));
+  ExpectTexts(format("duration"), quoted({"P1Y2M3DT4H5M6S", "PT0S", "P3W", "P1D", "PT36H", "P1M"}),
+              quoted({"P", "PT", "P1H", "P1Y2W", "1Y", "P1S", "PT1D"}));
+  ExpectTexts(
+      format("uuid"),
+      quoted({"123e4567-e89b-12d3-a456-426614174000", "00000000-0000-0000-0000-00000000ABCD"}),
+      quoted({"123e4567e89b12d3a456426614174000", "123e4567-e89b-12d3-a456-42661417400g"}));
+  ExpectTexts(format("ipv4"), quoted({"192.168.0.1", "0.0.0.0", "255.255.255.255"}),
+              quoted({"256.1.1.1", "01.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.-4"}));
+  ExpectTexts(format("ipv6"),
+              quoted({"::1", "::", "2001:db8::8a2e:370:7334", "1:2:3:4:5:6:7:8", "fe80::", "1::8"}),
+              quoted({"1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", ":1", "1:2:3:4:5:6:7", "g::"}));
+  ExpectTexts(format("hostname"), quoted({"example.com", "a-b.c", "localhost", "x1.y2.z3.w4"}),
+              quoted({"-a.com", "a-.com", "a..b", "a.b.c.d.e", ".a", "a_b.com"}));
+  ExpectTexts(format("email"), quoted({"john.doe@example.com", "a@b", "x+tag@mail.example.org"}),
+              quoted({"@x.com", "a@@b", "a b@c", "a@", "a.@b", "a@-b.com"}));
+  // Formats not held to are annotations, as is a format on another type.
+  ExpectTexts(format("uri"), {"\"not a uri\""}, {"1"});
+  ExpectTexts(R"({"type": "integer", "format": "int32"})", {"12"}, {"\"12\""});
+  ExpectTexts(R"({"type": ["string", "null"], "format": "date"})", {"\"2024-02-29\"", "null"},
+              {"\"2023-02-29\""});
+}
+
+// ---- Numeric bounds ----
+
+// A decimal JSON number without exponent: sign, integer part (capped) and whether a non-zero
+// fraction follows; compared with a whole bound exactly.
+struct Decimal {
+  bool negative = false;
+  __int128 whole = 0;
+  bool fraction = false;
+};
+Decimal ParseDecimal(const std::string& text) {
+  Decimal d;
+  size_t i = 0;
+  if (text[0] == '-') d.negative = true, ++i;
+  for (; i < text.size() && text[i] != '.'; ++i) d.whole = d.whole * 10 + (text[i] - '0');
+  d.fraction = text.find_first_of("123456789", i) != std::string::npos;
+  return d;
+}
+// -1, 0, 1 as d <, =, > b.
+int Compare(const Decimal& d, __int128 b) {
+  if (!d.negative) return d.whole > b ? 1 : d.whole < b ? -1 : d.fraction ? 1 : 0;
+  // -(w + f) against b: against -b, reversed.
+  const __int128 nb = -b;
+  return d.whole > nb ? -1 : d.whole < nb ? 1 : d.fraction ? -1 : 0;
+}
+
+TEST(JsonSchemaBounds, Integers) {
+  Matcher m(R"({"type": "integer", "minimum": -5, "maximum": 12})");
+  for (int v = -40; v <= 40; ++v) EXPECT_EQ(m.Accepts(std::to_string(v)), v >= -5 && v <= 12) << v;
+  ExpectTexts(R"({"type": "integer", "minimum": -5, "maximum": 12})", {},
+              {"-0", "007", "1.0", "+3"});
+  ExpectTexts(R"({"type": "integer", "exclusiveMinimum": 0})", {"1", "99999999999999999999"},
+              {"0", "-1", "123456789012345678901"});
+  ExpectTexts(R"({"type": "integer", "minimum": 0, "exclusiveMinimum": true, "maximum": 3,
+                  "exclusiveMaximum": true})",
+              {"1", "2"}, {"0", "3"});  // draft 4's booleans
+  ExpectTexts(R"({"type": "integer", "minimum": 1.5, "exclusiveMaximum": 3.7})", {"2", "3"},
+              {"1", "4"});  // rounded inward
+  ExpectTexts(R"({"type": "integer", "maximum": -3})", {"-3", "-12345678901234567890"},
+              {"-2", "0", "3"});
+  ExpectTexts(R"({"type": "integer", "minimum": 0, "exclusiveMinimum": -10})", {"0"}, {"-1"});
+  ExpectTexts(R"({"type": ["integer", "null"], "maximum": 0})", {"null", "0", "-7"}, {"1"});
+  // A number, from the keyword; bounded numbers are written without an exponent.
+  ExpectTexts(R"({"minimum": 10})", {"10", "10.5", "1000"}, {"9", "9.99", "\"10\"", "1e3"});
+}
+
+TEST(JsonSchemaBounds, Numbers) {
+  ExpectTexts(R"({"type": "number", "minimum": 0, "maximum": 1})",
+              {"0", "0.5", "1", "1.0", "1.000", "0.999", "0.0"},
+              {"1.01", "-0.1", "-0", "1e0", "2", "1.00000000000000000001"});
+  ExpectTexts(R"({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1})",
+              {"0.5", "0.001", "0.99999"}, {"0", "0.0", "0.000", "1", "1.0", "-0.5"});
+  ExpectTexts(R"({"type": "number", "minimum": -2, "maximum": -1})",
+              {"-2", "-1.5", "-1", "-2.0", "-1.0001"}, {"-2.5", "-0.9999", "-2.0001", "0", "-3"});
+  ExpectTexts(R"({"type": "number", "minimum": 0, "maximum": 0})", {"0", "0.00"}, {"0.1", "-0"});
+}
+
+TEST(JsonSchemaBounds, RandomBoundsAndValues) {
+  std::mt19937_64 rng(5);
+  const auto random_int = [&](int digits) -> __int128 {
+    __int128 v = 0;
+    for (int i = 0, n = 1 + static_cast<int>(rng() % digits); i < n; ++i) v = v * 10 + rng() % 10;
+    return rng() % 2 ? -v : v;
+  };
+  const auto text_of = [](__int128 v) {
+    std::string s = v < 0 ? "-" : "";
+    std::string digits;
+    for (__int128 u = v < 0 ? -v : v; digits.empty() || u > 0; u /= 10) {
+      digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(u % 10)));
+    }
+    return s + digits;
+  };
+  int accepted = 0, total = 0;
+  for (int n = 0; n < 120; ++n) {
+    const bool integer = n % 2 == 0;
+    const int digits = n % 3 == 0 ? 3 : 18;
+    json schema = {{"type", integer ? "integer" : "number"}};
+    std::optional<__int128> lo, hi;
+    bool lo_exclusive = rng() % 2, hi_exclusive = rng() % 2;
+    if (rng() % 4 != 0) lo = random_int(digits);
+    if (rng() % 4 != 0) hi = random_int(digits);
+    if (lo && hi && *lo > *hi) std::swap(lo, hi);
+    if (lo) schema[lo_exclusive ? "exclusiveMinimum" : "minimum"] = json::parse(text_of(*lo));
+    if (hi) schema[hi_exclusive ? "exclusiveMaximum" : "maximum"] = json::parse(text_of(*hi));
+    absl::StatusOr<std::shared_ptr<const Grammar>> g = JsonSchemaGrammarFromText(schema.dump());
+    if (!g.ok()) {  // an empty range
+      EXPECT_TRUE(lo && hi &&
+                  (*lo == *hi || (integer && *hi - *lo == 1 && lo_exclusive && hi_exclusive)))
+          << schema.dump() << ": " << g.status();
+      continue;
+    }
+    GrammarAutomaton automaton(*g);
+    for (int t = 0; t < 60; ++t) {
+      // Values near the bounds, and anywhere.
+      __int128 base = random_int(digits);
+      if (lo && rng() % 3 == 0) base = *lo + static_cast<int>(rng() % 5) - 2;
+      if (hi && rng() % 3 == 0) base = *hi + static_cast<int>(rng() % 5) - 2;
+      std::string text = text_of(base);
+      if (!integer && rng() % 2) text += rng() % 2 ? ".0" : absl::StrCat(".", rng() % 1000);
+      if (!integer && rng() % 8 == 0) text = absl::StrCat("-0.", 1 + rng() % 999);
+      const Decimal d = ParseDecimal(text);
+      const bool expected = (!lo || (lo_exclusive ? Compare(d, *lo) > 0 : Compare(d, *lo) >= 0)) &&
+                            (!hi || (hi_exclusive ? Compare(d, *hi) < 0 : Compare(d, *hi) <= 0));
+      absl::StatusOr<bool> ok = automaton.Accepts(text);
+      ASSERT_TRUE(ok.ok()) << ok.status();
+      EXPECT_EQ(*ok, expected) << schema.dump() << " text " << text;
+      accepted += *ok;
+      ++total;
+    }
+  }
+  EXPECT_GT(total, 5000);
+  EXPECT_GT(accepted, total / 5);
+  EXPECT_LT(accepted, total * 4 / 5);
+}
+
+TEST(JsonSchemaBounds, Errors) {
+  ExpectError(R"({"type": "integer", "minimum": 5, "maximum": 4})",
+              "#: no integer of at most 20 digits lies between the bounds");
+  ExpectError(R"({"type": "integer", "exclusiveMinimum": 4, "exclusiveMaximum": 5})", "no integer");
+  ExpectError(R"({"type": "number", "minimum": 1e30})", "no number of at most 20 digits");
+  ExpectError(R"({"type": "number", "minimum": 0.5})",
+              "#/minimum: a number's bound must be a whole number");
+  ExpectError(R"({"type": "number", "exclusiveMaximum": 2.25})", "#/exclusiveMaximum: a number's");
+  ExpectError(R"({"type": "integer", "minimum": "0"})", "#/minimum: must be a number");
+  ExpectError(R"({"type": "string", "maximum": {}})", "#/maximum: must be a number");
+  ExpectError(R"({"type": "integer", "exclusiveMinimum": true})",
+              "#/exclusiveMinimum: true needs \"minimum\" beside it");
+  ExpectError(R"({"enum": [1, 2], "minimum": 0})", "#/minimum: \"minimum\" alongside \"enum\"");
+}
+
+}  // namespace
+}  // namespace attnres::structured
