@@ -108,6 +108,9 @@ struct BenchFlags {
   float temperature = 0.0f;
   // Decode steps ask for the sampled tokens' logprobs with this many alternatives; -1: none.
   int logprobs = -1;
+  // With N >= 0, one more prefill row: the 4096 tokens scored (prompt logprobs with N
+  // alternatives for each of the 4095 it predicts).
+  int prompt_logprobs = -1;
 };
 
 void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
@@ -189,6 +192,13 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   std::snprintf(buf, sizeof(buf), "%.0f TFLOP/s GEMM-model = %.1f%% of peak (+%.1f TFLOP attn)",
                 flops / t / 1e12, 100.0 * flops / t / kPeakFlops, attn / 1e12);
   Row(preset, "prefill 4096 tokens", t, buf);
+  if (flags.prompt_logprobs < 0) return;
+  pb.seqs[0].prompt_logprobs = flags.prompt_logprobs;
+  const double scored = MedianStepSeconds(r, pb, 5);
+  std::snprintf(buf, sizeof(buf), "%.1f us per prompt token; +%.1f%% over the prefill",
+                scored / 4095 * 1e6, 100.0 * (scored / t - 1.0));
+  Row(preset, "prefill 4096, prompt logprobs " + std::to_string(flags.prompt_logprobs), scored,
+      buf);
 }
 
 }  // namespace
@@ -196,7 +206,8 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
 
 int main(int argc, char** argv) {
   // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only | --prefill-only]
-  //                   [--offset-mib N] [--temperature T] [--logprobs N] [preset...]
+  //                   [--offset-mib N] [--temperature T] [--logprobs N]
+  //                   [--prompt-logprobs N] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
                                                     "llama-8b-block"};
@@ -233,15 +244,15 @@ int main(int argc, char** argv) {
         return 2;
       }
       flags.temperature = t;
-    } else if (a == "--logprobs" && i + 1 < argc) {
+    } else if ((a == "--logprobs" || a == "--prompt-logprobs") && i + 1 < argc) {
       char* end = nullptr;
       const long n = std::strtol(argv[++i], &end, 10);
       if (*argv[i] == '\0' || *end != '\0' || n < 0 || n > 20) {
-        std::fprintf(stderr, "--logprobs %s: want a number of alternatives from 0 to 20\n",
+        std::fprintf(stderr, "%s %s: want a number of alternatives from 0 to 20\n", a.c_str(),
                      argv[i]);
         return 2;
       }
-      flags.logprobs = static_cast<int>(n);
+      (a == "--logprobs" ? flags.logprobs : flags.prompt_logprobs) = static_cast<int>(n);
     } else {
       presets.push_back(a);
     }

@@ -20,6 +20,7 @@
 #include "models/cuda/device_weights.h"
 #include "models/cuda/edit_upload.h"
 #include "models/cuda/env_switch.h"
+#include "models/cuda/prompt_logprobs.h"
 #include "models/cuda/step_upload.h"
 #include "models/host_sampler.h"
 #include "models/logit_edits.h"
@@ -45,6 +46,7 @@ struct SamplerBuffers {
   size_t sort_temp_bytes = 0, sample_temp_bytes = 0, logprobs_at = 0, mix_at = 0;
   cuda::PinnedPtr host_results;  // the results' layout, up to max_rows rows of mix weights
   cuda::EditUpload edits;        // the step's logit edits and logprob rows
+  cuda::PromptLogprobs prompt;   // prompt logprobs, per chunk of rows
 };
 
 // One GPU: its shard of the weights, forward pass, KV pages (its KV heads), upload buffers,
@@ -68,14 +70,63 @@ struct CudaRank {
   int64_t kv_pages_fit = 0;  // what free memory holds after everything else (creation only)
 };
 
+// A row of the device path that predicts a prompt token (rows.rows[sample_rows + j] for the
+// plan's prompt[j]).
+struct PromptRow {
+  int seq = 0;
+  cuda::PromptLogprobs::Row row;
+};
+
 // What the engine thread decides once per step, for every rank.
 struct StepPlan {
+  // The host path's rows are LogitRows::For's; the device path's are the sampled rows (one per
+  // sampling sequence, in the order of `samples`), then the prompt rows.
   LogitRows rows;
+  int sample_rows = 0;
+  std::vector<PromptRow> prompt;
   std::vector<kernels::SampleParams> samples;  // rows the GPU sampler draws; empty: host path
   LogitEditPlan edits;     // their penalties, bias, suppressed ids, masks and logprob rows
-  bool host_path = false;  // prompt logprobs (or with ATTNRES_GPU_EDITS=0, any of the above)
+  bool host_path = false;  // over 20 alternatives (or with ATTNRES_GPU_EDITS=0, any extras)
   int bucket = 0;          // > 0: a pure decode step, replayed as the graph of this many rows
 };
+
+// The device path's rows (see StepPlan) where sequences ask for prompt logprobs; false where a
+// sampled row would also predict a prompt token (a row has one place in the list: host path).
+bool PlanDeviceRows(const StepBatch& b, StepPlan* p) {
+  LogitRows& rows = p->rows;
+  rows = LogitRows{};
+  rows.first_row.assign(b.num_seqs(), -1);
+  for (int s = 0; s < b.num_seqs(); ++s) {
+    const SequenceBatchEntry& e = b.seqs[s];
+    if (!e.sample) continue;
+    rows.first_row[s] = static_cast<int>(rows.rows.size());
+    rows.rows.push_back(b.query_indptr[s + 1] - 1);
+    rows.want_mix_weights |= e.return_mix_weights;
+  }
+  p->sample_rows = static_cast<int>(rows.rows.size());
+  for (int s = 0; s < b.num_seqs(); ++s) {
+    const SequenceBatchEntry& e = b.seqs[s];
+    if (e.prompt_logprobs < 0) continue;
+    const int begin = b.query_indptr[s], end = b.query_indptr[s + 1];
+    for (int r = begin; r < end; ++r) {
+      const int32_t target = r + 1 < end ? b.token_ids[r + 1] : e.next_prompt_token;
+      if (target < 0) break;
+      if (e.sample && r == end - 1) return false;
+      p->prompt.push_back({s, {target, e.prompt_logprobs}});
+      rows.rows.push_back(r);
+    }
+  }
+  return true;
+}
+
+// A logprob the device returned, as the API's.
+TokenLogprob FromDevice(const kernels::LogprobOut& lo, int top_n, int V) {
+  TokenLogprob t;
+  t.token_id = lo.token;
+  t.logprob = lo.logprob;
+  for (int i = 0; i < std::min(top_n, V); ++i) t.top.emplace_back(lo.ids[i], lo.logprobs[i]);
+  return t;
+}
 
 class CudaRunner final : public ModelRunner {
  public:
@@ -105,6 +156,7 @@ class CudaRunner final : public ModelRunner {
   StepPlan PlanStep(const StepBatch& b);
   absl::Status RankStep(int r, const StepBatch& b, const StepPlan& p, StepOutput* out);
   absl::Status GpuSample(CudaRank& k, const StepBatch& b, const StepPlan& p, StepOutput* out);
+  absl::Status DevicePromptLogprobs(int r, const StepBatch& b, const StepPlan& p, StepOutput* out);
   absl::Status HeadToHost(int r, const StepBatch& b, const StepPlan& p, StepOutput* out);
 
   ModelConfig config_;  // the whole model's
@@ -268,33 +320,41 @@ void CudaRunner::LogLayout(double load_seconds) const {
   }
 }
 
-// Logit rows as in CpuRunner; the GPU sampler handles a batch (with its penalties, logit bias,
-// suppressed ids, token masks and logprobs, as a LogitEditPlan, and mix weights) unless a
-// sequence asks for prompt logprobs or more logprob alternatives than the device returns.
-// With ATTNRES_GPU_EDITS=0, edits, logprobs and mix weights take the host path too.
+// The GPU sampler handles a batch (with its penalties, logit bias, suppressed ids, token masks
+// and logprobs, as a LogitEditPlan, mix weights and prompt logprobs) unless a sequence asks for
+// more logprob alternatives than the device returns; then the host path (CpuRunner's rows, all
+// of them copied back). With ATTNRES_GPU_EDITS=0, all of those extras take the host path too.
 StepPlan CudaRunner::PlanStep(const StepBatch& b) {
   StepPlan p;
-  p.rows = LogitRows::For(b);
-  bool extras = p.rows.want_mix_weights;  // edits, logprobs or mix weights
+  bool extras = false, prompt = false;  // edits, logprobs, mix weights; prompt logprobs
   for (const SequenceBatchEntry& e : b.seqs) {
     if (e.prompt_logprobs >= 0) {
-      p.host_path = true;
-    } else if (e.sample) {
-      const SamplingParams& s = *e.sampling;
-      p.samples.push_back({s.temperature, s.top_k, s.top_p, s.min_p, s.seed, e.sample_index});
-      p.host_path |= e.logprobs > kernels::kMaxTopLogprobs;
-      extras |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
-                e.suppressed != nullptr || e.allowed != nullptr;
+      prompt = true;
+      p.host_path |= e.prompt_logprobs > kernels::kMaxTopLogprobs;
     }
+    if (!e.sample) continue;
+    const SamplingParams& s = *e.sampling;
+    p.samples.push_back({s.temperature, s.top_k, s.top_p, s.min_p, s.seed, e.sample_index});
+    p.host_path |= e.logprobs > kernels::kMaxTopLogprobs;
+    extras |= e.logprobs >= 0 || (s.has_penalties() && e.history) || !s.logit_bias.empty() ||
+              e.suppressed != nullptr || e.allowed != nullptr || e.return_mix_weights;
   }
-  p.host_path |= extras && !edit_planner_;
+  p.host_path |= (extras || prompt) && !edit_planner_;
+  if (prompt && !p.host_path) p.host_path = !PlanDeviceRows(b, &p);
   if (p.host_path) {
+    p.rows = LogitRows::For(b);
     p.samples.clear();
-  } else if (extras) {
-    p.edits = edit_planner_->Plan(b, p.rows);
+    p.prompt.clear();
+    return p;
   }
+  if (!prompt) {
+    p.rows = LogitRows::For(b);
+    p.sample_rows = static_cast<int>(p.rows.rows.size());
+  }
+  if (extras) p.edits = edit_planner_->Plan(b, p.rows);
   const int R = static_cast<int>(p.rows.rows.size()), n = b.num_seqs();
-  if (rank0().graphs && !p.host_path && !p.rows.want_mix_weights && R == n && b.num_tokens() == n) {
+  if (rank0().graphs && !p.rows.want_mix_weights && p.prompt.empty() && R == n &&
+      b.num_tokens() == n) {
     p.bucket = cuda::DecodeBucket(n, graph_rows_);
   }
   return p;
@@ -315,7 +375,7 @@ absl::StatusOr<StepOutput> CudaRunner::Execute(const StepBatch& b) {
 // (the failing rank reports the error, the others stop quietly).
 absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, StepOutput* out) {
   CudaRank& k = *ranks_[r];
-  const int R = static_cast<int>(p.rows.rows.size()), n = b.num_seqs();
+  const int n = b.num_seqs();
   auto db = [&]() -> absl::StatusOr<cuda::DeviceBatch> {
     ATTNRES_CUDA_RETURN(cudaSetDevice(k.device));
     if (p.bucket > 0) {
@@ -347,11 +407,12 @@ absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, 
                      : nullptr;
     if (auto st = k.forward->Run(*db, k.pool, mix, k.stream); !st.ok()) return st;
     if (p.host_path) return HeadToHost(r, b, p, out);
-    if (R > 0) {
-      if (auto st = k.forward->Head(0, R, logits, k.stream); !st.ok()) return st;
+    if (auto st = DevicePromptLogprobs(r, b, p, out); !st.ok()) return st;
+    if (p.sample_rows > 0) {
+      if (auto st = k.forward->Head(0, p.sample_rows, logits, k.stream); !st.ok()) return st;
     }
   }
-  if (k.sampler && R > 0) return GpuSample(k, b, p, out);
+  if (k.sampler && p.sample_rows > 0) return GpuSample(k, b, p, out);
   ATTNRES_CUDA_RETURN(cudaStreamSynchronize(k.stream));
   return absl::OkStatus();
 }
@@ -362,7 +423,7 @@ absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, 
 absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPlan& p,
                                    StepOutput* out) {
   SamplerBuffers& s = *k.sampler;
-  const int R = static_cast<int>(p.rows.rows.size()), V = config_.vocab_size;
+  const int R = p.sample_rows, V = config_.vocab_size;
   float* logits = static_cast<float*>(s.logits.get());
   int32_t* tokens = static_cast<int32_t*>(s.results.get());
   auto* logprobs =
@@ -414,17 +475,38 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
     SequenceStepOutput& o = out->seqs[i];
     o.token_id = host_tokens[row];
     if (j < L && ep.logprobs[j].logit_row == row) {
-      const kernels::LogprobOut& lo = host_logprobs[j];
-      o.logprob.token_id = lo.token;
-      o.logprob.logprob = lo.logprob;
-      for (int t = 0; t < std::min(ep.logprobs[j].top_n, V); ++t) {
-        o.logprob.top.emplace_back(lo.ids[t], lo.logprobs[t]);
-      }
+      o.logprob = FromDevice(host_logprobs[j], ep.logprobs[j].top_n, V);
       ++j;
     }
     if (W > 0 && b.seqs[i].return_mix_weights) {
       o.mix_weights.assign(host_mix + static_cast<size_t>(row) * W,
                            host_mix + static_cast<size_t>(row + 1) * W);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The prompt rows: the head in chunks of rows on every rank (the same collectives everywhere);
+// rank 0 takes each chunk's logprobs on the device and copies them back.
+absl::Status CudaRunner::DevicePromptLogprobs(int r, const StepBatch& b, const StepPlan& p,
+                                              StepOutput* out) {
+  CudaRank& k = *ranks_[r];
+  const int P = static_cast<int>(p.prompt.size()), V = config_.vocab_size;
+  float* logits = k.sampler ? static_cast<float*>(k.sampler->logits.get()) : nullptr;
+  std::vector<cuda::PromptLogprobs::Row> rows;
+  for (int first = 0; first < P; first += max_rows_) {
+    const int count = std::min(max_rows_, P - first);
+    if (auto st = k.forward->Head(p.sample_rows + first, count, logits, k.stream); !st.ok()) {
+      return st;
+    }
+    if (!k.sampler) continue;
+    rows.clear();
+    for (int j = first; j < first + count; ++j) rows.push_back(p.prompt[j].row);
+    auto got = k.sampler->prompt.Run(logits, V, rows, logprob_chunks_, k.stream);
+    if (!got.ok()) return got.status();
+    for (int j = 0; j < count; ++j) {
+      const PromptRow& pr = p.prompt[first + j];
+      out->seqs[pr.seq].prompt_logprobs.push_back(FromDevice((*got)[j], pr.row.top_n, V));
     }
   }
   return absl::OkStatus();

@@ -56,6 +56,21 @@ inline absl::StatusOr<EventPtr> EventCreate() {
   return EventPtr(e);
 }
 
+// Byte offsets of consecutive sections of one buffer, each at a 256-byte boundary.
+class Sections {
+ public:
+  size_t Take(size_t bytes) {
+    end_ = (end_ + 255) / 256 * 256;
+    const size_t at = end_;
+    end_ += bytes;
+    return at;
+  }
+  size_t size() const { return end_; }
+
+ private:
+  size_t end_ = 0;
+};
+
 // A pinned host buffer and a device buffer of one size, for data packed on the host and moved
 // with one copy. Reserve grows both (to at least twice the old size), keeping nothing: call it
 // only once the previous copy is done.

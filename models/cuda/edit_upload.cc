@@ -8,23 +8,18 @@
 namespace attnres::cuda {
 
 absl::Status EditUpload::Upload(const LogitEditPlan& p, cudaStream_t stream) {
-  // Sections at 256-byte offsets: the plan's arrays (copied), then the scratch (not copied).
-  size_t bytes = 0;
-  auto take = [&](size_t n) {
-    bytes = (bytes + 255) / 256 * 256;
-    const size_t at = bytes;
-    bytes += n;
-    return at;
-  };
+  // The plan's arrays (copied), then the scratch (not copied).
+  Sections sections;
+  auto take = [&](size_t n) { return sections.Take(n); };
   auto size_of = [](const auto& v) { return v.size() * sizeof(v[0]); };
   const size_t rows_at = take(size_of(p.rows)), edits_at = take(size_of(p.edits)),
                masked_at = take(size_of(p.masked)), words_at = take(size_of(p.mask_words)),
                logprobs_at = take(size_of(p.logprobs));
-  const size_t uploaded = bytes;
+  const size_t uploaded = sections.size();
   const int L = static_cast<int>(p.logprobs.size());
   const size_t raw_at = take(p.edits.size() * sizeof(float)), lse_at = take(L * sizeof(double)),
                temp_at = take(kernels::RawLogprobsTempBytes(L));
-  if (auto st = staging_.Reserve(bytes); !st.ok()) return st;
+  if (auto st = staging_.Reserve(sections.size()); !st.ok()) return st;
   char* host = staging_.host();
   char* device = staging_.device();
   auto put = [&](size_t at, const auto& v) {
