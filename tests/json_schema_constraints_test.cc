@@ -197,28 +197,31 @@ TEST(JsonSchemaFormat, EachFormat) {
 
 // ---- Numeric bounds ----
 
-// A decimal JSON number without exponent: sign, integer part (capped) and whether a non-zero
-// fraction follows; compared with a whole bound exactly.
+// A decimal number without exponent ("-12.050"), exactly: sign, integer part and fraction
+// digits without trailing zeros; zero is never negative.
 struct Decimal {
   bool negative = false;
   __int128 whole = 0;
-  bool fraction = false;
+  std::string fraction;
 };
 Decimal ParseDecimal(const std::string& text) {
   Decimal d;
   size_t i = 0;
   if (text[0] == '-') d.negative = true, ++i;
   for (; i < text.size() && text[i] != '.'; ++i) d.whole = d.whole * 10 + (text[i] - '0');
-  d.fraction = text.find_first_of("123456789", i) != std::string::npos;
+  if (i < text.size()) d.fraction = text.substr(i + 1);
+  d.fraction.erase(d.fraction.find_last_not_of('0') + 1);
+  if (d.whole == 0 && d.fraction.empty()) d.negative = false;
   return d;
 }
-// -1, 0, 1 as d <, =, > b.
-int Compare(const Decimal& d, __int128 b) {
-  if (!d.negative) return d.whole > b ? 1 : d.whole < b ? -1 : d.fraction ? 1 : 0;
-  // -(w + f) against b: against -b, reversed.
-  const __int128 nb = -b;
-  return d.whole > nb ? -1 : d.whole < nb ? 1 : d.fraction ? -1 : 0;
+// -1, 0, 1 as a <, =, > b.
+int Compare(const Decimal& a, const Decimal& b) {
+  if (a.negative != b.negative) return a.negative ? -1 : 1;
+  int c = a.whole < b.whole ? -1 : a.whole > b.whole ? 1 : a.fraction.compare(b.fraction);
+  c = c < 0 ? -1 : c > 0 ? 1 : 0;
+  return a.negative ? -c : c;
 }
+__int128 Signed(const Decimal& d) { return d.negative ? -d.whole : d.whole; }
 
 TEST(JsonSchemaBounds, Integers) {
   Matcher m(R"({"type": "integer", "minimum": -5, "maximum": 12})");
@@ -249,6 +252,18 @@ TEST(JsonSchemaBounds, Numbers) {
   ExpectTexts(R"({"type": "number", "minimum": -2, "maximum": -1})",
               {"-2", "-1.5", "-1", "-2.0", "-1.0001"}, {"-2.5", "-0.9999", "-2.0001", "0", "-3"});
   ExpectTexts(R"({"type": "number", "minimum": 0, "maximum": 0})", {"0", "0.00"}, {"0.1", "-0"});
+  // Bounds with fractions, also sharing an integer part, and in exponent form.
+  ExpectTexts(R"({"type": "number", "minimum": 0.25, "exclusiveMaximum": 0.75})",
+              {"0.25", "0.250", "0.5", "0.7499999", "0.26"}, {"0.2499", "0.75", "0.750", "1", "0"});
+  ExpectTexts(R"({"type": "number", "exclusiveMinimum": -1.5, "maximum": 2.05})",
+              {"-1.4999", "-1", "0", "2", "2.05", "2.0500", "-0.5", "1.999"},
+              {"-1.5", "-1.50", "-2", "2.051", "2.06", "3"});
+  ExpectTexts(R"({"type": "number", "minimum": 1e-3, "maximum": 1.5e1})",
+              {"0.001", "0.0010", "15", "14.99", "0.5"}, {"0.0009", "0", "15.01", "16"});
+  ExpectTexts(R"({"type": "number", "minimum": -0.5, "maximum": -0.25})", {"-0.5", "-0.3", "-0.25"},
+              {"-0.2", "-0.51", "0", "-1"});
+  ExpectTexts(R"({"type": "integer", "minimum": -2.5, "maximum": 1e1})", {"-2", "10"},
+              {"-3", "11"});
 }
 
 TEST(JsonSchemaBounds, RandomBoundsAndValues) {
@@ -259,44 +274,68 @@ TEST(JsonSchemaBounds, RandomBoundsAndValues) {
     return rng() % 2 ? -v : v;
   };
   const auto text_of = [](__int128 v) {
-    std::string s = v < 0 ? "-" : "";
     std::string digits;
     for (__int128 u = v < 0 ? -v : v; digits.empty() || u > 0; u /= 10) {
       digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(u % 10)));
     }
-    return s + digits;
+    return (v < 0 ? "-" : "") + digits;
   };
   int accepted = 0, total = 0;
-  for (int n = 0; n < 120; ++n) {
+  for (int n = 0; n < 160; ++n) {
     const bool integer = n % 2 == 0;
-    const int digits = n % 3 == 0 ? 3 : 18;
+    const int digits = n % 3 == 0 ? 2 : 18;
+    // Bounds as decimal texts: whole, or with up to 3 fraction digits (rounded inward for
+    // integers) after at most 12 whole ones, which a double holds exactly as written.
+    const auto random_bound = [&] {
+      if (rng() % 2) return text_of(random_int(digits));
+      std::string t = text_of(random_int(std::min(digits, 12))) + absl::StrCat(".", rng() % 1000);
+      if (t.starts_with("-0.")) t = t.substr(1);  // "-0.5" written with its sign by hand below
+      if (rng() % 4 == 0 && t.starts_with("0.")) t = "-" + t;
+      return t;
+    };
+    std::optional<std::string> lo, hi;
+    const bool lo_exclusive = rng() % 2, hi_exclusive = rng() % 2;
+    if (rng() % 4 != 0) lo = random_bound();
+    if (rng() % 4 != 0) hi = random_bound();
+    if (lo && hi && Compare(ParseDecimal(*lo), ParseDecimal(*hi)) > 0) std::swap(lo, hi);
     json schema = {{"type", integer ? "integer" : "number"}};
-    std::optional<__int128> lo, hi;
-    bool lo_exclusive = rng() % 2, hi_exclusive = rng() % 2;
-    if (rng() % 4 != 0) lo = random_int(digits);
-    if (rng() % 4 != 0) hi = random_int(digits);
-    if (lo && hi && *lo > *hi) std::swap(lo, hi);
-    if (lo) schema[lo_exclusive ? "exclusiveMinimum" : "minimum"] = json::parse(text_of(*lo));
-    if (hi) schema[hi_exclusive ? "exclusiveMaximum" : "maximum"] = json::parse(text_of(*hi));
+    if (lo) schema[lo_exclusive ? "exclusiveMinimum" : "minimum"] = json::parse(*lo);
+    if (hi) schema[hi_exclusive ? "exclusiveMaximum" : "maximum"] = json::parse(*hi);
+    const std::optional<Decimal> lo_d = lo ? std::optional(ParseDecimal(*lo)) : std::nullopt;
+    const std::optional<Decimal> hi_d = hi ? std::optional(ParseDecimal(*hi)) : std::nullopt;
+    // What the grammar must accept: the decimal text's value within the bounds.
+    const auto within = [&](const Decimal& d) {
+      return (!lo || (lo_exclusive ? Compare(d, *lo_d) > 0 : Compare(d, *lo_d) >= 0)) &&
+             (!hi || (hi_exclusive ? Compare(d, *hi_d) < 0 : Compare(d, *hi_d) <= 0));
+    };
     absl::StatusOr<std::shared_ptr<const Grammar>> g = JsonSchemaGrammarFromText(schema.dump());
-    if (!g.ok()) {  // an empty range
-      EXPECT_TRUE(lo && hi &&
-                  (*lo == *hi || (integer && *hi - *lo == 1 && lo_exclusive && hi_exclusive)))
+    if (!g.ok()) {  // an empty range: no integer between them, or one point excluded
+      bool some = false;
+      if (integer && lo && hi) {
+        for (__int128 v = Signed(*lo_d) - 1; v <= Signed(*hi_d) + 1; ++v) {
+          some |= within(ParseDecimal(text_of(v)));
+        }
+      }
+      EXPECT_TRUE(lo && hi && !some && (integer || Compare(*lo_d, *hi_d) == 0))
           << schema.dump() << ": " << g.status();
       continue;
     }
     GrammarAutomaton automaton(*g);
     for (int t = 0; t < 60; ++t) {
-      // Values near the bounds, and anywhere.
+      // Values near the bounds, at them (with and without trailing zeros), and anywhere.
       __int128 base = random_int(digits);
-      if (lo && rng() % 3 == 0) base = *lo + static_cast<int>(rng() % 5) - 2;
-      if (hi && rng() % 3 == 0) base = *hi + static_cast<int>(rng() % 5) - 2;
+      if (lo && rng() % 3 == 0) base = Signed(*lo_d) + static_cast<int>(rng() % 5) - 2;
+      if (hi && rng() % 3 == 0) base = Signed(*hi_d) + static_cast<int>(rng() % 5) - 2;
       std::string text = text_of(base);
       if (!integer && rng() % 2) text += rng() % 2 ? ".0" : absl::StrCat(".", rng() % 1000);
       if (!integer && rng() % 8 == 0) text = absl::StrCat("-0.", 1 + rng() % 999);
-      const Decimal d = ParseDecimal(text);
-      const bool expected = (!lo || (lo_exclusive ? Compare(d, *lo) > 0 : Compare(d, *lo) >= 0)) &&
-                            (!hi || (hi_exclusive ? Compare(d, *hi) < 0 : Compare(d, *hi) <= 0));
+      if (!integer && lo && rng() % 6 == 0) {
+        text = *lo + (lo->find('.') == std::string::npos ? "" : "0");
+      }
+      if (!integer && hi && rng() % 6 == 0) text = *hi;
+      const Decimal value = ParseDecimal(text);
+      if (text[0] == '-' && !value.negative) continue;  // "-0" forms are never written
+      const bool expected = within(value);
       absl::StatusOr<bool> ok = automaton.Accepts(text);
       ASSERT_TRUE(ok.ok()) << ok.status();
       EXPECT_EQ(*ok, expected) << schema.dump() << " text " << text;
@@ -304,7 +343,7 @@ TEST(JsonSchemaBounds, RandomBoundsAndValues) {
       ++total;
     }
   }
-  EXPECT_GT(total, 5000);
+  EXPECT_GT(total, 7000);
   EXPECT_GT(accepted, total / 5);
   EXPECT_LT(accepted, total * 4 / 5);
 }
@@ -314,9 +353,9 @@ TEST(JsonSchemaBounds, Errors) {
               "#: no integer of at most 20 digits lies between the bounds");
   ExpectError(R"({"type": "integer", "exclusiveMinimum": 4, "exclusiveMaximum": 5})", "no integer");
   ExpectError(R"({"type": "number", "minimum": 1e30})", "no number of at most 20 digits");
-  ExpectError(R"({"type": "number", "minimum": 0.5})",
-              "#/minimum: a number's bound must be a whole number");
-  ExpectError(R"({"type": "number", "exclusiveMaximum": 2.25})", "#/exclusiveMaximum: a number's");
+  ExpectError(R"({"type": "number", "minimum": 0.5, "exclusiveMaximum": 0.5})",
+              "no number of at most 20 digits");
+  ExpectError(R"({"type": "number", "minimum": 0.75, "maximum": 0.5})", "no number");
   ExpectError(R"({"type": "integer", "minimum": "0"})", "#/minimum: must be a number");
   ExpectError(R"({"type": "string", "maximum": {}})", "#/maximum: must be a number");
   ExpectError(R"({"type": "integer", "exclusiveMinimum": true})",

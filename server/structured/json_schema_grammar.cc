@@ -605,34 +605,41 @@ class SchemaCompiler {
 
   // ---- Numbers between bounds ----
 
-  // A bound of minimum / maximum / exclusiveMinimum / exclusiveMaximum, as a whole number:
-  // values past kBeyond are as far as the 20 digits reach.
+  // A decimal value ±(whole.fraction), exact for any JSON number within the grammar's digits:
+  // `fraction` holds no trailing zeros, and past kMaxFractionDigits digits only whether more
+  // non-zero ones follow (a final '1'), which is all a comparison with a written number needs.
+  // Wholes past kBeyond are as far as kMaxIntegerDigits reach.
   static constexpr __int128 kBeyond = static_cast<__int128>(10'000'000'000) * 10'000'000'000;
+  struct Decimal {
+    bool negative = false;  // never for zero
+    __int128 whole = 0;
+    std::string fraction;
+  };
   struct Bound {
-    __int128 value = 0;
+    Decimal value;
     bool exclusive = false;
   };
 
   // Integers or numbers (no exponent) between the schema's bounds; without bounds, Integer()
-  // or Number(). "-0" is not written. A number's bounds must be whole numbers; an integer's are
-  // rounded inward.
+  // or Number(). "-0" is not written. An integer's bounds are rounded inward.
   absl::StatusOr<Alternatives> NumericAlternatives(const json& s, const std::string& at,
                                                    bool integer) {
-    ASSIGN_OR_RETURN(const std::optional<Bound> lo, ReadBound(s, at, "minimum", integer));
-    ASSIGN_OR_RETURN(const std::optional<Bound> hi, ReadBound(s, at, "maximum", integer));
+    ASSIGN_OR_RETURN(const std::optional<Bound> lo, ReadBound(s, at, true, integer));
+    ASSIGN_OR_RETURN(const std::optional<Bound> hi, ReadBound(s, at, false, integer));
     if (!lo.has_value() && !hi.has_value()) return Alternatives{{integer ? Integer() : Number()}};
-    // Non-negative values: at least 0 and lo; negative ones: their magnitudes u, above 0 and
-    // -hi, at most -lo.
+    const auto positive = [](const Decimal& d) { return !d.negative && !IsZero(d); };
+    // Non-negative values: from 0 or lo; negative ones as magnitudes: above 0 (no "-0") or -hi,
+    // up to -lo.
     Alternatives alternatives;
-    if (!hi.has_value() || hi->value > 0 || (hi->value == 0 && !hi->exclusive)) {
-      const Bound from = lo.has_value() && lo->value >= 0 ? *lo : Bound{0, false};
+    if (!hi.has_value() || positive(hi->value) || (IsZero(hi->value) && !hi->exclusive)) {
+      const Bound from = lo.has_value() && !lo->value.negative ? *lo : Bound{};
       Unsigned(from, hi, integer, {}, &alternatives);
     }
-    if (!lo.has_value() || lo->value < 0) {
+    if (!lo.has_value() || lo->value.negative) {
       const Bound from =
-          hi.has_value() && hi->value < 0 ? Bound{-hi->value, hi->exclusive} : Bound{0, true};
+          hi.has_value() && hi->value.negative ? Negated(*hi) : Bound{Decimal{}, true};
       std::optional<Bound> to;
-      if (lo.has_value()) to = Bound{-lo->value, lo->exclusive};
+      if (lo.has_value()) to = Negated(*lo);
       Unsigned(from, to, integer, {b_.Byte('-')}, &alternatives);
     }
     if (alternatives.empty()) {
@@ -642,34 +649,31 @@ class SchemaCompiler {
     return alternatives;
   }
 
-  // The lower ("minimum") or upper ("maximum") bound of `s`: the tighter of the keyword and its
-  // exclusive form (a number, or draft 4's boolean beside it); nullopt without either.
-  absl::StatusOr<std::optional<Bound>> ReadBound(const json& s, const std::string& at,
-                                                 const std::string& key, bool integer) {
-    const bool lower = key == "minimum";
+  static bool IsZero(const Decimal& d) { return d.whole == 0 && d.fraction.empty(); }
+  static Bound Negated(const Bound& b) {
+    Bound n = b;
+    n.value.negative = !b.value.negative && !IsZero(b.value);
+    return n;
+  }
+
+  // The lower (minimum) or upper (maximum) bound of `s`: the tighter of the keyword and its
+  // exclusive form (a number, or draft 4's boolean beside it); nullopt without either. For
+  // integers, a whole inclusive bound.
+  absl::StatusOr<std::optional<Bound>> ReadBound(const json& s, const std::string& at, bool lower,
+                                                 bool integer) {
+    const std::string key = lower ? "minimum" : "maximum";
     const std::string exclusive_key = lower ? "exclusiveMinimum" : "exclusiveMaximum";
     const json* inclusive = Find(s, key.c_str());
     const json* exclusive = Find(s, exclusive_key.c_str());
     std::optional<Bound> bound;
-    auto tighten = [&](const json& v, bool is_exclusive, const std::string& where) -> absl::Status {
-      const long double x = v.is_number_unsigned()  ? static_cast<long double>(v.get<uint64_t>())
-                            : v.is_number_integer() ? static_cast<long double>(v.get<int64_t>())
-                                                    : static_cast<long double>(v.get<double>());
-      if (!std::isfinite(x)) return Invalid(where, "must be finite");
-      const long double whole = lower ? std::ceil(x) : std::floor(x);
-      if (!integer && whole != x) {
-        return Invalid(where,
-                       "a number's bound must be a whole number here (structured outputs bound "
-                       "numbers by their integer part; \"integer\" takes any bound)");
+    auto tighten = [&](const json& v, bool is_exclusive, const std::string& where) {
+      if (v.is_number_float() && !std::isfinite(v.get<double>())) {
+        return Invalid(where, "must be finite");
       }
-      Bound b{static_cast<__int128>(std::clamp<long double>(whole, -1e21L, 1e21L)),
-              is_exclusive && whole == x};
-      b.value = std::clamp(b.value, -kBeyond, kBeyond);
-      if (integer && b.exclusive) b = {lower ? b.value + 1 : b.value - 1, false};
-      const bool tighter = !bound.has_value() ||
-                           (lower ? b.value > bound->value : b.value < bound->value) ||
-                           (b.value == bound->value && b.exclusive);
-      if (tighter) bound = b;
+      Bound b{ToDecimal(v), is_exclusive};
+      if (integer) b = Rounded(b, lower);
+      const int c = bound.has_value() ? Compare(b.value, bound->value) : 0;
+      if (!bound.has_value() || (lower ? c > 0 : c < 0) || (c == 0 && b.exclusive)) bound = b;
       return absl::OkStatus();
     };
     if (exclusive != nullptr && exclusive->is_boolean()) {  // draft 4
@@ -686,30 +690,180 @@ class SchemaCompiler {
     return bound;
   }
 
-  // Adds `sign` followed by the unsigned numbers in [from, to] (bounds maybe exclusive; `to`
-  // absent: up to 20 digits; from.value >= 0): integers, or numbers whose integer part lies
-  // strictly inside with any fraction, plus from's with a non-zero fraction (from exclusive) and
-  // to's with a zero one (to inclusive).
+  // A JSON number (checked to be one) as a Decimal, from nlohmann's shortest round-trip text
+  // for doubles ("0.1", "1e-05", "1.5e+300").
+  static Decimal ToDecimal(const json& v) {
+    Decimal d;
+    if (v.is_number_unsigned()) {
+      d.whole = v.get<uint64_t>();
+    } else if (v.is_number_integer()) {
+      d.negative = v.get<int64_t>() < 0;
+      d.whole = d.negative ? -static_cast<__int128>(v.get<int64_t>()) : v.get<int64_t>();
+    } else {
+      const std::string text = v.dump();
+      size_t i = 0;
+      d.negative = text[0] == '-';
+      if (d.negative) ++i;
+      std::string digits;
+      long point = -1, exponent = 0;
+      for (; i < text.size() && text[i] != 'e' && text[i] != 'E'; ++i) {
+        if (text[i] == '.') {
+          point = static_cast<long>(digits.size());
+        } else {
+          digits += text[i];
+        }
+      }
+      if (point < 0) point = static_cast<long>(digits.size());
+      if (i < text.size()) exponent = std::strtol(text.c_str() + i + 1, nullptr, 10);
+      point += exponent;  // digits[0:point] is the whole part
+      if (point > kMaxIntegerDigits + 1) {
+        d.whole = kBeyond;
+      } else {
+        for (long k = 0; k < point; ++k) {
+          d.whole = d.whole * 10 + (k < static_cast<long>(digits.size()) ? digits[k] - '0' : 0);
+        }
+        d.fraction = point < 0 ? std::string(-point, '0') + digits
+                               : digits.substr(std::min<size_t>(point, digits.size()));
+      }
+    }
+    d.whole = std::min(d.whole, kBeyond);
+    if (d.whole == kBeyond) d.fraction.clear();
+    d.fraction.erase(d.fraction.find_last_not_of('0') + 1);
+    if (d.fraction.size() > kMaxFractionDigits) {
+      d.fraction.resize(kMaxFractionDigits);
+      d.fraction += '1';
+    }
+    if (IsZero(d)) d.negative = false;
+    return d;
+  }
+
+  // -1, 0, 1 as a <, =, > b.
+  static int Compare(const Decimal& a, const Decimal& b) {
+    if (a.negative != b.negative) return a.negative ? -1 : 1;
+    int c = a.whole < b.whole ? -1 : a.whole > b.whole ? 1 : a.fraction.compare(b.fraction);
+    c = c < 0 ? -1 : c > 0 ? 1 : 0;
+    return a.negative ? -c : c;
+  }
+
+  // An integer type's bound: the nearest whole number inside it, inclusive.
+  static Bound Rounded(const Bound& b, bool lower) {
+    const Decimal& v = b.value;
+    __int128 x = v.negative ? -v.whole : v.whole;  // towards zero
+    const bool fraction = !v.fraction.empty();
+    if (fraction) {
+      if (lower && !v.negative) ++x;  // ceil
+      if (!lower && v.negative) --x;  // floor
+    } else if (b.exclusive) {
+      x += lower ? 1 : -1;
+    }
+    Bound r;
+    r.value.negative = x < 0;
+    r.value.whole = std::min(x < 0 ? -x : x, kBeyond);
+    return r;
+  }
+
+  // Adds `sign` followed by the unsigned numbers between from and to (to absent: up to 20
+  // digits): integers; or numbers by integer part, those strictly inside with any fraction and
+  // those at a bound with the fractions it allows.
   void Unsigned(const Bound& from, const std::optional<Bound>& to, bool integer,
                 const Alternative& sign, Alternatives* out) {
     const __int128 top = kBeyond - 1;  // 20 nines
-    const __int128 a = from.exclusive ? from.value + 1 : from.value;
-    const __int128 b = !to.has_value()               ? top
-                       : (integer && !to->exclusive) ? to->value
-                                                     : to->value - 1;
-    for (Alternative& digits : Naturals(a, std::min(b, top))) {
+    const __int128 a = from.value.whole, b = to.has_value() ? to->value.whole : top + 1;
+    if (integer) {
+      const __int128 first = from.exclusive ? a + 1 : a;
+      const __int128 last = !to.has_value() ? top : to->exclusive ? b - 1 : b;
+      for (Alternative& digits : Naturals(first, std::min(last, top))) {
+        out->push_back(Concat(sign, digits));
+      }
+      return;
+    }
+    if (to.has_value() && a > b) return;
+    const FractionBound low{from.value.fraction, from.exclusive};
+    const std::optional<FractionBound> high =
+        to.has_value() ? std::optional(FractionBound{to->value.fraction, to->exclusive})
+                       : std::nullopt;
+    auto at_whole = [&](__int128 whole, const FractionBound& lo,
+                        const std::optional<FractionBound>& hi) {
+      if (whole > top) return;
+      const std::optional<Alternatives> fractions = Fractions(lo, hi, kMaxFractionDigits);
+      if (!fractions.has_value()) return;
+      const Alternative digits = Concat(sign, b_.Literal(DecimalText(whole)));
+      for (const Alternative& f : *fractions) out->push_back(Concat(digits, f));
+    };
+    if (a == b) return at_whole(a, low, high);
+    at_whole(a, low, std::nullopt);
+    for (Alternative& digits : Naturals(a + 1, std::min(b - 1, top))) {
       Alternative alt = Concat(sign, digits);
-      if (!integer) alt.push_back(AnyFraction());
+      alt.push_back(AnyFraction());
       out->push_back(std::move(alt));
     }
-    if (integer) return;
-    if (from.exclusive && from.value <= top && (!to.has_value() || to->value > from.value)) {
-      out->push_back(Concat(Concat(sign, b_.Literal(Decimal(from.value))), {NonzeroFraction()}));
+    if (to.has_value()) at_whole(b, FractionBound{}, high);
+  }
+
+  // A bound on the digits after the point, compared as decimal fractions (shorter strings
+  // padded with zeros): `digits` with no trailing zeros ("" is 0).
+  struct FractionBound {
+    std::string digits;
+    bool exclusive = false;
+  };
+
+  // The fraction parts ("" or "." digit{1,k}) whose value lies between lo and hi (absent: below
+  // 1), as alternatives; nullopt where none does.
+  std::optional<Alternatives> Fractions(const FractionBound& lo,
+                                        const std::optional<FractionBound>& hi, int k) {
+    if (lo.digits.empty() && !lo.exclusive && !hi.has_value()) return Alternatives{{AnyFraction()}};
+    const Digits d = DigitsBetween(lo, hi, k);
+    Alternatives alternatives;
+    if (d.empty) alternatives.push_back({});
+    if (d.more.has_value()) alternatives.push_back({b_.Byte('.'), *d.more});
+    if (alternatives.empty()) return std::nullopt;
+    return alternatives;
+  }
+
+  // The digit strings of length 0 to k whose (zero-padded) value lies between lo and hi:
+  // whether the empty one does, and a rule for the others. One call per digit of the bounds'
+  // paths: the first digit either leaves both bounds behind (any rest), or follows lo's, hi's or
+  // both.
+  struct Digits {
+    bool empty = false;
+    std::optional<Element> more;
+  };
+  Digits DigitsBetween(const FractionBound& lo, const std::optional<FractionBound>& hi, int k) {
+    const bool lo_zero = lo.digits.empty(), hi_zero = hi.has_value() && hi->digits.empty();
+    Digits out;
+    // The empty string is 0: above lo only where lo is 0 inclusive; below hi unless hi is 0
+    // exclusive.
+    out.empty = lo_zero && !lo.exclusive && !(hi_zero && hi->exclusive);
+    if (k == 0) return out;
+    const char lo_d = lo_zero ? '0' : lo.digits[0];
+    const char hi_d = !hi.has_value() ? '9' : hi_zero ? '0' : hi->digits[0];
+    const auto rest = [](const FractionBound& b) {
+      return FractionBound{b.digits.empty() ? "" : b.digits.substr(1), b.exclusive};
+    };
+    Alternatives alternatives;
+    const auto add = [&](char first, char last, const Digits& tail) {
+      if (tail.empty) alternatives.push_back({b_.Bytes(ByteSet::Range(first, last))});
+      if (tail.more.has_value()) {
+        alternatives.push_back({b_.Bytes(ByteSet::Range(first, last)), *tail.more});
+      }
+    };
+    const bool hi_open = !hi.has_value();
+    // First digits strictly between the bounds' (every 9 too when hi is absent): any rest.
+    const char first = lo_d + 1, last = hi_open ? '9' : hi_d - 1;
+    if (first <= last) {
+      const Element any = b_.Repeat("fraction-digits", {Digit()}, 0, k - 1);
+      alternatives.push_back({b_.Bytes(ByteSet::Range(first, last)), any});
     }
-    if (to.has_value() && !to->exclusive && to->value <= top &&
-        (to->value > from.value || (to->value == from.value && !from.exclusive))) {
-      out->push_back(Concat(Concat(sign, b_.Literal(Decimal(to->value))), {ZeroFraction()}));
+    if (hi_open || lo_d < hi_d) {
+      add(lo_d, lo_d, DigitsBetween(rest(lo), std::nullopt, k - 1));
+      if (!hi_open) add(hi_d, hi_d, DigitsBetween(FractionBound{}, rest(*hi), k - 1));
+    } else if (lo_d == hi_d) {
+      add(lo_d, lo_d, DigitsBetween(rest(lo), rest(*hi), k - 1));
     }
+    if (!alternatives.empty()) {
+      out.more = b_.Ref(b_.AddRule(absl::StrCat("fraction-", k), std::move(alternatives)));
+    }
+    return out;
   }
 
   // The decimal spellings (no leading zeros) of the integers in [a, b]: per length, digit-range
@@ -720,7 +874,7 @@ class SchemaCompiler {
     __int128 low = 0, high = 9;  // the numbers of `length` digits
     for (int length = 1; length <= kMaxIntegerDigits && a <= b; ++length) {
       if (a <= high && b >= low) {
-        DigitRanges(Decimal(std::max(a, low)), Decimal(std::min(b, high)), {}, &out);
+        DigitRanges(DecimalText(std::max(a, low)), DecimalText(std::min(b, high)), {}, &out);
       }
       low = high + 1;
       high = high * 10 + 9;
@@ -754,7 +908,7 @@ class SchemaCompiler {
     if (!hi_all) DigitRanges(std::string(n, '0'), hi.substr(1), with(hi[0], hi[0]), out);
   }
 
-  static std::string Decimal(__int128 v) {
+  static std::string DecimalText(__int128 v) {
     std::string s;
     do {
       s.insert(s.begin(), static_cast<char>('0' + static_cast<int>(v % 10)));
@@ -763,35 +917,13 @@ class SchemaCompiler {
     return s;
   }
 
-  // ("." digits)?, ("." zeros)? and "." digits not all zeros, up to kMaxFractionDigits.
+  // ("." digits)?, up to kMaxFractionDigits.
   Element AnyFraction() {
     if (!any_fraction_.has_value()) {
       any_fraction_ = b_.Optional("fraction", {b_.Byte('.'), b_.Repeat("fraction-digits", {Digit()},
                                                                        1, kMaxFractionDigits)});
     }
     return *any_fraction_;
-  }
-  Element ZeroFraction() {
-    if (!zero_fraction_.has_value()) {
-      zero_fraction_ =
-          b_.Optional("zero-fraction",
-                      {b_.Byte('.'), b_.Repeat("zeros", {b_.Byte('0')}, 1, kMaxFractionDigits)});
-    }
-    return *zero_fraction_;
-  }
-  // "." z(20), z(k) ::= "0" z(k-1) | [1-9] digit{0,k-1}: a non-zero digit within k.
-  Element NonzeroFraction() {
-    if (!nonzero_fraction_.has_value()) {
-      const Element nonzero = b_.Bytes(ByteSet::Range('1', '9'));
-      int z = b_.AddRule("nonzero-digits-1", {{nonzero}});
-      for (int k = 2; k <= kMaxFractionDigits; ++k) {
-        const Element rest = b_.Repeat("fraction-digits", {Digit()}, 0, k - 1);
-        z = b_.AddRule(absl::StrCat("nonzero-digits-", k),
-                       {{b_.Byte('0'), b_.Ref(z)}, {nonzero, rest}});
-      }
-      nonzero_fraction_ = b_.Ref(b_.AddRule("nonzero-fraction", {{b_.Byte('.'), b_.Ref(z)}}));
-    }
-    return *nonzero_fraction_;
   }
 
   // ---- Any value ----
@@ -1085,7 +1217,7 @@ class SchemaCompiler {
   absl::flat_hash_map<std::pair<std::string, bool>, Element> patterns_;  // (pattern, search)
   int64_t counted_ = 0;
   std::optional<Element> ws_, char_, string_, integer_, number_, any_value_;
-  std::optional<Element> any_fraction_, zero_fraction_, nonzero_fraction_;
+  std::optional<Element> any_fraction_;
 };
 
 }  // namespace

@@ -32,8 +32,9 @@
 //   IPv6, quoted or long email local parts, host names past 4 labels); other formats, and format
 //   on other types, are annotations.
 // - minimum / maximum and their exclusive forms (numbers, or draft 4's booleans beside them)
-//   bound integers (rounded inward) and numbers (whole bounds only: the integer part decides,
-//   the fraction only at a bound); bounded values are written without exponent and "-0".
+//   bound integers (rounded inward) and numbers, exactly, as digit-range rules on the integer
+//   part and on the fraction where the integer part is a bound's; bounded values are written
+//   without exponent and "-0".
 // - additionalProperties absent means no other properties where "properties" is given (OpenAI's
 //   strict mode, vLLM and xgrammar read it so) and any where it is not; true or a schema allows
 //   more pairs after the listed ones, with any names (the listed ones are not excluded). A
