@@ -264,6 +264,12 @@ TEST(JsonSchemaBounds, Numbers) {
               {"-0.2", "-0.51", "0", "-1"});
   ExpectTexts(R"({"type": "integer", "minimum": -2.5, "maximum": 1e1})", {"-2", "10"},
               {"-3", "11"});
+  // Bounds past the digits a number is written with: tiny, huge, the extremes of a double.
+  ExpectTexts(R"({"type": "number", "minimum": 1e-300, "maximum": 1})",
+              {"0.1", "0.00000000000000000001", "1"}, {"0", "0.0", "1.1"});
+  ExpectTexts(R"({"type": "number", "minimum": -1.7976931348623157e308, "maximum": 5e-324})",
+              {"-99999999999999999999.5", "0", "-0.5"}, {"0.00000000000000000001", "1"});
+  ExpectError(R"({"type": "integer", "minimum": 1e300})", "no integer of at most 20 digits");
 }
 
 TEST(JsonSchemaBounds, RandomBoundsAndValues) {
