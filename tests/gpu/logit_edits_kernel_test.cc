@@ -60,7 +60,9 @@ TEST(LogitEditsKernel, MatchesTwinAndHostSampler) {
       const std::vector<float> got = logits->Download();
       ASSERT_EQ(std::memcmp(got.data(), want.data(), sizeof(float) * want.size()), 0)
           << "V=" << V << " seed " << seed;
-      if (E > 0) EXPECT_EQ(raw.Download(), want_raw);
+      if (E > 0) {
+        EXPECT_EQ(raw.Download(), want_raw);
+      }
       // Sample every row on the device (the planned rows' parameters; others greedy).
       std::vector<kernels::SampleParams> params(R);
       for (int s = 0; s < c.batch.num_seqs(); ++s) {
