@@ -272,6 +272,25 @@ TEST(JsonSchemaBounds, Numbers) {
   ExpectError(R"({"type": "integer", "minimum": 1e300})", "no integer of at most 20 digits");
 }
 
+// Bounds share their rules' tails: a hundred properties with bounds of their own stay far
+// inside the grammar's limits (each used to cost over a thousand rules).
+TEST(JsonSchemaBounds, ManyBoundedPropertiesCompile) {
+  json schema = {{"type", "object"}, {"properties", json::object()}};
+  for (int i = 0; i < 100; ++i) {
+    schema["properties"][absl::StrCat("p", i)] = {
+        {"type", "number"},
+        {"minimum", json::parse(absl::StrCat("-", i, ".", 100 + i))},
+        {"exclusiveMaximum", json::parse(absl::StrCat(7 * i, ".", 5 + i))}};
+  }
+  absl::StatusOr<std::shared_ptr<const Grammar>> g = JsonSchemaGrammarFromText(schema.dump());
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_LT((*g)->rules().size(), 2000u);
+  GrammarAutomaton automaton(*g);
+  EXPECT_TRUE(*automaton.Accepts(R"({"p3":-3.103,"p99":693.1})"));
+  EXPECT_FALSE(*automaton.Accepts(R"({"p3":-3.104})"));
+  EXPECT_FALSE(*automaton.Accepts(R"({"p99":693.104})"));
+}
+
 TEST(JsonSchemaBounds, RandomBoundsAndValues) {
   std::mt19937_64 rng(5);
   const auto random_int = [&](int digits) -> __int128 {

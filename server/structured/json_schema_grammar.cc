@@ -823,12 +823,23 @@ class SchemaCompiler {
   // The digit strings of length 0 to k whose (zero-padded) value lies between lo and hi:
   // whether the empty one does, and a rule for the others. One call per digit of the bounds'
   // paths: the first digit either leaves both bounds behind (any rest), or follows lo's, hi's or
-  // both.
+  // both. Memoized: bounds that share tails (every bound's path ends in zeros) share rules.
   struct Digits {
     bool empty = false;
     std::optional<Element> more;
   };
   Digits DigitsBetween(const FractionBound& lo, const std::optional<FractionBound>& hi, int k) {
+    const std::string key =
+        absl::StrCat(lo.digits, lo.exclusive ? "<" : "<=", hi.has_value() ? hi->digits : "-",
+                     hi.has_value() && hi->exclusive ? "<" : "<=", ",", k);
+    if (const auto it = fraction_digits_.find(key); it != fraction_digits_.end()) {
+      return it->second;
+    }
+    const Digits out = NewDigitsBetween(lo, hi, k);
+    fraction_digits_.emplace(key, out);
+    return out;
+  }
+  Digits NewDigitsBetween(const FractionBound& lo, const std::optional<FractionBound>& hi, int k) {
     const bool lo_zero = lo.digits.empty(), hi_zero = hi.has_value() && hi->digits.empty();
     Digits out;
     // The empty string is 0: above lo only where lo is 0 inclusive; below hi unless hi is 0
@@ -851,8 +862,7 @@ class SchemaCompiler {
     // First digits strictly between the bounds' (every 9 too when hi is absent): any rest.
     const char first = lo_d + 1, last = hi_open ? '9' : hi_d - 1;
     if (first <= last) {
-      const Element any = b_.Repeat("fraction-digits", {Digit()}, 0, k - 1);
-      alternatives.push_back({b_.Bytes(ByteSet::Range(first, last)), any});
+      alternatives.push_back({b_.Bytes(ByteSet::Range(first, last)), AnyDigits(k - 1)});
     }
     if (hi_open || lo_d < hi_d) {
       add(lo_d, lo_d, DigitsBetween(rest(lo), std::nullopt, k - 1));
@@ -920,10 +930,22 @@ class SchemaCompiler {
   // ("." digits)?, up to kMaxFractionDigits.
   Element AnyFraction() {
     if (!any_fraction_.has_value()) {
-      any_fraction_ = b_.Optional("fraction", {b_.Byte('.'), b_.Repeat("fraction-digits", {Digit()},
-                                                                       1, kMaxFractionDigits)});
+      any_fraction_ =
+          b_.Optional("fraction", {b_.Byte('.'), Digit(), AnyDigits(kMaxFractionDigits - 1)});
     }
     return *any_fraction_;
+  }
+
+  // digit{0,m}: one rule per m, each the tail of the next.
+  Element AnyDigits(int m) {
+    while (static_cast<int>(any_digits_.size()) <= m) {
+      const int n = static_cast<int>(any_digits_.size());
+      Alternatives alternatives = {{}};
+      if (n > 0) alternatives.push_back({Digit(), any_digits_[n - 1]});
+      any_digits_.push_back(
+          b_.Ref(b_.AddRule(absl::StrCat("digits-0-", n), std::move(alternatives))));
+    }
+    return any_digits_[m];
   }
 
   // ---- Any value ----
@@ -1218,6 +1240,8 @@ class SchemaCompiler {
   int64_t counted_ = 0;
   std::optional<Element> ws_, char_, string_, integer_, number_, any_value_;
   std::optional<Element> any_fraction_;
+  std::vector<Element> any_digits_;                           // [m]: digit{0,m}
+  absl::flat_hash_map<std::string, Digits> fraction_digits_;  // DigitsBetween's, by its arguments
 };
 
 }  // namespace
