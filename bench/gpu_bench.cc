@@ -111,6 +111,9 @@ struct BenchFlags {
   // With N >= 0, one more prefill row: the 4096 tokens scored (prompt logprobs with N
   // alternatives for each of the 4095 it predicts).
   int prompt_logprobs = -1;
+  // The runner's max_num_seqs (what a head call holds, and scored prompts' chunks follow);
+  // decode batches above it are skipped.
+  int max_num_seqs = 256;
 };
 
 void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
@@ -119,7 +122,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   const ModelConfig& c = *config;
   RunnerOptions o;
   o.kv_page_size = 16;
-  o.max_num_seqs = 256;
+  o.max_num_seqs = flags.max_num_seqs;
   o.max_num_batched_tokens = 4096;
   o.kv_cache_bytes = big ? (24ll << 30) : (12ll << 30);
   o.cuda_graphs = flags.cuda_graphs;
@@ -148,7 +151,10 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
   char buf[200];
   const int ctx = 512;
   for (int batch : {1, 64, 256}) {
-    if (flags.prefill_only || (batch == 256 && (!big || flags.decode_only))) continue;
+    if (flags.prefill_only || (batch == 256 && (!big || flags.decode_only)) ||
+        batch > flags.max_num_seqs) {
+      continue;
+    }
     std::vector<std::pair<int, int>> prefill, decode;
     for (int i = 0; i < batch; ++i) {
       prefill.push_back({0, ctx});
@@ -207,7 +213,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
 int main(int argc, char** argv) {
   // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only | --prefill-only]
   //                   [--offset-mib N] [--temperature T] [--logprobs N]
-  //                   [--prompt-logprobs N] [preset...]
+  //                   [--prompt-logprobs N] [--max-num-seqs N] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
                                                     "llama-8b-block"};
@@ -253,6 +259,14 @@ int main(int argc, char** argv) {
         return 2;
       }
       (a == "--logprobs" ? flags.logprobs : flags.prompt_logprobs) = static_cast<int>(n);
+    } else if (a == "--max-num-seqs" && i + 1 < argc) {
+      char* end = nullptr;
+      const long n = std::strtol(argv[++i], &end, 10);
+      if (*argv[i] == '\0' || *end != '\0' || n < 1 || n > 4096) {
+        std::fprintf(stderr, "--max-num-seqs %s: want a number from 1 to 4096\n", argv[i]);
+        return 2;
+      }
+      flags.max_num_seqs = static_cast<int>(n);
     } else {
       presets.push_back(a);
     }

@@ -177,15 +177,19 @@ double GemmMedianMs(const std::function<void(const bf16* w)>& f, size_t w_bytes,
 
 // cuBLASLt called directly (not through Gemm::Run's small-M dispatch), so these rows stay the
 // honest baseline for the Gemv rows below.
-void BenchGemm(attnres::cuda::Gemm& g, const char* name, int M, int N, int K) {
+// out_f32: fp32 outputs (the head's logits).
+void BenchGemm(attnres::cuda::Gemm& g, const char* name, int M, int N, int K,
+               bool out_f32 = false) {
   const std::string row = std::string("gemm ") + name + " M=" + std::to_string(M);
   if (!Wanted(row)) return;
+  const int out_bytes = out_f32 ? 4 : 2;
   bf16* x = static_cast<bf16*>(Buf(size_t(M) * K * 2, 8));
-  bf16* y = static_cast<bf16*>(Buf(size_t(M) * N * 2, 10));
-  const double ms = GemmMedianMs(
-      [&](const bf16* w) { (void)g.RunCublasLt(x, w, y, M, N, K, false, nullptr); },
-      size_t(N) * K * 2, 9);
-  const double flops = 2.0 * M * N * K, bytes = 2.0 * (double(M) * K + double(N) * K + double(M) * N);
+  void* y = Buf(size_t(M) * N * out_bytes, 10);
+  const double ms =
+      GemmMedianMs([&](const bf16* w) { (void)g.RunCublasLt(x, w, y, M, N, K, out_f32, nullptr); },
+                   size_t(N) * K * 2, 9);
+  const double flops = 2.0 * M * N * K,
+               bytes = 2.0 * (double(M) * K + double(N) * K) + double(out_bytes) * M * N;
   const double bw_ms = bytes / kPeakBytesPerS * 1e3, fl_ms = flops / kPeakFlops * 1e3;
   Row(row, ms, bytes, fl_ms > bw_ms ? flops : 0);
   cudaFree(x); cudaFree(y);
@@ -511,8 +515,9 @@ void BenchLogitEdits(int R) {
   void* temp = nullptr;
   const size_t temp_bytes = k::RawLogprobsTempBytes(R);
   cudaMalloc(&temp, temp_bytes);
-  const double top =
-      MedianMs([&] { k::RawLogprobs(logits, V, d_lp, R, out, lse, temp, temp_bytes, nullptr); });
+  const double top = MedianMs([&] {
+    k::RawLogprobs(logits, V, d_lp, R, k::kMaxTopLogprobs, out, lse, temp, temp_bytes, nullptr);
+  });
   cudaFree(temp);
   Row("logprobs top-20 + lse " + shape, top, 2.0 * R * V * 4, 0);
   const double m = MedianMs([&] {
@@ -529,6 +534,50 @@ void BenchLogitEdits(int R) {
        {static_cast<void*>(logits), static_cast<void*>(d_lp), static_cast<void*>(d_masked),
         static_cast<void*>(d_rows), static_cast<void*>(d_edits), static_cast<void*>(d_mask),
         static_cast<void*>(out), static_cast<void*>(lse), static_cast<void*>(raw)}) {
+    cudaFree(p);
+  }
+}
+
+// Prompt logprobs of R rows of a Llama-3 vocabulary, each asking for its top n (the runner's
+// scoring path, models/cuda/prompt_logprobs.h): the rows' top n and log-sum-exp, then each row's
+// target token's logprob. bytes: the rows read once.
+void BenchPromptLogprobs(int R, int n) {
+  namespace k = attnres::kernels;
+  constexpr int V = 128256;
+  const std::string row = "prompt logprobs top-" + std::to_string(n) + " " + std::to_string(R) +
+                          "x" + std::to_string(V);
+  if (!Wanted(row)) return;
+  float* logits = FloatBuf(size_t(R) * V, 41, 0.0f, 3.0f);
+  std::vector<k::LogprobRow> lp(R);
+  std::vector<int32_t> targets(R);
+  for (int r = 0; r < R; ++r) {
+    lp[r] = {r, n, -1};
+    targets[r] = (r * 7919) % V;
+  }
+  k::LogprobRow* d_lp = nullptr;
+  int32_t* d_targets = nullptr;
+  k::LogprobOut* out = nullptr;
+  double* lse = nullptr;
+  void* temp = nullptr;
+  const size_t temp_bytes = k::RawLogprobsTempBytes(R);
+  cudaMalloc(&d_lp, R * sizeof(k::LogprobRow));
+  cudaMalloc(&d_targets, R * sizeof(int32_t));
+  cudaMalloc(&out, R * sizeof(k::LogprobOut));
+  cudaMalloc(&lse, R * sizeof(double));
+  cudaMalloc(&temp, temp_bytes);
+  cudaMemcpy(d_lp, lp.data(), R * sizeof(k::LogprobRow), cudaMemcpyHostToDevice);
+  cudaMemcpy(d_targets, targets.data(), R * sizeof(int32_t), cudaMemcpyHostToDevice);
+  const double ms = MedianMs(
+      [&] {
+        k::RawLogprobs(logits, V, d_lp, R, n, out, lse, temp, temp_bytes, nullptr);
+        k::ChosenLogprobs(logits, V, d_lp, R, nullptr, nullptr, nullptr, d_targets, lse, out,
+                          nullptr);
+      },
+      g_filter ? 5 : 30);
+  Row(row, ms, double(R) * V * 4, 0);
+  for (void* p :
+       {static_cast<void*>(logits), static_cast<void*>(d_lp), static_cast<void*>(d_targets),
+        static_cast<void*>(out), static_cast<void*>(lse), temp}) {
     cudaFree(p);
   }
 }
@@ -600,6 +649,12 @@ int main(int argc, char** argv) {
   BenchSmallM("gemv", Gemv, "lm_head", 1, 128256, 4096);
   BenchGemm(**g, "lm_head", 64, 128256, 4096);
   BenchSmallM("skinny", SkinnyGemm, "lm_head", 64, 128256, 4096);
+  // A scored prompt (prompt logprobs): the head over chunks of its rows, fp32 logits, and each
+  // row's top n and log-sum-exp.
+  for (int M : {64, 256, 1024, 4096}) BenchGemm(**g, "lm_head f32", M, 128256, 4096, true);
+  for (int R : {64, 256, 1024, 4096}) {
+    for (int n : {1, 5, 20}) BenchPromptLogprobs(R, n);
+  }
   if (g_filter) return 0;
   BenchDecodeAttention(1, 512);
   for (DecodeRope rope : {DecodeRope::kSeparate, DecodeRope::kFused}) {

@@ -77,6 +77,7 @@ struct LogprobPartial {
 // streamed a 128 K row through one SM: 0.35 ms on an H100); then one block per row merges.
 constexpr int kMaxLogprobChunks = 64;
 constexpr int kMinLogprobChunkIds = 2048;
+constexpr int kLogprobBlocksPerSm = 8;  // 2048 threads: a full SM
 
 // Block-wide best (value, id) of every thread's candidate (all threads get it). Alternating
 // shared buffers: one barrier a call, if calls alternate `buf`.
@@ -107,14 +108,18 @@ __device__ void BlockBest(float& bv, int& bi, float (*warp_val)[kTopThreads / 32
   }
 }
 
-// Grid (chunks, logprob rows), chunk c covering ids [c * chunk, ...): each thread keeps its ids'
-// best kMaxTopLogprobs in registers (a sorted list, insertion by compare-and-swap), the block
-// merges the lists' heads n times (n = top_n, at least 1 for the maximum), then sums
-// exp(x - max) in double. One chunk: writes the row's results; else its LogprobPartial.
+// Grid (chunks, logprob rows), chunk c covering ids [c * chunk, ...), read once: each thread
+// keeps its ids' best K in registers (a sorted list, insertion by compare-and-swap; K >= every
+// row's top_n, since the block's top n holds at most n of any thread's ids) and its running
+// maximum and sum of exp(x - maximum) (fp32 exponentials summed in double, rescaled when the
+// maximum moves). The block merges the lists' heads n times (n = top_n, at least 1 for the
+// maximum) and sums the threads' sums rescaled to it. One chunk: writes the row's results; else
+// its LogprobPartial.
+template <int K>
 __global__ void __launch_bounds__(kTopThreads)
     RawLogprobKernel(const float* logits, int V, const LogprobRow* rows, int chunk, LogprobOut* out,
                      double* lse, LogprobPartial* partials) {
-  constexpr int K = kMaxTopLogprobs;
+  static_assert(K >= 1 && K <= kMaxTopLogprobs);
   using Reduce = cub::BlockReduce<double, kTopThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   __shared__ float warp_val[2][kTopThreads / 32];
@@ -134,9 +139,16 @@ __global__ void __launch_bounds__(kTopThreads)
     v[k] = -INFINITY;
     id[k] = INT_MAX;
   }
-  for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-    const float a = x[i];
-    if (!Before(a, i, v[K - 1], id[K - 1])) continue;
+  float m = -INFINITY;  // this thread's maximum, and its sum of exp(x - m)
+  double s = 0.0;
+  auto take = [&](float a, int i) {
+    if (a > m) {
+      s = s * static_cast<double>(__expf(m - a)) + 1.0;
+      m = a;
+    } else if (a != -INFINITY) {  // a NaN propagates, as the twin's sum does
+      s += static_cast<double>(__expf(a - m));
+    }
+    if (!Before(a, i, v[K - 1], id[K - 1])) return;
     v[K - 1] = a;
     id[K - 1] = i;
 #pragma unroll
@@ -150,6 +162,19 @@ __global__ void __launch_bounds__(kTopThreads)
         id[k - 1] = ti;
       }
     }
+  };
+  // 16-byte loads where rows and chunks keep 16-byte alignment (the host's chunk rule).
+  if ((V & 3) == 0 && (chunk & 3) == 0 && (reinterpret_cast<uintptr_t>(logits) & 15) == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    for (int q = lo / 4 + threadIdx.x; q < hi / 4; q += blockDim.x) {
+      const float4 f = x4[q];
+      take(f.x, 4 * q);
+      take(f.y, 4 * q + 1);
+      take(f.z, 4 * q + 2);
+      take(f.w, 4 * q + 3);
+    }
+  } else {
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) take(x[i], i);
   }
   const int rounds = min(max(lr.top_n, 1), hi - lo);
   for (int k = 0; k < rounds; ++k) {
@@ -172,12 +197,8 @@ __global__ void __launch_bounds__(kTopThreads)
   }
   __syncthreads();
   const float mx = top_val[0];
-  double local = 0.0;
-  if (mx != -INFINITY) {
-    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-      local += exp(static_cast<double>(x[i]) - static_cast<double>(mx));
-    }
-  }
+  const double local =
+      m == -INFINITY ? 0.0 : s * exp(static_cast<double>(m) - static_cast<double>(mx));
   const double sum = Reduce(tmp).Sum(local);
   if (threadIdx.x != 0) return;
   if (chunks == 1) {
@@ -190,7 +211,7 @@ __global__ void __launch_bounds__(kTopThreads)
     return;
   }
   LogprobPartial& p = partials[j * chunks + c];
-  for (int k = 0; k < K; ++k) {
+  for (int k = 0; k < kMaxTopLogprobs; ++k) {  // the merge reads every entry
     p.val[k] = k < rounds ? top_val[k] : -INFINITY;
     p.id[k] = k < rounds ? top_id[k] : INT_MAX;
   }
@@ -295,18 +316,28 @@ size_t RawLogprobsTempBytes(int L) {
   return static_cast<size_t>(std::max(L, 0)) * kMaxLogprobChunks * sizeof(LogprobPartial);
 }
 
-cudaError_t RawLogprobs(const float* logits, int V, const LogprobRow* rows, int L, LogprobOut* out,
-                        double* lse, void* temp, size_t temp_bytes, cudaStream_t stream) {
+cudaError_t RawLogprobs(const float* logits, int V, const LogprobRow* rows, int L, int max_top_n,
+                        LogprobOut* out, double* lse, void* temp, size_t temp_bytes,
+                        cudaStream_t stream) {
   if (L == 0) return cudaSuccess;
-  if (V < 1) return cudaErrorInvalidValue;
-  // Chunks enough for two blocks per SM over all rows, of at least kMinLogprobChunkIds ids.
-  const int want = std::min({kMaxLogprobChunks, std::max(1, 2 * NumSms() / L),
+  if (V < 1 || max_top_n < 0 || max_top_n > kMaxTopLogprobs) return cudaErrorInvalidValue;
+  // Chunks enough for kLogprobBlocksPerSm blocks per SM over all rows, of at least
+  // kMinLogprobChunkIds ids, a multiple of 4 (16-byte loads).
+  const int want = std::min({kMaxLogprobChunks, std::max(1, kLogprobBlocksPerSm * NumSms() / L),
                              (V + kMinLogprobChunkIds - 1) / kMinLogprobChunkIds});
   const int chunks = temp != nullptr && temp_bytes >= RawLogprobsTempBytes(L) ? want : 1;
-  const int chunk = (V + chunks - 1) / chunks, used = (V + chunk - 1) / chunk;  // none empty
+  const int chunk = ((V + chunks - 1) / chunks + 3) / 4 * 4;
+  const int used = (V + chunk - 1) / chunk;  // none empty
   auto* partials = static_cast<LogprobPartial*>(temp);
-  if (cudaError_t e = LaunchPdl(RawLogprobKernel, dim3(used, L), kTopThreads, 0, stream, logits, V,
-                                rows, chunk, out, lse, partials);
+  // The smallest list that holds every row's top n.
+  const int n = std::max(max_top_n, 1);
+  auto* kernel = n <= 1    ? RawLogprobKernel<1>
+                 : n <= 2  ? RawLogprobKernel<2>
+                 : n <= 5  ? RawLogprobKernel<5>
+                 : n <= 10 ? RawLogprobKernel<10>
+                           : RawLogprobKernel<kMaxTopLogprobs>;
+  if (cudaError_t e = LaunchPdl(kernel, dim3(used, L), kTopThreads, 0, stream, logits, V, rows,
+                                chunk, out, lse, partials);
       e != cudaSuccess || used == 1) {
     return e;
   }

@@ -4,6 +4,7 @@
 // (LogitRows::rows order); every array is ordered by logit row.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace attnres::kernels {
@@ -50,6 +51,13 @@ struct LogprobRow {
   int32_t top_n = 0;        // in [0, kMaxTopLogprobs]
   int32_t edited_row = -1;  // its EditedRow (whose edits kept the raw values), or -1
 };
+
+// The most alternatives any of rows[0:count] asks for (kernels::RawLogprobs' max_top_n).
+inline int MaxTopN(const LogprobRow* rows, size_t count) {
+  int n = 0;
+  for (size_t i = 0; i < count; ++i) n = rows[i].top_n > n ? rows[i].top_n : n;
+  return n;
+}
 
 // What the device returns for a LogprobRow: log_softmax of the raw row at the sampled token,
 // and the top_n (id, logprob), most likely first (ties: lower id).

@@ -253,12 +253,14 @@ cudaError_t SampleRows(const float* logits, const float* sorted_logits, const in
 // models/sampler.h ComputeLogprob. No allocation or sync.
 // For each of L rows: out[j].ids/logprobs = the top rows[j].top_n of log_softmax(logits row),
 // most likely first, ties by lower id; lse[j] = the row's log-sum-exp (double, for
-// ChosenLogprobs). logits: [*, V] fp32. With temp (RawLogprobsTempBytes(L) bytes, device) and
-// few rows, each row is cut into chunks over many blocks and merged (the sums' order differs
-// from one block's, within rounding); without, one block per row.
+// ChosenLogprobs; fp32 exponentials summed in double). logits: [*, V] fp32. max_top_n: at least
+// every row's top_n, at most kMaxTopLogprobs. With temp (RawLogprobsTempBytes(L) bytes, device)
+// and fewer rows than the SMs hold blocks, each row is cut into chunks over many blocks and
+// merged (the sums' order differs from one block's, within rounding); without, one block per row.
 size_t RawLogprobsTempBytes(int L);
-cudaError_t RawLogprobs(const float* logits, int V, const LogprobRow* rows, int L, LogprobOut* out,
-                        double* lse, void* temp, size_t temp_bytes, cudaStream_t stream);
+cudaError_t RawLogprobs(const float* logits, int V, const LogprobRow* rows, int L, int max_top_n,
+                        LogprobOut* out, double* lse, void* temp, size_t temp_bytes,
+                        cudaStream_t stream);
 // Applies edits[0:num_edits] (raw[i] receives edit i's logit before it) and the masks of
 // masked[0:num_masked] (mask_words as LogitEditPlan lays them out) to logits [*, V] in place.
 cudaError_t EditLogits(float* logits, int V, const EditedRow* rows, const LogitEdit* edits,

@@ -38,11 +38,15 @@ using WeightLoader = std::function<absl::StatusOr<std::unique_ptr<cuda::DeviceWe
 
 // Rank 0's sampling buffers, on its device.
 struct SamplerBuffers {
-  // [max_rows, V] logits, their sorted copy and ids, sort temp, the wide sampler's temp, row
-  // offsets [max_rows + 1], and the results: sampled tokens [max_rows], at logprobs_at
-  // LogprobOut [max_rows], at mix_at the mix weights [max_tokens, total_weights] (what a step
-  // copies back is one prefix of them).
-  DevicePtr logits, sorted_logits, sorted_ids, sort_temp, sample_temp, row_offsets, results;
+  // head: [3, max_rows, V] 4-byte values, the logits, their sorted copy and sorted ids
+  // (a prompt's logprob chunks take it whole as [3 * max_rows, V] logits: CudaRunner's
+  // prompt_rows_); sort temp, the wide sampler's temp, row offsets [max_rows + 1], and the
+  // results: sampled tokens [max_rows], at logprobs_at LogprobOut [max_rows], at mix_at the mix
+  // weights [max_tokens, total_weights] (what a step copies back is one prefix of them).
+  DevicePtr head, sort_temp, sample_temp, row_offsets, results;
+  float* logits = nullptr;         // head[0]
+  float* sorted_logits = nullptr;  // head[1]
+  int32_t* sorted_ids = nullptr;   // head[2]
   size_t sort_temp_bytes = 0, sample_temp_bytes = 0, logprobs_at = 0, mix_at = 0;
   cuda::PinnedPtr host_results;  // the results' layout, up to max_rows rows of mix weights
   cuda::EditUpload edits;        // the step's logit edits and logprob rows
@@ -164,6 +168,10 @@ class CudaRunner final : public ModelRunner {
   std::unique_ptr<RankWorkers> workers_;  // after ranks_: its threads stop before ranks go
   std::string device_name_;
   int max_rows_ = 0;    // logit rows per head call
+  // Logit rows per head call of a prompt's logprobs: the sampler's whole head buffer on one
+  // device (3 x max_rows_: fewer reads of the head's weights), max_rows_ with tensor parallelism
+  // (whose head gathers ranks' logits in a buffer of the forward's).
+  int prompt_rows_ = 0;
   int graph_rows_ = 0;  // the largest decode bucket
   // The engine thread's (PlanStep); null: edits, logprobs and mix weights take the host path
   // (ATTNRES_GPU_EDITS=0, to measure what the device path buys).
@@ -206,6 +214,7 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(ModelConfig conf
   for (int k = 0; k < world; ++k) r->ranks_[k]->comm = std::move((*comms)[k]);
   r->config_ = std::move(config);
   r->max_rows_ = std::max(1, o.max_num_seqs);
+  r->prompt_rows_ = world == 1 ? 3 * r->max_rows_ : r->max_rows_;
   r->workers_ = std::make_unique<RankWorkers>(world);
   // Every device at once: weights, forward pass, sampler buffers, then what KV room is left.
   if (auto st = r->workers_->Run([&](int k) { return r->InitRank(k, load, o); }); !st.ok()) {
@@ -243,8 +252,8 @@ absl::Status CudaRunner::InitRank(int r, const WeightLoader& load, const RunnerO
   auto weights = load(k.plan);
   if (!weights.ok()) return weights.status();
   k.weights = std::move(*weights);
-  auto fwd = cuda::CudaForward::Create(k.plan, *k.weights, k.comm.get(),
-                                       o.max_num_batched_tokens, max_rows_);
+  auto fwd = cuda::CudaForward::Create(k.plan, *k.weights, k.comm.get(), o.max_num_batched_tokens,
+                                       prompt_rows_);
   if (!fwd.ok()) return fwd.status();
   k.forward = std::move(*fwd);
   if (r == 0) {
@@ -266,9 +275,7 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   const size_t W = std::max(1, k.forward->mix_layout().total_weights());
   s.logprobs_at = (R * sizeof(int32_t) + 15) / 16 * 16;
   s.mix_at = (s.logprobs_at + R * sizeof(kernels::LogprobOut) + 15) / 16 * 16;
-  for (auto [ptr, bytes] : {std::pair{&s.logits, R * V * 4},
-                            {&s.sorted_logits, R * V * 4},
-                            {&s.sorted_ids, R * V * 4},
+  for (auto [ptr, bytes] : {std::pair{&s.head, 3 * R * V * 4},
                             {&s.sort_temp, s.sort_temp_bytes},
                             {&s.sample_temp, s.sample_temp_bytes},
                             {&s.row_offsets, (R + 1) * 4},
@@ -277,6 +284,9 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
     if (!m.ok()) return m.status();
     *ptr = std::move(*m);
   }
+  s.logits = static_cast<float*>(s.head.get());
+  s.sorted_logits = s.logits + R * V;
+  s.sorted_ids = reinterpret_cast<int32_t*>(s.sorted_logits + R * V);
   std::vector<int32_t> offsets(R + 1);
   for (size_t i = 0; i <= R; ++i) offsets[i] = static_cast<int32_t>(i * V);
   ATTNRES_CUDA_RETURN(cudaMemcpy(s.row_offsets.get(), offsets.data(), 4 * offsets.size(),
@@ -387,7 +397,7 @@ absl::Status CudaRunner::RankStep(int r, const StepBatch& b, const StepPlan& p, 
                            k.forward->dense_min_rows(), k.forward->dense_max_context());
   }();
   if (!workers_->Agree(db.ok())) return db.status();
-  float* logits = k.sampler ? static_cast<float*>(k.sampler->logits.get()) : nullptr;
+  float* logits = k.sampler ? k.sampler->logits : nullptr;
   if (p.bucket > 0) {  // pure decode: replay (or capture) the bucket's graph of forward + head
     db->attn_splits = k.forward->DecodeAttentionSplits(n, db->max_context, p.bucket);
     const cuda::DeviceBatch batch = *db;
@@ -424,7 +434,7 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
                                    StepOutput* out) {
   SamplerBuffers& s = *k.sampler;
   const int R = p.sample_rows, V = config_.vocab_size;
-  float* logits = static_cast<float*>(s.logits.get());
+  float* logits = s.logits;
   int32_t* tokens = static_cast<int32_t*>(s.results.get());
   auto* logprobs =
       reinterpret_cast<kernels::LogprobOut*>(static_cast<char*>(s.results.get()) + s.logprobs_at);
@@ -432,10 +442,11 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
   const int L = static_cast<int>(ep.logprobs.size());
   if (!ep.empty()) {
     if (auto st = s.edits.Upload(ep, k.stream); !st.ok()) return st;
-    ATTNRES_CUDA_RETURN(kernels::RawLogprobs(logits, V, s.edits.logprob_rows(), L, logprobs,
-                                             s.edits.lse(),
-                                             logprob_chunks_ ? s.edits.logprob_temp() : nullptr,
-                                             s.edits.logprob_temp_bytes(), k.stream));
+    ATTNRES_CUDA_RETURN(
+        kernels::RawLogprobs(logits, V, s.edits.logprob_rows(), L,
+                             kernels::MaxTopN(ep.logprobs.data(), ep.logprobs.size()), logprobs,
+                             s.edits.lse(), logprob_chunks_ ? s.edits.logprob_temp() : nullptr,
+                             s.edits.logprob_temp_bytes(), k.stream));
     ATTNRES_CUDA_RETURN(kernels::EditLogits(logits, V, s.edits.rows(), s.edits.edits(),
                                             static_cast<int>(ep.edits.size()), s.edits.raw(),
                                             s.edits.masked(), static_cast<int>(ep.masked.size()),
@@ -445,13 +456,12 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
   for (const auto& sp : p.samples) sort |= kernels::NeedsSortedLogits(sp, V);
   if (sort) {
     ATTNRES_CUDA_RETURN(kernels::SortRowsDescending(
-        logits, R, V, static_cast<int32_t*>(s.row_offsets.get()),
-        static_cast<float*>(s.sorted_logits.get()), static_cast<int32_t*>(s.sorted_ids.get()),
+        logits, R, V, static_cast<int32_t*>(s.row_offsets.get()), s.sorted_logits, s.sorted_ids,
         s.sort_temp.get(), s.sort_temp_bytes, k.stream));
   }
-  ATTNRES_CUDA_RETURN(kernels::SampleRows(
-      logits, static_cast<float*>(s.sorted_logits.get()), static_cast<int32_t*>(s.sorted_ids.get()),
-      k.upload.device_samples(), R, V, tokens, s.sample_temp.get(), s.sample_temp_bytes, k.stream));
+  ATTNRES_CUDA_RETURN(kernels::SampleRows(logits, s.sorted_logits, s.sorted_ids,
+                                          k.upload.device_samples(), R, V, tokens,
+                                          s.sample_temp.get(), s.sample_temp_bytes, k.stream));
   if (L > 0) {
     ATTNRES_CUDA_RETURN(kernels::ChosenLogprobs(logits, V, s.edits.logprob_rows(), L,
                                                 s.edits.rows(), s.edits.edits(), s.edits.raw(),
@@ -486,28 +496,35 @@ absl::Status CudaRunner::GpuSample(CudaRank& k, const StepBatch& b, const StepPl
   return absl::OkStatus();
 }
 
-// The prompt rows: the head in chunks of rows on every rank (the same collectives everywhere);
-// rank 0 takes each chunk's logprobs on the device and copies them back.
+// The prompt rows: the head in chunks of prompt_rows_ rows on every rank (the same collectives
+// everywhere); rank 0 takes each chunk's logprobs on the device, then copies them all back.
 absl::Status CudaRunner::DevicePromptLogprobs(int r, const StepBatch& b, const StepPlan& p,
                                               StepOutput* out) {
   CudaRank& k = *ranks_[r];
   const int P = static_cast<int>(p.prompt.size()), V = config_.vocab_size;
-  float* logits = k.sampler ? static_cast<float*>(k.sampler->logits.get()) : nullptr;
-  std::vector<cuda::PromptLogprobs::Row> rows;
-  for (int first = 0; first < P; first += max_rows_) {
-    const int count = std::min(max_rows_, P - first);
+  if (k.sampler) {
+    std::vector<cuda::PromptLogprobs::Row> rows;
+    rows.reserve(P);
+    for (const PromptRow& pr : p.prompt) rows.push_back(pr.row);
+    if (auto st = k.sampler->prompt.Begin(rows, V, prompt_rows_, k.stream); !st.ok()) return st;
+  }
+  float* logits = k.sampler ? k.sampler->logits : nullptr;
+  for (int first = 0; first < P; first += prompt_rows_) {
+    const int count = std::min(prompt_rows_, P - first);
     if (auto st = k.forward->Head(p.sample_rows + first, count, logits, k.stream); !st.ok()) {
       return st;
     }
     if (!k.sampler) continue;
-    rows.clear();
-    for (int j = first; j < first + count; ++j) rows.push_back(p.prompt[j].row);
-    auto got = k.sampler->prompt.Run(logits, V, rows, logprob_chunks_, k.stream);
-    if (!got.ok()) return got.status();
-    for (int j = 0; j < count; ++j) {
-      const PromptRow& pr = p.prompt[first + j];
-      out->seqs[pr.seq].prompt_logprobs.push_back(FromDevice((*got)[j], pr.row.top_n, V));
+    if (auto st = k.sampler->prompt.Chunk(logits, first, logprob_chunks_, k.stream); !st.ok()) {
+      return st;
     }
+  }
+  if (!k.sampler) return absl::OkStatus();
+  auto got = k.sampler->prompt.Finish(k.stream);
+  if (!got.ok()) return got.status();
+  for (int j = 0; j < P; ++j) {
+    const PromptRow& pr = p.prompt[j];
+    out->seqs[pr.seq].prompt_logprobs.push_back(FromDevice((*got)[j], pr.row.top_n, V));
   }
   return absl::OkStatus();
 }
@@ -519,7 +536,7 @@ absl::Status CudaRunner::HeadToHost(int r, const StepBatch& b, const StepPlan& p
   CudaRank& k = *ranks_[r];
   const int R = static_cast<int>(p.rows.rows.size()), V = config_.vocab_size;
   const int W = k.forward->mix_layout().total_weights();
-  float* device_logits = k.sampler ? static_cast<float*>(k.sampler->logits.get()) : nullptr;
+  float* device_logits = k.sampler ? k.sampler->logits : nullptr;
   std::vector<float> logits(k.sampler ? static_cast<size_t>(R) * V : 0), mix;
   for (int first = 0; first < R; first += max_rows_) {
     const int rows = std::min(max_rows_, R - first);

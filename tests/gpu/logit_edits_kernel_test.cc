@@ -51,8 +51,12 @@ TEST(LogitEditsKernel, MatchesTwinAndHostSampler) {
       // Both forms: one block per row (no temp; even seeds), rows cut into chunks (odd).
       const size_t lp_bytes = kernels::RawLogprobsTempBytes(L);
       DeviceArray<char> lp_temp(lp_bytes);
-      ASSERT_CUDA(kernels::RawLogprobs(logits->get(), V, lp_rows->get(), L, out.get(), lse.get(),
-                                       seed % 2 ? lp_temp.get() : nullptr, lp_bytes, nullptr));
+      // Stale partials that would win a merge (3.4e38 values) if any were read unwritten.
+      ASSERT_CUDA(cudaMemset(lp_temp.get(), 0x7f, lp_bytes));
+      ASSERT_CUDA(kernels::RawLogprobs(logits->get(), V, lp_rows->get(), L,
+                                       kernels::MaxTopN(plan.logprobs.data(), plan.logprobs.size()),
+                                       out.get(), lse.get(), seed % 2 ? lp_temp.get() : nullptr,
+                                       lp_bytes, nullptr));
       ASSERT_CUDA(kernels::EditLogits(logits->get(), V, rows->get(), edits->get(), E, raw.get(),
                                       masked->get(), static_cast<int>(plan.masked.size()),
                                       words->get(), nullptr));

@@ -118,7 +118,8 @@ TEST(CudaRunnerSampling, EditsAndLogprobsOnTheDeviceMatchTheHostPath) {
 // Three sequences over two steps: a 40-token prompt with 5 alternatives per prompt token in two
 // chunks (the first ends with the next chunk's token to predict), then sampled; a 7-token
 // prompt with none, sampled at the first step; a 9-token prompt without prompt logprobs, sampled
-// with 3 logprob alternatives. 30 prompt rows at the first step: 4 head calls of 8 rows.
+// with 3 logprob alternatives. 30 prompt rows at the first step: head calls of 24 rows and 6
+// (prompt chunks take the sampler's whole head buffer, 3 x max_num_seqs rows).
 TEST(CudaRunnerSampling, PromptLogprobsOnTheDeviceMatchTheHostPath) {
   ATTNRES_REQUIRE_GPU();
   std::unique_ptr<ModelRunner> runners[2];
