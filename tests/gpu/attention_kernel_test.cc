@@ -127,7 +127,9 @@ void RunAttnCase(const AttnCase& k, uint32_t seed, bool split, int max_splits = 
   w.q_out = reinterpret_cast<bf16*>(d_q.get());
   w.k_cache = reinterpret_cast<bf16*>(d_k.get());
   w.v_cache = reinterpret_cast<bf16*>(d_v.get());
-  if (!fused) ASSERT_CUDA(kernels::RopeKvWrite(w, nullptr));
+  if (!fused) {
+    ASSERT_CUDA(kernels::RopeKvWrite(w, nullptr));
+  }
   kernels::PagedAttentionArgs a;
   if (fused) a.rope = w.rope;
   a.q = w.q_out;

@@ -36,7 +36,6 @@ std::vector<float> RandomFloats(size_t n, uint32_t seed, float lo, float hi) {
   return v;
 }
 
-const bf16* Bf16(const DeviceArray<uint16_t>& a) { return reinterpret_cast<const bf16*>(a.get()); }
 bf16* Bf16(DeviceArray<uint16_t>& a) { return reinterpret_cast<bf16*>(a.get()); }
 
 // One boundary between a producer GEMM y = x1 . w1^T ([M, d]) and a consumer GEMM on the
