@@ -2,7 +2,9 @@
 // residual and Block AttnRes with 8 blocks), with seeded random weights made on the device:
 // batch-1 and batch-64 decode at 512-token contexts against the bandwidth bound, 256-sequence
 // decode throughput (8B), and a 4096-token prefill against the bf16 GEMM peak. Ceilings are the
-// H200 figures measured in docs/GPU_MACHINE.md. Prints one table row per measurement.
+// H200 figures measured in docs/GPU_MACHINE.md; decode rows also give the fraction of this card's
+// own copy ceiling, measured at start (bench/device_ceiling.h). Prints one table row per
+// measurement.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/device_ceiling.h"
 #include "models/cuda/cuda_runner.h"
 #include "models/tools/random_model.h"
 
@@ -21,6 +24,7 @@ namespace {
 
 constexpr double kPeakBytesPerS = 4.28e12;  // device-to-device copy, read + write
 constexpr double kPeakFlops = 785e12;        // cuBLAS bf16 8192^3
+double g_card_bytes_per_s = 0.0;             // this card's copy, measured at start (0: unknown)
 
 // Sequences (start_pos, new tokens), each on its own run of pages.
 StepBatch MakeBatch(const std::vector<std::pair<int, int>>& seqs, int page_size, int vocab,
@@ -184,8 +188,10 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
     }
     const double t = MedianStepSeconds(r, db, 20);
     const double bytes = s.weight_bytes_read + batch * (ctx + 1) * s.kv_bytes_per_token;
-    std::snprintf(buf, sizeof(buf), "%.2f TB/s = %.1f%% of bound; %.0f tok/s", bytes / t / 1e12,
-                  100.0 * bytes / t / kPeakBytesPerS, batch / t);
+    std::snprintf(
+        buf, sizeof(buf), "%.2f TB/s = %.1f%% of bound (%.1f%% of this card's); %.0f tok/s",
+        bytes / t / 1e12, 100.0 * bytes / t / kPeakBytesPerS,
+        g_card_bytes_per_s > 0.0 ? 100.0 * bytes / t / g_card_bytes_per_s : 0.0, batch / t);
     Row(preset, "decode batch " + std::to_string(batch) + ", ctx 512", t, buf);
   }
   if (flags.decode_only) return;
@@ -280,6 +286,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (presets.empty()) presets = kDefaultPresets;
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  attnres::g_card_bytes_per_s = attnres::MeasuredCopyBytesPerS();
+  std::printf("%s: copy %.2f TB/s measured (read + write); the bound is the H200's %.2f TB/s\n",
+              prop.name, attnres::g_card_bytes_per_s / 1e12, attnres::kPeakBytesPerS / 1e12);
   std::printf(
       "CUDA graphs %s, tensor parallel %d, decode sampling %s%s\n",
       flags.cuda_graphs ? "on" : "off", flags.tensor_parallel,

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/device_ceiling.h"
 #include "kernels/ops.h"
 #include "models/cuda/cudnn_attention.h"
 #include "models/cuda/gemm.h"
@@ -591,6 +592,10 @@ int main(int argc, char** argv) {
     std::printf("no CUDA device: skipped\n");
     return 0;
   }
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  std::printf("%s: copy %.2f TB/s measured (read + write); rows are against the H200's %.2f TB/s\n",
+              prop.name, attnres::MeasuredCopyBytesPerS() / 1e12, kPeakBytesPerS / 1e12);
   std::printf("| kernel (Llama-3.1-8B shapes)                 | median     | vs ceiling |\n|---|---|---|\n");
   for (int T : {1, 16, 64, 128, 256}) {
     BenchBoundary(T, 0, BoundaryForm::kOnePhase);
