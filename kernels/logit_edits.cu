@@ -78,6 +78,9 @@ struct LogprobPartial {
 constexpr int kMaxLogprobChunks = 64;
 constexpr int kMinLogprobChunkIds = 2048;
 constexpr int kLogprobBlocksPerSm = 8;  // 2048 threads: a full SM
+// From this many alternatives on, a warp keeps one list (WarpMerge) instead of one per thread:
+// per-thread lists that long spend most of a row in their insertions (run 34).
+constexpr int kWarpListMin = 10;
 
 // Block-wide best (value, id) of every thread's candidate (all threads get it). Alternating
 // shared buffers: one barrier a call, if calls alternate `buf`.
@@ -108,9 +111,50 @@ __device__ void BlockBest(float& bv, int& bi, float (*warp_val)[kTopThreads / 32
   }
 }
 
+// A warp's sorted list of 32 (value, id) entries, one per lane, best first (Before's order):
+// lane i holds the i-th. Compare-exchange with the lane `j` away, keeping the better entry where
+// `better` (the lower lane of a descending pair, the upper of an ascending one).
+__device__ __forceinline__ void WarpExchange(float& v, int& id, int j, bool better) {
+  const float ov = __shfl_xor_sync(0xffffffffu, v, j);
+  const int oi = __shfl_xor_sync(0xffffffffu, id, j);
+  if (better == Before(ov, oi, v, id)) {
+    v = ov;
+    id = oi;
+  }
+}
+
+// Sorts one entry per lane across the warp, best first (a bitonic network: 15 exchanges).
+__device__ __forceinline__ void WarpSort(float& v, int& id) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int k = 2; k <= 32; k <<= 1) {
+#pragma unroll
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      WarpExchange(v, id, j, ((lane & k) == 0) == ((lane & j) == 0));
+    }
+  }
+}
+
+// The warp's list (v, id) becomes the best 32 of itself and the lanes' offers (ov, oi): the
+// offers sorted, reversed against the list (the better of each pair: a bitonic sequence that
+// holds the best 32 of both), then merged (5 exchanges).
+__device__ __forceinline__ void WarpMerge(float& v, int& id, float ov, int oi) {
+  const int lane = threadIdx.x & 31;
+  WarpSort(ov, oi);
+  const float rv = __shfl_sync(0xffffffffu, ov, 31 - lane);
+  const int ri = __shfl_sync(0xffffffffu, oi, 31 - lane);
+  if (Before(rv, ri, v, id)) {
+    v = rv;
+    id = ri;
+  }
+#pragma unroll
+  for (int j = 16; j > 0; j >>= 1) WarpExchange(v, id, j, (lane & j) == 0);
+}
+
 // Grid (chunks, logprob rows), chunk c covering ids [c * chunk, ...), read once: each thread
-// keeps its ids' best K in registers (a sorted list, insertion by compare-and-swap; K >= every
-// row's top_n, since the block's top n holds at most n of any thread's ids) and its running
+// keeps its ids' best K in registers (a sorted list, insertion by compare-and-swap; from
+// kWarpListMin on, the warp's best 32 instead, one per lane; K >= every row's top_n, since the
+// block's top n holds at most n of any thread's, or warp's, ids) and its running
 // maximum and sum of exp(x - maximum) (fp32 exponentials summed in double, rescaled when the
 // maximum moves). The block merges the lists' heads n times (n = top_n, at least 1 for the
 // maximum) and sums the threads' sums rescaled to it. One chunk: writes the row's results; else
@@ -132,27 +176,33 @@ __global__ void __launch_bounds__(kTopThreads)
   LetNextStart();
   const float* x = logits + static_cast<size_t>(lr.logit_row) * V;
   const int lo = c * chunk, hi = min(V, lo + chunk);
-  float v[K];
-  int id[K];
+  // Lists of up to kWarpListMin - 1 entries are each thread's own; longer ones are the warp's
+  // (WarpMerge), and each thread then holds one entry of it.
+  constexpr bool kWarpList = K >= kWarpListMin;
+  constexpr int L = kWarpList ? 1 : K;
+  float v[L];
+  int id[L];
 #pragma unroll
-  for (int k = 0; k < K; ++k) {
+  for (int k = 0; k < L; ++k) {
     v[k] = -INFINITY;
     id[k] = INT_MAX;
   }
   float m = -INFINITY;  // this thread's maximum, and its sum of exp(x - m)
   double s = 0.0;
-  auto take = [&](float a, int i) {
+  auto add_exp = [&](float a) {
     if (a > m) {
       s = s * static_cast<double>(__expf(m - a)) + 1.0;
       m = a;
     } else if (a != -INFINITY) {  // a NaN propagates, as the twin's sum does
       s += static_cast<double>(__expf(a - m));
     }
-    if (!Before(a, i, v[K - 1], id[K - 1])) return;
-    v[K - 1] = a;
-    id[K - 1] = i;
+  };
+  auto insert = [&](float a, int i) {  // into the thread's sorted list
+    if (!Before(a, i, v[L - 1], id[L - 1])) return;
+    v[L - 1] = a;
+    id[L - 1] = i;
 #pragma unroll
-    for (int k = K - 1; k > 0; --k) {
+    for (int k = L - 1; k > 0; --k) {
       if (Before(v[k], id[k], v[k - 1], id[k - 1])) {
         const float tv = v[k];
         const int ti = id[k];
@@ -163,18 +213,60 @@ __global__ void __launch_bounds__(kTopThreads)
       }
     }
   };
+  // The warp's list: an id behind its K-th entry (tv, ti) cannot make the block's top n; the
+  // lanes' ids ahead of it are merged in together, slot by slot, when any lane has one.
+  float tv = -INFINITY;
+  int ti = INT_MAX;
+  auto offer = [&](bool ahead, float a, int i) {  // every lane of the warp calls it
+    if (!__any_sync(0xffffffffu, ahead)) return;
+    WarpMerge(v[0], id[0], ahead ? a : -INFINITY, ahead ? i : INT_MAX);
+    tv = __shfl_sync(0xffffffffu, v[0], K - 1);
+    ti = __shfl_sync(0xffffffffu, id[0], K - 1);
+  };
   // 16-byte loads where rows and chunks keep 16-byte alignment (the host's chunk rule).
-  if ((V & 3) == 0 && (chunk & 3) == 0 && (reinterpret_cast<uintptr_t>(logits) & 15) == 0) {
+  const bool vec =
+      (V & 3) == 0 && (chunk & 3) == 0 && (reinterpret_cast<uintptr_t>(logits) & 15) == 0;
+  if constexpr (kWarpList) {
+    // Every thread runs the same steps: a warp's lanes merge together (past the chunk's end a
+    // lane loads nothing).
+    if (vec) {
+      const float4* x4 = reinterpret_cast<const float4*>(x);
+      for (int q0 = lo / 4; q0 < hi / 4; q0 += blockDim.x) {
+        const int q = q0 + threadIdx.x;
+        const bool in = q < hi / 4;
+        const float4 f = in ? x4[q] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        const float a[4] = {f.x, f.y, f.z, f.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if (in) add_exp(a[e]);
+          offer(in && Before(a[e], 4 * q + e, tv, ti), a[e], 4 * q + e);
+        }
+      }
+    } else {
+      for (int i0 = lo; i0 < hi; i0 += blockDim.x) {
+        const int i = i0 + threadIdx.x;
+        const bool in = i < hi;
+        const float a = in ? x[i] : -INFINITY;
+        if (in) add_exp(a);
+        offer(in && Before(a, i, tv, ti), a, i);
+      }
+    }
+  } else if (vec) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
     for (int q = lo / 4 + threadIdx.x; q < hi / 4; q += blockDim.x) {
       const float4 f = x4[q];
-      take(f.x, 4 * q);
-      take(f.y, 4 * q + 1);
-      take(f.z, 4 * q + 2);
-      take(f.w, 4 * q + 3);
+      const float a[4] = {f.x, f.y, f.z, f.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        add_exp(a[e]);
+        insert(a[e], 4 * q + e);
+      }
     }
   } else {
-    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) take(x[i], i);
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+      add_exp(x[i]);
+      insert(x[i], i);
+    }
   }
   const int rounds = min(max(lr.top_n, 1), hi - lo);
   for (int k = 0; k < rounds; ++k) {
@@ -183,12 +275,12 @@ __global__ void __launch_bounds__(kTopThreads)
     BlockBest(bv, bi, warp_val, warp_id, k & 1);
     if (id[0] == bi) {  // ids are unique: only the winner pops its head
 #pragma unroll
-      for (int t = 0; t < K - 1; ++t) {
+      for (int t = 0; t < L - 1; ++t) {
         v[t] = v[t + 1];
         id[t] = id[t + 1];
       }
-      v[K - 1] = -INFINITY;
-      id[K - 1] = INT_MAX;
+      v[L - 1] = -INFINITY;
+      id[L - 1] = INT_MAX;
     }
     if (threadIdx.x == 0) {
       top_val[k] = bv;
