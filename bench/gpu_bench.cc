@@ -24,7 +24,15 @@ namespace {
 
 constexpr double kPeakBytesPerS = 4.28e12;  // device-to-device copy, read + write
 constexpr double kPeakFlops = 785e12;        // cuBLAS bf16 8192^3
-double g_card_bytes_per_s = 0.0;             // this card's copy, measured at start (0: unknown)
+
+// A whole number in [lo, hi], all of `text`, into *out (untouched otherwise).
+bool ParseWhole(const char* text, long lo, long hi, int* out) {
+  char* end = nullptr;
+  const long n = std::strtol(text, &end, 10);
+  if (*text == '\0' || *end != '\0' || n < lo || n > hi) return false;
+  *out = static_cast<int>(n);
+  return true;
+}
 
 // Sequences (start_pos, new tokens), each on its own run of pages.
 StepBatch MakeBatch(const std::vector<std::pair<int, int>>& seqs, int page_size, int vocab,
@@ -120,7 +128,8 @@ struct BenchFlags {
   int max_num_seqs = 256;
 };
 
-void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
+// card_bytes_per_s: this card's copy ceiling, measured at start (0: unknown).
+void Bench(const std::string& preset, bool big, const BenchFlags& flags, double card_bytes_per_s) {
   auto config = RandomModelPreset(preset);
   if (!config.ok()) std::exit(1);
   const ModelConfig& c = *config;
@@ -188,10 +197,10 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags) {
     }
     const double t = MedianStepSeconds(r, db, 20);
     const double bytes = s.weight_bytes_read + batch * (ctx + 1) * s.kv_bytes_per_token;
-    std::snprintf(
-        buf, sizeof(buf), "%.2f TB/s = %.1f%% of bound (%.1f%% of this card's); %.0f tok/s",
-        bytes / t / 1e12, 100.0 * bytes / t / kPeakBytesPerS,
-        g_card_bytes_per_s > 0.0 ? 100.0 * bytes / t / g_card_bytes_per_s : 0.0, batch / t);
+    std::snprintf(buf, sizeof(buf),
+                  "%.2f TB/s = %.1f%% of bound (%.1f%% of this card's); %.0f tok/s",
+                  bytes / t / 1e12, 100.0 * bytes / t / kPeakBytesPerS,
+                  card_bytes_per_s > 0.0 ? 100.0 * bytes / t / card_bytes_per_s : 0.0, batch / t);
     Row(preset, "decode batch " + std::to_string(batch) + ", ctx 512", t, buf);
   }
   if (flags.decode_only) return;
@@ -240,14 +249,11 @@ int main(int argc, char** argv) {
     } else if (a == "--tensor-parallel" && i + 1 < argc) {
       flags.tensor_parallel = std::atoi(argv[++i]);
     } else if (a == "--offset-mib" && i + 1 < argc) {
-      char* end = nullptr;
-      const long mib = std::strtol(argv[++i], &end, 10);
-      if (*argv[i] == '\0' || *end != '\0' || mib < 0 || mib > (1 << 20)) {
+      if (!attnres::ParseWhole(argv[++i], 0, 1 << 20, &flags.offset_mib)) {
         std::fprintf(stderr, "--offset-mib %s: want a whole number of MiB, 0 to %d\n", argv[i],
                      1 << 20);
         return 2;
       }
-      flags.offset_mib = static_cast<int>(mib);
     } else if (a == "--temperature" && i + 1 < argc) {
       char* end = nullptr;
       const float t = std::strtof(argv[++i], &end);
@@ -257,22 +263,17 @@ int main(int argc, char** argv) {
       }
       flags.temperature = t;
     } else if ((a == "--logprobs" || a == "--prompt-logprobs") && i + 1 < argc) {
-      char* end = nullptr;
-      const long n = std::strtol(argv[++i], &end, 10);
-      if (*argv[i] == '\0' || *end != '\0' || n < 0 || n > 20) {
+      if (!attnres::ParseWhole(argv[++i], 0, 20,
+                               a == "--logprobs" ? &flags.logprobs : &flags.prompt_logprobs)) {
         std::fprintf(stderr, "%s %s: want a number of alternatives from 0 to 20\n", a.c_str(),
                      argv[i]);
         return 2;
       }
-      (a == "--logprobs" ? flags.logprobs : flags.prompt_logprobs) = static_cast<int>(n);
     } else if (a == "--max-num-seqs" && i + 1 < argc) {
-      char* end = nullptr;
-      const long n = std::strtol(argv[++i], &end, 10);
-      if (*argv[i] == '\0' || *end != '\0' || n < 1 || n > 4096) {
+      if (!attnres::ParseWhole(argv[++i], 1, 4096, &flags.max_num_seqs)) {
         std::fprintf(stderr, "--max-num-seqs %s: want a number from 1 to 4096\n", argv[i]);
         return 2;
       }
-      flags.max_num_seqs = static_cast<int>(n);
     } else {
       presets.push_back(a);
     }
@@ -288,9 +289,9 @@ int main(int argc, char** argv) {
   if (presets.empty()) presets = kDefaultPresets;
   cudaDeviceProp prop;
   cudaGetDeviceProperties(&prop, 0);
-  attnres::g_card_bytes_per_s = attnres::MeasuredCopyBytesPerS();
+  const double card_bytes_per_s = attnres::MeasuredCopyBytesPerS();
   std::printf("%s: copy %.2f TB/s measured (read + write); the bound is the H200's %.2f TB/s\n",
-              prop.name, attnres::g_card_bytes_per_s / 1e12, attnres::kPeakBytesPerS / 1e12);
+              prop.name, card_bytes_per_s / 1e12, attnres::kPeakBytesPerS / 1e12);
   std::printf(
       "CUDA graphs %s, tensor parallel %d, decode sampling %s%s\n",
       flags.cuda_graphs ? "on" : "off", flags.tensor_parallel,
@@ -299,6 +300,8 @@ int main(int argc, char** argv) {
       flags.logprobs < 0 ? "" : (" with logprobs " + std::to_string(flags.logprobs)).c_str());
   std::printf("| model           | measurement                        | step time    | vs ceiling |\n");
   std::printf("|---|---|---|---|\n");
-  for (const auto& p : presets) attnres::Bench(p, p.find("8b") != std::string::npos, flags);
+  for (const auto& p : presets) {
+    attnres::Bench(p, p.find("8b") != std::string::npos, flags, card_bytes_per_s);
+  }
   return 0;
 }
