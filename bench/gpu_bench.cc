@@ -4,7 +4,7 @@
 // decode throughput (8B), and a 4096-token prefill against the bf16 GEMM peak. Ceilings are the
 // H200 figures measured in docs/GPU_MACHINE.md; decode rows also give the fraction of this card's
 // own copy ceiling, measured at start (bench/device_ceiling.h). Prints one table row per
-// measurement.
+// measurement; with --trace FILE, also each timed step's kernels in place (bench/kernel_trace.h).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "bench/device_ceiling.h"
+#include "bench/kernel_trace.h"
 #include "models/cuda/cuda_runner.h"
 #include "models/tools/random_model.h"
 
@@ -126,7 +127,51 @@ struct BenchFlags {
   // The runner's max_num_seqs (what a head call holds, and scored prompts' chunks follow);
   // decode batches above it are skipped.
   int max_num_seqs = 256;
+  // Where each measurement's traced steps go, one kernel per line (tab-separated); null: none.
+  std::FILE* trace = nullptr;
 };
+
+// Traces kTracedSteps more steps of `what` (after its timed ones): writes their kernels to
+// flags.trace (preset, what, step, kernel, start and duration and gap from the previous kernel's
+// end in us, stream, grid, block, name) and prints the medians of their kernel count, span
+// (first start to last end), busy time (the union of the kernels' spans) and the rest (gaps).
+constexpr int kTracedSteps = 3;
+void TraceSteps(ModelRunner& r, const StepBatch& b, const std::string& preset,
+                const std::string& what, std::FILE* out) {
+  std::vector<double> spans, busy;
+  size_t kernels = 0;
+  for (int step = 0; step < kTracedSteps; ++step) {
+    bench::KernelTrace trace;
+    if (!trace.Start()) std::exit(1);
+    if (!r.Execute(b).ok()) std::exit(1);
+    const std::vector<bench::KernelSpan> k = trace.Stop();
+    if (k.empty()) continue;
+    kernels = k.size();
+    const uint64_t t0 = k.front().start_ns;
+    uint64_t last_end = t0, covered = 0;
+    for (size_t i = 0; i < k.size(); ++i) {
+      const double gap = (static_cast<double>(k[i].start_ns) - static_cast<double>(last_end)) / 1e3;
+      std::fprintf(out, "%s\t%s\t%d\t%zu\t%.3f\t%.3f\t%.3f\t%u\t%dx%d\t%d\t%s\n", preset.c_str(),
+                   what.c_str(), step, i, (k[i].start_ns - t0) / 1e3,
+                   (k[i].end_ns - k[i].start_ns) / 1e3, i == 0 ? 0.0 : gap, k[i].stream,
+                   k[i].grid_x, k[i].grid_y, k[i].block_x, k[i].name.c_str());
+      const uint64_t from = std::max(k[i].start_ns, last_end);
+      if (k[i].end_ns > from) covered += k[i].end_ns - from;
+      last_end = std::max(last_end, k[i].end_ns);
+    }
+    spans.push_back((last_end - t0) / 1e3);
+    busy.push_back(covered / 1e3);
+  }
+  std::fflush(out);
+  if (spans.empty()) return;
+  std::sort(spans.begin(), spans.end());
+  std::sort(busy.begin(), busy.end());
+  const double span = spans[spans.size() / 2], on = busy[busy.size() / 2];
+  char buf[120];
+  std::snprintf(buf, sizeof(buf), "traced: kernels busy %.1f us, gaps %.1f us", on, span - on);
+  Row(preset, "  " + std::to_string(kernels) + " kernels, first start to last end", span / 1e6,
+      buf);
+}
 
 // card_bytes_per_s: this card's copy ceiling, measured at start (0: unknown).
 void Bench(const std::string& preset, bool big, const BenchFlags& flags, double card_bytes_per_s) {
@@ -196,12 +241,14 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags, double 
       }
     }
     const double t = MedianStepSeconds(r, db, 20);
+    const std::string what = "decode batch " + std::to_string(batch) + ", ctx 512";
     const double bytes = s.weight_bytes_read + batch * (ctx + 1) * s.kv_bytes_per_token;
     std::snprintf(buf, sizeof(buf),
                   "%.2f TB/s = %.1f%% of bound (%.1f%% of this card's); %.0f tok/s",
                   bytes / t / 1e12, 100.0 * bytes / t / kPeakBytesPerS,
                   card_bytes_per_s > 0.0 ? 100.0 * bytes / t / card_bytes_per_s : 0.0, batch / t);
-    Row(preset, "decode batch " + std::to_string(batch) + ", ctx 512", t, buf);
+    Row(preset, what, t, buf);
+    if (flags.trace) TraceSteps(r, db, preset, what, flags.trace);
   }
   if (flags.decode_only) return;
   // One 4096-token prefill (one sequence).
@@ -213,6 +260,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags, double 
   std::snprintf(buf, sizeof(buf), "%.0f TFLOP/s GEMM-model = %.1f%% of peak (+%.1f TFLOP attn)",
                 flops / t / 1e12, 100.0 * flops / t / kPeakFlops, attn / 1e12);
   Row(preset, "prefill 4096 tokens", t, buf);
+  if (flags.trace) TraceSteps(r, pb, preset, "prefill 4096 tokens", flags.trace);
   if (flags.prompt_logprobs < 0) return;
   pb.seqs[0].prompt_logprobs = flags.prompt_logprobs;
   const double scored = MedianStepSeconds(r, pb, 5);
@@ -228,7 +276,7 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags, double 
 int main(int argc, char** argv) {
   // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only | --prefill-only]
   //                   [--offset-mib N] [--temperature T] [--logprobs N]
-  //                   [--prompt-logprobs N] [--max-num-seqs N] [preset...]
+  //                   [--prompt-logprobs N] [--max-num-seqs N] [--trace FILE] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
                                                     "llama-8b-block"};
@@ -274,6 +322,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "--max-num-seqs %s: want a number from 1 to 4096\n", argv[i]);
         return 2;
       }
+    } else if (a == "--trace" && i + 1 < argc) {
+      flags.trace = std::fopen(argv[++i], "w");
+      if (!flags.trace) {
+        std::fprintf(stderr, "--trace %s: cannot write it\n", argv[i]);
+        return 2;
+      }
     } else {
       presets.push_back(a);
     }
@@ -303,5 +357,6 @@ int main(int argc, char** argv) {
   for (const auto& p : presets) {
     attnres::Bench(p, p.find("8b") != std::string::npos, flags, card_bytes_per_s);
   }
+  if (flags.trace) std::fclose(flags.trace);
   return 0;
 }

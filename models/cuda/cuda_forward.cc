@@ -127,6 +127,10 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->layout_ = MixLayout::For(c);
   const std::vector<int>& later = f->layout_.later_mixes;
   f->max_later_mixes_ = later.empty() ? 0 : *std::max_element(later.begin(), later.end());
+  // The final mix, a later mix of the last block, shares a phase-1 block with another query.
+  for (int s = 0; s < static_cast<int>(later.size()); ++s) {
+    f->fit_queries_ = std::max(f->fit_queries_, std::min(later[s], 2 * c.num_layers - 1 - s));
+  }
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
   f->fuse_rope_ = EnvOn("ATTNRES_FUSED_ROPE");
@@ -358,9 +362,8 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.summary_scores = summary_scores_;
   r.summary_stride = layout_.num_bank_slots;
   const bool fork = two_phase && max_later_mixes_ > 0 &&
-                    (fork_rows_ == kForkByFit
-                         ? !kernels::Phase1FitsBeside(b.T, d, max_later_mixes_)
-                         : fork_rows_ > 0 && b.T >= fork_rows_);
+                    (fork_rows_ == kForkByFit ? !kernels::Phase1FitsBeside(b.T, d, fit_queries_)
+                                              : fork_rows_ > 0 && b.T >= fork_rows_);
   bool joined = true;  // false while a forked phase 1 runs on side_
   auto join = [&]() -> absl::Status {  // before a mix that reads phase 1's summaries
     r.after_join = !joined;

@@ -189,6 +189,7 @@ class CudaForward {
   // summaries, rewritten at each snapshot, hold Q = max later_mixes states per row.
   int two_phase_rows_ = 0;
   int max_later_mixes_ = 0;  // Q: the most later mixes of any snapshot sublayer
+  int fit_queries_ = 0;      // the same without the final mix (Phase1FitsBeside's queries)
   float* summary_h_ = nullptr;     // [Q, two_phase_rows_, d]
   float2* summary_ml_ = nullptr;   // [Q, two_phase_rows_]
   float* summary_scores_ = nullptr;  // [Q, two_phase_rows_, slots]
