@@ -1,8 +1,8 @@
 // The JSON Schema keywords that constrain a string's characters or a number's value
 // (server/structured/json_schema_grammar.h): "pattern" (ECMA-262, unanchored, over the decoded
 // characters while the grammar writes them JSON-escaped), the string formats held to, and
-// minimum / maximum / exclusiveMinimum / exclusiveMaximum on integers and numbers. Checked on
-// directed texts, against std::regex_search on random patterns and texts, against
+// minimum / maximum / exclusiveMinimum / exclusiveMaximum and multipleOf on integers and numbers.
+// Checked on directed texts, against std::regex_search on random patterns and texts, against
 // std::chrono's calendar for every day of several years, and against exact comparisons for
 // random bounds and values.
 #include <chrono>
@@ -386,6 +386,177 @@ TEST(JsonSchemaBounds, Errors) {
   ExpectError(R"({"type": "integer", "exclusiveMinimum": true})",
               "#/exclusiveMinimum: true needs \"minimum\" beside it");
   ExpectError(R"({"enum": [1, 2], "minimum": 0})", "#/minimum: \"minimum\" alongside \"enum\"");
+}
+
+// ---- multipleOf ----
+
+TEST(JsonSchemaMultipleOf, Integers) {
+  Matcher three(R"({"type": "integer", "multipleOf": 3})");
+  for (int v = -40; v <= 40; ++v) EXPECT_EQ(three.Accepts(std::to_string(v)), v % 3 == 0) << v;
+  ExpectTexts(R"({"type": "integer", "multipleOf": 3})", {"99999999999999999999", "-3"},
+              {"-0", "03", "3.0", "3e0", "999999999999999999999"});
+  Matcher bounded(R"({"type": "integer", "minimum": -7, "exclusiveMaximum": 25, "multipleOf": 5})");
+  for (int v = -40; v <= 40; ++v) {
+    EXPECT_EQ(bounded.Accepts(std::to_string(v)), v >= -7 && v < 25 && v % 5 == 0) << v;
+  }
+  // Trailing zeros are written after the rest; 0 alone.
+  ExpectTexts(R"({"type": "integer", "multipleOf": 100, "minimum": -1000, "maximum": 1000})",
+              {"0", "100", "1000", "-500", "-1000"}, {"50", "1100", "-1100", "00", "000", "-0"});
+  // A fraction: n is a multiple of 2.5 where it is one of 5; of 0.5, always.
+  ExpectTexts(R"({"type": "integer", "multipleOf": 2.5})", {"0", "5", "-15", "10"},
+              {"2", "2.5", "7", "5.0"});
+  ExpectTexts(R"({"type": "integer", "multipleOf": 0.5, "maximum": 2})", {"2", "1", "-9"},
+              {"3", "1.5"});
+}
+
+TEST(JsonSchemaMultipleOf, NumbersAreWrittenWithItsFractionDigits) {
+  ExpectTexts(R"({"type": "number", "multipleOf": 0.01, "minimum": 0, "maximum": 100})",
+              {"0.00", "19.99", "100.00", "0.05", "7.10"},
+              {"19.999", "100.01", "-0.01", "19.9", "20", "1e1", "-0.00", "00.50"});
+  ExpectTexts(R"({"type": "number", "multipleOf": 0.25})", {"0.25", "-1.50", "3.00", "0.00"},
+              {"0.20", "0.30", "1.25e0", "0.5"});
+  ExpectTexts(R"({"multipleOf": 1.5, "exclusiveMinimum": 0})",  // a number, from the keyword
+              {"1.5", "3.0", "4.5", "150.0"}, {"0.0", "1.0", "-1.5", "3"});
+  ExpectTexts(R"({"type": "number", "multipleOf": 5, "exclusiveMaximum": 10.5})",
+              {"0", "5", "10", "-10"}, {"5.0", "2.5", "3", "15"});
+  ExpectTexts(R"({"type": ["number", "null"], "multipleOf": 0.1, "minimum": -0.25,
+                  "maximum": 0.25})",
+              {"null", "-0.2", "0.0", "0.2"}, {"-0.3", "0.3", "0.25", "-0.0"});
+}
+
+TEST(JsonSchemaMultipleOf, Errors) {
+  for (const char* m : {"0", "-2", "\"2\"", "true"}) {
+    ExpectError(absl::StrCat(R"({"type": "integer", "multipleOf": )", m, "}"),
+                "#/multipleOf: must be a number above 0");
+  }
+  ExpectError(R"({"type": "number", "multipleOf": 1e-11})",
+              "#/multipleOf: at most 10 digits after the point are held to");
+  ExpectError(R"({"type": "number", "multipleOf": 12.34})", "(1234 here)");
+  ExpectError(R"({"type": "integer", "multipleOf": 7, "minimum": 1, "maximum": 6})",
+              "#: no integer of at most 20 digits lies between the bounds and is a multiple of 7");
+  ExpectError(R"({"type": "integer", "multipleOf": 1e20})",
+              "#/multipleOf: no integer of at most 20 digits is a multiple of it but 0");
+  ExpectError(R"({"enum": [3, 6], "multipleOf": 3})",
+              "#/multipleOf: \"multipleOf\" alongside \"enum\"");
+}
+
+// Random multipleOf values (up to 3 fraction digits or 2 trailing zeros), bounds and texts
+// against exact arithmetic: a text is accepted iff its value lies within the bounds, is a
+// multiple, and it is written as the grammar writes such numbers (no exponent; an integer's or
+// a whole multiple's without a point; otherwise with as many fraction digits as the multiple).
+TEST(JsonSchemaMultipleOf, RandomMultiplesBoundsAndValues) {
+  std::mt19937_64 rng(11);
+  const auto text_of = [](__int128 v) {
+    std::string digits;
+    for (__int128 u = v < 0 ? -v : v; digits.empty() || u > 0; u /= 10) {
+      digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(u % 10)));
+    }
+    return (v < 0 ? "-" : "") + digits;
+  };
+  // v * 10^k as text, the point k digits from the end.
+  const auto scaled_text = [&](__int128 scaled, int k) {
+    std::string t = text_of(scaled < 0 ? -scaled : scaled);
+    if (k > 0) {
+      if (static_cast<int>(t.size()) <= k) t.insert(0, k + 1 - t.size(), '0');
+      t.insert(t.size() - k, ".");
+    }
+    return (scaled < 0 ? "-" : "") + t;
+  };
+  int accepted = 0, total = 0;
+  for (int n = 0; n < 120; ++n) {
+    const bool integer = n % 2 == 0;
+    const int c = 1 + static_cast<int>(rng() % 40), k = static_cast<int>(rng() % 4);
+    const int zeros = k == 0 ? static_cast<int>(rng() % 3) : 0;
+    const std::string m_text = scaled_text(c, k) + std::string(zeros, '0');
+    const Decimal m = ParseDecimal(m_text);
+    // The multiple's digits without the point, and its fraction length (from its value).
+    const int mk = static_cast<int>(m.fraction.size());
+    __int128 m_scaled = m.whole;
+    for (char ch : m.fraction) m_scaled = m_scaled * 10 + (ch - '0');
+    for (int i = static_cast<int>(m.fraction.size()); i < mk; ++i) m_scaled *= 10;
+    const int digits = n % 3 == 0 ? 3 : 8;
+    const auto random_int = [&](int d) -> __int128 {
+      __int128 v = 0;
+      for (int i = 0, len = 1 + static_cast<int>(rng() % d); i < len; ++i) v = v * 10 + rng() % 10;
+      return rng() % 2 ? -v : v;
+    };
+    std::optional<__int128> lo, hi;  // whole bounds
+    if (rng() % 3 != 0) lo = random_int(digits);
+    if (rng() % 3 != 0) hi = random_int(digits);
+    if (lo && hi && *lo > *hi) std::swap(lo, hi);
+    const bool lo_exclusive = rng() % 2, hi_exclusive = rng() % 2;
+    json schema = {{"type", integer ? "integer" : "number"}, {"multipleOf", json::parse(m_text)}};
+    if (lo) schema[lo_exclusive ? "exclusiveMinimum" : "minimum"] = json::parse(text_of(*lo));
+    if (hi) schema[hi_exclusive ? "exclusiveMaximum" : "maximum"] = json::parse(text_of(*hi));
+    // The fraction digits a written value has: none for integers and whole multiples.
+    const int written_k = integer ? 0 : mk;
+    const auto expected = [&](const std::string& text) {
+      const Decimal v = ParseDecimal(text);
+      const size_t point = text.find('.');
+      const int fraction = point == std::string::npos ? 0 : int(text.size() - point - 1);
+      if (fraction != written_k || (written_k > 0 && point == 0)) return false;
+      if (text[0] == '-' && !v.negative) return false;  // "-0"
+      if (static_cast<int>(v.fraction.size()) > mk) return false;
+      __int128 scaled = v.whole;  // v * 10^mk
+      for (int i = 0; i < mk; ++i) {
+        scaled = scaled * 10 + (i < static_cast<int>(v.fraction.size()) ? v.fraction[i] - '0' : 0);
+      }
+      if (scaled % m_scaled != 0) return false;
+      const __int128 signed_whole = v.negative ? -v.whole : v.whole;
+      const bool has_fraction = !v.fraction.empty();
+      if (lo) {
+        if (signed_whole < *lo || (signed_whole == *lo && lo_exclusive && !has_fraction) ||
+            (signed_whole == *lo && v.negative && has_fraction)) {
+          return false;
+        }
+      }
+      if (hi) {
+        if (signed_whole > *hi || (signed_whole == *hi && hi_exclusive && !has_fraction) ||
+            (signed_whole == *hi && !v.negative && has_fraction)) {
+          return false;
+        }
+      }
+      return true;
+    };
+    absl::StatusOr<std::shared_ptr<const Grammar>> g = JsonSchemaGrammarFromText(schema.dump());
+    if (!g.ok()) {  // no multiple between the bounds: none of the texts there is one
+      ASSERT_TRUE(lo && hi && *hi - *lo <= 1000) << schema.dump() << ": " << g.status();
+      __int128 unit = 1;
+      for (int i = 0; i < written_k; ++i) unit *= 10;
+      for (__int128 v = *lo * unit; v <= *hi * unit; ++v) {
+        EXPECT_FALSE(expected(scaled_text(v, written_k))) << schema.dump() << ": " << g.status();
+      }
+      continue;
+    }
+    GrammarAutomaton automaton(*g);
+    for (int t = 0; t < 60; ++t) {
+      // A scaled value near a bound or anywhere, often rounded to a multiple, written with the
+      // multiple's fraction digits or one more or fewer.
+      __int128 base = random_int(digits);
+      if (lo && rng() % 3 == 0) base = *lo + static_cast<int>(rng() % 5) - 2;
+      if (hi && rng() % 3 == 0) base = *hi + static_cast<int>(rng() % 5) - 2;
+      const int k_text = std::max(
+          0, written_k + (rng() % 5 == 0 ? 1 : 0) - (rng() % 5 == 0 && written_k > 0 ? 1 : 0));
+      __int128 scaled = base;
+      for (int i = 0; i < k_text; ++i) scaled = scaled * 10 + (rng() % 3 == 0 ? rng() % 10 : 0);
+      if (rng() % 2) {  // round to a multiple of m at this scale, where one is whole here
+        __int128 unit = m_scaled;
+        for (int i = mk; i < k_text; ++i) unit *= 10;
+        bool whole_unit = true;
+        for (int i = k_text; i < mk; ++i) whole_unit &= unit % 10 == 0, unit /= 10;
+        if (whole_unit && unit > 0) scaled -= scaled % unit;
+      }
+      const std::string text = scaled_text(scaled, k_text);
+      absl::StatusOr<bool> ok = automaton.Accepts(text);
+      ASSERT_TRUE(ok.ok()) << ok.status();
+      EXPECT_EQ(*ok, expected(text)) << schema.dump() << " text " << text;
+      accepted += *ok;
+      ++total;
+    }
+  }
+  EXPECT_GT(total, 6000);
+  EXPECT_GT(accepted, total / 8);
+  EXPECT_LT(accepted, total * 7 / 8);
 }
 
 }  // namespace

@@ -574,11 +574,11 @@ TEST(OpenAiResponse, ToolChoiceFieldNames) {
                              "prompt.chat.tool_choice_function must name one of prompt.chat.tools; "
                              "prompt.chat.tool_choice: required needs a server; "
                              "prompt.chat.parallel_tool_calls must be unset; "
-                             "prompt.chat.tools[1].parameters_json: #/properties/n/multipleOf"))
+                             "prompt.chat.tools[1].parameters_json: #/properties/n/not"))
           .message(),
       "tool_choice.function.name must name one of tools; tool_choice: required needs a "
       "server; parallel_tool_calls must be unset; tools[1].function.parameters: "
-      "#/properties/n/multipleOf");
+      "#/properties/n/not");
 }
 
 TEST(OpenAiChatRequest, ToolRefusalsNameTheField) {

@@ -436,14 +436,14 @@ TEST(RequestGrammar, ForcedCallsNeedAParserAndExcludeResponseFormat) {
                         "started with --tool-call-parser"));
   // A schema the compiler refuses names the tool; only the tools that can be called are
   // compiled.
-  chat->mutable_tools(0)->set_parameters_json(R"({"properties": {"days": {"multipleOf": 1}}})");
+  chat->mutable_tools(0)->set_parameters_json(R"({"properties": {"days": {"not": {}}}})");
   EXPECT_TRUE(RequestGrammar(r, hermes).ok());  // "now" only
   chat->clear_tool_choice_function();
   chat->set_tool_choice(v1::Chat::TOOL_CHOICE_REQUIRED);
   const absl::Status refused = RequestGrammar(r, hermes).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.message()),
-              HasSubstr("prompt.chat.tools[0].parameters_json: #/properties/days/multipleOf"));
+              HasSubstr("prompt.chat.tools[0].parameters_json: #/properties/days/not"));
 }
 
 // The template sees tools, tool calls and tool results as vLLM hands them to it.

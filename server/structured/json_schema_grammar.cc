@@ -82,7 +82,8 @@ bool IsSupported(std::string_view key) {
                                                     "minimum",
                                                     "maximum",
                                                     "exclusiveMinimum",
-                                                    "exclusiveMaximum"};
+                                                    "exclusiveMaximum",
+                                                    "multipleOf"};
   return std::find(std::begin(kSupported), std::end(kSupported), key) != std::end(kSupported);
 }
 
@@ -221,7 +222,7 @@ std::vector<std::string> InferredTypes(const json& s) {
     types.push_back("array");
   }
   if (any_of({"minLength", "maxLength", "pattern"})) types.push_back("string");
-  if (any_of({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})) {
+  if (any_of({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})) {
     types.push_back("number");
   }
   return types;
@@ -310,6 +311,10 @@ class SchemaCompiler {
       if (v != nullptr && !v->is_number() && !(v->is_boolean() && key[0] == 'e')) {
         return Invalid(Child(at, key), "must be a number");
       }
+    }
+    if (const json* m = Find(s, "multipleOf");
+        m != nullptr && !(m->is_number() && m->get<double>() > 0.0)) {
+      return Invalid(Child(at, "multipleOf"), "must be a number above 0");
     }
     Alternatives alternatives;
     if (s.contains("$ref")) {
@@ -624,6 +629,7 @@ class SchemaCompiler {
   // or Number(). "-0" is not written. An integer's bounds are rounded inward.
   absl::StatusOr<Alternatives> NumericAlternatives(const json& s, const std::string& at,
                                                    bool integer) {
+    if (s.contains("multipleOf")) return MultipleAlternatives(s, at, integer);
     ASSIGN_OR_RETURN(const std::optional<Bound> lo, ReadBound(s, at, true, integer));
     ASSIGN_OR_RETURN(const std::optional<Bound> hi, ReadBound(s, at, false, integer));
     if (!lo.has_value() && !hi.has_value()) return Alternatives{{integer ? Integer() : Number()}};
@@ -916,6 +922,238 @@ class SchemaCompiler {
       out->push_back(std::move(a));
     }
     if (!hi_all) DigitRanges(std::string(n, '0'), hi.substr(1), with(hi[0], hi[0]), out);
+  }
+
+  // ---- multipleOf ----
+
+  // multipleOf m = c * 10^-k * 10^zeros (c whole, without trailing zeros where k = 0; zeros only
+  // where k = 0). A value v = M * 10^-k * 10^zeros is written as M's digits, with a point before
+  // the last k (at least one digit before it: 0.05 is M = 5, k = 2, written "0.05"), then `zeros`
+  // zeros ("0" alone for M = 0), and is a multiple iff c divides M: the digits are read left to
+  // right with M's remainder mod c so far (digit d: r -> (10 r + d) mod c). A fraction has
+  // exactly k digits and there is no exponent: 2.5 for m = 0.5, never 2.50 or 25e-1.
+  static constexpr int kMaxMultipleFraction = 10;      // k
+  static constexpr int kMaxMultipleRemainders = 1000;  // c
+  struct Multiple {
+    int c = 1, k = 0, zeros = 0;
+  };
+
+  absl::StatusOr<Multiple> ReadMultipleOf(const json& v, const std::string& at, bool integer) {
+    const Decimal d = ToDecimal(v);  // > 0, checked with the keyword's type
+    if (d.fraction.size() > kMaxMultipleFraction) {
+      return Invalid(at, "at most ", kMaxMultipleFraction, " digits after the point are held to");
+    }
+    const std::string digits = absl::StrCat(DecimalText(d.whole), d.fraction);
+    Multiple m;
+    m.k = static_cast<int>(d.fraction.size());
+    const size_t last = digits.find_last_not_of('0');  // d > 0: some digit is not 0
+    std::string significant = digits.substr(0, last + 1);
+    if (m.k == 0) m.zeros = static_cast<int>(digits.size() - last - 1);
+    significant.erase(0, std::min(significant.find_first_not_of('0'), significant.size() - 1));
+    __int128 c = 0;
+    for (char ch : significant) {
+      c = c * 10 + (ch - '0');
+      if (c > kMaxMultipleRemainders) break;
+    }
+    if (integer && m.k > 0) {  // n * 10^k divisible by c: n divisible by c / gcd(c, 10^k)
+      for (int i = 0; i < m.k; ++i) {
+        if (c % 2 == 0) c /= 2;
+        if (c % 5 == 0) c /= 5;
+      }
+      m.k = 0;
+    }
+    if (c > kMaxMultipleRemainders) {
+      return Invalid(at,
+                     "held to where its digits without the point and trailing zeros make at "
+                     "most ",
+                     kMaxMultipleRemainders, " (", significant, " here)");
+    }
+    m.c = static_cast<int>(c);
+    if (m.zeros >= kMaxIntegerDigits) {
+      return Invalid(at, "no ", integer ? "integer" : "number", " of at most ", kMaxIntegerDigits,
+                     " digits is a multiple of it but 0");
+    }
+    return m;
+  }
+
+  // Integers or numbers between the schema's bounds (if any) that are multiples of its
+  // multipleOf; "-0" is not written.
+  absl::StatusOr<Alternatives> MultipleAlternatives(const json& s, const std::string& at,
+                                                    bool integer) {
+    const json& multiple = *Find(s, "multipleOf");
+    ASSIGN_OR_RETURN(const Multiple m, ReadMultipleOf(multiple, Child(at, "multipleOf"), integer));
+    ASSIGN_OR_RETURN(const std::optional<Bound> lo, ReadBound(s, at, true, false));
+    ASSIGN_OR_RETURN(const std::optional<Bound> hi, ReadBound(s, at, false, false));
+    // M's range: whole parts of up to kMaxIntegerDigits digits.
+    __int128 top = 1;
+    for (int i = 0; i < kMaxIntegerDigits + m.k - m.zeros; ++i) top *= 10;
+    --top;
+    const int shift = m.k - m.zeros;  // M = v * 10^shift
+    const __int128 from = lo.has_value() ? ScaledBound(*lo, shift, true) : -top;
+    const __int128 to = hi.has_value() ? ScaledBound(*hi, shift, false) : top;
+    Alternatives alternatives;
+    const Alternative suffix = b_.Literal(std::string(m.zeros, '0'));
+    const auto add = [&](__int128 a, __int128 b, const Alternative& sign) {
+      a = std::max<__int128>(a, 0);
+      b = std::min(b, top);
+      if (a > b) return;
+      if (m.zeros > 0 && a == 0) {  // M = 0 is "0", not "0000"
+        alternatives.push_back(Concat(sign, b_.Literal("0")));
+        a = 1;
+      }
+      for (Alternative& digits : MultiplesBetween(m, a, b)) {
+        alternatives.push_back(Concat(Concat(sign, digits), suffix));
+      }
+    };
+    add(from, to, {});
+    if (from < 0) add(std::max<__int128>(-to, 1), -from, {b_.Byte('-')});
+    if (alternatives.empty()) {
+      return Invalid(at, "no ", integer ? "integer" : "number", " of at most ", kMaxIntegerDigits,
+                     " digits lies between the bounds and is a multiple of ", multiple.dump());
+    }
+    return alternatives;
+  }
+
+  // The whole number nearest b * 10^shift inside the bound (ceil for a lower bound, floor for
+  // an upper one; one step further in where b is exclusive and lands on a whole number), within
+  // +-10^(kMaxIntegerDigits + 11).
+  static __int128 ScaledBound(const Bound& b, int shift, bool lower) {
+    const Decimal& v = b.value;
+    std::string digits = DecimalText(v.whole);
+    long point = static_cast<long>(digits.size()) + shift;
+    digits += v.fraction;
+    if (point > static_cast<long>(digits.size())) digits.append(point - digits.size(), '0');
+    const std::string head = point > 0 ? digits.substr(0, point) : "0";
+    const bool exact = digits.find_first_not_of('0', std::max<long>(point, 0)) == std::string::npos;
+    __int128 whole = 0, limit = 1;
+    for (int i = 0; i < kMaxIntegerDigits + 11; ++i) limit *= 10;
+    for (char ch : head) whole = std::min(whole * 10 + (ch - '0'), limit);
+    __int128 x = v.negative ? -whole : whole;  // towards zero
+    if (!exact) {
+      if (lower && !v.negative) ++x;  // ceil
+      if (!lower && v.negative) --x;  // floor
+    } else if (b.exclusive) {
+      x += lower ? 1 : -1;
+    }
+    return x;
+  }
+
+  // M's digit strings for M in [a, b] (0 <= a <= b) with c dividing M, as m writes them (the
+  // point before the last k), per length: one digit at a time, tight to a's or b's digits or
+  // free; free tails are shared rules by (digits left, remainder).
+  std::vector<Alternative> MultiplesBetween(const Multiple& m, __int128 a, __int128 b) {
+    std::vector<Alternative> out;
+    __int128 low = 0, high = 9;  // the M written with `length` digits
+    int length = 1;
+    for (; length < m.k + 1; ++length) high = high * 10 + 9;  // k + 1 digits: 0 to 10^(k+1) - 1
+    for (; length <= kMaxIntegerDigits + m.k && a <= b; ++length) {
+      if (a <= high && b >= low) {
+        const std::string lo_digits = Padded(std::max(a, low), length);
+        const std::string hi_digits = Padded(std::min(b, high), length);
+        absl::flat_hash_map<std::tuple<int, bool, bool>, std::optional<Element>> tight;
+        if (auto e = TightMultiples(m, lo_digits, hi_digits, 0, true, true, 0, &tight)) {
+          out.push_back({*e});
+        }
+      }
+      low = high + 1;
+      high = high * 10 + 9;
+    }
+    return out;
+  }
+
+  static std::string Padded(__int128 v, int length) {
+    std::string t = DecimalText(v);
+    return std::string(length - t.size(), '0') + t;
+  }
+
+  // The digits from `pos` on, with the ones before tight to lo's (tl) and hi's (th) and
+  // leaving remainder r; nullopt where none completes a multiple. A bound whose remaining
+  // digits are all 0 (lo) or all 9 (hi) no longer constrains: those tails are free.
+  std::optional<Element> TightMultiples(
+      const Multiple& m, const std::string& lo, const std::string& hi, int pos, bool tl, bool th,
+      int r, absl::flat_hash_map<std::tuple<int, bool, bool>, std::optional<Element>>* memo) {
+    const int left = static_cast<int>(lo.size()) - pos;
+    tl = tl && lo.find_first_not_of('0', pos) != std::string::npos;
+    th = th && hi.find_first_not_of('9', pos) != std::string::npos;
+    if (!tl && !th) return FreeMultiples(m, left, r);
+    const auto key = std::make_tuple(pos, tl, th);
+    if (const auto it = memo->find(key); it != memo->end()) return it->second;
+    Alternatives alternatives;
+    FreeDigits free;
+    const char first = tl ? lo[pos] : '0', last = th ? hi[pos] : '9';
+    for (char d = first; d <= last; ++d) {
+      const bool ntl = tl && d == lo[pos], nth = th && d == hi[pos];
+      const int nr = (10 * r + (d - '0')) % m.c;
+      if (!ntl && !nth) {
+        free.Add(*this, m, left, d, nr);
+        continue;
+      }
+      std::optional<Element> rest = TightMultiples(m, lo, hi, pos + 1, ntl, nth, nr, memo);
+      if (!rest.has_value()) continue;
+      Alternative a = PointBefore(m, left);
+      a.push_back(b_.Byte(d));
+      if (*rest != Empty()) a.push_back(*rest);
+      alternatives.push_back(std::move(a));
+    }
+    free.AppendTo(*this, m, left, &alternatives);
+    std::optional<Element> out;
+    if (!alternatives.empty()) out = b_.Ref(b_.AddRule("multiple-bound", std::move(alternatives)));
+    memo->emplace(key, out);
+    return out;
+  }
+
+  // Digits after which any tail may follow, grouped by the remainder they lead to: one
+  // alternative per remainder ([digits] then the free rule for it).
+  struct FreeDigits {
+    absl::flat_hash_map<int, ByteSet> by_next;
+    std::vector<int> order;
+    void Add(SchemaCompiler& self, const Multiple& m, int left, char d, int nr) {
+      if (!self.FreeMultiples(m, left - 1, nr).has_value()) return;
+      if (!by_next.contains(nr)) order.push_back(nr);
+      by_next[nr].Add(static_cast<uint8_t>(d));
+    }
+    void AppendTo(SchemaCompiler& self, const Multiple& m, int left, Alternatives* out) {
+      for (int nr : order) {
+        Alternative a = self.PointBefore(m, left);
+        a.push_back(self.b_.Bytes(by_next[nr]));
+        if (const Element rest = *self.FreeMultiples(m, left - 1, nr); rest != self.Empty()) {
+          a.push_back(rest);
+        }
+        out->push_back(std::move(a));
+      }
+    }
+  };
+
+  // Any `left` digits after a prefix of remainder r that make M a multiple of c.
+  std::optional<Element> FreeMultiples(const Multiple& m, int left, int r) {
+    const auto key = std::make_tuple(m.c, m.k, left, r);
+    if (const auto it = free_multiples_.find(key); it != free_multiples_.end()) return it->second;
+    std::optional<Element> out;
+    if (left == 0) {
+      if (r == 0) out = Empty();
+    } else {
+      FreeDigits free;
+      for (char d = '0'; d <= '9'; ++d) free.Add(*this, m, left, d, (10 * r + (d - '0')) % m.c);
+      Alternatives alternatives;
+      free.AppendTo(*this, m, left, &alternatives);
+      if (!alternatives.empty()) {
+        out =
+            b_.Ref(b_.AddRule(absl::StrCat("multiple-", m.c, "-", left), std::move(alternatives)));
+      }
+    }
+    free_multiples_.emplace(key, out);
+    return out;
+  }
+
+  // "." where the digit about to be written is the first of the last k.
+  Alternative PointBefore(const Multiple& m, int left) {
+    return m.k > 0 && left == m.k ? Alternative{b_.Byte('.')} : Alternative{};
+  }
+
+  // A rule matching the empty string (the end of a multiple's digits).
+  Element Empty() {
+    if (!empty_.has_value()) empty_ = b_.Ref(b_.AddRule("end", {{}}));
+    return *empty_;
   }
 
   static std::string DecimalText(__int128 v) {
@@ -1242,6 +1480,9 @@ class SchemaCompiler {
   std::optional<Element> any_fraction_;
   std::vector<Element> any_digits_;                           // [m]: digit{0,m}
   absl::flat_hash_map<std::string, Digits> fraction_digits_;  // DigitsBetween's, by its arguments
+  std::optional<Element> empty_;
+  // FreeMultiples's, by (c, k, digits left, remainder); nullopt: none completes a multiple.
+  absl::flat_hash_map<std::tuple<int, int, int, int>, std::optional<Element>> free_multiples_;
 };
 
 }  // namespace

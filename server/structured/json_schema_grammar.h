@@ -19,10 +19,10 @@
 // properties, required, additionalProperties, items, prefixItems, additionalItems (after draft
 // 7's array-valued items), minItems, maxItems, minLength, maxLength (characters: an escape or a
 // surrogate pair is one), pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum,
-// anyOf and oneOf (both as alternatives), allOf of one schema, $ref, and OpenAPI's nullable.
-// Without "type", the kind of value comes from the keywords (properties -> object, items ->
-// array, minLength or pattern -> string, minimum... -> number); none: any JSON value, as for
-// `true`.
+// multipleOf, anyOf and oneOf (both as alternatives), allOf of one schema, $ref, and OpenAPI's
+// nullable. Without "type", the kind of value comes from the keywords (properties -> object, items
+// -> array, minLength or pattern -> string, minimum... or multipleOf -> number); none: any JSON
+// value, as for `true`.
 // - pattern is ECMA-262's, as JSON Schema means it: it may match anywhere in the string unless
 //   ^ / $ anchor it, over the decoded characters (regex_grammar.h, RegexOptions); the string's
 //   characters are then written raw, or escaped where JSON must (no \uXXXX spellings of others).
@@ -35,6 +35,14 @@
 //   bound integers (rounded inward) and numbers, exactly, as digit-range rules on the integer
 //   part and on the fraction where the integer part is a bound's; bounded values are written
 //   without exponent and "-0".
+// - multipleOf m (above 0; at most 10 digits after its point, and its digits without the point
+//   and trailing zeros at most 1000: 0.01, 0.25, 1.5, 7, 500 and 1e6 are held to, 12.34 is
+//   refused) with or without bounds: the value's digits are read as one whole number
+//   M = value * 10^k (k: m's fraction digits) with M's remainder modulo m's digits, so the rules
+//   grow with those (one per remainder and digits left). Multiples are written with exactly k
+//   fraction digits (m = 0.25: "1.50", never "1.5" or "1.500"), integers and whole multiples
+//   without a point; an integer's m drops the factors of 2 and 5 it shares with 10^k (integer
+//   multiples of 2.5 are those of 5).
 // - additionalProperties absent means no other properties where "properties" is given (OpenAI's
 //   strict mode, vLLM and xgrammar read it so) and any where it is not; true or a schema allows
 //   more pairs after the listed ones, with any names (the listed ones are not excluded). A
@@ -47,7 +55,7 @@
 // Annotations are ignored: title, description, default, examples, example, $schema, $id,
 // $anchor, $comment, $defs/definitions (reached through $ref), format (where not held to),
 // strict, deprecated, readOnly, writeOnly, contentEncoding, contentMediaType and x-* extensions.
-// Every other keyword (multipleOf, not, uniqueItems, minProperties, ... and unknown ones) is
+// Every other keyword (not, uniqueItems, minProperties, ... and unknown ones) is
 // refused rather than silently not enforced, as are schema false, malformed keyword values,
 // schemas nested more than 64 deep and counts (minLength, maxItems, ...) adding up past 32768.
 // Errors are InvalidArgument and name the schema location as a JSON pointer

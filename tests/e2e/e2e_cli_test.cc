@@ -182,7 +182,7 @@ TEST_F(CliE2eTest, ResponseFormatFlags) {
             "directory\n");
   // The server compiles the schema: its errors name the field.
   const std::string bad_file = ::testing::TempDir() + "/attnres-cli-bad-schema.json";
-  std::ofstream(bad_file) << R"({"type": "integer", "multipleOf": 2})";
+  std::ofstream(bad_file) << R"({"type": "integer", "not": {}})";
   CommandResult bad = with({"--json-schema", bad_file});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_EQ(bad.err.rfind("error: INVALID_ARGUMENT: response_format.json_schema.schema_json: ", 0),

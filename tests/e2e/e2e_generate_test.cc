@@ -331,9 +331,9 @@ TEST_F(GenerateE2eTest, RegexAndChoiceOutputsMatchWhole) {
 
 TEST_F(GenerateE2eTest, ResponseFormatRefusalsAreInvalidArgument) {
   v1::GenerateRequest request = GreedyRequest("A record:", 20);
-  // multipleOf is a keyword the compiler does not enforce: refused, naming where it is.
+  // "not" is a keyword the compiler does not enforce: refused, naming where it is.
   request.mutable_response_format()->mutable_json_schema()->set_schema_json(
-      R"({"type":"object","properties":{"id":{"type":"string","multipleOf":2}}})");
+      R"({"type":"object","properties":{"id":{"type":"string","not":{"const":"x"}}}})");
   v1::GenerateResponse response;
   grpc::Status status = Generate(stub_.get(), request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);

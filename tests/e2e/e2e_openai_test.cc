@@ -757,8 +757,7 @@ TEST_F(OpenAiE2eTest, ResponseFormatRefusalsNameTheField) {
   const std::string format =
       R"("response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": )";
   const std::string bad_schema =
-      format +
-      R"({"type": "object", "properties": {"id": {"type": "integer", "multipleOf": 2}}}}})";
+      format + R"({"type": "object", "properties": {"id": {"type": "integer", "not": {}}}}}})";
   const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
       {"/v1/completions", R"({"prompt": "x", )" + bad_schema + "}",
        "response_format.json_schema.schema: "},
@@ -1162,8 +1161,8 @@ TEST_F(OpenAiToolsE2eTest, ForcedToolChoiceOverGrpc) {
   refused(bad, R"(prompt.chat.tool_choice_function must name one of prompt.chat.tools, got "x")");
   bad = request;
   bad.mutable_prompt()->mutable_chat()->mutable_tools(1)->set_parameters_json(
-      R"({"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}})");
-  refused(bad, "prompt.chat.tools[1].parameters_json: #/properties/n/multipleOf");
+      R"({"type": "object", "properties": {"n": {"type": "integer", "not": {}}}})");
+  refused(bad, "prompt.chat.tools[1].parameters_json: #/properties/n/not");
 }
 
 TEST_F(OpenAiToolsE2eTest, RefusalsNameTheField) {
@@ -1177,8 +1176,8 @@ TEST_F(OpenAiToolsE2eTest, RefusalsNameTheField) {
        "tool_choice.function.name\" must name one of tools, got \"g\""},
       {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
            "tools": [{"type": "function", "function": {"name": "f", "strict": true,
-               "parameters": {"type": "object", "properties": {"s": {"multipleOf": 3}}}}}]})",
-       "tools[0].function.parameters: #/properties/s/multipleOf"},
+               "parameters": {"type": "object", "properties": {"s": {"not": {}}}}}}]})",
+       "tools[0].function.parameters: #/properties/s/not"},
       {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
            "tools": [{"type": "function", "function": {"name": "f"}}],
            "response_format": {"type": "json_object"}})",

@@ -6,7 +6,8 @@
 // bytes the grammar allows next, keeps every state live (it can continue or it is complete) and,
 // where it ends complete, has written JSON that the grammar accepts whole and that, for a root
 // schema of one plain type, has that type (strings: within minLength and maxLength characters,
-// and for an ASCII pattern and value, a std::regex_search match; numbers: within their bounds).
+// and for an ASCII pattern and value, a std::regex_search match; numbers: within their bounds,
+// multiples of their multipleOf).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -33,9 +34,15 @@ bool Ascii(std::string_view s) {
 }
 
 // minimum, maximum and their exclusive forms, compared as doubles (rounding is monotonic, so an
-// exclusive bound is checked as an inclusive one).
+// exclusive bound is checked as an inclusive one); multipleOf as a quotient within rounding of
+// a whole number.
 void CheckBounds(const json& schema, const json& value) {
   const double v = value.get<double>();
+  if (const json& m = schema.value("multipleOf", json()); m.is_number() && m.get<double>() > 0) {
+    const double q = v / m.get<double>();
+    FUZZ_CHECK(std::fabs(q - std::nearbyint(q)) <= 1e-9 * std::max(1.0, std::fabs(q)),
+               "a number is a multiple of its multipleOf");
+  }
   for (const char* key : {"minimum", "exclusiveMinimum"}) {
     const json& b = schema.value(key, json());
     if (b.is_number()) FUZZ_CHECK(v >= b.get<double>(), "a number holds its lower bound");
