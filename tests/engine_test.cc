@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -528,7 +529,7 @@ TEST_F(EngineTest, StructuredOutputFollowsTheSchemaAndEndsWhenComplete) {
 
 // Strings held to a pattern (with characters JSON must escape) and a format, integers and
 // numbers held to bounds: every output of the random model parses and keeps them.
-TEST_F(EngineTest, StructuredOutputKeepsPatternsFormatsAndBounds) {
+TEST_F(EngineTest, StructuredOutputKeepsPatternsFormatsBoundsAndMultiples) {
   SetUpEngine();
   auto grammar = structured::JsonSchemaGrammarFromText(
       R"({"type": "object", "properties": {
@@ -536,8 +537,11 @@ TEST_F(EngineTest, StructuredOutputKeepsPatternsFormatsAndBounds) {
             "mark": {"type": "string", "pattern": "^[^a-z]{1,3}$"},
             "day": {"type": "string", "format": "date"},
             "score": {"type": "integer", "minimum": -3, "maximum": 7},
-            "ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}},
-          "required": ["code", "mark", "day", "score", "ratio"], "additionalProperties": false})");
+            "ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+            "step": {"type": "integer", "multipleOf": 7, "minimum": -50},
+            "price": {"type": "number", "multipleOf": 0.25, "maximum": 100}},
+          "required": ["code", "mark", "day", "score", "ratio", "step", "price"],
+          "additionalProperties": false})");
   ASSERT_TRUE(grammar.ok()) << grammar.status();
   for (int i = 0; i < 6; ++i) {
     GenerationRequest r =
@@ -562,6 +566,22 @@ TEST_F(EngineTest, StructuredOutputKeepsPatternsFormatsAndBounds) {
         << out.text;
     EXPECT_TRUE(j["score"].is_number_integer() && j["score"] >= -3 && j["score"] <= 7) << out.text;
     EXPECT_TRUE(j["ratio"].is_number() && j["ratio"] >= 0 && j["ratio"] < 1) << out.text;
+    // Up to 20 digits (past a double's and int64's): the remainder from the text's digits.
+    std::smatch step;
+    ASSERT_TRUE(std::regex_search(out.text, step, std::regex(R"("step"\s*:\s*(-?)([0-9]+))")))
+        << out.text;
+    int remainder = 0;
+    for (char c : step[2].str()) remainder = (remainder * 10 + (c - '0')) % 7;
+    EXPECT_EQ(remainder, 0) << out.text;
+    EXPECT_TRUE(step[1].str().empty() || (step[2].length() <= 2 && std::stoi(step[2]) <= 50))
+        << out.text;
+    // Written with two fraction digits: a multiple of 0.25 is a whole number of hundredths.
+    std::smatch price;
+    ASSERT_TRUE(std::regex_search(out.text, price,
+                                  std::regex(R"("price"\s*:\s*(-?[0-9]+)\.([0-9][0-9])\s*[,}])")))
+        << out.text;
+    EXPECT_EQ(std::stoi(price[2].str()) % 25, 0) << out.text;
+    EXPECT_LE(j["price"].get<double>(), 100) << out.text;
   }
 }
 
