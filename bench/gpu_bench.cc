@@ -168,9 +168,11 @@ void TraceSteps(ModelRunner& r, const StepBatch& b, const std::string& preset,
   std::sort(busy.begin(), busy.end());
   const double span = spans[spans.size() / 2], on = busy[busy.size() / 2];
   char buf[120];
-  std::snprintf(buf, sizeof(buf), "traced: kernels busy %.1f us, gaps %.1f us", on, span - on);
-  Row(preset, "  " + std::to_string(kernels) + " kernels, first start to last end", span / 1e6,
-      buf);
+  std::snprintf(buf, sizeof(buf),
+                "traced: %zu kernels, first start to last end; busy %.1f us, "
+                "gaps %.1f us",
+                kernels, on, span - on);
+  Row(preset, what + " span", span / 1e6, buf);
 }
 
 // card_bytes_per_s: this card's copy ceiling, measured at start (0: unknown).

@@ -7,7 +7,10 @@
 #   scripts/gpu_ab.sh ATTNRES_FUSED_BOUNDARY=1 [bench flags...]
 #
 # BUILD_DIR / DEVICE_DIR as in gpu_run.sh; PRESETS (default: the four 1B and 8B presets), PASSES
-# (default 3); bench flags default to --decode-only. Logs go to $OUT (or ./out).
+# (default 3); bench flags default to --decode-only. Logs go to $OUT (or ./out), and each run's
+# traced steps to $OUT/ab_PASS_PRESET_VARIANT.tsv: the table's "span" rows are their medians
+# (first kernel's start to last one's end), steadier than the timed steps; scripts/trace_compare.py
+# tells where two variants differ.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] && [[ "$1" == *=* ]] || { echo "usage: scripts/gpu_ab.sh VAR=VALUE [bench flags...]" >&2; exit 2; }
@@ -27,10 +30,12 @@ for pass in $(seq "${PASSES:-3}"); do
   for preset in ${PRESETS:-llama-8b llama-8b-block llama-1b llama-1b-block}; do
     for variant in default "$switch"; do
       log="$OUT/ab_${pass}_${preset}_${variant//[^A-Za-z0-9_]/_}.md"
+      trace=(--trace "${log%.md}.tsv")
       if [ "$variant" = default ]; then
-        timeout 300 "$BIN/attnres-gpu-bench" "${flags[@]}" "$preset" >"$log" 2>&1
+        timeout 300 "$BIN/attnres-gpu-bench" "${trace[@]}" "${flags[@]}" "$preset" >"$log" 2>&1
       else
-        timeout 300 env "$variant" "$BIN/attnres-gpu-bench" "${flags[@]}" "$preset" >"$log" 2>&1
+        timeout 300 env "$variant" "$BIN/attnres-gpu-bench" "${trace[@]}" "${flags[@]}" "$preset" \
+          >"$log" 2>&1
       fi
       # Rows "| model | measurement | step time | ..." -> preset, variant, measurement, ms.
       awk -F'|' -v p="$preset" -v v="$variant" '/ ms /{gsub(/^ +| +$/, "", $3); split($4, t, " ");

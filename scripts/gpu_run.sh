@@ -4,8 +4,10 @@
 # shared libraries into .device/lib), then carry .device and build-gpu/bin to the device and run
 # `scripts/gpu_run.sh` there. Logs go to $OUT (or ./out). BUILD_DIR and DEVICE_DIR pick other
 # build / bundle folders; GPU_TESTS="gpu_..._test ..." runs only those tests; GPU_BENCH=0 skips the
-# benchmarks; GPU_BENCH_EAGER="presets" reruns those presets with CUDA graphs off. NCCL (every
-# CUDA binary links it) comes from the machine's PyTorch installation, as in gpu_e2e.sh.
+# benchmarks; GPU_BENCH_EAGER="presets" reruns those presets with CUDA graphs off. Each preset's
+# measured steps are also traced kernel by kernel into $OUT/trace_PRESET.tsv (compare two with
+# scripts/trace_compare.py). NCCL (every CUDA binary links it) comes from the machine's PyTorch
+# installation, as in gpu_e2e.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build-gpu}/bin
@@ -41,7 +43,8 @@ rc[kernel_bench]=$?
 : >"$OUT/gpu_bench.md"
 rc[gpu_bench]=0
 for preset in ${GPU_BENCH_PRESETS:-$("$BIN/attnres-gpu-bench" --list-presets)}; do
-  timeout 300 "$BIN/attnres-gpu-bench" "$preset" >>"$OUT/gpu_bench.md" 2>&1 || rc[gpu_bench]=$?
+  timeout 300 "$BIN/attnres-gpu-bench" --trace "$OUT/trace_$preset.tsv" "$preset" \
+    >>"$OUT/gpu_bench.md" 2>&1 || rc[gpu_bench]=$?
 done
 if [ -n "${GPU_BENCH_EAGER:-}" ]; then
   timeout 200 "$BIN/attnres-gpu-bench" --no-cuda-graphs $GPU_BENCH_EAGER >"$OUT/gpu_bench_eager.md" 2>&1
