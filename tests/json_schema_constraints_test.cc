@@ -407,6 +407,9 @@ TEST(JsonSchemaMultipleOf, Integers) {
               {"2", "2.5", "7", "5.0"});
   ExpectTexts(R"({"type": "integer", "multipleOf": 0.5, "maximum": 2})", {"2", "1", "-9"},
               {"3", "1.5"});
+  // 10.24 = 1024 / 100: integer multiples are those of 256.
+  ExpectTexts(R"({"type": "integer", "multipleOf": 10.24})", {"0", "256", "-512"},
+              {"128", "1024.0", "10"});
 }
 
 TEST(JsonSchemaMultipleOf, NumbersAreWrittenWithItsFractionDigits) {
@@ -432,6 +435,8 @@ TEST(JsonSchemaMultipleOf, Errors) {
   ExpectError(R"({"type": "number", "multipleOf": 1e-11})",
               "#/multipleOf: at most 10 digits after the point are held to");
   ExpectError(R"({"type": "number", "multipleOf": 12.34})", "(1234 here)");
+  // All five digits count before an integer's factors of 2 and 5 go: 10245 / 5 = 2049.
+  ExpectError(R"({"type": "integer", "multipleOf": 1.0245})", "(10245 here)");
   ExpectError(R"({"type": "integer", "multipleOf": 7, "minimum": 1, "maximum": 6})",
               "#: no integer of at most 20 digits lies between the bounds and is a multiple of 7");
   ExpectError(R"({"type": "integer", "multipleOf": 1e20})",

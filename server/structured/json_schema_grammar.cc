@@ -753,15 +753,7 @@ class SchemaCompiler {
 
   // An integer type's bound: the nearest whole number inside it, inclusive.
   static Bound Rounded(const Bound& b, bool lower) {
-    const Decimal& v = b.value;
-    __int128 x = v.negative ? -v.whole : v.whole;  // towards zero
-    const bool fraction = !v.fraction.empty();
-    if (fraction) {
-      if (lower && !v.negative) ++x;  // ceil
-      if (!lower && v.negative) --x;  // floor
-    } else if (b.exclusive) {
-      x += lower ? 1 : -1;
-    }
+    const __int128 x = ScaledBound(b, 0, lower);
     Bound r;
     r.value.negative = x < 0;
     r.value.whole = std::min(x < 0 ? -x : x, kBeyond);
@@ -950,11 +942,8 @@ class SchemaCompiler {
     std::string significant = digits.substr(0, last + 1);
     if (m.k == 0) m.zeros = static_cast<int>(digits.size() - last - 1);
     significant.erase(0, std::min(significant.find_first_not_of('0'), significant.size() - 1));
-    __int128 c = 0;
-    for (char ch : significant) {
-      c = c * 10 + (ch - '0');
-      if (c > kMaxMultipleRemainders) break;
-    }
+    __int128 c = 0;  // at most 21 whole and 10 fraction digits
+    for (char ch : significant) c = c * 10 + (ch - '0');
     if (integer && m.k > 0) {  // n * 10^k divisible by c: n divisible by c / gcd(c, 10^k)
       for (int i = 0; i < m.k; ++i) {
         if (c % 2 == 0) c /= 2;
@@ -1050,9 +1039,9 @@ class SchemaCompiler {
       if (a <= high && b >= low) {
         const std::string lo_digits = Padded(std::max(a, low), length);
         const std::string hi_digits = Padded(std::min(b, high), length);
-        absl::flat_hash_map<std::tuple<int, bool, bool>, std::optional<Element>> tight;
+        absl::flat_hash_map<std::tuple<int, bool, bool>, std::optional<Alternative>> tight;
         if (auto e = TightMultiples(m, lo_digits, hi_digits, 0, true, true, 0, &tight)) {
-          out.push_back({*e});
+          out.push_back(std::move(*e));
         }
       }
       low = high + 1;
@@ -1067,11 +1056,12 @@ class SchemaCompiler {
   }
 
   // The digits from `pos` on, with the ones before tight to lo's (tl) and hi's (th) and
-  // leaving remainder r; nullopt where none completes a multiple. A bound whose remaining
-  // digits are all 0 (lo) or all 9 (hi) no longer constrains: those tails are free.
-  std::optional<Element> TightMultiples(
+  // leaving remainder r (a rule, or nothing past the last digit); nullopt where none completes a
+  // multiple. A bound whose remaining digits are all 0 (lo) or all 9 (hi) no longer constrains:
+  // those tails are free.
+  std::optional<Alternative> TightMultiples(
       const Multiple& m, const std::string& lo, const std::string& hi, int pos, bool tl, bool th,
-      int r, absl::flat_hash_map<std::tuple<int, bool, bool>, std::optional<Element>>* memo) {
+      int r, absl::flat_hash_map<std::tuple<int, bool, bool>, std::optional<Alternative>>* memo) {
     const int left = static_cast<int>(lo.size()) - pos;
     tl = tl && lo.find_first_not_of('0', pos) != std::string::npos;
     th = th && hi.find_first_not_of('9', pos) != std::string::npos;
@@ -1088,16 +1078,17 @@ class SchemaCompiler {
         free.Add(*this, m, left, d, nr);
         continue;
       }
-      std::optional<Element> rest = TightMultiples(m, lo, hi, pos + 1, ntl, nth, nr, memo);
+      std::optional<Alternative> rest = TightMultiples(m, lo, hi, pos + 1, ntl, nth, nr, memo);
       if (!rest.has_value()) continue;
       Alternative a = PointBefore(m, left);
       a.push_back(b_.Byte(d));
-      if (*rest != Empty()) a.push_back(*rest);
-      alternatives.push_back(std::move(a));
+      alternatives.push_back(Concat(std::move(a), *rest));
     }
     free.AppendTo(*this, m, left, &alternatives);
-    std::optional<Element> out;
-    if (!alternatives.empty()) out = b_.Ref(b_.AddRule("multiple-bound", std::move(alternatives)));
+    std::optional<Alternative> out;
+    if (!alternatives.empty()) {
+      out = Alternative{b_.Ref(b_.AddRule("multiple-bound", std::move(alternatives)))};
+    }
     memo->emplace(key, out);
     return out;
   }
@@ -1116,29 +1107,27 @@ class SchemaCompiler {
       for (int nr : order) {
         Alternative a = self.PointBefore(m, left);
         a.push_back(self.b_.Bytes(by_next[nr]));
-        if (const Element rest = *self.FreeMultiples(m, left - 1, nr); rest != self.Empty()) {
-          a.push_back(rest);
-        }
-        out->push_back(std::move(a));
+        out->push_back(Concat(std::move(a), *self.FreeMultiples(m, left - 1, nr)));
       }
     }
   };
 
-  // Any `left` digits after a prefix of remainder r that make M a multiple of c.
-  std::optional<Element> FreeMultiples(const Multiple& m, int left, int r) {
+  // Any `left` digits after a prefix of remainder r that make M a multiple of c: a rule, or
+  // nothing where no digit is left and r is 0; nullopt where none do.
+  std::optional<Alternative> FreeMultiples(const Multiple& m, int left, int r) {
     const auto key = std::make_tuple(m.c, m.k, left, r);
     if (const auto it = free_multiples_.find(key); it != free_multiples_.end()) return it->second;
-    std::optional<Element> out;
+    std::optional<Alternative> out;
     if (left == 0) {
-      if (r == 0) out = Empty();
+      if (r == 0) out = Alternative{};
     } else {
       FreeDigits free;
       for (char d = '0'; d <= '9'; ++d) free.Add(*this, m, left, d, (10 * r + (d - '0')) % m.c);
       Alternatives alternatives;
       free.AppendTo(*this, m, left, &alternatives);
       if (!alternatives.empty()) {
-        out =
-            b_.Ref(b_.AddRule(absl::StrCat("multiple-", m.c, "-", left), std::move(alternatives)));
+        out = Alternative{
+            b_.Ref(b_.AddRule(absl::StrCat("multiple-", m.c, "-", left), std::move(alternatives)))};
       }
     }
     free_multiples_.emplace(key, out);
@@ -1148,12 +1137,6 @@ class SchemaCompiler {
   // "." where the digit about to be written is the first of the last k.
   Alternative PointBefore(const Multiple& m, int left) {
     return m.k > 0 && left == m.k ? Alternative{b_.Byte('.')} : Alternative{};
-  }
-
-  // A rule matching the empty string (the end of a multiple's digits).
-  Element Empty() {
-    if (!empty_.has_value()) empty_ = b_.Ref(b_.AddRule("end", {{}}));
-    return *empty_;
   }
 
   static std::string DecimalText(__int128 v) {
@@ -1480,9 +1463,8 @@ class SchemaCompiler {
   std::optional<Element> any_fraction_;
   std::vector<Element> any_digits_;                           // [m]: digit{0,m}
   absl::flat_hash_map<std::string, Digits> fraction_digits_;  // DigitsBetween's, by its arguments
-  std::optional<Element> empty_;
   // FreeMultiples's, by (c, k, digits left, remainder); nullopt: none completes a multiple.
-  absl::flat_hash_map<std::tuple<int, int, int, int>, std::optional<Element>> free_multiples_;
+  absl::flat_hash_map<std::tuple<int, int, int, int>, std::optional<Alternative>> free_multiples_;
 };
 
 }  // namespace
