@@ -9,12 +9,13 @@
 // row, like the standard add + norm, instead of scoring every bank row again.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <utility>
 
 #include "kernels/attn_res_staged.h"
+#include "kernels/boundary_row.cuh"
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
-#include "kernels/boundary_row.cuh"
 
 namespace attnres::kernels {
 namespace {
@@ -165,8 +166,14 @@ __device__ __forceinline__ void SummarizeOneGroup(
 // online-softmax over the bank and x, stored unnormalized instead of merged and normed.
 // kNb >= 0: the bank holds kNb slots (a.bank_count), known when compiled, so every per-slot
 // test folds away and the slot loops are straight-line code (kNbAny: read at run time).
+// kOneSum (phase 2 only): the norm's square sum comes out of the mix's own block reduction,
+// from S.S and S.x (S the summary's weighted sum) beside x.x and u.x: sum(h^2) = inv_l^2 *
+// (r^2 S.S + 2 r p S.x + p^2 x.x) for h = (r S + p x) * inv_l; one block reduction per row, as
+// the standard add + norm takes. Where the cross term cancels more than 15/16 of the two
+// squares the kernel sums h^2 itself (fp32 cancellation would lose digits).
 constexpr int kNbAny = -1;
-template <int VPT, int G, int kThreads, int kMinBlocks, bool kSummary, int kNb = kNbAny>
+template <int VPT, int G, int kThreads, int kMinBlocks, bool kSummary, int kNb = kNbAny,
+          bool kOneSum = false>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     ResidualBoundaryKernel(const ResidualBoundaryArgs a, int queries_per_block) {
   __shared__ __align__(16) float scratch[(kThreads / 32 + 1) * kRowSumPad];  // rows, then totals
@@ -310,6 +317,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   // blocks over a bank of several groups take one query at a time here.
   float h[VPT][8];
   float sq_x = 0.0f, inv_l = 1.0f, mfin = 0.0f, s_x = 0.0f;
+  float ss = 0.0f, sx = 0.0f, r_last = 0.0f, p_last = 0.0f;  // kOneSum: S.S, S.x; x's merge
   if (!mix) {
     float r1[1] = {sq};
     RowSum<1>(r1, scratch);
@@ -331,7 +339,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
                                        : nullptr;
       float m = -INFINITY, l = 0.0f;
       if constexpr (kSummary) {
-        float red[2] = {sq, 0.0f};
+        float red[kOneSum ? 4 : 2] = {sq, 0.0f};
 #pragma unroll
         for (int v = 0; v < VPT; ++v) {
           if (!valid[v]) continue;
@@ -340,10 +348,23 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
           Bf16x8ToF32(xr[v], f);
 #pragma unroll
           for (int i = 0; i < 8; ++i) red[1] += uv[i] * f[i];
+          if constexpr (kOneSum) {
+            const float* f0 = reinterpret_cast<const float*>(&sum_h[0][v]);
+            const float* f1 = reinterpret_cast<const float*>(&sum_h[1][v]);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              red[2] += f0[i] * f0[i] + f1[i] * f1[i];
+              red[3] += f0[i] * f[i] + f1[i] * f[i + 4];
+            }
+          }
         }
-        RowSum<2>(red, scratch);
+        RowSum<kOneSum ? 4 : 2>(red, scratch);
         sq_x = red[0];
         s_x = red[1] * rsqrtf(sq_x / d + a.eps);
+        if constexpr (kOneSum) {
+          ss = red[2];
+          sx = red[3];
+        }
         m = sum_ml.x;
         l = sum_ml.y;
 #pragma unroll
@@ -428,6 +449,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       const float rescale = __expf(m - mfin), px = __expf(s_x - mfin);
       l = l * rescale + px;
       inv_l = phase1 ? 1.0f : 1.0f / l;
+      r_last = rescale;
+      p_last = px;
 #pragma unroll
       for (int v = 0; v < VPT; ++v) {
         float x[8];
@@ -464,13 +487,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 
   // 5. RMSNorm of h with gamma -> out.
   float hs[1] = {0.0f};
-  if (mix) {
+  bool summed = false;  // kOneSum: from the mix's reduction
+  if constexpr (kSummary && kOneSum) {
+    const float squares = r_last * r_last * ss + p_last * p_last * sq_x;
+    const float total = squares + 2.0f * r_last * p_last * sx;
+    summed = total >= squares * (1.0f / 16.0f);  // the same in every thread: uniform
+    hs[0] = total * inv_l * inv_l;
+  }
+  if (mix && !summed) {
+    hs[0] = 0.0f;
 #pragma unroll
     for (int v = 0; v < VPT; ++v)
 #pragma unroll
       for (int i = 0; i < 8; ++i) hs[0] += h[v][i] * h[v][i];
     RowSum<1>(hs, scratch);  // its barriers also publish scores[]
-  } else {
+  } else if (!mix) {
     hs[0] = sq_x;
   }
   const float r = rsqrtf(hs[0] / d + a.eps);
@@ -534,13 +565,27 @@ int Phase1SlotsPerRow(int rows, int threads, bool alone) {
   return slots / rows - (alone ? 0 : 1);
 }
 
+// Phase 2 takes its one-reduction form (kOneSum): 1B Block b64 1836 us a step against 1841,
+// b1 1125 against 1128 (bench/BENCHMARKS.md run 40). ATTNRES_PHASE2_ONE_SUM=0: two reductions,
+// to measure it.
+bool Phase2OneSum() {
+  static const bool on = [] {
+    const char* v = std::getenv("ATTNRES_PHASE2_ONE_SUM");
+    return v == nullptr || std::atoi(v) != 0;
+  }();
+  return on;
+}
+
 template <int VPT, int G, int kThreads, int kMinBlocks>
 cudaError_t LaunchForm(const ResidualBoundaryArgs& a, int threads, cudaStream_t stream) {
   int per_block = 0, blocks = 0;
   if constexpr (kMinBlocks == 1) {
     if (a.summary_index >= 0) {
-      return LaunchMaybePdl(!a.after_join, ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true>,
-                            dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
+      return LaunchMaybePdl(
+          !a.after_join,
+          Phase2OneSum() ? ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true, kNbAny, true>
+                         : ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true>,
+          dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
     }
     if (a.summary_queries > 0) {
       const int spare =

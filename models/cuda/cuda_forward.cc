@@ -24,12 +24,16 @@ constexpr size_t kSlotAlignElems = 256 / sizeof(float);  // GEMM outputs stay 25
 // reads they save. ATTNRES_TWO_PHASE=0 turns it off (to measure what it buys).
 constexpr int kTwoPhaseMaxRows = 255;
 
-// Decode batches whose snapshot boundary has no spare resident slot left for each later mix's
-// phase-1 block fork phase 1 off the boundary (kernels::Phase1FitsBeside; on an H200: above 16
-// rows at the 8B shape, 7 later mixes of 512-thread blocks; above 65 at the 1B shape, 3 later
-// mixes of 256-thread blocks, two per SM). ATTNRES_FORK_PHASE1=N forks from N rows instead (0:
-// never), to measure the rule.
+// Decode batches of more than kForkAboveRows rows, and those whose snapshot boundary has no spare
+// resident slot left for each later mix's phase-1 block (kernels::Phase1FitsBeside; on an H200:
+// above 16 rows at the 8B shape, 7 later mixes of 512-thread blocks; above 65 at the 1B shape, 3
+// later mixes of 256-thread blocks, two per SM), fork phase 1 off the boundary. Forked after the
+// qkv GEMM it beats phase 1 in the boundary even where that fits: 1B Block b64 1827 us a step
+// against 1841 (bench/BENCHMARKS.md run 40). A step of a few rows keeps it in the boundary: a
+// graph with a fork idles ~9.5 us after its first kernel (run 39). ATTNRES_FORK_PHASE1=N forks
+// from N rows instead (0: never), to measure the rule.
 constexpr int kForkByFit = -1;
+constexpr int kForkAboveRows = 16;
 
 int ForkPhase1Rows() {
   const char* v = std::getenv("ATTNRES_FORK_PHASE1");
@@ -138,6 +142,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   if (c.attn_res() && EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
     f->fork_rows_ = ForkPhase1Rows();
+    f->fork_after_gemm_ = EnvOn("ATTNRES_FORK_AFTER_GEMM");
     auto side = StreamCreate();
     if (!side.ok()) return side.status();
     f->side_ = std::move(*side);
@@ -214,6 +219,7 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   } else if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) {
     return st;
   }
+  if (auto st = ForkPendingPhase1(s); !st.ok()) return st;
   kernels::PagedAttentionArgs a;
   SetPagedKv(c_, pool, layer, b, a);
   a.q = q_;
@@ -325,6 +331,7 @@ absl::Status CudaForward::Mlp(int layer, const DeviceBatch& b, const kernels::Ge
   } else if (auto st = gemm_->RunSwiGlu(xn_, L.w_gate_up, gate_up_, act_, b.T, f, d, s); !st.ok()) {
     return st;
   }
+  if (auto st = ForkPendingPhase1(s); !st.ok()) return st;
   if (residual) {
     ATTNRES_CUDA_RETURN(kernels::GemvAddResidual(act_, L.w_down, b.T, d, f, *residual, s));
     return absl::OkStatus();
@@ -362,9 +369,11 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.summary_scores = summary_scores_;
   r.summary_stride = layout_.num_bank_slots;
   const bool fork = two_phase && max_later_mixes_ > 0 &&
-                    (fork_rows_ == kForkByFit ? !kernels::Phase1FitsBeside(b.T, d, fit_queries_)
-                                              : fork_rows_ > 0 && b.T >= fork_rows_);
+                    (fork_rows_ == kForkByFit
+                         ? b.T > kForkAboveRows || !kernels::Phase1FitsBeside(b.T, d, fit_queries_)
+                         : fork_rows_ > 0 && b.T >= fork_rows_);
   bool joined = true;  // false while a forked phase 1 runs on side_
+  pending_phase1_.reset();
   auto join = [&]() -> absl::Status {  // before a mix that reads phase 1's summaries
     r.after_join = !joined;
     if (!joined) ATTNRES_CUDA_RETURN(cudaStreamWaitEvent(s, join_.get(), 0));
@@ -503,6 +512,14 @@ absl::Status CudaForward::ForkPhase1(const kernels::ResidualBoundaryArgs& snapsh
   p1.snapshot = false;
   p1.delta = nullptr;
   p1.prefix = bank_ + static_cast<size_t>(snapshot.bank_count) * snapshot.T * snapshot.d;
+  pending_phase1_ = p1;
+  return fork_after_gemm_ ? absl::OkStatus() : ForkPendingPhase1(s);
+}
+
+absl::Status CudaForward::ForkPendingPhase1(cudaStream_t s) {
+  if (!pending_phase1_) return absl::OkStatus();
+  const kernels::ResidualBoundaryArgs p1 = *pending_phase1_;
+  pending_phase1_.reset();
   ATTNRES_CUDA_RETURN(cudaEventRecord(fork_.get(), s));
   ATTNRES_CUDA_RETURN(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
   ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(p1, side_.get()));

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -135,8 +136,11 @@ class CudaForward {
   absl::Status Mlp(int layer, const DeviceBatch& b, const kernels::GemvNormIn* in,
                    const kernels::GemvResidual* residual, cudaStream_t s);
   // The snapshot boundary `snapshot` (with its later mixes' phase 1) as two kernels: the
-  // boundary alone on s, then phase 1 on side_ after it; join_ marks phase 1's end.
+  // boundary alone on s, then phase 1 on side_ (join_ marks its end). Phase 1 waits in
+  // pending_phase1_ for ForkPendingPhase1, which the sublayer calls after its first GEMM
+  // (fork_after_gemm_; else at once, after the boundary).
   absl::Status ForkPhase1(const kernels::ResidualBoundaryArgs& snapshot, cudaStream_t s);
+  absl::Status ForkPendingPhase1(cudaStream_t s);
   // delta_[0:T] = sum over ranks (row-parallel partial sums); nothing on a single device.
   absl::Status ReduceDelta(int T, cudaStream_t s);
   // Elements between ranks' slots in head_gather_ for `count` rows (256-byte aligned slots).
@@ -195,10 +199,15 @@ class CudaForward {
   float* summary_scores_ = nullptr;  // [Q, two_phase_rows_, slots]
   // Steps whose snapshot boundary cannot give each later mix a phase-1 block of its own
   // (fork_rows_ = -1; else steps of at least fork_rows_ rows, 0: never) run phase 1 as its own
-  // kernel on side_, forked after the snapshot boundary and joined before the block's first
-  // later mix, so it overlaps the block's first attention sublayer instead of lengthening the
-  // snapshot boundary.
+  // kernel on side_, joined before the block's first later mix, so it overlaps the block's
+  // first attention sublayer instead of lengthening the snapshot boundary. It forks after that
+  // sublayer's qkv GEMM, not right after the boundary: its blocks would hold the SMs whose
+  // registers a cuBLASLt tile needs, and the GEMM would wait for them (8B Block b64: 7737 us a
+  // step against 7794, bench/BENCHMARKS.md run 40). ATTNRES_FORK_AFTER_GEMM=0: after the
+  // boundary.
   int fork_rows_ = 0;
+  bool fork_after_gemm_ = true;
+  std::optional<kernels::ResidualBoundaryArgs> pending_phase1_;  // booked, not yet forked
   StreamPtr side_;
   EventPtr fork_, join_;
   // [world, slot] fp32, slot >= count * vocab_local: every rank's head logits, gathered
