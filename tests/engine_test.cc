@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <mutex>
@@ -582,6 +583,65 @@ TEST_F(EngineTest, StructuredOutputKeepsPatternsFormatsBoundsAndMultiples) {
         << out.text;
     EXPECT_EQ(std::stoi(price[2].str()) % 25, 0) << out.text;
     EXPECT_LE(j["price"].get<double>(), 100) << out.text;
+  }
+}
+
+// Keys of the root object as written, duplicates included (a parsed object keeps one of each).
+size_t RootPairs(const std::string& text) {
+  struct Counter : nlohmann::json_sax<nlohmann::json> {
+    size_t depth = 0, pairs = 0;
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(size_t) override {
+      ++depth;
+      return true;
+    }
+    bool key(string_t&) override {
+      if (depth == 1) ++pairs;
+      return true;
+    }
+    bool end_object() override {
+      --depth;
+      return true;
+    }
+    bool start_array(size_t) override {
+      ++depth;
+      return true;
+    }
+    bool end_array() override {
+      --depth;
+      return true;
+    }
+    bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) override {
+      return false;
+    }
+  } counter;
+  return nlohmann::json::sax_parse(text, &counter) ? counter.pairs : SIZE_MAX;
+}
+
+// minProperties / maxProperties over optional properties, drawn by the random model (whose
+// free strings run on, so no extra pairs with names of its own).
+TEST_F(EngineTest, StructuredOutputKeepsPropertyCounts) {
+  SetUpEngine();
+  auto grammar = structured::JsonSchemaGrammarFromText(
+      R"({"type": "object", "properties": {"a": {"type": "boolean"}, "b": {"type": "null"},
+            "c": {"type": "integer", "minimum": 0, "maximum": 9}, "d": {"enum": ["x", "y"]},
+            "e": {"type": "boolean"}},
+          "additionalProperties": false, "minProperties": 2, "maxProperties": 3})");
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  for (int i = 0; i < 6; ++i) {
+    GenerationRequest r =
+        Request("Pairs: " + std::string(i, '#'), 300, i == 0 ? 0.0f : 1.0f, 90 + i);
+    r.grammar = *grammar;
+    const Result out = Run(r);
+    ASSERT_EQ(out.reason, FinishReason::kStop) << i << ": " << out.text;
+    const size_t pairs = RootPairs(out.text);
+    EXPECT_TRUE(pairs >= 2 && pairs <= 3) << i << ": " << out.text;
   }
 }
 

@@ -179,6 +179,37 @@ TEST(JsonSchemaObjects, RequiredNamesWithoutSchemas) {
               "#/required/1: \"z\" is required but not in properties");
 }
 
+TEST(JsonSchemaObjects, PropertyCounts) {
+  // Listed properties only: at least two of three, in order.
+  ExpectTexts(R"({"properties": {"a": {}, "b": {}, "c": {}}, "minProperties": 2})",
+              {R"({"a":1,"b":2})", R"({"a":1,"c":2})", R"({"b":1,"c":2})", R"({"a":1,"b":2,"c":3})",
+               "{\n  \"b\": 1,\n  \"c\": 2\n}"},
+              {"{}", R"({"a":1})", R"({"c":1})", R"({"b":1,"a":2})", R"({"a":1,"b":2,})"});
+  // At most one.
+  ExpectTexts(R"({"properties": {"a": {}, "b": {}, "c": {}}, "maxProperties": 1})",
+              {"{}", "{ }", R"({"a":1})", R"({"c":[]})"},
+              {R"({"a":1,"b":2})", R"({"b":1,"c":2})", R"({"a":1,"b":2,"c":3})"});
+  // A required one and extra pairs: two or three in all.
+  ExpectTexts(R"({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"],
+                  "additionalProperties": {"type": "integer"}, "minProperties": 2,
+                  "maxProperties": 3})",
+              {R"({"a":"x","y":1})", R"({"a":"x","y":1,"z":2})", R"({ "a" : "x" , "y" : 1 })"},
+              {R"({"a":"x"})", R"({"a":"x","y":1,"z":2,"w":3})", R"({"y":1,"z":2})",
+               R"({"a":"x","y":"1"})", "{}"});
+  // Extra pairs only (any object), at least one; exactly two; none.
+  ExpectTexts(R"({"type": "object", "minProperties": 1})",
+              {R"({"k":1})", R"({"k":1,"j":[],"i":{"h":null}})"}, {"{}", "{ }"});
+  ExpectTexts(R"({"type": "object", "minProperties": 2, "maxProperties": 2})", {R"({"k":1,"j":2})"},
+              {"{}", R"({"k":1})", R"({"k":1,"j":2,"i":3})"});
+  ExpectTexts(R"({"type": "object", "maxProperties": 0})", {"{}", "{ }"}, {R"({"k":1})"});
+  // Optional listed properties, then extras, counted together; past minProperties unbounded.
+  ExpectTexts(R"({"properties": {"a": {}, "b": {}}, "additionalProperties": true,
+                  "minProperties": 3})",
+              {R"({"a":1,"b":2,"x":3})", R"({"a":1,"x":2,"y":3})", R"({"x":1,"y":2,"z":3})",
+               R"({"a":1,"b":2,"x":3,"y":4,"z":5,"w":6})"},
+              {R"({"a":1,"b":2})", R"({"x":1,"y":2})", R"({"a":1})", "{}"});
+}
+
 TEST(JsonSchemaObjects, NamesAreWrittenAsJson) {
   ExpectTexts(R"({"properties": {"a\"b": {"type": "null"}, "\u00e9/~": {"type": "null"}},
                   "required": ["a\"b", "é/~"]})",
@@ -357,10 +388,9 @@ TEST(JsonSchemaErrors, UnenforcedKeywordsNameTheirLocation) {
   ExpectError(R"({"type": "object", "properties": {"age": {"type": "integer", "not": {}}}})",
               "#/properties/age/not: keyword \"not\" is not supported");
   for (const char* keyword :
-       {"minProperties", "maxProperties", "patternProperties", "propertyNames", "uniqueItems",
-        "contains", "maxContains", "not", "if", "then", "else", "dependentRequired",
-        "dependentSchemas", "unevaluatedProperties", "unevaluatedItems", "$dynamicRef",
-        "frobnicate"}) {
+       {"patternProperties", "propertyNames", "uniqueItems", "contains", "maxContains", "not", "if",
+        "then", "else", "dependentRequired", "dependentSchemas", "unevaluatedProperties",
+        "unevaluatedItems", "$dynamicRef", "frobnicate"}) {
     json schema = {{"items", {{"type", "string"}}}};
     schema["items"][keyword] = json::object();
     ExpectError(schema.dump(), absl::StrCat("#/items/", keyword, ": keyword \"", keyword, "\""));
@@ -413,6 +443,20 @@ TEST(JsonSchemaErrors, SizeBounds) {
     many["properties"][absl::StrCat("p", i)] = {{"type", "string"}, {"maxLength", 1000 + i}};
   }
   ExpectError(many.dump(), "#/properties/p32/maxLength");
+  // Property counts: bounds, what the properties allow, and the rules they take.
+  ExpectError(R"({"type": "object", "minProperties": 3, "maxProperties": 2})",
+              "#/minProperties: minProperties 3 is more than maxProperties 2");
+  ExpectError(R"({"properties": {"a": {}, "b": {}}, "required": ["a", "b"], "maxProperties": 1})",
+              "#/maxProperties: maxProperties 1 is less than the 2 required properties");
+  ExpectError(R"({"properties": {"a": {}}, "minProperties": 2})",
+              "#/minProperties: minProperties 2 is more than the 1 properties the object may have");
+  ExpectError(R"({"type": "object", "minProperties": -1})",
+              "#/minProperties: must be a non-negative integer");
+  ExpectError(R"({"type": "object", "maxProperties": 40000})",
+              "#/maxProperties: (0 properties + 1) x 40000 counted pairs are more than");
+  ExpectError(R"({"properties": {"a": {}}, "additionalProperties": true, "minProperties": 1e18})",
+              "#/minProperties: (1 properties + 1) x 1000000000000000000 counted");
+  EXPECT_TRUE(JsonSchemaGrammarFromText(R"({"type": "object", "maxProperties": 1000})").ok());
 }
 
 TEST(JsonSchemaErrors, SchemaText) {
@@ -612,8 +656,21 @@ class RandomSchemas {
       default:
         break;  // absent with properties: none
     }
+    if (Chance(3)) AddPropertyCounts(s);
     return s;
   }
+
+  // minProperties and/or maxProperties that some object of s meets.
+  void AddPropertyCounts(json& s) {
+    const size_t listed = s["properties"].size(), required = s["required"].size();
+    const bool extras = !IsFalse(ExtraSchema(s));
+    const size_t most = extras ? required + 4 : listed;
+    const size_t min = std::min(Below(required + 3), most);
+    if (Chance(3) || !Chance(2)) s["minProperties"] = min;
+    if (Chance(2)) s["maxProperties"] = std::min(std::max(min, required) + Below(3), most);
+  }
+
+  static bool IsFalse(const json& s) { return s.is_boolean() && !s.get<bool>(); }
 
   json Array(const json& s, int depth) {
     const json& prefix = s.contains("prefixItems") ? s["prefixItems"] : json::array();
@@ -632,6 +689,7 @@ class RandomSchemas {
   }
 
   json Object(const json& s, int depth) {
+    if (s.contains("minProperties") || s.contains("maxProperties")) return CountedObject(s, depth);
     json out = json::object();
     std::vector<std::string> required;
     if (s.contains("required")) required = s["required"].get<std::vector<std::string>>();
@@ -648,6 +706,42 @@ class RandomSchemas {
         out[absl::StrCat("x", i)] = Value(extra, depth + 1);
       }
     }
+    return out;
+  }
+
+  // An object of s with a number of pairs between its counts: the required properties, then
+  // optional ones (in order) and extra pairs making up a random total.
+  json CountedObject(const json& s, int depth) {
+    const json& properties = s.contains("properties") ? s["properties"] : json::object();
+    std::vector<std::string> required;
+    if (s.contains("required")) required = s["required"].get<std::vector<std::string>>();
+    std::vector<std::string> optional;
+    for (const auto& [name, schema] : properties.items()) {
+      if (std::find(required.begin(), required.end(), name) == required.end()) {
+        optional.push_back(name);
+      }
+    }
+    const json extra = ExtraSchema(s);
+    const size_t extras_most = IsFalse(extra) ? 0 : 3;
+    const size_t lo = std::max<size_t>(s.value("minProperties", size_t{0}), required.size());
+    const size_t hi =
+        std::min(s.value("maxProperties", lo + 2), required.size() + optional.size() + extras_most);
+    const size_t total = lo + Below(hi - lo + 1);
+    // How many optional ones: as many as fit beside the extras that are allowed.
+    const size_t want = total - required.size();
+    const size_t from = want > extras_most ? want - extras_most : 0;
+    const size_t take = from + Below(std::min(want, optional.size()) - from + 1);
+    std::vector<bool> pick(optional.size(), false);
+    for (size_t i = 0; i < take; ++i) pick[i] = true;
+    std::shuffle(pick.begin(), pick.end(), rng_);
+    json out = json::object();
+    size_t o = 0;
+    for (const auto& [name, schema] : properties.items()) {
+      const bool is_required = std::find(required.begin(), required.end(), name) != required.end();
+      if (is_required || pick[o]) out[name] = Value(schema, depth + 1);
+      if (!is_required) ++o;
+    }
+    for (size_t i = 0; i < want - take; ++i) out[absl::StrCat("x", i)] = Value(extra, depth + 1);
     return out;
   }
 
@@ -806,7 +900,8 @@ class RandomSchemas {
       in_extras = true;
       next = names.size();
     }
-    return skippable(next, names.size());
+    return skippable(next, names.size()) && v.size() >= s.value("minProperties", size_t{0}) &&
+           v.size() <= s.value("maxProperties", std::numeric_limits<size_t>::max());
   }
 
   std::mt19937 rng_;

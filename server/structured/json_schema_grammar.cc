@@ -83,7 +83,9 @@ bool IsSupported(std::string_view key) {
                                                     "maximum",
                                                     "exclusiveMinimum",
                                                     "exclusiveMaximum",
-                                                    "multipleOf"};
+                                                    "multipleOf",
+                                                    "minProperties",
+                                                    "maxProperties"};
   return std::find(std::begin(kSupported), std::end(kSupported), key) != std::end(kSupported);
 }
 
@@ -1331,7 +1333,19 @@ class SchemaCompiler {
       }
       members.push_back({required[i], *extra, true});
     }
-    return MemberChain(members, extra, at);
+    ASSIGN_OR_RETURN(const int64_t min, Count(s, "minProperties", at));
+    ASSIGN_OR_RETURN(const int64_t max, Count(s, "maxProperties", at));
+    if (min < 0 && max < 0) return MemberChain(members, extra, at);
+    RETURN_IF_ERROR(CheckBounds(min, max, at, "minProperties", "maxProperties"));
+    if (max >= 0 && static_cast<int64_t>(required.size()) > max) {
+      return Invalid(Child(at, "maxProperties"), "maxProperties ", max, " is less than the ",
+                     required.size(), " required properties");
+    }
+    if (!extra.has_value() && min > static_cast<int64_t>(members.size())) {
+      return Invalid(Child(at, "minProperties"), "minProperties ", min, " is more than the ",
+                     members.size(), " properties the object may have");
+    }
+    return CountedMemberChain(members, extra, std::max<int64_t>(min, 0), max, at);
   }
 
   // "required": names, each once.
@@ -1392,6 +1406,102 @@ class SchemaCompiler {
     if (first.has_value()) {
       alternatives.push_back({b_.Byte('{'), Ws(), *first, Ws(), b_.Byte('}')});
     }
+    return alternatives;
+  }
+
+  // MemberChain's pairs with minProperties / maxProperties (max < 0: unbounded) held to: the
+  // rules also carry how many pairs are written, c = 1 .. cap (counts past min are all alike
+  // when unbounded), so there are (members + 1) x cap of them, charged against kMaxCounted:
+  //   after(k, c) ::= "," member_k after(k+1, c+1)  [while c < max]  [| after(k+1, c) if optional]
+  //   first(k)    ::= member_k after(k+1, 1)                          [| first(k+1) if optional]
+  // after(n, c) is the extra pairs, between min - c and max - c of them (none without extras);
+  // a state that cannot reach min (or exceed max) has no rule and is left out.
+  absl::StatusOr<Alternatives> CountedMemberChain(const std::vector<Member>& members,
+                                                  std::optional<Element> extra, int64_t min,
+                                                  int64_t max, const std::string& at) {
+    const int64_t n = static_cast<int64_t>(members.size());
+    const int64_t cap = max >= 0 ? max : std::max<int64_t>(min, 1);
+    if (cap > kMaxCounted || (n + 1) * cap > kMaxCounted - counted_) {
+      return Invalid(Child(at, max >= 0 ? "maxProperties" : "minProperties"), "(", n,
+                     " properties + 1) x ", cap,
+                     " counted pairs are more than structured outputs can count (", kMaxCounted,
+                     " in all the counts of one schema)");
+    }
+    counted_ += (n + 1) * cap;
+    // A state's continuation: impossible, nothing more (an empty alternative), or a rule.
+    struct Tail {
+      bool possible = false;
+      Alternative rest;
+    };
+    const auto next_count = [&](int64_t c) { return max >= 0 ? c + 1 : std::min(c + 1, cap); };
+    const size_t first_required =
+        std::find_if(members.begin(), members.end(), [](const Member& m) { return m.required; }) -
+        members.begin();
+    // after[c] for the current k (c = 1 .. cap; index 0 unused), from k = n down. At k = n: the
+    // extra pairs, each after a comma, while c < max (all alike from cap on when unbounded),
+    // ending wherever c >= min: after(n, c) ::= "," pair after(n, c+1) | "".
+    std::vector<Tail> after(cap + 1);
+    std::optional<Alternative> pair;
+    if (extra.has_value()) pair = Pair({String()}, *extra);
+    for (int64_t c = cap; c >= 1; --c) {
+      if (!pair.has_value()) {
+        after[c] = {c >= min, {}};
+      } else if (max < 0 && c == cap) {
+        after[c] = {true, {b_.Star(RuleName(at, "more"), Concat(Separator(), *pair))}};
+      } else if (c == max) {
+        after[c] = {true, {}};
+      } else {
+        Alternatives alternatives = {Concat(Concat(Separator(), *pair), after[c + 1].rest)};
+        if (c >= min) alternatives.push_back({});
+        after[c] = {
+            true,
+            {b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("more-", c)), std::move(alternatives)))}};
+      }
+    }
+    Tail first;  // none written yet: the extra pairs, the first without a comma
+    if (pair.has_value() && max != 0) first = {true, Concat(*pair, after[1].rest)};
+    for (int64_t k = n; k-- > 0;) {
+      const Member& m = members[k];
+      const Alternative written = Pair(b_.Literal(Dump(json(m.name))), m.value);
+      std::vector<Tail> now(cap + 1);
+      for (int64_t c = 1; c <= cap && k > 0; ++c) {
+        Alternatives alternatives;
+        if (max < 0 || c < max) {
+          const Tail& then = after[next_count(c)];
+          if (then.possible) {
+            alternatives.push_back(Concat(Concat(Separator(), written), then.rest));
+          }
+        }
+        if (!m.required && after[c].possible) alternatives.push_back(after[c].rest);
+        if (alternatives.empty()) continue;
+        now[c] = {true,
+                  {b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("after-", k, "-", c)),
+                                     std::move(alternatives)))}};
+      }
+      if (k <= static_cast<int64_t>(first_required)) {
+        Alternatives alternatives;
+        if (max != 0 && after[next_count(0)].possible) {
+          alternatives.push_back(Concat(written, after[next_count(0)].rest));
+        }
+        if (!m.required && first.possible) alternatives.push_back(first.rest);
+        first = {false, {}};
+        if (!alternatives.empty()) {
+          first = {true,
+                   {b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("from-", k)),
+                                      std::move(alternatives)))}};
+        }
+      }
+      after = std::move(now);
+    }
+    Alternatives alternatives;
+    if (first_required == members.size() && min == 0) {
+      alternatives.push_back({b_.Byte('{'), Ws(), b_.Byte('}')});
+    }
+    if (first.possible) {
+      alternatives.push_back(
+          Concat(Concat({b_.Byte('{'), Ws()}, first.rest), {Ws(), b_.Byte('}')}));
+    }
+    if (alternatives.empty()) return Invalid(at, "no object can hold to its property counts");
     return alternatives;
   }
 

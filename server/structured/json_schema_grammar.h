@@ -14,13 +14,17 @@
 //   not match an enum's "é", nor "[1, 2]" its [1,2]).
 // - Objects list their properties in the schema's order: required ones always, optional ones as
 //   the model chooses (rules linear in the number of properties, commas always right).
+//   minProperties / maxProperties count the pairs written, listed and extra together (extra
+//   names are not checked against each other); the rules then also carry that count, so they
+//   grow with (properties + 1) x the larger count, charged against the schema's counts below.
 //
 // Supported keywords: type (a name or a list; "integer" is integer syntax), enum, const,
-// properties, required, additionalProperties, items, prefixItems, additionalItems (after draft
-// 7's array-valued items), minItems, maxItems, minLength, maxLength (characters: an escape or a
-// surrogate pair is one), pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum,
-// multipleOf, anyOf and oneOf (both as alternatives), allOf of one schema, $ref, and OpenAPI's
-// nullable. Without "type", the kind of value comes from the keywords (properties -> object, items
+// properties, required, additionalProperties, minProperties, maxProperties, items, prefixItems,
+// additionalItems (after draft 7's array-valued items), minItems, maxItems, minLength, maxLength
+// (characters: an escape or a surrogate pair is one), pattern, format, minimum, maximum,
+// exclusiveMinimum, exclusiveMaximum, multipleOf, anyOf and oneOf (both as alternatives), allOf of
+// one schema, $ref, and OpenAPI's nullable. Without "type", the kind of value comes from the
+// keywords (properties -> object, items
 // -> array, minLength or pattern -> string, minimum... or multipleOf -> number); none: any JSON
 // value, as for `true`.
 // - pattern is ECMA-262's, as JSON Schema means it: it may match anywhere in the string unless
@@ -55,7 +59,7 @@
 // Annotations are ignored: title, description, default, examples, example, $schema, $id,
 // $anchor, $comment, $defs/definitions (reached through $ref), format (where not held to),
 // strict, deprecated, readOnly, writeOnly, contentEncoding, contentMediaType and x-* extensions.
-// Every other keyword (not, uniqueItems, minProperties, ... and unknown ones) is
+// Every other keyword (not, uniqueItems, patternProperties, ... and unknown ones) is
 // refused rather than silently not enforced, as are schema false, malformed keyword values,
 // schemas nested more than 64 deep and counts (minLength, maxItems, ...) adding up past 32768.
 // Errors are InvalidArgument and name the schema location as a JSON pointer

@@ -7,7 +7,7 @@
 // where it ends complete, has written JSON that the grammar accepts whole and that, for a root
 // schema of one plain type, has that type (strings: within minLength and maxLength characters,
 // and for an ASCII pattern and value, a std::regex_search match; numbers: within their bounds,
-// multiples of their multipleOf).
+// multiples of their multipleOf; objects: within maxProperties).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -98,7 +98,14 @@ void CheckRootType(const json& schema, const json& value) {
     CheckBounds(schema, value);
   }
   if (type == "array") FUZZ_CHECK(value.is_array(), "an array schema writes an array");
-  if (type == "object") FUZZ_CHECK(value.is_object(), "an object schema writes an object");
+  if (type == "object") {
+    FUZZ_CHECK(value.is_object(), "an object schema writes an object");
+    // Pairs written: a duplicate extra name makes one property of two, so only the upper count
+    // holds for the parsed value.
+    const json& max = schema.value("maxProperties", json());
+    if (max.is_number())
+      FUZZ_CHECK(value.size() <= max.get<double>(), "an object holds maxProperties");
+  }
   if (type == "string") {
     FUZZ_CHECK(value.is_string(), "a string schema writes a string");
     const size_t n = Characters(value.get<std::string>());
