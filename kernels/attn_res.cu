@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "kernels/attn_res_staged.h"
@@ -487,22 +488,22 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 
   // 5. RMSNorm of h with gamma -> out.
   float hs[1] = {0.0f};
-  bool summed = false;  // kOneSum: from the mix's reduction
+  bool summed = !mix;  // sum(h^2) known without a reduction
+  if (!mix) hs[0] = sq_x;
   if constexpr (kSummary && kOneSum) {
     const float squares = r_last * r_last * ss + p_last * p_last * sq_x;
     const float total = squares + 2.0f * r_last * p_last * sx;
-    summed = total >= squares * (1.0f / 16.0f);  // the same in every thread: uniform
-    hs[0] = total * inv_l * inv_l;
+    if (!summed && total >= squares * (1.0f / 16.0f)) {  // the same in every thread: uniform
+      summed = true;
+      hs[0] = total * inv_l * inv_l;
+    }
   }
-  if (mix && !summed) {
-    hs[0] = 0.0f;
+  if (!summed) {
 #pragma unroll
     for (int v = 0; v < VPT; ++v)
 #pragma unroll
       for (int i = 0; i < 8; ++i) hs[0] += h[v][i] * h[v][i];
     RowSum<1>(hs, scratch);  // its barriers also publish scores[]
-  } else if (!mix) {
-    hs[0] = sq_x;
   }
   const float r = rsqrtf(hs[0] / d + a.eps);
   bf16* out = a.out + static_cast<size_t>(k) * d;
@@ -571,7 +572,7 @@ int Phase1SlotsPerRow(int rows, int threads, bool alone) {
 bool Phase2OneSum() {
   static const bool on = [] {
     const char* v = std::getenv("ATTNRES_PHASE2_ONE_SUM");
-    return v == nullptr || std::atoi(v) != 0;
+    return v == nullptr || std::strcmp(v, "0") != 0;
   }();
   return on;
 }

@@ -1335,7 +1335,7 @@ class SchemaCompiler {
     }
     ASSIGN_OR_RETURN(const int64_t min, Count(s, "minProperties", at));
     ASSIGN_OR_RETURN(const int64_t max, Count(s, "maxProperties", at));
-    if (min < 0 && max < 0) return MemberChain(members, extra, at);
+    if (min < 0 && max < 0) return MemberChain(members, extra, 0, -1, at);
     RETURN_IF_ERROR(CheckBounds(min, max, at, "minProperties", "maxProperties"));
     if (max >= 0 && static_cast<int64_t>(required.size()) > max) {
       return Invalid(Child(at, "maxProperties"), "maxProperties ", max, " is less than the ",
@@ -1345,7 +1345,16 @@ class SchemaCompiler {
       return Invalid(Child(at, "minProperties"), "minProperties ", min, " is more than the ",
                      members.size(), " properties the object may have");
     }
-    return CountedMemberChain(members, extra, std::max<int64_t>(min, 0), max, at);
+    // The chain's rules carry the count of pairs written up to the larger bound (MemberChain).
+    const int64_t n = static_cast<int64_t>(members.size()), cap = CountCap(min, max);
+    if (cap > kMaxCounted || (n + 1) * cap > kMaxCounted - counted_) {
+      return Invalid(Child(at, max >= 0 ? "maxProperties" : "minProperties"), "(", n,
+                     " properties + 1) x ", cap,
+                     " counted pairs are more than structured outputs can count (", kMaxCounted,
+                     " in all the counts of one schema)");
+    }
+    counted_ += (n + 1) * cap;
+    return MemberChain(members, extra, std::max<int64_t>(min, 0), max, at);
   }
 
   // "required": names, each once.
@@ -1363,71 +1372,25 @@ class SchemaCompiler {
     return names;
   }
 
-  // The members' pairs with commas wherever optional ones are left out, in rules linear in the
-  // number of members: after(k) is the members from k on once one is written (each after a
-  // comma), first(k) the same when none is written yet (the first one written has no comma):
-  //   after(k) ::= "," member_k after(k+1)  [| after(k+1) when optional]
-  //   first(k) ::= member_k after(k+1)      [| first(k+1) when optional]
-  // and after(n) / first(n) are the extra pairs, or nothing. first(k) exists up to the first
-  // required member: past it, one has been written.
-  Alternatives MemberChain(const std::vector<Member>& members, std::optional<Element> extra,
-                           const std::string& at) {
-    const size_t first_required =
-        std::find_if(members.begin(), members.end(), [](const Member& m) { return m.required; }) -
-        members.begin();
-    std::optional<Element> after;  // nullopt: nothing more
-    std::optional<Element> first;  // nullopt: no member left to write
-    if (extra.has_value()) {
-      const Alternative pair = Pair({String()}, *extra);
-      after = b_.Star(RuleName(at, "more"), Concat(Separator(), pair));
-      if (first_required == members.size()) {
-        first = b_.Ref(b_.AddRule(RuleName(at, "extra"), {Concat(pair, {*after})}));
-      }
-    }
-    for (size_t k = members.size(); k-- > 0;) {
-      const Member& m = members[k];
-      Alternative written = Pair(b_.Literal(Dump(json(m.name))), m.value);
-      if (after.has_value()) written.push_back(*after);
-      if (k <= first_required) {
-        Alternatives firsts = {written};
-        if (!m.required && first.has_value()) firsts.push_back({*first});
-        first = b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("from-", k)), std::move(firsts)));
-      }
-      if (k > 0) {
-        Alternatives afters = {Concat(Separator(), std::move(written))};
-        if (!m.required) afters.push_back(after.has_value() ? Alternative{*after} : Alternative{});
-        after = b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("after-", k)), std::move(afters)));
-      }
-    }
-    Alternatives alternatives;
-    if (first_required == members.size()) {
-      alternatives.push_back({b_.Byte('{'), Ws(), b_.Byte('}')});
-    }
-    if (first.has_value()) {
-      alternatives.push_back({b_.Byte('{'), Ws(), *first, Ws(), b_.Byte('}')});
-    }
-    return alternatives;
+  // The highest count of written pairs the chain's rules tell apart: max, or (unbounded) min,
+  // past which all counts are alike, and at least 1 (one pair written, so the next needs a comma).
+  static int64_t CountCap(int64_t min, int64_t max) {
+    return max >= 0 ? max : std::max<int64_t>(min, 1);
   }
 
-  // MemberChain's pairs with minProperties / maxProperties (max < 0: unbounded) held to: the
-  // rules also carry how many pairs are written, c = 1 .. cap (counts past min are all alike
-  // when unbounded), so there are (members + 1) x cap of them, charged against kMaxCounted:
+  // The members' pairs with commas wherever optional ones are left out, and min..max pairs in all
+  // (max < 0: unbounded), listed and extra ones together. The rules carry the count c of pairs
+  // written (1 .. CountCap: linear in the number of members without counts):
   //   after(k, c) ::= "," member_k after(k+1, c+1)  [while c < max]  [| after(k+1, c) if optional]
   //   first(k)    ::= member_k after(k+1, 1)                          [| first(k+1) if optional]
-  // after(n, c) is the extra pairs, between min - c and max - c of them (none without extras);
-  // a state that cannot reach min (or exceed max) has no rule and is left out.
-  absl::StatusOr<Alternatives> CountedMemberChain(const std::vector<Member>& members,
-                                                  std::optional<Element> extra, int64_t min,
-                                                  int64_t max, const std::string& at) {
-    const int64_t n = static_cast<int64_t>(members.size());
-    const int64_t cap = max >= 0 ? max : std::max<int64_t>(min, 1);
-    if (cap > kMaxCounted || (n + 1) * cap > kMaxCounted - counted_) {
-      return Invalid(Child(at, max >= 0 ? "maxProperties" : "minProperties"), "(", n,
-                     " properties + 1) x ", cap,
-                     " counted pairs are more than structured outputs can count (", kMaxCounted,
-                     " in all the counts of one schema)");
-    }
-    counted_ += (n + 1) * cap;
+  // first(k), where none is written yet, exists up to the first required member. after(n, c) is
+  // the extra pairs, each after a comma, ending where c >= min:
+  //   after(n, c) ::= "," pair after(n, c+1) | ""      (pair* from CountCap on when unbounded)
+  // and first(n) is pair after(n, 1). A state that cannot reach min (or would pass max) has no
+  // rule and is left out.
+  Alternatives MemberChain(const std::vector<Member>& members, std::optional<Element> extra,
+                           int64_t min, int64_t max, const std::string& at) {
+    const int64_t n = static_cast<int64_t>(members.size()), cap = CountCap(min, max);
     // A state's continuation: impossible, nothing more (an empty alternative), or a rule.
     struct Tail {
       bool possible = false;
@@ -1437,9 +1400,7 @@ class SchemaCompiler {
     const size_t first_required =
         std::find_if(members.begin(), members.end(), [](const Member& m) { return m.required; }) -
         members.begin();
-    // after[c] for the current k (c = 1 .. cap; index 0 unused), from k = n down. At k = n: the
-    // extra pairs, each after a comma, while c < max (all alike from cap on when unbounded),
-    // ending wherever c >= min: after(n, c) ::= "," pair after(n, c+1) | "".
+    // after[c] for the current k (index 0 unused), from k = n down.
     std::vector<Tail> after(cap + 1);
     std::optional<Alternative> pair;
     if (extra.has_value()) pair = Pair({String()}, *extra);
@@ -1458,7 +1419,7 @@ class SchemaCompiler {
             {b_.Ref(b_.AddRule(RuleName(at, absl::StrCat("more-", c)), std::move(alternatives)))}};
       }
     }
-    Tail first;  // none written yet: the extra pairs, the first without a comma
+    Tail first;  // none written yet
     if (pair.has_value() && max != 0) first = {true, Concat(*pair, after[1].rest)};
     for (int64_t k = n; k-- > 0;) {
       const Member& m = members[k];
@@ -1493,6 +1454,7 @@ class SchemaCompiler {
       }
       after = std::move(now);
     }
+    // ObjectAlternatives' refusals leave some object: "{}" or a first pair.
     Alternatives alternatives;
     if (first_required == members.size() && min == 0) {
       alternatives.push_back({b_.Byte('{'), Ws(), b_.Byte('}')});
@@ -1501,7 +1463,6 @@ class SchemaCompiler {
       alternatives.push_back(
           Concat(Concat({b_.Byte('{'), Ws()}, first.rest), {Ws(), b_.Byte('}')}));
     }
-    if (alternatives.empty()) return Invalid(at, "no object can hold to its property counts");
     return alternatives;
   }
 
