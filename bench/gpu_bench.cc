@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "bench/device_ceiling.h"
 #include "bench/kernel_trace.h"
 #include "models/cuda/cuda_runner.h"
@@ -129,7 +130,22 @@ struct BenchFlags {
   int max_num_seqs = 256;
   // Where each measurement's traced steps go, one kernel per line (tab-separated); null: none.
   std::FILE* trace = nullptr;
+  // The decode batches to time, in order; empty: 1 and 64, and 256 on the 8B shapes unless
+  // decode_only. Batches above max_num_seqs are skipped either way.
+  std::vector<int> decode_batches;
 };
+
+// A comma-separated list of whole numbers in [lo, hi] (at least one), into *out.
+bool ParseWholeList(const char* text, long lo, long hi, std::vector<int>* out) {
+  std::vector<int> values;
+  for (const absl::string_view item : absl::StrSplit(text, ',')) {
+    int v = 0;
+    if (!ParseWhole(std::string(item).c_str(), lo, hi, &v)) return false;
+    values.push_back(v);
+  }
+  *out = std::move(values);
+  return true;
+}
 
 // Traces kTracedSteps more steps of `what` (after its timed ones): writes their kernels to
 // flags.trace (preset, what, step, kernel, start and duration and gap from the previous kernel's
@@ -210,11 +226,13 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags, double 
   sampled.seed = 1234;
   char buf[200];
   const int ctx = 512;
-  for (int batch : {1, 64, 256}) {
-    if (flags.prefill_only || (batch == 256 && (!big || flags.decode_only)) ||
-        batch > flags.max_num_seqs) {
-      continue;
-    }
+  std::vector<int> batches = flags.decode_batches;
+  if (batches.empty()) {
+    batches = {1, 64};
+    if (big && !flags.decode_only) batches.push_back(256);
+  }
+  for (int batch : batches) {
+    if (flags.prefill_only || batch > flags.max_num_seqs) continue;
     std::vector<std::pair<int, int>> prefill, decode;
     for (int i = 0; i < batch; ++i) {
       prefill.push_back({0, ctx});
@@ -278,7 +296,8 @@ void Bench(const std::string& preset, bool big, const BenchFlags& flags, double 
 int main(int argc, char** argv) {
   // attnres-gpu-bench [--no-cuda-graphs] [--tensor-parallel N] [--decode-only | --prefill-only]
   //                   [--offset-mib N] [--temperature T] [--logprobs N]
-  //                   [--prompt-logprobs N] [--max-num-seqs N] [--trace FILE] [preset...]
+  //                   [--prompt-logprobs N] [--max-num-seqs N] [--decode-batches B,B...]
+  //                   [--trace FILE] [preset...]
   // attnres-gpu-bench --list-presets: the default presets, one per line.
   const std::vector<std::string> kDefaultPresets = {"llama-1b", "llama-1b-block", "llama-8b",
                                                     "llama-8b-block"};
@@ -322,6 +341,12 @@ int main(int argc, char** argv) {
     } else if (a == "--max-num-seqs" && i + 1 < argc) {
       if (!attnres::ParseWhole(argv[++i], 1, 4096, &flags.max_num_seqs)) {
         std::fprintf(stderr, "--max-num-seqs %s: want a number from 1 to 4096\n", argv[i]);
+        return 2;
+      }
+    } else if (a == "--decode-batches" && i + 1 < argc) {
+      if (!attnres::ParseWholeList(argv[++i], 1, 4096, &flags.decode_batches)) {
+        std::fprintf(stderr, "--decode-batches %s: want batch sizes from 1 to 4096, like 1,32,64\n",
+                     argv[i]);
         return 2;
       }
     } else if (a == "--trace" && i + 1 < argc) {
