@@ -2,6 +2,8 @@
 #include "models/cuda/decode_graphs.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "models/cuda/cuda_check.h"
@@ -41,6 +43,11 @@ absl::Status DecodeGraphs::Launch(int bucket, int splits, uint64_t generation,
     if (end != cudaSuccess) {
       return absl::InternalError(absl::StrCat("decode graph capture (bucket ", bucket,
                                               "): ", cudaGetErrorString(end)));
+    }
+    if (const char* dir = std::getenv("ATTNRES_GRAPH_DOT"); dir != nullptr && *dir != '\0') {
+      // For inspection (node kinds, edge types, launch attributes): a failed dump is no error.
+      const std::string path = absl::StrCat(dir, "/decode_graph_b", bucket, "_s", splits, ".dot");
+      cudaGraphDebugDotPrint(graph, path.c_str(), cudaGraphDebugDotFlagsVerbose);
     }
     cudaGraphExec_t exec = nullptr;
     const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
