@@ -145,16 +145,18 @@ double BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) 
 }
 
 // What the AttnRes mixes add to a 4096-token 8B prefill, from the boundary alone: Block AttnRes
-// with 8 blocks of 4 layers runs each block's 8 boundaries over its n = 0..7 completed slots, so
-// the cost is the sum over n of 8 * (t(n) - t(0)). Measured kernel by kernel, it does not move
-// with the activations' effect on the power-capped clock that end-to-end prefill A/Bs carry
-// (bench/BENCHMARKS.md run 23).
+// with 8 blocks of 4 layers (models/model_config.cc MixLayout) mixes over n = 1..8 bank slots, 8
+// boundaries at each n (block b's snapshot boundary reads b slots, its 7 later mixes b + 1, and
+// the final mix all 8), so the cost is the sum over n = 1..8 of 8 * (t(n) - t(0)), 288 slot-row
+// reads per token. Measured kernel by kernel, it does not move with the activations' effect on
+// the power-capped clock that end-to-end prefill A/Bs carry (bench/BENCHMARKS.md run 23). (Up
+// to run 41 the sum stopped at n = 7 and missed the 8 boundaries over all 8 slots.)
 void BenchPrefillMixCost() {
-  constexpr int kT = 4096, kBlocks = 8, kSublayersPerBlock = 8;
-  double t[kBlocks], sum = 0;
-  for (int n = 0; n < kBlocks; ++n) t[n] = BenchBoundary(kT, n, BoundaryForm::kOnePhase);
+  constexpr int kT = 4096, kSlots = 8, kMixesPerSlotCount = 8;
+  double t[kSlots + 1], sum = 0;
+  for (int n = 0; n <= kSlots; ++n) t[n] = BenchBoundary(kT, n, BoundaryForm::kOnePhase);
   if (g_filter) return;
-  for (int n = 1; n < kBlocks; ++n) sum += kSublayersPerBlock * (t[n] - t[0]);
+  for (int n = 1; n <= kSlots; ++n) sum += kMixesPerSlotCount * (t[n] - t[0]);
   std::printf("| AttnRes mixes of a 4096-token prefill (8B, 8 blocks) | %.3f ms | sum of the rows above |\n",
               sum);
 }
@@ -604,8 +606,7 @@ int main(int argc, char** argv) {
     BenchBoundary(T, 8, BoundaryForm::kPhase2);
     BenchBoundary(T, 7, BoundaryForm::kSnapshotPhase1);
   }
-  BenchPrefillMixCost();  // T = 4096, nb = 0 .. 7
-  BenchBoundary(4096, 8, BoundaryForm::kOnePhase);
+  BenchPrefillMixCost();  // T = 4096, nb = 0 .. 8
   for (int T : {1, 64}) {
     BenchBoundary(T, 0, BoundaryForm::kOnePhase, 2048, 3);
     BenchBoundary(T, 7, BoundaryForm::kOnePhase, 2048, 3);
