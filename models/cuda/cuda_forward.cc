@@ -29,13 +29,13 @@ constexpr int kTwoPhaseMaxRows = 255;
 // above 16 rows at the 8B shape, 7 later mixes of 512-thread blocks; above 65 at the 1B shape, 3
 // later mixes of 256-thread blocks, two per SM), fork phase 1 off the boundary. Forked after the
 // qkv GEMM it beats phase 1 in the boundary even where that fits: 1B Block b64 1827 us a step
-// against 1841 (bench/BENCHMARKS.md run 40); at 20-48 rows forking is as fast or faster (run
-// 41). A step of a few rows keeps it in the boundary, where phase 1 costs little. (A traced
-// forked step idles ~9.5 us after its first kernel; a probe idles so only under CUPTI, so that
-// is most likely the tracer's: run 41.)
+// against 1841 (bench/BENCHMARKS.md run 40), b16 1.493 ms against 1.503 (run 41; 8B b16 even);
+// at 8 rows it loses (1B +1.0%, 8B +0.4%), so decode graphs fork from the 16-row bucket. (A
+// traced forked step idles ~9.5 us after its first kernel; a probe idles so only under CUPTI,
+// so that is most likely the tracer's: run 41. The spans above include it.)
 // ATTNRES_FORK_PHASE1=N forks from N rows instead (0: never), to measure the rule.
 constexpr int kForkByFit = -1;
-constexpr int kForkAboveRows = 16;
+constexpr int kForkAboveRows = 8;
 
 int ForkPhase1Rows() {
   const char* v = std::getenv("ATTNRES_FORK_PHASE1");
