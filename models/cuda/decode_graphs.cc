@@ -2,6 +2,7 @@
 #include "models/cuda/decode_graphs.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -45,9 +46,16 @@ absl::Status DecodeGraphs::Launch(int bucket, int splits, uint64_t generation,
                                               "): ", cudaGetErrorString(end)));
     }
     if (const char* dir = std::getenv("ATTNRES_GRAPH_DOT"); dir != nullptr && *dir != '\0') {
-      // For inspection (node kinds, edge types, launch attributes): a failed dump is no error.
+      // For inspection (node kinds, edge types, launch attributes). A failed dump only warns,
+      // and its error is cleared so no later launch check picks it up.
       const std::string path = absl::StrCat(dir, "/decode_graph_b", bucket, "_s", splits, ".dot");
-      cudaGraphDebugDotPrint(graph, path.c_str(), cudaGraphDebugDotFlagsVerbose);
+      if (const cudaError_t e =
+              cudaGraphDebugDotPrint(graph, path.c_str(), cudaGraphDebugDotFlagsVerbose);
+          e != cudaSuccess) {
+        std::fprintf(stderr, "attnres cuda: ATTNRES_GRAPH_DOT: cannot write %s: %s\n", path.c_str(),
+                     cudaGetErrorString(e));
+        cudaGetLastError();
+      }
     }
     cudaGraphExec_t exec = nullptr;
     const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
