@@ -9,13 +9,12 @@
 // row, like the standard add + norm, instead of scoring every bank row again.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "kernels/attn_res_staged.h"
 #include "kernels/boundary_row.cuh"
 #include "kernels/common.cuh"
+#include "kernels/env_switch.h"
 #include "kernels/ops.h"
 
 namespace attnres::kernels {
@@ -570,10 +569,7 @@ int Phase1SlotsPerRow(int rows, int threads, bool alone) {
 // b1 1125 against 1128 (bench/BENCHMARKS.md run 40). ATTNRES_PHASE2_ONE_SUM=0: two reductions,
 // to measure it.
 bool Phase2OneSum() {
-  static const bool on = [] {
-    const char* v = std::getenv("ATTNRES_PHASE2_ONE_SUM");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = EnvOn("ATTNRES_PHASE2_ONE_SUM");
   return on;
 }
 

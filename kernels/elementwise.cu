@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/common.cuh"
+#include "kernels/env_switch.h"
 #include "kernels/ops.h"
 
 namespace attnres::kernels {
@@ -65,10 +66,7 @@ int GridFor(size_t n, int threads) {
 }  // namespace
 
 bool PdlEnabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("ATTNRES_PDL");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool enabled = EnvOn("ATTNRES_PDL");
   return enabled;
 }
 

@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "models/cuda/env_switch.h"
+#include "kernels/env_switch.h"
 #include "models/rope.h"
 
 namespace attnres::cuda {
@@ -139,12 +139,12 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   }
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
-  f->fuse_rope_ = EnvOn("ATTNRES_FUSED_ROPE");
-  f->fold_boundary_ = EnvOptIn("ATTNRES_FUSED_BOUNDARY") && f->comm_ == nullptr;
-  if (c.attn_res() && EnvOn("ATTNRES_TWO_PHASE")) {
+  f->fuse_rope_ = kernels::EnvOn("ATTNRES_FUSED_ROPE");
+  f->fold_boundary_ = kernels::EnvOptIn("ATTNRES_FUSED_BOUNDARY") && f->comm_ == nullptr;
+  if (c.attn_res() && kernels::EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
     f->fork_rows_ = ForkPhase1Rows();
-    f->fork_after_gemm_ = EnvOn("ATTNRES_FORK_AFTER_GEMM");
+    f->fork_after_gemm_ = kernels::EnvOn("ATTNRES_FORK_AFTER_GEMM");
     auto side = StreamCreate();
     if (!side.ok()) return side.status();
     f->side_ = std::move(*side);
@@ -159,7 +159,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->gemm_ = std::move(*gemm);
   // cuDNN's attention only pays off on long prefill chunks. Its first plan compiles cuDNN's
   // kernels (~1 s): built here, for a full-budget chunk, not on the first long prompt.
-  if (EnvOn("ATTNRES_CUDNN") && CudnnAttention::Built() && max_tokens >= kDenseMinRows) {
+  if (kernels::EnvOn("ATTNRES_CUDNN") && CudnnAttention::Built() && max_tokens >= kDenseMinRows) {
     const auto start = std::chrono::steady_clock::now();
     auto cudnn = CudnnAttention::Create(c.num_heads, c.num_kv_heads, c.head_dim,
                                         static_cast<float>(1.0 / std::sqrt(c.head_dim)));

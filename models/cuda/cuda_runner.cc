@@ -15,11 +15,11 @@
 #include <numeric>
 
 #include "absl/strings/str_format.h"
+#include "kernels/env_switch.h"
 #include "models/cuda/cuda_forward.h"
 #include "models/cuda/decode_graphs.h"
 #include "models/cuda/device_weights.h"
 #include "models/cuda/edit_upload.h"
-#include "models/cuda/env_switch.h"
 #include "models/cuda/prompt_logprobs.h"
 #include "models/cuda/step_upload.h"
 #include "models/host_sampler.h"
@@ -294,8 +294,8 @@ absl::Status CudaRunner::InitSampler(CudaRank& k, const RunnerOptions& o) {
   auto pinned = cuda::PinnedAlloc(s.mix_at + R * W * 4);
   if (!pinned.ok()) return pinned.status();
   s.host_results = std::move(*pinned);
-  logprob_chunks_ = cuda::EnvOn("ATTNRES_LOGPROB_CHUNKS");
-  if (cuda::EnvOn("ATTNRES_GPU_EDITS")) {
+  logprob_chunks_ = kernels::EnvOn("ATTNRES_LOGPROB_CHUNKS");
+  if (kernels::EnvOn("ATTNRES_GPU_EDITS")) {
     edit_planner_ = std::make_unique<LogitEditPlanner>(config_.vocab_size);
   }
   return absl::OkStatus();

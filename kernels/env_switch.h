@@ -1,11 +1,11 @@
-// The CUDA backend's environment switches, read when a runner or forward pass is created (to
-// measure what a path buys, or to turn one off).
+// The CUDA backend's environment switches (ATTNRES_*), read once when a kernel launcher, runner or
+// forward pass first needs them (to measure what a path buys, or to turn one off). Host code.
 #pragma once
 
 #include <cstdlib>
 #include <cstring>
 
-namespace attnres::cuda {
+namespace attnres::kernels {
 
 // An on-by-default switch: off only when the variable is "0".
 inline bool EnvOn(const char* name) {
@@ -19,4 +19,4 @@ inline bool EnvOptIn(const char* name) {
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
-}  // namespace attnres::cuda
+}  // namespace attnres::kernels
