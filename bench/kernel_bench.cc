@@ -154,20 +154,39 @@ double BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) 
 }
 
 // What the AttnRes mixes add to a 4096-token 8B prefill, from the boundary alone: Block AttnRes
-// with 8 blocks of 4 layers (models/model_config.cc MixLayout) mixes over n = 1..8 bank slots, 8
-// boundaries at each n (block b's snapshot boundary reads b slots, its 7 later mixes b + 1, and
-// the final mix all 8), so the cost is the sum over n = 1..8 of 8 * (t(n) - t(0)), 288 slot-row
-// reads per token. Measured kernel by kernel, it does not move with the activations' effect on
-// the power-capped clock that end-to-end prefill A/Bs carry (bench/BENCHMARKS.md run 23). (Up
-// to run 41 the sum stopped at n = 7 and missed the 8 boundaries over all 8 slots.)
+// with 8 blocks of 4 layers (models/model_config.cc MixLayout). Block b's snapshot boundary
+// reads b slots, its 7 later mixes b + 1 each (the final mix, which mixes all 8, takes the logit
+// rows only: one per sequence), 280 slot-row reads per token, so the one-phase cost is the sum
+// over blocks of (t(b) - t(0)) + 7 (t(b + 1) - t(0)). Two-phase (CudaForward's prefill rule), a
+// block's snapshot boundary also writes its later mixes' summaries (phase 1) and they merge
+// them (phase 2): its cost is (p1(b) - t(0)) + 7 (p2 - t(0)); printed per block, and the sum
+// with each block taking the faster way. Measured kernel by kernel, it does not move with the
+// activations' effect on the power-capped clock that end-to-end prefill A/Bs carry
+// (bench/BENCHMARKS.md run 23). (Up to run 41 the sum stopped at b + 1 = 7; run 41's counted 8
+// mixes over all 8 slots, the final one as if it mixed every row.)
 void BenchPrefillMixCost() {
-  constexpr int kT = 4096, kSlots = 8, kMixesPerSlotCount = 8;
-  double t[kSlots + 1], sum = 0;
+  constexpr int kT = 4096, kSlots = 8, kLater = 7;
+  double t[kSlots + 1], p1[kSlots];
   for (int n = 0; n <= kSlots; ++n) t[n] = BenchBoundary(kT, n, BoundaryForm::kOnePhase);
+  for (int b = 0; b < kSlots; ++b) {
+    p1[b] = BenchBoundary(kT, b, BoundaryForm::kSnapshotPhase1, 4096, kLater);
+  }
+  const double p2 = BenchBoundary(kT, kSlots, BoundaryForm::kPhase2, 4096, kLater);
   if (g_filter) return;
-  for (int n = 1; n <= kSlots; ++n) sum += kMixesPerSlotCount * (t[n] - t[0]);
-  std::printf("| AttnRes mixes of a 4096-token prefill (8B, 8 blocks) | %.3f ms | sum of the rows above |\n",
-              sum);
+  double one = 0, best = 0;
+  for (int b = 0; b < kSlots; ++b) {
+    const double one_phase = (t[b] - t[0]) + kLater * (t[b + 1] - t[0]);
+    const double two_phase = (p1[b] - t[0]) + kLater * (p2 - t[0]);
+    std::printf("| prefill block %d (%d slots): one-phase / two-phase | %.3f / %.3f ms | %s |\n", b,
+                b + 1, one_phase, two_phase, two_phase < one_phase ? "two-phase" : "one-phase");
+    one += one_phase;
+    best += std::min(one_phase, two_phase);
+  }
+  std::printf(
+      "| AttnRes mixes of a 4096-token prefill (8B, 8 blocks), one-phase | %.3f ms | sum of the "
+      "rows above |\n",
+      one);
+  std::printf("| ... each block the faster way | %.3f ms | |\n", best);
 }
 
 // Decode GEMMs are weight streams: each timed call reads its own copy of w (>= 200 MB of copies,

@@ -183,10 +183,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   const int t = a.rows ? __ldg(a.rows + k) : k;
   const int d = a.d, nb = kNb == kNbAny ? a.bank_count : kNb;
   const size_t row = static_cast<size_t>(t) * d;
-  // Two-phase mixing runs in the one-block-per-SM forms only (the many-row forms have no
-  // registers to spare for phase 1).
+  // Phase 1 runs in the one-block-per-SM forms only (the many-row forms have no registers to
+  // spare for it; prefill's phase 1 is attn_res_staged.cu's); phase 2 in every form.
   constexpr bool kTwoPhase = kMinBlocks == 1;
-  static_assert(kTwoPhase || !kSummary);
   const bool phase1 = kTwoPhase && !kSummary && (blockIdx.y > 0 || a.phase1_only);
   const int q_begin = phase1 ? (blockIdx.y - (a.phase1_only ? 0 : 1)) * queries_per_block : 0;
   const int q_end = phase1 ? min(q_begin + queries_per_block, a.summary_queries) : 1;
@@ -575,15 +574,15 @@ bool Phase2OneSum() {
 
 template <int VPT, int G, int kThreads, int kMinBlocks>
 cudaError_t LaunchForm(const ResidualBoundaryArgs& a, int threads, cudaStream_t stream) {
+  if (a.summary_index >= 0) {
+    return LaunchMaybePdl(
+        !a.after_join,
+        Phase2OneSum() ? ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true, kNbAny, true>
+                       : ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true>,
+        dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
+  }
   int per_block = 0, blocks = 0;
   if constexpr (kMinBlocks == 1) {
-    if (a.summary_index >= 0) {
-      return LaunchMaybePdl(
-          !a.after_join,
-          Phase2OneSum() ? ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true, kNbAny, true>
-                         : ResidualBoundaryKernel<VPT, G, kThreads, kMinBlocks, true>,
-          dim3(a.num_rows), dim3(threads), 0, stream, a, 0);
-    }
     if (a.summary_queries > 0) {
       const int spare =
           Phase1SlotsPerRow<VPT, G, kThreads, kMinBlocks>(a.num_rows, threads, a.phase1_only);
@@ -626,21 +625,22 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
     return cudaErrorInvalidValue;
   }
   const int chunks = a.d / 8;
-  const bool two_phase = a.summary_queries > 0 || a.summary_index >= 0;
+  const bool phase1 = a.summary_queries > 0;
   // Prefill: each row's sources bulk-copied into shared memory (attn_res_staged.cu) where they
-  // fit; the register forms below for the rest.
-  if (!two_phase && a.num_rows >= kVeryManyRows && StagedBoundaryServes(a)) {
+  // fit: every phase-1 boundary of many rows, and one-phase ones of very many where opted in;
+  // the register forms below for the rest.
+  if (a.num_rows >= (phase1 ? kManyRows : kVeryManyRows) && StagedBoundaryServes(a)) {
     return StagedBoundary(a, stream);
   }
-  // Few rows (and every two-phase boundary): one chunk per thread (the most loads in flight per
-  // row). Many rows: two, so a d=4096 row takes 8 warps and each reduction is cheaper; blocks
-  // overlap on each SM instead. Very many rows (prefill): four, in 4-warp blocks, 4 per SM (see
-  // kVeryManyRows). Wider rows (d > 4096) hold half a group per thread to stay within the
-  // register budget.
+  // Few rows (and the other phase-1 boundaries): one chunk per thread (the most loads in flight
+  // per row). Many rows: two, so a d=4096 row takes 8 warps and each reduction is cheaper;
+  // blocks overlap on each SM instead. Very many rows (prefill): four, in 4-warp blocks, 4 per
+  // SM (see kVeryManyRows); phase-2 mixes too. Wider rows (d > 4096) hold half a group per
+  // thread to stay within the register budget.
   if (chunks > kMaxThreads) {
     return LaunchForm<2, kGroup / 2, kMaxThreads, 1>(a, ThreadsFor(a.d, 2), stream);
   }
-  if (a.num_rows < kManyRows || chunks <= 64 || two_phase) {
+  if (a.num_rows < kManyRows || chunks <= 64 || phase1) {
     return LaunchForm<1, kGroup, kMaxThreads, 1>(a, ThreadsFor(a.d, 1), stream);
   }
   if (a.num_rows >= kVeryManyRows) {

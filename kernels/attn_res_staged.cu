@@ -12,6 +12,13 @@
 // reductions whatever the bank size, against one per group. At T = 4096, d = 4096 (ncu): the
 // standard add + norm 35.5 -> 32.8 us (96% of copy), 8 slots 116.1 -> 109.0 us (86%), faster at
 // every bank size but 2 (bench/BENCHMARKS.md run 26).
+//
+// Prefill's two-phase mixing runs here by default (ATTNRES.md section 5; ops.h): a snapshot
+// boundary that also summarizes the completed bank for the block's later mixes (phase 1) has the
+// bank's rows staged already, so it scores every later query against them and x in one more
+// reduction round per 4 queries and writes each query's online-softmax state from shared memory:
+// no bank row is read twice. (Its later mixes then read one fp32 summary instead of the bank:
+// attn_res.cu's many-row forms.)
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -29,19 +36,149 @@ namespace {
 constexpr int kMaxStagedSlots = 8;          // bank slots mixed (instances 0..8; 0: no mix)
 constexpr int kStagedThreads = 256;         // at most; d <= 4096: 2 chunks of 8 per thread
 constexpr int kStagedMaxSmem = 112 * 1024;  // a row's staged sources: two blocks per SM at least
+constexpr int kMaxStagedQueries = 8;        // phase 1: the later mixes of a block (8B: 7)
+constexpr int kPhase1MaxVpt = 2;            // phase 1 only where d <= 4096 (wider rows spill)
+constexpr int kPhase1Batch = 4;             // phase 1: queries scored per reduction round
 
 static_assert(kMaxStagedSlots + 2 <= kRowSumPad);  // the dots, x's dot and sum(x^2) in one RowSum
 
+// Phase 1 over the staged row: for each later mix q (summary_u row q), the online-softmax state
+// over the kNb slots, then x (the slot this boundary completes the bank with), unnormalized as
+// phase 2 merges it: max m, sum l, and sum_j exp(s_j - m) v_j into summary_h[q, t]. src_s:
+// [kNb + 1][d] bf16 in shared memory, the slots then x (each thread's chunks of x stored before
+// the boundary's RowSum, whose barriers publish them to the threads that read them here).
+// Scores of kPhase1Batch queries per round: per-warp sums into part ([warps + 1][kPhase1Batch *
+// (kNb + 1)] floats, the last row the totals), one barrier, totals, one barrier; then the
+// round's weighted sums in one pass over the sources. Each thread takes 4 columns at a time, so
+// a warp's fp32 query loads and summary stores are 512 contiguous bytes (with 8 columns a thread
+// each access covered 1 KiB at half density: ncu put an H200's L1 at 78% busy and its DRAM at
+// 43%; an H100 now at 60% and 65%, bench/BENCHMARKS.md run 42). The chunk loops are not unrolled:
+// nothing indexed by chunk lives in registers, so phase 1 adds few of them to the boundary it
+// follows.
+template <int kNb>
+__device__ __forceinline__ void StagedSummaries(const ResidualBoundaryArgs& a, int t, int record,
+                                                const bf16* src_s,
+                                                const float (&inv)[kNb > 0 ? kNb : 1], float sq_x,
+                                                float* part) {
+  constexpr int kSrc = kNb + 1, kVals = kPhase1Batch * kSrc;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  const int d = a.d;
+  const float r_x = rsqrtf(sq_x / d + a.eps);
+  float* totals = part + warps * kVals;
+  for (int q0 = 0; q0 < a.summary_queries; q0 += kPhase1Batch) {
+    const int nq = min(kPhase1Batch, a.summary_queries - q0);
+    const float* u = a.summary_u + static_cast<size_t>(q0) * d;
+    float red[kPhase1Batch][kSrc];
+#pragma unroll
+    for (int i = 0; i < kPhase1Batch; ++i)
+#pragma unroll
+      for (int j = 0; j < kSrc; ++j) red[i][j] = 0.0f;
+#pragma unroll 1
+    for (int col = threadIdx.x * 4; col < d; col += blockDim.x * 4) {
+      float uq[kPhase1Batch][4], f[4];
+#pragma unroll
+      for (int i = 0; i < kPhase1Batch; ++i) {
+        const float4 q = i < nq ? __ldg(reinterpret_cast<const float4*>(u + i * d + col))
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        uq[i][0] = q.x;
+        uq[i][1] = q.y;
+        uq[i][2] = q.z;
+        uq[i][3] = q.w;
+      }
+#pragma unroll
+      for (int j = 0; j < kSrc; ++j) {
+        Bf16x4ToF32(*reinterpret_cast<const uint2*>(src_s + static_cast<size_t>(j) * d + col), f);
+#pragma unroll
+        for (int i = 0; i < kPhase1Batch; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) red[i][j] += uq[i][e] * f[e];
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kPhase1Batch; ++i) {
+#pragma unroll
+      for (int j = 0; j < kSrc; ++j) {
+        const float s = WarpSum(red[i][j]);
+        if (lane == 0) part[warp * kVals + i * kSrc + j] = s;
+      }
+    }
+    __syncthreads();  // also: the previous round's totals are read (they precede this barrier)
+    for (int i = threadIdx.x; i < kVals; i += blockDim.x) {
+      float s = 0.0f;
+      for (int w = 0; w < warps; ++w) s += part[w * kVals + i];
+      totals[i] = s;
+    }
+    __syncthreads();
+    // Each query's softmax over the sources (every thread, from the totals).
+    float p[kPhase1Batch][kSrc];
+#pragma unroll
+    for (int i = 0; i < kPhase1Batch; ++i) {
+      float sc[kSrc], m = -INFINITY, l = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kSrc; ++j) {
+        sc[j] = totals[i * kSrc + j] * (j < kNb ? inv[j < kNb ? j : 0] : r_x);
+        m = fmaxf(m, sc[j]);
+      }
+#pragma unroll
+      for (int j = 0; j < kSrc; ++j) {
+        p[i][j] = __expf(sc[j] - m);
+        l += p[i][j];
+      }
+      if (threadIdx.x == 0 && i < nq) {
+        const size_t at = static_cast<size_t>(q0 + i) * a.T + t;
+        a.summary_ml[at] = make_float2(m, l);
+        if (record >= 0) {
+          float* scores = a.summary_scores + at * a.summary_stride;
+#pragma unroll
+          for (int j = 0; j < kSrc; ++j) scores[j] = sc[j];
+        }
+      }
+    }
+    float* dst = a.summary_h + (static_cast<size_t>(q0) * a.T + t) * d;
+    const size_t query_stride = static_cast<size_t>(a.T) * d;
+#pragma unroll 1
+    for (int col = threadIdx.x * 4; col < d; col += blockDim.x * 4) {
+      float h[kPhase1Batch][4], f[4];
+#pragma unroll
+      for (int i = 0; i < kPhase1Batch; ++i)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) h[i][e] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kSrc; ++j) {
+        Bf16x4ToF32(*reinterpret_cast<const uint2*>(src_s + static_cast<size_t>(j) * d + col), f);
+#pragma unroll
+        for (int i = 0; i < kPhase1Batch; ++i)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) h[i][e] += p[i][j] * f[e];
+      }
+      // Streaming stores: T rows of summaries pass through L2 long before phase 2 reads them,
+      // and should not evict the queries every row reads.
+#pragma unroll
+      for (int i = 0; i < kPhase1Batch; ++i) {
+        if (i >= nq) break;
+        __stcs(reinterpret_cast<float4*>(dst + i * query_stride + col),
+               make_float4(h[i][0], h[i][1], h[i][2], h[i][3]));
+      }
+    }
+  }
+}
+
 // kNb bank slots mixed (0: no mix, h = x); VPT chunks of 8 values per thread. Dynamic shared
-// memory: [kNb + 2][d] bf16, the slots, then prefix and delta (each present one).
+// memory: [kNb + 2][d] bf16, the slots, then prefix and delta (each present one). With
+// summary_queries, phase 1 follows (StagedSummaries); phase1_only: phase 1 alone, x read from
+// `prefix` (the slot the snapshot wrote), nothing else written. Three blocks per SM where shared
+// memory allows (up to 7 slots at d = 4096): 80 registers, no spills; the phase-1 boundary ran
+// as fast as with two (bench/BENCHMARKS.md run 42).
 template <int kNb, int VPT>
-__global__ void __launch_bounds__(kStagedThreads, 2)
+__global__ void __launch_bounds__(kStagedThreads, 3)
     StagedBoundaryKernel(const ResidualBoundaryArgs a) {
   constexpr bool kMix = kNb > 0;
   constexpr int kSlots = kMix ? kNb : 1;  // array extents
   extern __shared__ __align__(128) uint8_t staged[];
   __shared__ uint64_t bars[kNb + 2];  // slot j, then prefix, delta
   __shared__ __align__(16) float scratch[(kStagedThreads / 32 + 1) * kRowSumPad];
+  __shared__ float
+      part[VPT <= kPhase1MaxVpt ? (kStagedThreads / 32 + 1) * kPhase1Batch * (kNb + 1) : 1];
   const int k = blockIdx.x;
   const int t = a.rows ? __ldg(a.rows + k) : k;
   const int d = a.d;
@@ -115,6 +252,10 @@ __global__ void __launch_bounds__(kStagedThreads, 2)
       StoreBf16x8(reinterpret_cast<bf16*>(&xr[v]), x);  // rounds to bf16
       Bf16x8ToF32(xr[v], x);
     }
+    // Phase 1 reads x after the slots: this thread's chunk, where the prefix was staged.
+    if (a.summary_queries > 0 && has_delta) {
+      *reinterpret_cast<uint4*>(const_cast<bf16*>(prefix_s) + col[v]) = xr[v];
+    }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       red[kNb + 1] += x[i] * x[i];
@@ -140,6 +281,14 @@ __global__ void __launch_bounds__(kStagedThreads, 2)
     RowSum<1>(*reinterpret_cast<float(*)[1]>(&red[kNb + 1]), scratch);
   }
   const float sq_x = red[kNb + 1];
+  const int record = a.mix_weights && a.u ? __ldg(a.record_row + t) : -1;
+  constexpr bool kPhase1 = VPT <= kPhase1MaxVpt;
+  if constexpr (kPhase1) {
+    if (a.phase1_only) {
+      StagedSummaries<kNb>(a, t, record, slot_s, inv, sq_x, part);
+      return;
+    }
+  }
 
   // The softmax over the slots, then x (ATTNRES.md's candidate order), and the weighted sum.
   float p[kSlots], px = 1.0f, inv_l = 1.0f;
@@ -218,13 +367,15 @@ __global__ void __launch_bounds__(kStagedThreads, 2)
   }
 
   // Mix weights of recorded rows (a lone source weighs 1).
-  if (a.mix_weights && a.u && threadIdx.x == 0) {
-    const int record = __ldg(a.record_row + t);
-    if (record >= 0) {
-      float* alpha = a.mix_weights + static_cast<size_t>(record) * a.mix_stride + a.mix_offset;
+  if (record >= 0 && threadIdx.x == 0) {
+    float* alpha = a.mix_weights + static_cast<size_t>(record) * a.mix_stride + a.mix_offset;
 #pragma unroll
-      for (int j = 0; j < kNb; ++j) alpha[j] = p[j] * inv_l;
-      alpha[kNb] = px * inv_l;
+    for (int j = 0; j < kNb; ++j) alpha[j] = p[j] * inv_l;
+    alpha[kNb] = px * inv_l;
+  }
+  if constexpr (kPhase1) {
+    if (a.summary_queries > 0) {
+      StagedSummaries<kNb>(a, t, record, slot_s, inv, sq_x, part);
     }
   }
 }
@@ -238,12 +389,22 @@ bool StagedEnabled() {
   return enabled;
 }
 
-// Bank slots the boundary mixes (0: none, the add + norm alone).
+// Bank slots the boundary mixes (0: none, the add + norm alone); a phase-1 boundary has a query
+// wherever it has slots (ResidualBoundary checks), so these are the slots it summarizes too.
 int Mixed(const ResidualBoundaryArgs& a) { return a.u && a.bank_count > 0 ? a.bank_count : 0; }
 
 size_t StagedBytes(int nb, int d) { return static_cast<size_t>(nb + 2) * d * sizeof(bf16); }
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// d <= 4096 takes 2 chunks of 8 per thread (256 threads), wider rows 4.
+constexpr int kTwoChunkMaxD = 8 * 2 * kStagedThreads;
+
+bool ShapeFits(int d, int nb, bool phase1) {
+  return nb >= 0 && nb <= kMaxStagedSlots && d > 0 && d % 8 == 0 &&
+         d <= 8 * (phase1 ? kPhase1MaxVpt : 4) * kStagedThreads &&
+         StagedBytes(nb, d) <= kStagedMaxSmem;
+}
 
 template <int kNb, int VPT>
 cudaError_t Launch(const ResidualBoundaryArgs& a, cudaStream_t stream) {
@@ -251,7 +412,8 @@ cudaError_t Launch(const ResidualBoundaryArgs& a, cudaStream_t stream) {
   if (cudaError_t e = AllowDynamicSmem<kKernel>(kStagedMaxSmem); e != cudaSuccess) return e;
   const int chunks = a.d / 8;
   const int threads = std::max(32, ((chunks + VPT - 1) / VPT + 31) / 32 * 32);
-  return LaunchPdl(kKernel, dim3(a.num_rows), dim3(threads), StagedBytes(kNb, a.d), stream, a);
+  return LaunchMaybePdl(!a.after_join, kKernel, dim3(a.num_rows), dim3(threads),
+                        StagedBytes(kNb, a.d), stream, a);
 }
 
 template <int VPT, int... kNbs>
@@ -265,10 +427,14 @@ cudaError_t LaunchBySlots(const ResidualBoundaryArgs& a, cudaStream_t stream,
 }  // namespace
 
 bool StagedBoundaryServes(const ResidualBoundaryArgs& a) {
-  return StagedEnabled() && Mixed(a) <= kMaxStagedSlots && a.summary_queries == 0 &&
-         a.summary_index < 0 && !a.phase1_only && a.d > 0 && a.d % 8 == 0 &&
-         a.d <= 8 * 4 * kStagedThreads && StagedBytes(Mixed(a), a.d) <= kStagedMaxSmem &&
-         Aligned16(a.bank) && Aligned16(a.prefix) && Aligned16(a.delta);
+  const bool phase1 = a.summary_queries > 0;
+  return (phase1 ? a.summary_queries <= kMaxStagedQueries : StagedEnabled() && !a.phase1_only) &&
+         a.summary_index < 0 && ShapeFits(a.d, Mixed(a), phase1) && Aligned16(a.bank) &&
+         Aligned16(a.prefix) && Aligned16(a.delta);
+}
+
+bool StagedPhase1Fits(int d, int bank_count, int queries) {
+  return queries > 0 && queries <= kMaxStagedQueries && ShapeFits(d, bank_count, true);
 }
 
 cudaError_t StagedBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream) {
@@ -278,8 +444,8 @@ cudaError_t StagedBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream) {
   // 2 chunks of 8 per thread up to d = 4096 (256 threads), 4 past it. (4 at d = 4096, 128
   // threads, ran faster at 1-5 slots but has not been through the tests on a GPU yet:
   // bench/BENCHMARKS.md run 26.)
-  return a.d <= 8 * 2 * kStagedThreads ? LaunchBySlots<2>(a, stream, slots)
-                                       : LaunchBySlots<4>(a, stream, slots);
+  return a.d <= kTwoChunkMaxD ? LaunchBySlots<2>(a, stream, slots)
+                              : LaunchBySlots<4>(a, stream, slots);
 }
 
 }  // namespace attnres::kernels

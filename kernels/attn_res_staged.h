@@ -8,11 +8,12 @@
 
 namespace attnres::kernels {
 
-// Whether the staged form serves these arguments: ATTNRES_STAGED_BOUNDARY=1 (it is opt-in: its
-// kernels are faster under ncu, but the 8B Block prefill step measured 1.5-2% slower with them,
-// bench/BENCHMARKS.md runs 26-27), a one-phase boundary (no two-phase fields) that mixes 0..8
-// bank slots (0: the add + norm alone), whose sources fit the shared-memory budget, with 16-byte
-// aligned buffers. The caller decides by row count.
+// Whether the staged form serves these arguments: a boundary that mixes 0..8 bank slots (0: the
+// add + norm alone), whose sources fit the shared-memory budget, with 16-byte aligned buffers;
+// either a phase-1 boundary (summary_queries of 1..8, with or without phase1_only: always) or a
+// one-phase one with ATTNRES_STAGED_BOUNDARY=1 (opt-in: its kernels are faster under ncu, but the
+// 8B Block prefill step measured 1.5-2% slower with them, bench/BENCHMARKS.md runs 26-27). Never
+// a phase-2 mix. The caller decides by row count.
 bool StagedBoundaryServes(const ResidualBoundaryArgs& a);
 
 // The boundary of ops.h ResidualBoundary (same outputs, the mix's fp32 rounding aside) with each

@@ -157,6 +157,16 @@ __device__ inline void Bf16x8ToF32(const uint4& raw, float (&v)[8]) {
   }
 }
 
+__device__ inline void Bf16x4ToF32(const uint2& raw, float (&v)[4]) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    v[2 * i] = f.x;
+    v[2 * i + 1] = f.y;
+  }
+}
+
 // 8 bf16 <-> 8 floats through one 16-byte access.
 __device__ inline void LoadBf16x8(const __nv_bfloat16* p, float (&v)[8]) {
   const uint4 raw = *reinterpret_cast<const uint4*>(p);  // one 16-byte load, then unpack

@@ -57,7 +57,8 @@ cudaError_t FillUniformF32(float* out, size_t n, uint64_t seed, float mean, floa
 // Two-phase mixing (ATTNRES.md §5; the queries are constants, so the completed bank can be
 // scored for every later mix of a block at once). Phase 1 runs beside a snapshot boundary
 // (snapshot set, summary_queries = Q > 0; u may be null only without a bank): for each later mix
-// q < Q, whose query is summary_u[q], extra blocks fold the sources bank[0..bank_count)[t] + [x]
+// q < Q, whose query is summary_u[q], extra blocks (from 256 rows: the row's own block, from
+// its staged sources; StagedPhase1Fits) fold the sources bank[0..bank_count)[t] + [x]
 // (x becomes slot bank_count) into their online-softmax state: summary_ml[q][t] = (max m, sum l
 // of exp(s_j - m)), summary_h[q][t] = sum_j exp(s_j - m) v_j (fp32, not divided by l) and, for
 // recorded rows, summary_scores[q][t][j] = s_j. Phase 2 (summary_index = q >= 0, no phase 1,
@@ -108,6 +109,11 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& args, cudaStream_t stre
 // free: it then takes about as long as without phase 1. Otherwise its phase-1 blocks take
 // several queries in turn, and a caller may rather fork phase 1 onto another stream (host).
 bool Phase1FitsBeside(int rows, int d, int queries);
+// Whether a snapshot boundary of width d over bank_count slots takes prefill's fused phase 1 for
+// `queries` later mixes (attn_res_staged.cu: from 256 rows, its sources staged in shared memory,
+// so phase 1 reads no bank row twice): up to 8 queries, 8 slots, d <= 4096 and 112 KiB of staged
+// rows.
+bool StagedPhase1Fits(int d, int bank_count, int queries);
 
 // ---- rope_kv.cu ----
 // A step's RoPE inputs (RopeKvWrite, and the fused form of PagedAttention): the fused QKV

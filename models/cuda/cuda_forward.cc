@@ -18,11 +18,24 @@ namespace {
 // Split-KV partials: enough for 32 splits of a few dozen decode rows at 8B shapes.
 constexpr size_t kAttnSplitBytes = 32u << 20;
 constexpr size_t kSlotAlignElems = 256 / sizeof(float);  // GEMM outputs stay 256-byte aligned
-// Two-phase mixing serves steps of up to this many rows (decode batches, the boundary's
-// one-chunk-per-thread form); longer steps mix in one phase: from 256 rows the many-row form
-// takes phase 1 a query at a time, and prefill summaries would cost more bandwidth than the bank
-// reads they save. ATTNRES_TWO_PHASE=0 turns it off (to measure what it buys).
+// Two-phase mixing serves every block of steps of up to this many rows (decode batches, the
+// boundary's one-chunk-per-thread form). ATTNRES_TWO_PHASE=0 turns it off (to measure what it
+// buys).
 constexpr int kTwoPhaseMaxRows = 255;
+
+// Longer steps (prefill) mix in two phases only in blocks whose completed bank holds at least
+// this many slots. Per later mix and row, phase 1 (fused into the snapshot boundary, which has
+// the bank staged already) writes one fp32 summary and phase 2 reads it: 4 bf16 rows of traffic
+// against the bank's slots the one-phase mix reads, so from 5 slots on it pays (4: even). 8B
+// Block prefill: 70 of 280 bank rows a token saved; the kernel bench's per-block rows agree
+// (4 slots: 0.33 against 0.33 ms, 5: 0.43 against 0.38 on an H200, bench/BENCHMARKS.md run 42).
+// ATTNRES_PREFILL_PHASE1_SLOTS=N: from N slots (0: never), to measure the rule.
+constexpr int kPrefillPhase1MinSlots = 5;
+
+int PrefillPhase1Slots() {
+  const char* v = std::getenv("ATTNRES_PREFILL_PHASE1_SLOTS");
+  return v == nullptr ? kPrefillPhase1MinSlots : std::max(0, std::atoi(v));
+}
 
 // Decode batches of more than kForkAboveRows rows, and those whose snapshot boundary has no spare
 // resident slot left for each later mix's phase-1 block (kernels::Phase1FitsBeside; on an H200:
@@ -100,12 +113,14 @@ void CudaForward::Carve(Arena& a) {
   attn_split_ = a.Take<float>(kAttnSplitBytes / sizeof(float));
   dense_k_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
   dense_v_ = a.Take<bf16>(cudnn_ ? size_t(kDenseMaxContext) * kv : 0);
-  // + 1: a forked phase 1 also scores the next block's snapshot mix.
-  const size_t queries = layout_.later_mixes.empty() ? 0 : max_later_mixes_ + 1;
-  const size_t rows = two_phase_rows_;
-  summary_h_ = a.Take<float>(queries * rows * d);
-  summary_ml_ = a.Take<float2>(queries * rows);
-  summary_scores_ = a.Take<float>(queries * rows * slots);
+  // [Q, rows] states: decode steps' (+ 1: a forked phase 1 also scores the next block's
+  // snapshot mix), or prefill's (never forked) where longer.
+  const size_t decode = layout_.later_mixes.empty() ? 0 : (max_later_mixes_ + 1) * two_phase_rows_;
+  const size_t states = std::max<size_t>(
+      decode, summary_rows_ > two_phase_rows_ ? size_t(max_later_mixes_) * summary_rows_ : 0);
+  summary_h_ = a.Take<float>(states * d);
+  summary_ml_ = a.Take<float2>(states);
+  summary_scores_ = a.Take<float>(states * slots);
   const int world = plan_.world_size;
   head_gather_ = a.Take<float>(world > 1 ? world * HeadSlotElems(max_head_rows_) : 0);
 }
@@ -143,6 +158,14 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->fold_boundary_ = kernels::EnvOptIn("ATTNRES_FUSED_BOUNDARY") && f->comm_ == nullptr;
   if (c.attn_res() && kernels::EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
+    f->summary_rows_ = f->two_phase_rows_;
+    // Prefill summaries take [Q, max_tokens, d] fp32: only where some block would run phase 1.
+    const int slots = f->layout_.num_bank_slots, min_slots = PrefillPhase1Slots();
+    if (max_tokens > kTwoPhaseMaxRows && min_slots > 0 && slots >= min_slots &&
+        kernels::StagedPhase1Fits(c.hidden_size, slots - 1, f->max_later_mixes_)) {
+      f->prefill_phase1_slots_ = min_slots;
+      f->summary_rows_ = max_tokens;
+    }
     f->fork_rows_ = ForkPhase1Rows();
     f->fork_after_gemm_ = kernels::EnvOn("ATTNRES_FORK_AFTER_GEMM");
     auto side = StreamCreate();
@@ -366,6 +389,8 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.record_row = b.record_row;
   r.mix_stride = layout_.total_weights();
   const bool two_phase = b.T <= two_phase_rows_;
+  const bool prefill_two_phase =
+      !two_phase && attn_res && prefill_phase1_slots_ > 0 && b.T <= summary_rows_;
   r.summary_h = summary_h_;
   r.summary_ml = summary_ml_;
   r.summary_scores = summary_scores_;
@@ -385,17 +410,22 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   // Phase 1 of snapshot s scores mixes s+1 .. s+later (they read the bank s completes, and
   // their queries are rows s+1.. of res_u). Forked, it also scores the next snapshot's mix,
   // s+later+1, which reads the same sources: the bank before s's slot, then that block's sum.
+  // Prefill: only blocks of enough slots, and the final mix only where the head takes every row
+  // (prompt logprobs; otherwise it mixes a row or a few, and T summaries would be wasted).
   const int num_sub = 2 * c_.num_layers;
   auto phase1_queries = [&](int sub) {
     const int later = layout_.later_mixes[sub];
-    return later + (fork && later > 0 && sub + later + 1 < num_sub ? 1 : 0);
+    if (two_phase) return later + (fork && later > 0 && sub + later + 1 < num_sub ? 1 : 0);
+    if (!prefill_two_phase || r.bank_count + 1 < prefill_phase1_slots_) return 0;
+    const int q = b.R < b.T ? std::min(later, num_sub - 1 - sub) : later;
+    return kernels::StagedPhase1Fits(d, r.bank_count, q) ? q : 0;
   };
   int last_snapshot = 0, last_queries = 0;
   // Boundary x's index among the last snapshot's phase-1 summaries (its mix merges that state
   // instead of reading the bank), or -1; valid once the boundaries before x are booked.
   auto phase2_index = [&](int x) {
     const int q = x - last_snapshot - 1;
-    return two_phase && attn_res && x > 0 && q < last_queries ? q : -1;
+    return (two_phase || prefill_two_phase) && attn_res && x > 0 && q < last_queries ? q : -1;
   };
   // Folding the boundaries into the Gemvs around them (fold_boundary_): the step must be Gemv's
   // (checked per matrix below), every AttnRes mix it folds a phase-2 one, and no mix weights
@@ -434,11 +464,12 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
     r.snapshot = attn_res && layout_.snapshot_before[sub];
     r.mix_offset = attn_res ? layout_.weight_offset[sub] : 0;
     r.summary_index = phase2_index(sub);
-    r.summary_queries = two_phase && r.snapshot ? phase1_queries(sub) : 0;
+    r.summary_queries = r.snapshot ? phase1_queries(sub) : 0;
     r.summary_u = attn_res ? w_.res_u + static_cast<size_t>(sub + 1) * d : nullptr;
     if (r.snapshot) {
       last_snapshot = sub;
       last_queries = r.summary_queries;
+      if (prefill_two_phase && r.summary_queries > 0) ++prefill_phase1_boundaries_;
     }
     r.after_join = false;
     if (r.summary_index >= 0) {
@@ -494,7 +525,7 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.snapshot = false;
   r.mix_offset = attn_res ? layout_.weight_offset[2 * c_.num_layers] : 0;
   r.summary_queries = 0;
-  r.summary_index = two_phase && attn_res ? num_sub - last_snapshot - 1 : -1;
+  r.summary_index = phase2_index(num_sub);
   r.out = final_xn_;
   if (auto st = join(); !st.ok()) return st;
   ATTNRES_CUDA_RETURN(kernels::ResidualBoundary(r, s));

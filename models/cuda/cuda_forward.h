@@ -110,6 +110,8 @@ class CudaForward {
   // Residual boundaries folded into the Gemvs around them (fold_boundary_), launched so far (a
   // CUDA graph's replays are not counted).
   int64_t boundaries_folded() const { return boundaries_folded_; }
+  // Snapshot boundaries of prefill-sized steps that ran phase 1 (prefill two-phase mixing).
+  int64_t prefill_phase1_boundaries() const { return prefill_phase1_boundaries_; }
 
   const MixLayout& mix_layout() const { return layout_; }
   int max_tokens() const { return max_tokens_; }
@@ -194,9 +196,18 @@ class CudaForward {
   int two_phase_rows_ = 0;
   int max_later_mixes_ = 0;  // Q: the most later mixes of any snapshot sublayer
   int fit_queries_ = 0;      // the same without the final mix (Phase1FitsBeside's queries)
-  float* summary_h_ = nullptr;     // [Q, two_phase_rows_, d]
-  float2* summary_ml_ = nullptr;   // [Q, two_phase_rows_]
-  float* summary_scores_ = nullptr;  // [Q, two_phase_rows_, slots]
+  // Longer steps (prefill) up to summary_rows_ rows mix in two phases in the blocks whose
+  // completed bank holds at least prefill_phase1_slots_ slots (0: none), where the snapshot
+  // boundary's staged phase 1 serves (kernels::StagedPhase1Fits): one fp32 summary written and
+  // read per later mix costs 4 bf16 rows against the bank slots it saves.
+  int prefill_phase1_slots_ = 0;
+  int64_t prefill_phase1_boundaries_ = 0;
+  int summary_rows_ = 0;  // two_phase_rows_, or max_tokens_ with prefill two-phase
+  // [Q, T, ...] for a step of T rows: Q = max_later_mixes_ + 1 up to two_phase_rows_ rows,
+  // max_later_mixes_ past them (prefill never forks phase 1).
+  float* summary_h_ = nullptr;       // [Q, T, d]
+  float2* summary_ml_ = nullptr;     // [Q, T]
+  float* summary_scores_ = nullptr;  // [Q, T, slots]
   // Steps whose snapshot boundary cannot give each later mix a phase-1 block of its own
   // (fork_rows_ = -1; else steps of at least fork_rows_ rows, 0: never) run phase 1 as its own
   // kernel on side_, joined before the block's first later mix, so it overlaps the block's

@@ -214,9 +214,26 @@ TEST(ResidualBoundaryKernel, StagedFormServesOnePhaseBoundariesThatFit) {
   b = a;
   b.summary_index = 0;
   EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  // Phase 1 (prefill's two-phase mixing) takes the staged form whatever the opt-in: up to 8
+  // queries, rows of up to 4096, alone or beside the snapshot.
   b = a;
   b.summary_queries = 3;
+  b.snapshot = true;
+  EXPECT_TRUE(kernels::StagedBoundaryServes(b));
+  EXPECT_TRUE(kernels::StagedPhase1Fits(4096, 8, 8));
+  b.phase1_only = true;
+  b.snapshot = false;
+  EXPECT_TRUE(kernels::StagedBoundaryServes(b));
+  b.summary_queries = 9;
   EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  EXPECT_FALSE(kernels::StagedPhase1Fits(4096, 8, 9));
+  b.summary_queries = 3;
+  b.d = 4104;
+  b.bank_count = 1;
+  EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+  EXPECT_FALSE(kernels::StagedPhase1Fits(4104, 1, 3));
+  EXPECT_FALSE(kernels::StagedPhase1Fits(4096, 9, 3));
+  EXPECT_FALSE(kernels::StagedPhase1Fits(4096, 8, 0));
   b = a;
   b.delta = buf + 1;  // 2 bytes past alignment
   EXPECT_FALSE(kernels::StagedBoundaryServes(b));
@@ -423,6 +440,13 @@ TEST(ResidualBoundaryKernel, TwoPhaseMatchesOnePhase) {
   RunTwoPhaseCase(150, 1024, 12, 4, 207);  // ... with two groups, reloaded per query
   RunTwoPhaseCase(300, 640, 5, 19, 208);   // past the many-row threshold: 19 queries, 3 rounds
   RunTwoPhaseCase(1030, 1024, 8, 3, 209);  // past the very-many-row threshold, a full group
+  // Prefill (from 256 rows, up to 8 queries): phase 1 in the staged snapshot boundary, phase 2
+  // in the many-row register forms.
+  RunTwoPhaseCase(1031, 4096, 7, 7, 214);  // the 8B shape's last block
+  RunTwoPhaseCase(257, 2048, 4, 3, 215);   // the 1B shape's fifth block, 2 chunks per thread
+  RunTwoPhaseCase(513, 384, 8, 8, 216);    // a full bank, 8 queries: two scoring rounds
+  RunTwoPhaseCase(300, 1000, 0, 2, 217);   // the embedding snapshot: x alone
+  RunTwoPhaseCase(260, 72, 3, 5, 218);     // a row narrower than a warp's chunks
   RunTwoPhaseCase(5, 1000, 1, 6, 212);     // bank sizes no case above has: one slot ...
   RunTwoPhaseCase(6, 1000, 6, 2, 213);     // ... and six
 }

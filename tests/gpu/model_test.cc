@@ -83,7 +83,8 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
                                              const std::vector<int32_t>& ids,
                                              const std::vector<int>& chunks, int page_size,
                                              int max_tokens = 64,
-                                             int64_t* boundaries_folded = nullptr) {
+                                             int64_t* boundaries_folded = nullptr,
+                                             int64_t* prefill_phase1 = nullptr) {
   const ModelConfig& c = m.config;
   const TensorParallelPlan single = *PlanTensorParallel(c, 1, 0);
   auto weights = cuda::LoadDeviceWeights(c, *m.store, single);
@@ -118,6 +119,7 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
     start = end;
   }
   if (boundaries_folded) *boundaries_folded = (*fwd)->boundaries_folded();
+  if (prefill_phase1) *prefill_phase1 = (*fwd)->prefill_phase1_boundaries();
   return out;
 }
 
@@ -370,7 +372,10 @@ TEST(CudaModel, MissingCudnnPlanFallsBackToTheKernelAndBuildsInTheBackground) {
 // cached prefix) and 600 (cuDNN over a cached prefix) against the CPU fp32 forward, every
 // position, at the model's bound (matrices rounded to bf16 on the CPU side). The trained model
 // only: the random tiny ones amplify rounding over long prompts past bounds set on short ones
-// (tiny_block measured cosine 0.99890 against its 0.99892).
+// (tiny_block measured cosine 0.99890 against its 0.99892). Twice: as configured (its 4-slot
+// bank is under the prefill two-phase rule), then with every block of the 600-row chunks mixing
+// in two phases (ATTNRES_PREFILL_PHASE1_SLOTS=1; every row's logits are taken, so the final mix
+// merges a summary too).
 TEST(CudaModel, LongPromptLogitsMatchCpuForward) {
   ATTNRES_REQUIRE_GPU();
   for (const char* dir : {"models/bundled/attnres-tiny-stories"}) {
@@ -379,12 +384,20 @@ TEST(CudaModel, LongPromptLogitsMatchCpuForward) {
     const auto ids = Prompt(1300, m.config.vocab_size);
     const std::vector<int> chunks = {600, 100, 600};
     const auto cpu = testing::AllLogits(m, ids, chunks, 16);
-    const auto [worst_l2, worst_cos] = Worst(GpuAllLogits(m, ids, chunks, 16, 1024), cpu);
-    const auto [l2_bound, cos_bound] = Bounds(dir);
-    std::printf("%-40s 1300 tokens: worst rel L2 %.2e, worst cosine %.6f (bf16 matrices)\n",
-                dir, worst_l2, worst_cos);
-    EXPECT_LT(worst_l2, l2_bound) << dir;
-    EXPECT_GT(worst_cos, cos_bound) << dir;
+    for (const bool prefill_two_phase : {false, true}) {
+      if (prefill_two_phase) setenv("ATTNRES_PREFILL_PHASE1_SLOTS", "1", 1);
+      int64_t phase1 = -1;
+      const auto gpu = GpuAllLogits(m, ids, chunks, 16, 1024, nullptr, &phase1);
+      unsetenv("ATTNRES_PREFILL_PHASE1_SLOTS");
+      const int blocks = m.config.num_layers / m.config.attn_res_block_size;
+      EXPECT_EQ(phase1, prefill_two_phase ? 2 * blocks : 0);  // the two 600-row chunks
+      const auto [worst_l2, worst_cos] = Worst(gpu, cpu);
+      const auto [l2_bound, cos_bound] = Bounds(dir);
+      std::printf("%-40s 1300 tokens%s: worst rel L2 %.2e, worst cosine %.6f (bf16 matrices)\n",
+                  dir, prefill_two_phase ? ", prefill two-phase" : "", worst_l2, worst_cos);
+      EXPECT_LT(worst_l2, l2_bound) << dir;
+      EXPECT_GT(worst_cos, cos_bound) << dir;
+    }
   }
 }
 
