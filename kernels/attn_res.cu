@@ -6,7 +6,8 @@
 // Two-phase form (ATTNRES.md §5): a snapshot boundary's extra blocks fold the completed bank into
 // one online-softmax state per later mix of the block (phase 1, in parallel with the boundary's
 // own row), and those mixes merge only their prefix into it (phase 2): two block reductions per
-// row, like the standard add + norm, instead of scoring every bank row again.
+// row, like the standard add + norm, instead of scoring every bank row again. From 256 rows
+// (prefill) phase 1 is the staged form's (attn_res_staged.cu); phase 2 runs in every form here.
 #include <algorithm>
 #include <cmath>
 #include <utility>
