@@ -29,7 +29,10 @@ constexpr int kTwoPhaseMaxRows = 255;
 // against the bank's slots the one-phase mix reads, so from 5 slots on it pays (4: even). 8B
 // Block prefill: 70 of 280 bank rows a token saved; the kernel bench's per-block rows agree
 // (4 slots: 0.33 against 0.33 ms, 5: 0.43 against 0.38 on an H200, bench/BENCHMARKS.md run 42).
-// ATTNRES_PREFILL_PHASE1_SLOTS=N: from N slots (0: never), to measure the rule.
+// ATTNRES_PREFILL_PHASE1_SLOTS=N: from N slots (0: never), to measure the rule. It serves
+// every step over kTwoPhaseMaxRows rows, a full 256-row decode batch too: there the 8B Block
+// step's boundaries took 0.595 ms against 0.695 one-phase, 14.92 ms a step against 15.04 (H100,
+// bench/BENCHMARKS.md run 42).
 constexpr int kPrefillPhase1MinSlots = 5;
 
 int PrefillPhase1Slots() {
