@@ -37,7 +37,7 @@ constexpr int kMaxStagedSlots = 8;          // bank slots mixed (instances 0..8;
 constexpr int kStagedThreads = 256;         // at most; d <= 4096: 2 chunks of 8 per thread
 constexpr int kStagedMaxSmem = 112 * 1024;  // a row's staged sources: two blocks per SM at least
 constexpr int kMaxStagedQueries = 8;        // phase 1: the later mixes of a block (8B: 7)
-constexpr int kPhase1MaxVpt = 2;            // phase 1 only where d <= 4096 (wider rows spill)
+constexpr int kPhase1MaxVpt = 2;            // phase 1: 2 chunks a thread, so d <= 4096
 constexpr int kPhase1Batch = 4;             // phase 1: queries scored per reduction round
 
 static_assert(kMaxStagedSlots + 2 <= kRowSumPad);  // the dots, x's dot and sum(x^2) in one RowSum
