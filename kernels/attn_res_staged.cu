@@ -397,13 +397,15 @@ size_t StagedBytes(int nb, int d) { return static_cast<size_t>(nb + 2) * d * siz
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// d <= 4096 takes 2 chunks of 8 per thread (256 threads), wider rows 4.
+// d <= 4096 takes 2 chunks of 8 per thread (256 threads), wider rows 4; phase 1 is built into
+// the 2-chunk instances only.
 constexpr int kTwoChunkMaxD = 8 * 2 * kStagedThreads;
+constexpr int kFourChunkMaxD = 8 * 4 * kStagedThreads;
+static_assert(kPhase1MaxVpt == 2);
 
 bool ShapeFits(int d, int nb, bool phase1) {
   return nb >= 0 && nb <= kMaxStagedSlots && d > 0 && d % 8 == 0 &&
-         d <= 8 * (phase1 ? kPhase1MaxVpt : 4) * kStagedThreads &&
-         StagedBytes(nb, d) <= kStagedMaxSmem;
+         d <= (phase1 ? kTwoChunkMaxD : kFourChunkMaxD) && StagedBytes(nb, d) <= kStagedMaxSmem;
 }
 
 template <int kNb, int VPT>

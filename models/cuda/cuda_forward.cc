@@ -120,7 +120,7 @@ void CudaForward::Carve(Arena& a) {
   // snapshot mix), or prefill's (never forked) where longer.
   const size_t decode = layout_.later_mixes.empty() ? 0 : (max_later_mixes_ + 1) * two_phase_rows_;
   const size_t states = std::max<size_t>(
-      decode, summary_rows_ > two_phase_rows_ ? size_t(max_later_mixes_) * summary_rows_ : 0);
+      decode, prefill_phase1_slots_ > 0 ? size_t(max_later_mixes_) * max_tokens_ : 0);
   summary_h_ = a.Take<float>(states * d);
   summary_ml_ = a.Take<float2>(states);
   summary_scores_ = a.Take<float>(states * slots);
@@ -161,13 +161,11 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->fold_boundary_ = kernels::EnvOptIn("ATTNRES_FUSED_BOUNDARY") && f->comm_ == nullptr;
   if (c.attn_res() && kernels::EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
-    f->summary_rows_ = f->two_phase_rows_;
     // Prefill summaries take [Q, max_tokens, d] fp32: only where some block would run phase 1.
     const int slots = f->layout_.num_bank_slots, min_slots = PrefillPhase1Slots();
     if (max_tokens > kTwoPhaseMaxRows && min_slots > 0 && slots >= min_slots &&
         kernels::StagedPhase1Fits(c.hidden_size, slots - 1, f->max_later_mixes_)) {
       f->prefill_phase1_slots_ = min_slots;
-      f->summary_rows_ = max_tokens;
     }
     f->fork_rows_ = ForkPhase1Rows();
     f->fork_after_gemm_ = kernels::EnvOn("ATTNRES_FORK_AFTER_GEMM");
@@ -392,8 +390,7 @@ absl::Status CudaForward::Run(const DeviceBatch& b, const KvPool& pool, float* m
   r.record_row = b.record_row;
   r.mix_stride = layout_.total_weights();
   const bool two_phase = b.T <= two_phase_rows_;
-  const bool prefill_two_phase =
-      !two_phase && attn_res && prefill_phase1_slots_ > 0 && b.T <= summary_rows_;
+  const bool prefill_two_phase = !two_phase && prefill_phase1_slots_ > 0;
   r.summary_h = summary_h_;
   r.summary_ml = summary_ml_;
   r.summary_scores = summary_scores_;

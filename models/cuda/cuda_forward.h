@@ -196,15 +196,14 @@ class CudaForward {
   int two_phase_rows_ = 0;
   int max_later_mixes_ = 0;  // Q: the most later mixes of any snapshot sublayer
   int fit_queries_ = 0;      // the same without the final mix (Phase1FitsBeside's queries)
-  // Longer steps (prefill) up to summary_rows_ rows mix in two phases in the blocks whose
+  // Longer steps (prefill, up to max_tokens_ rows) mix in two phases in the blocks whose
   // completed bank holds at least prefill_phase1_slots_ slots (0: none), where the snapshot
   // boundary's staged phase 1 serves (kernels::StagedPhase1Fits): one fp32 summary written and
   // read per later mix costs 4 bf16 rows against the bank slots it saves.
   int prefill_phase1_slots_ = 0;
   int64_t prefill_phase1_boundaries_ = 0;
-  int summary_rows_ = 0;  // two_phase_rows_, or max_tokens_ with prefill two-phase
   // [Q, T, ...] for a step of T rows: Q = max_later_mixes_ + 1 up to two_phase_rows_ rows,
-  // max_later_mixes_ past them (prefill never forks phase 1).
+  // max_later_mixes_ past them where prefill_phase1_slots_ > 0 (prefill never forks phase 1).
   float* summary_h_ = nullptr;       // [Q, T, d]
   float2* summary_ml_ = nullptr;     // [Q, T]
   float* summary_scores_ = nullptr;  // [Q, T, slots]
