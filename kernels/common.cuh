@@ -188,7 +188,8 @@ __device__ __forceinline__ float SiluMul(float g, float u) { return g / (1.0f + 
 // What a small-M GEMM (Gemv, the skinny GEMM) writes: y in bf16 or fp32, or the MLP's SwiGLU of
 // a gate and an up sum. Both sums are rounded to bf16 first, as the unfused path stores them (the
 // GEMM's bf16 output, then the SwiGLU kernel), so the fused forms match it bit for bit.
-enum class GemmOut { kBf16, kF32, kSwiGlu };
+// kRopeKv (Gemv only, its own epilogue: gemv.cu): the qkv projection's RoPE and K/V page write.
+enum class GemmOut { kBf16, kF32, kSwiGlu, kRopeKv };
 template <GemmOut kOut>
 __device__ __forceinline__ void StoreGemmOut(void* out, size_t i, float sum, float up_sum) {
   if constexpr (kOut == GemmOut::kF32) {
@@ -196,6 +197,7 @@ __device__ __forceinline__ void StoreGemmOut(void* out, size_t i, float sum, flo
   } else if constexpr (kOut == GemmOut::kBf16) {
     static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(sum);
   } else {
+    static_assert(kOut == GemmOut::kSwiGlu);
     const float g = __bfloat162float(__float2bfloat16_rn(sum));
     const float u = __bfloat162float(__float2bfloat16_rn(up_sum));
     static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16_rn(SiluMul(g, u));

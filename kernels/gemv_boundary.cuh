@@ -17,6 +17,7 @@ enum class GemvIn { kPlain, kNorm, kMerge };
 struct GemvFusion {
   GemvNormIn in;
   GemvResidual residual;
+  RopeKvWriteArgs rope;  // GemmOut::kRopeKv: where the rotated q and the new K/V go
 };
 
 // Rows of the normalized input in shared memory are padded by 8 bf16 so the 8 x rows a warp's

@@ -303,6 +303,16 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
 cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,
                        cudaStream_t stream);
 
+// The attention's qkv projection with RopeKvWrite's work in its epilogue, for decode steps of
+// models without q/k norms: each product of x [args.T, K] with w_qkv [(H + 2KV) hd, K] is
+// rounded to bf16 as Gemv stores it, then q heads are rotated into args.q_out, k heads rotated
+// and v heads copied into their page slots. Bit-identical to Gemv into a qkv buffer followed by
+// RopeKvWrite (args.rope.qkv is not read). Gemv's preconditions (M = args.T) and
+// GemvQkvRopeSupports: hd a multiple of 16 up to 256, no q/k norms, every pointer set.
+bool GemvQkvRopeSupports(const RopeKvWriteArgs& args);
+cudaError_t GemvQkvRope(const bf16* x, const bf16* w_qkv, int K, const RopeKvWriteArgs& args,
+                        cudaStream_t stream);
+
 // ---- gemv.cu: the residual boundary folded into the Gemvs around it (decode steps) ----
 // A boundary between two sublayers (ResidualBoundary's standard add + RMSNorm, or its phase-2
 // AttnRes mix) needs whole rows, which is why it is a kernel of its own. At decode sizes its

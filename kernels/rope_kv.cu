@@ -22,12 +22,7 @@ __global__ void RopeKvWriteKernel(RopeKvWriteArgs a) {
   const float2* rope = a.rope.table + static_cast<size_t>(t) * (hd / 2);
   // A K or V head's slot in its sequence's KV page, looked up in the step's uploaded indices
   // before the wait (kernels/common.cuh's rule); qkv is the previous kernel's output.
-  size_t slot = 0;
-  if (h >= a.H && h < a.H + 2 * a.KV) {
-    const int pos = a.positions[t];
-    const int page = a.kv_page_indices[a.kv_page_indptr[a.row_seq[t]] + pos / a.page_size];
-    slot = (static_cast<size_t>(page) * a.page_size + pos % a.page_size) * a.KV * hd;
-  }
+  const size_t slot = h >= a.H && h < a.H + 2 * a.KV ? KvSlot(a, t) : 0;
   WaitForPrevious();
   LetNextStart();
   if (h >= a.H + 2 * a.KV) return;

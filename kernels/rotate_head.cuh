@@ -1,8 +1,9 @@
-// One attention head's RoPE (rotate-half form, from the step's cos/sin table) with the optional
-// Qwen3 per-head RMSNorm, by one warp: lane i handles the pairs (i + 32j, i + 32j + hd/2). Shared
-// by the RoPE + KV-write kernel and the decode attention that fuses it, so both round the same
-// fp32 values to bf16 (the explicit intrinsics keep the compiler from contracting them
-// differently in the two places). Internal to kernels/.
+// RoPE (rotate-half form, from the step's cos/sin table): one attention head with the optional
+// Qwen3 per-head RMSNorm, by one warp (lane i handles the pairs (i + 32j, i + 32j + hd/2)), and
+// the pair rotation and K/V slot lookup under it. Shared by the RoPE + KV-write kernel, the
+// decode attention that fuses it and the qkv Gemv's RoPE epilogue, so all round the same fp32
+// values to bf16 (the explicit intrinsics keep the compiler from contracting them differently
+// in different places). Internal to kernels/.
 #pragma once
 
 #include "kernels/common.cuh"
@@ -11,6 +12,21 @@
 namespace attnres::kernels {
 
 constexpr int kMaxRopePairsPerLane = 4;  // hd <= 256
+
+// The rotate-half pair (x, y) = dims (i, i + hd/2) of a head by (cos, sin): lo and hi in bf16.
+// Every RoPE writer rounds through here (RotateHead, the qkv Gemv's epilogue).
+__device__ __forceinline__ void RotatePair(float x, float y, float2 cs, bf16* lo, bf16* hi) {
+  *lo = __float2bfloat16_rn(__fmaf_rn(x, cs.x, -__fmul_rn(y, cs.y)));
+  *hi = __float2bfloat16_rn(__fmaf_rn(y, cs.x, __fmul_rn(x, cs.y)));
+}
+
+// Element offset of token row t's [KV][hd] slot in RopeKvWrite's caches (the step's uploaded
+// page tables: readable before the wait).
+__device__ __forceinline__ size_t KvSlot(const RopeKvWriteArgs& a, int t) {
+  const int pos = a.positions[t];
+  const int page = a.kv_page_indices[a.kv_page_indptr[a.row_seq[t]] + pos / a.page_size];
+  return (static_cast<size_t>(page) * a.page_size + pos % a.page_size) * a.KV * a.hd;
+}
 
 // src [hd] bf16 (the previous kernel's output: plain loads, after its wait), rope [hd/2] (cos,
 // sin), norm [hd] fp32 or null; dst [hd] bf16 in global or shared memory.
@@ -40,9 +56,7 @@ __device__ inline void RotateHead(const bf16* src, const float2* rope, const flo
       x = __fmul_rn(__fmul_rn(x, r), norm[i]);
       y = __fmul_rn(__fmul_rn(y, r), norm[i + half]);
     }
-    const float2 cs = rope[i];
-    dst[i] = __float2bfloat16_rn(__fmaf_rn(x, cs.x, -__fmul_rn(y, cs.y)));
-    dst[i + half] = __float2bfloat16_rn(__fmaf_rn(y, cs.x, __fmul_rn(x, cs.y)));
+    RotatePair(x, y, rope[i], dst + i, dst + i + half);
   }
 }
 

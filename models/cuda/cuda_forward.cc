@@ -158,6 +158,7 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->max_tokens_ = max_tokens;
   f->max_head_rows_ = max_head_rows;
   f->fuse_rope_ = kernels::EnvOn("ATTNRES_FUSED_ROPE");
+  f->gemv_rope_ = kernels::EnvOn("ATTNRES_GEMV_ROPE");
   f->fold_boundary_ = kernels::EnvOptIn("ATTNRES_FUSED_BOUNDARY") && f->comm_ == nullptr;
   if (c.attn_res() && kernels::EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
@@ -240,8 +241,22 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
                                     const kernels::GemvResidual* residual, cudaStream_t s) {
   const DeviceLayerWeights& L = w_.layers[layer];
   const int d = c_.hidden_size, q = c_.q_dim(), kv = c_.kv_dim();
+  const kernels::RopeInputs rope{qkv_, rope_, L.q_norm, L.k_norm,
+                                 static_cast<float>(c_.rms_norm_eps)};
+  kernels::RopeKvWriteArgs r;
+  SetPagedKv(c_, pool, layer, b, r);
+  r.rope = rope;
+  r.row_seq = b.row_seq;
+  r.q_out = q_;
+  // A Gemv-sized step (without a folded boundary or q/k norms) rotates q and writes the new
+  // K/V in the qkv projection's epilogue (kernels::GemvQkvRope): one kernel fewer on the
+  // latency-bound chain between the qkv and o projections.
+  const bool rope_in_gemv = gemv_rope_ && !in && kernels::GemvQkvRopeSupports(r) &&
+                            gemm_->TakesGemv(xn_, L.w_qkv, b.T, q + 2 * kv, d);
   if (in) {
     ATTNRES_CUDA_RETURN(kernels::GemvNormed(*in, L.w_qkv, qkv_, b.T, q + 2 * kv, d, s));
+  } else if (rope_in_gemv) {
+    ATTNRES_CUDA_RETURN(kernels::GemvQkvRope(xn_, L.w_qkv, d, r, s));
   } else if (auto st = gemm_->Run(xn_, L.w_qkv, qkv_, b.T, q + 2 * kv, d, false, s); !st.ok()) {
     return st;
   }
@@ -258,23 +273,18 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
   a.splits = b.attn_splits;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c_.head_dim)));
   a.out = att_;
-  // A pure decode step (every row a sequence of its own: one-row tiles, no dense chunks) whose
-  // attention grid needs no split-KV runs RoPE and the K/V write inside the attention kernel
-  // (ops.h PagedAttentionArgs::rope), which then loads the older K/V during the QKV projection.
-  // Split grids (a few sequences: latency-bound) keep the separate kernel, which measured equal
-  // or faster there depending on the card (bench/BENCHMARKS.md run 21).
+  // Otherwise a pure decode step (every row a sequence of its own: one-row tiles, no dense
+  // chunks) whose attention grid needs no split-KV runs RoPE and the K/V write inside the
+  // attention kernel (ops.h PagedAttentionArgs::rope), which then loads the older K/V during the
+  // QKV projection. Split grids (a few sequences: latency-bound) keep the separate kernel, which
+  // measured equal or faster there depending on the card (bench/BENCHMARKS.md run 21).
   const bool pure_decode = !dense && b.max_tile_rows == 1 && b.num_tiles == b.T;
-  const kernels::RopeInputs rope{qkv_, rope_, L.q_norm, L.k_norm,
-                                  static_cast<float>(c_.rms_norm_eps)};
-  if (fuse_rope_ && pure_decode && kernels::PagedAttentionSplitCount(a) == 1) {
-    a.rope = rope;
-  } else {
-    kernels::RopeKvWriteArgs r;
-    SetPagedKv(c_, pool, layer, b, r);
-    r.rope = rope;
-    r.row_seq = b.row_seq;
-    r.q_out = q_;
-    ATTNRES_CUDA_RETURN(kernels::RopeKvWrite(r, s));
+  if (!rope_in_gemv) {
+    if (fuse_rope_ && pure_decode && kernels::PagedAttentionSplitCount(a) == 1) {
+      a.rope = rope;
+    } else {
+      ATTNRES_CUDA_RETURN(kernels::RopeKvWrite(r, s));
+    }
   }
   if (dense && cudnn_) {
     if (auto st = DenseAttention(layer, b, pool, s); st.ok()) {

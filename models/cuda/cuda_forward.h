@@ -179,6 +179,9 @@ class CudaForward {
   // attention kernel (Attention); ATTNRES_FUSED_ROPE=0 runs the separate kernel (to measure
   // what the fusion buys).
   bool fuse_rope_ = true;
+  // Gemv-sized steps of models without q/k norms do RoPE + the K/V write in the qkv Gemv's
+  // epilogue instead (kernels::GemvQkvRope; Attention); ATTNRES_GEMV_ROPE=0 turns it off.
+  bool gemv_rope_ = true;
   // Decode steps of up to kGemvMaxRows rows on one device fold each residual boundary between
   // two Gemvs (the standard add + norm, or a phase-2 AttnRes mix) into them: the o or down
   // projection adds its output to the stream and leaves row statistics in boundary_stats_, and

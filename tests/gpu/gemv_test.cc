@@ -3,11 +3,15 @@
 // of 1-8 blocks); their refusal of unsupported arguments; CUDA-graph replays; Gemm::Run's
 // dispatch (Gemv at M = 1, SkinnyGemm at 64, cuBLASLt at 65) against the same twin; and the fused
 // gate/up + SwiGLU forms (GemvSwiGlu, SkinnyGemmSwiGlu, Gemm::RunSwiGlu) against the twin and, bit
-// for bit, against the plain kernel followed by the SwiGLU kernel.
+// for bit, against the plain kernel followed by the SwiGLU kernel; and the qkv projection with
+// RoPE and the K/V write in its epilogue (GemvQkvRope), bit for bit against Gemv + RopeKvWrite.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
+#include <vector>
 
 #include "kernels/ops.h"
 #include "models/cuda/gemm.h"
@@ -271,6 +275,136 @@ TEST(GemvKernel, SwiGluFormMatchesTwinAndTheUnfusedKernelsBitwise) {
             cudaErrorInvalidValue);
   EXPECT_EQ(kernels::GemvSwiGlu(xp, reinterpret_cast<const bf16*>(w.get()), op, 1, 1, 12, nullptr),
             cudaErrorInvalidValue);
+}
+
+// What one qkv projection + RoPE run leaves on the device: q and both caches (bf16 bits).
+struct QkvRopeResult {
+  std::vector<uint16_t> q, k_cache, v_cache;
+};
+
+// The qkv projection of M decode rows (row m its own sequence, at a position whose page is
+// shuffled into a shared pool) and RopeKvWrite's work on it: fused (GemvQkvRope) or as Gemv into
+// a qkv buffer followed by RopeKvWrite. Both runs start from the same caches.
+QkvRopeResult RunQkvRope(bool fused, int H, int KV, int hd, int K, int M, int ps, uint32_t seed) {
+  const int width = (H + 2 * KV) * hd, half = hd / 2, kvd = KV * hd;
+  const auto x = RandomBf16Values(size_t(M) * K, seed, 1.0f);
+  const auto w = RandomBf16Values(size_t(width) * K, seed + 1, 1.0f);
+  std::vector<float2> table(size_t(M) * half);
+  std::mt19937 rng(seed + 2);
+  std::uniform_real_distribution<float> angle(-3.1f, 3.1f);
+  for (float2& cs : table) {
+    const float a = angle(rng);
+    cs = make_float2(std::cos(a), std::sin(a));
+  }
+  std::vector<int32_t> positions(M), row_seq(M), indptr = {0}, pages;
+  for (int m = 0; m < M; ++m) {
+    positions[m] = (m * 37 + 5) % 200 + m;
+    row_seq[m] = m;
+    for (int p = 0; p <= positions[m] / ps; ++p) pages.push_back(int32_t(pages.size()));
+    indptr.push_back(int32_t(pages.size()));
+  }
+  std::shuffle(pages.begin(), pages.end(), std::mt19937(seed + 3));
+  const size_t cache_elems = pages.size() * ps * kvd;
+  DeviceArray<uint16_t> d_x(x.size()), d_w(w.size()), d_qkv(size_t(M) * width),
+      d_q(size_t(M) * H * hd), d_k(cache_elems), d_v(cache_elems);
+  d_x.Upload(ToBf16(x));
+  d_w.Upload(ToBf16(w));
+  d_k.Upload(ToBf16(RandomBf16Values(cache_elems, seed + 4, 1.0f)));
+  d_v.Upload(ToBf16(RandomBf16Values(cache_elems, seed + 5, 1.0f)));
+  DeviceArray<float2> d_table(table.size());
+  d_table.Upload(table);
+  DeviceArray<int32_t> d_pos(M), d_seq(M), d_indptr(indptr.size()), d_pages(pages.size());
+  d_pos.Upload(positions);
+  d_seq.Upload(row_seq);
+  d_indptr.Upload(indptr);
+  d_pages.Upload(pages);
+  kernels::RopeKvWriteArgs a;
+  a.rope.qkv = reinterpret_cast<const bf16*>(d_qkv.get());
+  a.rope.table = d_table.get();
+  a.positions = d_pos.get();
+  a.row_seq = d_seq.get();
+  a.kv_page_indptr = d_indptr.get();
+  a.kv_page_indices = d_pages.get();
+  a.T = M;
+  a.H = H;
+  a.KV = KV;
+  a.hd = hd;
+  a.page_size = ps;
+  a.q_out = reinterpret_cast<bf16*>(d_q.get());
+  a.k_cache = reinterpret_cast<bf16*>(d_k.get());
+  a.v_cache = reinterpret_cast<bf16*>(d_v.get());
+  if (fused) {
+    EXPECT_EQ(kernels::GemvQkvRope(AsBf16(d_x), AsBf16(d_w), K, a, nullptr), cudaSuccess);
+  } else {
+    EXPECT_EQ(kernels::Gemv(AsBf16(d_x), AsBf16(d_w), d_qkv.get(), M, width, K, false, nullptr),
+              cudaSuccess);
+    EXPECT_EQ(kernels::RopeKvWrite(a, nullptr), cudaSuccess);
+  }
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  return {d_q.Download(), d_k.Download(), d_v.Download()};
+}
+
+// GemvQkvRope against Gemv followed by RopeKvWrite on identical inputs: q and both caches the same
+// bits (each of the two is checked against its own twin elsewhere). Head shapes of the tiny,
+// Llama-3.2-1B and Llama-3.1-8B models and hd 256 (the 8B's 384 tiles take the 4-slice form on a
+// 132-SM card); 1, 3 and 8 rows; page sizes 3 and 16. Then its refusals.
+TEST(GemvKernel, RopeFormMatchesGemvThenRopeKvWriteBitwise) {
+  ATTNRES_REQUIRE_GPU();
+  struct Shape {
+    int H, KV, hd, K;
+  };
+  uint32_t seed = 900;
+  for (const Shape& sh : {Shape{4, 2, 16, 24}, Shape{6, 2, 64, 200}, Shape{32, 8, 64, 2048},
+                          Shape{32, 8, 128, 4096}, Shape{16, 8, 256, 1000}}) {
+    for (int M : {1, 3, 8}) {
+      for (int ps : {3, 16}) {
+        SCOPED_TRACE(testing::Message() << "H=" << sh.H << " KV=" << sh.KV << " hd=" << sh.hd
+                                        << " K=" << sh.K << " M=" << M << " ps=" << ps);
+        seed += 10;
+        const QkvRopeResult plain = RunQkvRope(false, sh.H, sh.KV, sh.hd, sh.K, M, ps, seed);
+        const QkvRopeResult fused = RunQkvRope(true, sh.H, sh.KV, sh.hd, sh.K, M, ps, seed);
+        EXPECT_TRUE(plain.q == fused.q) << "q differs";
+        EXPECT_TRUE(plain.k_cache == fused.k_cache) << "K caches differ";
+        EXPECT_TRUE(plain.v_cache == fused.v_cache) << "V caches differ";
+      }
+    }
+  }
+  // Refused without launching: q/k norms, hd not a multiple of 16, more than 8 rows.
+  DeviceArray<uint16_t> x(64), w(6 * 16 * 64), q(64), k(64), v(64);
+  DeviceArray<float2> table(8);
+  DeviceArray<float> norm(16);
+  DeviceArray<int32_t> idx(16);
+  kernels::RopeKvWriteArgs a;
+  a.rope.table = table.get();
+  a.positions = a.row_seq = a.kv_page_indptr = a.kv_page_indices = idx.get();
+  a.T = 1;
+  a.H = 4;
+  a.KV = 1;
+  a.hd = 16;
+  a.page_size = 16;
+  a.q_out = reinterpret_cast<bf16*>(q.get());
+  a.k_cache = reinterpret_cast<bf16*>(k.get());
+  a.v_cache = reinterpret_cast<bf16*>(v.get());
+  EXPECT_TRUE(kernels::GemvQkvRopeSupports(a));
+  auto refused = [&](kernels::RopeKvWriteArgs b) {
+    return kernels::GemvQkvRope(AsBf16(x), AsBf16(w), 64, b, nullptr) == cudaErrorInvalidValue;
+  };
+  kernels::RopeKvWriteArgs b = a;
+  b.rope.q_norm = norm.get();
+  EXPECT_TRUE(refused(b));
+  b = a;
+  b.rope.k_norm = norm.get();
+  EXPECT_TRUE(refused(b));
+  b = a;
+  b.hd = 8;
+  EXPECT_TRUE(refused(b));
+  b = a;
+  b.T = 9;
+  EXPECT_TRUE(refused(b));
+  b = a;
+  b.q_out = nullptr;
+  EXPECT_TRUE(refused(b));
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
 // Gemm::RunSwiGlu: the fused Gemv form at M = 1, the fused skinny form at M = 64 where enabled
