@@ -351,9 +351,11 @@ void BenchBoundaryFold(const char* name, int M, int k1, int n2, bool swiglu, boo
 
 // splits > 0 forces that many KV splits; 0 takes PagedAttentionSplitCount's choice. hd 128:
 // Llama-3.1-8B heads; hd 64: Llama-3.2-1B heads (both 32 query heads over 8 KV heads). rope:
-// with the step's RoPE + K/V write, as the separate kernel before the attention or fused into it
-// (what a decode step runs).
-enum class DecodeRope { kNone, kSeparate, kFused };
+// with the step's RoPE + K/V write, as the separate kernel before the attention or fused into it;
+// or the chain from the qkv projection (hidden 4096 at hd 128, 2048 at hd 64; Gemv sizes, its
+// weights rotating over >= 200 MB of copies as in a step): the qkv Gemv, the RoPE kernel and the
+// attention, against GemvQkvRope and the attention (what a decode step of up to 8 rows runs).
+enum class DecodeRope { kNone, kSeparate, kFused, kQkvGemvThenKernel, kQkvGemvEpilogue };
 void BenchDecodeAttention(int seqs, int ctx, int splits = 0, int hd = 128,
                           DecodeRope rope = DecodeRope::kNone) {
   const int H = 32, KV = 8, ps = 16, pages_per = (ctx + ps - 1) / ps;
@@ -392,17 +394,40 @@ void BenchDecodeAttention(int seqs, int ctx, int splits = 0, int hd = 128,
   r.kv_page_indptr = d_indptr; r.kv_page_indices = d_pages; r.T = seqs; r.H = H; r.KV = KV;
   r.hd = hd; r.page_size = ps; r.q_out = q; r.k_cache = k; r.v_cache = v;
   if (rope == DecodeRope::kFused) a.rope = r.rope;
+  const bool with_qkv =
+      rope == DecodeRope::kQkvGemvThenKernel || rope == DecodeRope::kQkvGemvEpilogue;
+  const int hidden = hd == 128 ? 4096 : 2048;
+  const size_t w_bytes = with_qkv ? width * hidden * 2 : 0;
+  std::vector<bf16*> w;
+  for (size_t i = 0; with_qkv && i < (200u << 20) / w_bytes + 1; ++i) {
+    w.push_back(static_cast<bf16*>(Buf(w_bytes, 18 + i)));
+  }
+  bf16* x = with_qkv ? static_cast<bf16*>(Buf(size_t(seqs) * hidden * 2, 40)) : nullptr;
+  size_t next = 0;
   const double ms = MedianMs([&] {
-    if (rope == DecodeRope::kSeparate) attnres::kernels::RopeKvWrite(r, nullptr);
+    if (rope == DecodeRope::kQkvGemvThenKernel) {
+      attnres::kernels::Gemv(x, w[next++ % w.size()], qkv, seqs, int(width), hidden, false,
+                             nullptr);
+    } else if (rope == DecodeRope::kQkvGemvEpilogue) {
+      attnres::kernels::GemvQkvRope(x, w[next++ % w.size()], hidden, r, nullptr);
+    }
+    if (rope == DecodeRope::kSeparate || rope == DecodeRope::kQkvGemvThenKernel) {
+      attnres::kernels::RopeKvWrite(r, nullptr);
+    }
     attnres::kernels::PagedAttention(a, nullptr);
   });
   const char* label = rope == DecodeRope::kNone       ? ""
                       : rope == DecodeRope::kSeparate ? ", RoPE kernel before"
-                                                      : ", RoPE fused";
+                      : rope == DecodeRope::kFused    ? ", RoPE fused"
+                      : rope == DecodeRope::kQkvGemvThenKernel
+                          ? ", after the qkv Gemv + RoPE kernel"
+                          : ", after the qkv Gemv with RoPE";
   Row("paged decode attention " + std::to_string(seqs) + "x" + std::to_string(ctx) +
           (hd == 128 ? "" : " hd" + std::to_string(hd)) + " (" +
           std::to_string(attnres::kernels::PagedAttentionSplitCount(a)) + " splits" + label + ")",
-      ms, 2.0 * cache * 2, 0);
+      ms, 2.0 * cache * 2 + double(w_bytes), 0);
+  for (bf16* p : w) cudaFree(p);
+  cudaFree(x);
   cudaFree(k); cudaFree(v); cudaFree(q); cudaFree(out); cudaFree(a.workspace); cudaFree(qkv);
   cudaFree(table); cudaFree(d_row_seq);
   for (int32_t* p : {d_pos, d_indptr, d_pages, d_tiles}) cudaFree(p);
@@ -694,6 +719,10 @@ int main(int argc, char** argv) {
   BenchDecodeAttention(1, 512);
   for (DecodeRope rope : {DecodeRope::kSeparate, DecodeRope::kFused}) {
     for (int seqs : {1, 64}) BenchDecodeAttention(seqs, 512, 0, 128, rope);
+    BenchDecodeAttention(1, 512, 0, 64, rope);
+  }
+  for (DecodeRope rope : {DecodeRope::kQkvGemvThenKernel, DecodeRope::kQkvGemvEpilogue}) {
+    for (int seqs : {1, 8}) BenchDecodeAttention(seqs, 512, 0, 128, rope);
     BenchDecodeAttention(1, 512, 0, 64, rope);
   }
   BenchDecodeAttention(64, 512);

@@ -323,28 +323,57 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
 
 // One warp per (row, head): out = sum_z 2^(m_z - M) acc_z / sum_z 2^(m_z - M) l_z. Lane z
 // (splits <= kMaxSplits = 32) loads split z's (m, l) and holds its weight, so the max and the
-// normalizer are two warp reductions after one round of loads, not serial loops of loads.
+// normalizer are two warp reductions after one round of loads, not serial loops of loads. The
+// partials of the first kCombinePreload splits (decode's usual 2-8) at the first 2 x 64 dims go
+// out in that same round, so a decode combine waits for L2 once, not twice (it sits on batch 1's
+// latency-bound chain between attention and the o projection).
+constexpr int kCombinePreload = 8;
+constexpr int kCombinePreIters = 2;  // 64 dims each (hd <= 128)
 __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int splits, int rows,
                               int hd, bf16* out) {
   WaitForPrevious();
-  LetNextStart();
   const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
+  auto acc_of = [&](int z, int d) {
+    return *reinterpret_cast<const float2*>(part_acc + (static_cast<size_t>(z) * rows + row) * hd +
+                                            d);
+  };
+  float2 pre[kCombinePreIters][kCombinePreload];
+#pragma unroll
+  for (int it = 0; it < kCombinePreIters; ++it) {
+    const int d = it * 64 + 2 * lane;
+#pragma unroll
+    for (int z = 0; z < kCombinePreload; ++z) {
+      pre[it][z] = z < splits && d < hd ? acc_of(z, d) : make_float2(0.0f, 0.0f);
+    }
+  }
   const float2 ml = lane < splits ? part_ml[static_cast<size_t>(lane) * rows + row]
                                   : make_float2(-INFINITY, 0.0f);
   const float mx = WarpMax(ml.x);
   const float w = lane < splits ? exp2f(ml.x - mx) : 0.0f;
   const float inv = 1.0f / WarpSum(w * ml.y);
-  for (int d0 = 0; d0 < hd; d0 += 64) {  // every lane runs the loop: the shuffles need all
-    const int d = d0 + 2 * lane;
+  constexpr int kMaxIters = 256 / 64;  // hd <= 256
+#pragma unroll
+  for (int it = 0; it < kMaxIters; ++it) {  // every lane runs the loops: the shuffles need all
+    const int d = it * 64 + 2 * lane;
+    if (it * 64 >= hd) break;
     const bool mine = d < hd;
     float2 acc = make_float2(0.0f, 0.0f);
+#pragma unroll
+    for (int z = 0; z < kCombinePreload; ++z) {  // in z order, as the loop below continues it
+      const float wz = __shfl_sync(0xffffffffu, w, z);
+      if (!mine || z >= splits) continue;
+      // (pre's index stays in bounds in the unrolled iterations that never read it)
+      const float2 v =
+          it < kCombinePreIters ? pre[it < kCombinePreIters ? it : 0][z] : acc_of(z, d);
+      acc.x += wz * v.x;
+      acc.y += wz * v.y;
+    }
 #pragma unroll 4
-    for (int z = 0; z < splits; ++z) {
+    for (int z = kCombinePreload; z < splits; ++z) {
       const float wz = __shfl_sync(0xffffffffu, w, z);
       if (!mine) continue;
-      const float2 v =
-          *reinterpret_cast<const float2*>(part_acc + (static_cast<size_t>(z) * rows + row) * hd + d);
+      const float2 v = acc_of(z, d);
       acc.x += wz * v.x;
       acc.y += wz * v.y;
     }
@@ -353,6 +382,11 @@ __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int 
           __floats2bfloat162_rn(acc.x * inv, acc.y * inv);
     }
   }
+  // The next kernel (the o projection's Gemv, 2 blocks an SM) is scheduled only now. Scheduled
+  // at the wait, its blocks found room for one, not two, on each SM that held one of this grid's
+  // blocks, so at 8B b8 (64 blocks here) some ran as a second wave: 20 us instead of 13 in half
+  // the layers (bench/BENCHMARKS.md run 43).
+  LetNextStart();
 }
 
 // Dynamic shared memory of a block of `warps` M-row warps: their Q rows and the K/V stages
