@@ -19,4 +19,10 @@ inline bool EnvOptIn(const char* name) {
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
 
+// An integer setting: the variable's value (atoi), or fallback when it is unset.
+inline int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? fallback : std::atoi(v);
+}
+
 }  // namespace attnres::kernels

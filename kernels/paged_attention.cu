@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "kernels/common.cuh"
+#include "kernels/env_switch.h"
 #include "kernels/mma.cuh"
 #include "kernels/ops.h"
 #include "kernels/rotate_head.cuh"
@@ -23,8 +24,14 @@ constexpr int kMaxSplits = 32;  // <= 32: CombineKernel gives each split a lane
 // Keys per split block at least. Smaller splits leave each block too little work for its fixed
 // costs and double the partials the combine reads (8B decode at 512-token contexts: 4 splits
 // instead of 8 is 1.5% faster per step, bench/BENCHMARKS.md run 8; 256 and 512 keys are slower
-// again).
+// again; 64 was card-dependent in run 21, before the combine read up to 8 splits in one round:
+// not measured since). ATTNRES_MIN_SPLIT_KEYS=N (at least 16) sets it, to measure the rule.
 constexpr int kMinSplitKeys = 128;
+
+int MinSplitKeys() {
+  static const int keys = std::max(16, EnvInt("ATTNRES_MIN_SPLIT_KEYS", kMinSplitKeys));
+  return keys;
+}
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ inline uint32_t PackBf16(float lo, float hi) {
@@ -493,14 +500,15 @@ size_t PagedAttentionSplitBytes(int T, int H, int hd) {
 // 33.4 us at 3 vs 26.4 at 1; bench/BENCHMARKS.md run 16).
 int PagedAttentionSplitCount(const PagedAttentionArgs& a) {
   if (a.splits > 0) return std::min(a.splits, kMaxSplits);
-  if (!a.workspace || a.max_context <= kMinSplitKeys || a.KV <= 0 || a.H % a.KV != 0) return 1;
+  const int min_keys = MinSplitKeys();
+  if (!a.workspace || a.max_context <= min_keys || a.KV <= 0 || a.H % a.KV != 0) return 1;
   const int warps = TileWarps(a);
   const int blocks = a.num_tiles * a.KV;
   const int wave = WithForm(a.hd, warps, blocks, ResidentOf{warps}, 0);
   if (blocks < 1 || wave / blocks < 2) return 1;
   const size_t fit = a.workspace_bytes / PagedAttentionSplitBytes(a.T, a.H, a.hd);
-  const int splits = std::min({wave / blocks, (a.max_context + kMinSplitKeys - 1) / kMinSplitKeys,
-                               kMaxSplits, static_cast<int>(std::min<size_t>(fit, kMaxSplits))});
+  const int splits = std::min({wave / blocks, (a.max_context + min_keys - 1) / min_keys, kMaxSplits,
+                               static_cast<int>(std::min<size_t>(fit, kMaxSplits))});
   return std::max(splits, 1);
 }
 

@@ -36,8 +36,7 @@ constexpr int kTwoPhaseMaxRows = 255;
 constexpr int kPrefillPhase1MinSlots = 5;
 
 int PrefillPhase1Slots() {
-  const char* v = std::getenv("ATTNRES_PREFILL_PHASE1_SLOTS");
-  return v == nullptr ? kPrefillPhase1MinSlots : std::max(0, std::atoi(v));
+  return std::max(0, kernels::EnvInt("ATTNRES_PREFILL_PHASE1_SLOTS", kPrefillPhase1MinSlots));
 }
 
 // Decode batches of more than kForkAboveRows rows, and those whose snapshot boundary has no spare
