@@ -676,6 +676,38 @@ TEST_F(EngineTest, StructuredOutputCutShortAndEmptyGrammar) {
   EXPECT_THAT(std::string(refused.message()), HasSubstr("accepts only the empty text"));
 }
 
+// A structured output whose stop ids are every token that can start it has nothing to draw (a
+// stop id may end only a complete output): the request fails with FAILED_PRECONDITION and says
+// why, before any token, and the engine serves the next request. (Found by the fuzzer.)
+TEST_F(EngineTest, StructuredOutputWithNoTokenToDrawFailsAndTheEngineGoesOn) {
+  SetUpEngine();
+  auto grammar = structured::JsonObjectGrammar();
+  ASSERT_TRUE(grammar.ok()) << grammar.status();
+  structured::GrammarAutomaton automaton(*grammar);
+  GenerationRequest r = Request("Hello", 5);
+  for (int32_t id = 0; id < tokenizer_->vocab_size(); ++id) {
+    const std::string bytes = tokenizer_->TokenBytes(id);
+    if (bytes.empty()) continue;
+    auto state = automaton.AdvanceBytes(automaton.initial(), bytes);
+    if (state.ok() && *state != structured::GrammarAutomaton::kDead) {
+      r.stop.stop_token_ids.push_back(id);
+    }
+  }
+  ASSERT_FALSE(r.stop.stop_token_ids.empty());
+  r.grammar = *grammar;
+  auto sink = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine_->Submit(r, sink).ok());
+  const GenerationDelta d = sink->Wait();
+  EXPECT_EQ(d.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(d.status.message()),
+              HasSubstr("no token of the vocabulary can continue the output"));
+  EXPECT_TRUE(sink->tokens().empty());
+  EXPECT_TRUE(engine_->healthy());
+  const Result next = Run(Request("Hello", 3));
+  EXPECT_EQ(next.reason, FinishReason::kLength);
+  EXPECT_EQ(next.tokens.size(), 3u);
+}
+
 // With EOS not ignored, a grammar that is complete but could go on (a bare number) lets the
 // model end it with EOS; the EOS token ends the output as usual.
 TEST_F(EngineTest, StructuredOutputMayEndWithEosOnceComplete) {

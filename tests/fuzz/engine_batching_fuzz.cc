@@ -2,9 +2,9 @@
 // length-prefixed serialized GenerateRequests (a length byte, then that many bytes). Each valid
 // request first runs alone; then all run at once on the same engine, whose KV pool of 48 pages of
 // 4 tokens is small enough that they share steps, hit the prefix cache and preempt each other.
-// Every request must be refused both times or neither, and get the same tokens, text, finish and
-// stop reason and logprobs both times (the CPU forward is batch-invariant and sampling is keyed by
-// seed and token index).
+// Every request must be refused both times or neither, fail the same way both times or neither,
+// and get the same tokens, text, finish and stop reason and logprobs both times (the CPU forward is
+// batch-invariant and sampling is keyed by seed and token index).
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -21,7 +21,9 @@ constexpr size_t kMaxRequests = 8;
 constexpr int64_t kPoolBytes = int64_t{48} * 4 * 5 * 2 * 32 * 4;
 
 // Submits every request at once; nullopt for those the engine refuses.
-std::vector<std::optional<attnres::v1::GenerateResponse>> RunTogether(
+using Outcome = absl::StatusOr<attnres::v1::GenerateResponse>;
+
+std::vector<std::optional<Outcome>> RunTogether(
     const attnres::fuzz::FuzzServer& server,
     const std::vector<attnres::GenerationRequest>& requests) {
   std::vector<std::shared_ptr<attnres::fuzz::ResponseSink>> sinks;
@@ -35,7 +37,7 @@ std::vector<std::optional<attnres::v1::GenerateResponse>> RunTogether(
     }
     sinks.push_back(std::move(sink));
   }
-  std::vector<std::optional<attnres::v1::GenerateResponse>> out;
+  std::vector<std::optional<Outcome>> out;
   for (const auto& sink : sinks) {
     out.push_back(sink ? std::optional(sink->Wait()) : std::nullopt);
   }
@@ -58,15 +60,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (requests.empty()) return 0;
 
-  std::vector<std::optional<v1::GenerateResponse>> solo;
+  std::vector<std::optional<Outcome>> solo;
   for (const GenerationRequest& r : requests) solo.push_back(RunTogether(*server, {r})[0]);
   const auto together = RunTogether(*server, requests);
   for (size_t i = 0; i < requests.size(); ++i) {
     FUZZ_CHECK(solo[i].has_value() == together[i].has_value(),
                "a request is refused alone exactly when it is refused beside others");
     if (!solo[i]) continue;
-    fuzz::CheckResponse(*together[i], requests[i]);
-    v1::GenerateResponse a = *solo[i], b = *together[i];
+    fuzz::CheckOutcome(*together[i], requests[i]);
+    FUZZ_CHECK(solo[i]->status() == together[i]->status(),
+               "a request fails alone exactly as it fails beside others");
+    if (!solo[i]->ok()) continue;
+    v1::GenerateResponse a = **solo[i], b = **together[i];
     // Prefix cache hits differ between the runs by design; everything else must not.
     a.mutable_usage()->clear_cached_prompt_tokens();
     b.mutable_usage()->clear_cached_prompt_tokens();

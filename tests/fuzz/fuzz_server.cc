@@ -80,15 +80,31 @@ void ResponseSink::OnDelta(GenerationDelta delta) {
   FUZZ_CHECK(utf8::IsValid(delta.text), "each delta's text is valid UTF-8");
   MergeDelta(delta, ctx_, &response_);
   if (delta.finished) {
+    status_ = delta.status;
     done_ = true;
     cv_.notify_all();
   }
 }
 
-v1::GenerateResponse ResponseSink::Wait() {
+absl::StatusOr<v1::GenerateResponse> ResponseSink::Wait() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return done_; });
+  if (!status_.ok()) return status_;
   return response_;
+}
+
+void CheckOutcome(const absl::StatusOr<v1::GenerateResponse>& outcome,
+                  const GenerationRequest& request) {
+  if (outcome.ok()) {
+    CheckResponse(*outcome, request);
+    return;
+  }
+  const absl::Status& s = outcome.status();
+  FUZZ_CHECK(request.grammar != nullptr && (s.code() == absl::StatusCode::kFailedPrecondition ||
+                                            s.code() == absl::StatusCode::kResourceExhausted),
+             "only a structured output fails once running, as FAILED_PRECONDITION or "
+             "RESOURCE_EXHAUSTED");
+  FUZZ_CHECK(s.message().rfind("structured output: ", 0) == 0, "the failure says why");
 }
 
 void CheckResponse(const v1::GenerateResponse& response, const GenerationRequest& request) {

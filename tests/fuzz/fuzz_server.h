@@ -40,18 +40,20 @@ absl::StatusOr<GenerationRequest> PrepareRequest(const uint8_t* data, size_t siz
                                                  const ServingContext& ctx);
 
 // Merges deltas into one response as the unary Generate reactor does; checks each delta's text
-// is valid UTF-8 and nothing follows the final delta. Wait() returns the response.
+// is valid UTF-8 and nothing follows the final delta. Wait() returns the response, or the final
+// delta's status where the request failed (the RPC's status then).
 class ResponseSink : public RequestSink {
  public:
   explicit ResponseSink(const ServingContext& ctx) : ctx_(ctx) {}
   void OnDelta(GenerationDelta delta) override;
-  v1::GenerateResponse Wait();
+  absl::StatusOr<v1::GenerateResponse> Wait();
 
  private:
   const ServingContext& ctx_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  absl::Status status_;
   v1::GenerateResponse response_;
 };
 
@@ -60,5 +62,12 @@ class ResponseSink : public RequestSink {
 // counts that agree, strings that survive the wire (serialize, parse back), and for a structured
 // output a text its grammar leads to (a whole sentence when it stopped by itself).
 void CheckResponse(const v1::GenerateResponse& response, const GenerationRequest& request);
+
+// Checks what a submitted request came to: a response that CheckResponse passes, or a failure
+// only a structured output may meet once running (no token of the vocabulary can continue it,
+// FAILED_PRECONDITION, e.g. where its stop ids are every token the grammar allows; or its
+// automaton's limits, RESOURCE_EXHAUSTED), which says why.
+void CheckOutcome(const absl::StatusOr<v1::GenerateResponse>& outcome,
+                  const GenerationRequest& request);
 
 }  // namespace attnres::fuzz

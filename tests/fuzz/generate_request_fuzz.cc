@@ -2,7 +2,8 @@
 // after gRPC hands it over: validation, conversion (tokenizing, defaults), Engine::Submit on the
 // real CPU engine with the tiny Block AttnRes test model, and MergeDelta into the response
 // (fuzz_server.h). A bad request must end in INVALID_ARGUMENT with a message; a good one in a
-// final delta and a response that checks out (CheckResponse).
+// final delta and a response that checks out, or a structured output's failure that says why
+// (CheckOutcome).
 #include <cstdint>
 #include <memory>
 
@@ -23,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "the engine refuses a lone request only as INVALID_ARGUMENT");
     return 0;
   }
-  fuzz::CheckResponse(sink->Wait(), expected);
+  fuzz::CheckOutcome(sink->Wait(), expected);
   FUZZ_CHECK(server->engine->healthy(), "the engine stays healthy");
   return 0;
 }

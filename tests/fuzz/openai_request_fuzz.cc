@@ -4,7 +4,8 @@
 // ParseCompletionRequest, then (as a serialized GenerateRequest) the gRPC API's validation and
 // conversion, the real CPU engine, and the completion's JSON. Checks: a refusal is
 // INVALID_ARGUMENT or NOT_FOUND with a message, and its error body is JSON; an accepted body's
-// response checks out (CheckResponse) and renders as JSON whose text is the response's.
+// response checks out (CheckOutcome: or a structured output's failure, whose error body is JSON)
+// and renders as JSON whose text is the response's.
 #include <cstdint>
 #include <string>
 
@@ -82,8 +83,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "the engine refuses a lone request only as INVALID_ARGUMENT");
     return 0;
   }
-  const v1::GenerateResponse response = sink->Wait();
-  fuzz::CheckResponse(response, expected);
+  const absl::StatusOr<v1::GenerateResponse> outcome = sink->Wait();
+  fuzz::CheckOutcome(outcome, expected);
+  if (!outcome.ok()) {
+    FUZZ_CHECK(IsJson(Dump(ErrorJson(outcome.status()))), "the error body is JSON");
+    return 0;
+  }
+  const v1::GenerateResponse& response = *outcome;
   if (chat) {
     const CompletionMeta meta{.chat = true,
                               .id = "chatcmpl-fuzz",
