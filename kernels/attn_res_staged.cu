@@ -40,33 +40,54 @@ constexpr int kMaxStagedQueries = 8;        // phase 1: the later mixes of a blo
 constexpr int kPhase1MaxVpt = 2;            // phase 1: 2 chunks a thread, so d <= 4096
 constexpr int kPhase1Batch = 4;             // phase 1: queries scored per reduction round
 
+// d <= 4096 takes 2 chunks of 8 per thread (256 threads), wider rows 4; phase 1 is built into
+// the 2-chunk instances only.
+constexpr int kTwoChunkMaxD = 8 * 2 * kStagedThreads;
+constexpr int kFourChunkMaxD = 8 * 4 * kStagedThreads;
+static_assert(kPhase1MaxVpt == 2);
+
+// The staged rows' stride in bf16: the 2-chunk instances (those with phase 1) pad each row by
+// 16 bytes, so that phase 1's ldmatrix, which reads the same 16 bytes of 8 consecutive rows,
+// meets 8 bank groups instead of one (d = 4096: rows 8 KiB apart).
+__host__ __device__ constexpr int StagedLd(int d) { return d <= kTwoChunkMaxD ? d + 8 : d; }
+
 static_assert(kMaxStagedSlots + 2 <= kRowSumPad);  // the dots, x's dot and sum(x^2) in one RowSum
 
 // Phase 1 over the staged row: for each later mix q (summary_u row q), the online-softmax state
 // over the kNb slots, then x (the slot this boundary completes the bank with), unnormalized as
 // phase 2 merges it: max m, sum l, and sum_j exp(s_j - m) v_j into summary_h[q, t]. src_s:
-// [kNb + 1][d] bf16 in shared memory, the slots then x (each thread's chunks of x stored before
+// [kNb + 1][ld] bf16 in shared memory, the slots then x (each thread's chunks of x stored before
 // the boundary's RowSum, whose barriers publish them to the threads that read them here).
-// Scores of kPhase1Batch queries per round: per-warp sums into part ([warps + 1][kPhase1Batch *
-// (kNb + 1)] floats, the last row the totals), one barrier, totals, one barrier; then the
-// round's weighted sums in one pass over the sources. Each thread takes 4 columns at a time, so
-// a warp's fp32 query loads and summary stores are 512 contiguous bytes (with 8 columns a thread
-// each access covered 1 KiB at half density: ncu put an H200's L1 at 78% busy and its DRAM at
-// 43%; an H100 now at 60% and 65%, bench/BENCHMARKS.md run 42). The chunk loops are not unrolled:
-// nothing indexed by chunk lives in registers, so phase 1 adds few of them to the boundary it
-// follows.
+//
+// Scores, kPhase1Batch queries per round on the CUDA cores (fp32 queries against the staged
+// bf16 sources): each thread takes 4 columns at a time, so a warp's query loads are 512
+// contiguous bytes. (Requesting the next columns' queries before using these, as they come from
+// L2, timed the same or slower: 16 more registers spill at 7-8 slots.) A round's 4 x (kNb + 1)
+// sums leave the warp through a reduce-scatter (queries 2-3 to the upper half-warp, then the odd
+// query to the upper 8 lanes of each half, then 3 full steps: 6 shuffles a source against 20),
+// one row per warp in `part`, and the totals of every query in `totals`.
+//
+// Weighted sums of all queries at once on the tensor cores: D[q][c] = sum_j P[q][j] V[j][c] as
+// m16n8k16 tiles, the sources as k (at most 9 of 16; ldmatrix.trans gives each lane its pairs of
+// sources from the staged rows, whose stride is padded by 16 bytes so the 8 rows of a matrix
+// fall in 8 bank groups) and 8 columns as n. The fp32 weights are split exactly into three bf16
+// terms, hi + mid + lo (8 significant bits each): rows 0-7 of the first mma hold hi, rows 8-15
+// mid, the second mma's rows 0-7 lo; the products are exact and accumulate in fp32, so the sum
+// matches the CUDA-core form to fp32 rounding with a fraction of its instructions: with the
+// reduce-scatter, the 7-slot boundary executes 18% fewer instructions and takes 4% less time on
+// an H100 (bench/BENCHMARKS.md run 44).
 template <int kNb>
 __device__ __forceinline__ void StagedSummaries(const ResidualBoundaryArgs& a, int t, int record,
-                                                const bf16* src_s,
+                                                const bf16* src_s, int ld,
                                                 const float (&inv)[kNb > 0 ? kNb : 1], float sq_x,
-                                                float* part) {
+                                                float* part, float* totals, const void* zero16) {
   constexpr int kSrc = kNb + 1, kVals = kPhase1Batch * kSrc;
+  static_assert(kSrc <= 16 && kPhase1Batch == 4 && kMaxStagedQueries <= 8);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  const int d = a.d;
+  const int d = a.d, Q = a.summary_queries;
   const float r_x = rsqrtf(sq_x / d + a.eps);
-  float* totals = part + warps * kVals;
-  for (int q0 = 0; q0 < a.summary_queries; q0 += kPhase1Batch) {
-    const int nq = min(kPhase1Batch, a.summary_queries - q0);
+  for (int q0 = 0; q0 < Q; q0 += kPhase1Batch) {
+    const int nq = min(kPhase1Batch, Q - q0);
     const float* u = a.summary_u + static_cast<size_t>(q0) * d;
     float red[kPhase1Batch][kSrc];
 #pragma unroll
@@ -87,84 +108,124 @@ __device__ __forceinline__ void StagedSummaries(const ResidualBoundaryArgs& a, i
       }
 #pragma unroll
       for (int j = 0; j < kSrc; ++j) {
-        Bf16x4ToF32(*reinterpret_cast<const uint2*>(src_s + static_cast<size_t>(j) * d + col), f);
+        Bf16x4ToF32(*reinterpret_cast<const uint2*>(src_s + static_cast<size_t>(j) * ld + col), f);
 #pragma unroll
         for (int i = 0; i < kPhase1Batch; ++i)
 #pragma unroll
           for (int e = 0; e < 4; ++e) red[i][j] += uq[i][e] * f[e];
       }
     }
+    // Reduce-scatter: lane l ends with query (l >> 3) & 3's sums over the warp.
+    const bool up16 = lane & 16, up8 = lane & 8;
+    float pair[2][kSrc], mine[kSrc];
 #pragma unroll
-    for (int i = 0; i < kPhase1Batch; ++i) {
+    for (int i = 0; i < 2; ++i) {
 #pragma unroll
       for (int j = 0; j < kSrc; ++j) {
-        const float s = WarpSum(red[i][j]);
-        if (lane == 0) part[warp * kVals + i * kSrc + j] = s;
+        const float keep = up16 ? red[i + 2][j] : red[i][j];
+        const float send = up16 ? red[i][j] : red[i + 2][j];
+        pair[i][j] = keep + __shfl_xor_sync(0xffffffffu, send, 16);
       }
     }
-    __syncthreads();  // also: the previous round's totals are read (they precede this barrier)
-    for (int i = threadIdx.x; i < kVals; i += blockDim.x) {
-      float s = 0.0f;
-      for (int w = 0; w < warps; ++w) s += part[w * kVals + i];
-      totals[i] = s;
+#pragma unroll
+    for (int j = 0; j < kSrc; ++j) {
+      const float keep = up8 ? pair[1][j] : pair[0][j];
+      const float send = up8 ? pair[0][j] : pair[1][j];
+      mine[j] = keep + __shfl_xor_sync(0xffffffffu, send, 8);
+#pragma unroll
+      for (int o = 4; o > 0; o >>= 1) mine[j] += __shfl_xor_sync(0xffffffffu, mine[j], o);
+    }
+    __syncthreads();  // the previous round's totals have been summed from part
+    if ((lane & 7) == 0) {
+      float* row = part + warp * kVals + ((lane >> 3) & 3) * kSrc;
+#pragma unroll
+      for (int j = 0; j < kSrc; ++j) row[j] = mine[j];
     }
     __syncthreads();
-    // Each query's softmax over the sources (every thread, from the totals).
-    float p[kPhase1Batch][kSrc];
+    for (int i = threadIdx.x; i < nq * kSrc; i += blockDim.x) {
+      float s = 0.0f;
+      for (int w = 0; w < warps; ++w) s += part[w * kVals + i];
+      totals[q0 * kSrc + i] = s;
+    }
+  }
+  __syncthreads();  // every query's totals
+
+  // Lane (g, t4) holds query g's weights of sources 2 t4, 2 t4 + 1, 2 t4 + 8, 2 t4 + 9 (the mma's
+  // A fragment), from the softmax over all of the query's sources; queries past Q weigh 0.
+  const int g = lane >> 2, t4 = lane & 3;
+  float w4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (g < Q) {
+    float sc[kSrc], m = -INFINITY, l = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kPhase1Batch; ++i) {
-      float sc[kSrc], m = -INFINITY, l = 0.0f;
+    for (int j = 0; j < kSrc; ++j) {
+      sc[j] = totals[g * kSrc + j] * (j < kNb ? inv[j < kNb ? j : 0] : r_x);
+      m = fmaxf(m, sc[j]);
+    }
 #pragma unroll
-      for (int j = 0; j < kSrc; ++j) {
-        sc[j] = totals[i * kSrc + j] * (j < kNb ? inv[j < kNb ? j : 0] : r_x);
-        m = fmaxf(m, sc[j]);
-      }
+    for (int j = 0; j < kSrc; ++j) {
+      const float p = __expf(sc[j] - m);
+      l += p;
 #pragma unroll
-      for (int j = 0; j < kSrc; ++j) {
-        p[i][j] = __expf(sc[j] - m);
-        l += p[i][j];
-      }
-      if (threadIdx.x == 0 && i < nq) {
-        const size_t at = static_cast<size_t>(q0 + i) * a.T + t;
-        a.summary_ml[at] = make_float2(m, l);
-        if (record >= 0) {
-          float* scores = a.summary_scores + at * a.summary_stride;
-#pragma unroll
-          for (int j = 0; j < kSrc; ++j) scores[j] = sc[j];
-        }
+      for (int s = 0; s < 4; ++s) {
+        if (j == 2 * t4 + (s & 1) + 8 * (s >> 1)) w4[s] = p;
       }
     }
-    float* dst = a.summary_h + (static_cast<size_t>(q0) * a.T + t) * d;
-    const size_t query_stride = static_cast<size_t>(a.T) * d;
-#pragma unroll 1
-    for (int col = threadIdx.x * 4; col < d; col += blockDim.x * 4) {
-      float h[kPhase1Batch][4], f[4];
+    if (warp == 0 && t4 == 0) {
+      const size_t at = static_cast<size_t>(g) * a.T + t;
+      a.summary_ml[at] = make_float2(m, l);
+      if (record >= 0) {
+        float* scores = a.summary_scores + at * a.summary_stride;
 #pragma unroll
-      for (int i = 0; i < kPhase1Batch; ++i)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) h[i][e] = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kSrc; ++j) {
-        Bf16x4ToF32(*reinterpret_cast<const uint2*>(src_s + static_cast<size_t>(j) * d + col), f);
-#pragma unroll
-        for (int i = 0; i < kPhase1Batch; ++i)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) h[i][e] += p[i][j] * f[e];
+        for (int j = 0; j < kSrc; ++j) scores[j] = sc[j];
       }
-      // Streaming stores: T rows of summaries pass through L2 long before phase 2 reads them,
-      // and should not evict the queries every row reads.
+    }
+  }
+  // w = hi + mid + lo exactly: each remainder is exact in fp32 and has 8 fewer significant bits.
+  uint32_t hi[2], mid[2], lo[2];
 #pragma unroll
-      for (int i = 0; i < kPhase1Batch; ++i) {
-        if (i >= nq) break;
-        __stcs(reinterpret_cast<float4*>(dst + i * query_stride + col),
-               make_float4(h[i][0], h[i][1], h[i][2], h[i][3]));
+  for (int k = 0; k < 2; ++k) {
+    float r0 = w4[2 * k], r1 = w4[2 * k + 1];
+    const __nv_bfloat162 h = __floats2bfloat162_rn(r0, r1);
+    r0 -= __low2float(h);
+    r1 -= __high2float(h);
+    const __nv_bfloat162 md = __floats2bfloat162_rn(r0, r1);
+    r0 -= __low2float(md);
+    r1 -= __high2float(md);
+    const __nv_bfloat162 lw = __floats2bfloat162_rn(r0, r1);
+    hi[k] = *reinterpret_cast<const uint32_t*>(&h);
+    mid[k] = *reinterpret_cast<const uint32_t*>(&md);
+    lo[k] = *reinterpret_cast<const uint32_t*>(&lw);
+  }
+  // Lane l addresses row l % 8 of matrix l / 8 of each x4 ldmatrix: sources 0-7 then 8-15 of
+  // columns c0.., then of c0 + 8..; missing sources and columns read 16 zero bytes.
+  const int src = (lane & 7) + 8 * ((lane >> 3) & 1), col_off = 8 * (lane >> 4);
+  const bf16* src_row = src_s + static_cast<size_t>(src < kSrc ? src : 0) * ld;
+  float* dst = a.summary_h + (static_cast<size_t>(g) * a.T + t) * d + 2 * t4;
+#pragma unroll 2
+  for (int c0 = warp * 16; c0 < d; c0 += warps * 16) {
+    const int c = c0 + col_off;
+    uint32_t b[4];
+    LdMatrixX4Trans(b, src < kSrc && c < d ? static_cast<const void*>(src_row + c) : zero16);
+    float acc0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, acc1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    Mma(acc0, hi[0], mid[0], hi[1], mid[1], b[0], b[1]);
+    Mma(acc0, lo[0], 0u, lo[1], 0u, b[0], b[1]);
+    Mma(acc1, hi[0], mid[0], hi[1], mid[1], b[2], b[3]);
+    Mma(acc1, lo[0], 0u, lo[1], 0u, b[2], b[3]);
+    // Streaming stores: T rows of summaries pass through L2 long before phase 2 reads them,
+    // and should not evict the queries every row reads.
+    if (g < Q) {
+      __stcs(reinterpret_cast<float2*>(dst + c0),
+             make_float2(acc0[0] + acc0[2], acc0[1] + acc0[3]));
+      if (c0 + 8 < d) {
+        __stcs(reinterpret_cast<float2*>(dst + c0 + 8),
+               make_float2(acc1[0] + acc1[2], acc1[1] + acc1[3]));
       }
     }
   }
 }
 
 // kNb bank slots mixed (0: no mix, h = x); VPT chunks of 8 values per thread. Dynamic shared
-// memory: [kNb + 2][d] bf16, the slots, then prefix and delta (each present one). With
+// memory: [kNb + 2][StagedLd(d)] bf16, the slots, then prefix and delta (each present one). With
 // summary_queries, phase 1 follows (StagedSummaries); phase1_only: phase 1 alone, x read from
 // `prefix` (the slot the snapshot wrote), nothing else written. Three blocks per SM where shared
 // memory allows (up to 7 slots at d = 4096): 80 registers, no spills; the phase-1 boundary ran
@@ -177,15 +238,18 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
   extern __shared__ __align__(128) uint8_t staged[];
   __shared__ uint64_t bars[kNb + 2];  // slot j, then prefix, delta
   __shared__ __align__(16) float scratch[(kStagedThreads / 32 + 1) * kRowSumPad];
-  __shared__ float
-      part[VPT <= kPhase1MaxVpt ? (kStagedThreads / 32 + 1) * kPhase1Batch * (kNb + 1) : 1];
+  // Phase 1's per-warp partial scores of a round, then every query's totals.
+  __shared__ float part[VPT <= kPhase1MaxVpt ? kStagedThreads / 32 * kPhase1Batch * (kNb + 1) : 1];
+  __shared__ float totals[VPT <= kPhase1MaxVpt ? kMaxStagedQueries * (kNb + 1) : 1];
+  __shared__ __align__(16) uint4 zero16;  // what ldmatrix reads for missing sources
   const int k = blockIdx.x;
   const int t = a.rows ? __ldg(a.rows + k) : k;
   const int d = a.d;
   const size_t row = static_cast<size_t>(t) * d;
-  const bf16* slot_s = reinterpret_cast<const bf16*>(staged);  // [kNb][d]
-  const bf16* prefix_s = slot_s + static_cast<size_t>(kNb) * d;
-  const bf16* delta_s = prefix_s + d;
+  const int ld = StagedLd(d);
+  const bf16* slot_s = reinterpret_cast<const bf16*>(staged);  // [kNb][ld]
+  const bf16* prefix_s = slot_s + static_cast<size_t>(kNb) * ld;
+  const bf16* delta_s = prefix_s + ld;
   const bool has_delta = a.delta != nullptr;
   const bool has_prefix = !has_delta || !a.prefix_empty;
   const uint32_t row_bytes = static_cast<uint32_t>(d) * sizeof(bf16);
@@ -196,6 +260,7 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
 #pragma unroll
     for (int j = 0; j < kNb + 2; ++j) BarrierInit(&bars[j]);
     FenceBarrierInit();
+    zero16 = make_uint4(0, 0, 0, 0);
     // x's sources first: the first pass needs them with slot 0.
     if (has_prefix) {
       BulkCopyToShared(const_cast<bf16*>(prefix_s), a.prefix + row, row_bytes, &bars[kNb]);
@@ -205,7 +270,7 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
     }
 #pragma unroll
     for (int j = 0; j < kNb; ++j) {
-      BulkCopyToShared(const_cast<bf16*>(slot_s) + static_cast<size_t>(j) * d,
+      BulkCopyToShared(const_cast<bf16*>(slot_s) + static_cast<size_t>(j) * ld,
                        a.bank + (static_cast<size_t>(j) * a.T + t) * d, row_bytes, &bars[j]);
     }
   }
@@ -270,7 +335,8 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
     for (int v = 0; v < VPT; ++v) {
       if (!valid[v]) continue;
       float f[8];
-      Bf16x8ToF32(*reinterpret_cast<const uint4*>(slot_s + static_cast<size_t>(j) * d + col[v]), f);
+      Bf16x8ToF32(*reinterpret_cast<const uint4*>(slot_s + static_cast<size_t>(j) * ld + col[v]),
+                  f);
 #pragma unroll
       for (int i = 0; i < 8; ++i) red[j] += uq[v][i] * f[i];
     }
@@ -285,7 +351,7 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
   constexpr bool kPhase1 = VPT <= kPhase1MaxVpt;
   if constexpr (kPhase1) {
     if (a.phase1_only) {
-      StagedSummaries<kNb>(a, t, record, slot_s, inv, sq_x, part);
+      StagedSummaries<kNb>(a, t, record, slot_s, ld, inv, sq_x, part, totals, &zero16);
       return;
     }
   }
@@ -322,7 +388,7 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
     for (int j = 0; j < kNb; ++j) {
       float f[8];
       Bf16x8ToF32(
-          valid[v] ? *reinterpret_cast<const uint4*>(slot_s + static_cast<size_t>(j) * d + col[v])
+          valid[v] ? *reinterpret_cast<const uint4*>(slot_s + static_cast<size_t>(j) * ld + col[v])
                    : make_uint4(0, 0, 0, 0),
           f);
 #pragma unroll
@@ -375,7 +441,7 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
   }
   if constexpr (kPhase1) {
     if (a.summary_queries > 0) {
-      StagedSummaries<kNb>(a, t, record, slot_s, inv, sq_x, part);
+      StagedSummaries<kNb>(a, t, record, slot_s, ld, inv, sq_x, part, totals, &zero16);
     }
   }
 }
@@ -393,15 +459,11 @@ bool StagedEnabled() {
 // wherever it has slots (ResidualBoundary checks), so these are the slots it summarizes too.
 int Mixed(const ResidualBoundaryArgs& a) { return a.u && a.bank_count > 0 ? a.bank_count : 0; }
 
-size_t StagedBytes(int nb, int d) { return static_cast<size_t>(nb + 2) * d * sizeof(bf16); }
+size_t StagedBytes(int nb, int d) {
+  return static_cast<size_t>(nb + 2) * StagedLd(d) * sizeof(bf16);
+}
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// d <= 4096 takes 2 chunks of 8 per thread (256 threads), wider rows 4; phase 1 is built into
-// the 2-chunk instances only.
-constexpr int kTwoChunkMaxD = 8 * 2 * kStagedThreads;
-constexpr int kFourChunkMaxD = 8 * 4 * kStagedThreads;
-static_assert(kPhase1MaxVpt == 2);
 
 bool ShapeFits(int d, int nb, bool phase1) {
   return nb >= 0 && nb <= kMaxStagedSlots && d > 0 && d % 8 == 0 &&

@@ -246,6 +246,52 @@ TEST(ResidualBoundaryKernel, StagedFormServesOnePhaseBoundariesThatFit) {
   EXPECT_FALSE(kernels::StagedBoundaryServes(b));
 }
 
+// Phase 1's summaries (online-softmax state of later mix q over slots 0..nb, the last being x,
+// which the snapshot wrote to slot nb) against a double-precision twin. They must hold fp32
+// accuracy (here: within 2e-5, fp32 rounding with room to spare): the prefill form sums on the
+// tensor cores with each fp32 weight split into three bf16 terms, and one term alone would be
+// off by ~1e-3.
+void CheckSummaries(const std::vector<float>& sum_h, const std::vector<float2>& sum_ml,
+                    const std::vector<float>& bank, const std::vector<float>& inv_rms,
+                    const std::vector<float>& u, int T, int d, int nb, int Q, double eps) {
+  const int slots = nb + 1;
+  std::vector<double> s(slots), h(d);
+  std::vector<float> got_h(d), want_h(d);
+  for (int q = 0; q < Q; ++q) {
+    const float* uq = &u[size_t(1 + q) * d];
+    for (int t = 0; t < T; ++t) {
+      double m = -INFINITY;
+      for (int j = 0; j < slots; ++j) {
+        const float* v = &bank[(size_t(j) * T + t) * d];
+        double dot = 0, ss = 0;
+        for (int c = 0; c < d; ++c) {
+          dot += double(uq[c]) * v[c];
+          ss += double(v[c]) * v[c];
+        }
+        const double r = j < nb ? inv_rms[size_t(j) * T + t] : 1.0 / std::sqrt(ss / d + eps);
+        s[j] = r * dot;
+        m = std::max(m, s[j]);
+      }
+      double l = 0;
+      std::fill(h.begin(), h.end(), 0.0);
+      for (int j = 0; j < slots; ++j) {
+        const double w = std::exp(s[j] - m);
+        l += w;
+        const float* v = &bank[(size_t(j) * T + t) * d];
+        for (int c = 0; c < d; ++c) h[c] += w * v[c];
+      }
+      const float2 ml = sum_ml[size_t(q) * T + t];
+      ASSERT_NEAR(ml.x, m, 1e-5 * std::max(1.0, std::abs(m))) << "q " << q << " row " << t;
+      ASSERT_NEAR(ml.y, l, 1e-5 * l) << "q " << q << " row " << t;
+      for (int c = 0; c < d; ++c) {
+        got_h[c] = sum_h[(size_t(q) * T + t) * d + c];
+        want_h[c] = float(h[c]);
+      }
+      ASSERT_LT(RelL2(got_h.data(), want_h.data(), d), 2e-5) << "q " << q << " row " << t;
+    }
+  }
+}
+
 // Two-phase mixing (kernels/ops.h): a snapshot boundary whose extra blocks summarize the
 // completed bank for Q later mixes, then each later mix in phase 2. The snapshot boundary's own
 // results must not change (bit for bit), and every phase-2 mix must match the CPU twin of the
@@ -348,6 +394,7 @@ void RunTwoPhaseCase(int T, int d, int nb, int Q, uint32_t seed) {
   }
   bank = FromBf16(d_bank.Download());  // slot nb now holds x
   inv_rms = d_inv.Download();
+  CheckSummaries(d_sum_h.Download(), d_sum_ml.Download(), bank, inv_rms, u, T, d, nb, Q, eps);
 
   std::vector<float> x2(d), h(d), y(d), alpha(W);
   std::vector<const float*> src(W);
