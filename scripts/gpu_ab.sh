@@ -2,8 +2,8 @@
 # A/B of environment switches on the GPU machine: attnres-gpu-bench per preset, the default
 # against each variant (VAR=VALUE, or several joined by commas), in alternating processes (two
 # variants compare only within one call on one card: bench/BENCHMARKS.md, "Comparing
-# figures"), PASSES passes; prints each pass's step times and a table of medians last. Builds
-# nothing: carry the binaries as for gpu_run.sh.
+# figures"), PASSES passes (odd ones default first, even ones default last); prints each pass's
+# step times and a table of medians last. Builds nothing: carry the binaries as for gpu_run.sh.
 #
 #   scripts/gpu_ab.sh ATTNRES_FUSED_BOUNDARY=1 [A=1,B=1 ...] [bench flags...]
 #
@@ -35,7 +35,16 @@ results="$OUT/ab_results.tsv"
 : >"$results"
 for pass in $(seq "${PASSES:-3}"); do
   for preset in ${PRESETS:-llama-8b llama-8b-block llama-1b llama-1b-block}; do
-    for variant in default "${variants[@]}"; do
+    # Odd passes run the default first, even ones last: a variant that always ran second would
+    # meet a card the run before it has heated (prefill runs at the power cap: bench/BENCHMARKS.md
+    # run 44).
+    order=(default "${variants[@]}")
+    if ((pass % 2 == 0)); then
+      order=()
+      for ((i = ${#variants[@]} - 1; i >= 0; --i)); do order+=("${variants[i]}"); done
+      order+=(default)
+    fi
+    for variant in "${order[@]}"; do
       log="$OUT/ab_${pass}_${preset}_${variant//[^A-Za-z0-9_]/_}.md"
       trace=(--trace "${log%.md}.tsv")
       if [ "$variant" = default ]; then
