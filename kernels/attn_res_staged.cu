@@ -65,7 +65,9 @@ static_assert(kMaxStagedSlots + 2 <= kRowSumPad);  // the dots, x's dot and sum(
 // L2, timed the same or slower: 16 more registers spill at 7-8 slots.) A round's 4 x (kNb + 1)
 // sums leave the warp through a reduce-scatter (queries 2-3 to the upper half-warp, then the odd
 // query to the upper 8 lanes of each half, then 3 full steps: 6 shuffles a source against 20),
-// one row per warp in `part`, and the totals of every query in `totals`.
+// one row per warp in `part`, and the totals of every query in `totals`. (The scores as mma
+// tiles too, 16 columns a step, ran 20% slower: a warp then makes 32 dependent trips to L2 for
+// its queries per row instead of 8; run 44.)
 //
 // Weighted sums of all queries at once on the tensor cores: D[q][c] = sum_j P[q][j] V[j][c] as
 // m16n8k16 tiles, the sources as k (at most 9 of 16; ldmatrix.trans gives each lane its pairs of
