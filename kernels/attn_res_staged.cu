@@ -423,16 +423,7 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
     hs[0] = sq_x;
   }
   const float r = rsqrtf(hs[0] / d + a.eps);
-  bf16* out = a.out + static_cast<size_t>(k) * d;
-#pragma unroll
-  for (int v = 0; v < VPT; ++v) {
-    if (!valid[v]) continue;
-    float g[8], y[8];
-    LoadF32x8(a.gamma + col[v], g);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) y[i] = (h[v][i] * r) * g[i];
-    StoreBf16x8(out + col[v], y);
-  }
+  StoreNormed<VPT>(h, valid, col, r, a.gamma, a.out + static_cast<size_t>(k) * d);
 
   // Mix weights of recorded rows (a lone source weighs 1).
   if (record >= 0 && threadIdx.x == 0) {

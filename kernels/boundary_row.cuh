@@ -86,4 +86,21 @@ __device__ inline void RowSum(float (&v)[N], float* scratch) {
   for (int i = 0; i < N; ++i) v[i] = s[i];
 }
 
+// The row's RMSNorm output: out[c] = bf16((h[c] * r) * gamma[c]) for this thread's VPT chunks of 8
+// (chunk v at column col[v], skipped where !valid[v]); r = rsqrt(mean(h^2) + eps).
+template <int VPT>
+__device__ __forceinline__ void StoreNormed(const float (&h)[VPT][8], const bool (&valid)[VPT],
+                                            const int (&col)[VPT], float r, const float* gamma,
+                                            __nv_bfloat16* out) {
+#pragma unroll
+  for (int v = 0; v < VPT; ++v) {
+    if (!valid[v]) continue;
+    float g[8], y[8];
+    LoadF32x8(gamma + col[v], g);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) y[i] = (h[v][i] * r) * g[i];
+    StoreBf16x8(out + col[v], y);
+  }
+}
+
 }  // namespace attnres::kernels
