@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/device_ceiling.h"
+#include "kernels/env_switch.h"
 #include "kernels/ops.h"
 #include "models/cuda/cudnn_attention.h"
 #include "models/cuda/gemm.h"
@@ -91,10 +92,15 @@ void Row(const std::string& what, double ms, double bytes, double flops) {
 enum class BoundaryForm { kOnePhase, kPhase2, kSnapshotPhase1 };
 
 // From the command line (for profilers): only the boundary and GEMM rows whose names contain this,
-// each timed once.
+// each timed once, or ATTNRES_BENCH_REPS times (to time a few rows alone).
 const char* g_filter = nullptr;
 bool Wanted(const std::string& name) {
   return !g_filter || name.find(g_filter) != std::string::npos;
+}
+// Timed repetitions of a row: `full` without a filter.
+int Reps(int full) {
+  static const int filtered = attnres::kernels::EnvInt("ATTNRES_BENCH_REPS", 1);
+  return g_filter ? filtered : full;
 }
 
 // Returns the median ms, or 0 where the row filter skipped it.
@@ -145,7 +151,7 @@ double BenchBoundary(int T, int nb, BoundaryForm form, int d = 4096, int Q = 7) 
   }
   double ms = 0;
   if (Wanted(name)) {
-    ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); }, g_filter ? 1 : 30);
+    ms = MedianMs([&] { attnres::kernels::ResidualBoundary(a, nullptr); }, Reps(30));
     Row(name, ms, bytes, 0);
   }
   cudaFree(prefix); cudaFree(delta); cudaFree(bank); cudaFree(out); cudaFree(inv); cudaFree(u);
@@ -199,9 +205,10 @@ double GemmMedianMs(const std::function<void(const bf16* w)>& f, size_t w_bytes,
   std::vector<bf16*> w;
   for (size_t i = 0; i < copies; ++i) w.push_back(static_cast<bf16*>(Buf(w_bytes, seed + i)));
   size_t next = 0;
-  const double ms = MedianMs([&] {
+  auto ten_calls = [&] {
     for (int i = 0; i < 10; ++i) f(w[next++ % copies]);
-  }, g_filter ? 1 : 30) / 10;
+  };
+  const double ms = MedianMs(ten_calls, Reps(30)) / 10;
   for (bf16* p : w) cudaFree(p);
   return ms;
 }
@@ -333,7 +340,7 @@ void BenchBoundaryFold(const char* name, int M, int k1, int n2, bool swiglu, boo
       }
     }
   };
-  const int reps = g_filter ? 1 : 30;
+  const int reps = Reps(30);
   const double unfolded = MedianMs(unfolded_chain, reps) / 10;
   const double folded = MedianMs(folded_chain, reps) / 10;
   const double bytes = double(w1_bytes) + double(w2_bytes);
@@ -629,7 +636,7 @@ void BenchPromptLogprobs(int R, int n) {
         k::ChosenLogprobs(logits, V, d_lp, R, nullptr, nullptr, nullptr, d_targets, lse, out,
                           nullptr);
       },
-      g_filter ? 5 : 30);
+      std::max(5, Reps(30)));
   Row(row, ms, double(R) * V * 4, 0);
   for (void* p :
        {static_cast<void*>(logits), static_cast<void*>(d_lp), static_cast<void*>(d_targets),

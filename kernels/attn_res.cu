@@ -619,8 +619,8 @@ cudaError_t ResidualBoundary(const ResidualBoundaryArgs& a, cudaStream_t stream)
   const int chunks = a.d / 8;
   const bool phase1 = a.summary_queries > 0;
   // Prefill: each row's sources bulk-copied into shared memory (attn_res_staged.cu) where they
-  // fit: every phase-1 boundary of many rows, and one-phase ones of very many where opted in;
-  // the register forms below for the rest.
+  // fit: every phase-1 boundary of many rows, and the one-phase mixes of very many
+  // (StagedOnePhaseWanted); the register forms below for the rest.
   if (a.num_rows >= (phase1 ? kManyRows : kVeryManyRows) && StagedBoundaryServes(a)) {
     return StagedBoundary(a, stream);
   }

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "kernels/attn_res_staged.h"
@@ -439,13 +440,13 @@ __global__ void __launch_bounds__(kStagedThreads, 3)
   }
 }
 
-// Opt-in (ATTNRES_STAGED_BOUNDARY=1): faster per kernel, slower in the prefill step (runs 26-27).
-bool StagedEnabled() {
-  static const bool enabled = [] {
+// ATTNRES_STAGED_BOUNDARY, read once ("" when unset; StagedOnePhaseWanted says what it means).
+const char* StagedSetting() {
+  static const std::string setting = [] {
     const char* v = std::getenv("ATTNRES_STAGED_BOUNDARY");
-    return v != nullptr && std::strcmp(v, "0") != 0;
+    return std::string(v != nullptr ? v : "");
   }();
-  return enabled;
+  return setting.c_str();
 }
 
 // Bank slots the boundary mixes (0: none, the add + norm alone); a phase-1 boundary has a query
@@ -483,9 +484,16 @@ cudaError_t LaunchBySlots(const ResidualBoundaryArgs& a, cudaStream_t stream,
 
 }  // namespace
 
+bool StagedOnePhaseWanted(const char* setting, int mixed) {
+  if (setting != nullptr && std::strcmp(setting, "0") == 0) return false;
+  if (setting != nullptr && std::strcmp(setting, "1") == 0) return true;
+  return mixed > 0;
+}
+
 bool StagedBoundaryServes(const ResidualBoundaryArgs& a) {
   const bool phase1 = a.summary_queries > 0;
-  return (phase1 ? a.summary_queries <= kMaxStagedQueries : StagedEnabled() && !a.phase1_only) &&
+  const bool one_phase = StagedOnePhaseWanted(StagedSetting(), Mixed(a));
+  return (phase1 ? a.summary_queries <= kMaxStagedQueries : one_phase && !a.phase1_only) &&
          a.summary_index < 0 && ShapeFits(a.d, Mixed(a), phase1) && Aligned16(a.bank) &&
          Aligned16(a.prefix) && Aligned16(a.delta);
 }

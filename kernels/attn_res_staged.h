@@ -11,10 +11,17 @@ namespace attnres::kernels {
 // Whether the staged form serves these arguments: a boundary that mixes 0..8 bank slots (0: the
 // add + norm alone), whose sources fit the shared-memory budget, with 16-byte aligned buffers;
 // either a phase-1 boundary (summary_queries of 1..8, with or without phase1_only: always) or a
-// one-phase one with ATTNRES_STAGED_BOUNDARY=1 (opt-in: its kernels are faster under ncu, but the
-// 8B Block prefill step measured 1.5-2% slower with them, bench/BENCHMARKS.md runs 26-27). Never
-// a phase-2 mix. The caller decides by row count.
+// one-phase AttnRes mix (ATTNRES_STAGED_BOUNDARY=0 turns these off; =1 adds the standard add +
+// norm, which stays on the register forms by default: bench/BENCHMARKS.md runs 27, 44, 45).
+// Never a phase-2 mix. The caller decides by row count.
 bool StagedBoundaryServes(const ResidualBoundaryArgs& a);
+
+// Whether a one-phase boundary that mixes `mixed` bank slots (0: the add + norm alone) takes the
+// staged form under ATTNRES_STAGED_BOUNDARY = `setting` (null: unset): by default the mixes, at
+// "1" the standard add + norm too, at "0" none. The mixes gain 9-12% a kernel and ~170 us in
+// the 8B Block prefill step; the standard add + norm gains under ncu, but the standard 8B prefill
+// step ran slower behind its 64 staged boundaries each time (bench/BENCHMARKS.md runs 27, 44).
+bool StagedOnePhaseWanted(const char* setting, int mixed);
 
 // The boundary of ops.h ResidualBoundary (same outputs, the mix's fp32 rounding aside) with each
 // row's sources bulk-copied into shared memory. Precondition: StagedBoundaryServes(a).

@@ -53,7 +53,7 @@ const bf16* AsBf16(const DeviceArray<uint16_t>& a) {
 TEST(GemvKernel, MatchesDoubleTwinOverOddSizes) {
   ATTNRES_REQUIRE_GPU();
   uint32_t seed = 100;
-  for (int K : {8, 24, 1000, 4096, 14336}) {  // 1000: full K steps, then a partial one
+  for (int K : {8, 24, 1000, 3000, 4096, 14336}) {  // 1000, 3000: full K steps, then partial ones
     // 6151: 385 tiles, the 4-slice form on a 132-SM H200; the others take the 8-slice form.
     for (int N : {1, 7, 19, 733, 4096 + 3, 6144 + 7}) {
       if (N > 5000 && K > 4096) continue;

@@ -14,8 +14,9 @@
 namespace attnres {
 namespace {
 
-// The staged boundary is opt-in (ATTNRES_STAGED_BOUNDARY=1); these tests run it wherever it
-// serves, before anything reads the switch, as they did while it was the default.
+// The staged boundary serves the one-phase AttnRes mixes by default and the standard add + norm
+// only with ATTNRES_STAGED_BOUNDARY=1; these tests run it wherever it can serve (set before
+// anything reads the switch).
 const bool kStagedOn = [] { return setenv("ATTNRES_STAGED_BOUNDARY", "1", 0) == 0; }();
 
 using gpu_testing::Cosine;
@@ -244,6 +245,20 @@ TEST(ResidualBoundaryKernel, StagedFormServesOnePhaseBoundariesThatFit) {
   EXPECT_TRUE(kernels::StagedBoundaryServes(b));
   b.d = 8200;  // past 8192
   EXPECT_FALSE(kernels::StagedBoundaryServes(b));
+}
+
+// ATTNRES_STAGED_BOUNDARY: unset (or any other value), the mixes; "1", the add + norm too; "0",
+// neither.
+TEST(ResidualBoundaryKernel, StagedSettingPicksTheOnePhaseBoundaries) {
+  for (const char* setting : {static_cast<const char*>(nullptr), "", "2"}) {
+    EXPECT_FALSE(kernels::StagedOnePhaseWanted(setting, 0));
+    EXPECT_TRUE(kernels::StagedOnePhaseWanted(setting, 1));
+    EXPECT_TRUE(kernels::StagedOnePhaseWanted(setting, 8));
+  }
+  EXPECT_TRUE(kernels::StagedOnePhaseWanted("1", 0));
+  EXPECT_TRUE(kernels::StagedOnePhaseWanted("1", 3));
+  EXPECT_FALSE(kernels::StagedOnePhaseWanted("0", 0));
+  EXPECT_FALSE(kernels::StagedOnePhaseWanted("0", 3));
 }
 
 // Phase 1's summaries (online-softmax state of later mix q over slots 0..nb, the last being x,
