@@ -18,9 +18,10 @@ bool StagedBoundaryServes(const ResidualBoundaryArgs& a);
 
 // Whether a one-phase boundary that mixes `mixed` bank slots (0: the add + norm alone) takes the
 // staged form under ATTNRES_STAGED_BOUNDARY = `setting` (null: unset): by default the mixes, at
-// "1" the standard add + norm too, at "0" none. The mixes gain 9-12% a kernel and ~170 us in
-// the 8B Block prefill step; the standard add + norm gains under ncu, but the standard 8B prefill
-// step ran slower behind its 64 staged boundaries each time (bench/BENCHMARKS.md runs 27, 44).
+// "1" the standard add + norm too, at "0" none. The mixes gain 1-5% a kernel and 150-225 us in
+// the 8B Block prefill step (bench/BENCHMARKS.md run 45); the standard add + norm gains alone
+// too, but the standard 8B prefill step ran slower behind its 64 staged boundaries each time it
+// was measured (runs 27, 44).
 bool StagedOnePhaseWanted(const char* setting, int mixed);
 
 // The boundary of ops.h ResidualBoundary (same outputs, the mix's fp32 rounding aside) with each
