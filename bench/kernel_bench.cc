@@ -237,11 +237,6 @@ void BenchGemm(attnres::cuda::Gemm& g, const char* name, int M, int N, int K,
 // rows "gemv") and kernels::SkinnyGemm (up to kSkinnyGemmMaxRows, rows "skinny"); both have the
 // same signature. bytes = w once + x + y (bf16).
 using SmallMGemm = decltype(&attnres::kernels::Gemv);
-// kernels::GemvPrefetched (bf16 out) behind that signature.
-cudaError_t GemvPrefetchedAsGemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, bool,
-                                 cudaStream_t stream) {
-  return attnres::kernels::GemvPrefetched(x, w, static_cast<bf16*>(out), M, N, K, stream);
-}
 void BenchSmallM(const char* kind, SmallMGemm gemm, const char* name, int M, int N, int K) {
   const std::string row = std::string(kind) + " " + name + " M=" + std::to_string(M);
   if (!Wanted(row)) return;
@@ -694,9 +689,6 @@ int main(int argc, char** argv) {
       BenchSmallM("gemv", Gemv, s.name, M, s.N, s.K);
     }
     if (M != 4) BenchSmallMSwiGlu("gemv", GemvSwiGlu, M, 14336, 4096);
-    // The o projection as ATTNRES_EARLY_O runs it (back to back here: its early start beside
-    // the attention shows only in a step).
-    if (M != 4) BenchSmallM("gemv-prefetched", GemvPrefetchedAsGemv, "o", M, 4096, 4096);
   }
   for (int M : {1, 8}) {  // the boundary between them folded into the Gemvs, or not
     for (bool merge : {false, true}) {

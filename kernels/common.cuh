@@ -28,9 +28,7 @@ namespace attnres::kernels {
 // whole stream is done. Before its wait a kernel may therefore read constants (weights), the
 // step's uploaded indices, and anything the kernels before the previous one wrote (the residual
 // bank, the prefix, K/V of earlier steps): that hides their DRAM latency behind the previous
-// kernel's tail. Only the previous kernel's outputs need the wait. (One exception: the split-KV
-// combine may let a kernels::GemvPrefetched start before the combine's own wait, since that Gemv
-// reads only its weights before its wait: PagedAttentionArgs::next_gemv_tiles.)
+// kernel's tail. Only the previous kernel's outputs need the wait.
 __device__ __forceinline__ void WaitForPrevious() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -137,9 +137,6 @@ __device__ __forceinline__ void StoreTile(const float (&acc)[2][4], void* __rest
   }
 }
 
-// Shared memory of one K step of every warp of a block (GemvKernel's kStash).
-constexpr int StashStepBytes(int unroll) { return kWarps * unroll * 2 * 32 * 16; }
-
 // The mma computes D[n, m] (16 w rows x 8 x rows) over k. Because a dot product may sum its k
 // terms in any order, the mma's k positions are permuted so every operand is one 16-byte load:
 // lane (g = lane / 4, t = lane % 4) loads 8 consecutive k at kc = kb + 8t from w rows g and g + 8
@@ -151,11 +148,7 @@ constexpr int StashStepBytes(int unroll) { return kWarps * unroll * 2 * 32 * 16;
 // (dynamic, NormedSmemBytes). kResidual: the output goes through StoreResidualTile (out unused).
 // The blocks per SM LaunchGemv counts on: 3 of the kUnroll 4 forms (at most 85 registers; the
 // RoPE form's epilogue took 92 unbounded), 2 of the others (128).
-// kStash (plain input; GemvPrefetched): each warp's K steps 1..kStash, where full, are copied
-// into shared memory (dynamic, kStash * StashStepBytes(kUnroll)) before the wait, so a block has
-// its first kStash + 1 steps requested before the previous kernel ends.
-template <GemmOut kOut, int kUnroll, GemvIn kIn = GemvIn::kPlain, bool kResidual = false,
-          int kStash = 0>
+template <GemmOut kOut, int kUnroll, GemvIn kIn = GemvIn::kPlain, bool kResidual = false>
 __global__ void __launch_bounds__(kWarps * 32, kUnroll == 4 ? 3 : 2)
     GemvKernel(const bf16* x, const bf16* __restrict__ w, void* __restrict__ out, int M, int N,
                int K, const GemvFusion fusion) {
@@ -174,48 +167,13 @@ __global__ void __launch_bounds__(kWarps * 32, kUnroll == 4 ? 3 : 2)
 
   float acc[2][4] = {};  // two independent mma chains
   if constexpr (kIn == GemvIn::kPlain) {
-    // kStash: [step - 1][warp][u][lo, hi][lane]; each thread reads back only what it copied, so
-    // cp.async's own group waits order it (no barriers).
-    extern __shared__ __align__(16) unsigned char gemv_smem[];
-    constexpr int kStepVecs = kWarps * kUnroll * 2 * 32;
-    uint4* stash = reinterpret_cast<uint4*>(gemv_smem) + warp * kUnroll * 2 * 32 + lane;
-    int step = 0;
-    for (int kb = warp * kStep; kb < K; kb += kWarps * kStep, ++step) {
+    for (int kb = warp * kStep; kb < K; kb += kWarps * kStep) {
       uint4 lo[kUnroll], hi[kUnroll], xv[kUnroll];
       if (kb + kStep <= K) {  // full step: no predicates between the loads
-        if (kStash > 0 && step >= 1 && step <= kStash) {
-          if (step == 1) {
-            CpAsyncWait<(kStash > 1 ? kStash - 1 : 0)>();  // step 1's group, of kStash
-          } else {
-            CpAsyncWait<0>();
-          }
-          const uint4* src = stash + (step - 1) * kStepVecs;
 #pragma unroll
-          for (int u = 0; u < kUnroll; ++u) {
-            lo[u] = src[(2 * u) * 32];
-            hi[u] = src[(2 * u + 1) * 32];
-          }
-        } else {
-#pragma unroll
-          for (int u = 0; u < kUnroll; ++u) {
-            lo[u] = LoadStream(w_lo + kb + 32 * u);
-            hi[u] = LoadStream(w_hi + kb + 32 * u);
-          }
-        }
-        if (kStash > 0 && step == 0) {
-#pragma unroll
-          for (int r = 1; r <= kStash; ++r) {
-            const int kr = kb + r * kWarps * kStep;
-            if (kr + kStep <= K) {
-              uint4* dst = stash + (r - 1) * kStepVecs;
-#pragma unroll
-              for (int u = 0; u < kUnroll; ++u) {
-                CpAsync16Stream(SmemAddr(dst + (2 * u) * 32), w_lo + kr + 32 * u, true);
-                CpAsync16Stream(SmemAddr(dst + (2 * u + 1) * 32), w_hi + kr + 32 * u, true);
-              }
-            }
-            CpAsyncCommit();  // (empty groups too: the waits above count groups)
-          }
+        for (int u = 0; u < kUnroll; ++u) {
+          lo[u] = LoadStream(w_lo + kb + 32 * u);
+          hi[u] = LoadStream(w_hi + kb + 32 * u);
         }
         WaitForPrevious();  // weights are constant; x comes from the previous kernel
         if constexpr (kEarlyStart<kOut>) LetNextStart();  // (after the wait: common.cuh's rule)
@@ -352,23 +310,6 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
   if (M == 0 || N == 0) return cudaSuccess;
   return out_f32 ? LaunchGemv<GemmOut::kF32>(x, w, out, M, N, K, stream)
                  : LaunchGemv<GemmOut::kBf16>(x, w, out, M, N, K, stream);
-}
-
-cudaError_t GemvPrefetched(const bf16* x, const bf16* w, bf16* out, int M, int N, int K,
-                           cudaStream_t stream) {
-  if (N < 0 || !GemvSupports(x, w, M, K)) return cudaErrorInvalidValue;
-  if (M == 0 || N == 0) return cudaSuccess;
-  constexpr int kStash = 2;
-  constexpr auto kKernel = GemvKernel<GemmOut::kBf16, 4, GemvIn::kPlain, false, kStash>;
-  constexpr int kBytes = kStash * StashStepBytes(4);
-  if (cudaError_t e = AllowDynamicSmem<kKernel>(kBytes); e != cudaSuccess) return e;
-  return LaunchPdl(kKernel, dim3(GemvTiles(N)), dim3(kWarps * 32), kBytes, stream, x, w,
-                   static_cast<void*>(out), M, N, K, GemvFusion{});
-}
-
-bool GemvPrefetchedFitsBeside(int busy, int tiles) {
-  const int sms = NumSms();
-  return busy >= 0 && busy <= sms && 3 * (sms - busy) + 2 * busy >= tiles;
 }
 
 cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,

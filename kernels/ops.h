@@ -200,12 +200,6 @@ struct PagedAttentionArgs {
   // K/V loads go out before the wait for the previous kernel (the QKV projection;
   // kernels/common.cuh's rule). Same rounding as RopeKvWrite + the plain form.
   RopeInputs rope;
-  // > 0: the next kernel is a GemvPrefetched of this many tiles (GemvTiles(N)), which reads only
-  // its weights before its wait. If its whole grid fits beside this call's blocks
-  // (GemvPrefetchedFitsBeside), the split-KV combine lets it be scheduled as the combine starts,
-  // before the combine's own wait, so its weights stream while the attention runs (the one
-  // exception to kernels/common.cuh's rule: when it starts, the attention may still be running).
-  int next_gemv_tiles = 0;
 };
 // The split count PagedAttention uses for these arguments (host only).
 int PagedAttentionSplitCount(const PagedAttentionArgs& args);
@@ -308,18 +302,6 @@ cudaError_t Gemv(const bf16* x, const bf16* w, void* out, int M, int N, int K, b
 // bf16. Same preconditions as Gemv (f for N).
 cudaError_t GemvSwiGlu(const bf16* x, const bf16* w_gate_up, bf16* out, int M, int f, int K,
                        cudaStream_t stream);
-
-// Gemv's product (bf16 out) for a Gemv scheduled while latency-bound kernels run beside it (the
-// o projection after decode attention: PagedAttentionArgs::next_gemv_tiles): 4 K slices a warp,
-// so 3 blocks fit an idle SM and 2 beside an attention block, and each block requests its first
-// three K steps (24 slices of 32 per warp; the 8B o projection's first 3072 of 4096 columns)
-// before its wait: one in registers, two into shared memory. Same preconditions as Gemv; the
-// sums run in the 4-slice form's order (Gemv's own at 3 blocks an SM).
-cudaError_t GemvPrefetched(const bf16* x, const bf16* w, bf16* out, int M, int N, int K,
-                           cudaStream_t stream);
-// Whether a GemvPrefetched of `tiles` blocks fits on the device beside `busy` blocks of decode
-// attention and its combine (at most one of those an SM), at 3 to an idle SM and 2 beside one.
-bool GemvPrefetchedFitsBeside(int busy, int tiles);
 
 // The attention's qkv projection with RopeKvWrite's work in its epilogue, for decode steps of
 // models without q/k norms: each product of x [args.T, K] with w_qkv [(H + 2KV) hd, K] is

@@ -336,10 +336,8 @@ __global__ void __launch_bounds__(256, HD <= 128 ? 2 : 1) FlashKernel(PagedAtten
 // latency-bound chain between attention and the o projection).
 constexpr int kCombinePreload = 8;
 constexpr int kCombinePreIters = 2;  // 64 dims each (hd <= 128)
-// early_next: PagedAttentionArgs::next_gemv_tiles, where the Gemv fits beside.
 __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int splits, int rows,
-                              int hd, bf16* out, bool early_next) {
-  if (early_next) LetNextStart();
+                              int hd, bf16* out) {
   WaitForPrevious();
   const int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
   if (row >= rows) return;
@@ -391,11 +389,10 @@ __global__ void CombineKernel(const float2* part_ml, const float* part_acc, int 
           __floats2bfloat162_rn(acc.x * inv, acc.y * inv);
     }
   }
-  // Otherwise the next kernel (the o projection's Gemv, 2 blocks an SM) is scheduled only now.
-  // Scheduled at the wait, its blocks found room for one, not two, on each SM that held one of
-  // this grid's blocks, so at 8B b8 (64 blocks here) some ran as a second wave: 20 us instead of
-  // 13 in half the layers; scheduled before the wait at b1, its blocks that found no room
-  // started only as its first ones ended (bench/BENCHMARKS.md runs 43, 45).
+  // The next kernel (the o projection's Gemv, 2 blocks an SM) is scheduled only now. Scheduled
+  // at the wait, its blocks found room for one, not two, on each SM that held one of this grid's
+  // blocks, so at 8B b8 (64 blocks here) some ran as a second wave: 20 us instead of 13 in half
+  // the layers (bench/BENCHMARKS.md run 43).
   LetNextStart();
 }
 
@@ -430,11 +427,9 @@ cudaError_t Launch(const PagedAttentionArgs& a, int warps, int splits, cudaStrea
     e = LaunchFlash<HD, KSPLIT, KEYS, true>(a, warps, splits, ml, acc, stream);
   }
   if (e != cudaSuccess || splits == 1) return e;
-  const int rows = a.T * a.H, blocks = (rows + 3) / 4;
-  const bool early =
-      a.next_gemv_tiles > 0 &&
-      GemvPrefetchedFitsBeside(a.num_tiles * a.KV * splits + blocks, a.next_gemv_tiles);
-  return LaunchPdl(CombineKernel, blocks, 128, 0, stream, ml, acc, splits, rows, HD, a.out, early);
+  const int rows = a.T * a.H;
+  return LaunchPdl(CombineKernel, (rows + 3) / 4, 128, 0, stream, ml, acc, splits, rows, HD,
+                   a.out);
 }
 
 // Blocks of the (HD, KSPLIT, warps) form that the device holds resident at once.

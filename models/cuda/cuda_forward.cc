@@ -158,7 +158,6 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   f->max_head_rows_ = max_head_rows;
   f->fuse_rope_ = kernels::EnvOn("ATTNRES_FUSED_ROPE");
   f->gemv_rope_ = kernels::EnvOn("ATTNRES_GEMV_ROPE");
-  f->early_o_ = kernels::EnvOptIn("ATTNRES_EARLY_O");
   f->fold_boundary_ = kernels::EnvOptIn("ATTNRES_FUSED_BOUNDARY") && f->comm_ == nullptr;
   if (c.attn_res() && kernels::EnvOn("ATTNRES_TWO_PHASE")) {
     f->two_phase_rows_ = std::min(max_tokens, kTwoPhaseMaxRows);
@@ -299,20 +298,12 @@ absl::Status CudaForward::Attention(int layer, const DeviceBatch& b, const KvPoo
       cudnn_.reset();
     }
   }
-  // ATTNRES_EARLY_O: the o projection may start beside the attention (early_o_).
-  const bool early_o = early_o_ && !residual && gemm_->TakesGemv(att_, L.w_o, b.T, d, q);
-  if (early_o) a.next_gemv_tiles = kernels::GemvTiles(d);
   if (a.num_tiles > 0) ATTNRES_CUDA_RETURN(kernels::PagedAttention(a, s));
   if (residual) {
     ATTNRES_CUDA_RETURN(kernels::GemvAddResidual(att_, L.w_o, b.T, d, q, *residual, s));
     return absl::OkStatus();
   }
-  if (early_o) {
-    ATTNRES_CUDA_RETURN(kernels::GemvPrefetched(att_, L.w_o, delta_, b.T, d, q, s));
-    ++early_o_projections_;
-  } else if (auto st = gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s); !st.ok()) {
-    return st;
-  }
+  if (auto st = gemm_->Run(att_, L.w_o, delta_, b.T, d, q, false, s); !st.ok()) return st;
   return ReduceDelta(b.T, s);
 }
 

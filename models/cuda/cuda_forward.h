@@ -112,8 +112,6 @@ class CudaForward {
   int64_t boundaries_folded() const { return boundaries_folded_; }
   // Snapshot boundaries of prefill-sized steps that ran phase 1 (prefill two-phase mixing).
   int64_t prefill_phase1_boundaries() const { return prefill_phase1_boundaries_; }
-  // o projections run as kernels::GemvPrefetched so far (ATTNRES_EARLY_O).
-  int64_t early_o_projections() const { return early_o_projections_; }
 
   const MixLayout& mix_layout() const { return layout_; }
   int max_tokens() const { return max_tokens_; }
@@ -184,12 +182,6 @@ class CudaForward {
   // Gemv-sized steps of models without q/k norms do RoPE + the K/V write in the qkv Gemv's
   // epilogue instead (kernels::GemvQkvRope; Attention); ATTNRES_GEMV_ROPE=0 turns it off.
   bool gemv_rope_ = true;
-  // Gemv-sized steps run the o projection as kernels::GemvPrefetched, scheduled as the split-KV
-  // combine starts where its grid fits beside the attention's (PagedAttentionArgs::
-  // next_gemv_tiles), so 3/4 of its weights (at 8B) stream while the attention runs. Opt-in
-  // (ATTNRES_EARLY_O=1): built after run 45's probes, not yet measured.
-  bool early_o_ = false;
-  int64_t early_o_projections_ = 0;
   // Decode steps of up to kGemvMaxRows rows on one device fold each residual boundary between
   // two Gemvs (the standard add + norm, or a phase-2 AttnRes mix) into them: the o or down
   // projection adds its output to the stream and leaves row statistics in boundary_stats_, and

@@ -74,12 +74,6 @@ TEST(GemvKernel, MatchesDoubleTwinOverOddSizes) {
           });
           ASSERT_TRUE(MatchesTwin(got, twin, !out_f32)) << (out_f32 ? "fp32" : "bf16") << " out";
         }
-        const auto pre = RunInto(M, N, false, [&](void* out) {
-          ASSERT_CUDA(kernels::GemvPrefetched(reinterpret_cast<const bf16*>(d_x.get()),
-                                              reinterpret_cast<const bf16*>(d_w.get()),
-                                              static_cast<bf16*>(out), M, N, K, nullptr));
-        });
-        ASSERT_TRUE(MatchesTwin(pre, twin, true)) << "GemvPrefetched";
       }
     }
   }
@@ -147,24 +141,6 @@ TEST(GemvKernel, RefusesUnsupportedArgumentsWithoutLaunching) {
 TEST(GemvKernel, IsDeterministicAndReplaysBitwiseInACudaGraph) {
   ATTNRES_REQUIRE_GPU();
   ExpectEagerAndGraphBitwise(kernels::Gemv, 3, 733, 4096);
-}
-
-// GemvPrefetched behind Gemv's signature (bf16 out; out_f32 is not its to take).
-cudaError_t Prefetched(const bf16* x, const bf16* w, void* out, int M, int N, int K, bool,
-                       cudaStream_t stream) {
-  return kernels::GemvPrefetched(x, w, static_cast<bf16*>(out), M, N, K, stream);
-}
-
-TEST(GemvKernel, PrefetchedFormRefusesAsGemvAndFitsBesideDecodeAttention) {
-  ATTNRES_REQUIRE_GPU();
-  ExpectRefusalsWithoutLaunching(Prefetched, kernels::kGemvMaxRows);
-  int sms = 0;
-  ASSERT_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  EXPECT_TRUE(kernels::GemvPrefetchedFitsBeside(0, 3 * sms));
-  EXPECT_FALSE(kernels::GemvPrefetchedFitsBeside(0, 3 * sms + 1));
-  EXPECT_TRUE(kernels::GemvPrefetchedFitsBeside(40, 3 * sms - 40));  // 2 beside each busy SM
-  EXPECT_FALSE(kernels::GemvPrefetchedFitsBeside(40, 3 * sms - 39));
-  EXPECT_FALSE(kernels::GemvPrefetchedFitsBeside(sms + 1, 1));
 }
 
 // A Gemm made with ATTNRES_SKINNY_GEMM set to `skinny` (read at Create).

@@ -33,17 +33,13 @@ TEST(DecodeGraphs, ReplaysMatchEagerLogits) {
     SCOPED_TRACE(::testing::Message() << n << " sequences");
     // 5 sequences fork phase 1 onto the side stream at every step (captured as a graph branch);
     // 4 and 3 never do (CudaForward reads the threshold at creation); 3 fold the residual
-    // boundaries into the decode Gemvs (ATTNRES_FUSED_BOUNDARY, also read at creation); 4 run
-    // the o projection scheduled early (ATTNRES_EARLY_O: once the contexts split, from the
-    // combine's start, a programmatic edge in the graph).
+    // boundaries into the decode Gemvs (ATTNRES_FUSED_BOUNDARY, also read at creation).
     setenv("ATTNRES_FORK_PHASE1", n == 5 ? "1" : "0", 1);
     if (n == 3) setenv("ATTNRES_FUSED_BOUNDARY", "1", 1);
-    if (n == 4) setenv("ATTNRES_EARLY_O", "1", 1);
     auto eager_fwd = cuda::CudaForward::Create(single, **weights, nullptr, 256, max_rows);
     auto graph_fwd = cuda::CudaForward::Create(single, **weights, nullptr, 256, max_rows);
     unsetenv("ATTNRES_FORK_PHASE1");
     unsetenv("ATTNRES_FUSED_BOUNDARY");
-    unsetenv("ATTNRES_EARLY_O");
     ASSERT_TRUE(eager_fwd.ok() && graph_fwd.ok());
     auto eager_pool = cuda::KvPool::Create(c, n * per_seq + 1, ps);
     auto graph_pool = cuda::KvPool::Create(c, n * per_seq + 1, ps);

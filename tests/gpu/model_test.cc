@@ -84,8 +84,7 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
                                              const std::vector<int>& chunks, int page_size,
                                              int max_tokens = 64,
                                              int64_t* boundaries_folded = nullptr,
-                                             int64_t* prefill_phase1 = nullptr,
-                                             int64_t* early_o = nullptr) {
+                                             int64_t* prefill_phase1 = nullptr) {
   const ModelConfig& c = m.config;
   const TensorParallelPlan single = *PlanTensorParallel(c, 1, 0);
   auto weights = cuda::LoadDeviceWeights(c, *m.store, single);
@@ -121,7 +120,6 @@ std::vector<std::vector<float>> GpuAllLogits(const testing::LoadedCpuModel& m,
   }
   if (boundaries_folded) *boundaries_folded = (*fwd)->boundaries_folded();
   if (prefill_phase1) *prefill_phase1 = (*fwd)->prefill_phase1_boundaries();
-  if (early_o) *early_o = (*fwd)->early_o_projections();
   return out;
 }
 
@@ -231,32 +229,6 @@ TEST(CudaModel, FoldedBoundariesMatchCpuForward) {
     if (std::string(dir).find("tiny_full") == std::string::npos) {
       EXPECT_GT(folded_count, 0) << dir << ": nothing was folded";
     }
-  }
-}
-
-// The o projection as kernels::GemvPrefetched, scheduled beside the attention
-// (ATTNRES_EARLY_O=1, read at creation): a 300-token prompt in chunks of 60, then single-row
-// decodes whose attention splits the context, so the split-KV combine lets the o projection start
-// before its own wait; against the CPU forward within the usual bounds.
-TEST(CudaModel, EarlyOProjectionMatchesCpuForward) {
-  ATTNRES_REQUIRE_GPU();
-  for (const char* dir : kModels) {
-    auto m = testing::LoadCpuModel(dir);
-    const auto ids = Prompt(306, m.config.vocab_size);
-    const std::vector<int> chunks = {60, 60, 60, 60, 60, 1, 1, 1, 1, 1, 1};
-    int64_t early = 0;
-    setenv("ATTNRES_EARLY_O", "1", 1);
-    const auto got = GpuAllLogits(m, ids, chunks, 16, 64, nullptr, nullptr, &early);
-    unsetenv("ATTNRES_EARLY_O");
-    RoundMatricesToBf16(m.weights);
-    const auto cpu = testing::AllLogits(m, ids, chunks, 4);
-    const auto [l2_bound, cos_bound] = Bounds(dir);
-    const auto [l2, cos] = Worst(got, cpu);
-    std::printf("%-40s early o (%lld projections): worst rel L2 %.2e, cosine %.6f\n", dir,
-                static_cast<long long>(early), l2, cos);
-    EXPECT_LT(l2, l2_bound) << dir;
-    EXPECT_GT(cos, cos_bound) << dir;
-    EXPECT_EQ(early, 6 * m.config.num_layers) << dir << ": one a layer a decode step";
   }
 }
 
