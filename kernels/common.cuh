@@ -60,6 +60,18 @@ __device__ __forceinline__ float LoadProduced(const float* p) {
   return v;
 }
 
+// Weights streamed once, front to back (the decode Gemvs): the read-only path, no L1
+// allocation, and a 256-byte L2 prefetch since the neighbouring bytes of the row are needed next.
+// Only for constants, so it may run before WaitForPrevious; an activation written by the previous
+// kernel is read with LoadProduced after the wait.
+__device__ __forceinline__ uint4 LoadStream(const __nv_bfloat16* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+
 // Whether LaunchPdl asks for early scheduling (host; ATTNRES_PDL=0 turns it off, e.g. to
 // measure what it buys). Defined in elementwise.cu.
 bool PdlEnabled();

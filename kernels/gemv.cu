@@ -23,17 +23,6 @@ constexpr int kWarps = 8;
 constexpr int kRows = 16;  // the mma's M dimension
 static_assert(kRows == kGemvTileCols);
 
-// Weights are streamed once: read-only path, no L1 allocation, and a 256-byte L2 prefetch since
-// the neighbouring bytes of the row are needed next. (x, written by the previous kernel, is
-// read with LoadProduced after the wait.)
-__device__ __forceinline__ uint4 LoadStream(const bf16* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
-
 // What a block writes (common.cuh's GemmOut). The paired forms pair mma rows g and g + 8 so that
 // both sums meet in one thread: in the SwiGLU form w is the fused [2f, K] gate/up matrix and a
 // block's 16 rows are 8 gate rows c0 + g and the 8 up rows f + c0 + g; in the RoPE form w is the

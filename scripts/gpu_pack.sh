@@ -10,7 +10,7 @@ build=${BUILD_DIR:-build-gpu}
 out=${1:-.devpack/pack.tar.xz}
 bins="gpu_kernels_test gpu_model_test gpu_graph_test gpu_tensor_parallel_test
       nccl_communicator_test attnres-kernel-bench attnres-gpu-bench attnres-server attnres-cli
-      attnres-make-model attnres_e2e_test attnres-overlap-bench"
+      attnres-make-model attnres_e2e_test attnres-overlap-bench attnres-chain-bench"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C "$build" -j"$(nproc)" $bins
 stage=$(mktemp -d)
