@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 BIN=${BUILD_DIR:-build-gpu}/bin
 DEV=${DEVICE_DIR:-.device}
 TESTS="gpu_kernels_test gpu_model_test gpu_graph_test gpu_tensor_parallel_test"
-TARGETS="$TESTS attnres-gpu-bench attnres-kernel-bench"
+TARGETS="$TESTS attnres-gpu-bench attnres-kernel-bench attnres-chain-bench"
 
 if [ "${1:-}" = "--build" ]; then
   cmake -S . -B "${BUILD_DIR:-build-gpu}" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null &&
@@ -38,6 +38,10 @@ done
 [ "${GPU_BENCH:-1}" = 0 ] && { for k in "${!rc[@]}"; do echo "$k: ${rc[$k]}"; done; exit 0; }
 timeout 120 "$BIN/attnres-kernel-bench" >"$OUT/kernel_bench.md" 2>&1
 rc[kernel_bench]=$?
+# The decode projections chained alone: how close the Gemvs stream to copy without the kernels
+# between them (bench/BENCHMARKS.md run 47).
+timeout 60 "$BIN/attnres-chain-bench" >"$OUT/chain_bench.md" 2>&1
+rc[chain_bench]=$?
 # One process per preset: within one process, every runner after the first measures its b64
 # step up to ~4% slow (bench/BENCHMARKS.md run 17), so presets would not compare fairly.
 : >"$OUT/gpu_bench.md"
@@ -52,6 +56,8 @@ if [ -n "${GPU_BENCH_EAGER:-}" ]; then
 fi
 echo "=== per-kernel ==="
 cat "$OUT/kernel_bench.md"
+echo "=== decode projections chained ==="
+cat "$OUT/chain_bench.md"
 echo "=== end to end ==="
 cat "$OUT/gpu_bench.md"
 if [ -n "${GPU_BENCH_EAGER:-}" ]; then
