@@ -22,10 +22,10 @@ constexpr int kStages = 2;
 constexpr int kMaxGroup = 8;  // query heads per KV head
 constexpr int kMaxSplits = 32;  // <= 32: CombineKernel gives each split a lane
 // Keys per split block at least. Smaller splits leave each block too little work for its fixed
-// costs and double the partials the combine reads (8B decode at 512-token contexts: 4 splits
-// instead of 8 is 1.5% faster per step, bench/BENCHMARKS.md run 8; 256 and 512 keys are slower
-// again; 64 was card-dependent in run 21, before the combine read up to 8 splits in one round:
-// not measured since). ATTNRES_MIN_SPLIT_KEYS=N (at least 16) sets it, to measure the rule.
+// costs and double the partials the combine reads; larger ones leave each block more keys to
+// stream alone. At 512-token contexts (bench/BENCHMARKS.md runs 45 and 48): 64 keys timed within
+// noise of 128, 256 0.7-1.4% slower at batch 1, no split 6-8% slower. ATTNRES_MIN_SPLIT_KEYS=N
+// (at least 16) sets it, to measure the rule.
 constexpr int kMinSplitKeys = 128;
 
 int MinSplitKeys() {
