@@ -32,14 +32,12 @@
 #include <vector>
 
 #include "bench/device_ceiling.h"
-#include "bench/random_fill.cuh"
 #include "kernels/common.cuh"
 #include "kernels/ops.h"
 
 namespace {
 
 namespace cg = cooperative_groups;
-using attnres::bench::FillRandom;
 using attnres::kernels::LoadStream;
 using bf16 = __nv_bfloat16;
 
@@ -237,8 +235,10 @@ void RunShape(const Shape& sh, double copy_bps) {
     bf16* w;
     Check(cudaMalloc(&w, size_t(N) * K * sizeof(bf16)), "weights");
     owned.push_back(w);
-    // Uniform in +-sqrt(3 / K): each output keeps its input's variance along the chain.
-    FillRandom<<<1024, 256>>>(w, size_t(N) * K, 1000u + i, std::sqrt(3.0f / K));
+    // Standard deviation 1 / sqrt(K): each output keeps its input's variance along the chain.
+    Check(attnres::kernels::FillUniformBf16(w, size_t(N) * K, 1000u + i, 0.0f,
+                                            1.0f / std::sqrt(float(K)), nullptr),
+          "fill");
     host[i] = {w, nullptr, nullptr, N, K};
     bytes += size_t(N) * K * sizeof(bf16);
     max_n = std::max(max_n, N);
@@ -247,7 +247,7 @@ void RunShape(const Shape& sh, double copy_bps) {
   Check(cudaMalloc(&x0, kMaxK * sizeof(bf16)), "x");
   Check(cudaMalloc(&ping, max_n * sizeof(bf16)), "y");
   Check(cudaMalloc(&pong, max_n * sizeof(bf16)), "y");
-  FillRandom<<<64, 256>>>(x0, kMaxK, 7u);
+  Check(attnres::kernels::FillUniformBf16(x0, kMaxK, 7u, 0.0f, 0.5f, nullptr), "fill");
   for (int i = 0; i < count; ++i) {
     host[i].x = i == 0 ? x0 : host[i - 1].y;
     host[i].y = i % 2 == 0 ? ping : pong;

@@ -21,11 +21,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "bench/random_fill.cuh"
-
 namespace {
-
-using attnres::bench::FillRandom;
 
 void Check(int status, const char* what) {
   if (status != 0) {
@@ -58,6 +54,20 @@ __global__ void __launch_bounds__(512)
 }
 
 __global__ void SetFlag(int* flag) { *flag = 1; }
+
+// Uniform bf16 in [-1, 1) from a hash of the index.
+__global__ void FillRandom(__nv_bfloat16* p, size_t n, uint32_t seed) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    h *= 3266489917u;
+    h ^= h >> 16;
+    p[i] = __float2bfloat16(float(h >> 8) * (2.0f / 16777216.0f) - 1.0f);
+  }
+}
 
 // y[M, N] = x[M, K] . w[N, K]^T (row-major, as models/cuda/gemm.cc), planned for `sms` SMs (0:
 // the device's).
