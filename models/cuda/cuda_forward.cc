@@ -181,6 +181,9 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   auto gemm = Gemm::Create();
   if (!gemm.ok()) return gemm.status();
   f->gemm_ = std::move(*gemm);
+  if (kernels::EnvOn("ATTNRES_GEMM_TUNE")) {
+    if (auto st = f->TuneGemms(); !st.ok()) return st;
+  }
   // cuDNN's attention only pays off on long prefill chunks. Its first plan compiles cuDNN's
   // kernels (~1 s): built here, for a full-budget chunk, not on the first long prompt.
   if (kernels::EnvOn("ATTNRES_CUDNN") && CudnnAttention::Built() && max_tokens >= kDenseMinRows) {
@@ -217,6 +220,35 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   ATTNRES_CUDA_RETURN(cudaMemcpy(f->inv_freq_, inv_freq.data(), sizeof(double) * inv_freq.size(),
                                  cudaMemcpyHostToDevice));
   return f;
+}
+
+absl::Status CudaForward::TuneGemms() {
+  const int d = c_.hidden_size;
+  struct Shape {
+    const char* name;
+    const bf16* w;
+    int N, K;
+    bool out_f32;
+  };
+  std::vector<Shape> shapes = {{"lm_head", w_.lm_head, plan_.vocab_local, d, true}};
+  if (!w_.layers.empty()) {  // every layer has layer 0's shapes
+    const DeviceLayerWeights& L = w_.layers[0];
+    shapes.push_back({"qkv", L.w_qkv, c_.q_dim() + 2 * c_.kv_dim(), d, false});
+    shapes.push_back({"o", L.w_o, d, c_.q_dim(), false});
+    shapes.push_back({"down", L.w_down, d, c_.intermediate_size, false});
+  }
+  auto stream = StreamCreate();
+  if (!stream.ok()) return stream.status();
+  for (const Shape& shape : shapes) {
+    const auto start = std::chrono::steady_clock::now();
+    auto t = gemm_->Tune(shape.w, shape.N, shape.K, shape.out_f32, stream->get());
+    if (!t.ok()) return t.status();
+    if (*t == nullptr) continue;  // within Gemv's static limit
+    std::fprintf(stderr, "attnres cuda: %s %s, timed in %.2f s\n", shape.name,
+                 (*t)->Describe().c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return absl::OkStatus();
 }
 
 bool CudaForward::DensePlansReady(const DeviceBatch& b) {

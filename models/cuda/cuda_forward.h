@@ -122,6 +122,9 @@ class CudaForward {
   CudaForward(const TensorParallelPlan& p, const DeviceWeights& w, NcclCommunicator* comm)
       : plan_(p), c_(plan_.local), w_(w), comm_(p.world_size > 1 ? comm : nullptr) {}
   void Carve(Arena& a);
+  // Gemm::Tune on the head's and layer 0's plain projections (the ones above Gemv's static
+  // limit are timed), each choice reported on stderr. ATTNRES_GEMM_TUNE=0 skips it.
+  absl::Status TuneGemms();
   // dense: the batch's dense chunks go through cuDNN (DensePlansReady).
   // in: the residual boundary before this sublayer folded into its first GEMM (qkv or
   // gate/up), else null (it reads xn_); residual: the boundary after it folded into its last

@@ -2,8 +2,12 @@
 // B = x (K x M), D = y (N x M).
 #include "models/cuda/gemm.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace attnres::cuda {
 
@@ -70,7 +74,8 @@ absl::StatusOr<const Gemm::Plan*> Gemm::PlanFor(int M, int N, int K, bool out_f3
 // w once for all M <= 8 rows on tensor cores. Measured on the H200 (bench/BENCHMARKS.md run 8,
 // cold weights, M = 1): it beats cuBLASLt's small-M kernels up to the 8B down matrix (117 MB:
 // qkv 81% vs 66% of copy, o 73% vs 57%, down 87% vs 85%) and loses above (gate_up 94% vs 96%,
-// lm_head 98% vs 102%), where cuBLASLt's split kernels already stream well.
+// lm_head 98% vs 102%), where cuBLASLt's split kernels already stream well. On the H100 Gemv
+// reads the large ones faster too (lm_head 106% vs 96%): Tune decides those per card.
 constexpr double kGemvMaxWeightBytes = 128e6;
 
 // Gemv's fused gate/up + SwiGLU form takes larger matrices than the plain form: it saves the
@@ -88,8 +93,16 @@ bool FitsGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int 
 }
 }  // namespace
 
+bool Gemm::UsesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K,
+                    bool out_f32) const {
+  if (M <= 0) return false;
+  if (FitsGemv(x, w, M, N, K, kGemvMaxWeightBytes)) return true;
+  const auto it = tuned_.find(std::make_tuple(N, K, out_f32));
+  return it != tuned_.end() && it->second.GemvAt(M) && kernels::GemvSupports(x, w, M, K);
+}
+
 bool Gemm::TakesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K) const {
-  return M > 0 && FitsGemv(x, w, M, N, K, kGemvMaxWeightBytes);
+  return UsesGemv(x, w, M, N, K, false);
 }
 
 bool Gemm::TakesGemvSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up, int M, int f,
@@ -104,7 +117,7 @@ bool Gemm::TakesSkinny(const kernels::bf16* x, const kernels::bf16* w, int M, in
 absl::Status Gemm::Run(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                        int K, bool out_f32, cudaStream_t stream) {
   if (M == 0) return absl::OkStatus();
-  if (FitsGemv(x, w, M, N, K, kGemvMaxWeightBytes)) {
+  if (UsesGemv(x, w, M, N, K, out_f32)) {
     ATTNRES_CUDA_RETURN(kernels::Gemv(x, w, out, M, N, K, out_f32, stream));
     return absl::OkStatus();
   }
@@ -143,6 +156,74 @@ absl::Status Gemm::RunCublasLt(const kernels::bf16* x, const kernels::bf16* w, v
                                        out, p.c, &p.algo, workspace_.get(), workspace_bytes_,
                                        stream));
   return absl::OkStatus();
+}
+
+bool Gemm::Tuning::GemvAt(int M) const {
+  return M >= 1 && M <= static_cast<int>(gemv_ms.size()) &&
+         gemv_ms[M - 1] <= kTuneMargin * cublaslt_ms[M - 1];
+}
+
+std::string Gemm::Tuning::Describe() const {
+  std::string gemv_rows, lt_rows;
+  for (int m = 1; m <= static_cast<int>(gemv_ms.size()); ++m) {
+    std::string& rows = GemvAt(m) ? gemv_rows : lt_rows;
+    absl::StrAppend(&rows, rows.empty() ? "" : ",", m);
+  }
+  return absl::StrFormat(
+      "[%d, %d] (%.0f MB%s): Gemv at M = {%s}, cuBLASLt at {%s} (M = 1: %.3f against %.3f ms)", N,
+      K, 2e-6 * N * K, out_f32 ? ", fp32 out" : "", gemv_rows, lt_rows, gemv_ms[0], cublaslt_ms[0]);
+}
+
+absl::StatusOr<const Gemm::Tuning*> Gemm::Tune(const kernels::bf16* w, int N, int K, bool out_f32,
+                                               cudaStream_t stream) {
+  const auto key = std::make_tuple(N, K, out_f32);
+  if (auto it = tuned_.find(key); it != tuned_.end()) return &it->second;
+  if (2.0 * N * K <= kGemvMaxWeightBytes) return nullptr;
+  const int rows = kernels::kGemvMaxRows;
+  auto x = DeviceAlloc(sizeof(kernels::bf16) * rows * K);  // zeros: the time is the weights'
+  if (!x.ok()) return x.status();
+  const auto* xp = static_cast<const kernels::bf16*>(x->get());
+  if (!kernels::GemvSupports(xp, w, 1, K)) return nullptr;
+  auto y = DeviceAlloc((out_f32 ? sizeof(float) : sizeof(kernels::bf16)) * rows * N);
+  if (!y.ok()) return y.status();
+  ATTNRES_CUDA_RETURN(cudaMemsetAsync(x->get(), 0, sizeof(kernels::bf16) * rows * K, stream));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  ATTNRES_CUDA_RETURN(cudaEventCreate(&start));
+  const EventPtr start_owner(start);
+  ATTNRES_CUDA_RETURN(cudaEventCreate(&stop));
+  const EventPtr stop_owner(stop);
+  // One launch between two events: ms, or the launch's error.
+  auto time = [&](bool gemv, int M) -> absl::StatusOr<double> {
+    ATTNRES_CUDA_RETURN(cudaEventRecord(start, stream));
+    if (gemv) {
+      ATTNRES_CUDA_RETURN(kernels::Gemv(xp, w, y->get(), M, N, K, out_f32, stream));
+    } else if (auto st = RunCublasLt(xp, w, y->get(), M, N, K, out_f32, stream); !st.ok()) {
+      return st;
+    }
+    ATTNRES_CUDA_RETURN(cudaEventRecord(stop, stream));
+    ATTNRES_CUDA_RETURN(cudaEventSynchronize(stop));
+    float ms = 0;
+    ATTNRES_CUDA_RETURN(cudaEventElapsedTime(&ms, start, stop));
+    return ms;
+  };
+  Tuning t;
+  t.N = N, t.K = K, t.out_f32 = out_f32;
+  for (int M = 1; M <= rows; ++M) {
+    std::vector<double> samples[2];               // [cuBLASLt, Gemv]
+    for (int rep = -1; rep < kTuneReps; ++rep) {  // rep -1: the warm-up (plans, clocks)
+      for (const bool gemv : {false, true}) {
+        auto ms = time(gemv, M);
+        if (!ms.ok()) return ms.status();
+        if (rep >= 0) samples[gemv].push_back(*ms);
+      }
+    }
+    for (std::vector<double>& v : samples) {
+      std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    }
+    t.cublaslt_ms.push_back(samples[0][kTuneReps / 2]);
+    t.gemv_ms.push_back(samples[1][kTuneReps / 2]);
+  }
+  return &tuned_.emplace(key, std::move(t)).first->second;
 }
 
 }  // namespace attnres::cuda

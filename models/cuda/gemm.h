@@ -1,7 +1,8 @@
 // bf16 GEMMs for the forward pass: y[M, N] = x[M, K] . w[N, K]^T (torch Linear, row-major), fp32
 // accumulation, bf16 or fp32 output, and the MLP's gate/up projection with SwiGLU. Decode-sized M
 // goes to our bandwidth-bound kernels::Gemv (up to 8 rows on weights up to ~128 MB; gate/up +
-// SwiGLU: ~256 MB), where it measured faster; with ATTNRES_SKINNY_GEMM=1, 9-64 rows go to
+// SwiGLU: ~256 MB), where it measured faster, and on larger weights where Tune timed it faster on
+// this card; with ATTNRES_SKINNY_GEMM=1, 9-64 rows go to
 // kernels::SkinnyGemm (opt-in: it measured slower than cuBLASLt, bench/BENCHMARKS.md run 25); the
 // rest to cuBLASLt, whose descriptors and heuristic algorithm are cached per shape; one fixed
 // workspace keeps calls capturable in CUDA graphs.
@@ -11,7 +12,9 @@
 
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "kernels/ops.h"
@@ -43,6 +46,24 @@ class Gemm {
   bool TakesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K) const;
   bool TakesGemvSwiGlu(const kernels::bf16* x, const kernels::bf16* w_gate_up, int M, int f,
                        int K) const;
+  // Weights above Gemv's 128 MB limit stream faster through Gemv on some cards (the H100: 8B
+  // lm_head 106% of copy against cuBLASLt's 96%) and slower on others (the H200: 97% against
+  // 102%; bench/BENCHMARKS.md). Tune times both paths on w [N, K] for M = 1..kGemvMaxRows (cold
+  // weights, the median of kTuneReps launches each) and from then on Run takes Gemv at the M
+  // where it took at most kTuneMargin of cuBLASLt's time (a near tie keeps cuBLASLt, so a
+  // card's choice does not flip between starts on noise). Call it before capturing graphs, on
+  // an idle device; shapes within the limit or outside Gemv's alignment are left as they are.
+  struct Tuning {
+    int N = 0, K = 0;
+    bool out_f32 = false;
+    std::vector<double> gemv_ms, cublaslt_ms;  // [kGemvMaxRows]: M = 1 at index 0
+    bool GemvAt(int M) const;
+    std::string Describe() const;  // one line for the start-up report
+  };
+  static constexpr int kTuneReps = 5;
+  static constexpr double kTuneMargin = 0.97;
+  absl::StatusOr<const Tuning*> Tune(const kernels::bf16* w, int N, int K, bool out_f32,
+                                     cudaStream_t stream);
   // The same product, always through cuBLASLt (benchmarks and tests compare the two paths).
   absl::Status RunCublasLt(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                            int K, bool out_f32, cudaStream_t stream);
@@ -57,7 +78,13 @@ class Gemm {
   // Steps of kGemvMaxRows + 1 to kSkinnyGemmMaxRows rows with Gemv's alignment.
   bool TakesSkinny(const kernels::bf16* x, const kernels::bf16* w, int M, int K) const;
 
+  // Gemv for these arguments: within the static limit, or tuned so.
+  bool UsesGemv(const kernels::bf16* x, const kernels::bf16* w, int M, int N, int K,
+                bool out_f32) const;
+
   bool skinny_ = false;  // ATTNRES_SKINNY_GEMM=1 at Create (opt-in until it beats cuBLASLt)
+  // (N, K, out_f32) of the tuned shapes, with what Tune measured
+  std::map<std::tuple<int, int, bool>, Tuning> tuned_;
 
   cublasLtHandle_t handle_ = nullptr;
   DevicePtr workspace_;

@@ -1,7 +1,8 @@
 // The small-M decode GEMMs against a double-precision twin of MatMulWt over odd sizes, bf16 and
 // fp32 outputs: kernels::Gemv (M <= 8) and kernels::SkinnyGemm (9-64 rows, K split over clusters
 // of 1-8 blocks); their refusal of unsupported arguments; CUDA-graph replays; Gemm::Run's
-// dispatch (Gemv at M = 1, SkinnyGemm at 64, cuBLASLt at 65) against the same twin; and the fused
+// dispatch (Gemv at M = 1, SkinnyGemm at 64, cuBLASLt at 65) against the same twin, and above
+// Gemv's static weight limit the choice Gemm::Tune timed; and the fused
 // gate/up + SwiGLU forms (GemvSwiGlu, SkinnyGemmSwiGlu, Gemm::RunSwiGlu) against the twin and, bit
 // for bit, against the plain kernel followed by the SwiGLU kernel; and the qkv projection with
 // RoPE and the K/V write in its epilogue (GemvQkvRope), bit for bit against Gemv + RopeKvWrite.
@@ -204,6 +205,82 @@ TEST(GemmDispatch, SmallAndLargeMAgreeWithDoubleTwin) {
       }
     }
   });
+}
+
+// Gemm::Tune on a weight above Gemv's static limit (2 * 16411 * 4096 bytes = 134 MB): it times
+// both paths at every M, caches the result, and Run and TakesGemv then follow its choice at each
+// M, bit for bit against the path it names (which one wins depends on the card). Shapes within
+// the limit are not timed, and outputs it did not time keep the static choice (cuBLASLt).
+TEST(GemmDispatch, RunFollowsTuneAboveTheStaticLimit) {
+  ATTNRES_REQUIRE_GPU();
+  const auto gemm = MakeGemm(false);
+  ASSERT_NE(gemm, nullptr);
+  const int N = 16411, K = 4096;
+  DeviceArray<uint16_t> d_w(size_t(N) * K);
+  bf16* wp = reinterpret_cast<bf16*>(d_w.get());
+  ASSERT_CUDA(kernels::FillUniformBf16(wp, size_t(N) * K, 31, 0.0f, 0.02f, nullptr));
+  DeviceArray<uint16_t> d_small(size_t(733) * K);
+  EXPECT_TRUE(gemm->TakesGemv(AsBf16(d_small), AsBf16(d_small), 1, 733, K));
+  auto none = gemm->Tune(AsBf16(d_small), 733, K, false, nullptr);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, nullptr);
+
+  auto tuned = gemm->Tune(wp, N, K, false, nullptr);
+  ASSERT_TRUE(tuned.ok()) << tuned.status();
+  ASSERT_NE(*tuned, nullptr);
+  const cuda::Gemm::Tuning& t = **tuned;
+  ASSERT_EQ(t.gemv_ms.size(), size_t(kernels::kGemvMaxRows));
+  ASSERT_EQ(t.cublaslt_ms.size(), size_t(kernels::kGemvMaxRows));
+  for (int m = 0; m < kernels::kGemvMaxRows; ++m) {
+    EXPECT_GT(t.gemv_ms[m], 0.0);
+    EXPECT_GT(t.cublaslt_ms[m], 0.0);
+  }
+  std::fprintf(stderr, "tuned %s\n", t.Describe().c_str());
+  auto again = gemm->Tune(wp, N, K, false, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, &t);  // timed once
+
+  for (int M : {1, 3, kernels::kGemvMaxRows}) {
+    const auto x = RandomBf16Values(size_t(M) * K, 40 + M, 2.0f);
+    DeviceArray<uint16_t> d_x(x.size());
+    d_x.Upload(ToBf16(x));
+    const bf16* xp = AsBf16(d_x);
+    EXPECT_EQ(gemm->TakesGemv(xp, wp, M, N, K), t.GemvAt(M)) << "M=" << M;
+    for (bool out_f32 : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "M=" << M << (out_f32 ? " fp32" : " bf16") << " out");
+      const auto got = RunInto(M, N, out_f32, [&](void* out) {
+        const absl::Status st = gemm->Run(xp, wp, out, M, N, K, out_f32, nullptr);
+        ASSERT_TRUE(st.ok()) << st;
+      });
+      const bool gemv = !out_f32 && t.GemvAt(M);  // fp32 out was not tuned
+      const auto want = RunInto(M, N, out_f32, [&](void* out) {
+        if (gemv) {
+          ASSERT_CUDA(kernels::Gemv(xp, wp, out, M, N, K, out_f32, nullptr));
+        } else {
+          const absl::Status st = gemm->RunCublasLt(xp, wp, out, M, N, K, out_f32, nullptr);
+          ASSERT_TRUE(st.ok()) << st;
+        }
+      });
+      EXPECT_EQ(got, want) << (gemv ? "Gemv" : "cuBLASLt") << " expected";
+    }
+  }
+}
+
+// Gemv is taken only where it took at most kTuneMargin of cuBLASLt's time.
+TEST(GemmDispatch, TuningTakesGemvOnlyBeyondTheMargin) {
+  cuda::Gemm::Tuning t;
+  t.N = 128256, t.K = 4096, t.out_f32 = true;
+  t.cublaslt_ms = {0.362, 0.362, 0.362, 0.362};
+  t.gemv_ms = {0.328, 0.3511, 0.3512, 0.40};  // 0.97 * 0.362 = 0.35114
+  EXPECT_TRUE(t.GemvAt(1));
+  EXPECT_TRUE(t.GemvAt(2));
+  EXPECT_FALSE(t.GemvAt(3));
+  EXPECT_FALSE(t.GemvAt(4));
+  EXPECT_FALSE(t.GemvAt(0));
+  EXPECT_FALSE(t.GemvAt(5));
+  EXPECT_EQ(t.Describe(),
+            "[128256, 4096] (1051 MB, fp32 out): Gemv at M = {1,2}, cuBLASLt at {3,4} (M = 1: "
+            "0.328 against 0.362 ms)");
 }
 
 // act[m, i] = silu(g) * u from the twin's gate (row i) and up (row f + i) sums of x . w_gate_up^T,
