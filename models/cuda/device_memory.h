@@ -43,16 +43,17 @@ inline absl::StatusOr<PinnedPtr> PinnedAlloc(size_t bytes) {
   return PinnedPtr(p);
 }
 
-// A non-blocking stream and a timing-free event (fork/join of side work) on the current device.
+// A non-blocking stream and an event (timing-free by default: fork/join of side work; pass
+// cudaEventDefault for one that times) on the current device.
 inline absl::StatusOr<StreamPtr> StreamCreate() {
   cudaStream_t s = nullptr;
   ATTNRES_CUDA_RETURN(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   return StreamPtr(s);
 }
 
-inline absl::StatusOr<EventPtr> EventCreate() {
+inline absl::StatusOr<EventPtr> EventCreate(unsigned flags = cudaEventDisableTiming) {
   cudaEvent_t e = nullptr;
-  ATTNRES_CUDA_RETURN(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  ATTNRES_CUDA_RETURN(cudaEventCreateWithFlags(&e, flags));
   return EventPtr(e);
 }
 

@@ -187,11 +187,10 @@ absl::StatusOr<const Gemm::Tuning*> Gemm::Tune(const kernels::bf16* w, int N, in
   auto y = DeviceAlloc((out_f32 ? sizeof(float) : sizeof(kernels::bf16)) * rows * N);
   if (!y.ok()) return y.status();
   ATTNRES_CUDA_RETURN(cudaMemsetAsync(x->get(), 0, sizeof(kernels::bf16) * rows * K, stream));
-  cudaEvent_t start = nullptr, stop = nullptr;
-  ATTNRES_CUDA_RETURN(cudaEventCreate(&start));
-  const EventPtr start_owner(start);
-  ATTNRES_CUDA_RETURN(cudaEventCreate(&stop));
-  const EventPtr stop_owner(stop);
+  auto start_event = EventCreate(cudaEventDefault), stop_event = EventCreate(cudaEventDefault);
+  if (!start_event.ok()) return start_event.status();
+  if (!stop_event.ok()) return stop_event.status();
+  cudaEvent_t start = start_event->get(), stop = stop_event->get();
   // One launch between two events: ms, or the launch's error.
   auto time = [&](bool gemv, int M) -> absl::StatusOr<double> {
     ATTNRES_CUDA_RETURN(cudaEventRecord(start, stream));
