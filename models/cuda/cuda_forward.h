@@ -189,7 +189,9 @@ class CudaForward {
   // two Gemvs (the standard add + norm, or a phase-2 AttnRes mix) into them: the o or down
   // projection adds its output to the stream and leaves row statistics in boundary_stats_, and
   // the next qkv or gate/up projection normalizes its own input (kernels::GemvAddResidual,
-  // GemvNormed). Two kernels fewer per layer. Opt-in (ATTNRES_FUSED_BOUNDARY=1) until measured.
+  // GemvNormed). Two kernels fewer per layer. Opt-in (ATTNRES_FUSED_BOUNDARY=1): on an H100 it
+  // was neutral for the standard models and 6-16% slower for Block AttnRes at batch 1, whose mix
+  // then runs inside the Gemv's weight-streaming blocks (bench/BENCHMARKS.md run 29).
   bool fold_boundary_ = false;
   int64_t boundaries_folded_ = 0;
   float* boundary_stats_ = nullptr;  // [kGemvMaxRows, kBoundaryStats, GemvTiles(d)]
