@@ -64,5 +64,7 @@ if [ -n "${GPU_BENCH_EAGER:-}" ]; then
   echo "=== end to end, CUDA graphs off ==="
   cat "$OUT/gpu_bench_eager.md"
 fi
+echo "=== issue #4's targets ==="
+python3 scripts/gpu_targets.py "$OUT/gpu_bench.md" "$OUT/kernel_bench.md"
 echo "=== exit codes ==="
 for k in "${!rc[@]}"; do echo "$k: ${rc[$k]}"; done
