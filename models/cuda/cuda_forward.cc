@@ -181,9 +181,6 @@ absl::StatusOr<std::unique_ptr<CudaForward>> CudaForward::Create(const TensorPar
   auto gemm = Gemm::Create();
   if (!gemm.ok()) return gemm.status();
   f->gemm_ = std::move(*gemm);
-  if (kernels::EnvOn("ATTNRES_GEMM_TUNE")) {
-    if (auto st = f->TuneGemms(); !st.ok()) return st;
-  }
   // cuDNN's attention only pays off on long prefill chunks. Its first plan compiles cuDNN's
   // kernels (~1 s): built here, for a full-budget chunk, not on the first long prompt.
   if (kernels::EnvOn("ATTNRES_CUDNN") && CudnnAttention::Built() && max_tokens >= kDenseMinRows) {
@@ -239,15 +236,22 @@ absl::Status CudaForward::TuneGemms() {
   }
   auto stream = StreamCreate();
   if (!stream.ok()) return stream.status();
+  size_t dirty = 0;  // workspace bytes Tune wrote
   for (const Shape& shape : shapes) {
     const auto start = std::chrono::steady_clock::now();
-    auto t = gemm_->Tune(shape.w, shape.N, shape.K, shape.out_f32, stream->get());
+    auto t = gemm_->Tune(shape.w, shape.N, shape.K, shape.out_f32, stream->get(), storage_.get(),
+                         workspace_bytes_);
     if (!t.ok()) return t.status();
     if (*t == nullptr) continue;  // within Gemv's static limit
+    dirty = std::max(
+        dirty, std::min(workspace_bytes_, Gemm::TuneScratchBytes(shape.N, shape.K, shape.out_f32)));
     std::fprintf(stderr, "attnres cuda: %s %s, timed in %.2f s\n", shape.name,
                  (*t)->Describe().c_str(),
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
+  // Zeros again where it wrote (Create's rule: cuDNN reads its buckets' rows past the live ones).
+  if (dirty > 0) ATTNRES_CUDA_RETURN(cudaMemsetAsync(storage_.get(), 0, dirty, stream->get()));
+  ATTNRES_CUDA_RETURN(cudaStreamSynchronize(stream->get()));
   return absl::OkStatus();
 }
 

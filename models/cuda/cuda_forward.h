@@ -118,13 +118,18 @@ class CudaForward {
   int max_head_rows() const { return max_head_rows_; }
   size_t workspace_bytes() const { return workspace_bytes_; }
 
+  // Gemm::Tune on the head's and layer 0's plain projections (the ones above Gemv's static
+  // limit are timed), each choice reported on stderr; the runner calls it (unless
+  // ATTNRES_GEMM_TUNE=0) once every buffer is allocated and before any step. It borrows the
+  // idle workspace and zeroes it again, so it allocates nothing. (Run inside Create, on buffers
+  // of its own before the workspace and KV pool existed, it left an H100's tuned 8B b64 step
+  // 1.7% slower than an untuned one and the b1 attention 6% slower: bench/BENCHMARKS.md run 51.)
+  absl::Status TuneGemms();
+
  private:
   CudaForward(const TensorParallelPlan& p, const DeviceWeights& w, NcclCommunicator* comm)
       : plan_(p), c_(plan_.local), w_(w), comm_(p.world_size > 1 ? comm : nullptr) {}
   void Carve(Arena& a);
-  // Gemm::Tune on the head's and layer 0's plain projections (the ones above Gemv's static
-  // limit are timed), each choice reported on stderr. ATTNRES_GEMM_TUNE=0 skips it.
-  absl::Status TuneGemms();
   // dense: the batch's dense chunks go through cuDNN (DensePlansReady).
   // in: the residual boundary before this sublayer folded into its first GEMM (qkv or
   // gate/up), else null (it reads xn_); residual: the boundary after it folded into its last

@@ -235,6 +235,16 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> CudaRunner::Create(ModelConfig conf
       !st.ok()) {
     return st;
   }
+  // The GEMM choice above Gemv's limit, timed once every buffer is in place (TuneGemms says why).
+  if (kernels::EnvOn("ATTNRES_GEMM_TUNE")) {
+    if (auto st = r->workers_->Run([&](int k) {
+          ATTNRES_CUDA_RETURN(cudaSetDevice(r->ranks_[k]->device));
+          return r->ranks_[k]->forward->TuneGemms();
+        });
+        !st.ok()) {
+      return st;
+    }
+  }
   cudaDeviceProp prop;
   ATTNRES_CUDA_RETURN(cudaGetDeviceProperties(&prop, 0));
   r->device_name_ =

@@ -174,19 +174,37 @@ std::string Gemm::Tuning::Describe() const {
       K, 2e-6 * N * K, out_f32 ? ", fp32 out" : "", gemv_rows, lt_rows, gemv_ms[0], cublaslt_ms[0]);
 }
 
+namespace {
+// Tune's input x [kGemvMaxRows, K] bf16, then (from a 256-byte boundary) its output y.
+size_t TuneInputBytes(int K) {
+  return (sizeof(kernels::bf16) * kernels::kGemvMaxRows * K + 255) / 256 * 256;
+}
+}  // namespace
+
+size_t Gemm::TuneScratchBytes(int N, int K, bool out_f32) {
+  return TuneInputBytes(K) +
+         (out_f32 ? sizeof(float) : sizeof(kernels::bf16)) * kernels::kGemvMaxRows * N;
+}
+
 absl::StatusOr<const Gemm::Tuning*> Gemm::Tune(const kernels::bf16* w, int N, int K, bool out_f32,
-                                               cudaStream_t stream) {
+                                               cudaStream_t stream, void* scratch,
+                                               size_t scratch_bytes) {
   const auto key = std::make_tuple(N, K, out_f32);
   if (auto it = tuned_.find(key); it != tuned_.end()) return &it->second;
   if (2.0 * N * K <= kGemvMaxWeightBytes) return nullptr;
   const int rows = kernels::kGemvMaxRows;
-  auto x = DeviceAlloc(sizeof(kernels::bf16) * rows * K);  // zeros: the time is the weights'
-  if (!x.ok()) return x.status();
-  const auto* xp = static_cast<const kernels::bf16*>(x->get());
+  DevicePtr own;  // only where the caller's scratch is missing or too small
+  if (scratch == nullptr || scratch_bytes < TuneScratchBytes(N, K, out_f32)) {
+    auto mem = DeviceAlloc(TuneScratchBytes(N, K, out_f32));
+    if (!mem.ok()) return mem.status();
+    own = std::move(*mem);
+    scratch = own.get();
+  }
+  const auto* xp = static_cast<const kernels::bf16*>(scratch);
   if (!kernels::GemvSupports(xp, w, 1, K)) return nullptr;
-  auto y = DeviceAlloc((out_f32 ? sizeof(float) : sizeof(kernels::bf16)) * rows * N);
-  if (!y.ok()) return y.status();
-  ATTNRES_CUDA_RETURN(cudaMemsetAsync(x->get(), 0, sizeof(kernels::bf16) * rows * K, stream));
+  void* y = static_cast<char*>(scratch) + TuneInputBytes(K);
+  // x is zeros: the time is the weights'.
+  ATTNRES_CUDA_RETURN(cudaMemsetAsync(scratch, 0, sizeof(kernels::bf16) * rows * K, stream));
   auto start_event = EventCreate(cudaEventDefault), stop_event = EventCreate(cudaEventDefault);
   if (!start_event.ok()) return start_event.status();
   if (!stop_event.ok()) return stop_event.status();
@@ -195,8 +213,8 @@ absl::StatusOr<const Gemm::Tuning*> Gemm::Tune(const kernels::bf16* w, int N, in
   auto time = [&](bool gemv, int M) -> absl::StatusOr<double> {
     ATTNRES_CUDA_RETURN(cudaEventRecord(start, stream));
     if (gemv) {
-      ATTNRES_CUDA_RETURN(kernels::Gemv(xp, w, y->get(), M, N, K, out_f32, stream));
-    } else if (auto st = RunCublasLt(xp, w, y->get(), M, N, K, out_f32, stream); !st.ok()) {
+      ATTNRES_CUDA_RETURN(kernels::Gemv(xp, w, y, M, N, K, out_f32, stream));
+    } else if (auto st = RunCublasLt(xp, w, y, M, N, K, out_f32, stream); !st.ok()) {
       return st;
     }
     ATTNRES_CUDA_RETURN(cudaEventRecord(stop, stream));

@@ -53,6 +53,8 @@ class Gemm {
   // where it took at most kTuneMargin of cuBLASLt's time (a near tie keeps cuBLASLt, so a
   // card's choice does not flip between starts on noise). Call it before capturing graphs, on
   // an idle device; shapes within the limit or outside Gemv's alignment are left as they are.
+  // scratch: device memory Tune may overwrite with its input and output (TuneScratchBytes), so
+  // that it allocates nothing; null or smaller: it allocates (and frees) its own.
   struct Tuning {
     int N = 0, K = 0;
     bool out_f32 = false;
@@ -60,10 +62,14 @@ class Gemm {
     bool GemvAt(int M) const;
     std::string Describe() const;  // one line for the start-up report
   };
-  static constexpr int kTuneReps = 5;
+  // 15: with 5, the LM heads' choice flipped between starts on an H200, where the two paths are
+  // within 0-7% of each other (bench/BENCHMARKS.md run 51); ~0.2 s a shape.
+  static constexpr int kTuneReps = 15;
   static constexpr double kTuneMargin = 0.97;
   absl::StatusOr<const Tuning*> Tune(const kernels::bf16* w, int N, int K, bool out_f32,
-                                     cudaStream_t stream);
+                                     cudaStream_t stream, void* scratch = nullptr,
+                                     size_t scratch_bytes = 0);
+  static size_t TuneScratchBytes(int N, int K, bool out_f32);
   // The same product, always through cuBLASLt (benchmarks and tests compare the two paths).
   absl::Status RunCublasLt(const kernels::bf16* x, const kernels::bf16* w, void* out, int M, int N,
                            int K, bool out_f32, cudaStream_t stream);

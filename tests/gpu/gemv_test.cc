@@ -266,6 +266,34 @@ TEST(GemmDispatch, RunFollowsTuneAboveTheStaticLimit) {
   }
 }
 
+// Tune times in the caller's scratch when it is large enough (x zeroed, then every output row
+// written: the whole scratch ends zero, as x is zeros) and leaves a smaller one untouched,
+// timing in memory of its own instead; both tune.
+TEST(GemmDispatch, TuneTimesInTheCallersScratchWhenItFits) {
+  ATTNRES_REQUIRE_GPU();
+  const int N = 16411, K = 4096;
+  DeviceArray<uint16_t> d_w(size_t(N) * K);
+  bf16* wp = reinterpret_cast<bf16*>(d_w.get());
+  ASSERT_CUDA(kernels::FillUniformBf16(wp, size_t(N) * K, 32, 0.0f, 0.02f, nullptr));
+  const size_t bytes = cuda::Gemm::TuneScratchBytes(N, K, true);
+  EXPECT_GE(bytes, size_t(kernels::kGemvMaxRows) * (2 * K + 4 * N));
+  for (const bool fits : {false, true}) {
+    SCOPED_TRACE(fits ? "scratch fits" : "scratch 16 bytes short");
+    const auto gemm = MakeGemm(false);
+    ASSERT_NE(gemm, nullptr);
+    DeviceArray<uint8_t> scratch(fits ? bytes : bytes - 16);  // poisoned: 0xFF
+    auto tuned = gemm->Tune(wp, N, K, true, nullptr, scratch.get(), fits ? bytes : bytes - 16);
+    ASSERT_TRUE(tuned.ok()) << tuned.status();
+    ASSERT_NE(*tuned, nullptr);
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    const std::vector<uint8_t> after = scratch.Download();
+    const uint8_t want = fits ? 0x00 : 0xFF;
+    const size_t wrong =
+        std::count_if(after.begin(), after.end(), [&](uint8_t b) { return b != want; });
+    EXPECT_EQ(wrong, 0u) << "of " << after.size() << " scratch bytes";
+  }
+}
+
 // Gemv is taken only where it took at most kTuneMargin of cuBLASLt's time.
 TEST(GemmDispatch, TuningTakesGemvOnlyBeyondTheMargin) {
   cuda::Gemm::Tuning t;
