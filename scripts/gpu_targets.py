@@ -141,12 +141,16 @@ def main(argv):
     parser.add_argument("gpu_bench")
     parser.add_argument("kernel_bench", nargs="?")
     args = parser.parse_args(argv)
-    with open(args.gpu_bench) as f:
-        card, rows = read_bench(f)
     mixes_ms = None
-    if args.kernel_bench:
-        with open(args.kernel_bench) as f:
-            mixes_ms = read_mixes_ms(f)
+    try:
+        with open(args.gpu_bench) as f:
+            card, rows = read_bench(f)
+        if args.kernel_bench:
+            with open(args.kernel_bench) as f:
+                mixes_ms = read_mixes_ms(f)
+    except OSError as e:  # a missing or unreadable output: say which, no traceback
+        print(f"{e.filename}: {e.strerror}", file=sys.stderr)
+        return 1
     table = targets(card, rows, mixes_ms)
     if not table:
         print(f"{args.gpu_bench}: no benchmark rows to judge", file=sys.stderr)

@@ -63,7 +63,7 @@ class Gemm {
     std::string Describe() const;  // one line for the start-up report
   };
   // 15: with 5, the LM heads' choice flipped between starts on an H200, where the two paths are
-  // within 0-7% of each other (bench/BENCHMARKS.md run 51); ~0.2 s a shape.
+  // within 0-7% of each other (bench/BENCHMARKS.md run 51); 5 took 0.05-0.09 s a shape there.
   static constexpr int kTuneReps = 15;
   static constexpr double kTuneMargin = 0.97;
   absl::StatusOr<const Tuning*> Tune(const kernels::bf16* w, int N, int K, bool out_f32,

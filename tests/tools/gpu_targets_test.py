@@ -102,7 +102,7 @@ class GpuTargetsTest(unittest.TestCase):
         self.assertTrue(status.startswith("met on this card's terms"), status)
         self.assertTrue(t["llama-1b batch-1 decode at 85% of the bound"][1].startswith("missed"))
 
-    def test_main_prints_the_table_and_fails_without_rows(self):
+    def test_main_prints_the_table_and_fails_without_rows_or_files(self):
         with tempfile.TemporaryDirectory() as d:
             bench, kernels, empty = (os.path.join(d, n) for n in ("g.md", "k.md", "e.md"))
             for path, lines in ((bench, H200), (kernels, KERNELS), (empty, ["no CUDA device"])):
@@ -116,8 +116,13 @@ class GpuTargetsTest(unittest.TestCase):
             self.assertEqual(lines[1], "| target | figure | status |")
             self.assertIn("| llama-8b batch-1 decode at 85% of the bound | 4.000 ms: 88.1% of "
                           "bound | met |", lines)
-            with contextlib.redirect_stderr(io.StringIO()):
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
                 self.assertEqual(gpu_targets.main([empty]), 1)
+                missing = os.path.join(d, "missing.md")
+                self.assertEqual(gpu_targets.main([bench, missing]), 1)
+            self.assertIn(f"{empty}: no benchmark rows to judge", err.getvalue())
+            self.assertIn(f"{missing}: No such file or directory", err.getvalue())
 
 
 if __name__ == "__main__":
